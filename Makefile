@@ -1,0 +1,55 @@
+# Strata: the two commands are `make run` and `make test` (see README.md).
+
+GO        ?= go
+BIN       := bin/strata
+PY        := /usr/bin/python3
+# Packages with concurrency, tested under the race detector.
+RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/...
+FUZZTIME  ?= 10s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run build test deps lint unit race interop crash fuzz bench clean
+
+## run: build and start a single-node broker on localhost:9092 with data in ./data
+run: build
+	./$(BIN) serve --listen localhost:9092 --data-dir ./data
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata
+
+## test: install what the tests need, then lint, unit, race, interop, crash and fuzz smoke
+test: deps lint unit race interop crash fuzz
+	@echo "make test: all suites passed"
+
+deps:
+	scripts/install-deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+race:
+	$(GO) test -count=1 -race -short $(RACE_PKGS)
+
+interop: build
+	scripts/interop.sh
+
+crash: build
+	STRATA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -run TestCrash ./test/crash/
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzDecompress$$' -fuzztime=$(FUZZTIME) ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) ./internal/broker
+
+## bench: Strata vs kfake, side by side (see BENCHMARKS.md)
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin

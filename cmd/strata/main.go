@@ -1,0 +1,28 @@
+// Command strata is the Strata broker and its command-line tools in one
+// binary: `strata serve` runs a broker; the other subcommands (internal/cli)
+// talk to any Kafka-compatible cluster.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stratalog/strata/internal/cli"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "Strata: a Kafka-compatible streaming log in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCommand())
+	cli.AddCommands(root)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "strata:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,194 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/config"
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/replication"
+)
+
+// Controller is what the broker needs from the metadata controller.
+type Controller interface {
+	Image() *metadata.Image
+	CreateTopics(reqs []controller.CreateTopic, validateOnly bool) []controller.CreateTopicResult
+	DeleteTopics(reqs []controller.DeleteTopic) []controller.DeleteTopicResult
+	CreatePartitionsAll(reqs []controller.CreatePartitions, validateOnly bool) []error
+	AlterConfigs(reqs []controller.AlterConfigResource, validateOnly bool) []error
+	AllocateProducerIDs(count int64) (int64, error)
+}
+
+// Partitions is what the broker needs from the partition manager.
+type Partitions interface {
+	Get(topic string, partition int32) (*replication.Partition, error)
+	TopicConfig(img *metadata.Image, topic string) *config.Topic
+}
+
+// Options are the broker's dependencies and settings.
+type Options struct {
+	NodeID     int32
+	Static     *config.Broker
+	Controller Controller
+	Partitions Partitions
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Broker is the network.Handler that serves Kafka requests.
+type Broker struct {
+	opts     Options
+	log      *slog.Logger
+	handlers handlerTable
+	pids     *producerIDs
+	// shutdown is closed when the broker stops: long polls return early.
+	shutdown chan struct{}
+}
+
+// New returns a broker.
+func New(opts Options) *Broker {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	b := &Broker{
+		opts:     opts,
+		log:      opts.Logger.With("component", "broker"),
+		shutdown: make(chan struct{}),
+	}
+	b.pids = &producerIDs{alloc: opts.Controller.AllocateProducerIDs}
+	b.handlers = b.register()
+	return b
+}
+
+// Stop makes waiting requests (long polls) answer now.
+func (b *Broker) Stop() { close(b.shutdown) }
+
+// request is one decoded request in flight.
+type request struct {
+	conn     *network.ConnInfo
+	key      int16
+	version  int16
+	corrID   int32
+	clientID string
+	body     kmsg.Request
+	resp     network.Responder
+}
+
+// respond encodes resp with the request's version and queues it.
+func (r *request) respond(resp kmsg.Response) {
+	resp.SetVersion(r.version)
+	buf := make([]byte, 4, 256)
+	binary.BigEndian.PutUint32(buf, uint32(r.corrID))
+	// Response header v1 (a tag section) for flexible versions, except
+	// ApiVersions, whose response header is always v0.
+	if resp.IsFlexible() && r.key != 18 {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	r.resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: buf}}})
+}
+
+var errHeader = errors.New("malformed request header")
+
+// parseHeader reads the request header: api key, version, correlation id,
+// client id, and for flexible versions the header's tag section. It returns
+// the offset where the body starts.
+func parseHeader(data []byte) (key, version int16, corrID int32, clientID string, body []byte, err error) {
+	if len(data) < 10 {
+		return 0, 0, 0, "", nil, fmt.Errorf("%w: %d bytes", errHeader, len(data))
+	}
+	be := binary.BigEndian
+	key = int16(be.Uint16(data))
+	version = int16(be.Uint16(data[2:]))
+	corrID = int32(be.Uint32(data[4:]))
+	n := int16(be.Uint16(data[8:]))
+	rest := data[10:]
+	if n >= 0 {
+		if int(n) > len(rest) {
+			return key, version, corrID, "", nil, fmt.Errorf("%w: client id of %d bytes overruns the request", errHeader, n)
+		}
+		clientID = string(rest[:n])
+		rest = rest[n:]
+	}
+	return key, version, corrID, clientID, rest, nil
+}
+
+// skipTags skips a tagged-field section.
+func skipTags(b []byte) ([]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: bad tag count", errHeader)
+	}
+	b = b[k:]
+	for range n {
+		_, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: bad tag", errHeader)
+		}
+		b = b[k:]
+		size, k := binary.Uvarint(b)
+		if k <= 0 || size > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%w: bad tag size", errHeader)
+		}
+		b = b[k+int(size):]
+	}
+	return b, nil
+}
+
+// Serve implements network.Handler.
+func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Responder) {
+	key, version, corrID, clientID, body, err := parseHeader(nr.Data)
+	if err != nil {
+		resp.CloseConn(err)
+		return
+	}
+	h, ok := b.handlers[key]
+	if !ok {
+		resp.CloseConn(fmt.Errorf("unsupported api key %d (version %d) from %s", key, version, nr.Conn.RemoteAddr))
+		return
+	}
+	req := &request{conn: nr.Conn, key: key, version: version, corrID: corrID, clientID: clientID, resp: resp}
+	if version < h.min || version > h.max {
+		if key == apiKeyApiVersions {
+			b.apiVersionsUnsupported(req)
+			return
+		}
+		resp.CloseConn(fmt.Errorf("%s version %d is outside the supported %d..%d", kmsg.NameForKey(key), version, h.min, h.max))
+		return
+	}
+	kreq := kmsg.RequestForKey(key)
+	kreq.SetVersion(version)
+	if kreq.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			resp.CloseConn(err)
+			return
+		}
+	}
+	if err := kreq.ReadFrom(body); err != nil {
+		resp.CloseConn(fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(key), version, err))
+		return
+	}
+	req.body = kreq
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("handler panic", "api", kmsg.NameForKey(key), "version", version, "panic", p, "stack", string(debug.Stack()))
+			resp.CloseConn(fmt.Errorf("internal error handling %s", kmsg.NameForKey(key)))
+		}
+	}()
+	h.fn(ctx, req)
+}
+
+// image is the current metadata image.
+func (b *Broker) image() *metadata.Image { return b.opts.Controller.Image() }

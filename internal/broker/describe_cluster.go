@@ -1,0 +1,45 @@
+package broker
+
+// DescribeCluster, v0..1: brokers, controller and cluster id from the
+// metadata image. v1 asks for brokers (endpoint type 1); controller
+// endpoints (type 2) are not exposed separately and answer
+// UNSUPPORTED_ENDPOINT_TYPE.
+
+import (
+	"context"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+func (b *Broker) handleDescribeCluster(_ context.Context, r *request) {
+	req := r.body.(*kmsg.DescribeClusterRequest)
+	img := b.image()
+	resp := kmsg.NewPtrDescribeClusterResponse()
+	if r.version >= 1 && req.EndpointType != 1 {
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		r.respond(resp)
+		return
+	}
+	resp.EndpointType = 1
+	resp.ClusterID = img.ClusterID
+	resp.ControllerID = b.opts.NodeID
+	resp.ClusterAuthorizedOperations = -2147483648
+	for _, id := range sortedBrokerIDs(img) {
+		br := img.Brokers[id]
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
+	}
+	r.respond(resp)
+}
+
+func sortedBrokerIDs(img *metadata.Image) []int32 {
+	ids := make([]int32, 0, len(img.Brokers))
+	for id := range img.Brokers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/stratalog/strata/internal/config"
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/record"
+	"github.com/stratalog/strata/internal/replication"
+	"github.com/stratalog/strata/internal/storage"
+)
+
+// errorCode maps a domain error to the Kafka error code a Kafka broker would
+// send for it. nil maps to 0.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	for _, m := range errorTable {
+		if errors.Is(err, m.err) {
+			return m.code.Code
+		}
+	}
+	return kerr.UnknownServerError.Code
+}
+
+var errorTable = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
+	{controller.ErrInvalidTopic, kerr.InvalidTopicException},
+	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{controller.ErrUnknownTopicID, kerr.UnknownTopicID},
+	{controller.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{controller.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{controller.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{controller.ErrInvalidConfig, kerr.InvalidConfig},
+	{config.ErrInvalid, kerr.InvalidConfig},
+	{config.ErrUnknown, kerr.InvalidConfig},
+	{controller.ErrInvalidRequest, kerr.InvalidRequest},
+	{controller.ErrPolicyViolation, kerr.PolicyViolation},
+	{controller.ErrDeletionDisabled, kerr.TopicDeletionDisabled},
+	{controller.ErrNotController, kerr.NotController},
+	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{storage.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{storage.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{storage.ErrRecordTooLarge, kerr.RecordListTooLarge},
+	{storage.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{storage.ErrClosed, kerr.NotLeaderForPartition},
+	{storage.ErrCorruptSegment, kerr.KafkaStorageError},
+	{replication.ErrStorage, kerr.KafkaStorageError},
+	{record.ErrMagic, kerr.UnsupportedForMessageFormat},
+	{record.ErrBadCRC, kerr.CorruptMessage},
+	{record.ErrCorrupt, kerr.CorruptMessage},
+	{record.ErrShort, kerr.CorruptMessage},
+	{record.ErrInvalid, kerr.InvalidRecord},
+}
+
+// errorMessage is the text for a response's error message field, or nil.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,219 @@
+package broker
+
+// Fetch, v4..17. Record bytes go from segment files to the socket with
+// sendfile: the response framing is encoded by internal/kwire around file
+// regions from storage.Log.Read. Reads stop at the high watermark (equal to
+// the last stable offset: there are no transactions yet, so read_committed
+// and read_uncommitted see the same records). The first batch of the first
+// non-empty partition is returned whole even past max_bytes (KIP-74). A fetch
+// that finds fewer than min_bytes waits up to max_wait for any of its
+// partitions to move, without blocking the connection's later requests.
+//
+// Incremental fetch sessions (KIP-227) are declined: a request that asks for
+// a new session gets session id 0, which tells the client to keep sending
+// full fetches; one naming a session id gets FETCH_SESSION_ID_NOT_FOUND.
+
+import (
+	"context"
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/kwire"
+	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/replication"
+	"github.com/stratalog/strata/internal/storage"
+)
+
+type fetch struct {
+	b       *Broker
+	r       *request
+	req     *kmsg.FetchRequest
+	resp    *kmsg.FetchResponse
+	records [][][]network.Chunk
+	reads   []storage.ReadResult
+	bytes   int64
+	waits   []<-chan struct{}
+}
+
+func (b *Broker) handleFetch(_ context.Context, r *request) {
+	req := r.body.(*kmsg.FetchRequest)
+	if r.version >= 7 {
+		var code int16
+		switch {
+		case req.SessionID != 0:
+			code = kerr.FetchSessionIDNotFound.Code
+		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
+			code = kerr.InvalidFetchSessionEpoch.Code
+		}
+		if code != 0 {
+			resp := kmsg.NewPtrFetchResponse()
+			resp.ErrorCode = code
+			r.respond(resp)
+			return
+		}
+	}
+	f := &fetch{b: b, r: r, req: req}
+	f.read(true)
+	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.waits) == 0 {
+		f.send()
+		return
+	}
+	go f.wait(maxWait)
+}
+
+// wait re-reads whenever a partition's high watermark moves until min_bytes
+// is reached or max_wait passes.
+func (f *fetch) wait(maxWait time.Duration) {
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	cases := make([]reflect.SelectCase, 0, len(f.waits)+2)
+	for {
+		cases = cases[:0]
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.b.shutdown)})
+		for _, w := range f.waits {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+		}
+		if i, _, _ := reflect.Select(cases); i < 2 {
+			f.send()
+			return
+		}
+		f.release()
+		f.read(true)
+		if f.bytes >= int64(f.req.MinBytes) {
+			f.send()
+			return
+		}
+	}
+}
+
+func (f *fetch) release() {
+	for i := range f.reads {
+		f.reads[i].Release()
+	}
+	f.reads = f.reads[:0]
+}
+
+func (f *fetch) send() {
+	reads := f.reads
+	f.reads = nil
+	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, f.resp, f.records)
+	f.r.resp.Respond(&network.Response{Chunks: chunks, Release: func() {
+		for i := range reads {
+			reads[i].Release()
+		}
+	}})
+}
+
+// read builds the response from the partitions' current state. With
+// register, it first takes each partition's wake-up channel, so that a
+// write landing between the read and the wait is not missed.
+func (f *fetch) read(register bool) {
+	req, b := f.req, f.b
+	img := b.image()
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	f.records = make([][][]network.Chunk, len(req.Topics))
+	f.bytes = 0
+	if register {
+		f.waits = f.waits[:0]
+	}
+	remaining := int64(req.MaxBytes)
+	if remaining <= 0 {
+		remaining = 1 << 62
+	}
+	minOne := true
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := &resp.Topics[i]
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		f.records[i] = make([][]network.Chunk, len(rt.Partitions))
+		var t *metadata.Topic
+		if f.r.version >= 13 {
+			t = img.TopicsByID[metadata.UUID(rt.TopicID)]
+		} else {
+			t = img.Topics[rt.Topic]
+		}
+		for j := range rt.Partitions {
+			rq := &rt.Partitions[j]
+			rp := &st.Partitions[j]
+			rp.Default()
+			rp.Partition = rq.Partition
+			rp.HighWatermark = -1
+			if t == nil {
+				if f.r.version >= 13 {
+					rp.ErrorCode = kerr.UnknownTopicID.Code
+				} else {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+				continue
+			}
+			p, err := b.partition(t.Name, rq.Partition)
+			if err != nil {
+				rp.ErrorCode = errorCode(err)
+				continue
+			}
+			if code := checkLeaderEpoch(p, rq.CurrentLeaderEpoch); code != 0 {
+				rp.ErrorCode = code
+				continue
+			}
+			if register {
+				f.waits = append(f.waits, p.Wait())
+			}
+			hw := p.HighWatermark()
+			rp.HighWatermark = hw
+			rp.LastStableOffset = hw
+			rp.LogStartOffset = p.Log.LogStartOffset()
+			if rq.FetchOffset >= hw {
+				if rq.FetchOffset > p.Log.LogEndOffset() {
+					rp.ErrorCode = kerr.OffsetOutOfRange.Code
+				}
+				continue
+			}
+			limit := min(int64(rq.PartitionMaxBytes), remaining)
+			if limit <= 0 && !minOne {
+				continue
+			}
+			rr, err := p.Log.Read(rq.FetchOffset, hw, int(limit), minOne)
+			if err != nil {
+				rp.ErrorCode = errorCode(err)
+				continue
+			}
+			f.reads = append(f.reads, rr)
+			if rr.Size == 0 {
+				continue
+			}
+			chunks := make([]network.Chunk, len(rr.Regions))
+			for k, reg := range rr.Regions {
+				chunks[k] = network.Chunk{File: reg.File, Offset: reg.Offset, Len: reg.Len}
+			}
+			f.records[i][j] = chunks
+			f.bytes += rr.Size
+			remaining -= rr.Size
+			minOne = false
+		}
+	}
+	f.resp = resp
+}
+
+// checkLeaderEpoch compares a client's current leader epoch with ours
+// (KIP-320): -1 skips the check.
+func checkLeaderEpoch(p *replication.Partition, epoch int32) int16 {
+	if epoch < 0 {
+		return 0
+	}
+	switch ours := p.LeaderEpoch(); {
+	case epoch < ours:
+		return kerr.FencedLeaderEpoch.Code
+	case epoch > ours:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return 0
+}

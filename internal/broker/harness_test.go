@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/config"
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/replication"
+)
+
+// newTestBroker wires a broker over a real metadata log and partition
+// manager in a temp dir, with one topic "t" of two partitions.
+func newTestBroker(tb testing.TB) *Broker {
+	tb.Helper()
+	dir := tb.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg, err := config.LoadBroker("", nil, map[string]string{"data.dir": dir})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ml, err := controller.OpenLocalLog(filepath.Join(dir, "__cluster_metadata-0"), logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctrl, err := controller.New(ml, controller.Options{NodeID: 1, Static: cfg, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := ctrl.Bootstrap("test-cluster", "localhost", 9092, nil); err != nil {
+		tb.Fatal(err)
+	}
+	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger})
+	ctrl.Subscribe(parts.Apply)
+	tb.Cleanup(func() {
+		parts.Close()
+		ml.Close()
+	})
+	if res := ctrl.CreateTopics([]controller.CreateTopic{{Name: "t", Partitions: 2, ReplicationFactor: 1}}, false); res[0].Err != nil {
+		tb.Fatal(res[0].Err)
+	}
+	return New(Options{NodeID: 1, Static: cfg, Controller: ctrl, Partitions: parts, Logger: logger})
+}
+
+// recorder is a network.Responder that remembers how a request ended.
+type recorder struct {
+	mu       sync.Mutex
+	done     chan struct{}
+	resp     *network.Response
+	closed   error
+	noResp   bool
+	finished int
+}
+
+func newRecorder() *recorder { return &recorder{done: make(chan struct{})} }
+
+func (r *recorder) finish() {
+	r.finished++
+	if r.finished == 1 {
+		close(r.done)
+	}
+}
+
+func (r *recorder) Respond(resp *network.Response) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resp = resp
+	r.finish()
+}
+
+func (r *recorder) NoResponse() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noResp = true
+	r.finish()
+}
+
+func (r *recorder) CloseConn(reason error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = reason
+	r.finish()
+}
+
+// frameFor encodes a request with a v1 or v2 header.
+func frameFor(req kmsg.Request, corr int32) []byte {
+	b := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
+	b = binary.BigEndian.AppendUint32(b, uint32(corr))
+	b = binary.BigEndian.AppendUint16(b, 1)
+	b = append(b, 'c')
+	if req.IsFlexible() {
+		b = append(b, 0)
+	}
+	return req.AppendTo(b)
+}
+
+func isPanic(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "internal error handling")
+}

@@ -1,0 +1,135 @@
+package broker
+
+// Metadata, v0..13. v0 means "all topics" with an empty list; v1+ use a null
+// list for all and an empty one for none. Auto-creation (auto.create.topics.enable)
+// happens for named unknown topics when the request allows it (always before
+// v4). v10+ can name topics by id.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+func (b *Broker) handleMetadata(_ context.Context, r *request) {
+	req := r.body.(*kmsg.MetadataRequest)
+	resp := kmsg.NewPtrMetadataResponse()
+	img := b.image()
+
+	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
+	allowAuto := r.version < 4 || req.AllowAutoTopicCreation
+	if !all && allowAuto && b.opts.Static.Bool("auto.create.topics.enable") {
+		var create []controller.CreateTopic
+		for _, t := range req.Topics {
+			if t.Topic == nil || *t.Topic == "" {
+				continue
+			}
+			if _, ok := img.Topics[*t.Topic]; !ok && controller.ValidateTopicName(*t.Topic) == nil {
+				create = append(create, controller.CreateTopic{Name: *t.Topic, Partitions: -1, ReplicationFactor: -1})
+			}
+		}
+		if len(create) > 0 {
+			for _, res := range b.opts.Controller.CreateTopics(create, false) {
+				if res.Err != nil && !errors.Is(res.Err, controller.ErrTopicExists) {
+					b.log.Warn("auto-create topic", "topic", res.Name, "err", res.Err)
+				} else if res.Err == nil {
+					b.log.Info("auto-created topic", "topic", res.Name, "partitions", res.Partitions)
+				}
+			}
+			img = b.image()
+		}
+	}
+
+	resp.Brokers = brokerList(img)
+	resp.ClusterID = &img.ClusterID
+	resp.ControllerID = b.opts.NodeID
+	resp.AuthorizedOperations = -2147483648
+
+	if all {
+		for _, name := range img.SortedTopicNames() {
+			resp.Topics = append(resp.Topics, topicMetadata(img.Topics[name]))
+		}
+	} else {
+		for _, rt := range req.Topics {
+			var t *metadata.Topic
+			var mt kmsg.MetadataResponseTopic
+			switch {
+			case rt.Topic != nil && *rt.Topic != "":
+				t = img.Topics[*rt.Topic]
+				if t == nil {
+					mt = kmsg.NewMetadataResponseTopic()
+					mt.Topic = rt.Topic
+					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					if controller.ValidateTopicName(*rt.Topic) != nil {
+						mt.ErrorCode = kerr.InvalidTopicException.Code
+					}
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
+			default:
+				t = img.TopicsByID[metadata.UUID(rt.TopicID)]
+				if t == nil {
+					mt = kmsg.NewMetadataResponseTopic()
+					mt.TopicID = rt.TopicID
+					mt.ErrorCode = kerr.UnknownTopicID.Code
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
+			}
+			resp.Topics = append(resp.Topics, topicMetadata(t))
+		}
+	}
+	r.respond(resp)
+}
+
+func brokerList(img *metadata.Image) []kmsg.MetadataResponseBroker {
+	out := make([]kmsg.MetadataResponseBroker, 0, len(img.Brokers))
+	for _, id := range sortedBrokerIDs(img) {
+		br := img.Brokers[id]
+		out = append(out, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
+	}
+	return out
+}
+
+func topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = len(name) > 2 && name[:2] == "__"
+	mt.AuthorizedOperations = -2147483648
+	for i, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = int32(i)
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = p.Replicas
+		mp.ISR = p.ISR
+		mp.OfflineReplicas = []int32{}
+		if p.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// SplitHostPort parses an advertised address into host and port.
+func SplitHostPort(addr string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, err
+	}
+	return host, int32(p), nil
+}

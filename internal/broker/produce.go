@@ -1,0 +1,174 @@
+package broker
+
+// Produce, v0..13. Versions are advertised from 0 because librdkafka turns
+// compression off unless they are (DESIGN.md section 4), but only record
+// batch v2 (magic 2) is accepted: older message sets get
+// UNSUPPORTED_FOR_MESSAGE_FORMAT. Each partition carries exactly one batch,
+// as Kafka requires for v3+. v13 names topics by id.
+//
+// Appends happen on the connection's reader goroutine, in request order, so a
+// producer's pipelined batches land in sequence order. Waiting (fsync with
+// log.fsync=always) happens on another goroutine. acks=0 gets no response;
+// if any partition failed, the connection is closed instead, as Kafka does,
+// so the client notices.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/record"
+	"github.com/stratalog/strata/internal/replication"
+)
+
+type pendingSync struct {
+	p      *replication.Partition
+	offset int64
+	rp     *kmsg.ProduceResponseTopicPartition
+}
+
+func (b *Broker) handleProduce(_ context.Context, r *request) {
+	req := r.body.(*kmsg.ProduceRequest)
+	img := b.image()
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	var syncs []pendingSync
+	failed := false
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := &resp.Topics[i]
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		var t *metadata.Topic
+		if r.version >= 13 {
+			t = img.TopicsByID[metadata.UUID(rt.TopicID)]
+		} else {
+			t = img.Topics[rt.Topic]
+		}
+		for j := range rt.Partitions {
+			rp := &st.Partitions[j]
+			rp.Default()
+			rp.Partition = rt.Partitions[j].Partition
+			var err error
+			switch {
+			case !acksOK:
+				err = kerr.InvalidRequiredAcks
+			case t == nil && r.version >= 13:
+				err = kerr.UnknownTopicID
+			case t == nil:
+				err = kerr.UnknownTopicOrPartition
+			default:
+				var p *replication.Partition
+				p, err = b.partition(t.Name, rp.Partition)
+				if err == nil {
+					err = b.produceOne(p, rt.Partitions[j].Records, rp)
+					if err == nil && req.Acks != 0 {
+						syncs = append(syncs, pendingSync{p, rp.BaseOffset, rp})
+					}
+				}
+			}
+			if err != nil {
+				failed = true
+				rp.ErrorCode = errorCode(err)
+				if r.version >= 8 {
+					rp.ErrorMessage = errorMessage(err)
+				}
+			}
+		}
+	}
+	if req.Acks == 0 {
+		if failed {
+			r.resp.CloseConn(fmt.Errorf("acks=0 produce failed on at least one partition"))
+		} else {
+			r.resp.NoResponse()
+		}
+		return
+	}
+	if !b.opts.Static.FsyncAlways() || len(syncs) == 0 {
+		r.respond(resp)
+		return
+	}
+	go func() {
+		for _, s := range syncs {
+			if err := s.p.Sync(s.offset); err != nil {
+				b.log.Error("fsync before acknowledging", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
+				s.rp.ErrorCode = kerr.KafkaStorageError.Code
+			}
+		}
+		r.respond(resp)
+	}()
+}
+
+// produceOne validates and appends the partition's records, filling rp.
+func (b *Broker) produceOne(p *replication.Partition, records []byte, rp *kmsg.ProduceResponseTopicPartition) error {
+	cfg := p.Config()
+	if len(records) > int(cfg.MaxMessageBytes)+record.LogOverhead {
+		return fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", kerr.MessageTooLarge, len(records), cfg.MaxMessageBytes)
+	}
+	n, err := record.PeekSize(records)
+	if err != nil {
+		if len(records) > 16 && records[16] != 2 {
+			return fmt.Errorf("%w: magic %d", record.ErrMagic, records[16])
+		}
+		return err
+	}
+	if n < len(records) {
+		return fmt.Errorf("%w: a produce request must carry exactly one record batch per partition", record.ErrInvalid)
+	}
+	if n > len(records) {
+		return fmt.Errorf("%w: batch length %d but only %d bytes sent", record.ErrCorrupt, n, len(records))
+	}
+	h, err := record.Validate(records)
+	if err != nil {
+		return err
+	}
+	if h.IsControl() {
+		return fmt.Errorf("%w: clients may not write control batches", record.ErrInvalid)
+	}
+	if h.IsTransactional() {
+		return fmt.Errorf("%w: transactions are not supported yet", kerr.InvalidTxnState)
+	}
+	if !cfg.LogAppendTime {
+		now := b.opts.Now().UnixMilli()
+		if (cfg.TimestampBeforeMaxMs < now && h.FirstTimestamp < now-cfg.TimestampBeforeMaxMs) ||
+			(h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.TimestampAfterMaxMs) {
+			return fmt.Errorf("%w: batch timestamps %d..%d are outside the topic's allowed range around %d", kerr.InvalidTimestamp, h.FirstTimestamp, h.MaxTimestamp, now)
+		}
+	}
+	if cfg.CleanupCompact || h.Codec() == record.CodecNone {
+		if err := record.ValidateRecords(records, cfg.CleanupCompact); err != nil {
+			return err
+		}
+	}
+	if ct := cfg.CompressionType; ct != "producer" {
+		if want, _ := record.ParseCodec(ct); want != h.Codec() {
+			if records, err = record.Recompress(nil, records, want); err != nil {
+				return fmt.Errorf("recompress to %s: %w", ct, err)
+			}
+		}
+	}
+	res, err := p.Append(records)
+	if err != nil {
+		return err
+	}
+	rp.BaseOffset = res.BaseOffset
+	rp.LogAppendTime = res.LogAppendTime
+	rp.LogStartOffset = res.LogStartOffset
+	return nil
+}
+
+// partition returns the hosted partition, or the error a client should see.
+func (b *Broker) partition(topic string, idx int32) (*replication.Partition, error) {
+	p, err := b.opts.Partitions.Get(topic, idx)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	return p, nil
+}

@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TopicDescribeOptions are the options of `topic describe`.
+type TopicDescribeOptions struct {
+	Topics []string
+}
+
+func topicDescribeCommand(env *Env) *cobra.Command {
+	var o TopicDescribeOptions
+	cmd := &cobra.Command{
+		Use:   "describe TOPIC...",
+		Short: "Show partitions (leader, replicas, ISR, offsets, size) and configs of topics",
+		Long: `Show a topic's partitions with their leader, replicas, in-sync replicas, log
+start and end offsets and size on disk, then its configs; configs that differ
+from the default are highlighted (on a terminal) and their source is shown.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Topics = args
+			return TopicDescribe(cmd.Context(), env, o)
+		},
+	}
+	addJSONFlag(cmd, env)
+	return cmd
+}
+
+type partitionJSON struct {
+	Partition     int32   `json:"partition"`
+	Leader        int32   `json:"leader"`
+	LeaderEpoch   int32   `json:"leader_epoch"`
+	Replicas      []int32 `json:"replicas"`
+	ISR           []int32 `json:"isr"`
+	LogStart      int64   `json:"log_start_offset"`
+	HighWatermark int64   `json:"high_watermark"`
+	SizeBytes     int64   `json:"size_bytes"`
+	Error         string  `json:"error,omitempty"`
+}
+
+type configJSON struct {
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	Source    string `json:"source"`
+	Default   bool   `json:"default"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+}
+
+type topicJSON struct {
+	Topic             string          `json:"topic"`
+	ID                string          `json:"id,omitempty"`
+	Internal          bool            `json:"internal"`
+	ReplicationFactor int             `json:"replication_factor"`
+	Partitions        []partitionJSON `json:"partitions"`
+	Configs           []configJSON    `json:"configs"`
+}
+
+// requireTopics loads metadata for topics and fails with one clear line if
+// any is missing or unloadable.
+func requireTopics(ctx context.Context, env *Env, adm *kadm.Client, topics ...string) (kadm.TopicDetails, error) {
+	md, err := adm.Metadata(ctx, topics...)
+	if err != nil {
+		return nil, env.wrap("load metadata", err)
+	}
+	for _, t := range topics {
+		d, ok := md.Topics[t]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			return nil, fmt.Errorf("topic %q does not exist", t)
+		}
+		if d.Err != nil {
+			return nil, fmt.Errorf("topic %q: %w", t, describeErr(d.Err))
+		}
+	}
+	return md.Topics, nil
+}
+
+// TopicDescribe prints partitions and configs of each topic.
+func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error {
+	adm, cl, err := env.newAdmin()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := env.opCtx(ctx)
+	defer cancel()
+	details, err := requireTopics(ctx, env, adm, o.Topics...)
+	if err != nil {
+		return err
+	}
+	starts, err := adm.ListStartOffsets(ctx, o.Topics...)
+	if err != nil {
+		return env.wrap("list start offsets", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, o.Topics...)
+	if err != nil {
+		return env.wrap("list end offsets", err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, o.Topics...)
+	if err != nil {
+		return env.wrap("describe topic configs", err)
+	}
+	// Sizes are best effort: not every cluster answers DescribeLogDirs.
+	sizes := map[string]map[int32]int64{}
+	if dirs, err := adm.DescribeAllLogDirs(ctx, details.TopicsSet()); err == nil {
+		dirs.Each(func(d kadm.DescribedLogDir) {
+			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+				if sizes[p.Topic] == nil {
+					sizes[p.Topic] = map[int32]int64{}
+				}
+				// With replicas on several brokers, show the leader's
+				// (largest) copy.
+				sizes[p.Topic][p.Partition] = max(sizes[p.Topic][p.Partition], p.Size)
+			})
+		})
+	} else if env.Verbose {
+		fmt.Fprintf(env.Stderr, "strata: sizes unavailable: %v\n", describeErr(err))
+	}
+
+	var out []topicJSON
+	for _, name := range o.Topics {
+		d := details[name]
+		tj := topicJSON{Topic: name, Internal: d.IsInternal, ReplicationFactor: d.Partitions.NumReplicas(), Partitions: []partitionJSON{}, Configs: []configJSON{}}
+		if d.ID != (kadm.TopicID{}) {
+			tj.ID = d.ID.String()
+		}
+		for _, p := range d.Partitions.Sorted() {
+			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				Replicas: p.Replicas, ISR: p.ISR, LogStart: -1, HighWatermark: -1, SizeBytes: -1, Error: errString(p.Err)}
+			if s, ok := starts.Lookup(name, p.Partition); ok && s.Err == nil {
+				pj.LogStart = s.Offset
+			}
+			if e, ok := ends.Lookup(name, p.Partition); ok && e.Err == nil {
+				pj.HighWatermark = e.Offset
+			}
+			if sz, ok := sizes[name][p.Partition]; ok {
+				pj.SizeBytes = sz
+			}
+			if pj.Replicas == nil {
+				pj.Replicas = []int32{}
+			}
+			if pj.ISR == nil {
+				pj.ISR = []int32{}
+			}
+			tj.Partitions = append(tj.Partitions, pj)
+		}
+		if rc, err := configs.On(name, nil); err == nil && rc.Err == nil {
+			for _, c := range rc.Configs {
+				tj.Configs = append(tj.Configs, configJSON{Key: c.Key, Value: c.MaybeValue(), Source: configSourceName(c.Source),
+					Default: isDefaultSource(c.Source), Sensitive: c.Sensitive})
+			}
+			sort.Slice(tj.Configs, func(i, j int) bool { return tj.Configs[i].Key < tj.Configs[j].Key })
+		} else if err == nil && rc.Err != nil {
+			return fmt.Errorf("describe configs of topic %q: %w", name, errWithMessage(rc.Err, rc.ErrMessage))
+		}
+		out = append(out, tj)
+	}
+	if env.JSON {
+		return writeJSON(env.Stdout, out)
+	}
+	for i, tj := range out {
+		if i > 0 {
+			fmt.Fprintln(env.Stdout)
+		}
+		if err := printTopic(env.Stdout, env.Color, tj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isDefaultSource(s kmsg.ConfigSource) bool {
+	return s == kmsg.ConfigSourceDefaultConfig || s == kmsg.ConfigSourceStaticBrokerConfig || s == kmsg.ConfigSourceUnknown
+}
+
+func printTopic(w io.Writer, color bool, tj topicJSON) error {
+	id := tj.ID
+	if id == "" {
+		id = "-"
+	}
+	fmt.Fprintf(w, "TOPIC        %s\nID           %s\nPARTITIONS   %d\nREPLICAS     %d\nINTERNAL     %v\n\n",
+		tj.Topic, id, len(tj.Partitions), tj.ReplicationFactor, tj.Internal)
+	t := newTable("PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK", "SIZE")
+	for _, p := range tj.Partitions {
+		s := plain
+		if p.Error != "" || len(p.ISR) < len(p.Replicas) {
+			s = red
+		}
+		t.styledRow(s, p.Partition, p.Leader, p.LeaderEpoch, p.Replicas, p.ISR, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes))
+	}
+	if err := t.write(w, color); err != nil {
+		return err
+	}
+	if len(tj.Configs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	ct := newTable("CONFIG", "VALUE", "SOURCE")
+	for _, c := range tj.Configs {
+		v := c.Value
+		if c.Sensitive {
+			v = "(sensitive)"
+		}
+		if c.Default {
+			ct.row(c.Key, v, c.Source)
+		} else {
+			ct.styledRow(yellow, c.Key, v, c.Source+" *")
+		}
+	}
+	return ct.write(w, color)
+}
+
+func offsetCell(o int64) any {
+	if o < 0 {
+		return "-"
+	}
+	return o
+}

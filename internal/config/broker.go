@@ -1,0 +1,261 @@
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Source says where an effective value came from. The numbering matches
+// Kafka's ConfigSource in DescribeConfigs responses.
+type Source int8
+
+// Config sources.
+const (
+	SourceTopic                Source = 1
+	SourceDynamicBroker        Source = 2
+	SourceDynamicDefaultBroker Source = 3
+	SourceStaticBroker         Source = 4
+	SourceDefault              Source = 5
+)
+
+// Fsync policies (log.fsync).
+const (
+	FsyncAlways   = "always"   // fsync before acknowledging, with group commit
+	FsyncInterval = "interval" // acknowledge from the page cache; flush.messages / flush.ms
+)
+
+// brokerOnlyDefs are broker settings that are not topic-config synonyms.
+// Dynamic marks the ones AlterConfigs may change at run time.
+func brokerOnlyDefs() []Def {
+	return []Def{
+		{Name: "node.id", Type: TypeInt, Default: "1", Check: atLeast(0), Doc: "this node's id"},
+		{Name: "listen", Type: TypeString, Default: "localhost:9092", Doc: "host:port the Kafka listener binds"},
+		{Name: "advertised.address", Type: TypeString, Default: "", Doc: "host:port clients are told to connect to; defaults to listen"},
+		{Name: "data.dir", Type: TypeString, Default: "./data", Doc: "directory holding every partition log"},
+		{Name: "num.partitions", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "partitions of auto-created topics and of CreateTopics with -1"},
+		{Name: "default.replication.factor", Type: TypeShort, Default: "1", Check: atLeast(1)},
+		{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true"},
+		{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(1024), Doc: "largest request accepted; larger frames close the connection"},
+		{Name: "log.fsync", Type: TypeString, Default: FsyncInterval, Check: oneOf(FsyncAlways, FsyncInterval), Doc: "always: fsync before acks (group commit); interval: page cache plus flush.messages/flush.ms"},
+		{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Check: atLeast(1)},
+		{Name: "log.retention.hours", Type: TypeInt, Default: "168", Check: atLeast(-1)},
+		{Name: "log.retention.minutes", Type: TypeInt, Default: "", Check: atLeast(-1)},
+		{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", Check: atLeast(1)},
+		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true"},
+		{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Check: atLeast(1)},
+		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},
+	}
+}
+
+// BrokerDefs returns every broker key: the broker-only ones and the
+// broker-level synonyms of topic configs (cluster-wide defaults, which are
+// dynamic).
+func BrokerDefs() []Def {
+	defs := brokerOnlyDefs()
+	seen := map[string]bool{}
+	for _, d := range defs {
+		seen[d.Name] = true
+	}
+	for _, t := range TopicDefs() {
+		if seen[t.Synonym] {
+			continue
+		}
+		seen[t.Synonym] = true
+		t.Name = t.Synonym
+		t.Synonym = ""
+		defs = append(defs, t)
+	}
+	return defs
+}
+
+// IsDynamicBrokerKey reports whether key may be changed at run time through
+// AlterConfigs on a broker resource: the topic-config synonyms may.
+func IsDynamicBrokerKey(key string) bool {
+	for _, t := range TopicDefs() {
+		if t.Synonym == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Broker is the static broker configuration.
+type Broker struct {
+	reg *Registry
+	set map[string]string // explicitly set (file, env, flags)
+}
+
+// envAliases maps the documented short environment names to keys; every key
+// is also reachable as STRATA_<KEY with dots as underscores, upper case>.
+var envAliases = map[string]string{
+	"STRATA_AUTO_CREATE_TOPICS": "auto.create.topics.enable",
+	"STRATA_MAX_REQUEST_SIZE":   "socket.request.max.bytes",
+	"STRATA_FSYNC":              "log.fsync",
+}
+
+// EnvName is the environment variable for key.
+func EnvName(key string) string {
+	return "STRATA_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}
+
+// LoadBroker builds the static configuration from defaults, then the
+// properties file (if path is not empty), then the environment (entries as
+// os.Environ returns them), then overrides (flags). Every value is validated;
+// the first problem is returned naming its origin.
+func LoadBroker(path string, environ []string, overrides map[string]string) (*Broker, error) {
+	b := &Broker{reg: NewRegistry(BrokerDefs()), set: map[string]string{}}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		props, err := ParseProperties(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		for k, v := range props {
+			if err := b.put(k, v); err != nil {
+				return nil, fmt.Errorf("config file %s: %w", path, err)
+			}
+		}
+	}
+	byEnv := map[string]string{}
+	for _, k := range b.reg.Names() {
+		byEnv[EnvName(k)] = k
+	}
+	for a, k := range envAliases {
+		byEnv[a] = k
+	}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "STRATA_") {
+			continue
+		}
+		k, known := byEnv[name]
+		if !known {
+			continue // STRATA_BROKERS and friends belong to the CLI
+		}
+		if err := b.put(k, val); err != nil {
+			return nil, fmt.Errorf("environment %s: %w", name, err)
+		}
+	}
+	for k, v := range overrides {
+		if err := b.put(k, v); err != nil {
+			return nil, fmt.Errorf("flag: %w", err)
+		}
+	}
+	// Kafka's precedence: log.retention.ms over minutes over hours.
+	if _, ok := b.set["log.retention.ms"]; !ok {
+		if m, ok := b.set["log.retention.minutes"]; ok {
+			n, _ := strconv.ParseInt(m, 10, 64)
+			b.set["log.retention.ms"] = strconv.FormatInt(retentionMul(n, 60000), 10)
+		} else if h, ok := b.set["log.retention.hours"]; ok {
+			n, _ := strconv.ParseInt(h, 10, 64)
+			b.set["log.retention.ms"] = strconv.FormatInt(retentionMul(n, 3600000), 10)
+		}
+	}
+	return b, nil
+}
+
+func retentionMul(n, unit int64) int64 {
+	if n < 0 {
+		return -1
+	}
+	return n * unit
+}
+
+func (b *Broker) put(k, v string) error {
+	if k == "log.dirs" || k == "log.dir" {
+		k = "data.dir"
+	}
+	if err := b.reg.Validate(k, v); err != nil {
+		return err
+	}
+	b.set[k] = strings.TrimSpace(v)
+	return nil
+}
+
+// Registry returns the broker key registry.
+func (b *Broker) Registry() *Registry { return b.reg }
+
+// Get returns the effective static value of key and whether it was set
+// explicitly (SourceStaticBroker) or is the default.
+func (b *Broker) Get(key string) (string, Source) {
+	if v, ok := b.set[key]; ok {
+		return v, SourceStaticBroker
+	}
+	if d, ok := b.reg.Lookup(key); ok {
+		return d.Default, SourceDefault
+	}
+	return "", SourceDefault
+}
+
+// String returns a string setting.
+func (b *Broker) String(key string) string { v, _ := b.Get(key); return v }
+
+// Int64 returns an integer setting.
+func (b *Broker) Int64(key string) int64 {
+	n, _ := strconv.ParseInt(b.String(key), 10, 64)
+	return n
+}
+
+// Bool returns a boolean setting.
+func (b *Broker) Bool(key string) bool {
+	v, _ := strconv.ParseBool(b.String(key))
+	return v
+}
+
+// NodeID is node.id.
+func (b *Broker) NodeID() int32 { return int32(b.Int64("node.id")) }
+
+// Listen is the listener address.
+func (b *Broker) Listen() string { return b.String("listen") }
+
+// Advertised is the address given to clients.
+func (b *Broker) Advertised() string {
+	if a := b.String("advertised.address"); a != "" {
+		return a
+	}
+	return b.Listen()
+}
+
+// DataDir is the data directory.
+func (b *Broker) DataDir() string { return b.String("data.dir") }
+
+// FsyncAlways reports whether log.fsync=always.
+func (b *Broker) FsyncAlways() bool { return b.String("log.fsync") == FsyncAlways }
+
+// ParseProperties reads a Java-style properties file: key=value or key:value
+// lines, # and ! comments, blank lines. Line continuations are supported.
+func ParseProperties(r io.Reader) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
+	lineNo := 0
+	var pending string
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimSpace(sc.Text())
+		if pending != "" {
+			line = pending + line
+			pending = ""
+		}
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		if strings.HasSuffix(line, `\`) {
+			pending = strings.TrimSuffix(line, `\`)
+			continue
+		}
+		i := strings.IndexAny(line, "=:")
+		if i <= 0 {
+			return nil, fmt.Errorf("line %d: expected key=value, got %q", lineNo, line)
+		}
+		out[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
+	}
+	return out, sc.Err()
+}

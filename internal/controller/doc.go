@@ -1,0 +1,13 @@
+// Package controller decides cluster metadata changes: it validates requests
+// (topic names, partition counts, replication factors, configs), places
+// partitions on brokers, turns each change into metadata records, commits
+// them through a metadata.Log, and publishes the resulting Image to
+// listeners.
+//
+// In this version a node is its own single-voter quorum: LocalLog keeps the
+// __cluster_metadata log on local disk, fsynced before a write returns. A
+// Raft-backed metadata.Log replaces it without touching the rest.
+//
+// It imports internal/metadata, internal/config, internal/storage and
+// internal/record.
+package controller

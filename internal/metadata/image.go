@@ -1,0 +1,171 @@
+package metadata
+
+import (
+	"fmt"
+	"maps"
+	"sort"
+)
+
+// Image is an immutable snapshot of cluster metadata. Never modify an Image
+// or anything reachable from it; Apply returns a new one.
+type Image struct {
+	Offset         int64 // offset of the last record applied, -1 if none
+	ClusterID      string
+	Topics         map[string]*Topic
+	TopicsByID     map[UUID]*Topic
+	Configs        map[ConfigResource]map[string]string
+	Brokers        map[int32]*Broker
+	NextProducerID int64
+}
+
+// ConfigResource names a config owner.
+type ConfigResource struct {
+	Type int8
+	Name string
+}
+
+// Topic is a topic and its partitions, indexed by partition number.
+type Topic struct {
+	Name       string
+	ID         UUID
+	Partitions []*Partition
+}
+
+// Partition is a partition's placement and leadership.
+type Partition struct {
+	Replicas       []int32
+	ISR            []int32
+	Leader         int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+}
+
+// Broker is a registered broker.
+type Broker struct {
+	NodeID int32
+	Epoch  int64
+	Host   string
+	Port   int32
+	Rack   *string
+}
+
+// Empty returns the image before any record.
+func Empty() *Image {
+	return &Image{
+		Offset:     -1,
+		Topics:     map[string]*Topic{},
+		TopicsByID: map[UUID]*Topic{},
+		Configs:    map[ConfigResource]map[string]string{},
+		Brokers:    map[int32]*Broker{},
+	}
+}
+
+// TopicConfig returns the overrides of a topic (nil if none).
+func (im *Image) TopicConfig(name string) map[string]string {
+	return im.Configs[ConfigResource{ResourceTopic, name}]
+}
+
+// SortedTopicNames returns every topic name in order.
+func (im *Image) SortedTopicNames() []string {
+	out := make([]string, 0, len(im.Topics))
+	for n := range im.Topics {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Apply returns the image after recs, committed at offset. It fails, leaving
+// im untouched, if a record does not fit the image (unknown topic id, a
+// partition number with a gap): the log is then inconsistent and the caller
+// must stop.
+func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
+	next := *im
+	next.Offset = offset
+	var copiedTopics, copiedConfigs, copiedBrokers bool
+	cowTopics := func() {
+		if !copiedTopics {
+			next.Topics = maps.Clone(im.Topics)
+			next.TopicsByID = maps.Clone(im.TopicsByID)
+			copiedTopics = true
+		}
+	}
+	for _, r := range recs {
+		switch r := r.(type) {
+		case *ClusterIDRecord:
+			next.ClusterID = r.ClusterID
+		case *TopicRecord:
+			cowTopics()
+			if _, ok := next.Topics[r.Name]; ok {
+				return nil, fmt.Errorf("metadata: offset %d: topic %q created twice", offset, r.Name)
+			}
+			t := &Topic{Name: r.Name, ID: r.ID}
+			next.Topics[r.Name] = t
+			next.TopicsByID[r.ID] = t
+		case *PartitionRecord:
+			cowTopics()
+			old, ok := next.TopicsByID[r.TopicID]
+			if !ok {
+				return nil, fmt.Errorf("metadata: offset %d: partition for unknown topic id %s", offset, r.TopicID)
+			}
+			if int(r.Partition) > len(old.Partitions) || r.Partition < 0 {
+				return nil, fmt.Errorf("metadata: offset %d: topic %s partition %d leaves a gap", offset, old.Name, r.Partition)
+			}
+			t := &Topic{Name: old.Name, ID: old.ID, Partitions: append([]*Partition(nil), old.Partitions...)}
+			p := &Partition{Replicas: r.Replicas, ISR: r.ISR, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch}
+			if int(r.Partition) == len(t.Partitions) {
+				t.Partitions = append(t.Partitions, p)
+			} else {
+				t.Partitions[r.Partition] = p
+			}
+			next.Topics[t.Name] = t
+			next.TopicsByID[t.ID] = t
+		case *RemoveTopicRecord:
+			cowTopics()
+			t, ok := next.TopicsByID[r.ID]
+			if !ok {
+				return nil, fmt.Errorf("metadata: offset %d: remove of unknown topic id %s", offset, r.ID)
+			}
+			delete(next.Topics, t.Name)
+			delete(next.TopicsByID, t.ID)
+			if !copiedConfigs {
+				next.Configs = maps.Clone(im.Configs)
+				copiedConfigs = true
+			}
+			delete(next.Configs, ConfigResource{ResourceTopic, t.Name})
+		case *ConfigRecord:
+			if !copiedConfigs {
+				next.Configs = maps.Clone(im.Configs)
+				copiedConfigs = true
+			}
+			res := ConfigResource{r.ResourceType, r.ResourceName}
+			m := maps.Clone(next.Configs[res])
+			if m == nil {
+				m = map[string]string{}
+			}
+			if r.Value == nil {
+				delete(m, r.Name)
+			} else {
+				m[r.Name] = *r.Value
+			}
+			if len(m) == 0 {
+				delete(next.Configs, res)
+			} else {
+				next.Configs[res] = m
+			}
+		case *ProducerIDsRecord:
+			if r.NextProducerID > next.NextProducerID {
+				next.NextProducerID = r.NextProducerID
+			}
+		case *RegisterBrokerRecord:
+			if !copiedBrokers {
+				next.Brokers = maps.Clone(im.Brokers)
+				copiedBrokers = true
+			}
+			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack}
+		default:
+			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
+		}
+	}
+	return &next, nil
+}

@@ -1,0 +1,184 @@
+package metadata
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+)
+
+// UUID is a Kafka topic id.
+type UUID [16]byte
+
+// NewUUID returns a random id that is neither zero nor Kafka's reserved
+// metadata topic id (both all-zero and 0...01 are reserved).
+func NewUUID() UUID {
+	for {
+		var u UUID
+		if _, err := rand.Read(u[:]); err != nil {
+			panic(fmt.Sprintf("crypto/rand failed: %v", err))
+		}
+		if u != (UUID{}) && u != (UUID{15: 1}) {
+			return u
+		}
+	}
+}
+
+// String is Kafka's textual form: URL-safe base64 without padding.
+func (u UUID) String() string { return base64.RawURLEncoding.EncodeToString(u[:]) }
+
+// IsZero reports whether u is the zero id.
+func (u UUID) IsZero() bool { return u == UUID{} }
+
+// MarshalText encodes the id as Kafka prints it.
+func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// UnmarshalText decodes the base64 form.
+func (u *UUID) UnmarshalText(b []byte) error {
+	n, err := base64.RawURLEncoding.Decode(u[:], b)
+	if err != nil || n != 16 {
+		return fmt.Errorf("metadata: bad uuid %q", b)
+	}
+	return nil
+}
+
+// RecordType identifies a metadata record in the log.
+type RecordType uint8
+
+// Record types. Numbers are stable: they are stored.
+const (
+	TypeTopic          RecordType = 1
+	TypePartition      RecordType = 2
+	TypeConfig         RecordType = 3
+	TypeRemoveTopic    RecordType = 4
+	TypeProducerIDs    RecordType = 5
+	TypeRegisterBroker RecordType = 6
+	TypeClusterID      RecordType = 7
+)
+
+// Record is one metadata record.
+type Record interface{ Type() RecordType }
+
+// TopicRecord creates a topic.
+type TopicRecord struct {
+	Name string `json:"name"`
+	ID   UUID   `json:"id"`
+}
+
+// PartitionRecord creates a partition or replaces its state.
+type PartitionRecord struct {
+	TopicID        UUID    `json:"topic_id"`
+	Partition      int32   `json:"partition"`
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+}
+
+// Config resource types, as Kafka numbers them.
+const (
+	ResourceTopic  int8 = 2
+	ResourceBroker int8 = 4
+)
+
+// ConfigRecord sets (Value non-nil) or removes (nil) one config override.
+// A broker resource with an empty name is the cluster-wide default.
+type ConfigRecord struct {
+	ResourceType int8    `json:"resource_type"`
+	ResourceName string  `json:"resource_name"`
+	Name         string  `json:"name"`
+	Value        *string `json:"value"`
+}
+
+// RemoveTopicRecord deletes a topic and its partitions.
+type RemoveTopicRecord struct {
+	ID UUID `json:"id"`
+}
+
+// ProducerIDsRecord records that producer ids below NextProducerID are handed
+// out (to NodeID), so they are never reused after a restart.
+type ProducerIDsRecord struct {
+	NodeID         int32 `json:"node_id"`
+	NextProducerID int64 `json:"next_producer_id"`
+}
+
+// RegisterBrokerRecord registers a broker and its address.
+type RegisterBrokerRecord struct {
+	NodeID int32   `json:"node_id"`
+	Epoch  int64   `json:"epoch"`
+	Host   string  `json:"host"`
+	Port   int32   `json:"port"`
+	Rack   *string `json:"rack,omitempty"`
+}
+
+// ClusterIDRecord fixes the cluster id; written once when a cluster is
+// formatted.
+type ClusterIDRecord struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+// Type implementations.
+func (*TopicRecord) Type() RecordType          { return TypeTopic }
+func (*PartitionRecord) Type() RecordType      { return TypePartition }
+func (*ConfigRecord) Type() RecordType         { return TypeConfig }
+func (*RemoveTopicRecord) Type() RecordType    { return TypeRemoveTopic }
+func (*ProducerIDsRecord) Type() RecordType    { return TypeProducerIDs }
+func (*RegisterBrokerRecord) Type() RecordType { return TypeRegisterBroker }
+func (*ClusterIDRecord) Type() RecordType      { return TypeClusterID }
+
+const recordVersion = 0
+
+// Encode returns the key (type and version) and value (JSON) of r as stored
+// in a record of the metadata log. JSON keeps the log readable with any
+// Kafka consumer; metadata volume is small.
+func Encode(r Record) (key, value []byte, err error) {
+	value, err = json.Marshal(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metadata: encode %T: %w", r, err)
+	}
+	return []byte{byte(r.Type()), recordVersion}, value, nil
+}
+
+// Decode parses a record from its key and value.
+func Decode(key, value []byte) (Record, error) {
+	if len(key) != 2 {
+		return nil, fmt.Errorf("metadata: record key of %d bytes, want 2", len(key))
+	}
+	if key[1] != recordVersion {
+		return nil, fmt.Errorf("metadata: record type %d has unknown version %d", key[0], key[1])
+	}
+	var r Record
+	switch RecordType(key[0]) {
+	case TypeTopic:
+		r = new(TopicRecord)
+	case TypePartition:
+		r = new(PartitionRecord)
+	case TypeConfig:
+		r = new(ConfigRecord)
+	case TypeRemoveTopic:
+		r = new(RemoveTopicRecord)
+	case TypeProducerIDs:
+		r = new(ProducerIDsRecord)
+	case TypeRegisterBroker:
+		r = new(RegisterBrokerRecord)
+	case TypeClusterID:
+		r = new(ClusterIDRecord)
+	default:
+		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
+	}
+	if err := json.Unmarshal(value, r); err != nil {
+		return nil, fmt.Errorf("metadata: decode record type %d: %w", key[0], err)
+	}
+	return r, nil
+}
+
+// Log is where the controller commits metadata records. Append returns once
+// the records are durable (and, with a quorum, committed), with the offset of
+// the last one. Replay calls fn for every committed group of records in
+// order, as they were appended.
+type Log interface {
+	Append(recs []Record) (offset int64, err error)
+	Replay(fn func(offset int64, recs []Record) error) error
+	Close() error
+}

@@ -1,0 +1,73 @@
+package network
+
+import (
+	"context"
+	"net"
+	"os"
+)
+
+// Chunk is one piece of a response: either Bytes, or the region
+// [Offset, Offset+Len) of File, which is sent with sendfile.
+type Chunk struct {
+	Bytes  []byte
+	File   *os.File
+	Offset int64
+	Len    int64
+}
+
+// Size is the number of bytes the chunk puts on the wire.
+func (c Chunk) Size() int64 {
+	if c.File != nil {
+		return c.Len
+	}
+	return int64(len(c.Bytes))
+}
+
+// Response is what a handler answers with. The network layer writes the
+// 4-byte size prefix (the sum of the chunk sizes) and then the chunks in
+// order. Release, if set, is called once the response has been written or
+// dropped (it releases file references held for sendfile).
+type Response struct {
+	Chunks  []Chunk
+	Release func()
+}
+
+// Request is one framed request. Data is the whole request after the size
+// prefix: header and body. Data is owned by the handler from the moment Serve
+// is called; the network layer never reuses it.
+type Request struct {
+	Conn *ConnInfo
+	Data []byte
+}
+
+// ConnInfo describes the client connection a request came on.
+type ConnInfo struct {
+	ID         uint64
+	RemoteAddr net.Addr
+	LocalAddr  net.Addr
+}
+
+// Responder completes one request. Exactly one of its methods must be called,
+// exactly once, from any goroutine, at any time after Serve was called.
+// Responses are written in request order regardless of completion order.
+type Responder interface {
+	// Respond queues resp to be written once all earlier requests on the
+	// connection have been answered.
+	Respond(resp *Response)
+	// NoResponse completes the request without writing anything (acks=0
+	// produce).
+	NoResponse()
+	// CloseConn completes the request by closing the connection after all
+	// earlier responses have been written (Kafka's answer to an unsupported
+	// request version or an undecodable request).
+	CloseConn(reason error)
+}
+
+// Handler serves requests. Serve is called on the connection's reader
+// goroutine, in request order, so side effects that must be ordered (appends
+// from one producer) happen in order when Serve performs them before
+// returning. Anything that waits (long polls, acks=all, fsync) must complete
+// through the Responder from another goroutine instead of blocking Serve.
+type Handler interface {
+	Serve(ctx context.Context, req *Request, r Responder)
+}

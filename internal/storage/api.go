@@ -1,0 +1,116 @@
+package storage
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config is the per-log configuration, resolved from topic configs and broker
+// defaults by the caller. Zero values are not defaults: callers pass every field
+// (see DefaultConfig).
+type Config struct {
+	SegmentBytes       int64 // segment.bytes: roll when the active segment would exceed this
+	SegmentMs          int64 // segment.ms: roll when the active segment's first batch is older than this
+	SegmentIndexBytes  int32 // segment.index.bytes: roll when the offset index would exceed this
+	IndexIntervalBytes int32 // index.interval.bytes: bytes between sparse index entries
+	RetentionBytes     int64 // retention.bytes: -1 for unlimited
+	RetentionMs        int64 // retention.ms: -1 for unlimited
+	FlushMessages      int64 // flush.messages: fsync after this many messages; math.MaxInt64 for never
+	FlushMs            int64 // flush.ms: fsync when unflushed data is older than this; math.MaxInt64 for never
+	LogAppendTime      bool  // message.timestamp.type=LogAppendTime
+	FileDeleteDelayMs  int64 // file.delete.delay.ms
+	ProducerIDExpiryMs int64 // producer.id.expiration.ms
+}
+
+// DefaultConfig is Kafka's defaults.
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:       1 << 30,
+		SegmentMs:          7 * 24 * 3600 * 1000,
+		SegmentIndexBytes:  10 << 20,
+		IndexIntervalBytes: 4096,
+		RetentionBytes:     -1,
+		RetentionMs:        7 * 24 * 3600 * 1000,
+		FlushMessages:      1<<63 - 1,
+		FlushMs:            1<<63 - 1,
+		FileDeleteDelayMs:  60000,
+		ProducerIDExpiryMs: 24 * 3600 * 1000,
+	}
+}
+
+// Options are the process-level dependencies of a Log.
+type Options struct {
+	Logger      *slog.Logger
+	Now         func() time.Time // clock; time.Now if nil
+	FsyncAlways bool             // Sync makes data durable before acks; see Log.Sync
+	TopicID     [16]byte         // written to partition.metadata
+}
+
+// Errors. The broker maps them to Kafka error codes.
+var (
+	ErrOffsetOutOfRange     = errors.New("storage: offset out of range")
+	ErrOutOfOrderSequence   = errors.New("storage: out of order sequence number")
+	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")
+	ErrClosed               = errors.New("storage: log closed")
+	ErrCorruptSegment       = errors.New("storage: corrupt data in flushed segment")
+	ErrRecordTooLarge       = errors.New("storage: batch larger than segment.bytes")
+	ErrInvalidTimestamp     = errors.New("storage: invalid timestamp")
+)
+
+// AppendResult describes an append.
+type AppendResult struct {
+	BaseOffset     int64 // offset assigned to the batch's first record
+	LastOffset     int64
+	LogAppendTime  int64 // broker time written into the batch, or -1 for CreateTime
+	LogStartOffset int64
+	// Duplicate is set when the batch repeated one of the producer's last
+	// five batches: nothing was written and the offsets are the original ones.
+	Duplicate bool
+}
+
+// Region is a piece of a segment file to send with sendfile.
+type Region struct {
+	File   *os.File
+	Offset int64
+	Len    int64
+}
+
+// ReadResult holds file regions covering whole batches. The files stay open
+// until Release is called, even if retention deletes their segments meanwhile.
+type ReadResult struct {
+	Regions []Region
+	Size    int64 // sum of region lengths
+	release func()
+}
+
+// Release returns the file references. Safe to call more than once.
+func (r *ReadResult) Release() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// The methods of *Log (implemented in log.go and friends):
+//
+//   Open(dir string, cfg Config, opts Options) (*Log, error)
+//   Append(batch []byte, leaderEpoch int32) (AppendResult, error)
+//   Sync(offset int64) error
+//   DurableOffset() int64
+//   Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (ReadResult, error)
+//   ForEachBatch(from int64, fn func(batch []byte) error) error
+//   LogStartOffset() int64
+//   LogEndOffset() int64
+//   OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error)
+//   MaxTimestamp() (offset, timestamp int64, err error)
+//   EndOffsetForEpoch(epoch int32) (foundEpoch int32, endOffset int64)
+//   DeleteRecordsBefore(offset int64) (newStart int64, err error)
+//   EnforceRetention() error
+//   MaybeFlush() error
+//   Flush() error
+//   SetConfig(cfg Config)
+//   Size() int64
+//   Close() error
+//   Delete() error

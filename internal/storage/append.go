@@ -1,0 +1,159 @@
+package storage
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// Append writes one whole, validated v2 batch at the end of the log. The log
+// takes the slice over: it rewrites the base offset, the partition leader
+// epoch and, with LogAppendTime, the timestamp, in place. Batches of
+// idempotent producers are checked against the producer's state first; a
+// duplicate of one of its last five batches writes nothing and returns the
+// original offsets with Duplicate set.
+func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("storage: append: %w", err)
+	}
+	if h.Size() != len(batch) {
+		return AppendResult{}, fmt.Errorf("storage: append: %w: batch length field says %d bytes, have %d", record.ErrCorrupt, h.Size(), len(batch))
+	}
+
+	l.mu.Lock()
+	res, flushNow, err := l.appendLocked(batch, &h, leaderEpoch)
+	l.mu.Unlock()
+	if err != nil || res.Duplicate {
+		return res, err
+	}
+	if flushNow {
+		if err := l.flush(false); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (AppendResult, bool, error) {
+	if err := l.errClosedOrFailed(); err != nil {
+		return AppendResult{}, false, err
+	}
+	cfg := &l.cfg
+	if int64(len(batch)) > cfg.SegmentBytes || len(batch) > math.MaxInt32 {
+		return AppendResult{}, false, fmt.Errorf("%w: %d bytes, segment.bytes is %d", ErrRecordTooLarge, len(batch), cfg.SegmentBytes)
+	}
+	nowMs := l.nowMs()
+	if h.HasProducerID() {
+		dup, err := l.producers.check(h, nowMs, cfg.ProducerIDExpiryMs)
+		if err != nil {
+			return AppendResult{}, false, err
+		}
+		if dup != nil {
+			res := AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: -1, LogStartOffset: l.logStart, Duplicate: true}
+			if cfg.LogAppendTime {
+				res.LogAppendTime = dup.timestamp
+			}
+			return res, false, nil
+		}
+	}
+
+	base := l.leo.Load()
+	record.SetBaseOffset(batch, base)
+	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
+	h.BaseOffset, h.PartitionLeaderEpoch = base, leaderEpoch
+	res := AppendResult{BaseOffset: base, LastOffset: h.LastOffset(), LogAppendTime: -1}
+	if cfg.LogAppendTime {
+		record.SetLogAppendTime(batch, nowMs)
+		h.MaxTimestamp = nowMs
+		h.Attributes |= record.AttrTimestampType
+		res.LogAppendTime = nowMs
+	}
+
+	if err := l.maybeRoll(h, nowMs); err != nil {
+		return AppendResult{}, false, err
+	}
+	s := l.active()
+	pos := s.size.Load()
+	if n, err := s.f.WriteAt(batch, pos); err != nil {
+		// Cut off whatever part was written so the file stays whole batches.
+		if terr := s.f.Truncate(pos); terr != nil {
+			l.failed = fmt.Errorf("write at %d of %s failed (%v), and so did truncating it back: %w", pos, s.path(logSuffix), err, terr)
+			l.logger.Error("log failed", "err", l.failed)
+		}
+		return AppendResult{}, false, fmt.Errorf("storage: append: wrote %d of %d bytes: %w", n, len(batch), err)
+	}
+	s.track(h, pos, cfg.IndexIntervalBytes)
+	s.size.Store(pos + int64(len(batch)))
+	l.leo.Store(h.LastOffset() + 1)
+
+	if l.epochs.assign(leaderEpoch, base) {
+		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+			l.logger.Error("writing leader epoch checkpoint failed", "err", err)
+		}
+	}
+	if h.HasProducerID() {
+		l.producers.update(h, nowMs, cfg.ProducerIDExpiryMs)
+	}
+	l.unflushed += int64(h.NumRecords)
+	res.LogStartOffset = l.logStart
+	return res, l.unflushed >= cfg.FlushMessages, nil
+}
+
+// maybeRoll starts a new segment if the batch described by h does not fit
+// the active one, by Kafka's rules: size, age (segment.ms, measured from the
+// first batch's timestamp, or the segment's creation without one), a full
+// index, or an offset that no longer fits a relative offset.
+func (l *Log) maybeRoll(h *record.Header, nowMs int64) error {
+	s := l.active()
+	size := s.size.Load()
+	if size == 0 {
+		return nil
+	}
+	cfg := &l.cfg
+	batchSize := int64(h.Size())
+	waited := nowMs - s.created.UnixMilli()
+	if s.firstBatchTs >= 0 {
+		waited = h.MaxTimestamp - s.firstBatchTs
+	}
+	roll := size+batchSize > cfg.SegmentBytes ||
+		size+batchSize > math.MaxInt32 ||
+		(cfg.SegmentMs >= 0 && waited > cfg.SegmentMs) ||
+		s.offIdx.entries() >= int(cfg.SegmentIndexBytes)/offsetEntrySize ||
+		s.timeIdx.entries() >= int(cfg.SegmentIndexBytes)/timeEntrySize ||
+		h.LastOffset()-s.base > math.MaxInt32
+	if !roll {
+		return nil
+	}
+	return l.roll()
+}
+
+// roll starts a new active segment at the log end offset; mu held. It
+// writes a producer snapshot there and queues a background flush of the
+// finished segment.
+func (l *Log) roll() error {
+	old := l.active()
+	leo := l.leo.Load()
+	old.finishTimeIndex()
+	s, err := openSegment(l.dir, leo, l.now(), true)
+	if err != nil {
+		return fmt.Errorf("storage: roll: %w", err)
+	}
+	s.onClose = l.reportCloseError
+	l.segs = append(l.segs, s)
+	l.logger.Debug("rolled segment", "base_offset", leo)
+	if err := l.producers.writeSnapshot(l.dir, leo, false); err != nil {
+		l.logger.Warn("writing producer snapshot failed", "err", err)
+	}
+	if l.rollFlush.CompareAndSwap(false, true) {
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			if err := l.flush(true); err != nil {
+				l.logger.Error("flushing rolled segment failed", "err", err)
+			}
+		}()
+	}
+	return nil
+}

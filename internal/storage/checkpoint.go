@@ -1,0 +1,254 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Files in a partition directory besides segments and snapshots.
+//
+// Checkpoint formats (text, like Kafka's checkpoint files):
+//
+//	leader-epoch-checkpoint            "0\n<count>\n" then "<epoch> <startOffset>\n" per entry (Kafka's format)
+//	log-start-offset-checkpoint        "0\n<offset>\n"
+//	recovery-point-offset-checkpoint   "0\n<offset>\n": every segment wholly below it is fsynced with its indexes
+//	partition.metadata                 "version: 0\ntopic_id: <base64url topic id, no padding>\n" (Kafka's format)
+//	.clean-shutdown                    empty; present only between Close and the next Open
+//
+// All are replaced atomically: written to <name>.tmp, fsynced, renamed over
+// the old file, and the directory fsynced.
+const (
+	epochCheckpointFile    = "leader-epoch-checkpoint"
+	logStartCheckpointFile = "log-start-offset-checkpoint"
+	recoveryCheckpointFile = "recovery-point-offset-checkpoint"
+	partitionMetadataFile  = "partition.metadata"
+	cleanShutdownFile      = ".clean-shutdown"
+)
+
+// ErrInconsistentTopicID is returned by Open when partition.metadata names
+// another topic id than Options.TopicID.
+var ErrInconsistentTopicID = errors.New("storage: partition.metadata holds a different topic id")
+
+// writeFileAtomic replaces dir/name with data durably.
+func writeFileAtomic(dir, name string, data []byte, fsync bool) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if fsync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("fsync %s: %w", name, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	if fsync {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir for fsync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func writeOffsetCheckpoint(dir, name string, off int64) error {
+	return writeFileAtomic(dir, name, []byte("0\n"+strconv.FormatInt(off, 10)+"\n"), true)
+}
+
+// readOffsetCheckpoint returns the offset in the checkpoint, or def when the
+// file does not exist.
+func readOffsetCheckpoint(dir, name string, def int64) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return def, nil
+	}
+	if err != nil {
+		return def, fmt.Errorf("read %s: %w", name, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || lines[0] != "0" {
+		return def, fmt.Errorf("read %s: malformed checkpoint %q", name, b)
+	}
+	off, err := strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
+	if err != nil {
+		return def, fmt.Errorf("read %s: %w", name, err)
+	}
+	return off, nil
+}
+
+type epochEntry struct {
+	epoch       int32
+	startOffset int64
+}
+
+// epochCache is Kafka's LeaderEpochFileCache: the start offset of each
+// leader epoch, increasing in both fields.
+type epochCache struct {
+	entries []epochEntry
+}
+
+func (c *epochCache) latest() (epochEntry, bool) {
+	if len(c.entries) == 0 {
+		return epochEntry{}, false
+	}
+	return c.entries[len(c.entries)-1], true
+}
+
+// assign records that epoch starts at off, if epoch is newer than the latest
+// one. It reports whether the cache changed.
+func (c *epochCache) assign(epoch int32, off int64) bool {
+	if epoch < 0 {
+		return false
+	}
+	if l, ok := c.latest(); ok && epoch <= l.epoch {
+		return false
+	}
+	// Drop entries that a new epoch starting at off contradicts.
+	for len(c.entries) > 0 && c.entries[len(c.entries)-1].startOffset >= off {
+		c.entries = c.entries[:len(c.entries)-1]
+	}
+	c.entries = append(c.entries, epochEntry{epoch, off})
+	return true
+}
+
+// truncateFromEnd removes the epochs starting at or after end.
+func (c *epochCache) truncateFromEnd(end int64) bool {
+	n := len(c.entries)
+	for n > 0 && c.entries[n-1].startOffset >= end {
+		n--
+	}
+	changed := n != len(c.entries)
+	c.entries = c.entries[:n]
+	return changed
+}
+
+// truncateFromStart removes epochs that end before start, moving the start
+// of the epoch that contains start up to it.
+func (c *epochCache) truncateFromStart(start int64) bool {
+	i := 0
+	for i < len(c.entries) && c.entries[i].startOffset <= start {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	// entries[i-1] is the epoch containing start.
+	if i-1 == 0 && c.entries[0].startOffset == start {
+		return false
+	}
+	c.entries[i-1].startOffset = start
+	c.entries = append(c.entries[:0], c.entries[i-1:]...)
+	return true
+}
+
+// endOffsetFor implements Kafka's LeaderEpochFileCache.endOffsetFor.
+func (c *epochCache) endOffsetFor(epoch int32, leo int64) (int32, int64) {
+	if epoch < 0 {
+		return -1, -1
+	}
+	if l, ok := c.latest(); ok && l.epoch == epoch {
+		return epoch, leo
+	}
+	// First entry with a larger epoch.
+	hi := 0
+	for hi < len(c.entries) && c.entries[hi].epoch <= epoch {
+		hi++
+	}
+	if hi == len(c.entries) {
+		return -1, -1 // larger than every known epoch, or no epochs
+	}
+	if hi == 0 {
+		// Smaller than every known epoch: Kafka answers with the requested
+		// epoch and the start of the first known one.
+		return epoch, c.entries[0].startOffset
+	}
+	return c.entries[hi-1].epoch, c.entries[hi].startOffset
+}
+
+func (c *epochCache) encode() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "0\n%d\n", len(c.entries))
+	for _, e := range c.entries {
+		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.startOffset)
+	}
+	return b.Bytes()
+}
+
+func readEpochCheckpoint(dir string) (epochCache, error) {
+	var c epochCache
+	b, err := os.ReadFile(filepath.Join(dir, epochCheckpointFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("read %s: %w", epochCheckpointFile, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	bad := func(why string) error {
+		return fmt.Errorf("read %s: malformed checkpoint (%s)", epochCheckpointFile, why)
+	}
+	if len(lines) < 2 || strings.TrimSpace(lines[0]) != "0" {
+		return c, bad("header")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(lines[1]))
+	if err != nil || n != len(lines)-2 {
+		return c, bad("count")
+	}
+	for _, ln := range lines[2:] {
+		f := strings.Fields(ln)
+		if len(f) != 2 {
+			return c, bad("entry")
+		}
+		e, err1 := strconv.ParseInt(f[0], 10, 32)
+		o, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return c, bad("entry")
+		}
+		c.entries = append(c.entries, epochEntry{int32(e), o})
+	}
+	return c, nil
+}
+
+// writePartitionMetadata writes partition.metadata, or checks that an
+// existing one names the same topic id.
+func writePartitionMetadata(dir string, id [16]byte) error {
+	if id == ([16]byte{}) {
+		return nil
+	}
+	want := "version: 0\ntopic_id: " + base64.RawURLEncoding.EncodeToString(id[:]) + "\n"
+	b, err := os.ReadFile(filepath.Join(dir, partitionMetadataFile))
+	if err == nil {
+		if string(b) == want {
+			return nil
+		}
+		if strings.Contains(string(b), "topic_id:") {
+			return fmt.Errorf("%w: %q in %s", ErrInconsistentTopicID, strings.TrimSpace(string(b)), dir)
+		}
+	}
+	return writeFileAtomic(dir, partitionMetadataFile, []byte(want), true)
+}

@@ -1,0 +1,150 @@
+package storage
+
+import (
+	"fmt"
+)
+
+// flush fsyncs the log files of every segment with unsynced data, covering
+// everything appended before it started, and advances the durable offset.
+// With full it also writes and fsyncs the index files and advances the
+// recovery point checkpoint. Flushes are serialized by flushMu.
+func (l *Log) flush(full bool) error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if full {
+		l.rollFlush.Store(false)
+	}
+
+	type job struct {
+		s      *segment
+		size   int64
+		offIdx []byte
+		timIdx []byte
+	}
+	l.mu.RLock()
+	leo := l.leo.Load()
+	unflushed := l.unflushed
+	jobs := make([]job, 0, 2)
+	for _, s := range l.segs {
+		size := s.size.Load()
+		j := job{s: s, size: size}
+		if full {
+			j.offIdx, j.timIdx = s.offIdx.buf, s.timeIdx.buf
+		}
+		if size > s.syncedSize || (full && (len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written)) {
+			s.acquire()
+			jobs = append(jobs, j)
+		}
+	}
+	l.mu.RUnlock()
+	defer func() {
+		for _, j := range jobs {
+			j.s.release()
+		}
+	}()
+
+	l.fsyncRounds.Add(1)
+	if l.beforeFsync != nil {
+		l.beforeFsync()
+	}
+	for _, j := range jobs {
+		s := j.s
+		if j.size > s.syncedSize {
+			if err := s.f.Sync(); err != nil {
+				return fmt.Errorf("storage: fsync %s: %w", s.path(logSuffix), err)
+			}
+			s.syncedSize = j.size
+		}
+		if !full || s.deleted.Load() {
+			continue
+		}
+		var err error
+		if s.offIdx.written, err = writeIndexTail(s.path(indexSuffix), j.offIdx, s.offIdx.written); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		if s.timeIdx.written, err = writeIndexTail(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+
+	l.mu.Lock()
+	if leo > l.durable.Load() {
+		l.durable.Store(leo)
+	}
+	l.unflushed -= unflushed
+	l.lastFlushMs = l.nowMs()
+	l.mu.Unlock()
+
+	if full && leo > l.recovery {
+		if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, leo); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		l.recovery = leo
+	}
+	return nil
+}
+
+// Sync returns once every record up to and including offset is fsynced,
+// when the log was opened with FsyncAlways. Concurrent callers share
+// fsyncs (group commit): while one fsync runs, later callers wait, and the
+// next fsync covers all of them. Without FsyncAlways it returns nil at once:
+// data is as durable as the page cache and the flush.messages/flush.ms
+// policy make it.
+func (l *Log) Sync(offset int64) error {
+	if !l.opts.FsyncAlways {
+		return nil
+	}
+	if leo := l.leo.Load(); offset >= leo {
+		offset = leo - 1 // nothing past the end can be synced
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	for l.durable.Load() <= offset {
+		if l.syncing {
+			l.syncWaiters.Add(1)
+			l.syncCond.Wait()
+			l.syncWaiters.Add(-1)
+			continue
+		}
+		l.mu.RLock()
+		closed := l.closed
+		l.mu.RUnlock()
+		if closed {
+			return ErrClosed
+		}
+		l.syncing = true
+		l.syncMu.Unlock()
+		err := l.flush(false)
+		l.syncMu.Lock()
+		l.syncing = false
+		l.syncCond.Broadcast()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaybeFlush fsyncs unflushed data if flush.ms has passed since the last
+// flush. The broker calls it periodically.
+func (l *Log) MaybeFlush() error {
+	l.mu.RLock()
+	due := l.unflushed > 0 && !l.closed && l.nowMs()-l.lastFlushMs >= l.cfg.FlushMs
+	l.mu.RUnlock()
+	if !due {
+		return nil
+	}
+	return l.flush(false)
+}
+
+// Flush fsyncs all data and indexes and advances the recovery point, so a
+// crash from now on only needs to recover the active segment.
+func (l *Log) Flush() error {
+	l.mu.RLock()
+	closed := l.closed
+	l.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return l.flush(true)
+}

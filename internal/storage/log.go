@@ -1,0 +1,352 @@
+package storage
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Log is one partition's log on disk. All methods are safe for concurrent
+// use.
+//
+// Locking: mu guards the segment list, the active segment's indexes and all
+// in-memory state; Append holds it for the write(2). Readers hold it (shared)
+// only to find a segment, look up its index and take a reference, and do
+// their I/O without it. flushMu serializes fsyncs and index file writes, and
+// is taken before mu by everything that deletes segments, so a flush never
+// writes to a file being renamed away. syncMu and syncCond implement group
+// commit for Sync.
+type Log struct {
+	dir    string
+	opts   Options
+	logger *slog.Logger
+
+	flushMu sync.Mutex
+	mu      sync.RWMutex
+
+	// Guarded by mu.
+	cfg         Config
+	segs        []*segment // ascending base offset; the last is active
+	logStart    int64
+	epochs      epochCache
+	producers   producerState
+	unflushed   int64 // messages appended since the last fsync started
+	lastFlushMs int64
+	closed      bool
+	failed      error // a write failed and could not be undone: the log refuses appends
+
+	leo       atomic.Int64 // log end offset, published after each append
+	durable   atomic.Int64 // next offset after the last fsynced one
+	recovery  int64        // recovery point; guarded by flushMu
+	rollFlush atomic.Bool  // a background flush after a roll is queued
+	bg        sync.WaitGroup
+
+	syncMu   sync.Mutex
+	syncCond *sync.Cond
+	syncing  bool
+
+	fsyncRounds atomic.Int64 // number of flush rounds (observed by the group commit test)
+	syncWaiters atomic.Int64 // Sync callers waiting for a running fsync (test observation)
+	beforeFsync func()       // test hook, called by flush before fsyncing; set before use
+	scratch     []byte       // scan buffer reused during Open
+	rebuilt     bool         // Open rebuilt some index
+}
+
+func (l *Log) now() time.Time {
+	if l.opts.Now != nil {
+		return l.opts.Now()
+	}
+	return time.Now()
+}
+
+func (l *Log) nowMs() int64 { return l.now().UnixMilli() }
+
+// Open opens the log in dir, creating the directory if needed, and recovers
+// it if it was not closed cleanly.
+func Open(dir string, cfg Config, opts Options) (*Log, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Log{
+		dir:       dir,
+		opts:      opts,
+		logger:    opts.Logger.With("component", "storage", "dir", dir),
+		cfg:       cfg,
+		producers: newProducerState(),
+	}
+	l.syncCond = sync.NewCond(&l.syncMu)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: create log dir: %w", err)
+	}
+	if err := l.load(); err != nil {
+		for _, s := range l.segs {
+			s.release()
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	l.lastFlushMs = l.nowMs()
+	l.scratch = nil
+	return l, nil
+}
+
+// load reads the directory and brings the in-memory state up to date.
+func (l *Log) load() error {
+	if err := writePartitionMetadata(l.dir, l.opts.TopicID); err != nil {
+		return err
+	}
+	bases, err := l.cleanDir()
+	if err != nil {
+		return err
+	}
+	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
+	_, statErr := os.Stat(cleanPath)
+	clean := statErr == nil
+	if clean {
+		// Remove the marker durably before anything is written, so that a
+		// crash from now on is seen as unclean.
+		if err := os.Remove(cleanPath); err != nil {
+			return fmt.Errorf("remove clean shutdown marker: %w", err)
+		}
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	if l.logStart, err = readOffsetCheckpoint(l.dir, logStartCheckpointFile, 0); err != nil {
+		return err
+	}
+	if l.recovery, err = readOffsetCheckpoint(l.dir, recoveryCheckpointFile, 0); err != nil {
+		return err
+	}
+	if l.epochs, err = readEpochCheckpoint(l.dir); err != nil {
+		l.logger.Warn("ignoring unreadable leader epoch checkpoint", "err", err)
+		l.epochs = epochCache{}
+	}
+	epochsBefore := string(l.epochs.encode())
+
+	recovered, err := l.loadSegments(bases, clean)
+	if err != nil {
+		return err
+	}
+	now := l.now()
+	if len(l.segs) == 0 {
+		s, err := openSegment(l.dir, l.logStart, now, true)
+		if err != nil {
+			return err
+		}
+		l.segs = append(l.segs, s)
+	}
+	leo := l.active().next
+	if l.logStart > leo {
+		// Data below the checkpointed start offset was lost (or never
+		// existed): start over at the log start offset, as Kafka does.
+		l.logger.Warn("log start offset is past the log end; discarding all segments", "log_start", l.logStart, "log_end", leo)
+		for _, s := range l.segs {
+			if err := s.markDeleted(); err != nil {
+				return err
+			}
+			s.release()
+		}
+		s, err := openSegment(l.dir, l.logStart, now, true)
+		if err != nil {
+			return err
+		}
+		l.segs = []*segment{s}
+		leo = l.logStart
+	}
+	if first := l.segs[0].base; l.logStart < first {
+		l.logStart = first
+	}
+	l.leo.Store(leo)
+	l.durable.Store(leo)
+	l.recovery = min(l.recovery, leo)
+	for _, s := range l.segs {
+		s.onClose = l.reportCloseError
+	}
+
+	l.epochs.truncateFromEnd(leo)
+	l.epochs.truncateFromStart(l.logStart)
+	if string(l.epochs.encode()) != epochsBefore {
+		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+			return err
+		}
+	}
+	if err := l.loadProducerState(); err != nil {
+		return err
+	}
+	if recovered || !clean {
+		// Make everything recovered durable (after a process crash it may
+		// still be only in the page cache) and record the recovery point.
+		return l.flush(true)
+	}
+	return nil
+}
+
+// cleanDir removes leftovers (deleted segments, temp files, indexes without
+// a log) and returns the base offsets of the segments, ascending.
+func (l *Log) cleanDir() ([]int64, error) {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list log dir: %w", err)
+	}
+	logs := map[int64]bool{}
+	var bases []int64
+	for _, de := range ents {
+		name := de.Name()
+		if strings.HasSuffix(name, logSuffix) {
+			if b, err := strconv.ParseInt(strings.TrimSuffix(name, logSuffix), 10, 64); err == nil && len(name) == 20+len(logSuffix) {
+				logs[b] = true
+				bases = append(bases, b)
+			}
+		}
+	}
+	for _, de := range ents {
+		name := de.Name()
+		remove := strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, tmpSuffix)
+		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+			if strings.HasSuffix(name, suf) {
+				b, err := strconv.ParseInt(strings.TrimSuffix(name, suf), 10, 64)
+				remove = remove || err != nil || !logs[b]
+			}
+		}
+		if remove {
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+				return nil, fmt.Errorf("remove leftover %s: %w", name, err)
+			}
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	return bases, nil
+}
+
+func (l *Log) reportCloseError(err error) {
+	l.logger.Warn("closing or removing segment files failed", "err", err)
+}
+
+func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
+
+// segmentFor returns the index of the segment that holds off: the last one
+// whose base is <= off (0 if off is below all).
+func (l *Log) segmentFor(off int64) int {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > off })
+	return max(i-1, 0)
+}
+
+// segmentAfter returns the index of the first segment whose base is > base.
+func (l *Log) segmentAfter(base int64) int {
+	return sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > base })
+}
+
+// LogStartOffset is the first offset readable from the log.
+func (l *Log) LogStartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.logStart
+}
+
+// LogEndOffset is the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// DurableOffset is the offset after the last fsynced record: with
+// FsyncAlways, records below it survive a machine crash. Without
+// FsyncAlways, durability is the page cache's and DurableOffset is the log
+// end offset.
+func (l *Log) DurableOffset() int64 {
+	if !l.opts.FsyncAlways {
+		return l.leo.Load()
+	}
+	return l.durable.Load()
+}
+
+// Size is the number of bytes in all segment files.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.segs {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// SetConfig replaces the configuration; it applies from the next call.
+func (l *Log) SetConfig(cfg Config) {
+	l.mu.Lock()
+	l.cfg = cfg
+	l.mu.Unlock()
+}
+
+// Close flushes everything, writes a producer snapshot and marks the log as
+// cleanly shut down. Reads still holding a ReadResult keep their files open
+// until they Release them.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.active().finishTimeIndex()
+	l.mu.Unlock()
+
+	l.syncMu.Lock()
+	l.syncCond.Broadcast()
+	l.syncMu.Unlock()
+	l.bg.Wait()
+
+	err := l.flush(true)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	leo := l.leo.Load()
+	if err == nil {
+		l.producers.prune(l.logStart, l.nowMs(), l.cfg.ProducerIDExpiryMs)
+		err = l.producers.writeSnapshot(l.dir, leo, true)
+	}
+	if err == nil && l.failed == nil {
+		err = writeFileAtomic(l.dir, cleanShutdownFile, nil, true)
+	}
+	for _, s := range l.segs {
+		s.release()
+	}
+	if err != nil {
+		return fmt.Errorf("storage: close %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Delete closes the log and removes its directory: it is first renamed to
+// "<dir>.<unix nanos>-delete" so that a crash midway leaves no half-deleted
+// partition under its real name.
+func (l *Log) Delete() error {
+	if err := l.Close(); err != nil {
+		l.logger.Warn("close before delete failed", "err", err)
+	}
+	del := fmt.Sprintf("%s.%d-delete", filepath.Clean(l.dir), l.now().UnixNano())
+	if err := os.Rename(l.dir, del); err != nil {
+		return fmt.Errorf("storage: delete %s: %w", l.dir, err)
+	}
+	if err := syncDir(filepath.Dir(del)); err != nil {
+		l.logger.Warn("fsync parent after rename for delete failed", "err", err)
+	}
+	if err := os.RemoveAll(del); err != nil {
+		return fmt.Errorf("storage: delete %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// errClosedOrFailed returns the error for a closed or failed log; mu held.
+func (l *Log) errClosedOrFailed() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.failed != nil {
+		return fmt.Errorf("storage: log failed earlier: %w", l.failed)
+	}
+	return nil
+}

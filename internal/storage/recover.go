@@ -1,0 +1,265 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// loadSegments opens the segments at bases. After an unclean shutdown every
+// segment from the one holding the recovery point on is recovered: scanned
+// with CRC checks, truncated at the first torn or invalid batch (later
+// segments are then dropped) and reindexed. Other segments keep their
+// indexes if these pass a sanity check, else they are rebuilt by a scan in
+// which any invalid batch is an ErrCorruptSegment. It reports whether any
+// segment was recovered or rebuilt.
+func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
+	now := l.now()
+	recovered := false
+	for i, base := range bases {
+		s, err := openSegment(l.dir, base, now, false)
+		if err != nil {
+			return recovered, err
+		}
+		l.segs = append(l.segs, s)
+		if i > 0 {
+			if prev := l.segs[i-1]; base < prev.next {
+				return recovered, fmt.Errorf("%w: segment %s starts at offset %d, inside the previous segment (which ends at %d)",
+					ErrCorruptSegment, s.path(logSuffix), base, prev.next)
+			}
+		}
+		last := i == len(bases)-1
+		needRecovery := !clean && (last || bases[i+1] > l.recovery)
+		if !needRecovery {
+			err := l.loadIndexes(s)
+			if err == nil {
+				recovered = recovered || l.rebuilt
+				continue
+			}
+			if !last || !errors.Is(err, ErrCorruptSegment) {
+				return recovered, err
+			}
+			// The active segment of a cleanly closed log has a bad tail:
+			// recover it rather than refuse to start.
+			l.logger.Warn("active segment failed its checks after a clean shutdown; recovering it", "err", err)
+		}
+		recovered = true
+		truncated, err := l.recoverSegment(s)
+		if err != nil {
+			return recovered, err
+		}
+		if !last && !truncated {
+			s.finishTimeIndex()
+		}
+		if truncated && !last {
+			for _, b := range bases[i+1:] {
+				l.logger.Warn("deleting segment after a truncated one", "segment", fileName(b, logSuffix))
+				for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+					if err := os.Remove(filepath.Join(l.dir, fileName(b, suf))); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return recovered, fmt.Errorf("delete segment after truncation: %w", err)
+					}
+				}
+			}
+			break
+		}
+	}
+	return recovered, nil
+}
+
+// loadIndexes reads a segment's index files and checks them; if they are
+// missing or inconsistent they are rebuilt by a strict scan. It also finds
+// the segment's next offset by walking the headers after the last index
+// entry, and its timestamps.
+func (l *Log) loadIndexes(s *segment) error {
+	size := s.size.Load()
+	bad := func() error {
+		ob, err := os.ReadFile(s.path(indexSuffix))
+		if err != nil {
+			return err
+		}
+		s.offIdx = offsetIndex{buf: ob, written: len(ob)}
+		if err := s.offIdx.check(size); err != nil {
+			return err
+		}
+		tb, err := os.ReadFile(s.path(timeIndexSuffix))
+		if err != nil {
+			return err
+		}
+		s.timeIdx = timeIndex{buf: tb, written: len(tb)}
+		if len(tb)%timeEntrySize != 0 {
+			return fmt.Errorf("time index size %d is not a multiple of %d", len(tb), timeEntrySize)
+		}
+		if n := s.timeIdx.entries(); n > 0 {
+			ts, rel := s.timeIdx.entry(n - 1)
+			s.maxTs, s.maxTsOffset = ts, s.base+int64(rel)
+		}
+		// Walk the headers after the last indexed batch to find the end
+		// (and any larger timestamp the time index does not have yet).
+		pos := int64(0)
+		if n := s.offIdx.entries(); n > 0 {
+			rel, p := s.offIdx.entry(n - 1)
+			h, err := readHeader(s.f, int64(p), make([]byte, record.HeaderSize))
+			if err != nil || h.LastOffset() != s.base+int64(rel) {
+				return fmt.Errorf("last offset index entry (%d, %d) does not match the batch there", rel, p)
+			}
+			pos = int64(p)
+		}
+		hdr := make([]byte, record.HeaderSize)
+		next := s.base
+		for pos < size {
+			h, err := readHeader(s.f, pos, hdr)
+			if err != nil || pos+int64(h.Size()) > size || h.BaseOffset < next {
+				return fmt.Errorf("%w: %s: invalid batch header at position %d", ErrCorruptSegment, s.path(logSuffix), pos)
+			}
+			if pos == 0 {
+				s.firstBatchTs = h.MaxTimestamp
+			}
+			if h.MaxTimestamp > s.maxTs {
+				s.maxTs, s.maxTsOffset = h.MaxTimestamp, h.LastOffset()
+			}
+			next = h.LastOffset() + 1
+			s.bytesSinceIndex += int64(h.Size())
+			pos += int64(h.Size())
+		}
+		s.next = next
+		if err := s.timeIdx.check(next - 1 - s.base); err != nil {
+			return err
+		}
+		if s.firstBatchTs < 0 && size > 0 {
+			if h, err := readHeader(s.f, 0, hdr); err == nil {
+				s.firstBatchTs = h.MaxTimestamp
+			}
+		}
+		return nil
+	}()
+	if bad == nil {
+		return nil
+	}
+	if errors.Is(bad, ErrCorruptSegment) {
+		return bad
+	}
+	l.logger.Info("rebuilding segment indexes", "segment", s.path(logSuffix), "reason", bad.Error())
+	l.rebuilt = true
+	end, scanErr := l.scanSegment(s)
+	if scanErr != nil {
+		return scanErr
+	}
+	if end != size {
+		return fmt.Errorf("%w: %s: invalid batch at position %d", ErrCorruptSegment, s.path(logSuffix), end)
+	}
+	return nil
+}
+
+// scanSegment rebuilds a segment's indexes and statistics by reading every
+// batch and checking its CRC. It returns the position after the last valid
+// batch. I/O errors are returned as errors; invalid data just ends the scan.
+func (l *Log) scanSegment(s *segment) (int64, error) {
+	s.resetIndexes()
+	size := s.size.Load()
+	br := newBatchReader(s.f, 0, size, l.scratch)
+	defer func() { l.scratch = br.buf }()
+	for {
+		b, pos, err := br.next()
+		if errors.Is(err, io.EOF) || errors.Is(err, errTorn) {
+			return pos, nil
+		}
+		if err != nil {
+			return pos, err
+		}
+		h, err := record.Validate(b)
+		if err != nil || h.BaseOffset < s.next || h.LastOffset()-s.base > 1<<31-1 {
+			l.logger.Warn("invalid batch in segment", "segment", s.path(logSuffix), "position", pos, "err", err)
+			return pos, nil
+		}
+		s.track(&h, pos, l.cfg.IndexIntervalBytes)
+		if l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
+			l.logger.Debug("leader epoch from recovered batch", "epoch", h.PartitionLeaderEpoch, "start_offset", h.BaseOffset)
+		}
+	}
+}
+
+// recoverSegment scans a segment, truncates it after its last valid batch
+// and rewrites its indexes. It reports whether anything was cut off.
+func (l *Log) recoverSegment(s *segment) (bool, error) {
+	size := s.size.Load()
+	end, err := l.scanSegment(s)
+	if err != nil {
+		return false, err
+	}
+	os.Remove(s.path(indexSuffix))
+	os.Remove(s.path(timeIndexSuffix))
+	if end == size {
+		return false, nil
+	}
+	l.logger.Warn("truncating torn or corrupt segment tail", "segment", s.path(logSuffix), "valid_bytes", end, "dropped_bytes", size-end)
+	if err := s.f.Truncate(end); err != nil {
+		return false, fmt.Errorf("truncate %s: %w", s.path(logSuffix), err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return false, fmt.Errorf("fsync %s: %w", s.path(logSuffix), err)
+	}
+	s.size.Store(end)
+	s.syncedSize = end
+	return true, nil
+}
+
+// loadProducerState loads the newest valid snapshot at or below the log end
+// and replays the batch headers after it (from the log start when there is
+// none). Snapshots past the log end are deleted.
+func (l *Log) loadProducerState() error {
+	leo := l.leo.Load()
+	offs, err := listSnapshots(l.dir)
+	if err != nil {
+		return err
+	}
+	from := int64(-1)
+	for i := len(offs) - 1; i >= 0; i-- {
+		name := filepath.Join(l.dir, fileName(offs[i], snapshotSuffix))
+		if offs[i] > leo {
+			os.Remove(name)
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err == nil {
+			var p producerState
+			if p, err = decodeSnapshot(b, offs[i]); err == nil {
+				l.producers = p
+				from = offs[i]
+				break
+			}
+		}
+		l.logger.Warn("ignoring producer snapshot", "file", name, "err", err)
+		os.Remove(name)
+	}
+	nowMs := l.nowMs()
+	if from < l.logStart {
+		if from >= 0 {
+			l.logger.Info("producer snapshot is below the log start; replaying", "snapshot", from)
+		}
+		from = l.segs[0].base
+	}
+	hdr := make([]byte, record.HeaderSize)
+	for i := l.segmentFor(from); i < len(l.segs); i++ {
+		s := l.segs[i]
+		pos, size := int64(0), s.size.Load()
+		if from > s.base {
+			pos = s.offIdx.lookup(from - s.base)
+		}
+		for pos < size {
+			h, err := readHeader(s.f, pos, hdr)
+			if err != nil {
+				return fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
+			}
+			if h.LastOffset() >= from && h.HasProducerID() {
+				l.producers.update(&h, nowMs, -1)
+			}
+			pos += int64(h.Size())
+		}
+	}
+	l.producers.prune(l.logStart, nowMs, l.cfg.ProducerIDExpiryMs)
+	return nil
+}

@@ -1,0 +1,284 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// File name suffixes in a partition directory.
+const (
+	logSuffix       = ".log"
+	indexSuffix     = ".index"
+	timeIndexSuffix = ".timeindex"
+	snapshotSuffix  = ".snapshot"
+	deletedSuffix   = ".deleted"
+	tmpSuffix       = ".tmp"
+)
+
+func fileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
+
+// segment is one .log file with its indexes. The log file descriptor stays
+// open while refs > 0: the Log holds one reference while the segment is part
+// of it, and every ReadResult holds one per segment it covers. Deleting a
+// segment renames its files to *.deleted; the last reference closes the file
+// and removes them.
+type segment struct {
+	dir  string
+	base int64
+	f    *os.File
+
+	// size is the committed length: every byte below it belongs to a whole
+	// batch that has been written. Readers never look past it.
+	size atomic.Int64
+
+	// Guarded by Log.mu.
+	next            int64 // offset after the last batch (base when empty)
+	offIdx          offsetIndex
+	timeIdx         timeIndex
+	bytesSinceIndex int64
+	maxTs           int64 // largest batch MaxTimestamp, -1 if none
+	maxTsOffset     int64 // last offset of the first batch with maxTs
+	firstBatchTs    int64 // MaxTimestamp of the first batch (Kafka's rollingBasedTimestamp), -1 if none
+	created         time.Time
+
+	syncedSize int64 // bytes known fsynced; guarded by Log.flushMu
+
+	refs    atomic.Int32
+	deleted atomic.Bool
+	onClose func(error) // reports close/remove errors
+}
+
+func (s *segment) path(suffix string) string {
+	return filepath.Join(s.dir, fileName(s.base, suffix))
+}
+
+// openSegment opens (creating if needed) the log file of the segment at base.
+func openSegment(dir string, base int64, now time.Time, create bool) (*segment, error) {
+	s := &segment{dir: dir, base: base, next: base, maxTs: -1, maxTsOffset: -1, firstBatchTs: -1, created: now}
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(s.path(logSuffix), flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open segment: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat segment: %w", err)
+	}
+	s.f = f
+	s.size.Store(st.Size())
+	s.syncedSize = st.Size()
+	s.refs.Store(1)
+	if create {
+		// Stale indexes of an earlier segment with the same base would
+		// otherwise be mistaken for this one's.
+		os.Remove(s.path(indexSuffix))
+		os.Remove(s.path(timeIndexSuffix))
+	}
+	return s, nil
+}
+
+func (s *segment) acquire() { s.refs.Add(1) }
+
+// release drops a reference; the last one closes the file, and removes the
+// files of a deleted segment.
+func (s *segment) release() {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	err := s.f.Close()
+	if s.deleted.Load() {
+		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			if e := os.Remove(s.path(suf + deletedSuffix)); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
+				err = e
+			}
+		}
+	}
+	if err != nil && s.onClose != nil {
+		s.onClose(err)
+	}
+}
+
+// markDeleted renames the segment's files to *.deleted. The caller then
+// drops the Log's reference with release.
+func (s *segment) markDeleted() error {
+	s.deleted.Store(true)
+	var first error
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		if err := os.Rename(s.path(suf), s.path(suf+deletedSuffix)); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = fmt.Errorf("rename deleted segment file: %w", err)
+		}
+	}
+	return first
+}
+
+// largestTimestamp is what time retention compares: the largest batch
+// timestamp, or the file's modification time when no batch has one.
+func (s *segment) largestTimestamp() int64 {
+	if s.maxTs >= 0 {
+		return s.maxTs
+	}
+	st, err := s.f.Stat()
+	if err != nil {
+		return math.MaxInt64 // keep it rather than guess
+	}
+	return st.ModTime().UnixMilli()
+}
+
+// resetIndexes forgets the in-memory indexes and batch statistics before a
+// rebuild.
+func (s *segment) resetIndexes() {
+	s.offIdx.reset()
+	s.timeIdx.reset()
+	s.bytesSinceIndex = 0
+	s.next = s.base
+	s.maxTs, s.maxTsOffset, s.firstBatchTs = -1, -1, -1
+}
+
+// track updates the indexes and statistics for a batch written at pos, as
+// Kafka's LogSegment.append does: an offset index entry (and a time index
+// entry when the max timestamp grew) once more than indexInterval bytes were
+// written since the last entry.
+func (s *segment) track(h *record.Header, pos int64, indexInterval int32) {
+	last := h.LastOffset()
+	if s.next == s.base && pos == 0 {
+		s.firstBatchTs = h.MaxTimestamp
+	}
+	if h.MaxTimestamp > s.maxTs {
+		s.maxTs = h.MaxTimestamp
+		s.maxTsOffset = last
+	}
+	if s.bytesSinceIndex > int64(indexInterval) {
+		s.offIdx.append(int32(last-s.base), int32(pos))
+		if s.maxTs >= 0 {
+			s.timeIdx.maybeAppend(s.maxTs, int32(s.maxTsOffset-s.base))
+		}
+		s.bytesSinceIndex = 0
+	}
+	s.bytesSinceIndex += int64(h.Size())
+	s.next = last + 1
+}
+
+// finishTimeIndex adds the final time index entry when the segment stops
+// being active (roll, close), as Kafka does.
+func (s *segment) finishTimeIndex() {
+	if s.maxTs >= 0 {
+		s.timeIdx.maybeAppend(s.maxTs, int32(s.maxTsOffset-s.base))
+	}
+}
+
+// readHeader reads the batch header at pos with one pread.
+func readHeader(f *os.File, pos int64, buf []byte) (record.Header, error) {
+	buf = buf[:record.HeaderSize]
+	if _, err := f.ReadAt(buf, pos); err != nil {
+		return record.Header{}, fmt.Errorf("read batch header at %d: %w", pos, err)
+	}
+	return record.ParseHeader(buf)
+}
+
+// findBatch scans batch headers from pos for the first batch whose last
+// offset is >= target, stopping at end. It returns that batch's position and
+// header, or ok=false.
+func findBatch(f *os.File, pos, end, target int64, hdr []byte) (int64, record.Header, bool, error) {
+	for pos < end {
+		h, err := readHeader(f, pos, hdr)
+		if err != nil {
+			return 0, h, false, err
+		}
+		if h.LastOffset() >= target {
+			return pos, h, true, nil
+		}
+		pos += int64(h.Size())
+	}
+	return 0, record.Header{}, false, nil
+}
+
+// errTorn is returned by batchReader when the data ends inside a batch or a
+// batch length is invalid.
+var errTorn = errors.New("torn or invalid batch")
+
+// batchReader reads whole batches sequentially through a reusable buffer.
+type batchReader struct {
+	f        *os.File
+	pos, end int64 // file position of buf[r], end of readable data
+	buf      []byte
+	r, w     int
+}
+
+func newBatchReader(f *os.File, pos, end int64, buf []byte) *batchReader {
+	if cap(buf) == 0 {
+		buf = make([]byte, 256<<10)
+	}
+	return &batchReader{f: f, pos: pos, end: end, buf: buf[:cap(buf)]}
+}
+
+// fill makes at least need bytes available at buf[r:], unless the data ends.
+func (br *batchReader) fill(need int) error {
+	if br.r > 0 {
+		n := copy(br.buf, br.buf[br.r:br.w])
+		br.r, br.w = 0, n
+	}
+	if need > len(br.buf) {
+		nb := make([]byte, max(need, 2*len(br.buf)))
+		copy(nb, br.buf[:br.w])
+		br.buf = nb
+	}
+	for br.w < need {
+		filePos := br.pos + int64(br.w)
+		limit := min(int64(len(br.buf)-br.w), br.end-filePos)
+		if limit <= 0 {
+			return errTorn
+		}
+		n, err := br.f.ReadAt(br.buf[br.w:br.w+int(limit)], filePos)
+		br.w += n
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if br.w >= need {
+					return nil
+				}
+				return errTorn
+			}
+			return fmt.Errorf("read segment at %d: %w", filePos, err)
+		}
+	}
+	return nil
+}
+
+// next returns the next whole batch (valid until the following call) and its
+// file position. At the end of the data it returns io.EOF; when the data ends
+// inside a batch or a length field is invalid, errTorn.
+func (br *batchReader) next() ([]byte, int64, error) {
+	if br.pos >= br.end {
+		return nil, br.pos, io.EOF
+	}
+	if br.w-br.r < record.LogOverhead {
+		if err := br.fill(record.LogOverhead); err != nil {
+			return nil, br.pos, err
+		}
+	}
+	n, err := record.PeekSize(br.buf[br.r:br.w])
+	if err != nil || br.pos+int64(n) > br.end {
+		return nil, br.pos, errTorn
+	}
+	if br.w-br.r < n {
+		if err := br.fill(n); err != nil {
+			return nil, br.pos, err
+		}
+	}
+	b := br.buf[br.r : br.r+n]
+	pos := br.pos
+	br.r += n
+	br.pos += int64(n)
+	return b, pos, nil
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian machine with Go: the
+# interop clients (kcat, kafka-python, confluent-kafka-python). Idempotent:
+# does nothing when they are already there.
+set -euo pipefail
+need=()
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+/usr/bin/python3 -c 'import kafka' >/dev/null 2>&1 || need+=(python3-kafka)
+/usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "deps: kcat, python3-kafka, python3-confluent-kafka present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type options struct {
+	brokers           string
+	topic             string
+	partitions        int
+	recordSize        int
+	records           int64
+	bytes             int64
+	acks              string
+	compression       string
+	linger            time.Duration
+	batchMaxBytes     int
+	maxBufRecords     int
+	maxBufBytes       int
+	fetchMaxPartBytes int
+	timeout           time.Duration
+}
+
+// result is the JSON line printed at the end. Byte counts are record value
+// bytes; MB is 10^6 bytes.
+type result struct {
+	RecordSize     int     `json:"record_size"`
+	Partitions     int     `json:"partitions"`
+	Acks           string  `json:"acks"`
+	Compression    string  `json:"compression"`
+	Records        int64   `json:"records"`
+	ProduceBytes   int64   `json:"produce_bytes"`
+	ProduceSeconds float64 `json:"produce_seconds"`
+	ProduceMBs     float64 `json:"produce_mb_s"`
+	ProduceRecs    float64 `json:"produce_records_s"`
+	ProduceErrors  int64   `json:"produce_errors"`
+	LatP50ms       float64 `json:"produce_p50_ms"`
+	LatP99ms       float64 `json:"produce_p99_ms"`
+	LatP999ms      float64 `json:"produce_p999_ms"`
+	LatMaxms       float64 `json:"produce_max_ms"`
+	ConsumeRecords int64   `json:"consume_records"`
+	ConsumeBytes   int64   `json:"consume_bytes"`
+	ConsumeSeconds float64 `json:"consume_seconds"`
+	ConsumeMBs     float64 `json:"consume_mb_s"`
+	BytesMoved     int64   `json:"bytes_moved"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
+	flag.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "comma-separated seed brokers")
+	flag.StringVar(&o.topic, "topic", "bench", "topic to create and use")
+	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the topic (replication factor 1)")
+	flag.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes (records have no key)")
+	flag.Int64Var(&o.records, "records", 0, "records to produce (overrides --bytes)")
+	flag.Int64Var(&o.bytes, "bytes", 1<<30, "value bytes to produce (rounded down to whole records)")
+	flag.StringVar(&o.acks, "acks", "all", "all, 1 or 0 (1 and 0 disable idempotence)")
+	flag.StringVar(&o.compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
+	flag.DurationVar(&o.linger, "linger", 5*time.Millisecond, "producer linger")
+	flag.IntVar(&o.batchMaxBytes, "batch-max-bytes", 1<<20, "producer batch max bytes")
+	flag.IntVar(&o.maxBufRecords, "max-buffered-records", 1<<18, "producer max buffered records")
+	flag.IntVar(&o.maxBufBytes, "max-buffered-bytes", 64<<20, "producer max buffered value bytes")
+	flag.IntVar(&o.fetchMaxPartBytes, "fetch-max-partition-bytes", 1<<20, "consumer fetch max bytes per partition")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	flag.Parse()
+
+	if *freePort {
+		return printFreePort()
+	}
+	if o.recordSize <= 0 || o.partitions <= 0 {
+		return errors.New("--record-size and --partitions must be positive")
+	}
+	if o.records <= 0 {
+		o.records = o.bytes / int64(o.recordSize)
+	}
+	if o.records <= 0 {
+		return errors.New("nothing to produce: --records or --bytes too small")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	seeds := strings.Split(o.brokers, ",")
+
+	if err := createTopic(ctx, seeds, o.topic, o.partitions); err != nil {
+		return err
+	}
+	res := result{
+		RecordSize: o.recordSize, Partitions: o.partitions, Acks: o.acks,
+		Compression: o.compression, Records: o.records,
+	}
+	if err := produce(ctx, seeds, o, &res); err != nil {
+		return err
+	}
+	if err := consume(ctx, seeds, o, &res); err != nil {
+		return err
+	}
+	res.BytesMoved = res.ProduceBytes + res.ConsumeBytes
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func printFreePort() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("find free port: %w", err)
+	}
+	defer l.Close()
+	fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	return nil
+}
+
+// createTopic creates the topic with replication factor 1 and waits until
+// every partition has a leader in the broker's metadata.
+func createTopic(ctx context.Context, seeds []string, topic string, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("create topic %q: %w", topic, err)
+	}
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if t, ok := md.Topics[topic]; ok && t.Err == nil && len(t.Partitions) == partitions && allLed(t) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for topic %q leaders: %w", topic, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func allLed(t kadm.TopicDetail) bool {
+	for _, p := range t.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func producerOpts(seeds []string, o options) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.DefaultProduceTopic(o.topic),
+		kgo.ProducerLinger(o.linger),
+		kgo.ProducerBatchMaxBytes(int32(o.batchMaxBytes)),
+		kgo.MaxBufferedRecords(o.maxBufRecords),
+		kgo.MaxBufferedBytes(o.maxBufBytes),
+	}
+	switch o.acks {
+	case "all", "-1":
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case "1":
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	case "0":
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	default:
+		return nil, fmt.Errorf("--acks %q: want all, 1 or 0", o.acks)
+	}
+	var codec kgo.CompressionCodec
+	switch o.compression {
+	case "none":
+		codec = kgo.NoCompression()
+	case "gzip":
+		codec = kgo.GzipCompression()
+	case "snappy":
+		codec = kgo.SnappyCompression()
+	case "lz4":
+		codec = kgo.Lz4Compression()
+	case "zstd":
+		codec = kgo.ZstdCompression()
+	default:
+		return nil, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", o.compression)
+	}
+	return append(opts, kgo.ProducerBatchCompression(codec)), nil
+}
+
+// produce writes o.records records and fills the produce fields of res.
+// Records are recycled through a free list once their promise has run, so
+// the client does not allocate one per record.
+func produce(ctx context.Context, seeds []string, o options, res *result) error {
+	opts, err := producerOpts(seeds, o)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("producer client: %w", err)
+	}
+	defer cl.Close()
+
+	value := make([]byte, o.recordSize)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range value {
+		value[i] = byte(rng.Uint32())
+	}
+	lat := make([]uint32, o.records) // microseconds, indexed by completion order
+	var (
+		done     atomic.Int64
+		failed   atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		free     = make(chan *kgo.Record, o.maxBufRecords+1024)
+	)
+	promise := func(r *kgo.Record, err error) {
+		us := time.Since(r.Timestamp).Microseconds()
+		if err != nil {
+			failed.Add(1)
+			errOnce.Do(func() { firstErr = err })
+		}
+		lat[done.Add(1)-1] = uint32(min(us, 1<<32-1))
+		select {
+		case free <- r:
+		default:
+		}
+	}
+
+	fmt.Fprintf(os.Stderr, "loadgen: producing %d records of %d B to %s\n", o.records, o.recordSize, o.topic)
+	start := time.Now()
+	for i := int64(0); i < o.records; i++ {
+		var r *kgo.Record
+		select {
+		case r = <-free:
+			*r = kgo.Record{}
+		default:
+			r = new(kgo.Record)
+		}
+		r.Value = value
+		r.Timestamp = time.Now()
+		cl.Produce(ctx, r, promise)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush after %s, %d of %d records acknowledged (%d failed): %w",
+			time.Since(start).Round(time.Millisecond), done.Load(), o.records, failed.Load(), err)
+	}
+	elapsed := time.Since(start).Seconds()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("produce: %d of %d records failed, first error: %w", n, o.records, firstErr)
+	}
+	lat = lat[:done.Load()]
+	slices.Sort(lat)
+	res.ProduceBytes = int64(len(lat)) * int64(o.recordSize)
+	res.ProduceSeconds = elapsed
+	res.ProduceMBs = float64(res.ProduceBytes) / 1e6 / elapsed
+	res.ProduceRecs = float64(len(lat)) / elapsed
+	res.LatP50ms = quantileMs(lat, 0.50)
+	res.LatP99ms = quantileMs(lat, 0.99)
+	res.LatP999ms = quantileMs(lat, 0.999)
+	res.LatMaxms = quantileMs(lat, 1)
+	fmt.Fprintf(os.Stderr, "loadgen: produced %.1f MB in %.2fs (%.1f MB/s)\n",
+		float64(res.ProduceBytes)/1e6, elapsed, res.ProduceMBs)
+	return nil
+}
+
+// quantileMs returns the q-quantile (nearest rank) of sorted microsecond
+// samples, in milliseconds.
+func quantileMs(sorted []uint32, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return float64(sorted[i]) / 1000
+}
+
+// consume reads the topic from the start with a fresh, group-less consumer
+// until it has seen every produced record, and fills the consume fields.
+func consume(ctx context.Context, seeds []string, o options, res *result) error {
+	want := res.ProduceBytes / int64(o.recordSize)
+	start := time.Now()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(seeds...),
+		kgo.ConsumeTopics(o.topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxPartitionBytes(int32(o.fetchMaxPartBytes)),
+	)
+	if err != nil {
+		return fmt.Errorf("consumer client: %w", err)
+	}
+	defer cl.Close()
+	var recs, bytes int64
+	for recs < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return fmt.Errorf("consume: %d of %d records after %s: %w", recs, want, time.Since(start), ctx.Err())
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			ferr = errors.Join(ferr, fmt.Errorf("%s[%d]: %w", t, p, err))
+		})
+		if ferr != nil {
+			return fmt.Errorf("consume: %w", ferr)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			recs++
+			bytes += int64(len(r.Value))
+		})
+	}
+	elapsed := time.Since(start).Seconds()
+	if recs != want {
+		return fmt.Errorf("consume: read %d records, produced %d", recs, want)
+	}
+	res.ConsumeRecords = recs
+	res.ConsumeBytes = bytes
+	res.ConsumeSeconds = elapsed
+	res.ConsumeMBs = float64(bytes) / 1e6 / elapsed
+	fmt.Fprintf(os.Stderr, "loadgen: consumed %.1f MB in %.2fs (%.1f MB/s)\n",
+		float64(bytes)/1e6, elapsed, res.ConsumeMBs)
+	return nil
+}

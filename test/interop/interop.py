@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+"""Interop tests: real Kafka clients against a real `strata serve` process.
+
+Each test function gets a Broker (a running strata process) and raises on
+failure. The script prints one line per test and a closing
+"N passed, N failed" line, and exits non-zero if anything failed.
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+
+
+class Broker:
+    def __init__(self, binary, workdir):
+        self.binary = binary
+        self.data = os.path.join(workdir, "data")
+        self.log_path = os.path.join(workdir, "strata.log")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.proc = None
+
+    def start(self):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--listen", self.addr, "--data-dir", self.data,
+             "--num-partitions", "3"],
+            stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("strata exited with %d; log:\n%s" % (self.proc.returncode, self.tail()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("strata did not start listening; log:\n" + self.tail())
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=30)
+        self.logf.close()
+        if sig == signal.SIGTERM and rc != 0:
+            raise RuntimeError("strata exited %d on SIGTERM; log:\n%s" % (rc, self.tail()))
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf8", "replace")
+        except OSError:
+            return ""
+
+
+def unique(prefix):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+def run(cmd, input=None, timeout=60):
+    p = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("%s exited %d: %s" % (" ".join(cmd), p.returncode, p.stderr.decode(errors="replace")))
+    return p.stdout.decode()
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+# ---------------------------------------------------------------- kcat
+
+def test_kcat_metadata(b):
+    out = run(["kcat", "-b", b.addr, "-L", "-J"])
+    import json
+    md = json.loads(out)
+    expect(len(md["brokers"]) == 1 and md["brokers"][0]["id"] == 1, "brokers: %r" % md["brokers"])
+
+
+def test_kcat_produce_consume_codecs(b):
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        topic = unique("kcat-" + codec)
+        lines = ["%s-line-%d" % (codec, i) for i in range(500)]
+        run(["kcat", "-b", b.addr, "-P", "-t", topic, "-p", "0", "-z", codec,
+             "-X", "topic.request.required.acks=-1"], input=("\n".join(lines) + "\n").encode())
+        out = run(["kcat", "-b", b.addr, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q"])
+        got = out.splitlines()
+        expect(got == lines, "%s: consumed %d lines, first %r" % (codec, len(got), got[:2]))
+
+
+def test_kcat_keys_headers_offsets(b):
+    topic = unique("kcat-kv")
+    run(["kcat", "-b", b.addr, "-P", "-t", topic, "-p", "0", "-K", ":", "-H", "h1=v1"],
+        input=b"k1:v1\nk2:v2\nk3:v3\n")
+    out = run(["kcat", "-b", b.addr, "-C", "-t", topic, "-p", "0", "-o", "1", "-e", "-q",
+               "-f", "%k=%s@%o;%h\n"])
+    expect(out.splitlines() == ["k2=v2@1;h1=v1", "k3=v3@2;h1=v1"], "got %r" % out)
+    # Query offsets by timestamp: a time in the past gives offset 0.
+    out = run(["kcat", "-b", b.addr, "-Q", "-t", "%s:0:1000" % topic])
+    expect(":0:0" in out.replace(" ", "") or "offset 0" in out, "query: %r" % out)
+
+
+# ---------------------------------------------------------------- kafka-python
+
+def test_kafka_python(b):
+    from kafka import KafkaProducer, KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=b.addr, request_timeout_ms=10000)
+    topic = unique("kpy")
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    expect(topic in admin.list_topics(), "created topic not listed")
+    for codec in [None, "gzip", "snappy", "lz4"]:
+        p = KafkaProducer(bootstrap_servers=b.addr, acks="all", compression_type=codec, linger_ms=5)
+        futs = [p.send(topic, key=b"k%d" % (i % 7), value=("%s-%d" % (codec, i)).encode()) for i in range(1000)]
+        p.flush()
+        for f in futs:
+            md = f.get(timeout=10)
+            expect(md.offset >= 0, "bad offset")
+        p.close()
+    c = KafkaConsumer(bootstrap_servers=b.addr, auto_offset_reset="earliest", enable_auto_commit=False,
+                      consumer_timeout_ms=5000)
+    tps = [TopicPartition(topic, i) for i in range(4)]
+    c.assign(tps)
+    c.seek_to_beginning()
+    seen = set()
+    for m in c:
+        seen.add(m.value)
+        if len(seen) == 4000:
+            break
+    expect(len(seen) == 4000, "consumed %d distinct of 4000" % len(seen))
+    ends = c.end_offsets(tps)
+    expect(sum(ends.values()) == 4000, "end offsets %r" % ends)
+    begins = c.beginning_offsets(tps)
+    expect(all(v == 0 for v in begins.values()), "beginning offsets %r" % begins)
+    times = c.offsets_for_times({tp: 0 for tp in tps})
+    expect(all(v is not None and v.offset == 0 for v in times.values()), "offsets_for_times %r" % times)
+    c.close()
+    admin.delete_topics([topic])
+    deadline = time.time() + 10
+    while topic in admin.list_topics() and time.time() < deadline:
+        time.sleep(0.1)
+    expect(topic not in admin.list_topics(), "deleted topic still listed")
+    admin.close()
+
+
+# ---------------------------------------------------------------- confluent-kafka
+
+def test_confluent_kafka(b):
+    from confluent_kafka import Producer, Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    topic = unique("ck")
+    fs = admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    fs[topic].result(15)
+    md = admin.list_topics(timeout=10)
+    expect(topic in md.topics and len(md.topics[topic].partitions) == 3, "metadata after create")
+    total = 0
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        errors = []
+        acked = [0]
+
+        def cb(err, msg):
+            if err is not None:
+                errors.append(err)
+            else:
+                acked[0] += 1
+        p = Producer({"bootstrap.servers": b.addr, "enable.idempotence": True, "acks": "all",
+                      "compression.type": codec, "linger.ms": 5})
+        for i in range(2000):
+            p.produce(topic, key=str(i % 11), value="%s-%d" % (codec, i), on_delivery=cb)
+            p.poll(0)
+        expect(p.flush(30) == 0, "%s: messages left in queue" % codec)
+        expect(not errors, "%s: delivery errors %r" % (codec, errors[:3]))
+        expect(acked[0] == 2000, "%s: %d acked" % (codec, acked[0]))
+        total += 2000
+    b.restart()
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": unique("g"), "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, i, 0) for i in range(3)])
+    seen = set()
+    deadline = time.time() + 30
+    while len(seen) < total and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        expect(m.error() is None, "consume error %r" % m.error())
+        seen.add(m.value())
+    expect(len(seen) == total, "consumed %d distinct of %d after restart" % (len(seen), total))
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    expect(lo == 0 and hi > 0, "watermarks %d %d" % (lo, hi))
+    off = c.offsets_for_times([TopicPartition(topic, 0, int(time.time() * 1000) + 3600000)], timeout=10)
+    expect(off[0].offset in (-1, hi), "offsets_for_times in the future: %r" % off[0].offset)
+    c.close()
+    fs = admin.delete_topics([topic])
+    fs[topic].result(15)
+    # Bad input gets Kafka's errors.
+    fs = admin.create_topics([NewTopic("bad/name", num_partitions=1, replication_factor=1)])
+    try:
+        fs["bad/name"].result(15)
+        raise AssertionError("invalid topic name accepted")
+    except Exception as e:  # KafkaException with INVALID_TOPIC_EXCEPTION
+        expect("INVALID_TOPIC" in str(e) or "nvalid" in str(e), "unexpected error %r" % e)
+
+
+TESTS = [
+    test_kcat_metadata,
+    test_kcat_produce_consume_codecs,
+    test_kcat_keys_headers_offsets,
+    test_kafka_python,
+    test_confluent_kafka,
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("-k", default="", help="run tests whose name contains this")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="strata-interop-")
+    b = Broker(args.bin, work)
+    b.start()
+    passed = failed = 0
+    try:
+        for t in TESTS:
+            if args.k and args.k not in t.__name__:
+                continue
+            start = time.time()
+            try:
+                t(b)
+                passed += 1
+                print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+            except Exception:
+                failed += 1
+                print("FAIL %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+                traceback.print_exc()
+                print("--- strata log tail ---\n" + b.tail(), flush=True)
+                if b.proc.poll() is not None:
+                    b.start()
+    finally:
+        if b.proc and b.proc.poll() is None:
+            b.stop()
+    if failed == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print("interop: data and log kept in " + work)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
