@@ -140,4 +140,3 @@ func offsetsAt(n int, o kgo.Offset) map[int32]kgo.Offset {
 	}
 	return m
 }
-
