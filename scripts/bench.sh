@@ -175,14 +175,16 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			# shellcheck disable=SC2086
 			if out=$("$BENCH_DIR/loadgen" --brokers "127.0.0.1:$port" --topic bench \
 				--partitions "$BENCH_PARTITIONS" --record-size "$size" --bytes "$bytes" \
-				--acks "$BENCH_ACKS" --compression "$BENCH_COMPRESSION" --timeout "$BENCH_TIMEOUT" $BENCH_LOADGEN_ARGS) &&
+				--acks "$BENCH_ACKS" --compression "$BENCH_COMPRESSION" --timeout "$BENCH_TIMEOUT" --broker-pid "$BROKER_PID" $BENCH_LOADGEN_ARGS) &&
 				t1=$(cpu_ticks "$BROKER_PID"); then
 				echo "$out"
 				moved=$(json_field "$out" bytes_moved)
 				awk -v b="$broker" -v s="$size" -v r="$rep" -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v moved="$moved" \
 					-v pm="$(json_field "$out" produce_mb_s)" -v cm="$(json_field "$out" consume_mb_s)" \
 					-v p50="$(json_field "$out" produce_p50_ms)" -v p99="$(json_field "$out" produce_p99_ms)" \
-					'BEGIN { cpu = t / hz; printf "%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.0f\n", b, s, r, pm, cm, p50, p99, cpu, cpu / (moved / 1e9), moved }' >>"$RESULTS"
+					-v pt="$(json_field "$out" produce_cpu_ticks)" -v ct="$(json_field "$out" consume_cpu_ticks)" \
+					-v pb="$(json_field "$out" produce_bytes)" -v cb="$(json_field "$out" consume_bytes)" \
+					'BEGIN { cpu = t / hz; printf "%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.0f\t%.3f\t%.3f\n", b, s, r, pm, cm, p50, p99, cpu, cpu / (moved / 1e9), moved, pt / hz / (pb / 1e9), ct / hz / (cb / 1e9) }' >>"$RESULTS"
 			else
 				echo "bench: run failed against $broker ($size B) (loadgen error or broker gone); broker log tail ($log):" >&2
 				tail -n 30 "$log" >&2
@@ -196,19 +198,20 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 done
 
 echo
-echo "Results (MB = 10^6 B of record values; CPU = broker utime+stime; GB = 10^9 B produced + consumed)"
+echo "Results (MB = 10^6 B of record values; CPU = broker utime+stime; CPU s/GB per 10^9 B produced + consumed;"
+echo "prod/cons s/GB: broker CPU during each phase per GB of that phase, as sampled by loadgen)"
 # Rows grouped by record size, then broker, then run.
 awk -F'\t' -v sizes="$BENCH_SIZES" -v brokers="$BENCH_BROKERS" '
 	{ row[$2 SUBSEP $1 SUBSEP $3] = $0; if ($3 > maxrep) maxrep = $3 }
 	END {
-		printf "%-8s %6s %4s %12s %12s %8s %8s %8s %9s\n", "broker", "rec B", "run", "produce MB/s", "consume MB/s", "p50 ms", "p99 ms", "CPU s", "CPU s/GB"
+		printf "%-8s %6s %4s %12s %12s %8s %8s %8s %9s %10s %10s\n", "broker", "rec B", "run", "produce MB/s", "consume MB/s", "p50 ms", "p99 ms", "CPU s", "CPU s/GB", "(prod s/GB", "cons s/GB)"
 		ns = split(sizes, S, " "); nb = split(brokers, B, " ")
 		for (i = 1; i <= ns; i++) for (j = 1; j <= nb; j++) for (r = 1; r <= maxrep; r++) {
 			k = S[i] SUBSEP B[j] SUBSEP r
 			if (!(k in row)) continue
 			split(row[k], f, "\t")
 			if (f[4] == "FAIL") { printf "%-8s %6s %4s %12s\n", f[1], f[2], f[3], "FAILED"; continue }
-			printf "%-8s %6s %4s %12.1f %12.1f %8.1f %8.1f %8.2f %9.3f\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
+			printf "%-8s %6s %4s %12.1f %12.1f %8.1f %8.1f %8.2f %9.3f %10.3f %10.3f\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[11], f[12]
 		}
 	}
 ' "$RESULTS"

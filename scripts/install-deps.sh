@@ -7,8 +7,12 @@ need=()
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 /usr/bin/python3 -c 'import kafka' >/dev/null 2>&1 || need+=(python3-kafka)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
+# kafka-python's codecs: snappy, lz4 and zstd come from these modules.
+/usr/bin/python3 -c 'import snappy' >/dev/null 2>&1 || need+=(python3-snappy)
+/usr/bin/python3 -c 'import lz4.frame' >/dev/null 2>&1 || need+=(python3-lz4)
+/usr/bin/python3 -c 'import zstandard' >/dev/null 2>&1 || need+=(python3-zstandard)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "deps: kcat, python3-kafka, python3-confluent-kafka present"
+  echo "deps: kcat, python3-kafka (with codecs), python3-confluent-kafka present"
   exit 0
 fi
 SUDO=""

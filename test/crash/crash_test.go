@@ -178,25 +178,32 @@ func runCrashRounds(t *testing.T, rounds int, args []string) {
 	var failMu sync.Mutex
 	var failures []error
 	var seq int64
+	// Sustained produce at about 20k records/s: every round re-reads the
+	// whole log, so an unthrottled producer would make later rounds slow
+	// without making the test stronger.
 	produce := func(stop <-chan struct{}, done chan<- struct{}) {
 		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
 		for {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-tick.C:
 			}
-			seq++
-			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq%31, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
-			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
-				if err != nil {
-					failMu.Lock()
-					failures = append(failures, err)
-					failMu.Unlock()
-					return
-				}
-				ack.add(r)
-			})
+			for range 20 {
+				seq++
+				r := &kgo.Record{Key: []byte(strconv.FormatInt(seq%31, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
+				producer.Produce(ctx, r, func(r *kgo.Record, err error) {
+					if err != nil {
+						failMu.Lock()
+						failures = append(failures, err)
+						failMu.Unlock()
+						return
+					}
+					ack.add(r)
+				})
+			}
 		}
 	}
 

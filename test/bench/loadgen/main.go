@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,7 @@ type options struct {
 	maxBufBytes       int
 	fetchMaxPartBytes int
 	timeout           time.Duration
+	brokerPID         int
 }
 
 // result is the JSON line printed at the end. Byte counts are record value
@@ -58,6 +61,10 @@ type result struct {
 	ConsumeSeconds float64 `json:"consume_seconds"`
 	ConsumeMBs     float64 `json:"consume_mb_s"`
 	BytesMoved     int64   `json:"bytes_moved"`
+	// Broker CPU (utime+stime ticks from /proc/<pid>/stat) per phase, only
+	// with --broker-pid.
+	ProduceCPUTicks int64 `json:"produce_cpu_ticks,omitempty"`
+	ConsumeCPUTicks int64 `json:"consume_cpu_ticks,omitempty"`
 }
 
 func main() {
@@ -84,6 +91,7 @@ func run() error {
 	flag.IntVar(&o.maxBufBytes, "max-buffered-bytes", 64<<20, "producer max buffered value bytes")
 	flag.IntVar(&o.fetchMaxPartBytes, "fetch-max-partition-bytes", 1<<20, "consumer fetch max bytes per partition")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	flag.IntVar(&o.brokerPID, "broker-pid", 0, "if set, report the broker's CPU ticks (/proc/PID/stat) per phase")
 	flag.Parse()
 
 	if *freePort {
@@ -110,14 +118,51 @@ func run() error {
 		RecordSize: o.recordSize, Partitions: o.partitions, Acks: o.acks,
 		Compression: o.compression, Records: o.records,
 	}
+	t0, err := cpuTicks(o.brokerPID)
+	if err != nil {
+		return err
+	}
 	if err := produce(ctx, seeds, o, &res); err != nil {
+		return err
+	}
+	t1, err := cpuTicks(o.brokerPID)
+	if err != nil {
 		return err
 	}
 	if err := consume(ctx, seeds, o, &res); err != nil {
 		return err
 	}
+	t2, err := cpuTicks(o.brokerPID)
+	if err != nil {
+		return err
+	}
+	res.ProduceCPUTicks, res.ConsumeCPUTicks = t1-t0, t2-t1
 	res.BytesMoved = res.ProduceBytes + res.ConsumeBytes
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// cpuTicks returns utime+stime of pid in clock ticks, or 0 if pid is 0.
+func cpuTicks(pid int) (int64, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("broker cpu: %w", err)
+	}
+	// Fields after the parenthesised command name start at field 3 (state);
+	// utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("broker cpu: unexpected /proc/%d/stat: %q", pid, b)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("broker cpu: /proc/%d/stat: %w", pid, err)
+	}
+	return u + s, nil
 }
 
 func printFreePort() error {
@@ -313,7 +358,7 @@ func consume(ctx context.Context, seeds []string, o options, res *result) error 
 		return fmt.Errorf("consumer client: %w", err)
 	}
 	defer cl.Close()
-	var recs, bytes int64
+	var recs, nbytes int64
 	for recs < want {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -328,7 +373,7 @@ func consume(ctx context.Context, seeds []string, o options, res *result) error 
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			recs++
-			bytes += int64(len(r.Value))
+			nbytes += int64(len(r.Value))
 		})
 	}
 	elapsed := time.Since(start).Seconds()
@@ -336,10 +381,10 @@ func consume(ctx context.Context, seeds []string, o options, res *result) error 
 		return fmt.Errorf("consume: read %d records, produced %d", recs, want)
 	}
 	res.ConsumeRecords = recs
-	res.ConsumeBytes = bytes
+	res.ConsumeBytes = nbytes
 	res.ConsumeSeconds = elapsed
-	res.ConsumeMBs = float64(bytes) / 1e6 / elapsed
+	res.ConsumeMBs = float64(nbytes) / 1e6 / elapsed
 	fmt.Fprintf(os.Stderr, "loadgen: consumed %.1f MB in %.2fs (%.1f MB/s)\n",
-		float64(bytes)/1e6, elapsed, res.ConsumeMBs)
+		float64(nbytes)/1e6, elapsed, res.ConsumeMBs)
 	return nil
 }
