@@ -31,6 +31,7 @@ type Controller interface {
 // Partitions is what the broker needs from the partition manager.
 type Partitions interface {
 	Get(topic string, partition int32) (*replication.Partition, error)
+	All() []*replication.Partition
 	TopicConfig(img *metadata.Image, topic string) *config.Topic
 }
 

@@ -35,6 +35,7 @@ func (b *Broker) register() handlerTable {
 		23: {0, 4, b.handleOffsetForLeaderEpoch},
 		32: {0, 4, b.handleDescribeConfigs},
 		33: {0, 2, b.handleAlterConfigs},
+		35: {0, 4, b.handleDescribeLogDirs},
 		37: {0, 3, b.handleCreatePartitions},
 		44: {0, 1, b.handleIncrementalAlterConfigs},
 		60: {0, 1, b.handleDescribeCluster},

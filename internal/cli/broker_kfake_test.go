@@ -1,12 +1,12 @@
-//go:build !strata
+//go:build kfake
 
 package cli
 
 import "testing"
 
-// startBroker starts the cluster the command tests run against: kfake by
-// default; `go test -tags strata` runs them against an in-process Strata
-// broker instead (broker_strata_test.go).
+// startBroker starts the cluster the command tests run against: kfake with
+// `go test -tags kfake`; by default they run against an in-process Strata
+// broker (broker_strata_test.go).
 func startBroker(t *testing.T) string { return startKfake(t) }
 
 // testBrokerValidatesConfigs is whether startBroker's cluster rejects bad

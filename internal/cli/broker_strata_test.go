@@ -1,4 +1,4 @@
-//go:build strata
+//go:build !kfake
 
 package cli
 

@@ -77,7 +77,9 @@ var normalisers = []struct {
 	{regexp.MustCompile(`(ID\s+)[A-Za-z0-9+/]{22}==`), "${1}TOPIC-ID"},
 	{regexp.MustCompile(`"id": "[A-Za-z0-9+/]{22}=="`), `"id": "TOPIC-ID"`},
 	{regexp.MustCompile(`"port": \d+`), `"port": PORT`},
-	{regexp.MustCompile(`\d{13}`), "TIMESTAMP"},
+	{regexp.MustCompile(`\b\d{13}\b`), "TIMESTAMP"},
+	{regexp.MustCompile(`(CLUSTER-ID\s+)\S+`), "${1}CLUSTER-ID"},
+	{regexp.MustCompile(`"cluster_id": "[^"]*"`), `"cluster_id": "CLUSTER-ID"`},
 	{regexp.MustCompile(`kgo-[0-9a-f-]+|strata-cli-[0-9a-f-]{36}`), "MEMBER-ID"},
 }
 
