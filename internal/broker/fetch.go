@@ -29,6 +29,7 @@ import (
 )
 
 type fetch struct {
+	ctx     context.Context // the connection's: done when the client goes away
 	b       *Broker
 	r       *request
 	req     *kmsg.FetchRequest
@@ -39,7 +40,7 @@ type fetch struct {
 	waits   []<-chan struct{}
 }
 
-func (b *Broker) handleFetch(_ context.Context, r *request) {
+func (b *Broker) handleFetch(ctx context.Context, r *request) {
 	req := r.body.(*kmsg.FetchRequest)
 	if r.version >= 7 {
 		var code int16
@@ -56,8 +57,8 @@ func (b *Broker) handleFetch(_ context.Context, r *request) {
 			return
 		}
 	}
-	f := &fetch{b: b, r: r, req: req}
-	f.read(true)
+	f := &fetch{ctx: ctx, b: b, r: r, req: req}
+	f.read()
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.waits) == 0 {
 		f.send()
@@ -67,25 +68,33 @@ func (b *Broker) handleFetch(_ context.Context, r *request) {
 }
 
 // wait re-reads whenever a partition's high watermark moves until min_bytes
-// is reached or max_wait passes.
+// is reached or max_wait passes. It answers early when the broker stops, and
+// gives up (releasing the file references) when the client disconnects.
 func (f *fetch) wait(maxWait time.Duration) {
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
-	cases := make([]reflect.SelectCase, 0, len(f.waits)+2)
+	const fixed = 3 // timer, shutdown, client gone
+	cases := make([]reflect.SelectCase, 0, len(f.waits)+fixed)
 	for {
 		cases = cases[:0]
 		cases = append(cases,
 			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.b.shutdown)})
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.b.shutdown)},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.ctx.Done())})
 		for _, w := range f.waits {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
 		}
-		if i, _, _ := reflect.Select(cases); i < 2 {
+		switch i, _, _ := reflect.Select(cases); i {
+		case 0, 1:
 			f.send()
+			return
+		case 2:
+			f.release()
+			f.r.resp.CloseConn(context.Cause(f.ctx))
 			return
 		}
 		f.release()
-		f.read(true)
+		f.read()
 		if f.bytes >= int64(f.req.MinBytes) {
 			f.send()
 			return
@@ -111,19 +120,17 @@ func (f *fetch) send() {
 	}})
 }
 
-// read builds the response from the partitions' current state. With
-// register, it first takes each partition's wake-up channel, so that a
-// write landing between the read and the wait is not missed.
-func (f *fetch) read(register bool) {
+// read builds the response from the partitions' current state. It takes
+// each partition's wake-up channel before reading it, so that a write landing
+// between the read and the wait is not missed.
+func (f *fetch) read() {
 	req, b := f.req, f.b
 	img := b.image()
 	resp := kmsg.NewPtrFetchResponse()
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	f.records = make([][][]network.Chunk, len(req.Topics))
 	f.bytes = 0
-	if register {
-		f.waits = f.waits[:0]
-	}
+	f.waits = f.waits[:0]
 	remaining := int64(req.MaxBytes)
 	if remaining <= 0 {
 		remaining = 1 << 62
@@ -164,9 +171,7 @@ func (f *fetch) read(register bool) {
 				rp.ErrorCode = code
 				continue
 			}
-			if register {
-				f.waits = append(f.waits, p.Wait())
-			}
+			f.waits = append(f.waits, p.Wait())
 			hw := p.HighWatermark()
 			rp.HighWatermark = hw
 			rp.LastStableOffset = hw

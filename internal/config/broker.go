@@ -251,11 +251,27 @@ func ParseProperties(r io.Reader) (map[string]string, error) {
 			pending = strings.TrimSuffix(line, `\`)
 			continue
 		}
-		i := strings.IndexAny(line, "=:")
-		if i <= 0 {
-			return nil, fmt.Errorf("line %d: expected key=value, got %q", lineNo, line)
+		if err := putProperty(out, line, lineNo); err != nil {
+			return nil, err
 		}
-		out[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	// A continuation on the last line ends the value there.
+	if pending != "" {
+		if err := putProperty(out, pending, lineNo); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func putProperty(out map[string]string, line string, lineNo int) error {
+	i := strings.IndexAny(line, "=:")
+	if i <= 0 {
+		return fmt.Errorf("line %d: expected key=value, got %q", lineNo, line)
+	}
+	out[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
+	return nil
 }

@@ -35,10 +35,16 @@ func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 
 // UnmarshalText decodes the base64 form.
 func (u *UUID) UnmarshalText(b []byte) error {
-	n, err := base64.RawURLEncoding.Decode(u[:], b)
-	if err != nil || n != 16 {
+	// Check the length first: Decode writes past a too-small destination
+	// (it panics) when the text is longer than 16 bytes' worth.
+	var v UUID
+	if len(b) != base64.RawURLEncoding.EncodedLen(len(v)) {
 		return fmt.Errorf("metadata: bad uuid %q", b)
 	}
+	if n, err := base64.RawURLEncoding.Decode(v[:], b); err != nil || n != len(v) {
+		return fmt.Errorf("metadata: bad uuid %q", b)
+	}
+	*u = v
 	return nil
 }
 

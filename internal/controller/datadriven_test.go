@@ -1,0 +1,458 @@
+package controller
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/stratalog/strata/internal/config"
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+// TestDataDriven runs the scripts in testdata/. Commands:
+//
+//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N]
+//	bootstrap [node=N] [cluster=id] host=h port=p [rack=r]   (reopens the controller as node N if it differs)
+//	create-topic name=(a,b) [partitions=N] [rf=N] [assign=(0:1/2,1:2/3)] [configs=k=v,k2=v] [validate-only]
+//	delete-topic name=(a,b) | id=(a,b)   (id=x is the id topic x had when last seen; a random id if never seen)
+//	create-partitions topic=(a,b) count=N [assign=(1/2,2/3)] [validate-only]
+//	alter-configs type=topic|broker|N name=x [set=k=v,...] [delete=k,...] [append=k=v,...] [subtract=k=v,...] [replace] [validate-only]
+//	alloc-pids count=N
+//	image
+//	restart [internal=(a,b)]   (reopens from the same log; the image must not change)
+//
+// Topic ids are random: every id is printed as <id>.
+func TestDataDriven(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		var e *env
+		datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
+			if td.Cmd == "new" {
+				if e != nil {
+					e.close(t)
+				}
+				e = newEnv(t, td)
+				return ""
+			}
+			if e == nil {
+				t.Fatalf("%s: run new first", td.Pos)
+			}
+			return e.scrub(e.run(t, td))
+		})
+	})
+}
+
+type env struct {
+	dir  string
+	opts Options
+	log  *LocalLog
+	c    *Controller
+	ids  map[string]metadata.UUID // topic name -> id as last seen
+	all  map[metadata.UUID]bool   // every id to scrub from output
+	// pidEnd is the end of the last producer id block handed out.
+	pidEnd int64
+}
+
+func newEnv(t *testing.T, td *datadriven.TestData) *env {
+	static, err := config.LoadBroker("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{
+		dir: t.TempDir(),
+		opts: Options{
+			NodeID: 1, Static: static, Logger: slog.New(slog.DiscardHandler),
+			DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true,
+			InternalTopics: map[string]bool{},
+		},
+		ids: map[string]metadata.UUID{},
+		all: map[metadata.UUID]bool{},
+	}
+	for _, a := range td.CmdArgs {
+		switch a.Key {
+		case "delete-enable":
+			e.opts.DeleteTopicEnable = a.SingleVal(t) == "true"
+		case "internal":
+			for _, v := range a.Vals {
+				e.opts.InternalTopics[v] = true
+			}
+		case "default-partitions":
+			e.opts.DefaultPartitions = int32(atoi(t, a.SingleVal(t)))
+		case "default-rf":
+			e.opts.DefaultReplicationFactor = int16(atoi(t, a.SingleVal(t)))
+		default:
+			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
+		}
+	}
+	e.open(t)
+	// Registered after TempDir's cleanup, so it runs before the dir goes.
+	t.Cleanup(func() { e.close(t) })
+	return e
+}
+
+func (e *env) open(t *testing.T) {
+	t.Helper()
+	l, err := OpenLocalLog(e.dir, e.opts.Logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(l, e.opts)
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	e.log, e.c = l, c
+	e.remember()
+}
+
+func (e *env) close(t *testing.T) {
+	t.Helper()
+	if e.log != nil {
+		if err := e.log.Close(); err != nil {
+			t.Errorf("close log: %v", err)
+		}
+		e.log = nil
+	}
+}
+
+func (e *env) remember() {
+	for n, tp := range e.c.Image().Topics {
+		e.ids[n] = tp.ID
+		e.all[tp.ID] = true
+	}
+}
+
+func (e *env) scrub(s string) string {
+	for id := range e.all {
+		s = strings.ReplaceAll(s, id.String(), "<id>")
+	}
+	return s
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("bad number %q", s)
+	}
+	return n
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return "error: " + err.Error()
+}
+
+// pairs parses k=v,k2=v2 where a part without '=' continues the previous
+// value (so list values like cleanup.policy=compact,delete work).
+func pairs(t *testing.T, s string) [][2]string {
+	var out [][2]string
+	for _, p := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			if len(out) == 0 {
+				t.Fatalf("bad pair list %q", s)
+			}
+			out[len(out)-1][1] += "," + p
+			continue
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out
+}
+
+// replicas parses 1/2/3.
+func replicas(t *testing.T, s string) []int32 {
+	out := []int32{}
+	if s == "" {
+		return out
+	}
+	for _, x := range strings.Split(s, "/") {
+		out = append(out, int32(atoi(t, x)))
+	}
+	return out
+}
+
+func (e *env) run(t *testing.T, td *datadriven.TestData) string {
+	switch td.Cmd {
+	case "bootstrap":
+		return e.bootstrap(t, td)
+	case "create-topic":
+		return e.createTopics(t, td)
+	case "delete-topic":
+		return e.deleteTopics(t, td)
+	case "create-partitions":
+		return e.createPartitions(t, td)
+	case "alter-configs":
+		return e.alterConfigs(t, td)
+	case "alloc-pids":
+		var count int64
+		td.ScanArgs(t, "count", &count)
+		start, err := e.c.AllocateProducerIDs(count)
+		if err != nil {
+			return errString(err) + "\n"
+		}
+		out := fmt.Sprintf("start=%d end=%d\n", start, start+count)
+		if start < e.pidEnd {
+			out += fmt.Sprintf("OVERLAP with the block ending at %d\n", e.pidEnd)
+		}
+		e.pidEnd = start + count
+		return out
+	case "image":
+		return printImage(e.c.Image())
+	case "restart":
+		before := printImage(e.c.Image())
+		if a, ok := td.Arg("internal"); ok {
+			e.opts.InternalTopics = map[string]bool{}
+			for _, v := range a.Vals {
+				e.opts.InternalTopics[v] = true
+			}
+		}
+		e.close(t)
+		e.open(t)
+		if after := printImage(e.c.Image()); after != before {
+			return fmt.Sprintf("image changed across restart:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		return "image unchanged\n"
+	}
+	t.Fatalf("%s: unknown command %s", td.Pos, td.Cmd)
+	return ""
+}
+
+func (e *env) bootstrap(t *testing.T, td *datadriven.TestData) string {
+	var host, cluster string
+	var port, node int
+	td.ScanArgs(t, "host", &host)
+	td.ScanArgs(t, "port", &port)
+	td.MaybeScanArgs(t, "cluster", &cluster)
+	if td.MaybeScanArgs(t, "node", &node) && int32(node) != e.opts.NodeID {
+		e.close(t)
+		e.opts.NodeID = int32(node)
+		e.open(t)
+	}
+	var rack *string
+	if a, ok := td.Arg("rack"); ok {
+		r := a.SingleVal(t)
+		rack = &r
+	}
+	id, err := e.c.Bootstrap(cluster, host, int32(port), rack)
+	if err != nil {
+		return errString(err) + "\n"
+	}
+	b := e.c.Image().Brokers[e.opts.NodeID]
+	return fmt.Sprintf("cluster=%s broker %d epoch=%d\n", id, b.NodeID, b.Epoch)
+}
+
+func (e *env) createTopics(t *testing.T, td *datadriven.TestData) string {
+	tmpl := CreateTopic{Partitions: -1, ReplicationFactor: -1}
+	var names []string
+	validateOnly := false
+	for _, a := range td.CmdArgs {
+		switch a.Key {
+		case "name":
+			names = a.Vals
+		case "partitions":
+			tmpl.Partitions = int32(atoi(t, a.SingleVal(t)))
+		case "rf":
+			tmpl.ReplicationFactor = int16(atoi(t, a.SingleVal(t)))
+		case "assign":
+			tmpl.Assignment = map[int32][]int32{}
+			for i, v := range a.Vals {
+				p, r, ok := strings.Cut(v, ":")
+				if !ok {
+					p, r = strconv.Itoa(i), v
+				}
+				tmpl.Assignment[int32(atoi(t, p))] = replicas(t, r)
+			}
+		case "configs":
+			tmpl.Configs = map[string]*string{}
+			for _, kv := range pairs(t, a.SingleVal(t)) {
+				v := kv[1]
+				tmpl.Configs[kv[0]] = &v
+			}
+		case "validate-only":
+			validateOnly = true
+		default:
+			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
+		}
+	}
+	reqs := make([]CreateTopic, len(names))
+	for i, n := range names {
+		reqs[i] = tmpl
+		reqs[i].Name = n
+	}
+	var b strings.Builder
+	for _, r := range e.c.CreateTopics(reqs, validateOnly) {
+		if r.Err != nil {
+			if !r.ID.IsZero() {
+				e.all[r.ID] = true
+			}
+			fmt.Fprintf(&b, "%s: %s\n", r.Name, errString(r.Err))
+			continue
+		}
+		if r.ID.IsZero() {
+			fmt.Fprintf(&b, "%s: ok but zero id\n", r.Name)
+		}
+		e.all[r.ID] = true
+		fmt.Fprintf(&b, "%s: ok id=%s partitions=%d rf=%d\n", r.Name, r.ID, r.Partitions, r.ReplicationFactor)
+	}
+	e.remember()
+	return b.String()
+}
+
+func (e *env) deleteTopics(t *testing.T, td *datadriven.TestData) string {
+	var reqs []DeleteTopic
+	for _, a := range td.CmdArgs {
+		for _, v := range a.Vals {
+			switch a.Key {
+			case "name":
+				reqs = append(reqs, DeleteTopic{Name: v})
+			case "id":
+				id, ok := e.ids[v]
+				if !ok {
+					id = metadata.NewUUID()
+					e.all[id] = true
+				}
+				reqs = append(reqs, DeleteTopic{ID: id})
+			default:
+				t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
+			}
+		}
+	}
+	var b strings.Builder
+	for _, r := range e.c.DeleteTopics(reqs) {
+		fmt.Fprintf(&b, "%s id=%s: %s\n", r.Name, r.ID, errString(r.Err))
+	}
+	return b.String()
+}
+
+func (e *env) createPartitions(t *testing.T, td *datadriven.TestData) string {
+	var tmpl CreatePartitions
+	var topics []string
+	validateOnly := false
+	for _, a := range td.CmdArgs {
+		switch a.Key {
+		case "topic":
+			topics = a.Vals
+		case "count":
+			tmpl.Count = int32(atoi(t, a.SingleVal(t)))
+		case "assign":
+			tmpl.Assignment = [][]int32{}
+			for _, v := range a.Vals {
+				tmpl.Assignment = append(tmpl.Assignment, replicas(t, v))
+			}
+		case "validate-only":
+			validateOnly = true
+		default:
+			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
+		}
+	}
+	reqs := make([]CreatePartitions, len(topics))
+	for i, n := range topics {
+		reqs[i] = tmpl
+		reqs[i].Topic = n
+	}
+	var b strings.Builder
+	for i, err := range e.c.CreatePartitionsAll(reqs, validateOnly) {
+		fmt.Fprintf(&b, "%s: %s\n", topics[i], errString(err))
+	}
+	return b.String()
+}
+
+func (e *env) alterConfigs(t *testing.T, td *datadriven.TestData) string {
+	var r AlterConfigResource
+	validateOnly := false
+	for _, a := range td.CmdArgs {
+		switch a.Key {
+		case "type":
+			switch v := a.SingleVal(t); v {
+			case "topic":
+				r.Type = metadata.ResourceTopic
+			case "broker":
+				r.Type = metadata.ResourceBroker
+			default:
+				r.Type = int8(atoi(t, v))
+			}
+		case "name":
+			r.Name = a.SingleVal(t)
+		case "set", "append", "subtract":
+			op := map[string]int8{"set": OpSet, "append": OpAppend, "subtract": OpSubtract}[a.Key]
+			for _, kv := range pairs(t, a.SingleVal(t)) {
+				v := kv[1]
+				r.Ops = append(r.Ops, ConfigOp{Name: kv[0], Op: op, Value: &v})
+			}
+		case "delete":
+			for _, k := range strings.Split(a.SingleVal(t), ",") {
+				r.Ops = append(r.Ops, ConfigOp{Name: k, Op: OpDelete})
+			}
+		case "op":
+			// op=N,k=v: a raw operation number.
+			n, kv, _ := strings.Cut(a.SingleVal(t), ",")
+			k, v, _ := strings.Cut(kv, "=")
+			r.Ops = append(r.Ops, ConfigOp{Name: k, Op: int8(atoi(t, n)), Value: &v})
+		case "replace":
+			r.Replace = true
+		case "validate-only":
+			validateOnly = true
+		default:
+			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
+		}
+	}
+	return errString(e.c.AlterConfigs([]AlterConfigResource{r}, validateOnly)[0]) + "\n"
+}
+
+func printImage(im *metadata.Image) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "offset=%d cluster=%q next-producer-id=%d\n", im.Offset, im.ClusterID, im.NextProducerID)
+	ids := make([]int32, 0, len(im.Brokers))
+	for id := range im.Brokers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		br := im.Brokers[id]
+		rack := ""
+		if br.Rack != nil {
+			rack = " rack=" + *br.Rack
+		}
+		fmt.Fprintf(&b, "broker %d epoch=%d %s:%d%s\n", br.NodeID, br.Epoch, br.Host, br.Port, rack)
+	}
+	for _, n := range im.SortedTopicNames() {
+		tp := im.Topics[n]
+		if im.TopicsByID[tp.ID] != tp {
+			fmt.Fprintf(&b, "topic %s: NOT INDEXED BY ID\n", n)
+		}
+		fmt.Fprintf(&b, "topic %s id=<id>\n", n)
+		for i, p := range tp.Partitions {
+			fmt.Fprintf(&b, "  %d replicas=%v isr=%v leader=%d leader-epoch=%d\n", i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch)
+		}
+	}
+	if len(im.TopicsByID) != len(im.Topics) {
+		fmt.Fprintf(&b, "%d topics by name, %d by id\n", len(im.Topics), len(im.TopicsByID))
+	}
+	res := make([]metadata.ConfigResource, 0, len(im.Configs))
+	for r := range im.Configs {
+		res = append(res, r)
+	}
+	sort.Slice(res, func(i, j int) bool {
+		if res[i].Type != res[j].Type {
+			return res[i].Type < res[j].Type
+		}
+		return res[i].Name < res[j].Name
+	})
+	for _, r := range res {
+		kind := map[int8]string{metadata.ResourceTopic: "topic", metadata.ResourceBroker: "broker"}[r.Type]
+		fmt.Fprintf(&b, "config %s %q:", kind, r.Name)
+		for _, k := range sortedKeys(im.Configs[r]) {
+			fmt.Fprintf(&b, " %s=%s", k, im.Configs[r][k])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
