@@ -173,10 +173,11 @@ func (b *Broker) put(k, v string) error {
 	if k == "log.dirs" || k == "log.dir" {
 		k = "data.dir"
 	}
+	v = strings.TrimSpace(v)
 	if err := b.reg.Validate(k, v); err != nil {
 		return err
 	}
-	b.set[k] = strings.TrimSpace(v)
+	b.set[k] = v
 	return nil
 }
 

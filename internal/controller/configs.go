@@ -155,7 +155,7 @@ func (c *Controller) planConfig(img *metadata.Image, r AlterConfigResource) ([]m
 		}
 		if v := next[op.Name]; v != nil {
 			if err := d.Validate(*v); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+				return nil, err
 			}
 		}
 	}

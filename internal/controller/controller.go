@@ -21,7 +21,9 @@ var (
 	ErrInvalidPartitions        = errors.New("invalid partitions")
 	ErrInvalidReplicationFactor = errors.New("invalid replication factor")
 	ErrInvalidReplicaAssignment = errors.New("invalid replica assignment")
-	ErrInvalidConfig            = errors.New("invalid config")
+	// ErrInvalidConfig is config.ErrInvalid, so that validation errors from
+	// the registry pass through unwrapped and read once.
+	ErrInvalidConfig            = config.ErrInvalid
 	ErrInvalidRequest           = errors.New("invalid request")
 	ErrPolicyViolation          = errors.New("policy violation")
 	ErrDeletionDisabled         = errors.New("topic deletion is disabled")
@@ -44,7 +46,8 @@ type Options struct {
 	DefaultPartitions        int32
 	DefaultReplicationFactor int16
 	DeleteTopicEnable        bool
-	// InternalTopics may not be created, altered or deleted by clients.
+	// InternalTopics may not be created, deleted or given partitions by
+	// clients; their configs may be altered, as in Kafka.
 	InternalTopics map[string]bool
 }
 
@@ -147,6 +150,9 @@ func sameRack(a, b *string) bool {
 
 // AllocateProducerIDs reserves count producer ids and returns the first.
 func (c *Controller) AllocateProducerIDs(count int64) (int64, error) {
+	if count <= 0 {
+		return 0, fmt.Errorf("%w: producer id block of %d", ErrInvalidRequest, count)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	start := c.image.Load().NextProducerID

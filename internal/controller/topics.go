@@ -76,7 +76,7 @@ func (c *Controller) CreateTopics(reqs []CreateTopic, validateOnly bool) []Creat
 			res.Err = fmt.Errorf("%w: topic %q appears more than once in the request", ErrInvalidRequest, r.Name)
 			continue
 		}
-		topicRecs, err := c.planTopic(img, r, res, collide)
+		topicRecs, err := c.planTopic(img, r, res, collide, len(recs))
 		if err != nil {
 			res.Err = err
 			continue
@@ -96,7 +96,10 @@ func (c *Controller) CreateTopics(reqs []CreateTopic, validateOnly bool) []Creat
 	return out
 }
 
-func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTopicResult, collide map[string]string) ([]metadata.Record, error) {
+// planTopic validates one topic and returns its records. spread varies the
+// first broker of the round-robin placement between topics created in the
+// same request, so their leaders spread too.
+func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTopicResult, collide map[string]string, spread int) ([]metadata.Record, error) {
 	if err := ValidateTopicName(r.Name); err != nil {
 		return nil, err
 	}
@@ -144,7 +147,7 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 		if int(rf) > len(brokers) {
 			return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)", ErrInvalidReplicationFactor, rf, len(brokers))
 		}
-		assignment = place(brokers, 0, parts, rf, int(img.Offset+1))
+		assignment = place(brokers, 0, parts, rf, int(img.Offset+1)+spread)
 	}
 	id := metadata.NewUUID()
 	res.ID = id
@@ -173,7 +176,7 @@ func validateTopicConfigs(cfgs map[string]*string) error {
 			continue
 		}
 		if err := reg.Validate(k, *v); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+			return err
 		}
 	}
 	return nil
@@ -267,9 +270,17 @@ func (c *Controller) DeleteTopics(reqs []DeleteTopic) []DeleteTopicResult {
 	var recs []metadata.Record
 	var deleted []int
 	seen := map[metadata.UUID]bool{}
+	dup := map[DeleteTopic]int{}
+	for _, r := range reqs {
+		dup[r]++
+	}
 	for i, r := range reqs {
 		res := &out[i]
 		res.Name, res.ID = r.Name, r.ID
+		if dup[r] > 1 {
+			res.Err = fmt.Errorf("%w: topic %s appears more than once in the request", ErrInvalidRequest, r.Name+r.ID.String())
+			continue
+		}
 		var t *metadata.Topic
 		if r.Name != "" {
 			t = img.Topics[r.Name]
