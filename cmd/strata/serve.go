@@ -22,6 +22,7 @@ func serveCommand() *cobra.Command {
 		sets       []string
 		logLevel   string
 		logFormat  string
+		debugAddr  string
 	)
 	// Each flag maps to a broker config key; only flags given on the
 	// command line override the file and the environment.
@@ -69,6 +70,11 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 			if err != nil {
 				return err
 			}
+			if debugAddr != "" {
+				if err := startDebugServer(debugAddr, logger); err != nil {
+					return err
+				}
+			}
 			return runServer(cfg, logger)
 		},
 	}
@@ -87,6 +93,7 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 	f.StringArrayVar(&sets, "set", nil, "any broker setting as key=value (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.StringVar(&debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this host:port (off when empty)")
 	return cmd
 }
 

@@ -85,6 +85,7 @@ type request struct {
 	clientID string
 	body     kmsg.Request
 	resp     network.Responder
+	raw      *network.Request
 }
 
 // respond encodes resp with the request's version and queues it.
@@ -160,7 +161,7 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		resp.CloseConn(fmt.Errorf("unsupported api key %d (version %d) from %s", key, version, nr.Conn.RemoteAddr))
 		return
 	}
-	req := &request{conn: nr.Conn, key: key, version: version, corrID: corrID, clientID: clientID, resp: resp}
+	req := &request{conn: nr.Conn, key: key, version: version, corrID: corrID, clientID: clientID, resp: resp, raw: nr}
 	if version < h.min || version > h.max {
 		if key == apiKeyApiVersions {
 			b.apiVersionsUnsupported(req)

@@ -38,6 +38,10 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	var syncs []pendingSync
 	failed := false
+	// Every append below is synchronous and nothing kept refers to the
+	// request's bytes (record slices alias them; topic names were copied
+	// by the decoder), so the buffer can go back for the next request.
+	defer r.raw.Recycle()
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := &resp.Topics[i]

@@ -34,10 +34,25 @@ type Response struct {
 
 // Request is one framed request. Data is the whole request after the size
 // prefix: header and body. Data is owned by the handler from the moment Serve
-// is called; the network layer never reuses it.
+// is called. A handler that knows it (and everything it decoded) holds no
+// reference into Data any more may call Recycle, which lets the network
+// layer reuse the buffer for a later request; a handler that does not call
+// it leaves the buffer to the garbage collector.
 type Request struct {
 	Conn *ConnInfo
 	Data []byte
+
+	pool *bufPool
+	buf  *[]byte
+}
+
+// Recycle gives Data back for reuse. After it, neither Data nor anything
+// aliasing it may be touched. Calling it more than once is harmless.
+func (r *Request) Recycle() {
+	if r.pool != nil && r.buf != nil {
+		r.pool.put(r.buf)
+	}
+	r.buf, r.Data = nil, nil
 }
 
 // ConnInfo describes the client connection a request came on.

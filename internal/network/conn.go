@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -89,9 +90,14 @@ func release(resp *Response) {
 // conn is one client connection: a reader goroutine that frames requests and
 // calls the handler in order, and a writer goroutine that writes the answers
 // in the same order.
+// readBufSize is the per-connection read buffer. Bodies larger than what it
+// holds are read straight into their own buffer.
+const readBufSize = 32 << 10
+
 type conn struct {
 	srv  *Server
 	nc   net.Conn
+	br   *bufio.Reader // reads nc: small requests cost one syscall, not two
 	info ConnInfo
 	log  interface {
 		Error(msg string, args ...any)
@@ -123,6 +129,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{
 		srv:    s,
 		nc:     nc,
+		br:     bufio.NewReaderSize(nc, readBufSize),
 		info:   ConnInfo{ID: id, RemoteAddr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr()},
 		ctx:    ctx,
 		cancel: cancel,
@@ -182,7 +189,7 @@ func (c *conn) readLoop() {
 		if c.stopping.Load() {
 			return
 		}
-		n, err := io.ReadFull(c.nc, hdr[:])
+		n, err := io.ReadFull(c.br, hdr[:])
 		if err != nil {
 			if n == 0 && idle > 0 && !c.stopping.Load() && isTimeout(err) && len(c.sem) > 1 {
 				continue // idle between requests, but answers are pending
@@ -196,8 +203,9 @@ func (c *conn) readLoop() {
 			c.cancel()
 			return
 		}
-		data := make([]byte, size)
-		if _, err := io.ReadFull(c.nc, data); err != nil {
+		data, buf := c.srv.bufs.get(int(size))
+		if _, err := io.ReadFull(c.br, data); err != nil {
+			c.srv.bufs.put(buf)
 			c.readFailed(-1, err)
 			return
 		}
@@ -206,7 +214,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		haveToken = false
-		if !c.serve(s, data) {
+		if !c.serve(s, &Request{Conn: &c.info, Data: data, pool: &c.srv.bufs, buf: buf}) {
 			return
 		}
 	}
@@ -251,7 +259,7 @@ func (c *conn) enqueue(s *slot) bool {
 }
 
 // serve calls the handler, recovering a panic by closing the connection.
-func (c *conn) serve(s *slot, data []byte) (ok bool) {
+func (c *conn) serve(s *slot, req *Request) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panicked; closing connection", "panic", p, "stack", string(debug.Stack()))
@@ -262,7 +270,7 @@ func (c *conn) serve(s *slot, data []byte) (ok bool) {
 			ok = false
 		}
 	}()
-	c.srv.h.Serve(c.ctx, &Request{Conn: &c.info, Data: data}, s)
+	c.srv.h.Serve(c.ctx, req, s)
 	return true
 }
 

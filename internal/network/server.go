@@ -48,6 +48,7 @@ type Server struct {
 	h       Handler
 	log     *slog.Logger
 	bufPool sync.Pool // *[]byte, for the pread+write fallback
+	bufs    bufPool   // request bodies (see bufpool.go)
 
 	nextID atomic.Uint64
 

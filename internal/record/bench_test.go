@@ -8,7 +8,13 @@ import (
 
 // benchBatch builds a batch of about size bytes of 1 KiB records.
 func benchBatch(b *testing.B, c Codec, size int) []byte {
-	value := bytes.Repeat([]byte("benchmark value "), 64)
+	return benchBatchOf(b, c, size, 1024)
+}
+
+// benchBatchOf builds a batch of about size bytes of records with values of
+// valueSize bytes.
+func benchBatchOf(b *testing.B, c Codec, size, valueSize int) []byte {
+	value := bytes.Repeat([]byte("v"), valueSize)
 	recs := make([]Record, size/(len(value)+16))
 	for i := range recs {
 		recs[i] = Record{OffsetDelta: int32(i), TimestampDelta: int64(i), Key: fmt.Appendf(nil, "k%d", i), Value: value}
@@ -27,13 +33,17 @@ func BenchmarkValidate1MiB(b *testing.B) {
 }
 
 func BenchmarkValidateRecords1MiB(b *testing.B) {
-	batch := benchBatch(b, CodecNone, 1<<20)
-	b.SetBytes(int64(len(batch)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := ValidateRecords(batch, true); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{1024, 100} {
+		b.Run(fmt.Sprintf("value=%dB", size), func(b *testing.B) {
+			batch := benchBatchOf(b, CodecNone, 1<<20, size)
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ValidateRecords(batch, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -74,6 +74,10 @@ func ValidateRecords(batch []byte, requireKeys bool) error {
 	if err := it.init(batch, false); err != nil {
 		return err
 	}
+	if it.h.Codec() == CodecNone {
+		// The produce hot path: same rules, no per-record struct.
+		return validateUncompressed(it.data, &it.h, requireKeys)
+	}
 	for {
 		ok, err := it.next()
 		if err != nil || !ok {
