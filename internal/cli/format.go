@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -149,4 +151,10 @@ func appendRecordJSON(b []byte, r *kgo.Record) ([]byte, error) {
 	}
 	b = append(b, j...)
 	return append(b, '\n'), nil
+}
+
+// topicIDString prints a topic id as Kafka's tools do (and as Strata writes
+// it in partition.metadata): URL-safe base64 without padding.
+func topicIDString(id kadm.TopicID) string {
+	return base64.RawURLEncoding.EncodeToString(id[:])
 }

@@ -74,8 +74,8 @@ var normalisers = []struct {
 	with string
 }{
 	{regexp.MustCompile(`127\.0\.0\.1(\s+)\d+`), "127.0.0.1${1}PORT"},
-	{regexp.MustCompile(`(ID\s+)[A-Za-z0-9+/]{22}==`), "${1}TOPIC-ID"},
-	{regexp.MustCompile(`"id": "[A-Za-z0-9+/]{22}=="`), `"id": "TOPIC-ID"`},
+	{regexp.MustCompile(`(ID\s+)[A-Za-z0-9_-]{22}\b`), "${1}TOPIC-ID"},
+	{regexp.MustCompile(`"id": "[A-Za-z0-9_-]{22}"`), `"id": "TOPIC-ID"`},
 	{regexp.MustCompile(`"port": \d+`), `"port": PORT`},
 	{regexp.MustCompile(`\b\d{13}\b`), "TIMESTAMP"},
 	{regexp.MustCompile(`(CLUSTER-ID\s+)\S+`), "${1}CLUSTER-ID"},

@@ -112,7 +112,7 @@ func TopicCreate(ctx context.Context, env *Env, o TopicCreateOptions) error {
 			t.styledRow(red, name, "-", "-", status)
 		} else {
 			if r.ID != (kadm.TopicID{}) {
-				res.ID = r.ID.String()
+				res.ID = topicIDString(r.ID)
 			}
 			t.row(name, r.NumPartitions, r.ReplicationFactor, status)
 		}
@@ -191,7 +191,7 @@ func TopicList(ctx context.Context, env *Env, o TopicListOptions) error {
 	for _, d := range topics.Sorted() {
 		r := row{Topic: d.Topic, Partitions: len(d.Partitions), ReplicationFactor: d.Partitions.NumReplicas(), Internal: d.IsInternal, Error: errString(d.Err)}
 		if d.ID != (kadm.TopicID{}) {
-			r.ID = d.ID.String()
+			r.ID = topicIDString(d.ID)
 		}
 		out = append(out, r)
 		if d.Err != nil {

@@ -131,7 +131,7 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 		d := details[name]
 		tj := topicJSON{Topic: name, Internal: d.IsInternal, ReplicationFactor: d.Partitions.NumReplicas(), Partitions: []partitionJSON{}, Configs: []configJSON{}}
 		if d.ID != (kadm.TopicID{}) {
-			tj.ID = d.ID.String()
+			tj.ID = topicIDString(d.ID)
 		}
 		for _, p := range d.Partitions.Sorted() {
 			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,

@@ -23,11 +23,11 @@ var (
 	ErrInvalidReplicaAssignment = errors.New("invalid replica assignment")
 	// ErrInvalidConfig is config.ErrInvalid, so that validation errors from
 	// the registry pass through unwrapped and read once.
-	ErrInvalidConfig            = config.ErrInvalid
-	ErrInvalidRequest           = errors.New("invalid request")
-	ErrPolicyViolation          = errors.New("policy violation")
-	ErrDeletionDisabled         = errors.New("topic deletion is disabled")
-	ErrNotController            = errors.New("not the active controller")
+	ErrInvalidConfig    = config.ErrInvalid
+	ErrInvalidRequest   = errors.New("invalid request")
+	ErrPolicyViolation  = errors.New("policy violation")
+	ErrDeletionDisabled = errors.New("topic deletion is disabled")
+	ErrNotController    = errors.New("not the active controller")
 )
 
 // MaxPartitionsPerTopic bounds CreateTopics and CreatePartitions: a request
