@@ -70,30 +70,19 @@ func validateUncompressed(data []byte, h *Header, requireKeys bool) error {
 func zigzag32(u uint32) int32 { return int32(u>>1) ^ -int32(u&1) }
 
 // uvarintAt reads an unsigned varint of at most 5 bytes that fits uint32,
-// advancing *i.
+// advancing *i. The one-byte case, by far the most common, stays inline.
 func uvarintAt(b []byte, i *int) (uint32, bool) {
 	j := *i
 	if j < len(b) && b[j] < 0x80 {
 		*i = j + 1
 		return uint32(b[j]), true
 	}
-	var v uint64
-	for shift := uint(0); shift < 35; shift += 7 {
-		if j >= len(b) {
-			return 0, false
-		}
-		c := b[j]
-		j++
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			if v > 0xffffffff {
-				return 0, false
-			}
-			*i = j
-			return uint32(v), true
-		}
+	v, ok := uvarint64At(b, i)
+	if !ok || *i-j > 5 || v > 0xffffffff {
+		*i = j
+		return 0, false
 	}
-	return 0, false
+	return uint32(v), true
 }
 
 // uvarint64At reads an unsigned varint of at most 10 bytes, advancing *i.
