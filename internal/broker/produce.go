@@ -110,7 +110,9 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 // produceOne validates and appends the partition's records, filling rp.
 func (b *Broker) produceOne(p *replication.Partition, records []byte, rp *kmsg.ProduceResponseTopicPartition) error {
 	cfg := p.Config()
-	if len(records) > int(cfg.MaxMessageBytes)+record.LogOverhead {
+	// Like Kafka, max.message.bytes bounds the whole batch (its default,
+	// 1048588, is 1 MiB plus the batch overhead).
+	if len(records) > int(cfg.MaxMessageBytes) {
 		return fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", kerr.MessageTooLarge, len(records), cfg.MaxMessageBytes)
 	}
 	n, err := record.PeekSize(records)
