@@ -24,6 +24,8 @@ import (
 	"github.com/stratalog/strata/internal/replication"
 )
 
+// pendingSync is an appended batch whose acknowledgement waits for fsync
+// (log.fsync=always) through its last offset.
 type pendingSync struct {
 	p      *replication.Partition
 	offset int64
@@ -69,9 +71,10 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				var p *replication.Partition
 				p, err = b.partition(t.Name, rp.Partition)
 				if err == nil {
-					err = b.produceOne(p, rt.Partitions[j].Records, rp)
+					var last int64
+					last, err = b.produceOne(p, rt.Partitions[j].Records, rp)
 					if err == nil && req.Acks != 0 {
-						syncs = append(syncs, pendingSync{p, rp.BaseOffset, rp})
+						syncs = append(syncs, pendingSync{p, last, rp})
 					}
 				}
 			}
@@ -107,64 +110,65 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 	}()
 }
 
-// produceOne validates and appends the partition's records, filling rp.
-func (b *Broker) produceOne(p *replication.Partition, records []byte, rp *kmsg.ProduceResponseTopicPartition) error {
+// produceOne validates and appends the partition's records, filling rp, and
+// returns the offset of the batch's last record.
+func (b *Broker) produceOne(p *replication.Partition, records []byte, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	cfg := p.Config()
 	// Like Kafka, max.message.bytes bounds the whole batch (its default,
 	// 1048588, is 1 MiB plus the batch overhead).
 	if len(records) > int(cfg.MaxMessageBytes) {
-		return fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", kerr.MessageTooLarge, len(records), cfg.MaxMessageBytes)
+		return -1, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", kerr.MessageTooLarge, len(records), cfg.MaxMessageBytes)
 	}
 	n, err := record.PeekSize(records)
 	if err != nil {
 		if len(records) > 16 && records[16] != 2 {
-			return fmt.Errorf("%w: magic %d", record.ErrMagic, records[16])
+			return -1, fmt.Errorf("%w: magic %d", record.ErrMagic, records[16])
 		}
-		return err
+		return -1, err
 	}
 	if n < len(records) {
-		return fmt.Errorf("%w: a produce request must carry exactly one record batch per partition", record.ErrInvalid)
+		return -1, fmt.Errorf("%w: a produce request must carry exactly one record batch per partition", record.ErrInvalid)
 	}
 	if n > len(records) {
-		return fmt.Errorf("%w: batch length %d but only %d bytes sent", record.ErrCorrupt, n, len(records))
+		return -1, fmt.Errorf("%w: batch length %d but only %d bytes sent", record.ErrCorrupt, n, len(records))
 	}
 	h, err := record.Validate(records)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	if h.IsControl() {
-		return fmt.Errorf("%w: clients may not write control batches", record.ErrInvalid)
+		return -1, fmt.Errorf("%w: clients may not write control batches", record.ErrInvalid)
 	}
 	if h.IsTransactional() {
-		return fmt.Errorf("%w: transactions are not supported yet", kerr.InvalidTxnState)
+		return -1, fmt.Errorf("%w: transactions are not supported yet", kerr.InvalidTxnState)
 	}
 	if !cfg.LogAppendTime {
 		now := b.opts.Now().UnixMilli()
 		if (cfg.TimestampBeforeMaxMs < now && h.FirstTimestamp < now-cfg.TimestampBeforeMaxMs) ||
 			(h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.TimestampAfterMaxMs) {
-			return fmt.Errorf("%w: batch timestamps %d..%d are outside the topic's allowed range around %d", kerr.InvalidTimestamp, h.FirstTimestamp, h.MaxTimestamp, now)
+			return -1, fmt.Errorf("%w: batch timestamps %d..%d are outside the topic's allowed range around %d", kerr.InvalidTimestamp, h.FirstTimestamp, h.MaxTimestamp, now)
 		}
 	}
 	if cfg.CleanupCompact || h.Codec() == record.CodecNone {
 		if err := record.ValidateRecords(records, cfg.CleanupCompact); err != nil {
-			return err
+			return -1, err
 		}
 	}
 	if ct := cfg.CompressionType; ct != "producer" {
 		if want, _ := record.ParseCodec(ct); want != h.Codec() {
 			if records, err = record.Recompress(nil, records, want); err != nil {
-				return fmt.Errorf("recompress to %s: %w", ct, err)
+				return -1, fmt.Errorf("recompress to %s: %w", ct, err)
 			}
 		}
 	}
 	res, err := p.Append(records)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	rp.BaseOffset = res.BaseOffset
 	rp.LogAppendTime = res.LogAppendTime
 	rp.LogStartOffset = res.LogStartOffset
-	return nil
+	return res.LastOffset, nil
 }
 
 // partition returns the hosted partition, or the error a client should see.
