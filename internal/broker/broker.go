@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
@@ -35,14 +36,33 @@ type Partitions interface {
 	TopicConfig(img *metadata.Image, topic string) *config.Topic
 }
 
+// Groups is what the broker needs from the group coordinator
+// (internal/coordinator/group). Join and Sync answer through their callback,
+// possibly later and from another goroutine.
+type Groups interface {
+	PartitionFor(groupID string) int32
+	Join(req group.JoinRequest, done func(group.JoinResult))
+	Sync(req group.SyncRequest, done func(group.SyncResult))
+	Heartbeat(groupID string, generation int32, memberID string, instanceID *string) error
+	Leave(groupID string, members []group.LeaveMember) ([]error, error)
+	Commit(req group.CommitRequest) ([]error, error)
+	Offsets(groupID string) (map[string]map[int32]group.Offset, error)
+	DeleteOffsets(groupID string, tps []group.TopicPartition) ([]error, error)
+	DeleteGroups(ids []string) []error
+	Describe(ids []string) []group.Description
+	List(states, types []string) ([]group.Listed, error)
+}
+
 // Options are the broker's dependencies and settings.
 type Options struct {
 	NodeID     int32
 	Static     *config.Broker
 	Controller Controller
 	Partitions Partitions
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Groups serves the group APIs; without it they are not offered.
+	Groups Groups
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Broker is the network.Handler that serves Kafka requests.

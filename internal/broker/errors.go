@@ -7,6 +7,7 @@ import (
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/record"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/storage"
@@ -56,6 +57,23 @@ var errorTable = []struct {
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
 	{storage.ErrCorruptSegment, kerr.KafkaStorageError},
 	{replication.ErrStorage, kerr.KafkaStorageError},
+	{group.ErrNotCoordinator, kerr.NotCoordinator},
+	{group.ErrLoadInProgress, kerr.CoordinatorLoadInProgress},
+	{group.ErrCoordinatorNotAvail, kerr.CoordinatorNotAvailable},
+	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
+	{group.ErrUnknownMember, kerr.UnknownMemberID},
+	{group.ErrMemberIDRequired, kerr.MemberIDRequired},
+	{group.ErrIllegalGeneration, kerr.IllegalGeneration},
+	{group.ErrRebalanceInProgress, kerr.RebalanceInProgress},
+	{group.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
+	{group.ErrInvalidSessionTimout, kerr.InvalidSessionTimeout},
+	{group.ErrFencedInstanceID, kerr.FencedInstanceID},
+	{group.ErrMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+	{group.ErrGroupNotFound, kerr.GroupIDNotFound},
+	{group.ErrNonEmptyGroup, kerr.NonEmptyGroup},
+	{group.ErrSubscribedToTopic, kerr.GroupSubscribedToTopic},
+	{group.ErrInvalidRequest, kerr.InvalidRequest},
+	{group.ErrGroupMaxSize, kerr.GroupMaxSizeReached},
 	{record.ErrMagic, kerr.UnsupportedForMessageFormat},
 	{record.ErrBadCRC, kerr.CorruptMessage},
 	{record.ErrCorrupt, kerr.CorruptMessage},

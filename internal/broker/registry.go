@@ -22,7 +22,7 @@ type handlerTable map[int16]handler
 // DESIGN.md section 4 says clients need them (Produce from 0 for librdkafka's
 // compression; old Metadata versions for feature detection).
 func (b *Broker) register() handlerTable {
-	return handlerTable{
+	t := handlerTable{
 		0:  {0, 13, b.handleProduce},
 		1:  {4, 17, b.handleFetch},
 		2:  {0, 10, b.handleListOffsets},
@@ -40,6 +40,21 @@ func (b *Broker) register() handlerTable {
 		44: {0, 1, b.handleIncrementalAlterConfigs},
 		60: {0, 1, b.handleDescribeCluster},
 	}
+	if b.opts.Groups != nil {
+		// Group APIs from version 0: old clients need them (DESIGN.md 4).
+		t[8] = handler{0, 9, b.handleOffsetCommit}
+		t[9] = handler{0, 9, b.handleOffsetFetch}
+		t[10] = handler{0, 6, b.handleFindCoordinator}
+		t[11] = handler{0, 9, b.handleJoinGroup}
+		t[12] = handler{0, 4, b.handleHeartbeat}
+		t[13] = handler{0, 5, b.handleLeaveGroup}
+		t[14] = handler{0, 5, b.handleSyncGroup}
+		t[15] = handler{0, 6, b.handleDescribeGroups}
+		t[16] = handler{0, 5, b.handleListGroups}
+		t[42] = handler{0, 3, b.handleDeleteGroups}
+		t[47] = handler{0, 0, b.handleOffsetDelete}
+	}
+	return t
 }
 
 // apiKeys lists the table as ApiVersions reports it, sorted by key.

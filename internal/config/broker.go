@@ -47,6 +47,12 @@ func brokerOnlyDefs() []Def {
 		{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", Check: atLeast(1)},
 		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true"},
 		{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Check: atLeast(1)},
+		{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Check: atLeast(1), Doc: "committed offsets of an empty group expire this long after it emptied"},
+		{Name: "offset.metadata.max.bytes", Type: TypeInt, Default: "4096", Check: atLeast(0)},
+		{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", Check: atLeast(0), Doc: "how long a new group waits for more members before its first rebalance"},
+		{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", Check: atLeast(1)},
+		{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", Check: atLeast(1)},
+		{Name: "group.max.size", Type: TypeInt, Default: "2147483647", Check: atLeast(1)},
 		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},
 	}
 }

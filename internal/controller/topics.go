@@ -41,6 +41,9 @@ type CreateTopic struct {
 	ReplicationFactor int16 // -1: the broker default
 	Assignment        map[int32][]int32
 	Configs           map[string]*string
+	// Internal lets the broker itself create one of Options.InternalTopics
+	// (__consumer_offsets); client requests never set it.
+	Internal bool
 }
 
 // CreateTopicResult is the outcome for one topic.
@@ -103,7 +106,7 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 	if err := ValidateTopicName(r.Name); err != nil {
 		return nil, err
 	}
-	if c.opts.InternalTopics[r.Name] {
+	if c.opts.InternalTopics[r.Name] && !r.Internal {
 		return nil, fmt.Errorf("%w: %q is an internal topic", ErrInvalidTopic, r.Name)
 	}
 	if _, ok := img.Topics[r.Name]; ok {

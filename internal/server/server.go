@@ -20,6 +20,7 @@ import (
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
 )
@@ -35,6 +36,7 @@ type Server struct {
 	meta   *controller.LocalLog
 	ctrl   *controller.Controller
 	parts  *replication.Manager
+	groups *group.Coordinator
 	broker *broker.Broker
 	net    *network.Server
 	ln     net.Listener
@@ -76,7 +78,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		DefaultPartitions:        int32(cfg.Int64("num.partitions")),
 		DefaultReplicationFactor: int16(cfg.Int64("default.replication.factor")),
 		DeleteTopicEnable:        cfg.Bool("delete.topic.enable"),
-		InternalTopics:           map[string]bool{"__cluster_metadata": true},
+		InternalTopics:           map[string]bool{"__cluster_metadata": true, broker.OffsetsTopic: true},
 	})
 	if err != nil {
 		return nil, err
@@ -106,11 +108,15 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		s.log.Warn("removing logs of deleted topics", "err", err)
 	}
 
+	if err := s.startGroups(logger); err != nil {
+		return nil, err
+	}
 	s.broker = broker.New(broker.Options{
 		NodeID:     cfg.NodeID(),
 		Static:     cfg,
 		Controller: s.ctrl,
 		Partitions: s.parts,
+		Groups:     s.groups,
 		Logger:     logger,
 	})
 	s.net = network.New(network.Config{
@@ -120,7 +126,15 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		s.groups.Run(ctx, groupTick)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.loadGroups()
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.parts.RunMaintenance(ctx, time.Duration(cfg.Int64("log.retention.check.interval.ms"))*time.Millisecond)
@@ -142,6 +156,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
 	s.broker.Stop()
+	// Waiting joins and syncs are in-flight requests: answer them
+	// (NOT_COORDINATOR) so the network can drain.
+	s.groups.Close()
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()

@@ -221,12 +221,123 @@ def test_confluent_kafka(b):
         expect("INVALID_TOPIC" in str(e) or "nvalid" in str(e), "unexpected error %r" % e)
 
 
+# ---------------------------------------------------------------- consumer groups
+
+def _group_consume_mixed(b, topic, group, want):
+    """A kafka-python and a confluent-kafka member of one group consume
+    until `want` distinct values are seen; returns (values, per-client counts)."""
+    import threading
+    from kafka import KafkaConsumer
+    from confluent_kafka import Consumer
+    seen, counts, lock, stop = set(), {"kpy": 0, "ck": 0}, threading.Lock(), threading.Event()
+    errors = []
+
+    def kpy():
+        try:
+            c = KafkaConsumer(topic, bootstrap_servers=b.addr, group_id=group, auto_offset_reset="earliest",
+                              enable_auto_commit=True, auto_commit_interval_ms=200)
+            while not stop.is_set():
+                for recs in c.poll(timeout_ms=200).values():
+                    with lock:
+                        for m in recs:
+                            seen.add(m.value)
+                            counts["kpy"] += 1
+            c.commit()
+            c.close()
+        except Exception as e:  # surfaced by the caller
+            errors.append(e)
+
+    def ck():
+        try:
+            c = Consumer({"bootstrap.servers": b.addr, "group.id": group, "auto.offset.reset": "earliest",
+                          "enable.auto.commit": True, "auto.commit.interval.ms": 200})
+            c.subscribe([topic])
+            while not stop.is_set():
+                m = c.poll(0.2)
+                if m is None or m.error() is not None:
+                    continue
+                with lock:
+                    seen.add(m.value())
+                    counts["ck"] += 1
+            try:
+                c.commit(asynchronous=False)
+            except Exception as e:  # _NO_OFFSET: auto commit already stored everything
+                if "NO_OFFSET" not in str(e):
+                    raise
+            c.close()
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=kpy), threading.Thread(target=ck)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with lock:
+            if len(seen) >= want and counts["kpy"] > 0 and counts["ck"] > 0:
+                break
+        time.sleep(0.1)
+    time.sleep(0.5)  # let auto commits land
+    stop.set()
+    for t in threads:
+        t.join(30)
+    expect(not errors, "consumer errors: %r" % errors)
+    return seen, counts
+
+
+def test_group_kafka_python_and_confluent(b):
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=b.addr, request_timeout_ms=10000)
+    topic, group = unique("grp"), unique("mixed")
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    p = KafkaProducer(bootstrap_servers=b.addr, acks="all")
+    for i in range(400):
+        p.send(topic, value=b"%d" % i, partition=i % 4)
+    p.flush()
+    seen, counts = _group_consume_mixed(b, topic, group, 400)
+    expect(len(seen) == 400, "consumed %d distinct of 400" % len(seen))
+    expect(counts["kpy"] > 0 and counts["ck"] > 0, "partitions not shared: %r" % counts)
+    offsets = admin.list_consumer_group_offsets(group)
+    expect(sum(o.offset for o in offsets.values()) == 400, "committed %r" % offsets)
+    groups = [g[0] for g in admin.list_consumer_groups()]
+    expect(group in groups, "group %s not listed in %r" % (group, groups))
+    admin.close()
+    p.close()
+
+    b.restart()
+    p = KafkaProducer(bootstrap_servers=b.addr, acks="all")
+    for i in range(400, 500):
+        p.send(topic, value=b"%d" % i, partition=i % 4)
+    p.flush()
+    p.close()
+    seen, counts = _group_consume_mixed(b, topic, group, 100)
+    old = [v for v in seen if int(v) < 400]
+    expect(not old, "re-read %d records from before the restart, e.g. %r" % (len(old), old[:3]))
+    expect(len(seen) == 100, "consumed %d distinct of 100 new" % len(seen))
+
+
+def test_kcat_group(b):
+    topic, group = unique("kcatg"), unique("kg")
+    run(["kcat", "-b", b.addr, "-P", "-t", topic, "-p", "0"], input=b"".join(b"m%d\n" % i for i in range(50)))
+    out = run(["kcat", "-b", b.addr, "-G", group, "-e", "-q", "-X", "auto.offset.reset=earliest",
+               "-X", "enable.auto.commit=true", "-X", "auto.commit.interval.ms=100", topic], timeout=60)
+    expect(len(out.splitlines()) == 50, "kcat -G read %d lines" % len(out.splitlines()))
+    from kafka.admin import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=b.addr, request_timeout_ms=10000)
+    offsets = admin.list_consumer_group_offsets(group)
+    admin.close()
+    expect(sum(o.offset for o in offsets.values()) == 50, "kcat committed %r" % offsets)
+
+
 TESTS = [
     test_kcat_metadata,
     test_kcat_produce_consume_codecs,
     test_kcat_keys_headers_offsets,
     test_kafka_python,
     test_confluent_kafka,
+    test_group_kafka_python_and_confluent,
+    test_kcat_group,
 ]
 
 

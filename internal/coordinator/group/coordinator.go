@@ -1,0 +1,302 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf16"
+)
+
+// Domain errors; internal/broker maps them to Kafka error codes.
+var (
+	ErrNotCoordinator       = errors.New("not the coordinator for this group")
+	ErrLoadInProgress       = errors.New("group coordinator partition is loading")
+	ErrInvalidGroupID       = errors.New("invalid group id")
+	ErrUnknownMember        = errors.New("unknown member id")
+	ErrMemberIDRequired     = errors.New("member id required")
+	ErrIllegalGeneration    = errors.New("illegal generation")
+	ErrRebalanceInProgress  = errors.New("rebalance in progress")
+	ErrInconsistentProtocol = errors.New("inconsistent group protocol")
+	ErrInvalidSessionTimout = errors.New("invalid session timeout")
+	ErrFencedInstanceID     = errors.New("fenced instance id")
+	ErrMetadataTooLarge     = errors.New("offset metadata too large")
+	ErrGroupNotFound        = errors.New("group id not found")
+	ErrNonEmptyGroup        = errors.New("group is not empty")
+	ErrSubscribedToTopic    = errors.New("group is subscribed to the topic")
+	ErrInvalidRequest       = errors.New("invalid request")
+	ErrCoordinatorNotAvail  = errors.New("coordinator not available")
+	ErrGroupMaxSize         = errors.New("group reached its maximum size")
+)
+
+// Log is one __consumer_offsets partition as the coordinator sees it.
+type Log interface {
+	// Append writes a record batch and returns once it is durable as the
+	// broker's fsync policy requires.
+	Append(batch []byte) error
+	// ForEachBatch calls fn for every batch of the log, in order.
+	ForEachBatch(fn func(batch []byte) error) error
+}
+
+// Options configure a Coordinator. Zero durations take Kafka's defaults
+// (except InitialRebalanceDelay, where zero means none).
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// NumPartitions is the partition count of __consumer_offsets.
+	NumPartitions int32
+	// InitialRebalanceDelay is group.initial.rebalance.delay.ms.
+	InitialRebalanceDelay time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
+	// members may ask for (group.min/max.session.timeout.ms).
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// MaxMetadataBytes is offset.metadata.max.bytes (4096).
+	MaxMetadataBytes int
+	// MaxMemberMetadataBytes bounds one member's protocol metadata in a
+	// JoinGroup (summed over its protocols); more is ErrInvalidRequest.
+	MaxMemberMetadataBytes int
+	// MaxGroupSize is group.max.size (0: unbounded).
+	MaxGroupSize int
+	// OffsetsRetention is offsets.retention.minutes: committed offsets of
+	// an empty group expire this long after the group became empty (or,
+	// for groups without members ever, after the commit). <= 0 disables.
+	OffsetsRetention time.Duration
+}
+
+// DefaultMaxMemberMetadataBytes is the default MaxMemberMetadataBytes, 1 MiB.
+const DefaultMaxMemberMetadataBytes = 1 << 20
+
+// Coordinator owns the groups of the __consumer_offsets partitions it has
+// loaded.
+type Coordinator struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	parts  map[int32]*partition
+	groups map[string]*group
+}
+
+type partition struct {
+	log     Log
+	loading bool
+}
+
+// New returns a coordinator owning no partitions yet.
+func New(opts Options) *Coordinator {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NumPartitions <= 0 {
+		opts.NumPartitions = 50
+	}
+	if opts.MinSessionTimeout <= 0 {
+		opts.MinSessionTimeout = 6 * time.Second
+	}
+	if opts.MaxSessionTimeout <= 0 {
+		opts.MaxSessionTimeout = 30 * time.Minute
+	}
+	if opts.MaxMetadataBytes <= 0 {
+		opts.MaxMetadataBytes = 4096
+	}
+	if opts.MaxMemberMetadataBytes <= 0 {
+		opts.MaxMemberMetadataBytes = DefaultMaxMemberMetadataBytes
+	}
+	return &Coordinator{
+		opts:   opts,
+		log:    opts.Logger.With("component", "group-coordinator"),
+		parts:  map[int32]*partition{},
+		groups: map[string]*group{},
+	}
+}
+
+// PartitionFor is the __consumer_offsets partition of a group, as Kafka
+// places it: abs(Java String.hashCode(groupID)) % numPartitions.
+func PartitionFor(groupID string, numPartitions int32) int32 {
+	var h int32
+	for _, u := range utf16.Encode([]rune(groupID)) {
+		h = 31*h + int32(u)
+	}
+	if h == -1<<31 {
+		h = 0
+	} else if h < 0 {
+		h = -h
+	}
+	return h % numPartitions
+}
+
+// PartitionFor is the __consumer_offsets partition of a group.
+func (c *Coordinator) PartitionFor(groupID string) int32 {
+	return PartitionFor(groupID, c.opts.NumPartitions)
+}
+
+// BeginLoad takes ownership of a partition: until Load finishes, requests
+// for its groups get ErrLoadInProgress instead of ErrNotCoordinator.
+func (c *Coordinator) BeginLoad(p int32, log Log) {
+	c.mu.Lock()
+	c.parts[p] = &partition{log: log, loading: true}
+	c.mu.Unlock()
+}
+
+// Load takes ownership of a partition (if BeginLoad did not already) and
+// rebuilds its groups by replaying log.
+func (c *Coordinator) Load(p int32, log Log) error {
+	c.mu.Lock()
+	if cur := c.parts[p]; cur == nil || cur.log != log {
+		c.parts[p] = &partition{log: log, loading: true}
+	}
+	c.mu.Unlock()
+	groups := map[string]*group{}
+	now := c.opts.Now()
+	err := log.ForEachBatch(func(batch []byte) error {
+		return forEachRecord(batch, func(key, value []byte, ts int64) error {
+			return applyRecord(groups, p, key, value, ts, now)
+		})
+	})
+	if err != nil {
+		c.mu.Lock()
+		delete(c.parts, p)
+		c.mu.Unlock()
+		return fmt.Errorf("load __consumer_offsets-%d: %w", p, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.parts[p]; cur == nil || cur.log != log {
+		return nil // unloaded meanwhile
+	}
+	now = c.opts.Now()
+	for id, g := range groups {
+		g.loaded(now)
+		c.groups[id] = g
+	}
+	c.parts[p].loading = false
+	c.log.Debug("loaded group partition", "partition", p, "groups", len(groups))
+	return nil
+}
+
+// Unload gives up a partition: its groups are dropped and their waiting
+// requests answered with ErrNotCoordinator.
+func (c *Coordinator) Unload(p int32) {
+	var fx effects
+	c.mu.Lock()
+	delete(c.parts, p)
+	for id, g := range c.groups {
+		if g.partition == p {
+			g.failWaiters(&fx, ErrNotCoordinator)
+			delete(c.groups, id)
+		}
+	}
+	c.mu.Unlock()
+	fx.run()
+}
+
+// Run calls Tick every interval until ctx ends.
+func (c *Coordinator) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Tick()
+		}
+	}
+}
+
+// Tick fires every timeout due at Options.Now: expired sessions, rebalance
+// and initial-delay deadlines, sync deadlines, offsets retention.
+func (c *Coordinator) Tick() {
+	var fx effects
+	c.mu.Lock()
+	now := c.opts.Now()
+	for id, g := range c.groups {
+		c.tickGroup(&fx, g, now)
+		if g.state == StateDead {
+			delete(c.groups, id)
+		}
+	}
+	c.mu.Unlock()
+	fx.run()
+}
+
+// Close answers every waiting request with ErrNotCoordinator.
+func (c *Coordinator) Close() {
+	var fx effects
+	c.mu.Lock()
+	for _, g := range c.groups {
+		g.failWaiters(&fx, ErrNotCoordinator)
+	}
+	c.parts = map[int32]*partition{}
+	c.groups = map[string]*group{}
+	c.mu.Unlock()
+	fx.run()
+}
+
+// effects collects callbacks to run once the lock is released.
+type effects struct{ calls []func() }
+
+func (fx *effects) add(f func()) { fx.calls = append(fx.calls, f) }
+
+func (fx *effects) run() {
+	for _, f := range fx.calls {
+		f()
+	}
+}
+
+// lookup checks that the coordinator owns groupID's partition and returns
+// the group (nil if it does not exist). Callers hold c.mu.
+func (c *Coordinator) lookup(groupID string) (*group, *partition, error) {
+	if groupID == "" {
+		return nil, nil, ErrInvalidGroupID
+	}
+	p := c.PartitionFor(groupID)
+	part := c.parts[p]
+	switch {
+	case part == nil:
+		return nil, nil, ErrNotCoordinator
+	case part.loading:
+		return nil, nil, ErrLoadInProgress
+	}
+	return c.groups[groupID], part, nil
+}
+
+// newGroup creates an empty group. Callers hold c.mu.
+func (c *Coordinator) newGroup(id string) *group {
+	g := newGroup(id, c.PartitionFor(id), c.opts.Now())
+	c.groups[id] = g
+	return g
+}
+
+// write appends records to the group's partition and applies them to
+// memory with the replay code. Callers hold c.mu.
+func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	now := c.opts.Now()
+	batch, err := buildBatch(recs, now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	if err := part.log.Append(batch); err != nil {
+		c.log.Error("append to __consumer_offsets", "partition", g.partition, "group", g.id, "err", err)
+		return fmt.Errorf("%w: append: %v", ErrCoordinatorNotAvail, err)
+	}
+	groups := map[string]*group{g.id: g}
+	for _, r := range recs {
+		if err := applyRecord(groups, g.partition, r.key, r.value, now.UnixMilli(), now); err != nil {
+			return fmt.Errorf("apply own record: %w", err)
+		}
+	}
+	if groups[g.id] == nil {
+		g.state = StateDead
+		delete(c.groups, g.id)
+	}
+	return nil
+}
