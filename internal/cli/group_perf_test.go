@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// Group commands run against kfake only: Strata's consumer groups do not
-// exist yet.
+// TestGroupCommands runs the group commands against startBroker's cluster
+// (Strata by default, kfake with -tags kfake).
 func TestGroupCommands(t *testing.T) {
-	addr := startKfake(t)
+	addr := startBroker(t)
 	mustRun(t, addr, "", "topic", "create", "g", "-p", "2")
 	mustRun(t, addr, "a\nb\nc\n", "produce", "g", "--partition", "0")
 	mustRun(t, addr, "d\n", "produce", "g", "--partition", "1")
@@ -23,11 +23,11 @@ func TestGroupCommands(t *testing.T) {
 	if got := mustRun(t, addr, "", "consume", "g", "-g", "billing"); got != "" {
 		t.Errorf("second group consume = %q, want nothing", got)
 	}
-	goldenIn(t, "kfake", "group_list.txt", mustRun(t, addr, "", "group", "list"))
-	goldenIn(t, "kfake", "group_describe.txt", mustRun(t, addr, "", "group", "describe", "billing"))
+	goldenIn(t, testBrokerName, "group_list.txt", mustRun(t, addr, "", "group", "list"))
+	goldenIn(t, testBrokerName, "group_describe.txt", mustRun(t, addr, "", "group", "describe", "billing"))
 
 	// Reset: a dry run changes nothing.
-	goldenIn(t, "kfake", "group_reset_dry.txt", mustRun(t, addr, "", "group", "reset-offsets", "billing", "--topic", "g", "-o", "start"))
+	goldenIn(t, testBrokerName, "group_reset_dry.txt", mustRun(t, addr, "", "group", "reset-offsets", "billing", "--topic", "g", "-o", "start"))
 	var groups []groupJSON
 	if err := json.Unmarshal([]byte(mustRun(t, addr, "", "group", "describe", "billing", "--json")), &groups); err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestGroupCommands(t *testing.T) {
 			t.Errorf("partition 1 still committed at %d after delete-offsets", p.Committed)
 		}
 	}
-	goldenIn(t, "kfake", "group_delete.txt", mustRun(t, addr, "", "group", "delete", "billing"))
+	goldenIn(t, testBrokerName, "group_delete.txt", mustRun(t, addr, "", "group", "delete", "billing"))
 	if r := run(t, addr, "", "group", "describe", "billing"); r.err == nil {
 		t.Errorf("describe of a deleted group succeeded:\n%s", r.stdout)
 	}
