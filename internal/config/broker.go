@@ -47,12 +47,15 @@ func brokerOnlyDefs() []Def {
 		{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", Check: atLeast(1)},
 		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true"},
 		{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Check: atLeast(1)},
+		{Name: "offsets.topic.segment.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(14), Doc: "segment size of __consumer_offsets partitions; the active segment is never compacted"},
 		{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Check: atLeast(1), Doc: "committed offsets of an empty group expire this long after it emptied"},
 		{Name: "offset.metadata.max.bytes", Type: TypeInt, Default: "4096", Check: atLeast(0)},
 		{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", Check: atLeast(0), Doc: "how long a new group waits for more members before its first rebalance"},
 		{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", Check: atLeast(1)},
 		{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", Check: atLeast(1)},
 		{Name: "group.max.size", Type: TypeInt, Default: "2147483647", Check: atLeast(1)},
+		{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", Check: atLeast(1), Doc: "heartbeat interval told to KIP-848 consumer group members"},
+		{Name: "group.consumer.session.timeout.ms", Type: TypeInt, Default: "45000", Check: atLeast(1), Doc: "session timeout of KIP-848 consumer group members"},
 		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},
 	}
 }

@@ -27,7 +27,7 @@ func (s *Server) startGroups(logger *slog.Logger) error {
 			ReplicationFactor: -1,
 			Configs: map[string]*string{
 				"cleanup.policy":   strPtr("compact"),
-				"segment.bytes":    strPtr("104857600"),
+				"segment.bytes":    strPtr(cfg.String("offsets.topic.segment.bytes")),
 				"compression.type": strPtr("producer"),
 			},
 			Internal: true,
