@@ -51,6 +51,9 @@ type Groups interface {
 	DeleteGroups(ids []string) []error
 	Describe(ids []string) []group.Description
 	List(states, types []string) ([]group.Listed, error)
+	// KIP-848 consumer protocol groups.
+	ConsumerHeartbeat(req group.ConsumerHeartbeatRequest) group.ConsumerHeartbeatResult
+	ConsumerDescribe(ids []string) []group.ConsumerDescription
 }
 
 // Options are the broker's dependencies and settings.

@@ -53,6 +53,8 @@ func (b *Broker) register() handlerTable {
 		t[16] = handler{0, 5, b.handleListGroups}
 		t[42] = handler{0, 3, b.handleDeleteGroups}
 		t[47] = handler{0, 0, b.handleOffsetDelete}
+		t[68] = handler{0, 1, b.handleConsumerGroupHeartbeat}
+		t[69] = handler{0, 1, b.handleConsumerGroupDescribe}
 	}
 	return t
 }

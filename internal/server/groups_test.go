@@ -21,6 +21,7 @@ var groupOverrides = map[string]string{
 
 // groupConsumer is a kgo group member that records what it consumes.
 type groupConsumer struct {
+	t      *testing.T
 	cl     *kgo.Client
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -58,14 +59,32 @@ func startConsumer(t *testing.T, n *testNode, groupID, topic string, into *consu
 	cl := n.client(append([]kgo.Opt{
 		kgo.ConsumerGroup(groupID),
 		kgo.ConsumeTopics(topic),
-		kgo.SessionTimeout(2 * time.Second),
+		// Kafka's minimum session timeout: with less, a member starved of
+		// CPU (race-detector suites share the two cores) is evicted, which
+		// is correct broker behaviour but not what this test is about.
+		kgo.SessionTimeout(6 * time.Second),
 		kgo.HeartbeatInterval(100 * time.Millisecond),
 		kgo.RebalanceTimeout(5 * time.Second),
 		kgo.AutoCommitInterval(200 * time.Millisecond),
+		// Any refused commit is logged, so a failure of the committed-offset
+		// checks below says what the coordinator answered.
+		kgo.AutoCommitCallback(func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				t.Logf("autocommit (generation %d): %v", req.Generation, err)
+				return
+			}
+			for _, tp := range resp.Topics {
+				for _, p := range tp.Partitions {
+					if p.ErrorCode != 0 {
+						t.Logf("autocommit (generation %d) partition %d: %v", req.Generation, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+					}
+				}
+			}
+		}),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 	}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
-	gc := &groupConsumer{cl: cl, cancel: cancel, done: make(chan struct{})}
+	gc := &groupConsumer{t: t, cl: cl, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(gc.done)
 		for ctx.Err() == nil {
@@ -82,7 +101,9 @@ func (gc *groupConsumer) stop() {
 	<-gc.done
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = gc.cl.CommitUncommittedOffsets(ctx)
+	if err := gc.cl.CommitUncommittedOffsets(ctx); err != nil {
+		gc.t.Logf("final commit before leaving: %v", err)
+	}
 	gc.cl.Close()
 }
 

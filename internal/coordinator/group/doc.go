@@ -16,6 +16,12 @@
 // take a completion callback, called later from another request or from
 // Tick; callbacks always run after the coordinator's lock is released.
 //
+// KIP-848 consumer protocol groups (ConsumerGroupHeartbeat,
+// ConsumerGroupDescribe; consumer*.go) live in the same map: a group is
+// either classic or consumer type. Their membership is kept in memory only
+// (members rejoin with epoch 0 after a restart); their committed offsets
+// use the same offset records as classic groups.
+//
 // It imports internal/record (to build and walk batches) and kmsg for the
 // record formats and the consumer protocol's member metadata; nothing above.
 package group

@@ -90,6 +90,9 @@ type group struct {
 	delayUntil, delayMax time.Time
 
 	offsets map[topicPartition]committed
+
+	// consumer is set for a KIP-848 consumer protocol group (consumer.go).
+	consumer *consumerGroup
 }
 
 func newGroup(id string, p int32, now time.Time) *group {

@@ -92,6 +92,13 @@ func (c *Coordinator) join(fx *effects, req JoinRequest, done func(JoinResult)) 
 		fail(err)
 		return
 	}
+	if g != nil && g.consumer != nil {
+		if len(g.consumer.members) > 0 {
+			fail(ErrInconsistentProtocol)
+			return
+		}
+		g.consumer, g.protocolType = nil, "" // an empty consumer group converts
+	}
 	if g == nil {
 		if req.MemberID != "" {
 			fail(ErrUnknownMember)
@@ -520,6 +527,9 @@ func (c *Coordinator) tickGroup(fx *effects, g *group, now time.Time) {
 	part := c.parts[g.partition]
 	if part == nil || part.loading {
 		return
+	}
+	if g.consumer != nil {
+		c.tickConsumer(g, now)
 	}
 	for id, exp := range g.pending {
 		if !now.Before(exp) {

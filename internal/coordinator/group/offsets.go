@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -45,6 +46,10 @@ func (c *Coordinator) Commit(req CommitRequest) ([]error, error) {
 		g = c.newGroup(req.Group)
 	}
 	switch {
+	case g.consumer != nil:
+		if err := g.consumer.validateCommit(&req); err != nil {
+			return nil, err
+		}
 	case g.fenced(req.MemberID, req.InstanceID):
 		return nil, ErrFencedInstanceID
 	case req.Generation < 0 && g.state == StateEmpty:
@@ -163,6 +168,14 @@ func (g *group) subscribedTopics() map[string]bool {
 	if g.protocolType != "consumer" {
 		return out
 	}
+	if g.consumer != nil {
+		for _, m := range g.consumer.members {
+			for _, t := range m.subscribed {
+				out[t] = true
+			}
+		}
+		return out
+	}
 	for _, m := range g.members {
 		var md kmsg.ConsumerMemberMetadata
 		if err := md.ReadFrom(m.metadataFor(g.protocol)); err != nil {
@@ -268,6 +281,10 @@ func (c *Coordinator) Describe(ids []string) []Description {
 			d.State = StateDead.String()
 			continue
 		}
+		if g.consumer != nil {
+			d.Err = fmt.Errorf("%w: %s is a consumer group, not a classic group", ErrGroupNotFound, id)
+			continue
+		}
 		d.State, d.ProtocolType = g.state.String(), g.protocolType
 		stable := g.state == StateStable
 		if stable {
@@ -290,7 +307,7 @@ type Listed struct {
 	Group        string
 	ProtocolType string
 	State        string
-	Type         string // "classic"
+	Type         string // "classic" or "consumer"
 }
 
 // List lists groups, filtered by state and type names (case-insensitive;
@@ -313,6 +330,9 @@ func (c *Coordinator) List(states, types []string) ([]Listed, error) {
 	var out []Listed
 	for _, g := range c.groups {
 		l := Listed{Group: g.id, ProtocolType: g.protocolType, State: g.state.String(), Type: "classic"}
+		if g.consumer != nil {
+			l.State, l.Type = g.consumer.state(), "consumer"
+		}
 		if match(states, l.State) && match(types, l.Type) {
 			out = append(out, l)
 		}
