@@ -330,6 +330,81 @@ def test_kcat_group(b):
     expect(sum(o.offset for o in offsets.values()) == 50, "kcat committed %r" % offsets)
 
 
+def test_confluent_cooperative_sticky(b):
+    """Two librdkafka consumers with the cooperative-sticky assignor: the
+    second one joining moves only some partitions (incremental), nothing is
+    lost, and the commits cover every record."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    topic, group = unique("coop"), unique("coopg")
+    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])[topic].result(15)
+    p = Producer({"bootstrap.servers": b.addr})
+    for i in range(600):
+        p.produce(topic, value=b"%d" % i, partition=i % 6)
+    expect(p.flush(30) == 0, "produce did not finish")
+
+    events = {"a": [], "b": []}
+
+    def consumer(name):
+        def on_assign(c, parts):
+            events[name].append(("assign", sorted(tp.partition for tp in parts)))
+
+        def on_revoke(c, parts):
+            events[name].append(("revoke", sorted(tp.partition for tp in parts)))
+        c = Consumer({"bootstrap.servers": b.addr, "group.id": group, "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": "cooperative-sticky",
+                      "enable.auto.commit": True, "auto.commit.interval.ms": 100,
+                      "session.timeout.ms": 6000, "heartbeat.interval.ms": 200})
+        c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+        return c
+
+    seen = set()
+
+    def poll(c, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            m = c.poll(0.1)
+            if m is not None and m.error() is None:
+                seen.add(m.value())
+
+    a = consumer("a")
+    deadline = time.time() + 30
+    while not events["a"] and time.time() < deadline:
+        poll(a, 0.2)
+    expect(events["a"] and len(events["a"][0][1]) == 6, "first member's assignment: %r" % events["a"])
+    c2 = consumer("b")
+
+    def assigned_b():
+        return set(p for kind, ps in events["b"] if kind == "assign" for p in ps)
+    # Cooperative rebalancing takes two rounds: the newcomer first gets
+    # nothing while the owner revokes, then what was revoked.
+    deadline = time.time() + 30
+    while not assigned_b() and time.time() < deadline:
+        poll(a, 0.1)
+        poll(c2, 0.1)
+    expect(assigned_b(), "second member never got partitions: %r" % events)
+    # Incremental: the first member gave up some partitions and kept the
+    # rest; it never had everything revoked at once.
+    revoked = [ps for kind, ps in events["a"] if kind == "revoke"]
+    expect(revoked and all(0 < len(ps) < 6 for ps in revoked), "revocations of the first member: %r" % events["a"])
+    expect(assigned_b().issubset(set(p for ps in revoked for p in ps)), "moved %r but revoked %r" % (assigned_b(), revoked))
+    deadline = time.time() + 30
+    while len(seen) < 600 and time.time() < deadline:
+        poll(a, 0.1)
+        poll(c2, 0.1)
+    expect(len(seen) == 600, "consumed %d distinct of 600" % len(seen))
+    poll(a, 0.3)
+    poll(c2, 0.3)
+    a.close()
+    c2.close()
+    from kafka.admin import KafkaAdminClient
+    kadmin = KafkaAdminClient(bootstrap_servers=b.addr, request_timeout_ms=10000)
+    offsets = kadmin.list_consumer_group_offsets(group)
+    kadmin.close()
+    expect(sum(o.offset for o in offsets.values()) == 600, "committed %r" % offsets)
+
+
 TESTS = [
     test_kcat_metadata,
     test_kcat_produce_consume_codecs,
@@ -338,6 +413,7 @@ TESTS = [
     test_confluent_kafka,
     test_group_kafka_python_and_confluent,
     test_kcat_group,
+    test_confluent_cooperative_sticky,
 ]
 
 
