@@ -12,22 +12,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
-
-// startKfake starts franz-go's in-memory fake cluster with a fixed cluster
-// id, for output that does not depend on the run.
-func startKfake(t *testing.T) string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("test-cluster"))
-	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
 
 // result is what one CLI invocation did.
 type result struct {
