@@ -56,6 +56,10 @@ func brokerOnlyDefs() []Def {
 		{Name: "group.max.size", Type: TypeInt, Default: "2147483647", Check: atLeast(1)},
 		{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", Check: atLeast(1), Doc: "heartbeat interval told to KIP-848 consumer group members"},
 		{Name: "group.consumer.session.timeout.ms", Type: TypeInt, Default: "45000", Check: atLeast(1), Doc: "session timeout of KIP-848 consumer group members"},
+		{Name: "log.cleaner.enable", Type: TypeBoolean, Default: "true", Doc: "run the log cleaner on topics with cleanup.policy=compact"},
+		{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", Check: atLeast(0), Doc: "how long the cleaner sleeps when no log is eligible"},
+		{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "1.7976931348623157E308", Doc: "read plus write I/O the cleaner may use"},
+		{Name: "log.cleaner.dedupe.buffer.size", Type: TypeLong, Default: "134217728", Check: atLeast(1 << 20), Doc: "memory for the cleaner's key map; a pass maps (size/24)*0.9 keys, as Kafka counts them"},
 		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},
 	}
 }
@@ -212,6 +216,12 @@ func (b *Broker) String(key string) string { v, _ := b.Get(key); return v }
 func (b *Broker) Int64(key string) int64 {
 	n, _ := strconv.ParseInt(b.String(key), 10, 64)
 	return n
+}
+
+// Float64 returns a floating-point setting.
+func (b *Broker) Float64(key string) float64 {
+	f, _ := strconv.ParseFloat(b.String(key), 64)
+	return f
 }
 
 // Bool returns a boolean setting.

@@ -38,6 +38,9 @@ type Options struct {
 	// Reserved directory names in DataDir that are not partition logs of
 	// topics in the image (the metadata log).
 	Reserved map[string]bool
+	// Cleaner configures the log cleaner RunMaintenance runs; the zero
+	// value takes its defaults (a pass every 15 s, unlimited I/O).
+	Cleaner storage.CleanerConfig
 }
 
 // Manager hosts the partitions the image assigns to this broker.
@@ -124,6 +127,20 @@ func storageConfig(t *config.Topic, static *config.Broker) storage.Config {
 	c.FileDeleteDelayMs = t.FileDeleteDelayMs
 	if static != nil {
 		c.ProducerIDExpiryMs = static.Int64("producer.id.expiration.ms")
+	}
+	c.Compact = t.CleanupCompact
+	i64 := func(k string, def int64) int64 {
+		n, err := strconv.ParseInt(strings.TrimSpace(t.Values[k].Value), 10, 64)
+		if err != nil {
+			return def
+		}
+		return n
+	}
+	c.DeleteRetentionMs = i64("delete.retention.ms", c.DeleteRetentionMs)
+	c.MinCompactionLagMs = i64("min.compaction.lag.ms", c.MinCompactionLagMs)
+	c.MaxCompactionLagMs = i64("max.compaction.lag.ms", c.MaxCompactionLagMs)
+	if f, err := strconv.ParseFloat(strings.TrimSpace(t.Values["min.cleanable.dirty.ratio"].Value), 64); err == nil {
+		c.MinCleanableDirtyRatio = f
 	}
 	return c
 }
@@ -269,8 +286,21 @@ func (m *Manager) RemoveStray() error {
 }
 
 // RunMaintenance enforces retention every retentionEvery and time-based
-// flushes every second until ctx is done.
+// flushes every second, and runs the log cleaner on compacted logs, until
+// ctx is done.
 func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Duration) {
+	ccfg := m.opts.Cleaner
+	if ccfg.Logger == nil {
+		ccfg.Logger = m.log
+	}
+	cleaner := storage.NewCleaner(ccfg)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cleaner.Run(ctx, m.compactedLogs)
+	}()
+	defer wg.Wait()
 	flush := time.NewTicker(time.Second)
 	defer flush.Stop()
 	retention := time.NewTicker(retentionEvery)
@@ -293,6 +323,17 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 			}
 		}
 	}
+}
+
+// compactedLogs returns the hosted logs (the cleaner skips those without
+// cleanup.policy=compact).
+func (m *Manager) compactedLogs() []*storage.Log {
+	ps := *m.parts.Load()
+	out := make([]*storage.Log, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Log)
+	}
+	return out
 }
 
 // Close flushes and closes every log.

@@ -23,6 +23,7 @@ import (
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
+	"github.com/stratalog/strata/internal/storage"
 )
 
 // MetadataDir is the directory of the __cluster_metadata log in the data dir.
@@ -102,6 +103,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Static:   cfg,
 		Logger:   logger,
 		Reserved: map[string]bool{MetadataDir: true},
+		Cleaner:  cleanerConfig(cfg),
 	})
 	s.ctrl.Subscribe(s.parts.Apply)
 	if err := s.parts.RemoveStray(); err != nil {
@@ -274,4 +276,20 @@ func advertised(cfg *config.Broker, bound net.Addr) (string, int32, error) {
 		port = bp
 	}
 	return strings.Trim(host, "[]"), port, nil
+}
+
+// cleanerConfig maps Kafka's log.cleaner.* broker settings to the cleaner's.
+func cleanerConfig(cfg *config.Broker) storage.CleanerConfig {
+	c := storage.CleanerConfig{
+		Disabled:      !cfg.Bool("log.cleaner.enable"),
+		Interval:      time.Duration(cfg.Int64("log.cleaner.backoff.ms")) * time.Millisecond,
+		MaxMapEntries: int(float64(cfg.Int64("log.cleaner.dedupe.buffer.size")) / 24 * 0.9),
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Millisecond
+	}
+	if rate := cfg.Float64("log.cleaner.io.max.bytes.per.second"); rate < 1e300 {
+		c.IOBytesPerSecond = rate
+	}
+	return c
 }

@@ -22,6 +22,16 @@ type Config struct {
 	LogAppendTime      bool  // message.timestamp.type=LogAppendTime
 	FileDeleteDelayMs  int64 // file.delete.delay.ms
 	ProducerIDExpiryMs int64 // producer.id.expiration.ms
+
+	// Compaction (see cleaner.go). Compact is set when cleanup.policy
+	// contains compact; retention above still applies when it also
+	// contains delete (the caller sets RetentionMs/RetentionBytes to -1
+	// otherwise).
+	Compact                bool
+	DeleteRetentionMs      int64   // delete.retention.ms: how long cleaned tombstones stay
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio
+	MinCompactionLagMs     int64   // min.compaction.lag.ms: younger segments are not cleaned
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms: older dirty data forces a clean; also caps segment.ms
 }
 
 // DefaultConfig is Kafka's defaults.
@@ -37,6 +47,10 @@ func DefaultConfig() Config {
 		FlushMs:            1<<63 - 1,
 		FileDeleteDelayMs:  60000,
 		ProducerIDExpiryMs: 24 * 3600 * 1000,
+
+		DeleteRetentionMs:      24 * 3600 * 1000,
+		MinCleanableDirtyRatio: 0.5,
+		MaxCompactionLagMs:     1<<63 - 1,
 	}
 }
 
@@ -112,5 +126,6 @@ func (r *ReadResult) Release() {
 //   Flush() error
 //   SetConfig(cfg Config)
 //   Size() int64
+//   Clean(now time.Time, opts CleanOptions) (CleanStats, error)   (cleaner.go)
 //   Close() error
 //   Delete() error

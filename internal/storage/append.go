@@ -117,9 +117,13 @@ func (l *Log) maybeRoll(h *record.Header, nowMs int64) error {
 	if s.firstBatchTs >= 0 {
 		waited = h.MaxTimestamp - s.firstBatchTs
 	}
+	segMs := cfg.SegmentMs
+	if cfg.Compact && cfg.MaxCompactionLagMs > 0 && cfg.MaxCompactionLagMs < segMs {
+		segMs = cfg.MaxCompactionLagMs // as Kafka: dirty data must become cleanable in time
+	}
 	roll := size+batchSize > cfg.SegmentBytes ||
 		size+batchSize > math.MaxInt32 ||
-		(cfg.SegmentMs >= 0 && waited > cfg.SegmentMs) ||
+		(segMs >= 0 && waited > segMs) ||
 		s.offIdx.entries() >= int(cfg.SegmentIndexBytes)/offsetEntrySize ||
 		s.timeIdx.entries() >= int(cfg.SegmentIndexBytes)/timeEntrySize ||
 		h.LastOffset()-s.base > math.MaxInt32

@@ -11,6 +11,8 @@
 // retention, moves the log start offset for DeleteRecords, fsyncs by policy
 // (page cache with flush.messages/flush.ms, or always, with group commit),
 // and recovers after a crash by truncating a torn tail and rebuilding indexes.
+// Compacted logs are cleaned by Log.Clean, or in the background by a
+// Cleaner (cleaner.go describes the algorithm and its files).
 //
 // It imports internal/record and the standard library (plus x/sys/unix).
 package storage

@@ -57,6 +57,8 @@ type Log struct {
 	beforeFsync func()       // test hook, called by flush before fsyncing; set before use
 	scratch     []byte       // scan buffer reused during Open
 	rebuilt     bool         // Open rebuilt some index
+
+	clean cleanerState // log cleaner bookkeeping (cleaner.go)
 }
 
 func (l *Log) now() time.Time {
@@ -191,6 +193,9 @@ func (l *Log) load() error {
 // cleanDir removes leftovers (deleted segments, temp files, indexes without
 // a log) and returns the base offsets of the segments, ascending.
 func (l *Log) cleanDir() ([]int64, error) {
+	if err := l.recoverCleanerSwap(); err != nil {
+		return nil, err
+	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("list log dir: %w", err)

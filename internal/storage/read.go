@@ -8,13 +8,15 @@ import (
 	"github.com/stratalog/strata/internal/record"
 )
 
-// segmentAt finds the segment holding offset and the position to start
-// scanning it from, takes a reference and returns it with its committed
+// segmentAt finds the segment holding offset (or, in a cleaned log, the
+// first segment with data after it) and the position to start scanning it
+// from, takes a reference and returns it with its committed
 // size. ok is false when offset is at or past the log end. mu held (shared).
 func (l *Log) segmentAt(i int, offset int64) (s *segment, pos, size int64, ok bool) {
 	for ; i < len(l.segs); i++ {
 		s = l.segs[i]
-		if offset < s.next {
+		if offset < s.next && s.next > s.base { // skips segments emptied by cleaning
+
 			pos = 0
 			if offset > s.base {
 				pos = s.offIdx.lookup(offset - s.base)
@@ -125,7 +127,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 // ForEachBatch calls fn for every batch from the one holding from to the
 // end of the log, in order, with the batch read into a reused buffer (valid
 // only during the call). Each batch's CRC is checked; a bad one is an
-// ErrCorruptSegment. Offsets below the log start start at the log start.
+// ErrCorruptSegment. Cleaned batches may have offset gaps. Offsets below the log start start at the log start.
 // An error from fn stops the iteration and is returned.
 func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
 	l.mu.RLock()
@@ -153,7 +155,7 @@ func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
 				}
 				if err == nil {
 					var h record.Header
-					if h, err = record.Validate(b); err == nil {
+					if h, err = validateStored(b); err == nil {
 						if h.LastOffset() < from {
 							continue
 						}

@@ -170,7 +170,7 @@ func (l *Log) scanSegment(s *segment) (int64, error) {
 		if err != nil {
 			return pos, err
 		}
-		h, err := record.Validate(b)
+		h, err := validateStored(b)
 		if err != nil || h.BaseOffset < s.next || h.LastOffset()-s.base > 1<<31-1 {
 			l.logger.Warn("invalid batch in segment", "segment", s.path(logSuffix), "position", pos, "err", err)
 			return pos, nil

@@ -21,6 +21,8 @@ const (
 	snapshotSuffix  = ".snapshot"
 	deletedSuffix   = ".deleted"
 	tmpSuffix       = ".tmp"
+	cleanedSuffix   = ".cleaned" // a segment being written by the cleaner
+	swapSuffix      = ".swap"    // a cleaned segment committed to replace old ones
 )
 
 func fileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
