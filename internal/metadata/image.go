@@ -47,6 +47,7 @@ type Broker struct {
 	Host   string
 	Port   int32
 	Rack   *string
+	Fenced bool
 }
 
 // Empty returns the image before any record.
@@ -162,7 +163,19 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				next.Brokers = maps.Clone(im.Brokers)
 				copiedBrokers = true
 			}
-			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack}
+			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced}
+		case *FenceBrokerRecord:
+			b, ok := next.Brokers[r.NodeID]
+			if !ok || b.Epoch != r.Epoch || b.Fenced == r.Fenced {
+				continue // an older registration's record, or no change
+			}
+			if !copiedBrokers {
+				next.Brokers = maps.Clone(im.Brokers)
+				copiedBrokers = true
+			}
+			nb := *b
+			nb.Fenced = r.Fenced
+			next.Brokers[r.NodeID] = &nb
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
 		}

@@ -60,6 +60,7 @@ const (
 	TypeProducerIDs    RecordType = 5
 	TypeRegisterBroker RecordType = 6
 	TypeClusterID      RecordType = 7
+	TypeFenceBroker    RecordType = 8
 )
 
 // Record is one metadata record.
@@ -116,6 +117,20 @@ type RegisterBrokerRecord struct {
 	Host   string  `json:"host"`
 	Port   int32   `json:"port"`
 	Rack   *string `json:"rack,omitempty"`
+	// Fenced registers the broker fenced (a broker joining a multi-node
+	// cluster is unfenced by its first heartbeat); absent in older logs.
+	Fenced bool `json:"fenced,omitempty"`
+}
+
+// FenceBrokerRecord fences (Fenced) or unfences a registered broker. A
+// fenced broker leads no partition and is left out of Metadata responses;
+// the controller fences a broker that stops heartbeating and unfences it
+// when it heartbeats again. Epoch is the registration it applies to: a
+// record for an older registration is ignored.
+type FenceBrokerRecord struct {
+	NodeID int32 `json:"node_id"`
+	Epoch  int64 `json:"epoch"`
+	Fenced bool  `json:"fenced"`
 }
 
 // ClusterIDRecord fixes the cluster id; written once when a cluster is
@@ -132,6 +147,7 @@ func (*RemoveTopicRecord) Type() RecordType    { return TypeRemoveTopic }
 func (*ProducerIDsRecord) Type() RecordType    { return TypeProducerIDs }
 func (*RegisterBrokerRecord) Type() RecordType { return TypeRegisterBroker }
 func (*ClusterIDRecord) Type() RecordType      { return TypeClusterID }
+func (*FenceBrokerRecord) Type() RecordType    { return TypeFenceBroker }
 
 const recordVersion = 0
 
@@ -170,6 +186,8 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(RegisterBrokerRecord)
 	case TypeClusterID:
 		r = new(ClusterIDRecord)
+	case TypeFenceBroker:
+		r = new(FenceBrokerRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

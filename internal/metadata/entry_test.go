@@ -1,0 +1,93 @@
+package metadata
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+
+// TestImageRecordsRebuildImage checks that the records of a snapshot
+// rebuild the image they were taken from, through an entry round trip.
+func TestImageRecordsRebuildImage(t *testing.T) {
+	a, b := UUID{1}, UUID{2}
+	im := Empty()
+	im = apply(t, im, 0, &ClusterIDRecord{ClusterID: "c1"},
+		&RegisterBrokerRecord{NodeID: 1, Epoch: 0, Host: "h1", Port: 9092},
+		&RegisterBrokerRecord{NodeID: 2, Epoch: 3, Host: "h2", Port: 9093, Rack: strp("r2"), Fenced: true})
+	im = apply(t, im, 1, &TopicRecord{Name: "a", ID: a},
+		&PartitionRecord{TopicID: a, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1},
+		&PartitionRecord{TopicID: a, Partition: 1, Replicas: []int32{2}, ISR: []int32{2}, Leader: -1, LeaderEpoch: 4, PartitionEpoch: 5},
+		&TopicRecord{Name: "b", ID: b},
+		&PartitionRecord{TopicID: b, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1})
+	im = apply(t, im, 2, &ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "retention.ms", Value: strp("1000")},
+		&ConfigRecord{ResourceType: ResourceBroker, Name: "log.retention.ms", Value: strp("5")},
+		&ConfigRecord{ResourceType: ResourceBroker, ResourceName: "1", Name: "log.segment.bytes", Value: strp("2000")},
+		&ProducerIDsRecord{NodeID: 1, NextProducerID: 3000},
+		&FenceBrokerRecord{NodeID: 1, Epoch: 0, Fenced: true},
+		&FenceBrokerRecord{NodeID: 2, Epoch: 2, Fenced: false}) // an old registration's: ignored
+	im = apply(t, im, 3, &RemoveTopicRecord{ID: b})
+
+	if !im.Brokers[1].Fenced || !im.Brokers[2].Fenced {
+		t.Fatalf("fencing: broker 1 %+v, broker 2 %+v", im.Brokers[1], im.Brokers[2])
+	}
+	data, err := EncodeEntry(im.Records())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := DecodeEntry(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Empty().Apply(im.Offset, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snap(again), snap(im); !reflect.DeepEqual(got, want) {
+		t.Fatalf("rebuilt image differs:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestDecodeEntryRejectsMalformed(t *testing.T) {
+	good, err := EncodeEntry([]Record{&ClusterIDRecord{ClusterID: "x"}, &TopicRecord{Name: "t", ID: UUID{3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeEntry(good); err != nil {
+		t.Fatalf("good entry: %v", err)
+	}
+	tests := map[string]struct {
+		in   []byte
+		want string
+	}{
+		"empty":          {nil, "unknown version"},
+		"bad version":    {append([]byte{9}, good[1:]...), "unknown version"},
+		"huge count":     {[]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}, "bad record count"},
+		"truncated":      {good[:len(good)-3], "truncated"},
+		"trailing bytes": {append(append([]byte(nil), good...), 0), "trailing"},
+		"bad key":        {[]byte{1, 1, 1, 99, 2, '{', '}'}, "record key"},
+		"bad json":       {[]byte{1, 1, 2, 1, 0, 1, '{'}, "decode record"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodeEntry(tc.in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("DecodeEntry: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	good, _ := EncodeEntry([]Record{&ClusterIDRecord{ClusterID: "x"}})
+	f.Add(good)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, err := DecodeEntry(b)
+		if err != nil {
+			return
+		}
+		if _, err := EncodeEntry(recs); err != nil {
+			t.Fatalf("re-encode of a decoded entry: %v", err)
+		}
+	})
+}
