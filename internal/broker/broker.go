@@ -27,6 +27,9 @@ type Controller interface {
 	CreatePartitionsAll(reqs []controller.CreatePartitions, validateOnly bool) []error
 	AlterConfigs(reqs []controller.AlterConfigResource, validateOnly bool) []error
 	AllocateProducerIDs(count int64) (int64, error)
+	// ControllerID is the node id of the active controller, -1 if none is
+	// known: what Metadata and DescribeCluster report.
+	ControllerID() int32
 }
 
 // Partitions is what the broker needs from the partition manager.

@@ -1,9 +1,10 @@
 package broker
 
-// DescribeCluster, v0..1: brokers, controller and cluster id from the
+// DescribeCluster, v0..2: brokers, controller and cluster id from the
 // metadata image. v1 asks for brokers (endpoint type 1); controller
 // endpoints (type 2) are not exposed separately and answer
-// UNSUPPORTED_ENDPOINT_TYPE.
+// UNSUPPORTED_ENDPOINT_TYPE. Fenced brokers are listed only when a v2
+// request asks for them (IncludeFencedBrokers), marked IsFenced.
 
 import (
 	"context"
@@ -26,11 +27,14 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *request) {
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = img.ClusterID
-	resp.ControllerID = b.opts.NodeID
+	resp.ControllerID = b.opts.Controller.ControllerID()
 	resp.ClusterAuthorizedOperations = -2147483648
 	for _, id := range sortedBrokerIDs(img) {
 		br := img.Brokers[id]
-		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
+		if br.Fenced && (r.version < 2 || !req.IncludeFencedBrokers) {
+			continue
+		}
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack, IsFenced: br.Fenced})
 	}
 	r.respond(resp)
 }

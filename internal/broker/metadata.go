@@ -49,7 +49,7 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 
 	resp.Brokers = brokerList(img)
 	resp.ClusterID = &img.ClusterID
-	resp.ControllerID = b.opts.NodeID
+	resp.ControllerID = b.opts.Controller.ControllerID()
 	resp.AuthorizedOperations = -2147483648
 
 	if all {
@@ -93,6 +93,9 @@ func brokerList(img *metadata.Image) []kmsg.MetadataResponseBroker {
 	out := make([]kmsg.MetadataResponseBroker, 0, len(img.Brokers))
 	for _, id := range sortedBrokerIDs(img) {
 		br := img.Brokers[id]
+		if br.Fenced {
+			continue // as Kafka: fenced brokers are not offered to clients
+		}
 		out = append(out, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
 	}
 	return out

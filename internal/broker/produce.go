@@ -178,6 +178,11 @@ func (b *Broker) partition(topic string, idx int32) (*replication.Partition, err
 		return nil, err
 	}
 	if p == nil {
+		// A partition of the cluster that another broker leads (or none,
+		// while its leader is fenced): the client refreshes metadata.
+		if t := b.image().Topics[topic]; t != nil && idx >= 0 && int(idx) < len(t.Partitions) {
+			return nil, kerr.NotLeaderForPartition
+		}
 		return nil, kerr.UnknownTopicOrPartition
 	}
 	return p, nil

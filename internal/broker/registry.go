@@ -38,7 +38,7 @@ func (b *Broker) register() handlerTable {
 		35: {0, 4, b.handleDescribeLogDirs},
 		37: {0, 3, b.handleCreatePartitions},
 		44: {0, 1, b.handleIncrementalAlterConfigs},
-		60: {0, 1, b.handleDescribeCluster},
+		60: {0, 2, b.handleDescribeCluster},
 	}
 	if b.opts.Groups != nil {
 		// Group APIs from version 0: old clients need them (DESIGN.md 4).

@@ -37,8 +37,9 @@ type Env struct {
 	// time.Now.
 	Now func() time.Time
 
-	dialMu      sync.Mutex
-	lastDialErr error
+	dialMu         sync.Mutex
+	lastDialErr    error
+	resolveBrokers func() // sets Brokers from --brokers / STRATA_BROKERS
 }
 
 // DefaultBrokers is used when neither --brokers nor STRATA_BROKERS is set.
@@ -79,6 +80,13 @@ func (e *Env) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	}
 	if e.ClientID != "" {
 		opts = append(opts, kgo.ClientID(e.ClientID))
+	}
+	if e.Verbose {
+		// --verbose: the client's own debug log (connections, every
+		// request and response) on stderr, as rpk -v does.
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(e.Stderr, kgo.LogLevelDebug, func() string {
+			return "strata: " + time.Now().Format("15:04:05.000") + " "
+		})))
 	}
 	return append(opts, extra...)
 }
@@ -157,8 +165,15 @@ func describeErr(err error) error {
 	return err
 }
 
-// errWithMessage adds a broker-supplied message to a Kafka error.
+// errWithMessage adds a broker-supplied message to a Kafka error. The
+// broker's message is specific ("topic has 3 partitions; the new count must
+// be larger") where the code's generic description can mislead ("Number of
+// partitions is below 1"), so with a message the code is only named.
 func errWithMessage(err error, msg string) error {
+	var ke *kerr.Error
+	if msg != "" && errors.As(err, &ke) {
+		return fmt.Errorf("%s (%s)", msg, ke.Message)
+	}
 	err = describeErr(err)
 	if msg != "" && !strings.Contains(err.Error(), msg) {
 		return fmt.Errorf("%w: %s", err, msg)
@@ -187,9 +202,12 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 	pf.DurationVar(&env.Timeout, "timeout", 10*time.Second, "how long to wait for the cluster: connecting, each request, each delivery")
 	pf.BoolVarP(&env.Verbose, "verbose", "v", false, "more detail in output and errors")
 
+	// Completion functions run without the pre-run hooks, so they resolve
+	// the brokers themselves.
+	env.resolveBrokers = func() { env.Brokers = splitList(brokerList) }
 	prev := root.PersistentPreRunE
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		env.Brokers = splitList(brokerList)
+		env.resolveBrokers()
 		if env.Stdout != nil {
 			env.Color = isTerminal(env.Stdout) && getenv("NO_COLOR") == ""
 		}

@@ -47,7 +47,8 @@ the group's committed offsets win; -o applies only where there is none.
   strata consume orders -o -10 -f '%p/%o %k=%s\n'
   strata consume orders -o @1700000000000 -n 5 --json
   strata consume orders -g billing --follow`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTopics(env, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topic = args[0]
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -98,6 +99,7 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 		return err
 	}
 
+	prog := newConsumeProgress(ranges, o.Group != "")
 	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond)}
 	if o.ReadCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -105,6 +107,7 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 	if o.Group != "" {
 		opts = append(opts, kgo.ConsumerGroup(o.Group), kgo.ConsumeTopics(o.Topic),
 			kgo.ConsumeResetOffset(spec.kgoOffset()), kgo.AutoCommitMarks())
+		opts = append(opts, prog.groupHooks(o.Topic)...)
 	} else {
 		parts := map[int32]kgo.Offset{}
 		for p, r := range ranges {
@@ -123,15 +126,7 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 	}
 	defer cl.Close()
 
-	pending := 0 // partitions not yet at their end
-	pos := map[int32]int64{}
-	for p, r := range ranges {
-		pos[p] = r.from
-		if r.from < r.to {
-			pending++
-		}
-	}
-	if !o.Follow && pending == 0 {
+	if !o.Follow && prog.nothingToRead() {
 		return nil
 	}
 
@@ -178,8 +173,10 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 			return fatal
 		}
 		if fetches.NumRecords() == 0 && !o.Follow && pctx.Err() != nil {
-			if pending > 0 {
+			if pending := prog.remaining(); pending > 0 {
 				fmt.Fprintf(env.Stderr, "strata: no records for %s; stopping with %d partitions short of the end offsets seen at start\n", env.timeout(), pending)
+			} else if pending < 0 {
+				fmt.Fprintf(env.Stderr, "strata: no partitions assigned by group %q within %s; stopping\n", o.Group, env.timeout())
 			}
 			return nil
 		}
@@ -198,10 +195,7 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 			if o.Group != "" {
 				cl.MarkCommitRecords(r)
 			}
-			if rg, ok := ranges[r.Partition]; ok && pos[r.Partition] < rg.to && r.Offset+1 >= rg.to {
-				pending--
-			}
-			pos[r.Partition] = r.Offset + 1
+			prog.advance(r.Partition, r.Offset+1)
 			if o.Num > 0 && count >= o.Num {
 				done = true
 			}
@@ -209,7 +203,7 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 		if _, err := out.Write(buf); err != nil {
 			return fmt.Errorf("consume: writing output: %w", err)
 		}
-		if done || (!o.Follow && pending <= 0) {
+		if done || (!o.Follow && prog.remaining() == 0) {
 			return nil
 		}
 	}

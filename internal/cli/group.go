@@ -68,9 +68,10 @@ func GroupList(ctx context.Context, env *Env) error {
 
 func groupDescribeCommand(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "describe GROUP...",
-		Short: "Show members, assignments, committed offsets, end offsets and lag",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "describe GROUP...",
+		Short:             "Show members, assignments, committed offsets, end offsets and lag",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeGroups(env, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return GroupDescribe(cmd.Context(), env, args)
 		},
@@ -211,10 +212,11 @@ func orDash(s string) string {
 
 func groupDeleteCommand(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "delete GROUP...",
-		Aliases: []string{"rm"},
-		Short:   "Delete consumer groups (they must have no members)",
-		Args:    cobra.MinimumNArgs(1),
+		Use:               "delete GROUP...",
+		Aliases:           []string{"rm"},
+		Short:             "Delete consumer groups (they must have no members)",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeGroups(env, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return GroupDelete(cmd.Context(), env, args)
 		},
@@ -276,9 +278,10 @@ type GroupDeleteOffsetsOptions struct {
 func groupDeleteOffsetsCommand(env *Env) *cobra.Command {
 	var o GroupDeleteOffsetsOptions
 	cmd := &cobra.Command{
-		Use:   "delete-offsets GROUP --topic TOPIC",
-		Short: "Delete a group's committed offsets for a topic (or some partitions)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "delete-offsets GROUP --topic TOPIC",
+		Short:             "Delete a group's committed offsets for a topic (or some partitions)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeGroups(env, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Group = args[0]
 			return GroupDeleteOffsets(cmd.Context(), env, o)
@@ -287,6 +290,7 @@ func groupDeleteOffsetsCommand(env *Env) *cobra.Command {
 	cmd.Flags().StringVarP(&o.Topic, "topic", "t", "", "topic whose offsets to delete (required)")
 	cmd.Flags().Int32SliceVarP(&o.Partitions, "partitions", "p", nil, "only these partitions")
 	_ = cmd.MarkFlagRequired("topic")
+	_ = cmd.RegisterFlagCompletionFunc("topic", completeTopicFlag(env))
 	addJSONFlag(cmd, env)
 	return cmd
 }

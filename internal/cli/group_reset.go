@@ -15,6 +15,7 @@ import (
 type GroupResetOffsetsOptions struct {
 	Group      string
 	Topics     []string
+	AllTopics  bool    // every topic the group has committed offsets for
 	Partitions []int32 // empty: all partitions of the topics
 	Offset     string  // start, end, N, -N, @unix-ms
 	ShiftBy    int64   // move the committed offset by this much instead
@@ -24,28 +25,33 @@ type GroupResetOffsetsOptions struct {
 func groupResetOffsetsCommand(env *Env) *cobra.Command {
 	var o GroupResetOffsetsOptions
 	cmd := &cobra.Command{
-		Use:   "reset-offsets GROUP --topic TOPIC (-o SPEC | --shift-by N) [--execute]",
+		Use:   "reset-offsets GROUP (--topic TOPIC | --all-topics) (-o SPEC | --shift-by N) [--execute]",
 		Short: "Move a group's committed offsets (a dry run unless --execute)",
 		Long: `Move the committed offsets of an inactive group: to the start or end of each
 partition, an offset N, N before the end (-N), the first record at or after a
 time (@<unix-ms>), or shifted by --shift-by. New offsets are clamped to the
-log's range. Like Kafka's tool this only prints the plan unless --execute.`,
+log's range. --all-topics takes every topic the group has committed offsets
+for. Like Kafka's tool this only prints the plan unless --execute.`,
 		Example: `  strata group reset-offsets billing --topic orders -o start
   strata group reset-offsets billing --topic orders -o @1700000000000 --execute
   strata group reset-offsets billing --topic orders --shift-by -100 --execute`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeGroups(env, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Group = args[0]
 			return GroupResetOffsets(cmd.Context(), env, o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&o.Topics, "topic", "t", nil, "topic to reset (repeatable; required)")
+	f.StringArrayVarP(&o.Topics, "topic", "t", nil, "topic to reset (repeatable)")
+	f.BoolVar(&o.AllTopics, "all-topics", false, "every topic the group has committed offsets for")
 	f.Int32SliceVarP(&o.Partitions, "partitions", "p", nil, "only these partitions")
 	f.StringVarP(&o.Offset, "offset", "o", "", "new position: start, end, N, -N or @<unix-ms>")
 	f.Int64Var(&o.ShiftBy, "shift-by", 0, "move each committed offset by N (negative: back)")
 	f.BoolVar(&o.Execute, "execute", false, "commit the new offsets (default: dry run)")
-	_ = cmd.MarkFlagRequired("topic")
+	cmd.MarkFlagsMutuallyExclusive("topic", "all-topics")
+	cmd.MarkFlagsOneRequired("topic", "all-topics")
+	_ = cmd.RegisterFlagCompletionFunc("topic", completeTopicFlag(env))
 	addJSONFlag(cmd, env)
 	return cmd
 }
@@ -74,8 +80,8 @@ func GroupResetOffsets(ctx context.Context, env *Env, o GroupResetOffsetsOptions
 	case o.ShiftBy == 0:
 		return errNothingToReset
 	}
-	if len(o.Topics) == 0 {
-		return fmt.Errorf("reset-offsets: give --topic")
+	if (len(o.Topics) == 0) == !o.AllTopics {
+		return fmt.Errorf("reset-offsets: give --topic or --all-topics")
 	}
 	adm, cl, err := env.newAdmin()
 	if err != nil {
@@ -84,6 +90,19 @@ func GroupResetOffsets(ctx context.Context, env *Env, o GroupResetOffsetsOptions
 	defer cl.Close()
 	ctx, cancel := env.opCtx(ctx)
 	defer cancel()
+	if o.AllTopics {
+		all, err := adm.FetchOffsets(ctx, o.Group)
+		if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			return env.wrap(fmt.Sprintf("fetch offsets of group %q", o.Group), err)
+		}
+		for t := range all {
+			o.Topics = append(o.Topics, t)
+		}
+		if len(o.Topics) == 0 {
+			return fmt.Errorf("reset-offsets: group %q has no committed offsets; name topics with --topic", o.Group)
+		}
+		slices.Sort(o.Topics)
+	}
 
 	details, err := requireTopics(ctx, env, adm, o.Topics...)
 	if err != nil {

@@ -50,9 +50,10 @@ a summary at the end (--json for machine-readable output).`,
 func perfModeCommand(env *Env, mode, short string) *cobra.Command {
 	o := PerfOptions{Progress: time.Second}
 	cmd := &cobra.Command{
-		Use:   mode + " TOPIC",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:               mode + " TOPIC",
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTopics(env, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topic = args[0]
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

@@ -2,14 +2,18 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,14 +22,15 @@ import (
 
 // ProduceOptions are the options of `produce`.
 type ProduceOptions struct {
-	Topic       string
-	File        string   // read lines from here instead of stdin
-	KeyDelim    string   // split each line into key and value at the first delim
-	Headers     []string // key=value, added to every record
-	Partition   int32    // -1: the default partitioner
-	Compression string   // none, gzip, snappy, lz4, zstd
-	Acks        string   // all, 1, 0
-	Idempotent  bool
+	Topic         string
+	File          string   // read lines from here instead of stdin
+	KeyDelim      string   // split each line into key and value at the first delim
+	Headers       []string // key=value, added to every record
+	Partition     int32    // -1: the default partitioner
+	Compression   string   // none, gzip, snappy, lz4, zstd
+	Acks          string   // all, 1, 0
+	Idempotent    bool
+	IdempotentSet bool // --idempotent given explicitly (then it must not be ignored)
 }
 
 func produceCommand(env *Env) *cobra.Command {
@@ -39,17 +44,24 @@ any failures are reported; the exit code is non-zero if any record failed.`,
 		Example: `  echo hello | strata produce orders
   printf 'k1:v1\nk2:v2\n' | strata produce orders -k :
   strata produce orders --file events.txt --compression zstd -H source=import`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTopics(env, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topic = args[0]
-			return Produce(cmd.Context(), env, o)
+			o.IdempotentSet = cmd.Flags().Changed("idempotent")
+			// Ctrl-C stops reading; what was read is delivered and
+			// reported. A second Ctrl-C kills at once.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			go func() { <-ctx.Done(); stop() }()
+			defer stop()
+			return Produce(ctx, env, o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.File, "file", "", "read records from this file instead of stdin")
 	f.StringVarP(&o.KeyDelim, "key-delim", "k", "", "split each line into key and value at this delimiter")
 	f.StringArrayVarP(&o.Headers, "header", "H", nil, "header key=value added to every record (repeatable)")
-	f.Int32Var(&o.Partition, "partition", -1, "produce to this partition (default: by key hash, or sticky without keys)")
+	f.Int32VarP(&o.Partition, "partition", "p", -1, "produce to this partition (default: by key hash, or sticky without keys)")
 	f.StringVar(&o.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	f.StringVar(&o.Acks, "acks", "all", "all, 1 or 0 (1 and 0 turn idempotence off)")
 	f.BoolVar(&o.Idempotent, "idempotent", true, "idempotent producer (needs --acks all)")
@@ -103,6 +115,7 @@ type ProduceResult struct {
 	Failed       int64           `json:"failed"`
 	Partitions   map[int32]int64 `json:"records_per_partition"`
 	Errors       []string        `json:"errors,omitempty"`
+	Interrupted  bool            `json:"interrupted,omitempty"` // input was not read to its end
 }
 
 // maxReportedErrors bounds how many individual failures are printed; the
@@ -110,7 +123,9 @@ type ProduceResult struct {
 const maxReportedErrors = 10
 
 // Produce reads lines and produces one record per line, then reports how
-// many were acknowledged and how many failed; any failure is an error.
+// many were acknowledged and how many failed; any failure is an error. When
+// ctx ends (an interrupt), reading stops, the lines already read are still
+// delivered and counted, and the report says where input stopped.
 func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 	var hdrs []kgo.RecordHeader
 	for _, h := range o.Headers {
@@ -119,6 +134,9 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 			return fmt.Errorf("--header %q: want key=value", h)
 		}
 		hdrs = append(hdrs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	if o.IdempotentSet && o.Idempotent && !isAcksAll(o.Acks) {
+		return fmt.Errorf("--idempotent needs --acks all (got --acks %s)", o.Acks)
 	}
 	popts, err := producerOpts(o.Acks, o.Compression, o.Idempotent)
 	if err != nil {
@@ -133,8 +151,18 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		defer f.Close()
 		in = f
 	}
+	batchMax, err := produceCheckTopic(ctx, env, o)
+	if err != nil {
+		return err
+	}
 	if o.Partition >= 0 {
 		popts = append(popts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	if batchMax > 0 {
+		// Batches no larger than the topic accepts: otherwise a batch
+		// of lines that each fit fails as a whole (MESSAGE_TOO_LARGE),
+		// and only a line too large by itself should fail.
+		popts = append(popts, kgo.ProducerBatchMaxBytes(batchMax))
 	}
 	popts = append(popts, kgo.DefaultProduceTopic(o.Topic), kgo.RecordDeliveryTimeout(max(env.timeout(), time.Second)),
 		kgo.ProduceRequestTimeout(env.timeout()))
@@ -144,74 +172,84 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 	}
 	defer cl.Close()
 
-	// Check the topic up front: a clear error instead of every record
-	// failing after retries.
-	{
-		adm := env.adminFor(cl)
-		cctx, cancel := env.opCtx(ctx)
-		details, err := requireTopics(cctx, env, adm, o.Topic)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("produce: %w", err)
-		}
-		if o.Partition >= 0 {
-			if _, ok := details[o.Topic].Partitions[o.Partition]; !ok {
-				return fmt.Errorf("produce: topic %q has no partition %d (it has %d)", o.Topic, o.Partition, len(details[o.Topic].Partitions))
-			}
-		}
-	}
-
 	var (
 		acked, failed atomic.Int64
 		mu            sync.Mutex
 		errs          []string
 		perPartition  = map[int32]int64{}
 		wg            sync.WaitGroup
+		stopped       bool  // under mu: no more lines are produced
+		line          int64 // under mu: lines read and produced
 	)
-	br := bufio.NewReaderSize(in, 64<<10)
-	var line int64
-	for {
-		b, rerr := br.ReadBytes('\n')
-		if len(b) > 0 {
-			line++
-			b = trimEOL(b)
-			r := &kgo.Record{Value: b, Headers: hdrs}
-			if o.Partition >= 0 {
-				r.Partition = o.Partition
-			}
-			if o.KeyDelim != "" {
-				if k, v, ok := strings.Cut(string(b), o.KeyDelim); ok {
-					r.Key, r.Value = []byte(k), []byte(v)
-				}
-			}
-			n := line
-			wg.Add(1)
-			cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-				defer wg.Done()
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					failed.Add(1)
-					if len(errs) < maxReportedErrors {
-						errs = append(errs, fmt.Sprintf("line %d: %v", n, describeErr(err)))
-					}
-					return
-				}
-				acked.Add(1)
-				perPartition[r.Partition]++
-			})
+	// Records are not tied to ctx: an interrupt stops reading, and what
+	// was read is still delivered (or reported failed).
+	produce := func(b []byte) bool {
+		r := &kgo.Record{Value: b, Headers: hdrs}
+		if o.Partition >= 0 {
+			r.Partition = o.Partition
 		}
-		if rerr != nil {
-			if !errors.Is(rerr, io.EOF) {
-				wg.Wait()
-				return fmt.Errorf("produce: reading input after %d lines: %w", line, rerr)
+		if o.KeyDelim != "" {
+			if k, v, ok := bytes.Cut(b, []byte(o.KeyDelim)); ok {
+				r.Key, r.Value = k, v
 			}
-			break
 		}
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return false
+		}
+		line++
+		n := line
+		wg.Add(1)
+		mu.Unlock()
+		cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed.Add(1)
+				if len(errs) < maxReportedErrors {
+					errs = append(errs, fmt.Sprintf("line %d: %v", n, describeErr(err)))
+				}
+				return
+			}
+			acked.Add(1)
+			perPartition[r.Partition]++
+		})
+		return true
 	}
+	readDone := make(chan error, 1)
+	go func() {
+		br := bufio.NewReaderSize(in, 64<<10)
+		for {
+			b, rerr := br.ReadBytes('\n')
+			if len(b) > 0 && !produce(trimEOL(b)) {
+				readDone <- nil
+				return
+			}
+			if rerr != nil {
+				if errors.Is(rerr, io.EOF) {
+					rerr = nil
+				}
+				readDone <- rerr
+				return
+			}
+		}
+	}()
+	var readErr error
+	interrupted := false
+	select {
+	case readErr = <-readDone:
+	case <-ctx.Done():
+		interrupted = true
+	}
+	mu.Lock()
+	stopped = true
+	lines := line
+	mu.Unlock()
 	wg.Wait()
 
-	res := ProduceResult{Topic: o.Topic, Acknowledged: acked.Load(), Failed: failed.Load(), Partitions: perPartition, Errors: errs}
+	res := ProduceResult{Topic: o.Topic, Acknowledged: acked.Load(), Failed: failed.Load(), Partitions: perPartition, Errors: errs, Interrupted: interrupted}
 	if env.JSON {
 		if err := writeJSON(env.Stdout, res); err != nil {
 			return err
@@ -223,16 +261,70 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		if more := res.Failed - int64(len(errs)); more > 0 {
 			fmt.Fprintf(env.Stderr, "strata: ... and %d more failures\n", more)
 		}
-		fmt.Fprintf(env.Stdout, "produced %d records to %s: %d acknowledged, %d failed\n", line, o.Topic, res.Acknowledged, res.Failed)
+		fmt.Fprintf(env.Stdout, "produced %d records to %s: %d acknowledged, %d failed\n", lines, o.Topic, res.Acknowledged, res.Failed)
 	}
-	if res.Failed > 0 {
+	switch {
+	case readErr != nil:
+		return fmt.Errorf("produce: reading input after %d lines: %w", lines, readErr)
+	case res.Failed > 0:
 		first := ""
 		if len(errs) > 0 {
 			first = ": first: " + errs[0]
 		}
-		return fmt.Errorf("produce: %d of %d records failed%s", res.Failed, line, first)
+		return fmt.Errorf("produce: %d of %d records failed%s", res.Failed, lines, first)
+	case interrupted:
+		return fmt.Errorf("produce: interrupted after %d lines (all %d acknowledged); the rest of the input was not read", lines, res.Acknowledged)
 	}
 	return nil
+}
+
+// produceCheckTopic fails with a clear error if the topic or partition does
+// not exist (instead of every record failing after retries), and returns
+// the topic's max.message.bytes as a batch size bound for kgo (0: unknown).
+func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (int32, error) {
+	adm, cl, err := env.newAdmin()
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := env.opCtx(ctx)
+	defer cancel()
+	details, err := requireTopics(ctx, env, adm, o.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("produce: %w", err)
+	}
+	if o.Partition >= 0 {
+		if _, ok := details[o.Topic].Partitions[o.Partition]; !ok {
+			return 0, fmt.Errorf("produce: topic %q has no partition %d (it has %d)", o.Topic, o.Partition, len(details[o.Topic].Partitions))
+		}
+	}
+	// Best effort: not every cluster lets every client describe configs.
+	rcs, err := adm.DescribeTopicConfigs(ctx, o.Topic)
+	if err != nil {
+		return 0, nil
+	}
+	rc, err := rcs.On(o.Topic, nil)
+	if err != nil || rc.Err != nil {
+		return 0, nil
+	}
+	for _, c := range rc.Configs {
+		if c.Key != "max.message.bytes" {
+			continue
+		}
+		n, err := strconv.ParseInt(c.MaybeValue(), 10, 64)
+		if err != nil {
+			return 0, nil
+		}
+		// kgo takes [512, 1 GiB]; below 512 lines too large by
+		// themselves still fail at the broker, one by one.
+		return int32(min(max(n, 512), 1<<30)), nil
+	}
+	return 0, nil
+}
+
+func isAcksAll(acks string) bool {
+	a := strings.ToLower(acks)
+	return a == "all" || a == "-1"
 }
 
 func trimEOL(b []byte) []byte {

@@ -214,10 +214,11 @@ type TopicDeleteOptions struct {
 func topicDeleteCommand(env *Env) *cobra.Command {
 	var o TopicDeleteOptions
 	cmd := &cobra.Command{
-		Use:     "delete TOPIC...",
-		Aliases: []string{"rm"},
-		Short:   "Delete topics",
-		Args:    cobra.MinimumNArgs(1),
+		Use:               "delete TOPIC...",
+		Aliases:           []string{"rm"},
+		Short:             "Delete topics",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeTopics(env, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topics = args
 			return TopicDelete(cmd.Context(), env, o)
@@ -285,7 +286,8 @@ func topicAlterConfigCommand(env *Env) *cobra.Command {
 		Short: "Set or delete topic config overrides",
 		Example: `  strata topic alter-config orders -c retention.ms=3600000
   strata topic alter-config orders --delete retention.ms`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeTopics(env, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topics = args
 			return TopicAlterConfig(cmd.Context(), env, o)
@@ -382,9 +384,10 @@ type TopicAddPartitionsOptions struct {
 func topicAddPartitionsCommand(env *Env) *cobra.Command {
 	var o TopicAddPartitionsOptions
 	cmd := &cobra.Command{
-		Use:   "add-partitions TOPIC...",
-		Short: "Add partitions to topics (-n to add, or -p for the new total)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "add-partitions TOPIC...",
+		Short:             "Add partitions to topics (-n to add, or -p for the new total)",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeTopics(env, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topics = args
 			return TopicAddPartitions(cmd.Context(), env, o)

@@ -26,7 +26,8 @@ func topicDescribeCommand(env *Env) *cobra.Command {
 		Long: `Show a topic's partitions with their leader, replicas, in-sync replicas, log
 start and end offsets and size on disk, then its configs; configs that differ
 from the default are highlighted (on a terminal) and their source is shown.`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeTopics(env, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Topics = args
 			return TopicDescribe(cmd.Context(), env, o)

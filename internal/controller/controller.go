@@ -163,3 +163,6 @@ func (c *Controller) AllocateProducerIDs(count int64) (int64, error) {
 }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
+
+// ControllerID is the node id of the active controller.
+func (c *Controller) ControllerID() int32 { return c.opts.NodeID }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,13 +163,25 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 
 	for tp, p := range cur {
 		t := next.Topics[tp.Topic]
-		if t == nil || t.ID != p.TopicID || int(tp.Partition) >= len(t.Partitions) {
+		switch {
+		case t == nil || t.ID != p.TopicID || int(tp.Partition) >= len(t.Partitions):
 			delete(parts, tp)
 			p.wakeAll()
 			if err := p.Log.Delete(); err != nil {
 				m.log.Error("delete partition log", "partition", tp.DirName(), "err", err)
 			} else {
 				m.log.Info("deleted partition", "partition", tp.DirName())
+			}
+		case t.Partitions[tp.Partition].Leader != m.opts.NodeID:
+			// Leadership moved (this broker was fenced, or a reassignment):
+			// stop serving it, keep the data. Requests in flight on it
+			// get ErrClosed, which clients see as NOT_LEADER_OR_FOLLOWER.
+			delete(parts, tp)
+			p.wakeAll()
+			if err := p.Log.Close(); err != nil {
+				m.log.Error("close partition log", "partition", tp.DirName(), "err", err)
+			} else {
+				m.log.Info("no longer leader; closed partition", "partition", tp.DirName(), "leader", t.Partitions[tp.Partition].Leader)
 			}
 		}
 	}
@@ -249,9 +262,10 @@ func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) error {
 }
 
 // RemoveStray deletes partition directories in the data dir that belong to
-// no hosted partition (topics deleted while this broker was down). Call it
-// after the first Apply.
-func (m *Manager) RemoveStray() error {
+// no hosted partition and to no partition of img this broker is a replica
+// of (topics deleted while this broker was down). Call it after the first
+// Apply.
+func (m *Manager) RemoveStray(img *metadata.Image) error {
 	ents, err := os.ReadDir(m.opts.DataDir)
 	if err != nil {
 		return fmt.Errorf("read data dir: %w", err)
@@ -264,6 +278,15 @@ func (m *Manager) RemoveStray() error {
 	}
 	for tp := range failed {
 		hosted[tp.DirName()] = true
+	}
+	// A partition this broker is a replica of but does not lead right now
+	// (fenced while it was down, leadership elsewhere) keeps its data.
+	for name, t := range img.Topics {
+		for i, p := range t.Partitions {
+			if slices.Contains(p.Replicas, m.opts.NodeID) {
+				hosted[TopicPartition{name, int32(i)}.DirName()] = true
+			}
+		}
 	}
 	for _, e := range ents {
 		name := e.Name()

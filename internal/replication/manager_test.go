@@ -197,7 +197,7 @@ func TestRemoveStray(t *testing.T) {
 	im0 := metadata.Empty()
 	im1 := mustApply(t, im0, topicRecs("a", id, 1, 2)...)
 	m.Apply(im0, im1)
-	if err := m.RemoveStray(); err != nil {
+	if err := m.RemoveStray(im1); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]bool{
@@ -305,7 +305,7 @@ func TestManagerOpenFailure(t *testing.T) {
 		t.Fatalf("after config change: %v", err)
 	}
 	// RemoveStray keeps it.
-	if err := m.RemoveStray(); err != nil {
+	if err := m.RemoveStray(im2); err != nil {
 		t.Fatal(err)
 	}
 	if !exists(t, filepath.Join(dir, "a-0")) {
@@ -363,4 +363,40 @@ func buildBatch(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestLeadershipMovesAwayAndBack: a partition whose leader becomes another
+// broker (or none, when this one is fenced) is closed but keeps its data,
+// survives RemoveStray, and reopens with its records when leadership
+// returns with a new epoch.
+func TestLeadershipMovesAwayAndBack(t *testing.T) {
+	m := newManager(t, false)
+	id := metadata.NewUUID()
+	im0 := metadata.Empty()
+	im1 := mustApply(t, im0, topicRecs("a", id, 1)...)
+	m.Apply(im0, im1)
+	p := mustGet(t, m, "a", 0)
+	if _, err := p.Append(buildBatch(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	im2 := mustApply(t, im1, &metadata.PartitionRecord{TopicID: id, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: -1, LeaderEpoch: 1})
+	m.Apply(im1, im2)
+	if q, err := m.Get("a", 0); q != nil || err != nil {
+		t.Fatalf("Get after leadership moved = %v, %v; want nothing", q, err)
+	}
+	if _, err := p.Append(buildBatch(t, 1)); err == nil {
+		t.Fatal("append to a partition no longer led here succeeded")
+	}
+	if err := m.RemoveStray(im2); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(t, filepath.Join(m.opts.DataDir, "a-0")) {
+		t.Fatal("RemoveStray removed the log of a partition this broker is a replica of")
+	}
+	im3 := mustApply(t, im2, &metadata.PartitionRecord{TopicID: id, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 2})
+	m.Apply(im2, im3)
+	q := mustGet(t, m, "a", 0)
+	if q.Log.LogEndOffset() != 3 || q.LeaderEpoch() != 2 {
+		t.Fatalf("reopened partition: log end %d epoch %d, want 3 and 2", q.Log.LogEndOffset(), q.LeaderEpoch())
+	}
 }

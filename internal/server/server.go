@@ -106,7 +106,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Cleaner:  cleanerConfig(cfg),
 	})
 	s.ctrl.Subscribe(s.parts.Apply)
-	if err := s.parts.RemoveStray(); err != nil {
+	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
 		s.log.Warn("removing logs of deleted topics", "err", err)
 	}
 
