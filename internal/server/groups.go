@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/replication"
 )
 
@@ -16,8 +19,8 @@ const groupTick = 100 * time.Millisecond
 
 // startGroups creates __consumer_offsets if missing (compacted, with
 // offsets.topic.num.partitions partitions) and builds the group
-// coordinator. Every partition this node leads is marked loading; the
-// replay happens in loadGroups once the server runs.
+// coordinator, which then follows leadership of __consumer_offsets
+// partitions (groupLoader).
 func (s *Server) startGroups(logger *slog.Logger) error {
 	cfg := s.cfg
 	if s.ctrl.Image().Topics[broker.OffsetsTopic] == nil {
@@ -48,28 +51,76 @@ func (s *Server) startGroups(logger *slog.Logger) error {
 		MaxGroupSize:          int(cfg.Int64("group.max.size")),
 		OffsetsRetention:      time.Duration(cfg.Int64("offsets.retention.minutes")) * time.Minute,
 	})
-	for i := range t.Partitions {
-		if p, _ := s.parts.Get(broker.OffsetsTopic, int32(i)); p != nil {
-			s.groups.BeginLoad(int32(i), offsetsLog{p})
-		}
-	}
+	s.groupLoads = &groupLoader{groups: s.groups, log: s.log, led: map[int32]*replication.Partition{}, queue: make(chan groupLoad, 1024)}
+	s.ctrl.Subscribe(func(_, next *metadata.Image) { s.groupLoads.follow(next, s.parts) })
 	return nil
 }
 
-// loadGroups replays every __consumer_offsets partition led here.
-func (s *Server) loadGroups() {
-	start := time.Now()
-	t := s.ctrl.Image().Topics[broker.OffsetsTopic]
-	for i := range t.Partitions {
-		p, _ := s.parts.Get(broker.OffsetsTopic, int32(i))
-		if p == nil {
+// groupLoader moves the group coordinator's partitions with leadership of
+// __consumer_offsets: a partition this node comes to lead is marked loading
+// at once and replayed by run, in order; one it stops leading is unloaded.
+type groupLoader struct {
+	groups *group.Coordinator
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	led   map[int32]*replication.Partition
+	queue chan groupLoad
+}
+
+type groupLoad struct {
+	partition int32
+	p         *replication.Partition
+}
+
+// follow is a controller listener (run after the partition manager's).
+func (g *groupLoader) follow(img *metadata.Image, parts *replication.Manager) {
+	t := img.Topics[broker.OffsetsTopic]
+	if t == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range int32(len(t.Partitions)) {
+		p, _ := parts.Get(broker.OffsetsTopic, i)
+		cur := g.led[i]
+		if p == cur {
 			continue
 		}
-		if err := s.groups.Load(int32(i), offsetsLog{p}); err != nil {
-			s.log.Error("load group partition; its groups stay unavailable", "partition", i, "err", err)
+		if cur != nil {
+			g.groups.Unload(i)
+			delete(g.led, i)
+			g.log.Info("gave up group coordination", "partition", i)
+		}
+		if p != nil {
+			g.led[i] = p
+			g.groups.BeginLoad(i, offsetsLog{p})
+			select {
+			case g.queue <- groupLoad{i, p}:
+			default:
+				// Never expected (one entry per partition change); a
+				// load dropped here would leave the partition loading.
+				go func() { g.queue <- groupLoad{i, p} }()
+			}
 		}
 	}
-	s.log.Info("group coordinator loaded", "partitions", len(t.Partitions), "took", time.Since(start))
+}
+
+// run replays the partitions follow hands it until ctx ends.
+func (g *groupLoader) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-g.queue:
+			start := time.Now()
+			if err := g.groups.Load(l.partition, offsetsLog{l.p}); err != nil {
+				g.log.Error("load group partition; its groups stay unavailable", "partition", l.partition, "err", err)
+				continue
+			}
+			g.log.Debug("loaded group partition", "partition", l.partition, "took", time.Since(start))
+		}
+	}
 }
 
 func strPtr(s string) *string { return &s }

@@ -38,9 +38,11 @@ type Server struct {
 	ctrl   *controller.Controller
 	parts  *replication.Manager
 	groups *group.Coordinator
-	broker *broker.Broker
-	net    *network.Server
-	ln     net.Listener
+	// groupLoads moves group partitions with __consumer_offsets leadership.
+	groupLoads *groupLoader
+	broker     *broker.Broker
+	net        *network.Server
+	ln         net.Listener
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -135,7 +137,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.loadGroups()
+		s.groupLoads.run(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
