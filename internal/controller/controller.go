@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,23 +50,59 @@ type Options struct {
 	// InternalTopics may not be created, deleted or given partitions by
 	// clients; their configs may be altered, as in Kafka.
 	InternalTopics map[string]bool
+	// WriteTimeout bounds how long a metadata write waits for the quorum
+	// (default 10 s).
+	WriteTimeout time.Duration
 }
 
-// Controller serialises metadata changes.
+// Quorum is the replicated log under a controller: the Raft quorum of the
+// metadata log, or a local log on a node that is its own quorum.
+type Quorum interface {
+	// Propose commits data as one entry and returns its index once the
+	// entry is committed and applied on this node (so the image the
+	// caller reads next includes it). Off the leader it fails with an
+	// error wrapping ErrNotController.
+	Propose(ctx context.Context, data []byte) (index uint64, err error)
+	// Leader is the node id of the quorum leader, -1 if unknown.
+	Leader() int32
+}
+
+// Controller serialises metadata changes and keeps the image of the
+// metadata log. It is the state machine of the quorum (Apply, Snapshot,
+// Restore): every node applies every committed entry, and listeners see
+// each new image in log order.
 type Controller struct {
-	opts      Options
-	log       metadata.Log
-	mu        sync.Mutex // serialises writes
+	opts Options
+	q    Quorum
+	mu   sync.Mutex // serialises writes (validate, then propose) on this node
+
+	amu       sync.Mutex // serialises Apply, Restore and listener calls
 	image     atomic.Pointer[metadata.Image]
 	listeners []Listener
+	applyErrs map[uint64]error // entries the image rejected, for their proposer
 }
 
-// New replays log into an image and returns a controller writing to it.
-func New(log metadata.Log, opts Options) (*Controller, error) {
+// NewReplicated returns a controller with an empty image; Attach its quorum
+// before use. The quorum replays the log into it through Restore and Apply.
+func NewReplicated(opts Options) *Controller {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Controller{opts: opts, log: log}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	c := &Controller{opts: opts, applyErrs: map[uint64]error{}}
+	c.image.Store(metadata.Empty())
+	return c
+}
+
+// Attach sets the quorum writes go through.
+func (c *Controller) Attach(q Quorum) { c.q = q }
+
+// New replays a local log into an image and returns a controller that
+// writes to it: a node that is its own quorum, without Raft.
+func New(log metadata.Log, opts Options) (*Controller, error) {
+	c := NewReplicated(opts)
 	img := metadata.Empty()
 	err := log.Replay(func(offset int64, recs []metadata.Record) error {
 		next, err := img.Apply(offset, recs)
@@ -79,6 +116,7 @@ func New(log metadata.Log, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("replay metadata log: %w", err)
 	}
 	c.image.Store(img)
+	c.Attach(&localQuorum{log: log, sm: c, node: opts.NodeID})
 	return c, nil
 }
 
@@ -87,31 +125,98 @@ func (c *Controller) Image() *metadata.Image { return c.image.Load() }
 
 // Subscribe adds a listener and calls it once with the current image.
 func (c *Controller) Subscribe(l Listener) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.amu.Lock()
+	defer c.amu.Unlock()
 	c.listeners = append(c.listeners, l)
 	l(metadata.Empty(), c.image.Load())
 }
 
-// commit writes recs and publishes the new image. Callers hold c.mu.
-func (c *Controller) commit(recs []metadata.Record) (*metadata.Image, error) {
+// Apply applies a committed entry (the quorum calls it in log order). An
+// entry the image rejects is skipped with an error log on every node alike
+// (its proposer gets the error); it never stops the node.
+func (c *Controller) Apply(index uint64, data []byte) error {
+	c.amu.Lock()
+	defer c.amu.Unlock()
 	prev := c.image.Load()
-	off, err := c.log.Append(recs)
-	if err != nil {
-		return nil, err
+	if int64(index) <= prev.Offset {
+		return nil // already in the image (a snapshot covered it)
 	}
-	next, err := prev.Apply(off, recs)
-	if err != nil {
-		// The log now holds records the image rejects: refuse to go on
-		// rather than diverge from what a restart would replay.
-		return nil, fmt.Errorf("metadata log and image diverged: %w", err)
+	recs, err := metadata.DecodeEntry(data)
+	var next *metadata.Image
+	if err == nil {
+		next, err = prev.Apply(int64(index), recs)
 	}
+	if err != nil {
+		c.opts.Logger.Error("metadata entry rejected", "index", index, "err", err)
+		c.applyErrs[index] = err
+		skipped := *prev
+		skipped.Offset = int64(index)
+		c.image.Store(&skipped)
+		return nil
+	}
+	c.publish(prev, next)
+	return nil
+}
+
+// publish stores next and tells the listeners. amu held.
+func (c *Controller) publish(prev, next *metadata.Image) {
 	c.image.Store(next)
 	for _, l := range c.listeners {
 		l(prev, next)
 	}
-	return next, nil
 }
+
+// Snapshot encodes the current image for the quorum's log compaction.
+func (c *Controller) Snapshot() ([]byte, error) {
+	return metadata.EncodeEntry(c.image.Load().Records())
+}
+
+// Restore replaces the image by a snapshot taken at index.
+func (c *Controller) Restore(data []byte, index uint64) error {
+	recs, err := metadata.DecodeEntry(data)
+	if err != nil {
+		return fmt.Errorf("restore metadata snapshot: %w", err)
+	}
+	next, err := metadata.Empty().Apply(int64(index), recs)
+	if err != nil {
+		return fmt.Errorf("restore metadata snapshot: %w", err)
+	}
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	c.publish(c.image.Load(), next)
+	return nil
+}
+
+// commit proposes recs and returns the image that includes them. Callers
+// hold c.mu, so the image they validated against is the one the records
+// apply to, unless this node lost leadership meanwhile (then Propose
+// fails, or the image rejects the entry and the error comes back here).
+func (c *Controller) commit(recs []metadata.Record) (*metadata.Image, error) {
+	data, err := metadata.EncodeEntry(recs)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.WriteTimeout)
+	defer cancel()
+	idx, err := c.q.Propose(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	c.amu.Lock()
+	aerr := c.applyErrs[idx]
+	delete(c.applyErrs, idx)
+	c.amu.Unlock()
+	if aerr != nil {
+		return nil, fmt.Errorf("metadata write rejected: %w", aerr)
+	}
+	return c.image.Load(), nil
+}
+
+// ControllerID is the node id of the active controller, -1 if unknown.
+func (c *Controller) ControllerID() int32 { return c.q.Leader() }
+
+// IsActive reports whether this node is the active controller.
+func (c *Controller) IsActive() bool { return c.q.Leader() == c.opts.NodeID }
 
 // Bootstrap makes sure the cluster has an id and this broker is registered
 // with its current address. It returns the cluster id.
@@ -163,6 +268,3 @@ func (c *Controller) AllocateProducerIDs(count int64) (int64, error) {
 }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
-
-// ControllerID is the node id of the active controller.
-func (c *Controller) ControllerID() int32 { return c.opts.NodeID }

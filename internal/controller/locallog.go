@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -88,3 +89,28 @@ func (l *LocalLog) Replay(fn func(offset int64, recs []metadata.Record) error) e
 
 // Close closes the log.
 func (l *LocalLog) Close() error { return l.log.Close() }
+
+// localQuorum is the Quorum of a node that is its own quorum without Raft:
+// a proposal is appended to the local log (fsynced) and applied at once.
+type localQuorum struct {
+	log  metadata.Log
+	sm   *Controller
+	node int32
+}
+
+func (q *localQuorum) Propose(_ context.Context, data []byte) (uint64, error) {
+	recs, err := metadata.DecodeEntry(data)
+	if err != nil {
+		return 0, err
+	}
+	off, err := q.log.Append(recs)
+	if err != nil {
+		return 0, err
+	}
+	if err := q.sm.Apply(uint64(off), data); err != nil {
+		return 0, err
+	}
+	return uint64(off), nil
+}
+
+func (q *localQuorum) Leader() int32 { return q.node }
