@@ -50,6 +50,15 @@ type Options struct {
 	// InternalTopics may not be created, deleted or given partitions by
 	// clients; their configs may be altered, as in Kafka.
 	InternalTopics map[string]bool
+	// MaxReplicationFactor, when positive, rejects topics with more
+	// replicas per partition (until partition data is replicated).
+	MaxReplicationFactor int16
+	// BrokerSessionTimeout is how long the active controller waits for a
+	// heartbeat before fencing a broker (default 9 s, Kafka's
+	// broker.session.timeout.ms).
+	BrokerSessionTimeout time.Duration
+	// Now is the clock of broker sessions (time.Now if nil).
+	Now func() time.Time
 	// WriteTimeout bounds how long a metadata write waits for the quorum
 	// (default 10 s).
 	WriteTimeout time.Duration
@@ -80,6 +89,10 @@ type Controller struct {
 	image     atomic.Pointer[metadata.Image]
 	listeners []Listener
 	applyErrs map[uint64]error // entries the image rejected, for their proposer
+
+	// Broker sessions, on the active controller (brokers.go); c.mu held.
+	live      map[int32]*liveness
+	wasActive bool
 }
 
 // NewReplicated returns a controller with an empty image; Attach its quorum
@@ -91,7 +104,7 @@ func NewReplicated(opts Options) *Controller {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	c := &Controller{opts: opts, applyErrs: map[uint64]error{}}
+	c := &Controller{opts: opts, applyErrs: map[uint64]error{}, live: map[int32]*liveness{}}
 	c.image.Store(metadata.Empty())
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 
@@ -16,7 +17,7 @@ import (
 
 // TestDataDriven runs the scripts in testdata/. Commands:
 //
-//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N]
+//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N] [max-rf=N]
 //	bootstrap [node=N] [cluster=id] host=h port=p [rack=r]   (reopens the controller as node N if it differs)
 //	create-topic name=(a,b) [partitions=N] [rf=N] [assign=(0:1/2,1:2/3)] [configs=k=v,k2=v] [validate-only]
 //	delete-topic name=(a,b) | id=(a,b)   (id=x is the id topic x had when last seen; a random id if never seen)
@@ -25,6 +26,10 @@ import (
 //	alloc-pids count=N
 //	image
 //	restart [internal=(a,b)]   (reopens from the same log; the image must not change)
+//	register node=N host=h port=p [rack=r] [incarnation=I]   (a broker registration; I is a small number)
+//	heartbeat node=N epoch=E
+//	advance ms=N               (moves the manual clock of broker sessions; 9 s session timeout)
+//	fence-expired              (fences brokers whose session expired, as the active controller's ticker)
 //
 // Topic ids are random: every id is printed as <id>.
 func TestDataDriven(t *testing.T) {
@@ -53,6 +58,7 @@ type env struct {
 	c    *Controller
 	ids  map[string]metadata.UUID // topic name -> id as last seen
 	all  map[metadata.UUID]bool   // every id to scrub from output
+	now time.Time // the manual clock of broker sessions
 	// pidEnd is the end of the last producer id block handed out.
 	pidEnd int64
 }
@@ -68,7 +74,9 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			NodeID: 1, Static: static, Logger: slog.New(slog.DiscardHandler),
 			DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true,
 			InternalTopics: map[string]bool{},
+			BrokerSessionTimeout: 9 * time.Second,
 		},
+		now: time.Unix(0, 0),
 		ids: map[string]metadata.UUID{},
 		all: map[metadata.UUID]bool{},
 	}
@@ -84,10 +92,13 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			e.opts.DefaultPartitions = int32(atoi(t, a.SingleVal(t)))
 		case "default-rf":
 			e.opts.DefaultReplicationFactor = int16(atoi(t, a.SingleVal(t)))
+		case "max-rf":
+			e.opts.MaxReplicationFactor = int16(atoi(t, a.SingleVal(t)))
 		default:
 			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
 		}
 	}
+	e.opts.Now = func() time.Time { return e.now }
 	e.open(t)
 	// Registered after TempDir's cleanup, so it runs before the dir goes.
 	t.Cleanup(func() { e.close(t) })
@@ -206,6 +217,29 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		return out
 	case "image":
 		return printImage(e.c.Image())
+	case "register":
+		return e.register(t, td)
+	case "heartbeat":
+		var node int
+		var epoch int64
+		td.ScanArgs(t, "node", &node)
+		td.ScanArgs(t, "epoch", &epoch)
+		fenced, err := e.c.BrokerHeartbeat(int32(node), epoch)
+		if err != nil {
+			return errString(err) + "\n"
+		}
+		return fmt.Sprintf("fenced=%t\n", fenced)
+	case "advance":
+		var ms int
+		td.ScanArgs(t, "ms", &ms)
+		e.now = e.now.Add(time.Duration(ms) * time.Millisecond)
+		return fmt.Sprintf("now=+%dms\n", e.now.Sub(time.Unix(0, 0))/time.Millisecond)
+	case "fence-expired":
+		nodes, err := e.c.FenceExpired()
+		if err != nil {
+			return errString(err) + "\n"
+		}
+		return fmt.Sprintf("fenced %v\n", nodes)
 	case "restart":
 		before := printImage(e.c.Image())
 		if a, ok := td.Arg("internal"); ok {
@@ -223,6 +257,26 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 	}
 	t.Fatalf("%s: unknown command %s", td.Pos, td.Cmd)
 	return ""
+}
+
+// register node=N host=H port=P [rack=R] [incarnation=I]
+func (e *env) register(t *testing.T, td *datadriven.TestData) string {
+	var host string
+	var port, node, inc int
+	td.ScanArgs(t, "node", &node)
+	td.ScanArgs(t, "host", &host)
+	td.ScanArgs(t, "port", &port)
+	td.MaybeScanArgs(t, "incarnation", &inc)
+	r := BrokerRegistration{NodeID: int32(node), Incarnation: metadata.UUID{0: byte(inc)}, Host: host, Port: int32(port)}
+	if a, ok := td.Arg("rack"); ok {
+		rack := a.SingleVal(t)
+		r.Rack = &rack
+	}
+	epoch, err := e.c.RegisterBroker(r)
+	if err != nil {
+		return errString(err) + "\n"
+	}
+	return fmt.Sprintf("broker %d epoch=%d\n", node, epoch)
 }
 
 func (e *env) bootstrap(t *testing.T, td *datadriven.TestData) string {
@@ -421,7 +475,11 @@ func printImage(im *metadata.Image) string {
 		if br.Rack != nil {
 			rack = " rack=" + *br.Rack
 		}
-		fmt.Fprintf(&b, "broker %d epoch=%d %s:%d%s\n", br.NodeID, br.Epoch, br.Host, br.Port, rack)
+		fenced := ""
+		if br.Fenced {
+			fenced = " FENCED"
+		}
+		fmt.Fprintf(&b, "broker %d epoch=%d %s:%d%s%s\n", br.NodeID, br.Epoch, br.Host, br.Port, rack, fenced)
 	}
 	for _, n := range im.SortedTopicNames() {
 		tp := im.Topics[n]

@@ -118,7 +118,7 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 	if err := validateTopicConfigs(r.Configs); err != nil {
 		return nil, err
 	}
-	brokers := sortedBrokers(img)
+	brokers := placementBrokers(img)
 	var assignment [][]int32
 	if len(r.Assignment) > 0 {
 		if r.Partitions != -1 || r.ReplicationFactor != -1 {
@@ -128,6 +128,9 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 		assignment, err = checkAssignment(r.Assignment, 0, img)
 		if err != nil {
 			return nil, err
+		}
+		if max := c.opts.MaxReplicationFactor; max > 0 && len(assignment[0]) > int(max) {
+			return nil, fmt.Errorf("%w: %d replicas per partition are not supported yet (at most %d): partition data is not replicated between brokers", ErrInvalidReplicaAssignment, len(assignment[0]), max)
 		}
 	} else {
 		parts := r.Partitions
@@ -147,6 +150,9 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 		if rf <= 0 {
 			return nil, fmt.Errorf("%w: replication factor must be positive, got %d", ErrInvalidReplicationFactor, rf)
 		}
+		if max := c.opts.MaxReplicationFactor; max > 0 && rf > max {
+			return nil, fmt.Errorf("%w: replication factor %d is not supported yet (at most %d): partition data is not replicated between brokers", ErrInvalidReplicationFactor, rf, max)
+		}
 		if int(rf) > len(brokers) {
 			return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)", ErrInvalidReplicationFactor, rf, len(brokers))
 		}
@@ -158,7 +164,7 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 	res.ReplicationFactor = int16(len(assignment[0]))
 	recs := []metadata.Record{&metadata.TopicRecord{Name: r.Name, ID: id}}
 	for p, replicas := range assignment {
-		recs = append(recs, &metadata.PartitionRecord{TopicID: id, Partition: int32(p), Replicas: replicas, ISR: replicas, Leader: replicas[0]})
+		recs = append(recs, &metadata.PartitionRecord{TopicID: id, Partition: int32(p), Replicas: replicas, ISR: replicas, Leader: firstUsable(img, replicas)})
 	}
 	for _, k := range sortedKeys(r.Configs) {
 		if v := r.Configs[k]; v != nil {
@@ -388,10 +394,15 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 				continue
 			}
 		} else {
-			assignment = place(sortedBrokers(img), cur, add, int16(len(t.Partitions[0].Replicas)), int(img.Offset+1))
+			brokers, rf := placementBrokers(img), len(t.Partitions[0].Replicas)
+			if rf > len(brokers) {
+				out[i] = fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)", ErrInvalidReplicationFactor, rf, len(brokers))
+				continue
+			}
+			assignment = place(brokers, cur, add, int16(rf), int(img.Offset+1))
 		}
 		for j, replicas := range assignment {
-			recs = append(recs, &metadata.PartitionRecord{TopicID: t.ID, Partition: cur + int32(j), Replicas: replicas, ISR: replicas, Leader: replicas[0]})
+			recs = append(recs, &metadata.PartitionRecord{TopicID: t.ID, Partition: cur + int32(j), Replicas: replicas, ISR: replicas, Leader: firstUsable(img, replicas)})
 		}
 		grown = append(grown, i)
 	}

@@ -93,7 +93,7 @@ func (im *Image) Records() []Record {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		b := im.Brokers[id]
-		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced})
+		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced, Incarnation: b.Incarnation})
 	}
 	if im.NextProducerID > 0 {
 		out = append(out, &ProducerIDsRecord{NextProducerID: im.NextProducerID})

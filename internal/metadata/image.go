@@ -48,6 +48,8 @@ type Broker struct {
 	Port   int32
 	Rack   *string
 	Fenced bool
+	// Incarnation identifies the registered broker process.
+	Incarnation UUID
 }
 
 // Empty returns the image before any record.
@@ -163,7 +165,7 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				next.Brokers = maps.Clone(im.Brokers)
 				copiedBrokers = true
 			}
-			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced}
+			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced, Incarnation: r.Incarnation}
 		case *FenceBrokerRecord:
 			b, ok := next.Brokers[r.NodeID]
 			if !ok || b.Epoch != r.Epoch || b.Fenced == r.Fenced {

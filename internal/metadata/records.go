@@ -120,6 +120,8 @@ type RegisterBrokerRecord struct {
 	// Fenced registers the broker fenced (a broker joining a multi-node
 	// cluster is unfenced by its first heartbeat); absent in older logs.
 	Fenced bool `json:"fenced,omitempty"`
+	// Incarnation identifies the broker process that registered.
+	Incarnation UUID `json:"incarnation"`
 }
 
 // FenceBrokerRecord fences (Fenced) or unfences a registered broker. A

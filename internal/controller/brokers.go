@@ -1,0 +1,298 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+// Broker liveness, as KRaft does it: a broker registers with the active
+// controller (a new broker epoch each time its process starts), then
+// heartbeats. The active controller fences a broker whose heartbeats stop
+// for the session timeout: it leads nothing while fenced, and its
+// partitions get another in-sync replica as leader, or none (leader -1,
+// reported as LEADER_NOT_AVAILABLE) when it was their only one. A
+// heartbeat or a new registration unfences it and gives back the
+// leadership of partitions left without a leader. Heartbeat times live in
+// memory on the active controller only; a new active controller starts
+// every broker's clock afresh.
+
+// Errors of registration and heartbeats.
+var (
+	ErrStaleBrokerEpoch      = errors.New("stale broker epoch")
+	ErrBrokerNotRegistered   = errors.New("broker not registered")
+	ErrDuplicateRegistration = errors.New("another live broker is registered with this node id")
+)
+
+// DefaultBrokerSessionTimeout is Kafka's broker.session.timeout.ms.
+const DefaultBrokerSessionTimeout = 9 * time.Second
+
+// BrokerRegistration is what a starting broker sends.
+type BrokerRegistration struct {
+	NodeID      int32
+	Incarnation metadata.UUID // fresh per process start
+	Host        string
+	Port        int32
+	Rack        *string
+}
+
+// liveness is the active controller's view of one broker.
+type liveness struct {
+	incarnation metadata.UUID
+	lastSeen    time.Time
+}
+
+func (c *Controller) now() time.Time {
+	if c.opts.Now != nil {
+		return c.opts.Now()
+	}
+	return time.Now()
+}
+
+// resetLivenessIfNewTerm starts every broker's session afresh when this
+// node has become the active controller since the last call. c.mu held.
+func (c *Controller) resetLivenessIfNewTerm() {
+	active := c.IsActive()
+	if active && !c.wasActive {
+		c.live = map[int32]*liveness{}
+	}
+	c.wasActive = active
+}
+
+// RegisterBroker registers (or re-registers) a broker and returns its
+// epoch. A retry from the same incarnation gets the same epoch. On a
+// non-active controller it fails with ErrNotController.
+func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
+	if r.NodeID < 0 || r.Host == "" || r.Port <= 0 || r.Port > 65535 {
+		return -1, fmt.Errorf("%w: broker registration for node %d at %s:%d", ErrInvalidRequest, r.NodeID, r.Host, r.Port)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.IsActive() {
+		return -1, ErrNotController
+	}
+	c.resetLivenessIfNewTerm()
+	now := c.now()
+	img := c.image.Load()
+	b := img.Brokers[r.NodeID]
+	l := c.live[r.NodeID]
+	if b != nil && l != nil && l.incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && sameRack(b.Rack, r.Rack) && !b.Fenced {
+		l.lastSeen = now
+		return b.Epoch, nil // a retry
+	}
+	if b != nil && l != nil && l.incarnation != r.Incarnation && !b.Fenced && now.Sub(l.lastSeen) < c.sessionTimeout() {
+		return -1, fmt.Errorf("%w: node %d (registered from %s:%d, last heartbeat %s ago)",
+			ErrDuplicateRegistration, r.NodeID, b.Host, b.Port, now.Sub(l.lastSeen).Round(time.Millisecond))
+	}
+	var epoch int64
+	if b != nil {
+		epoch = b.Epoch + 1
+	}
+	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation}}
+	recs = append(recs, leadersGained(img, r.NodeID)...)
+	if _, err := c.commit(recs); err != nil {
+		return -1, err
+	}
+	c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now}
+	c.opts.Logger.Info("broker registered", "node", r.NodeID, "epoch", epoch, "host", r.Host, "port", r.Port)
+	return epoch, nil
+}
+
+// BrokerHeartbeat records a heartbeat and unfences the broker if it was
+// fenced. It returns whether the broker is fenced after the heartbeat.
+func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.IsActive() {
+		return false, ErrNotController
+	}
+	c.resetLivenessIfNewTerm()
+	img := c.image.Load()
+	b := img.Brokers[node]
+	switch {
+	case b == nil:
+		return false, fmt.Errorf("%w: node %d", ErrBrokerNotRegistered, node)
+	case b.Epoch != epoch:
+		return false, fmt.Errorf("%w: node %d heartbeat with epoch %d, registered with %d", ErrStaleBrokerEpoch, node, epoch, b.Epoch)
+	}
+	now := c.now()
+	if l := c.live[node]; l != nil {
+		l.lastSeen = now
+	} else {
+		c.live[node] = &liveness{incarnation: b.Incarnation, lastSeen: now}
+	}
+	if !b.Fenced {
+		return false, nil
+	}
+	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false}}, leadersGained(img, node)...)
+	if _, err := c.commit(recs); err != nil {
+		return true, err
+	}
+	c.opts.Logger.Info("broker unfenced", "node", node, "epoch", epoch)
+	return false, nil
+}
+
+// FenceExpired fences every unfenced broker whose last heartbeat is older
+// than the session timeout and moves its leaderships. Only the active
+// controller does anything; the server calls it periodically. It returns
+// the nodes fenced.
+func (c *Controller) FenceExpired() ([]int32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.IsActive() {
+		c.wasActive = false
+		return nil, nil
+	}
+	c.resetLivenessIfNewTerm()
+	now := c.now()
+	img := c.image.Load()
+	var fenced []int32
+	var recs []metadata.Record
+	for _, id := range sortedBrokers(img) {
+		b := img.Brokers[id]
+		if b.Fenced {
+			continue
+		}
+		l := c.live[id]
+		if l == nil {
+			// First sight since this controller became active: its
+			// session starts now.
+			c.live[id] = &liveness{incarnation: b.Incarnation, lastSeen: now}
+			continue
+		}
+		if now.Sub(l.lastSeen) < c.sessionTimeout() {
+			continue
+		}
+		fenced = append(fenced, id)
+		recs = append(recs, &metadata.FenceBrokerRecord{NodeID: id, Epoch: b.Epoch, Fenced: true})
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	recs = append(recs, leadersLost(img, fenced)...)
+	if _, err := c.commit(recs); err != nil {
+		return nil, err
+	}
+	c.opts.Logger.Warn("fenced brokers that stopped heartbeating", "nodes", fenced, "session_timeout", c.sessionTimeout())
+	return fenced, nil
+}
+
+func (c *Controller) sessionTimeout() time.Duration {
+	if c.opts.BrokerSessionTimeout > 0 {
+		return c.opts.BrokerSessionTimeout
+	}
+	return DefaultBrokerSessionTimeout
+}
+
+// leadersLost returns partition changes for the partitions led by the
+// nodes being fenced: the next in-sync replica that stays unfenced leads,
+// or nobody (-1). The leader epoch moves either way, so a fenced leader's
+// stale requests are recognisable.
+func leadersLost(img *metadata.Image, nodes []int32) []metadata.Record {
+	gone := func(id int32) bool { return slices.Contains(nodes, id) }
+	var recs []metadata.Record
+	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
+		if !gone(p.Leader) {
+			return
+		}
+		leader := int32(-1)
+		for _, r := range p.ISR {
+			if !gone(r) && usable(img, r) {
+				leader = r
+				break
+			}
+		}
+		recs = append(recs, changeLeader(t, i, p, leader))
+	})
+	return recs
+}
+
+// leadersGained returns partition changes giving node the leadership of
+// the partitions that have none and have it as an in-sync replica.
+func leadersGained(img *metadata.Image, node int32) []metadata.Record {
+	var recs []metadata.Record
+	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
+		if p.Leader < 0 && slices.Contains(p.ISR, node) {
+			recs = append(recs, changeLeader(t, i, p, node))
+		}
+	})
+	return recs
+}
+
+func changeLeader(t *metadata.Topic, i int, p *metadata.Partition, leader int32) *metadata.PartitionRecord {
+	return &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
+		Leader: leader, LeaderEpoch: p.LeaderEpoch + 1, PartitionEpoch: p.PartitionEpoch + 1}
+}
+
+// forEachPartition visits every partition in a stable order.
+func forEachPartition(img *metadata.Image, fn func(t *metadata.Topic, i int, p *metadata.Partition)) {
+	for _, name := range img.SortedTopicNames() {
+		t := img.Topics[name]
+		for i, p := range t.Partitions {
+			fn(t, i, p)
+		}
+	}
+}
+
+// usable reports whether a broker is registered and unfenced.
+func usable(img *metadata.Image, id int32) bool {
+	b := img.Brokers[id]
+	return b != nil && !b.Fenced
+}
+
+// placementBrokers lists the brokers new partitions may be placed on: the
+// unfenced ones, by id; when racks are known, alternating between racks
+// (rack by rack, round robin) so that consecutive replicas of a partition
+// land on different racks where possible, as Kafka's rack-aware placement.
+func placementBrokers(img *metadata.Image) []int32 {
+	var ids []int32
+	racks := map[string][]int32{}
+	for _, id := range sortedBrokers(img) {
+		b := img.Brokers[id]
+		if b.Fenced {
+			continue
+		}
+		ids = append(ids, id)
+		if b.Rack != nil {
+			racks[*b.Rack] = append(racks[*b.Rack], id)
+		}
+	}
+	if len(racks) < 2 {
+		return ids
+	}
+	names := make([]string, 0, len(racks))
+	for r := range racks {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	var noRack []int32
+	for _, id := range ids {
+		if img.Brokers[id].Rack == nil {
+			noRack = append(noRack, id)
+		}
+	}
+	out := make([]int32, 0, len(ids))
+	for i := 0; len(out) < len(ids)-len(noRack); i++ {
+		for _, r := range names {
+			if i < len(racks[r]) {
+				out = append(out, racks[r][i])
+			}
+		}
+	}
+	return append(out, noRack...)
+}
+
+// firstUsable is the leader a new partition gets: its first unfenced
+// replica, or -1.
+func firstUsable(img *metadata.Image, replicas []int32) int32 {
+	for _, r := range replicas {
+		if usable(img, r) {
+			return r
+		}
+	}
+	return -1
+}
