@@ -30,6 +30,12 @@ type Controller interface {
 	// ControllerID is the node id of the active controller, -1 if none is
 	// known: what Metadata and DescribeCluster report.
 	ControllerID() int32
+	// Broker sessions (broker_registration.go); only the active
+	// controller accepts them.
+	RegisterBroker(r controller.BrokerRegistration) (epoch int64, err error)
+	BrokerHeartbeat(node int32, epoch int64) (fenced bool, err error)
+	// QuorumState describes the metadata quorum (describe_quorum.go).
+	QuorumState() controller.QuorumState
 }
 
 // Partitions is what the broker needs from the partition manager.

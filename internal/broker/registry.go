@@ -13,6 +13,9 @@ const apiKeyApiVersions = 18
 type handler struct {
 	min, max int16
 	fn       func(ctx context.Context, r *request)
+	// interBroker APIs (broker to controller) are served but not listed
+	// in ApiVersions: clients never call them.
+	interBroker bool
 }
 
 type handlerTable map[int16]handler
@@ -23,38 +26,43 @@ type handlerTable map[int16]handler
 // compression; old Metadata versions for feature detection).
 func (b *Broker) register() handlerTable {
 	t := handlerTable{
-		0:  {0, 13, b.handleProduce},
-		1:  {4, 17, b.handleFetch},
-		2:  {0, 10, b.handleListOffsets},
-		3:  {0, 13, b.handleMetadata},
-		18: {0, 4, b.handleApiVersions},
-		19: {0, 7, b.handleCreateTopics},
-		20: {0, 6, b.handleDeleteTopics},
-		21: {0, 2, b.handleDeleteRecords},
-		22: {0, 5, b.handleInitProducerID},
-		23: {0, 4, b.handleOffsetForLeaderEpoch},
-		32: {0, 4, b.handleDescribeConfigs},
-		33: {0, 2, b.handleAlterConfigs},
-		35: {0, 4, b.handleDescribeLogDirs},
-		37: {0, 3, b.handleCreatePartitions},
-		44: {0, 1, b.handleIncrementalAlterConfigs},
-		60: {0, 2, b.handleDescribeCluster},
+		0:  {min: 0, max: 13, fn: b.handleProduce},
+		1:  {min: 4, max: 17, fn: b.handleFetch},
+		2:  {min: 0, max: 10, fn: b.handleListOffsets},
+		3:  {min: 0, max: 13, fn: b.handleMetadata},
+		18: {min: 0, max: 4, fn: b.handleApiVersions},
+		19: {min: 0, max: 7, fn: b.handleCreateTopics},
+		20: {min: 0, max: 6, fn: b.handleDeleteTopics},
+		21: {min: 0, max: 2, fn: b.handleDeleteRecords},
+		22: {min: 0, max: 5, fn: b.handleInitProducerID},
+		23: {min: 0, max: 4, fn: b.handleOffsetForLeaderEpoch},
+		32: {min: 0, max: 4, fn: b.handleDescribeConfigs},
+		33: {min: 0, max: 2, fn: b.handleAlterConfigs},
+		35: {min: 0, max: 4, fn: b.handleDescribeLogDirs},
+		37: {min: 0, max: 3, fn: b.handleCreatePartitions},
+		44: {min: 0, max: 1, fn: b.handleIncrementalAlterConfigs},
+		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},
+		60: {min: 0, max: 2, fn: b.handleDescribeCluster},
+		// Broker to controller (KRaft's): see broker_registration.go.
+		62: {min: 0, max: 4, fn: b.handleBrokerRegistration, interBroker: true},
+		63: {min: 0, max: 2, fn: b.handleBrokerHeartbeat, interBroker: true},
+		67: {min: 0, max: 0, fn: b.handleAllocateProducerIDs, interBroker: true},
 	}
 	if b.opts.Groups != nil {
 		// Group APIs from version 0: old clients need them (DESIGN.md 4).
-		t[8] = handler{0, 9, b.handleOffsetCommit}
-		t[9] = handler{0, 9, b.handleOffsetFetch}
-		t[10] = handler{0, 6, b.handleFindCoordinator}
-		t[11] = handler{0, 9, b.handleJoinGroup}
-		t[12] = handler{0, 4, b.handleHeartbeat}
-		t[13] = handler{0, 5, b.handleLeaveGroup}
-		t[14] = handler{0, 5, b.handleSyncGroup}
-		t[15] = handler{0, 6, b.handleDescribeGroups}
-		t[16] = handler{0, 5, b.handleListGroups}
-		t[42] = handler{0, 3, b.handleDeleteGroups}
-		t[47] = handler{0, 0, b.handleOffsetDelete}
-		t[68] = handler{0, 1, b.handleConsumerGroupHeartbeat}
-		t[69] = handler{0, 1, b.handleConsumerGroupDescribe}
+		t[8] = handler{min: 0, max: 9, fn: b.handleOffsetCommit}
+		t[9] = handler{min: 0, max: 9, fn: b.handleOffsetFetch}
+		t[10] = handler{min: 0, max: 6, fn: b.handleFindCoordinator}
+		t[11] = handler{min: 0, max: 9, fn: b.handleJoinGroup}
+		t[12] = handler{min: 0, max: 4, fn: b.handleHeartbeat}
+		t[13] = handler{min: 0, max: 5, fn: b.handleLeaveGroup}
+		t[14] = handler{min: 0, max: 5, fn: b.handleSyncGroup}
+		t[15] = handler{min: 0, max: 6, fn: b.handleDescribeGroups}
+		t[16] = handler{min: 0, max: 5, fn: b.handleListGroups}
+		t[42] = handler{min: 0, max: 3, fn: b.handleDeleteGroups}
+		t[47] = handler{min: 0, max: 0, fn: b.handleOffsetDelete}
+		t[68] = handler{min: 0, max: 1, fn: b.handleConsumerGroupHeartbeat}
+		t[69] = handler{min: 0, max: 1, fn: b.handleConsumerGroupDescribe}
 	}
 	return t
 }
@@ -63,6 +71,9 @@ func (b *Broker) register() handlerTable {
 func (t handlerTable) apiKeys() []kmsg.ApiVersionsResponseApiKey {
 	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(t))
 	for k, h := range t {
+		if h.interBroker {
+			continue
+		}
 		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: h.min, MaxVersion: h.max})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })

@@ -74,6 +74,25 @@ type Quorum interface {
 	Propose(ctx context.Context, data []byte) (index uint64, err error)
 	// Leader is the node id of the quorum leader, -1 if unknown.
 	Leader() int32
+	// State describes the quorum as this node sees it.
+	State() QuorumState
+}
+
+// QuorumState describes the metadata quorum, as DescribeQuorum reports it.
+type QuorumState struct {
+	LeaderID      int32 // -1 when unknown
+	LeaderEpoch   int32 // the Raft term
+	HighWatermark int64 // the commit index
+	Voters        []QuorumReplica
+}
+
+// QuorumReplica is a voter's progress; -1 where unknown (a voter's log end
+// offset is known on the leader only).
+type QuorumReplica struct {
+	ID                    int32
+	LogEndOffset          int64
+	LastFetchTimestamp    int64
+	LastCaughtUpTimestamp int64
 }
 
 // Controller serialises metadata changes and keeps the image of the
@@ -227,6 +246,9 @@ func (c *Controller) commit(recs []metadata.Record) (*metadata.Image, error) {
 
 // ControllerID is the node id of the active controller, -1 if unknown.
 func (c *Controller) ControllerID() int32 { return c.q.Leader() }
+
+// QuorumState describes the metadata quorum.
+func (c *Controller) QuorumState() QuorumState { return c.q.State() }
 
 // IsActive reports whether this node is the active controller.
 func (c *Controller) IsActive() bool { return c.q.Leader() == c.opts.NodeID }

@@ -114,3 +114,9 @@ func (q *localQuorum) Propose(_ context.Context, data []byte) (uint64, error) {
 }
 
 func (q *localQuorum) Leader() int32 { return q.node }
+
+func (q *localQuorum) State() QuorumState {
+	off := q.sm.Image().Offset
+	return QuorumState{LeaderID: q.node, HighWatermark: off + 1,
+		Voters: []QuorumReplica{{ID: q.node, LogEndOffset: off + 1, LastFetchTimestamp: -1, LastCaughtUpTimestamp: -1}}}
+}

@@ -1,0 +1,70 @@
+package broker
+
+// BrokerRegistration (v0..4), BrokerHeartbeat (v0..2) and
+// AllocateProducerIds (v0): the broker-to-controller APIs of KRaft. A
+// broker sends them to the active controller's Kafka listener; any other
+// node answers NOT_CONTROLLER. They are served but not advertised in
+// ApiVersions: clients never send them.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+// ProducerIDBlockSize is how many producer ids AllocateProducerIds hands
+// out at a time, as Kafka does.
+const ProducerIDBlockSize = 1000
+
+func (b *Broker) handleBrokerRegistration(_ context.Context, r *request) {
+	req := r.body.(*kmsg.BrokerRegistrationRequest)
+	resp := kmsg.NewPtrBrokerRegistrationResponse()
+	resp.BrokerEpoch = -1
+	img := b.image()
+	switch {
+	case img.ClusterID != "" && req.ClusterID != img.ClusterID:
+		resp.ErrorCode = kerr.InconsistentClusterID.Code
+	case len(req.Listeners) == 0:
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	default:
+		l := req.Listeners[0]
+		epoch, err := b.opts.Controller.RegisterBroker(controller.BrokerRegistration{
+			NodeID: req.BrokerID, Incarnation: metadata.UUID(req.IncarnationID), Host: l.Host, Port: int32(l.Port), Rack: req.Rack,
+		})
+		resp.ErrorCode, resp.BrokerEpoch = errorCode(err), epoch
+		if err != nil {
+			b.log.Warn("broker registration refused", "node", req.BrokerID, "err", err)
+		}
+	}
+	r.respond(resp)
+}
+
+func (b *Broker) handleBrokerHeartbeat(_ context.Context, r *request) {
+	req := r.body.(*kmsg.BrokerHeartbeatRequest)
+	resp := kmsg.NewPtrBrokerHeartbeatResponse()
+	fenced, err := b.opts.Controller.BrokerHeartbeat(req.BrokerID, req.BrokerEpoch)
+	resp.ErrorCode = errorCode(err)
+	resp.IsFenced = fenced || err != nil
+	resp.IsCaughtUp = err == nil
+	r.respond(resp)
+}
+
+func (b *Broker) handleAllocateProducerIDs(_ context.Context, r *request) {
+	req := r.body.(*kmsg.AllocateProducerIDsRequest)
+	resp := kmsg.NewPtrAllocateProducerIDsResponse()
+	if br := b.image().Brokers[req.BrokerID]; br == nil || br.Epoch != req.BrokerEpoch {
+		resp.ErrorCode = kerr.StaleBrokerEpoch.Code
+		r.respond(resp)
+		return
+	}
+	start, err := b.opts.Controller.AllocateProducerIDs(ProducerIDBlockSize)
+	resp.ErrorCode = errorCode(err)
+	if err == nil {
+		resp.ProducerIDStart, resp.ProducerIDLen = start, ProducerIDBlockSize
+	}
+	r.respond(resp)
+}
