@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,19 @@ func main() {
 	root.AddCommand(serveCommand())
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "strata:", err)
+		fmt.Fprintln(os.Stderr, "strata:", oneLine(err))
 		os.Exit(1)
 	}
+}
+
+// oneLine makes an error one line: some (cobra's "unknown command" with
+// its suggestions, a broker's message) come with line breaks.
+func oneLine(err error) string {
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }

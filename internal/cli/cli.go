@@ -200,7 +200,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 	pf.StringVar(&brokerList, "brokers", brokers, "comma-separated seed brokers, host:port (env STRATA_BROKERS)")
 	pf.StringVar(&env.ClientID, "client-id", "strata-cli", "Kafka client id")
 	pf.DurationVar(&env.Timeout, "timeout", 10*time.Second, "how long to wait for the cluster: connecting, each request, each delivery")
-	pf.BoolVarP(&env.Verbose, "verbose", "v", false, "more detail in output and errors")
+	pf.BoolVarP(&env.Verbose, "verbose", "v", false, "log every connection, request and response to stderr")
 
 	// Completion functions run without the pre-run hooks, so they resolve
 	// the brokers themselves.

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func clusterCommand(env *Env) *cobra.Command {
@@ -24,7 +28,7 @@ func clusterCommand(env *Env) *cobra.Command {
 	addJSONFlag(info, env)
 	brokers := &cobra.Command{
 		Use:   "brokers",
-		Short: "The brokers of the cluster and their state",
+		Short: "The brokers of the cluster and their state (online or fenced)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return ClusterBrokers(cmd.Context(), env)
@@ -35,53 +39,101 @@ func clusterCommand(env *Env) *cobra.Command {
 	return cmd
 }
 
-func clusterMetadata(ctx context.Context, env *Env) (kadm.Metadata, error) {
+// clusterView is what the cluster commands show: metadata for topics and
+// partitions, and the brokers with their state. DescribeCluster v2 lists
+// fenced brokers too; where a cluster does not answer it (older Kafka),
+// Metadata's live brokers are all there is.
+type clusterView struct {
+	md     kadm.Metadata
+	fenced map[int32]bool
+	extra  []kadm.BrokerDetail // fenced brokers, which Metadata leaves out
+}
+
+func loadCluster(ctx context.Context, env *Env) (clusterView, error) {
 	adm, cl, err := env.newAdmin()
 	if err != nil {
-		return kadm.Metadata{}, err
+		return clusterView{}, err
 	}
 	defer cl.Close()
 	ctx, cancel := env.opCtx(ctx)
 	defer cancel()
 	md, err := adm.Metadata(ctx)
 	if err != nil {
-		return md, env.wrap("load cluster metadata", err)
+		return clusterView{}, env.wrap("load cluster metadata", err)
 	}
-	return md, nil
+	v := clusterView{md: md, fenced: map[int32]bool{}}
+	req := kmsg.NewPtrDescribeClusterRequest()
+	req.EndpointType = 1 // brokers
+	req.IncludeFencedBrokers = true
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		if env.Verbose {
+			fmt.Fprintf(env.Stderr, "strata: DescribeCluster unavailable, fenced brokers not shown: %v\n", describeErr(err))
+		}
+		return v, nil
+	}
+	live := map[int32]bool{}
+	for _, b := range md.Brokers {
+		live[b.NodeID] = true
+	}
+	for _, b := range resp.Brokers {
+		if !b.IsFenced {
+			continue
+		}
+		v.fenced[b.NodeID] = true
+		if !live[b.NodeID] {
+			v.extra = append(v.extra, kadm.BrokerDetail{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+		}
+	}
+	return v, nil
 }
 
 // ClusterInfo prints the cluster id, controller and counts.
 func ClusterInfo(ctx context.Context, env *Env) error {
-	md, err := clusterMetadata(ctx, env)
+	v, err := loadCluster(ctx, env)
 	if err != nil {
 		return err
 	}
-	parts := 0
+	md := v.md
+	parts, internal := 0, 0
 	for _, t := range md.Topics {
 		parts += len(t.Partitions)
+		if t.IsInternal {
+			internal++
+		}
 	}
 	info := struct {
-		ClusterID  string `json:"cluster_id"`
-		Controller int32  `json:"controller"`
-		Brokers    int    `json:"brokers"`
-		Topics     int    `json:"topics"`
-		Partitions int    `json:"partitions"`
-	}{md.Cluster, md.Controller, len(md.Brokers), len(md.Topics), parts}
+		ClusterID      string `json:"cluster_id"`
+		Controller     int32  `json:"controller"`
+		Brokers        int    `json:"brokers"`
+		FencedBrokers  int    `json:"fenced_brokers"`
+		Topics         int    `json:"topics"`
+		InternalTopics int    `json:"internal_topics"`
+		Partitions     int    `json:"partitions"`
+	}{md.Cluster, md.Controller, len(md.Brokers) + len(v.extra), len(v.fenced), len(md.Topics), internal, parts}
 	if env.JSON {
 		return writeJSON(env.Stdout, info)
 	}
-	_, err = fmt.Fprintf(env.Stdout, "CLUSTER-ID   %s\nCONTROLLER   %d\nBROKERS      %d\nTOPICS       %d\nPARTITIONS   %d\n",
-		orDash(info.ClusterID), info.Controller, info.Brokers, info.Topics, info.Partitions)
+	brokers := fmt.Sprint(info.Brokers)
+	if info.FencedBrokers > 0 {
+		brokers += fmt.Sprintf(" (%d fenced)", info.FencedBrokers)
+	}
+	_, err = fmt.Fprintf(env.Stdout, "CLUSTER-ID   %s\nCONTROLLER   %d\nBROKERS      %s\nTOPICS       %d (%d internal)\nPARTITIONS   %d\n",
+		orDash(info.ClusterID), info.Controller, brokers, info.Topics, info.InternalTopics, info.Partitions)
 	return err
 }
 
-// ClusterBrokers prints one row per broker. Metadata lists only live
-// brokers, so every listed broker is "online"; partitions led are counted.
+// ClusterBrokers prints one row per broker: online, or fenced (registered
+// but not serving: unreachable, shutting down, or not caught up).
 func ClusterBrokers(ctx context.Context, env *Env) error {
-	md, err := clusterMetadata(ctx, env)
+	v, err := loadCluster(ctx, env)
 	if err != nil {
 		return err
 	}
+	md := v.md
 	leaders := map[int32]int{}
 	replicas := map[int32]int{}
 	md.Topics.EachPartition(func(p kadm.PartitionDetail) {
@@ -102,9 +154,14 @@ func ClusterBrokers(ctx context.Context, env *Env) error {
 	}
 	out := []row{}
 	t := newTable("NODE", "HOST", "PORT", "RACK", "CONTROLLER", "STATE", "LEADERS", "REPLICAS")
-	for _, b := range md.Brokers {
+	brokers := append(append([]kadm.BrokerDetail(nil), md.Brokers...), v.extra...)
+	slices.SortFunc(brokers, func(a, b kadm.BrokerDetail) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	for _, b := range brokers {
 		r := row{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Controller: b.NodeID == md.Controller, State: "online",
 			Leaders: leaders[b.NodeID], Replicas: replicas[b.NodeID]}
+		if v.fenced[b.NodeID] {
+			r.State = "fenced"
+		}
 		if b.Rack != nil {
 			r.Rack = *b.Rack
 		}
@@ -113,7 +170,11 @@ func ClusterBrokers(ctx context.Context, env *Env) error {
 		if r.Controller {
 			ctl = "yes"
 		}
-		t.row(r.NodeID, r.Host, r.Port, r.Rack, ctl, r.State, r.Leaders, r.Replicas)
+		s := plain
+		if r.State != "online" {
+			s = red
+		}
+		t.styledRow(s, r.NodeID, r.Host, r.Port, r.Rack, ctl, r.State, r.Leaders, r.Replicas)
 	}
 	if env.JSON {
 		return writeJSON(env.Stdout, out)

@@ -42,7 +42,11 @@ the group's committed offsets win; -o applies only where there is none.
 
 -f/--format is a template: %t topic, %p partition, %o offset, %T timestamp
 (unix ms), %d timestamp (RFC 3339), %k key, %s value, %K and %S their lengths,
-%h headers, %% a percent sign; \n, \t escapes. Default: '%s\n'.`,
+%h headers, %% a percent sign; \n, \t escapes. Default: '%s\n'.
+
+--json prints one object per line: topic, partition, offset, timestamp, key,
+value and headers (in order); a key or value that is not UTF-8 is base64,
+marked by key_encoding or value_encoding.`,
 		Example: `  strata consume orders
   strata consume orders -o -10 -f '%p/%o %k=%s\n'
   strata consume orders -o @1700000000000 -n 5 --json
@@ -144,13 +148,16 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 			cancel()
 		}
 	}()
+	lastRecord := time.Now()
 	for {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if !o.Follow {
-			// An idle poll ends a bounded read: it covers partitions
-			// whose last offsets are transaction markers or compacted
-			// away, which no record ever reaches.
-			pctx, cancel = env.opCtx(ctx)
+			// Bounded reads poll in short slices, to notice a group
+			// assignment that leaves nothing to read, and stop after
+			// --timeout without records: that covers partitions whose
+			// last offsets are transaction markers or compacted away,
+			// which no record ever reaches.
+			pctx, cancel = context.WithTimeout(ctx, min(250*time.Millisecond, env.timeout()))
 		}
 		fetches := cl.PollFetches(pctx)
 		cancel()
@@ -172,14 +179,22 @@ func Consume(ctx context.Context, env *Env, o ConsumeOptions) error {
 		if fatal != nil {
 			return fatal
 		}
-		if fetches.NumRecords() == 0 && !o.Follow && pctx.Err() != nil {
-			if pending := prog.remaining(); pending > 0 {
+		if fetches.NumRecords() == 0 && !o.Follow {
+			pending := prog.remaining()
+			if pending == 0 {
+				return nil
+			}
+			if time.Since(lastRecord) < env.timeout() {
+				continue
+			}
+			if pending > 0 {
 				fmt.Fprintf(env.Stderr, "strata: no records for %s; stopping with %d partitions short of the end offsets seen at start\n", env.timeout(), pending)
-			} else if pending < 0 {
+			} else {
 				fmt.Fprintf(env.Stderr, "strata: no partitions assigned by group %q within %s; stopping\n", o.Group, env.timeout())
 			}
 			return nil
 		}
+		lastRecord = time.Now()
 		buf = buf[:0]
 		done := false
 		fetches.EachRecord(func(r *kgo.Record) {

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -118,39 +120,59 @@ func (rf *recordFormat) append(b []byte, r *kgo.Record) []byte {
 	return b
 }
 
-// recordJSON is one line of `consume --json`.
+// recordJSON is one line of `consume --json`. Keys and values are text;
+// one that is not valid UTF-8 is base64 and its *_encoding says so, since
+// JSON would silently replace the bytes it cannot carry.
 type recordJSON struct {
-	Topic     string            `json:"topic"`
-	Partition int32             `json:"partition"`
-	Offset    int64             `json:"offset"`
-	Timestamp int64             `json:"timestamp"`
-	Key       *string           `json:"key"`
-	Value     *string           `json:"value"`
-	Headers   map[string]string `json:"headers,omitempty"`
+	Topic         string       `json:"topic"`
+	Partition     int32        `json:"partition"`
+	Offset        int64        `json:"offset"`
+	Timestamp     int64        `json:"timestamp"`
+	Key           *string      `json:"key"`
+	KeyEncoding   string       `json:"key_encoding,omitempty"`
+	Value         *string      `json:"value"`
+	ValueEncoding string       `json:"value_encoding,omitempty"`
+	Headers       []headerJSON `json:"headers,omitempty"` // in order; keys may repeat
+}
+
+type headerJSON struct {
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// jsonBytes is b as JSON text, or base64 with "base64" as its encoding.
+func jsonBytes(b []byte) (string, string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
 }
 
 func appendRecordJSON(b []byte, r *kgo.Record) ([]byte, error) {
 	rj := recordJSON{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli()}
 	if r.Key != nil {
-		k := string(r.Key)
-		rj.Key = &k
+		k, enc := jsonBytes(r.Key)
+		rj.Key, rj.KeyEncoding = &k, enc
 	}
 	if r.Value != nil {
-		v := string(r.Value)
-		rj.Value = &v
+		v, enc := jsonBytes(r.Value)
+		rj.Value, rj.ValueEncoding = &v, enc
 	}
 	if len(r.Headers) > 0 {
-		rj.Headers = make(map[string]string, len(r.Headers))
-		for _, h := range r.Headers {
-			rj.Headers[h.Key] = string(h.Value)
+		rj.Headers = make([]headerJSON, len(r.Headers))
+		for i, h := range r.Headers {
+			v, enc := jsonBytes(h.Value)
+			rj.Headers[i] = headerJSON{h.Key, v, enc}
 		}
 	}
-	j, err := json.Marshal(rj)
-	if err != nil {
+	buf := bytes.NewBuffer(b)
+	enc := json.NewEncoder(buf) // ends the line with '\n'
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rj); err != nil {
 		return b, err
 	}
-	b = append(b, j...)
-	return append(b, '\n'), nil
+	return buf.Bytes(), nil
 }
 
 // topicIDString prints a topic id as Kafka's tools do (and as Strata writes

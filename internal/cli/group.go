@@ -243,13 +243,13 @@ func GroupDelete(ctx context.Context, env *Env, groups []string) error {
 		Error string `json:"error,omitempty"`
 	}
 	var out []result
-	var failed []string
+	var failed []failure
 	t := newTable("GROUP", "STATUS")
 	for _, g := range groups {
 		r := resps[g]
 		if r.Err != nil {
 			e := describeErr(r.Err)
-			failed = append(failed, fmt.Sprintf("%s: %v", g, e))
+			failed = append(failed, failure{g, e.Error()})
 			out = append(out, result{g, e.Error()})
 			t.styledRow(red, g, e.Error())
 			continue
@@ -324,13 +324,13 @@ func GroupDeleteOffsets(ctx context.Context, env *Env, o GroupDeleteOffsetsOptio
 		Error     string `json:"error,omitempty"`
 	}
 	var out []result
-	var failed []string
+	var failed []failure
 	t := newTable("TOPIC", "PARTITION", "STATUS")
 	for _, p := range parts {
 		perr := resps[o.Topic][p]
 		if perr != nil {
 			e := describeErr(perr)
-			failed = append(failed, fmt.Sprintf("%s/%d: %v", o.Topic, p, e))
+			failed = append(failed, failure{fmt.Sprintf("%s/%d", o.Topic, p), e.Error()})
 			out = append(out, result{o.Topic, p, e.Error()})
 			t.styledRow(red, o.Topic, p, e.Error())
 			continue
@@ -346,7 +346,7 @@ func GroupDeleteOffsets(ctx context.Context, env *Env, o GroupDeleteOffsetsOptio
 	if err != nil {
 		return err
 	}
-	return joinFailures(fmt.Sprintf("delete offsets of group %q:", o.Group), failed)
+	return joinFailures(fmt.Sprintf("delete offsets of group %q for", o.Group), failed)
 }
 
 var errNothingToReset = errors.New("reset-offsets: give -o/--offset or --shift-by")

@@ -185,7 +185,7 @@ func GroupResetOffsets(ctx context.Context, env *Env, o GroupResetOffsetsOptions
 		}
 	}
 
-	var failed []string
+	var failed []failure
 	if o.Execute {
 		resps, err := adm.CommitOffsets(ctx, o.Group, newOffsets)
 		if err != nil {
@@ -194,7 +194,7 @@ func GroupResetOffsets(ctx context.Context, env *Env, o GroupResetOffsetsOptions
 		for i := range plan {
 			if r, ok := resps.Lookup(plan[i].Topic, plan[i].Partition); ok && r.Err != nil {
 				plan[i].Error = describeErr(r.Err).Error()
-				failed = append(failed, fmt.Sprintf("%s/%d: %s", plan[i].Topic, plan[i].Partition, plan[i].Error))
+				failed = append(failed, failure{fmt.Sprintf("%s/%d", plan[i].Topic, plan[i].Partition), plan[i].Error})
 			}
 		}
 	}
@@ -222,5 +222,5 @@ func GroupResetOffsets(ctx context.Context, env *Env, o GroupResetOffsetsOptions
 			fmt.Fprintln(env.Stdout, "dry run: nothing committed; add --execute to apply")
 		}
 	}
-	return joinFailures(fmt.Sprintf("reset offsets of group %q:", o.Group), failed)
+	return joinFailures(fmt.Sprintf("reset offsets of group %q for", o.Group), failed)
 }

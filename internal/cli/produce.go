@@ -40,7 +40,9 @@ func produceCommand(env *Env) *cobra.Command {
 		Short: "Produce one record per line of stdin (or --file)",
 		Long: `Produce one record per input line. With -k, each line is split at the first
 delimiter into key and value. At the end the number of acknowledged records and
-any failures are reported; the exit code is non-zero if any record failed.`,
+any failures are reported; the exit code is non-zero if any record failed.
+Ctrl-C stops reading: the lines already read are still delivered and counted,
+and the exit code is non-zero (a second Ctrl-C exits at once).`,
 		Example: `  echo hello | strata produce orders
   printf 'k1:v1\nk2:v2\n' | strata produce orders -k :
   strata produce orders --file events.txt --compression zstd -H source=import`,

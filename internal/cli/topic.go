@@ -95,7 +95,7 @@ func TopicCreate(ctx context.Context, env *Env, o TopicCreateOptions) error {
 		Error             string `json:"error,omitempty"`
 	}
 	var out []result
-	var failed []string
+	var failed []failure
 	t := newTable("TOPIC", "PARTITIONS", "REPLICAS", "STATUS")
 	for _, name := range o.Topics {
 		r := resps[name]
@@ -108,7 +108,7 @@ func TopicCreate(ctx context.Context, env *Env, o TopicCreateOptions) error {
 			e := errWithMessage(r.Err, r.ErrMessage)
 			res.Error = e.Error()
 			status = e.Error()
-			failed = append(failed, fmt.Sprintf("%s: %v", name, e))
+			failed = append(failed, failure{name, e.Error()})
 			t.styledRow(red, name, "-", "-", status)
 		} else {
 			if r.ID != (kadm.TopicID{}) {
@@ -129,15 +129,28 @@ func TopicCreate(ctx context.Context, env *Env, o TopicCreateOptions) error {
 	return joinFailures("create topic", failed)
 }
 
-// joinFailures makes one error line out of per-item failures.
-func joinFailures(what string, failed []string) error {
-	switch len(failed) {
-	case 0:
+// failure is one item (a topic, a group, a partition) that failed.
+type failure struct{ item, err string }
+
+// joinFailures makes one error line out of per-item failures, naming the
+// items that failed alike once: "create topic a, b: <why>; c: <why>".
+func joinFailures(what string, failed []failure) error {
+	if len(failed) == 0 {
 		return nil
-	case 1:
-		return fmt.Errorf("%s %s", what, failed[0])
 	}
-	return fmt.Errorf("%s: %d failed: %s", what, len(failed), strings.Join(failed, "; "))
+	var errs []string
+	items := map[string][]string{}
+	for _, f := range failed {
+		if _, ok := items[f.err]; !ok {
+			errs = append(errs, f.err)
+		}
+		items[f.err] = append(items[f.err], f.item)
+	}
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = strings.Join(items[e], ", ") + ": " + e
+	}
+	return fmt.Errorf("%s %s", what, strings.Join(parts, "; "))
 }
 
 // TopicListOptions are the options of `topic list`.
@@ -246,13 +259,13 @@ func TopicDelete(ctx context.Context, env *Env, o TopicDeleteOptions) error {
 		Error string `json:"error,omitempty"`
 	}
 	var out []result
-	var failed []string
+	var failed []failure
 	t := newTable("TOPIC", "STATUS")
 	for _, name := range o.Topics {
 		r := resps[name]
 		if r.Err != nil {
 			e := errWithMessage(r.Err, r.ErrMessage)
-			failed = append(failed, fmt.Sprintf("%s: %v", name, e))
+			failed = append(failed, failure{name, e.Error()})
 			out = append(out, result{name, e.Error()})
 			t.styledRow(red, name, e.Error())
 			continue
@@ -342,7 +355,7 @@ func TopicAlterConfig(ctx context.Context, env *Env, o TopicAlterConfigOptions) 
 		Error string `json:"error,omitempty"`
 	}
 	var out []result
-	var failed []string
+	var failed []failure
 	t := newTable("TOPIC", "STATUS")
 	for _, name := range o.Topics {
 		r, err := resps.On(name, nil)
@@ -351,7 +364,7 @@ func TopicAlterConfig(ctx context.Context, env *Env, o TopicAlterConfigOptions) 
 		}
 		if err != nil {
 			e := errWithMessage(err, r.ErrMessage)
-			failed = append(failed, fmt.Sprintf("%s: %v", name, e))
+			failed = append(failed, failure{name, e.Error()})
 			out = append(out, result{name, e.Error()})
 			t.styledRow(red, name, e.Error())
 			continue
@@ -425,7 +438,7 @@ func TopicAddPartitions(ctx context.Context, env *Env, o TopicAddPartitionsOptio
 		Error string `json:"error,omitempty"`
 	}
 	var out []result
-	var failed []string
+	var failed []failure
 	t := newTable("TOPIC", "STATUS")
 	for _, name := range o.Topics {
 		r, ok := resps[name]
@@ -435,7 +448,7 @@ func TopicAddPartitions(ctx context.Context, env *Env, o TopicAddPartitionsOptio
 		}
 		if err != nil {
 			e := errWithMessage(err, r.ErrMessage)
-			failed = append(failed, fmt.Sprintf("%s: %v", name, e))
+			failed = append(failed, failure{name, e.Error()})
 			out = append(out, result{name, e.Error()})
 			t.styledRow(red, name, e.Error())
 			continue

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,78 @@ func TestTable(t *testing.T) {
 	_ = tb.write(&b, true)
 	if !strings.Contains(b.String(), "\x1b[31m-    1,2\x1b[0m") {
 		t.Errorf("coloured table lacks red row: %q", b.String())
+	}
+}
+
+// consume --json carries every byte: text as text, anything else base64,
+// marked; no HTML escaping of text.
+func TestRecordJSON(t *testing.T) {
+	r := &kgo.Record{Topic: "t", Partition: 1, Offset: 2, Timestamp: time.UnixMilli(1700000000000),
+		Key: []byte{0xff, 0x00}, Value: []byte(`<a & b>`),
+		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{0xc3}}, {Key: "h", Value: []byte("ok")}}}
+	got, err := appendRecordJSON([]byte("prefix "), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `prefix {"topic":"t","partition":1,"offset":2,"timestamp":1700000000000,"key":"/wA=","key_encoding":"base64",` +
+		`"value":"<a & b>","headers":[{"key":"h","value":"ww==","encoding":"base64"},{"key":"h","value":"ok"}]}` + "\n"
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// A nil key or value is null, an empty one "".
+	got, _ = appendRecordJSON(nil, &kgo.Record{Value: []byte{}})
+	if !strings.Contains(string(got), `"key":null,"value":""`) {
+		t.Errorf("nil key, empty value: %s", got)
+	}
+}
+
+// Colour: non-default configs are highlighted on a terminal; a pipe is no
+// terminal, and then there are no escape codes at all.
+func TestColour(t *testing.T) {
+	tj := topicJSON{Topic: "t", Partitions: []partitionJSON{{Replicas: []int32{1}, ISR: []int32{1}}},
+		Configs: []configJSON{{Key: "cleanup.policy", Value: "delete", Source: "default", Default: true},
+			{Key: "retention.ms", Value: "1000", Source: "topic"}}}
+	var b strings.Builder
+	if err := printTopic(&b, true, tj); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "\x1b[33mretention.ms    1000    topic *\x1b[0m") || strings.Contains(b.String(), "\x1b[33mcleanup") {
+		t.Errorf("coloured describe does not highlight exactly the non-default config:\n%q", b.String())
+	}
+	b.Reset()
+	_ = printTopic(&b, false, tj)
+	if strings.Contains(b.String(), "\x1b") || !strings.Contains(b.String(), "topic *") {
+		t.Errorf("plain describe: %q", b.String())
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) || isTerminal(&b) {
+		t.Error("a pipe or a buffer taken for a terminal")
+	}
+}
+
+func TestJoinFailures(t *testing.T) {
+	if err := joinFailures("create topic", nil); err != nil {
+		t.Errorf("no failures: %v", err)
+	}
+	tests := []struct {
+		failed []failure
+		want   string
+	}{
+		{[]failure{{"a", "exists"}}, "create topic a: exists"},
+		{[]failure{{"a", "exists"}, {"b", "invalid"}, {"c", "exists"}}, "create topic a, c: exists; b: invalid"},
+	}
+	for _, tt := range tests {
+		if got := joinFailures("create topic", tt.failed).Error(); got != tt.want {
+			t.Errorf("joinFailures = %q, want %q", got, tt.want)
+		}
+	}
+	err := joinFailures(`delete offsets of group "g" for`, []failure{{"t/0", "busy"}, {"t/1", "busy"}})
+	if want := `delete offsets of group "g" for t/0, t/1: busy`; err.Error() != want {
+		t.Errorf("got %q, want %q", err, want)
 	}
 }
