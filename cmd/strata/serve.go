@@ -37,6 +37,10 @@ func serveCommand() *cobra.Command {
 		"log-retention-bytes": "log.retention.bytes",
 		"max-request-size":    "socket.request.max.bytes",
 		"fsync":               "log.fsync",
+		"controller-quorum":   "controller.quorum.voters",
+		"controller-listen":   "controller.listen",
+		"cluster-id":          "cluster.id",
+		"rack":                "broker.rack",
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -90,6 +94,10 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 	f.Int64("log-retention-bytes", -1, "default retention.bytes per partition (-1: unlimited)")
 	f.Int32("max-request-size", 104857600, "largest request accepted, in bytes")
 	f.String("fsync", config.FsyncInterval, "always: fsync before acknowledging (group commit); interval: page cache plus flush.messages/flush.ms")
+	f.String("controller-quorum", "", "the metadata quorum's voters, id@host:port,... (their controller listeners); empty: this node alone")
+	f.String("controller-listen", "", "host:port of this node's controller listener (Raft), when part of a multi-node quorum")
+	f.String("cluster-id", "", "the cluster id (default: random for a single node, derived from --controller-quorum for a cluster)")
+	f.String("rack", "", "this broker's rack, for rack-aware placement")
 	f.StringArrayVar(&sets, "set", nil, "any broker setting as key=value (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

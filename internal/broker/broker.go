@@ -34,6 +34,7 @@ type Controller interface {
 	// controller accepts them.
 	RegisterBroker(r controller.BrokerRegistration) (epoch int64, err error)
 	BrokerHeartbeat(node int32, epoch int64) (fenced bool, err error)
+	BrokerShutdown(node int32, epoch int64) error
 	// QuorumState describes the metadata quorum (describe_quorum.go).
 	QuorumState() controller.QuorumState
 }
@@ -75,6 +76,9 @@ type Options struct {
 	Groups Groups
 	Logger *slog.Logger
 	Now    func() time.Time
+	// EnsureOffsetsTopic, if set, starts creating __consumer_offsets when
+	// FindCoordinator finds it missing; it must not block.
+	EnsureOffsetsTopic func()
 }
 
 // Broker is the network.Handler that serves Kafka requests.

@@ -16,10 +16,6 @@ import (
 	"github.com/stratalog/strata/internal/metadata"
 )
 
-// ProducerIDBlockSize is how many producer ids AllocateProducerIds hands
-// out at a time, as Kafka does.
-const ProducerIDBlockSize = 1000
-
 func (b *Broker) handleBrokerRegistration(_ context.Context, r *request) {
 	req := r.body.(*kmsg.BrokerRegistrationRequest)
 	resp := kmsg.NewPtrBrokerRegistrationResponse()
@@ -46,6 +42,13 @@ func (b *Broker) handleBrokerRegistration(_ context.Context, r *request) {
 func (b *Broker) handleBrokerHeartbeat(_ context.Context, r *request) {
 	req := r.body.(*kmsg.BrokerHeartbeatRequest)
 	resp := kmsg.NewPtrBrokerHeartbeatResponse()
+	if req.WantShutdown {
+		err := b.opts.Controller.BrokerShutdown(req.BrokerID, req.BrokerEpoch)
+		resp.ErrorCode = errorCode(err)
+		resp.IsFenced, resp.ShouldShutdown = true, err == nil
+		r.respond(resp)
+		return
+	}
 	fenced, err := b.opts.Controller.BrokerHeartbeat(req.BrokerID, req.BrokerEpoch)
 	resp.ErrorCode = errorCode(err)
 	resp.IsFenced = fenced || err != nil
@@ -61,10 +64,10 @@ func (b *Broker) handleAllocateProducerIDs(_ context.Context, r *request) {
 		r.respond(resp)
 		return
 	}
-	start, err := b.opts.Controller.AllocateProducerIDs(ProducerIDBlockSize)
+	start, err := b.opts.Controller.AllocateProducerIDs(producerIDBlock)
 	resp.ErrorCode = errorCode(err)
 	if err == nil {
-		resp.ProducerIDStart, resp.ProducerIDLen = start, ProducerIDBlockSize
+		resp.ProducerIDStart, resp.ProducerIDLen = start, producerIDBlock
 	}
 	r.respond(resp)
 }

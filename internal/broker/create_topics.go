@@ -17,7 +17,7 @@ func (b *Broker) handleCreateTopics(_ context.Context, r *request) {
 	req := r.body.(*kmsg.CreateTopicsRequest)
 	reqs := make([]controller.CreateTopic, len(req.Topics))
 	for i, t := range req.Topics {
-		c := controller.CreateTopic{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor}
+		c := controller.CreateTopic{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Internal: r.clientID == InterBrokerClientID}
 		if len(t.ReplicaAssignment) > 0 {
 			c.Assignment = map[int32][]int32{}
 			for _, a := range t.ReplicaAssignment {
@@ -65,3 +65,10 @@ func (b *Broker) handleCreateTopics(_ context.Context, r *request) {
 	}
 	r.respond(resp)
 }
+
+// InterBrokerClientID is the client id Strata brokers use towards each
+// other. A CreateTopics request carrying it may create internal topics (a
+// broker asking the active controller for __consumer_offsets). Until
+// brokers authenticate, this is trust in the network, as Kafka's
+// PLAINTEXT inter-broker listener is.
+const InterBrokerClientID = "strata-broker"

@@ -55,6 +55,9 @@ func (b *Broker) findCoordinator(typ int8, key string) kmsg.FindCoordinatorRespo
 	img := b.image()
 	t := img.Topics[OffsetsTopic]
 	if t == nil || b.opts.Groups == nil {
+		if b.opts.EnsureOffsetsTopic != nil {
+			b.opts.EnsureOffsetsTopic() // created in the background; the client retries
+		}
 		return fail(kerr.CoordinatorNotAvailable, "the offsets topic does not exist yet")
 	}
 	p := b.opts.Groups.PartitionFor(key)

@@ -60,6 +60,15 @@ func brokerOnlyDefs() []Def {
 		{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", Check: atLeast(0), Doc: "how long the cleaner sleeps when no log is eligible"},
 		{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "1.7976931348623157E308", Doc: "read plus write I/O the cleaner may use"},
 		{Name: "log.cleaner.dedupe.buffer.size", Type: TypeLong, Default: "134217728", Check: atLeast(1 << 20), Doc: "memory for the cleaner's key map; a pass maps (size/24)*0.9 keys, as Kafka counts them"},
+		{Name: "process.roles", Type: TypeList, Default: "broker,controller", Doc: "roles of this node; only broker,controller (combined) so far"},
+		{Name: "controller.quorum.voters", Type: TypeList, Default: "", Check: votersList, Doc: "voters of the metadata quorum as id@host:port of their controller listeners; empty: this node alone"},
+		{Name: "controller.listen", Type: TypeString, Default: "", Doc: "host:port the controller (Raft) listener binds; defaults to this node's address in controller.quorum.voters"},
+		{Name: "cluster.id", Type: TypeString, Default: "", Doc: "cluster id; empty: random for a single node, derived from the voters for a quorum"},
+		{Name: "broker.rack", Type: TypeString, Default: "", Doc: "rack of this broker, for rack-aware placement"},
+		{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", Check: atLeast(1), Doc: "how often the broker heartbeats to the active controller"},
+		{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", Check: atLeast(1), Doc: "the active controller fences a broker after this long without heartbeats"},
+		{Name: "controller.quorum.tick.ms", Type: TypeInt, Default: "100", Check: atLeast(1), Doc: "the Raft clock tick; leaders heartbeat every tick"},
+		{Name: "controller.quorum.election.timeout.ms", Type: TypeInt, Default: "1000", Check: atLeast(2), Doc: "followers start an election after this long without a leader (at least 2 ticks)"},
 		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},
 	}
 }

@@ -205,3 +205,17 @@ func TopicDefs() []Def {
 		{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Synonym: "unclean.leader.election.enable"},
 	}
 }
+
+// votersList checks the shape of controller.quorum.voters: id@host:port,...
+func votersList(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for _, p := range strings.Split(v, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(p), "@")
+		if _, err := strconv.ParseUint(id, 10, 31); !ok || err != nil || !strings.Contains(addr, ":") {
+			return fmt.Errorf("%q is not id@host:port", strings.TrimSpace(p))
+		}
+	}
+	return nil
+}

@@ -44,6 +44,9 @@ type BrokerRegistration struct {
 type liveness struct {
 	incarnation metadata.UUID
 	lastSeen    time.Time
+	// heard is set once the broker registered or heartbeated with this
+	// controller; before that lastSeen is only the start of its grace.
+	heard bool
 }
 
 func (c *Controller) now() time.Time {
@@ -84,7 +87,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 		l.lastSeen = now
 		return b.Epoch, nil // a retry
 	}
-	if b != nil && l != nil && l.incarnation != r.Incarnation && !b.Fenced && now.Sub(l.lastSeen) < c.sessionTimeout() {
+	if b != nil && l != nil && l.heard && l.incarnation != r.Incarnation && !b.Fenced && now.Sub(l.lastSeen) < c.sessionTimeout() {
 		return -1, fmt.Errorf("%w: node %d (registered from %s:%d, last heartbeat %s ago)",
 			ErrDuplicateRegistration, r.NodeID, b.Host, b.Port, now.Sub(l.lastSeen).Round(time.Millisecond))
 	}
@@ -97,7 +100,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	if _, err := c.commit(recs); err != nil {
 		return -1, err
 	}
-	c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now}
+	c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now, heard: true}
 	c.opts.Logger.Info("broker registered", "node", r.NodeID, "epoch", epoch, "host", r.Host, "port", r.Port)
 	return epoch, nil
 }
@@ -121,9 +124,9 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 	}
 	now := c.now()
 	if l := c.live[node]; l != nil {
-		l.lastSeen = now
+		l.lastSeen, l.heard = now, true
 	} else {
-		c.live[node] = &liveness{incarnation: b.Incarnation, lastSeen: now}
+		c.live[node] = &liveness{incarnation: b.Incarnation, lastSeen: now, heard: true}
 	}
 	if !b.Fenced {
 		return false, nil
@@ -134,6 +137,36 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 	}
 	c.opts.Logger.Info("broker unfenced", "node", node, "epoch", epoch)
 	return false, nil
+}
+
+// BrokerShutdown fences a broker that is shutting down cleanly (its last
+// heartbeat asks for it, as Kafka's controlled shutdown): its partitions
+// move now rather than after the session timeout, and a restarted process
+// may register at once.
+func (c *Controller) BrokerShutdown(node int32, epoch int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.IsActive() {
+		return ErrNotController
+	}
+	img := c.image.Load()
+	b := img.Brokers[node]
+	switch {
+	case b == nil:
+		return fmt.Errorf("%w: node %d", ErrBrokerNotRegistered, node)
+	case b.Epoch != epoch:
+		return fmt.Errorf("%w: node %d shutting down with epoch %d, registered with %d", ErrStaleBrokerEpoch, node, epoch, b.Epoch)
+	}
+	delete(c.live, node)
+	if b.Fenced {
+		return nil
+	}
+	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: true}}, leadersLost(img, []int32{node})...)
+	if _, err := c.commit(recs); err != nil {
+		return err
+	}
+	c.opts.Logger.Info("broker shut down; fenced", "node", node, "epoch", epoch)
+	return nil
 }
 
 // FenceExpired fences every unfenced broker whose last heartbeat is older

@@ -205,9 +205,12 @@ func (c *Controller) Snapshot() ([]byte, error) {
 
 // Restore replaces the image by a snapshot taken at index.
 func (c *Controller) Restore(data []byte, index uint64) error {
-	recs, err := metadata.DecodeEntry(data)
-	if err != nil {
-		return fmt.Errorf("restore metadata snapshot: %w", err)
+	var recs []metadata.Record
+	if len(data) > 0 { // the quorum's bootstrap snapshot has no data
+		var err error
+		if recs, err = metadata.DecodeEntry(data); err != nil {
+			return fmt.Errorf("restore metadata snapshot: %w", err)
+		}
 	}
 	next, err := metadata.Empty().Apply(int64(index), recs)
 	if err != nil {
@@ -246,6 +249,40 @@ func (c *Controller) commit(recs []metadata.Record) (*metadata.Image, error) {
 
 // ControllerID is the node id of the active controller, -1 if unknown.
 func (c *Controller) ControllerID() int32 { return c.q.Leader() }
+
+// EnsureClusterID writes the cluster id if the metadata log has none yet
+// (the first active controller of a new cluster), and checks it otherwise.
+func (c *Controller) EnsureClusterID(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	img := c.image.Load()
+	if img.ClusterID != "" {
+		if img.ClusterID != id {
+			return fmt.Errorf("metadata log belongs to cluster %s, but this node is configured for cluster %s", img.ClusterID, id)
+		}
+		return nil
+	}
+	if !c.IsActive() {
+		return ErrNotController
+	}
+	_, err := c.commit([]metadata.Record{&metadata.ClusterIDRecord{ClusterID: id}})
+	return err
+}
+
+// Import commits recs (a snapshot of an older metadata log) into an empty
+// metadata log: the migration from the pre-quorum local log.
+func (c *Controller) Import(recs []metadata.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if img := c.image.Load(); img.ClusterID != "" || len(img.Topics) > 0 {
+		return fmt.Errorf("%w: import into a metadata log that is not empty", ErrInvalidRequest)
+	}
+	if !c.IsActive() {
+		return ErrNotController
+	}
+	_, err := c.commit(recs)
+	return err
+}
 
 // QuorumState describes the metadata quorum.
 func (c *Controller) QuorumState() QuorumState { return c.q.State() }

@@ -58,7 +58,7 @@ type env struct {
 	c    *Controller
 	ids  map[string]metadata.UUID // topic name -> id as last seen
 	all  map[metadata.UUID]bool   // every id to scrub from output
-	now time.Time // the manual clock of broker sessions
+	now  time.Time                // the manual clock of broker sessions
 	// pidEnd is the end of the last producer id block handed out.
 	pidEnd int64
 }
@@ -73,7 +73,7 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 		opts: Options{
 			NodeID: 1, Static: static, Logger: slog.New(slog.DiscardHandler),
 			DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true,
-			InternalTopics: map[string]bool{},
+			InternalTopics:       map[string]bool{},
 			BrokerSessionTimeout: 9 * time.Second,
 		},
 		now: time.Unix(0, 0),

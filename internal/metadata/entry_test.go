@@ -6,7 +6,6 @@ import (
 	"testing"
 )
 
-
 // TestImageRecordsRebuildImage checks that the records of a snapshot
 // rebuild the image they were taken from, through an entry round trip.
 func TestImageRecordsRebuildImage(t *testing.T) {

@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/stratalog/strata/internal/broker"
-	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/replication"
@@ -17,33 +15,19 @@ import (
 // groupTick is how often group timeouts (sessions, rebalances) are checked.
 const groupTick = 100 * time.Millisecond
 
-// startGroups creates __consumer_offsets if missing (compacted, with
-// offsets.topic.num.partitions partitions) and builds the group
-// coordinator, which then follows leadership of __consumer_offsets
-// partitions (groupLoader).
-func (s *Server) startGroups(logger *slog.Logger) error {
+// startGroups builds the group coordinator, which follows leadership of
+// __consumer_offsets partitions (groupLoader). The topic itself is created
+// on first use (ensureOffsetsTopic).
+func (s *Server) startGroups(logger *slog.Logger) {
 	cfg := s.cfg
-	if s.ctrl.Image().Topics[broker.OffsetsTopic] == nil {
-		res := s.ctrl.CreateTopics([]controller.CreateTopic{{
-			Name:              broker.OffsetsTopic,
-			Partitions:        int32(cfg.Int64("offsets.topic.num.partitions")),
-			ReplicationFactor: -1,
-			Configs: map[string]*string{
-				"cleanup.policy":   strPtr("compact"),
-				"segment.bytes":    strPtr(cfg.String("offsets.topic.segment.bytes")),
-				"compression.type": strPtr("producer"),
-			},
-			Internal: true,
-		}}, false)
-		if err := res[0].Err; err != nil {
-			return fmt.Errorf("create %s: %w", broker.OffsetsTopic, err)
-		}
+	parts := int32(cfg.Int64("offsets.topic.num.partitions"))
+	if t := s.ctrl.Image().Topics[broker.OffsetsTopic]; t != nil {
+		parts = int32(len(t.Partitions))
 	}
-	t := s.ctrl.Image().Topics[broker.OffsetsTopic]
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
 	s.groups = group.New(group.Options{
 		Logger:                logger,
-		NumPartitions:         int32(len(t.Partitions)),
+		NumPartitions:         parts,
 		InitialRebalanceDelay: ms("group.initial.rebalance.delay.ms"),
 		MinSessionTimeout:     ms("group.min.session.timeout.ms"),
 		MaxSessionTimeout:     ms("group.max.session.timeout.ms"),
@@ -53,7 +37,6 @@ func (s *Server) startGroups(logger *slog.Logger) error {
 	})
 	s.groupLoads = &groupLoader{groups: s.groups, log: s.log, led: map[int32]*replication.Partition{}, queue: make(chan groupLoad, 1024)}
 	s.ctrl.Subscribe(func(_, next *metadata.Image) { s.groupLoads.follow(next, s.parts) })
-	return nil
 }
 
 // groupLoader moves the group coordinator's partitions with leadership of

@@ -13,15 +13,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"golang.org/x/sys/unix"
 
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/quorum"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/storage"
 )
@@ -34,10 +38,15 @@ type Server struct {
 	cfg    *config.Broker
 	log    *slog.Logger
 	lock   *os.File
-	meta   *controller.LocalLog
+	quorum *quorum.Node
 	ctrl   *controller.Controller
-	parts  *replication.Manager
-	groups *group.Coordinator
+	cc     *clusterController
+	rpc    *rpcClient
+	life   *lifecycle
+	// creatingOffsets is set while __consumer_offsets is being created.
+	creatingOffsets atomic.Bool
+	parts           *replication.Manager
+	groups          *group.Coordinator
 	// groupLoads moves group partitions with __consumer_offsets leadership.
 	groupLoads *groupLoader
 	broker     *broker.Broker
@@ -50,6 +59,11 @@ type Server struct {
 }
 
 // Start builds and starts a node. On error everything opened is closed.
+//
+// A node alone (no controller.quorum.voters) is its own one-voter quorum:
+// Start returns once its broker is registered and ready. A node of a
+// multi-node quorum starts its listeners and returns; it registers once
+// the quorum has a leader (see lifecycle).
 func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -60,6 +74,15 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			s.closeStorage()
 		}
 	}()
+	nodeID := cfg.NodeID()
+	if roles := strings.ReplaceAll(cfg.String("process.roles"), " ", ""); roles != "broker,controller" && roles != "controller,broker" {
+		return nil, fmt.Errorf("process.roles=%q: only combined broker,controller nodes are supported so far", roles)
+	}
+	voters, err := parseVoters(cfg.String("controller.quorum.voters"), nodeID)
+	if err != nil {
+		return nil, err
+	}
+	single := len(voters) == 1
 	dir := cfg.DataDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -67,23 +90,22 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if s.lock, err = lockDir(dir); err != nil {
 		return nil, err
 	}
-	clusterID, err := checkMetaProperties(dir, cfg.NodeID())
+	wantCluster := cfg.String("cluster.id")
+	if wantCluster == "" && !single {
+		wantCluster = derivedClusterID(voters)
+	}
+	clusterID, err := checkMetaProperties(dir, nodeID, wantCluster)
 	if err != nil {
 		return nil, err
 	}
-	if s.meta, err = controller.OpenLocalLog(filepath.Join(dir, MetadataDir), logger.With("component", "metadata-log")); err != nil {
+	legacy, err := readLegacyMetadata(dir, logger.With("component", "metadata-migration"))
+	if err != nil {
 		return nil, err
 	}
-	s.ctrl, err = controller.New(s.meta, controller.Options{
-		NodeID:                   cfg.NodeID(),
-		Static:                   cfg,
-		Logger:                   logger.With("component", "controller"),
-		DefaultPartitions:        int32(cfg.Int64("num.partitions")),
-		DefaultReplicationFactor: int16(cfg.Int64("default.replication.factor")),
-		DeleteTopicEnable:        cfg.Bool("delete.topic.enable"),
-		InternalTopics:           map[string]bool{"__cluster_metadata": true, broker.OffsetsTopic: true},
-	})
-	if err != nil {
+	if len(legacy) > 0 && !single {
+		return nil, fmt.Errorf("%s holds a single-node metadata log; start this node alone once to migrate it before joining a quorum", dir)
+	}
+	if err := s.startController(logger, voters, clusterID); err != nil {
 		return nil, err
 	}
 
@@ -95,42 +117,54 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.ctrl.Bootstrap(clusterID, host, port, nil); err != nil {
-		return nil, fmt.Errorf("register broker: %w", err)
-	}
 
 	s.parts = replication.NewManager(replication.Options{
-		NodeID:   cfg.NodeID(),
+		NodeID:   nodeID,
 		DataDir:  dir,
 		Static:   cfg,
 		Logger:   logger,
-		Reserved: map[string]bool{MetadataDir: true},
+		Reserved: map[string]bool{MetadataDir: true, legacyMetadataBackup: true, legacyMetadataImported: true},
 		Cleaner:  cleanerConfig(cfg),
 	})
 	s.ctrl.Subscribe(s.parts.Apply)
-	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
-		s.log.Warn("removing logs of deleted topics", "err", err)
-	}
+	s.startGroups(logger)
 
-	if err := s.startGroups(logger); err != nil {
-		return nil, err
+	s.rpc = newRPCClient(forwardTimeout)
+	var rack *string
+	if r := cfg.String("broker.rack"); r != "" {
+		rack = &r
 	}
+	var lc *lifecycle
+	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
+		epoch: func() int64 { return lc.epoch.Load() }}
+	lc = newLifecycle(s.cc, logger.With("component", "broker-lifecycle"), clusterID,
+		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack},
+		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
+	s.life = lc
+
 	s.broker = broker.New(broker.Options{
-		NodeID:     cfg.NodeID(),
-		Static:     cfg,
-		Controller: s.ctrl,
-		Partitions: s.parts,
-		Groups:     s.groups,
-		Logger:     logger,
+		NodeID:             nodeID,
+		Static:             cfg,
+		Controller:         s.cc,
+		Partitions:         s.parts,
+		Groups:             s.groups,
+		Logger:             logger,
+		EnsureOffsetsTopic: s.ensureOffsetsTopic,
 	})
 	s.net = network.New(network.Config{
 		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),
 		Logger:         logger.With("component", "network"),
 	}, s.broker)
 
+	if single {
+		// Alone, the node is ready at once: register before serving.
+		if err := lc.waitReady(30 * time.Second); err != nil {
+			return nil, fmt.Errorf("start: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		s.groups.Run(ctx, groupTick)
@@ -145,11 +179,106 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}()
 	go func() {
 		defer s.wg.Done()
+		lc.run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
 		s.serveErr <- s.net.Serve(s.ln)
 	}()
 	s.log.Info("strata started", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"data_dir", dir, "node_id", cfg.NodeID(), "cluster_id", s.ctrl.Image().ClusterID, "fsync", cfg.String("log.fsync"))
+		"data_dir", dir, "node_id", nodeID, "cluster_id", clusterID, "voters", len(voters), "fsync", cfg.String("log.fsync"))
 	return s, nil
+}
+
+// startController opens the metadata quorum with the controller as its
+// state machine.
+func (s *Server) startController(logger *slog.Logger, voters map[int32]string, clusterID string) error {
+	cfg := s.cfg
+	s.ctrl = controller.NewReplicated(controller.Options{
+		NodeID:                   cfg.NodeID(),
+		Static:                   cfg,
+		Logger:                   logger.With("component", "controller"),
+		DefaultPartitions:        int32(cfg.Int64("num.partitions")),
+		DefaultReplicationFactor: int16(cfg.Int64("default.replication.factor")),
+		DeleteTopicEnable:        cfg.Bool("delete.topic.enable"),
+		InternalTopics:           map[string]bool{broker.MetadataTopic: true, broker.OffsetsTopic: true},
+		MaxReplicationFactor:     1, // until partition data is replicated between brokers
+		BrokerSessionTimeout:     time.Duration(cfg.Int64("broker.session.timeout.ms")) * time.Millisecond,
+	})
+	peers := make(map[uint64]string, len(voters))
+	for id, addr := range voters {
+		peers[raftID(id)] = addr
+	}
+	qcfg := quorum.Config{
+		ID:            raftID(cfg.NodeID()),
+		Peers:         peers,
+		Dir:           filepath.Join(cfg.DataDir(), MetadataDir),
+		ClusterID:     clusterID,
+		Logger:        logger,
+		TickInterval:  time.Duration(cfg.Int64("controller.quorum.tick.ms")) * time.Millisecond,
+		ElectionTicks: int(cfg.Int64("controller.quorum.election.timeout.ms") / max(cfg.Int64("controller.quorum.tick.ms"), 1)),
+		StateMachine:  s.ctrl,
+	}
+	if len(voters) > 1 {
+		addr := cfg.String("controller.listen")
+		if addr == "" {
+			addr = voters[cfg.NodeID()]
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("controller listener on %s: %w", addr, err)
+		}
+		qcfg.Listener = ln
+	}
+	q, err := quorum.New(qcfg)
+	if err != nil {
+		if qcfg.Listener != nil {
+			qcfg.Listener.Close()
+		}
+		return fmt.Errorf("metadata quorum: %w", err)
+	}
+	s.quorum = q
+	s.ctrl.Attach(quorumAdapter{q})
+	if err := q.Start(); err != nil {
+		return fmt.Errorf("metadata quorum: %w", err)
+	}
+	return nil
+}
+
+// onRegistered runs once this broker's registration is in its image: the
+// image has caught up at least that far, so logs of topics it no longer
+// has can go, and a node that is its own quorum creates __consumer_offsets.
+func (s *Server) onRegistered() {
+	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
+		s.log.Warn("removing logs of deleted topics", "err", err)
+	}
+	if s.ctrl.IsActive() && len(s.ctrl.Image().Brokers) == 1 {
+		s.ensureOffsetsTopicNow()
+	}
+}
+
+// ensureOffsetsTopic creates __consumer_offsets in the background if it
+// does not exist yet (FindCoordinator calls it, as Kafka creates the topic
+// on first use, once the brokers are up to spread it over).
+func (s *Server) ensureOffsetsTopic() {
+	if s.ctrl.Image().Topics[broker.OffsetsTopic] != nil || !s.creatingOffsets.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.creatingOffsets.Store(false)
+		s.ensureOffsetsTopicNow()
+	}()
+}
+
+func (s *Server) ensureOffsetsTopicNow() {
+	if s.ctrl.Image().Topics[broker.OffsetsTopic] != nil {
+		return
+	}
+	req := offsetsTopic(s.groups.NumPartitions(), s.cfg.String("offsets.topic.segment.bytes"))
+	res := s.cc.CreateTopics([]controller.CreateTopic{req}, false)
+	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
+		s.log.Warn("create "+broker.OffsetsTopic, "err", err)
+	}
 }
 
 // Addr is the bound listener address.
@@ -166,6 +295,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
+	if e := s.life.epoch.Load(); e >= 0 && len(s.ctrl.QuorumState().Voters) > 1 {
+		// Controlled shutdown: in a cluster, let the active controller
+		// move this broker's partitions now (a single node keeps them).
+		if err := s.cc.shutdown(e); err != nil {
+			s.log.Warn("controlled shutdown", "err", err)
+		}
+	}
 	err := errors.Join(netErr, s.closeStorage())
 	if err == nil {
 		s.log.Info("shut down cleanly")
@@ -181,8 +317,11 @@ func (s *Server) closeStorage() error {
 	if s.parts != nil {
 		errs = append(errs, s.parts.Close())
 	}
-	if s.meta != nil {
-		errs = append(errs, s.meta.Close())
+	if s.rpc != nil {
+		s.rpc.close()
+	}
+	if s.quorum != nil {
+		errs = append(errs, s.quorum.Stop())
 	}
 	if s.lock != nil {
 		s.lock.Close()
@@ -204,18 +343,22 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// checkMetaProperties reads DIR/meta.properties, creating it with a new
-// cluster id on first start, and checks the node id. It returns the cluster
-// id.
-func checkMetaProperties(dir string, nodeID int32) (string, error) {
+// checkMetaProperties reads DIR/meta.properties, creating it on first start
+// with want as the cluster id (a new random one if want is empty), and
+// checks the node id and, when want is set, the cluster id. It returns the
+// cluster id.
+func checkMetaProperties(dir string, nodeID int32, want string) (string, error) {
 	path := filepath.Join(dir, "meta.properties")
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		var id [16]byte
-		if _, err := rand.Read(id[:]); err != nil {
-			return "", err
+		clusterID := want
+		if clusterID == "" {
+			var id [16]byte
+			if _, err := rand.Read(id[:]); err != nil {
+				return "", err
+			}
+			clusterID = base64.RawURLEncoding.EncodeToString(id[:])
 		}
-		clusterID := base64.RawURLEncoding.EncodeToString(id[:])
 		body := fmt.Sprintf("#\n#%s\nversion=1\ncluster.id=%s\nnode.id=%d\n", time.Now().UTC().Format(time.RFC3339), clusterID, nodeID)
 		if err := writeFileSync(path, []byte(body)); err != nil {
 			return "", fmt.Errorf("write meta.properties: %w", err)
@@ -234,6 +377,10 @@ func checkMetaProperties(dir string, nodeID int32) (string, error) {
 	}
 	if props["cluster.id"] == "" {
 		return "", fmt.Errorf("%s has no cluster.id", path)
+	}
+	if want != "" && props["cluster.id"] != want {
+		return "", fmt.Errorf("%s belongs to cluster %s, but this node is configured for cluster %s (another cluster's data dir, or a changed controller quorum); refusing to start",
+			path, props["cluster.id"], want)
 	}
 	return props["cluster.id"], nil
 }

@@ -300,3 +300,7 @@ func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
 	}
 	return nil
 }
+
+// NumPartitions is the partition count of __consumer_offsets the
+// coordinator places groups by.
+func (c *Coordinator) NumPartitions() int32 { return c.opts.NumPartitions }

@@ -1,0 +1,265 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+// clusterController is the controller as this node's broker sees it: the
+// local controller when this node is the active one; otherwise writes the
+// broker itself needs (auto-created topics, producer id blocks, its
+// registration and heartbeats) go to the active controller over its Kafka
+// listener, and client admin writes other than CreateTopics answer
+// NOT_CONTROLLER so the client retries at the controller Metadata names.
+type clusterController struct {
+	*controller.Controller
+	nodeID int32
+	rpc    *rpcClient
+	log    *slog.Logger
+	// epoch is this broker's registration epoch (for AllocateProducerIds).
+	epoch func() int64
+}
+
+var _ broker.Controller = (*clusterController)(nil)
+
+// forwardTimeout bounds one forwarded request.
+const forwardTimeout = 10 * time.Second
+
+// activeAddr is the Kafka listener of the active controller.
+func (c *clusterController) activeAddr() (string, error) {
+	id := c.Controller.ControllerID()
+	if id < 0 {
+		return "", fmt.Errorf("%w: no active controller is known (the metadata quorum has no leader)", controller.ErrNotController)
+	}
+	b := c.Image().Brokers[id]
+	if b == nil {
+		return "", fmt.Errorf("%w: the active controller (node %d) has not registered its listener yet", controller.ErrNotController, id)
+	}
+	return net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))), nil
+}
+
+func (c *clusterController) forward(req kmsg.Request) (kmsg.Response, error) {
+	addr, err := c.activeAddr()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	return c.rpc.do(ctx, addr, req)
+}
+
+// CreateTopics creates locally on the active controller, else forwards
+// the request and waits (briefly) until this node's image has the topics,
+// so the caller sees what it created.
+func (c *clusterController) CreateTopics(reqs []controller.CreateTopic, validateOnly bool) []controller.CreateTopicResult {
+	if c.IsActive() {
+		return c.Controller.CreateTopics(reqs, validateOnly)
+	}
+	out := make([]controller.CreateTopicResult, len(reqs))
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.SetVersion(7)
+	req.TimeoutMillis = int32(forwardTimeout / time.Millisecond)
+	req.ValidateOnly = validateOnly
+	for i, r := range reqs {
+		out[i].Name = r.Name
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic, t.NumPartitions, t.ReplicationFactor = r.Name, r.Partitions, r.ReplicationFactor
+		for p, replicas := range r.Assignment {
+			t.ReplicaAssignment = append(t.ReplicaAssignment, kmsg.CreateTopicsRequestTopicReplicaAssignment{Partition: p, Replicas: replicas})
+		}
+		for k, v := range r.Configs {
+			t.Configs = append(t.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: k, Value: v})
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	resp, err := c.forward(req)
+	if err != nil {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	byName := map[string]kmsg.CreateTopicsResponseTopic{}
+	for _, t := range resp.(*kmsg.CreateTopicsResponse).Topics {
+		byName[t.Topic] = t
+	}
+	var created []string
+	for i := range out {
+		t, ok := byName[out[i].Name]
+		switch {
+		case !ok:
+			out[i].Err = fmt.Errorf("%w: the controller did not answer for topic %q", controller.ErrInvalidRequest, out[i].Name)
+		case t.ErrorCode != 0:
+			out[i].Err = remoteError(t.ErrorCode, t.ErrorMessage)
+		default:
+			out[i].ID, out[i].Partitions, out[i].ReplicationFactor = metadata.UUID(t.TopicID), t.NumPartitions, t.ReplicationFactor
+			created = append(created, out[i].Name)
+		}
+	}
+	if !validateOnly {
+		c.waitFor(func(img *metadata.Image) bool {
+			for _, n := range created {
+				if img.Topics[n] == nil {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// waitFor polls the local image until cond holds or a few seconds pass:
+// forwarded writes reach this node's image a moment after they commit.
+func (c *clusterController) waitFor(cond func(*metadata.Image) bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond(c.Image()) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// remoteError turns an error code from the active controller back into an
+// error that internal/broker maps to the same code.
+func remoteError(code int16, msg *string) error {
+	err := kerr.ErrorForCode(code)
+	if msg != nil && *msg != "" {
+		return fmt.Errorf("%w: %s", err, *msg)
+	}
+	return err
+}
+
+func (c *clusterController) DeleteTopics(reqs []controller.DeleteTopic) []controller.DeleteTopicResult {
+	if c.IsActive() {
+		return c.Controller.DeleteTopics(reqs)
+	}
+	out := make([]controller.DeleteTopicResult, len(reqs))
+	for i, r := range reqs {
+		out[i] = controller.DeleteTopicResult{Name: r.Name, ID: r.ID, Err: controller.ErrNotController}
+	}
+	return out
+}
+
+func (c *clusterController) CreatePartitionsAll(reqs []controller.CreatePartitions, validateOnly bool) []error {
+	if c.IsActive() {
+		return c.Controller.CreatePartitionsAll(reqs, validateOnly)
+	}
+	return notController(len(reqs))
+}
+
+func (c *clusterController) AlterConfigs(reqs []controller.AlterConfigResource, validateOnly bool) []error {
+	if c.IsActive() {
+		return c.Controller.AlterConfigs(reqs, validateOnly)
+	}
+	return notController(len(reqs))
+}
+
+func notController(n int) []error {
+	out := make([]error, n)
+	for i := range out {
+		out[i] = controller.ErrNotController
+	}
+	return out
+}
+
+// AllocateProducerIDs reserves a block locally on the active controller,
+// else asks it with AllocateProducerIds.
+func (c *clusterController) AllocateProducerIDs(count int64) (int64, error) {
+	if c.IsActive() {
+		return c.Controller.AllocateProducerIDs(count)
+	}
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = c.nodeID, c.epoch()
+	resp, err := c.forward(req)
+	if err != nil {
+		return -1, err
+	}
+	r := resp.(*kmsg.AllocateProducerIDsResponse)
+	if r.ErrorCode != 0 {
+		return -1, remoteError(r.ErrorCode, nil)
+	}
+	if int64(r.ProducerIDLen) != count {
+		return -1, fmt.Errorf("%w: asked for %d producer ids, got a block of %d", controller.ErrInvalidRequest, count, r.ProducerIDLen)
+	}
+	return r.ProducerIDStart, nil
+}
+
+// register registers this broker with the active controller (locally or
+// remotely) and returns its epoch.
+func (c *clusterController) register(r controller.BrokerRegistration, clusterID string) (int64, error) {
+	if c.IsActive() {
+		return c.Controller.RegisterBroker(r)
+	}
+	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.SetVersion(0)
+	req.BrokerID, req.ClusterID, req.IncarnationID, req.Rack = r.NodeID, clusterID, r.Incarnation, r.Rack
+	req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: r.Host, Port: uint16(r.Port)}}
+	resp, err := c.forward(req)
+	if err != nil {
+		return -1, err
+	}
+	rr := resp.(*kmsg.BrokerRegistrationResponse)
+	if rr.ErrorCode != 0 {
+		return -1, remoteError(rr.ErrorCode, nil)
+	}
+	return rr.BrokerEpoch, nil
+}
+
+// heartbeat sends this broker's heartbeat; it returns whether the broker
+// is fenced.
+func (c *clusterController) heartbeat(epoch int64) (bool, error) {
+	if c.IsActive() {
+		return c.Controller.BrokerHeartbeat(c.nodeID, epoch)
+	}
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.SetVersion(0)
+	req.BrokerID, req.BrokerEpoch = c.nodeID, epoch
+	req.CurrentMetadataOffset = c.Image().Offset
+	resp, err := c.forward(req)
+	if err != nil {
+		return true, err
+	}
+	hr := resp.(*kmsg.BrokerHeartbeatResponse)
+	if hr.ErrorCode != 0 {
+		return true, remoteError(hr.ErrorCode, nil)
+	}
+	return hr.IsFenced, nil
+}
+
+// shutdown tells the active controller this broker is stopping (a
+// heartbeat asking to shut down), so its partitions move at once.
+func (c *clusterController) shutdown(epoch int64) error {
+	if c.IsActive() {
+		return c.Controller.BrokerShutdown(c.nodeID, epoch)
+	}
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.SetVersion(0)
+	req.BrokerID, req.BrokerEpoch, req.WantShutdown = c.nodeID, epoch, true
+	resp, err := c.forward(req)
+	if err != nil {
+		return err
+	}
+	if hr := resp.(*kmsg.BrokerHeartbeatResponse); hr.ErrorCode != 0 {
+		return remoteError(hr.ErrorCode, nil)
+	}
+	return nil
+}
+
+// needsRegistration reports whether an error from a heartbeat means the
+// broker must register again (a new controller lost track of it, or its
+// epoch is stale).
+func needsRegistration(err error) bool {
+	return errors.Is(err, controller.ErrStaleBrokerEpoch) || errors.Is(err, controller.ErrBrokerNotRegistered) ||
+		errors.Is(err, kerr.StaleBrokerEpoch) || errors.Is(err, kerr.BrokerIDNotRegistered)
+}

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/quorum"
+)
+
+// Raft node ids must be non-zero while Kafka node ids may be 0, so the
+// quorum numbers nodes from 1: raft id = node id + 1.
+func raftID(node int32) uint64 { return uint64(node) + 1 }
+func nodeOf(raft uint64) int32 { return int32(raft) - 1 }
+
+// voters parses controller.quorum.voters: "id@host:port,..." as Kafka
+// writes it. Empty means this node alone (a one-voter quorum needing no
+// controller listener).
+func parseVoters(s string, self int32) (map[int32]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return map[int32]string{self: ""}, nil
+	}
+	out := map[int32]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		idText, addr, ok := strings.Cut(part, "@")
+		if !ok {
+			return nil, fmt.Errorf("controller quorum %q: %q is not id@host:port", s, part)
+		}
+		id, err := strconv.ParseInt(idText, 10, 32)
+		if err != nil || id < 0 {
+			return nil, fmt.Errorf("controller quorum %q: bad node id %q", s, idText)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return nil, fmt.Errorf("controller quorum %q: bad address %q for node %d", s, addr, id)
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			return nil, fmt.Errorf("controller quorum %q: bad port in %q", s, addr)
+		}
+		if _, dup := out[int32(id)]; dup {
+			return nil, fmt.Errorf("controller quorum %q: node %d listed twice", s, id)
+		}
+		out[int32(id)] = addr
+	}
+	if _, ok := out[self]; !ok {
+		return nil, fmt.Errorf("controller quorum %q does not include this node (node.id=%d); only combined broker+controller nodes are supported so far", s, self)
+	}
+	return out, nil
+}
+
+// derivedClusterID names a multi-node cluster from its voter list when no
+// cluster.id is configured: every node started with the same
+// --controller-quorum agrees on it, and a node pointed at another quorum
+// refuses to join.
+func derivedClusterID(voters map[int32]string) string {
+	ids := make([]int, 0, len(voters))
+	for id := range voters {
+		ids = append(ids, int(id))
+	}
+	sort.Ints(ids)
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "%d@%s,", id, voters[int32(id)])
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// quorumAdapter is the controller's view of the Raft node.
+type quorumAdapter struct{ n *quorum.Node }
+
+func (q quorumAdapter) Propose(ctx context.Context, data []byte) (uint64, error) {
+	idx, err := q.n.Propose(ctx, data)
+	if err != nil {
+		var nl *quorum.NotLeaderError
+		if errors.As(err, &nl) {
+			return 0, fmt.Errorf("%w (the active controller is node %d)", controller.ErrNotController, nodeOf(nl.Leader))
+		}
+		return 0, fmt.Errorf("metadata quorum: %w", err)
+	}
+	return idx, nil
+}
+
+func (q quorumAdapter) Leader() int32 {
+	if l := q.n.Leader(); l != 0 {
+		return nodeOf(l)
+	}
+	return -1
+}
+
+func (q quorumAdapter) State() controller.QuorumState {
+	st := q.n.Status()
+	out := controller.QuorumState{LeaderID: -1, LeaderEpoch: int32(st.Term), HighWatermark: int64(st.Commit)}
+	if st.Leader != 0 {
+		out.LeaderID = nodeOf(st.Leader)
+	}
+	for _, v := range st.Voters {
+		r := controller.QuorumReplica{ID: nodeOf(v), LogEndOffset: -1, LastFetchTimestamp: -1, LastCaughtUpTimestamp: -1}
+		if p, ok := st.Peers[v]; ok {
+			r.LogEndOffset = int64(p.Match)
+		} else if v == st.ID {
+			r.LogEndOffset = int64(st.LastIndex)
+		}
+		out.Voters = append(out.Voters, r)
+	}
+	return out
+}
+
+// legacyMetadataBackup is where the pre-quorum metadata log goes while it
+// is migrated into the quorum; legacyMetadataImported once it has been.
+const (
+	legacyMetadataBackup   = MetadataDir + ".local-backup"
+	legacyMetadataImported = MetadataDir + ".imported"
+)
+
+// finishLegacyImport marks the migration done.
+func finishLegacyImport(dir string) error {
+	return os.Rename(filepath.Join(dir, legacyMetadataBackup), filepath.Join(dir, legacyMetadataImported))
+}
+
+// readLegacyMetadata moves a metadata log written before the quorum
+// existed (a local partition log in MetadataDir) aside and returns the
+// records that rebuild its image, to be imported as the quorum's first
+// entry. A backup left by an import that did not finish is read again.
+// It returns nil when there is nothing to migrate.
+func readLegacyMetadata(dir string, logger *slog.Logger) ([]metadata.Record, error) {
+	cur := filepath.Join(dir, MetadataDir)
+	backup := filepath.Join(dir, legacyMetadataBackup)
+	if isLegacyLog(cur) {
+		if _, err := os.Stat(backup); err == nil {
+			return nil, fmt.Errorf("both %s and %s hold a pre-quorum metadata log; keep one", cur, backup)
+		}
+		if err := os.Rename(cur, backup); err != nil {
+			return nil, fmt.Errorf("move the pre-quorum metadata log aside: %w", err)
+		}
+		logger.Info("migrating the pre-quorum metadata log into the quorum", "backup", backup)
+	}
+	if !isLegacyLog(backup) {
+		return nil, nil
+	}
+	l, err := controller.OpenLocalLog(backup, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	img := metadata.Empty()
+	err = l.Replay(func(off int64, recs []metadata.Record) error {
+		next, err := img.Apply(off, recs)
+		if err == nil {
+			img = next
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the pre-quorum metadata log: %w", err)
+	}
+	return img.Records(), nil
+}
+
+// isLegacyLog reports whether dir holds partition-log segments.
+func isLegacyLog(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".log") && !e.IsDir() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/broker"
+)
+
+// rpcClient sends Kafka requests from this broker to another node's Kafka
+// listener: the broker-to-controller channel (registration, heartbeats,
+// producer id blocks, forwarded topic creation). All nodes run the same
+// binary, so each request goes at the version it is built with, without
+// an ApiVersions round trip. One connection per address, one request in
+// flight on it at a time: this is control traffic.
+type rpcClient struct {
+	clientID string
+	timeout  time.Duration
+	maxBytes int32
+
+	mu    sync.Mutex
+	conns map[string]*rpcConn
+}
+
+type rpcConn struct {
+	mu     sync.Mutex
+	c      net.Conn
+	r      *bufio.Reader
+	corrID int32
+}
+
+func newRPCClient(timeout time.Duration) *rpcClient {
+	return &rpcClient{clientID: broker.InterBrokerClientID, timeout: timeout, maxBytes: 64 << 20, conns: map[string]*rpcConn{}}
+}
+
+// do sends req to addr and decodes the response into resp (req's
+// ResponseKind). Any transport error drops the connection.
+func (c *rpcClient) do(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
+	c.mu.Lock()
+	rc := c.conns[addr]
+	if rc == nil {
+		rc = &rpcConn{}
+		c.conns[addr] = rc
+	}
+	c.mu.Unlock()
+
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	resp, err := rc.roundTrip(ctx, addr, c, req)
+	if err != nil && rc.c != nil {
+		rc.c.Close()
+		rc.c, rc.r = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s to %s: %w", kmsg.NameForKey(req.Key()), addr, err)
+	}
+	return resp, nil
+}
+
+func (rc *rpcConn) roundTrip(ctx context.Context, addr string, c *rpcClient, req kmsg.Request) (kmsg.Response, error) {
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if rc.c == nil {
+		d := net.Dialer{Deadline: deadline}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		rc.c, rc.r = conn, bufio.NewReader(conn)
+	}
+	if err := rc.c.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	rc.corrID++
+	// Request header v1 (v2 for flexible requests: a tag section).
+	buf := make([]byte, 4, 128)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(rc.corrID))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(c.clientID)))
+	buf = append(buf, c.clientID...)
+	if req.IsFlexible() {
+		buf = append(buf, 0)
+	}
+	buf = req.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := rc.c.Write(buf); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(rc.r, size[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > c.maxBytes {
+		return nil, fmt.Errorf("response of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(rc.r, body); err != nil {
+		return nil, err
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != rc.corrID {
+		return nil, fmt.Errorf("response for correlation id %d, want %d", got, rc.corrID)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	if resp.IsFlexible() {
+		// Response header v1: a tag section; Strata writes none.
+		if len(body) == 0 || body[0] != 0 {
+			return nil, errors.New("unexpected tagged fields in response header")
+		}
+		body = body[1:]
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	return resp, nil
+}
+
+// close drops every connection.
+func (c *rpcClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, rc := range c.conns {
+		rc.mu.Lock()
+		if rc.c != nil {
+			rc.c.Close()
+		}
+		rc.mu.Unlock()
+		delete(c.conns, addr)
+	}
+}
