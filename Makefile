@@ -4,11 +4,11 @@ GO        ?= go
 BIN       := bin/strata
 PY        := /usr/bin/python3
 # Packages with concurrency, tested under the race detector.
-RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/...
+RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/...
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test deps lint unit race interop crash fuzz bench clean
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench clean
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -17,8 +17,8 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata
 
-## test: install what the tests need, then lint, unit, race, interop, crash and fuzz smoke
-test: deps lint unit race interop crash fuzz
+## test: install what the tests need, then lint, unit, race, interop, crash, cluster and fuzz smoke
+test: deps lint unit race interop crash cluster fuzz
 	@echo "make test: all suites passed"
 
 deps:
@@ -31,7 +31,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/crash)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/crash -e /test/cluster)
 
 race:
 	$(GO) test -count=1 -race -short $(RACE_PKGS)
@@ -41,6 +41,9 @@ interop: build
 
 crash: build
 	STRATA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -run TestCrash ./test/crash/
+
+cluster: build
+	STRATA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v ./test/cluster/
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./internal/record

@@ -49,6 +49,7 @@ var errorTable = []struct {
 	{controller.ErrPolicyViolation, kerr.PolicyViolation},
 	{controller.ErrDeletionDisabled, kerr.TopicDeletionDisabled},
 	{controller.ErrNotController, kerr.NotController},
+	{controller.ErrQuorumUnavailable, kerr.RequestTimedOut},
 	{controller.ErrStaleBrokerEpoch, kerr.StaleBrokerEpoch},
 	{controller.ErrBrokerNotRegistered, kerr.BrokerIDNotRegistered},
 	{controller.ErrDuplicateRegistration, kerr.DuplicateBrokerRegistration},

@@ -15,7 +15,7 @@ import (
 func clusterCommand(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Show the cluster id, controller and brokers",
+		Short: "Show the cluster id, controller, brokers and the metadata quorum",
 	}
 	info := &cobra.Command{
 		Use:   "info",
@@ -35,7 +35,7 @@ func clusterCommand(env *Env) *cobra.Command {
 		},
 	}
 	addJSONFlag(brokers, env)
-	cmd.AddCommand(info, brokers)
+	cmd.AddCommand(info, brokers, clusterQuorumCommand(env))
 	return cmd
 }
 

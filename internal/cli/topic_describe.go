@@ -98,13 +98,18 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 	if err != nil {
 		return err
 	}
+	// Partitions without a leader (their broker is down) have no offsets
+	// to list: show them with "-" rather than failing the whole describe.
 	starts, err := adm.ListStartOffsets(ctx, o.Topics...)
-	if err != nil {
+	if err != nil && starts == nil {
 		return env.wrap("list start offsets", err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, o.Topics...)
-	if err != nil {
+	if err != nil && ends == nil {
 		return env.wrap("list end offsets", err)
+	}
+	if err != nil && env.Verbose {
+		fmt.Fprintf(env.Stderr, "strata: some offsets unavailable: %v\n", describeErr(err))
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, o.Topics...)
 	if err != nil {
@@ -112,7 +117,8 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 	}
 	// Sizes are best effort: not every cluster answers DescribeLogDirs.
 	sizes := map[string]map[int32]int64{}
-	if dirs, err := adm.DescribeAllLogDirs(ctx, details.TopicsSet()); err == nil {
+	dirs, err := adm.DescribeAllLogDirs(ctx, details.TopicsSet())
+	if dirs != nil { // partial when a broker is down
 		dirs.Each(func(d kadm.DescribedLogDir) {
 			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
 				if sizes[p.Topic] == nil {
@@ -123,7 +129,8 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 				sizes[p.Topic][p.Partition] = max(sizes[p.Topic][p.Partition], p.Size)
 			})
 		})
-	} else if env.Verbose {
+	}
+	if err != nil && env.Verbose {
 		fmt.Fprintf(env.Stderr, "strata: sizes unavailable: %v\n", describeErr(err))
 	}
 

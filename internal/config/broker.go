@@ -32,7 +32,7 @@ const (
 // Dynamic marks the ones AlterConfigs may change at run time.
 func brokerOnlyDefs() []Def {
 	return []Def{
-		{Name: "node.id", Type: TypeInt, Default: "1", Check: atLeast(0), Doc: "this node's id"},
+		{Name: "node.id", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "this node's id (1 or more: the metadata quorum's Raft reserves 0)"},
 		{Name: "listen", Type: TypeString, Default: "localhost:9092", Doc: "host:port the Kafka listener binds"},
 		{Name: "advertised.address", Type: TypeString, Default: "", Doc: "host:port clients are told to connect to; defaults to listen"},
 		{Name: "data.dir", Type: TypeString, Default: "./data", Doc: "directory holding every partition log"},

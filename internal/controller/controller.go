@@ -29,6 +29,9 @@ var (
 	ErrPolicyViolation  = errors.New("policy violation")
 	ErrDeletionDisabled = errors.New("topic deletion is disabled")
 	ErrNotController    = errors.New("not the active controller")
+	// ErrQuorumUnavailable: the metadata quorum could not commit in time
+	// (no majority of controllers reachable, or an election going on).
+	ErrQuorumUnavailable = errors.New("metadata quorum unavailable")
 )
 
 // MaxPartitionsPerTopic bounds CreateTopics and CreatePartitions: a request

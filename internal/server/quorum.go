@@ -19,10 +19,10 @@ import (
 	"github.com/stratalog/strata/internal/quorum"
 )
 
-// Raft node ids must be non-zero while Kafka node ids may be 0, so the
-// quorum numbers nodes from 1: raft id = node id + 1.
-func raftID(node int32) uint64 { return uint64(node) + 1 }
-func nodeOf(raft uint64) int32 { return int32(raft) - 1 }
+// The quorum's node ids are the node ids (node.id is at least 1, as Raft
+// reserves 0 for "none").
+func raftID(node int32) uint64 { return uint64(node) }
+func nodeOf(raft uint64) int32 { return int32(raft) }
 
 // voters parses controller.quorum.voters: "id@host:port,..." as Kafka
 // writes it. Empty means this node alone (a one-voter quorum needing no
@@ -88,6 +88,9 @@ func (q quorumAdapter) Propose(ctx context.Context, data []byte) (uint64, error)
 		var nl *quorum.NotLeaderError
 		if errors.As(err, &nl) {
 			return 0, fmt.Errorf("%w (the active controller is node %d)", controller.ErrNotController, nodeOf(nl.Leader))
+		}
+		if errors.Is(err, quorum.ErrNoQuorum) {
+			return 0, fmt.Errorf("%w: %w", controller.ErrQuorumUnavailable, err)
 		}
 		return 0, fmt.Errorf("metadata quorum: %w", err)
 	}

@@ -43,6 +43,8 @@ type Server struct {
 	cc     *clusterController
 	rpc    *rpcClient
 	life   *lifecycle
+	// single is set for a node that is its own quorum.
+	single bool
 	// creatingOffsets is set while __consumer_offsets is being created.
 	creatingOffsets atomic.Bool
 	parts           *replication.Manager
@@ -83,6 +85,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	single := len(voters) == 1
+	s.single = single
 	dir := cfg.DataDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -252,7 +255,7 @@ func (s *Server) onRegistered() {
 	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
 		s.log.Warn("removing logs of deleted topics", "err", err)
 	}
-	if s.ctrl.IsActive() && len(s.ctrl.Image().Brokers) == 1 {
+	if s.single {
 		s.ensureOffsetsTopicNow()
 	}
 }

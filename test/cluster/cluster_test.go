@@ -1,0 +1,499 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// createTopic retries through elections and NOT_CONTROLLER until the
+// topic exists or timeout passes.
+func (c *testCluster) createTopic(ctx context.Context, name string, parts int32, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		res, err := c.admin().CreateTopic(ctx, parts, 1, nil, name)
+		if err == nil {
+			err = res.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// leaders returns each partition's leader of topic.
+func (c *testCluster) leaders(ctx context.Context, topic string) (map[int32]int32, error) {
+	md, err := c.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := md.Topics[topic]
+	if !ok {
+		return nil, fmt.Errorf("topic %s not in metadata", topic)
+	}
+	out := map[int32]int32{}
+	for p, pd := range t.Partitions {
+		out[p] = pd.Leader
+	}
+	return out, nil
+}
+
+// produce writes n records numbered from first, acks=all, idempotent.
+func (c *testCluster) produce(ctx context.Context, topic string, first, n int) error {
+	cl := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var failed atomic.Value
+	for i := first; i < first+n; i++ {
+		cl.Produce(ctx, &kgo.Record{Value: []byte("r" + strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// consumeAll reads topic from the start until want distinct values are
+// seen (as a member of group, if not empty) and returns them.
+func (c *testCluster) consumeAll(ctx context.Context, topic, group string, want int) (map[string]bool, error) {
+	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	if group != "" {
+		opts = append(opts, kgo.ConsumerGroup(group))
+	}
+	cl := c.client(opts...)
+	defer cl.Close() // leave the group: an idle member would keep partitions
+	seen := map[string]bool{}
+	for len(seen) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return seen, fmt.Errorf("read %d of %d: %w", len(seen), want, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	if group != "" {
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			return seen, fmt.Errorf("commit: %w", err)
+		}
+	}
+	return seen, nil
+}
+
+// TestThreeNodeCluster: three combined nodes form one cluster; a topic's
+// partitions spread across them, clients follow leaders, a group's
+// coordinator may sit anywhere; killing the controller leader elects
+// another and metadata writes go on; a stopped broker's partitions are
+// reported leaderless and come back with it; nothing acknowledged is
+// lost.
+func TestThreeNodeCluster(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	waitFor(t, "three registered brokers", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	if err := c.createTopic(ctx, "spread", 30, 20*time.Second); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	var led map[int32]int32
+	waitFor(t, "30 partitions with leaders", 10*time.Second, func() bool {
+		var err error
+		led, err = c.leaders(ctx, "spread")
+		return err == nil && len(led) == 30
+	})
+	perBroker := map[int32]int{}
+	for _, l := range led {
+		perBroker[l]++
+	}
+	if len(perBroker) != 3 || perBroker[1] != 10 || perBroker[2] != 10 || perBroker[3] != 10 {
+		t.Fatalf("leaders per broker %v, want 10 each", perBroker)
+	}
+
+	const n = 30000
+	if err := c.produce(ctx, "spread", 0, n); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	seen, err := c.consumeAll(ctx, "spread", "g1", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Fatalf("consumed %d distinct records, want %d", len(seen), n)
+	}
+	// The group's coordinator is wherever its __consumer_offsets
+	// partition is led: often another broker than the one we seeded.
+	adm := c.admin()
+	coords := adm.FindGroupCoordinators(ctx, "g1")
+	if err := coords["g1"].Err; err != nil {
+		t.Fatal(err)
+	}
+	coordinator := coords["g1"].NodeID
+	committed, err := adm.FetchOffsets(ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	committed.Each(func(o kadm.OffsetResponse) { total += o.At })
+	if total != n {
+		t.Fatalf("group g1 committed %d records' worth of offsets, want %d", total, n)
+	}
+	t.Logf("group g1 coordinated by node %d, committed %d", coordinator, total)
+
+	kcatRecords := kcatRoundTrip(t, c)
+
+	// Kill -9 the controller leader.
+	var old int32
+	waitFor(t, "an agreed quorum leader", 10*time.Second, func() bool { old = c.leader(); return old > 0 })
+	c.node(old).kill()
+	took := waitFor(t, "a new controller", 15*time.Second, func() bool { l := c.leader(); return l > 0 && l != old })
+	t.Logf("controller %d killed; node %d elected in %v", old, c.leader(), took.Round(time.Millisecond))
+	if err := c.createTopic(ctx, "after-failover", 3, 15*time.Second); err != nil {
+		t.Fatalf("metadata write after failover: %v", err)
+	}
+	// Its partitions are reported without a leader once it is fenced.
+	waitFor(t, "the dead broker's partitions to be leaderless", 15*time.Second, func() bool {
+		l, err := c.leaders(ctx, "spread")
+		if err != nil {
+			return false
+		}
+		for p, was := range led {
+			if was == old && l[p] != -1 {
+				return false
+			}
+		}
+		return true
+	})
+	// Produce to the others meanwhile: only partitions with a leader.
+	// Restart it: it catches up with the metadata written while it was
+	// down and leads its partitions again.
+	c.node(old).start()
+	waitFor(t, "the restarted node to catch up", 20*time.Second, func() bool {
+		q, err := c.node(old).quorum()
+		if err != nil || q.LeaderID < 0 {
+			return false
+		}
+		l, err := c.leaders(ctx, "spread")
+		if err != nil {
+			return false
+		}
+		for p := range led {
+			if l[p] != led[p] {
+				return false
+			}
+		}
+		cl := c.client(kgo.SeedBrokers(c.node(old).addr))
+		md, err := kadm.NewClient(cl).Metadata(ctx, "after-failover")
+		return err == nil && md.Topics["after-failover"].Err == nil
+	})
+
+	// A graceful stop moves leadership at once (controlled shutdown).
+	victim := int32(1)
+	if victim == c.leader() {
+		victim = 2
+	}
+	c.node(victim).stop()
+	waitFor(t, "a stopped broker's partitions to be leaderless", 5*time.Second, func() bool {
+		l, err := c.leaders(ctx, "spread")
+		if err != nil {
+			return false
+		}
+		for p, was := range led {
+			if was == victim && l[p] != -1 {
+				return false
+			}
+		}
+		return true
+	})
+	// The CLI shows the fenced broker and the quorum.
+	brokers := runCLI(t, c, "cluster", "brokers", "--json")
+	var rows []struct {
+		NodeID int32  `json:"node_id"`
+		State  string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(brokers), &rows); err != nil {
+		t.Fatalf("strata cluster brokers --json: %v\n%s", err, brokers)
+	}
+	for _, r := range rows {
+		if want := map[bool]string{true: "fenced", false: "online"}[r.NodeID == victim]; r.State != want {
+			t.Errorf("strata cluster brokers with node %d stopped: node %d is %s, want %s", victim, r.NodeID, r.State, want)
+		}
+	}
+	if len(rows) != 3 {
+		t.Errorf("strata cluster brokers lists %d brokers, want 3 (one fenced)", len(rows))
+	}
+	// Describe works with partitions offline: they show no leader and no
+	// offsets, the others theirs.
+	var described []struct {
+		Partitions []struct {
+			Partition     int32 `json:"partition"`
+			Leader        int32 `json:"leader"`
+			HighWatermark int64 `json:"high_watermark"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, c, "topic", "describe", "spread", "--json")), &described); err != nil || len(described) != 1 {
+		t.Fatalf("strata topic describe --json: %v", err)
+	}
+	for _, p := range described[0].Partitions {
+		offline := led[p.Partition] == victim
+		if offline != (p.Leader == -1) || offline != (p.HighWatermark == -1) {
+			t.Errorf("strata topic describe with node %d stopped: partition %d leader %d high watermark %d", victim, p.Partition, p.Leader, p.HighWatermark)
+		}
+	}
+	quorum := runCLI(t, c, "cluster", "quorum")
+	t.Logf("strata cluster quorum with node %d stopped:\n%s", victim, quorum)
+	if !strings.Contains(quorum, fmt.Sprintf("LEADER          %d", c.leader())) || strings.Count(quorum, "follower") != 2 {
+		t.Errorf("strata cluster quorum: want leader %d and two followers:\n%s", c.leader(), quorum)
+	}
+	c.node(victim).start()
+	waitFor(t, "leadership back after restart", 20*time.Second, func() bool {
+		l, err := c.leaders(ctx, "spread")
+		if err != nil {
+			return false
+		}
+		for p := range led {
+			if l[p] != led[p] {
+				return false
+			}
+		}
+		return true
+	})
+	// Every acknowledged record is still there, and the group resumes
+	// from its committed offsets: new records only.
+	seen, err = c.consumeAll(ctx, "spread", "", n+kcatRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if !seen["r"+strconv.Itoa(i)] {
+			t.Fatalf("acknowledged record r%d is missing after the restarts", i)
+		}
+	}
+	if err := c.produce(ctx, "spread", n, 300); err != nil {
+		t.Fatalf("produce after restarts: %v", err)
+	}
+	again, err := c.consumeAll(ctx, "spread", "g1", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := range again {
+		if i, err := strconv.Atoi(strings.TrimPrefix(v, "r")); err == nil && i < n {
+			t.Fatalf("group g1 re-read %s after its offsets were committed", v)
+		}
+	}
+}
+
+// kcatRoundTrip produces and consumes through kcat (librdkafka) when it is
+// installed: it must find partition leaders across brokers. It returns how
+// many records it added.
+func kcatRoundTrip(t *testing.T, c *testCluster) int {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Log("kcat not installed; skipping the librdkafka round trip")
+		return 0
+	}
+	brokers := strings.Join(c.seeds(), ",")
+	var in bytes.Buffer
+	for i := range 600 {
+		fmt.Fprintf(&in, "kcat-%d\n", i)
+	}
+	prod := exec.Command("kcat", "-b", brokers, "-P", "-t", "spread", "-X", "topic.partitioner=random")
+	prod.Stdin = &in
+	if out, err := prod.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v\n%s", err, out)
+	}
+	out, err := exec.Command("kcat", "-b", brokers, "-C", "-t", "spread", "-e", "-q", "-o", "beginning").Output()
+	if err != nil {
+		t.Fatalf("kcat consume: %v", err)
+	}
+	got := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "kcat-") {
+			got++
+		}
+	}
+	if got != 600 {
+		t.Fatalf("kcat read %d of its 600 records back", got)
+	}
+	return 600
+}
+
+// TestFiveNodeQuorum: five controllers tolerate two dead; with three dead
+// metadata writes fail with a clear error, and after they return every
+// node converges on the same metadata with nothing lost.
+func TestFiveNodeQuorum(t *testing.T) {
+	c := newCluster(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	waitFor(t, "five registered brokers", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 5
+	})
+	if err := c.createTopic(ctx, "a", 5, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var leader int32
+	waitFor(t, "a quorum leader", 10*time.Second, func() bool { leader = c.leader(); return leader > 0 })
+	// Two dead, the leader among them.
+	dead := []int32{leader, leader%5 + 1}
+	for _, id := range dead {
+		c.node(id).kill()
+	}
+	if err := c.createTopic(ctx, "b", 5, 20*time.Second); err != nil {
+		t.Fatalf("with two of five controllers dead: %v", err)
+	}
+	// A third dead: no majority.
+	third := dead[1]%5 + 1
+	c.node(third).kill()
+	dead = append(dead, third)
+	time.Sleep(time.Second) // let the survivors notice
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	res, err := c.admin().CreateTopic(wctx, 1, 1, nil, "c")
+	wcancel()
+	if err == nil {
+		err = res.Err
+	}
+	if err == nil {
+		t.Fatal("created a topic with three of five controllers dead")
+	}
+	t.Logf("with three of five dead, CreateTopics fails: %v", err)
+	for _, id := range dead {
+		c.node(id).start()
+	}
+	if err := c.createTopic(ctx, "c", 5, 30*time.Second); err != nil {
+		t.Fatalf("after the controllers returned: %v", err)
+	}
+	// Every node converges on the same topics.
+	waitFor(t, "every node to see topics a, b and c", 30*time.Second, func() bool {
+		for _, n := range c.nodes {
+			cl := c.client(kgo.SeedBrokers(n.addr))
+			md, err := kadm.NewClient(cl).Metadata(ctx)
+			if err != nil {
+				return false
+			}
+			for _, name := range []string{"a", "b", "c"} {
+				if md.Topics[name].Err != nil || len(md.Topics[name].Partitions) != 5 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestBadInput: a malformed quorum flag, another cluster's data dir, a
+// second process claiming a live node's id, and garbage on the controller
+// port get clear errors and leave the cluster working.
+func TestBadInput(t *testing.T) {
+	bin := binary(t)
+	for _, tc := range []struct {
+		name, quorum, want string
+	}{
+		{"no at", "1-127.0.0.1:1", "not id@host:port"},
+		{"bad port", "1@127.0.0.1:x", "bad port"},
+		{"duplicate id", "1@127.0.0.1:1,1@127.0.0.1:2", "listed twice"},
+		{"self missing", "2@127.0.0.1:1,3@127.0.0.1:2", "does not include this node"},
+	} {
+		out, err := exec.Command(bin, "serve", "--node-id", "1", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--controller-quorum", tc.quorum).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: strata serve exited with %v, output %q; want a failure mentioning %q", tc.name, err, out, tc.want)
+		}
+	}
+
+	c := newCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitFor(t, "three registered brokers", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+
+	// Another cluster's id on node 3's data dir.
+	n3 := c.node(3)
+	n3.stop()
+	out, err := exec.Command(bin, append(n3.args(), "--cluster-id", "someothercluster")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "belongs to cluster") {
+		t.Errorf("wrong cluster id: exited with %v, output %q", err, out)
+	}
+	n3.start()
+
+	// Garbage on the controller port: the connection is closed.
+	conn, err := net.Dial("tcp", c.node(1).ctrl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n\xff\xff\xff\xff garbage"))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(conn); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("garbage on the controller port: the connection was not closed: %v", err)
+	}
+	conn.Close()
+
+	// A second process claiming node 2: refused, the real node 2 stays.
+	impostor := &node{t: t, id: 2, bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), voters: c.node(1).voters}
+	impostor.start()
+	defer impostor.kill()
+	time.Sleep(3 * time.Second)
+	md, err := c.metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 3 {
+		t.Fatalf("after an impostor node 2: brokers %+v", md.Brokers)
+	}
+	for _, b := range md.Brokers {
+		if addr := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))); b.NodeID == 2 && addr != c.node(2).addr {
+			t.Fatalf("after an impostor node 2: node 2 registered at %s, want %s", addr, c.node(2).addr)
+		}
+	}
+	rejected := ""
+	for _, line := range strings.Split(impostor.tail(), "\n") {
+		if strings.Contains(line, "DUPLICATE_BROKER_REGISTRATION") || strings.Contains(line, "rejected") || strings.Contains(line, "refused") {
+			rejected = line
+			break
+		}
+	}
+	if rejected == "" {
+		t.Errorf("the impostor logged no rejection:\n%s", impostor.tail())
+	}
+	t.Logf("the impostor node 2: %s", rejected)
+	// The cluster still takes metadata writes.
+	if err := c.createTopic(ctx, "still-working", 3, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runCLI runs the strata command line against the cluster.
+func runCLI(t *testing.T, c *testCluster, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(c.nodes[0].bin, append(args, "--brokers", strings.Join(c.seeds(), ","))...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -1,0 +1,262 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// node is one strata serve process of a test cluster.
+type node struct {
+	t       *testing.T
+	id      int32
+	bin     string
+	dir     string
+	addr    string // Kafka listener
+	ctrl    string // controller listener
+	voters  string // the --controller-quorum flag
+	extra   []string
+	cmd     *exec.Cmd
+	logFile *os.File
+	exited  chan error
+}
+
+// testCluster is a set of nodes sharing one quorum.
+type testCluster struct {
+	t     *testing.T
+	nodes []*node
+}
+
+// fastSettings make elections, heartbeats and fencing quick enough for tests.
+var fastSettings = []string{
+	"--set", "controller.quorum.tick.ms=50",
+	"--set", "controller.quorum.election.timeout.ms=500",
+	"--set", "broker.heartbeat.interval.ms=200",
+	"--set", "broker.session.timeout.ms=2000",
+	"--set", "group.initial.rebalance.delay.ms=0",
+	"--set", "offsets.topic.num.partitions=6",
+}
+
+func binary(t *testing.T) string {
+	if b := os.Getenv("STRATA_BIN"); b != "" {
+		return b
+	}
+	bin := filepath.Join(t.TempDir(), "strata")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/stratalog/strata/cmd/strata").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build strata: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// newCluster prepares n nodes (ids 1..n) and starts them all.
+func newCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	bin := binary(t)
+	c := &testCluster{t: t}
+	var voters []string
+	for i := 1; i <= n; i++ {
+		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t)}
+		voters = append(voters, fmt.Sprintf("%d@%s", i, nd.ctrl))
+		c.nodes = append(c.nodes, nd)
+	}
+	for _, nd := range c.nodes {
+		nd.voters = strings.Join(voters, ",")
+	}
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.kill()
+		}
+		if t.Failed() {
+			for _, nd := range c.nodes {
+				t.Logf("node %d log tail:\n%s", nd.id, nd.tail())
+			}
+		}
+	})
+	return c
+}
+
+func (n *node) args() []string {
+	args := []string{"serve", "--node-id", fmt.Sprint(n.id), "--listen", n.addr, "--data-dir", filepath.Join(n.dir, "data"),
+		"--controller-quorum", n.voters, "--controller-listen", n.ctrl}
+	args = append(args, fastSettings...)
+	return append(args, n.extra...)
+}
+
+// start launches the process and waits for its Kafka listener.
+func (n *node) start() {
+	n.t.Helper()
+	f, err := os.OpenFile(filepath.Join(n.dir, "strata.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.logFile = f
+	n.cmd = exec.Command(n.bin, n.args()...)
+	n.cmd.Stdout, n.cmd.Stderr = f, f
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.exited = make(chan error, 1)
+	go func(cmd *exec.Cmd, ch chan error) { ch <- cmd.Wait() }(n.cmd, n.exited)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-n.exited:
+			n.t.Fatalf("node %d exited at start: %v; log:\n%s", n.id, err, n.tail())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", n.addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.t.Fatalf("node %d did not listen on %s; log:\n%s", n.id, n.addr, n.tail())
+}
+
+// kill sends SIGKILL (no-op when not running).
+func (n *node) kill() {
+	if n.cmd == nil {
+		return
+	}
+	n.cmd.Process.Signal(os.Kill)
+	<-n.exited
+	n.logFile.Close()
+	n.cmd = nil
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (n *node) stop() {
+	n.t.Helper()
+	n.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-n.exited:
+		if err != nil {
+			n.t.Errorf("node %d exited with %v on SIGINT; log:\n%s", n.id, err, n.tail())
+		}
+	case <-time.After(30 * time.Second):
+		n.t.Fatalf("node %d did not stop on SIGINT", n.id)
+	}
+	n.logFile.Close()
+	n.cmd = nil
+}
+
+func (n *node) running() bool { return n.cmd != nil }
+
+func (n *node) tail() string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "strata.log"))
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// seeds lists the Kafka addresses of the running nodes.
+func (c *testCluster) seeds() []string {
+	var out []string
+	for _, n := range c.nodes {
+		if n.running() {
+			out = append(out, n.addr)
+		}
+	}
+	return out
+}
+
+func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
+	c.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...), kgo.MetadataMinAge(100 * time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+func (c *testCluster) admin() *kadm.Client { return kadm.NewClient(c.client()) }
+
+// node returns node id.
+func (c *testCluster) node(id int32) *node { return c.nodes[id-1] }
+
+// quorum asks a node directly for the quorum's state.
+func (n *node) quorum() (*kmsg.DescribeQuorumResponseTopicPartition, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.addr))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	req.Topics = []kmsg.DescribeQuorumRequestTopic{{Topic: "__cluster_metadata", Partitions: []kmsg.DescribeQuorumRequestTopicPartition{{Partition: 0}}}}
+	resp, err := cl.SeedBrokers()[0].RetriableRequest(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	r := resp.(*kmsg.DescribeQuorumResponse)
+	if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 {
+		return nil, fmt.Errorf("malformed DescribeQuorum response")
+	}
+	return &r.Topics[0].Partitions[0], nil
+}
+
+// waitFor polls cond every 50ms until it holds or timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// metadata fetches cluster metadata through any running node.
+func (c *testCluster) metadata(ctx context.Context) (kadm.Metadata, error) {
+	return c.admin().Metadata(ctx)
+}
+
+// leader returns the quorum leader as seen by every running node, or -1
+// while they disagree or know none.
+func (c *testCluster) leader() int32 {
+	leader := int32(-2)
+	for _, n := range c.nodes {
+		if !n.running() {
+			continue
+		}
+		q, err := n.quorum()
+		if err != nil || q.LeaderID < 0 {
+			return -1
+		}
+		if leader != -2 && q.LeaderID != leader {
+			return -1
+		}
+		leader = q.LeaderID
+	}
+	return leader
+}
