@@ -83,9 +83,9 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	img := c.image.Load()
 	b := img.Brokers[r.NodeID]
 	l := c.live[r.NodeID]
-	if b != nil && l != nil && l.incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && sameRack(b.Rack, r.Rack) && !b.Fenced {
-		l.lastSeen = now
-		return b.Epoch, nil // a retry
+	if b != nil && b.Incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && sameRack(b.Rack, r.Rack) && !b.Fenced {
+		c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now, heard: true}
+		return b.Epoch, nil // a retry of the registration in force
 	}
 	if b != nil && l != nil && l.heard && l.incarnation != r.Incarnation && !b.Fenced && now.Sub(l.lastSeen) < c.sessionTimeout() {
 		return -1, fmt.Errorf("%w: node %d (registered from %s:%d, last heartbeat %s ago)",

@@ -293,30 +293,18 @@ func (c *Controller) QuorumState() QuorumState { return c.q.State() }
 // IsActive reports whether this node is the active controller.
 func (c *Controller) IsActive() bool { return c.q.Leader() == c.opts.NodeID }
 
-// Bootstrap makes sure the cluster has an id and this broker is registered
-// with its current address. It returns the cluster id.
+// Bootstrap formats the cluster id (if given) and registers this node's
+// broker with its address, as a node that is its own quorum does at start
+// (the server goes through the same calls; tests use this shortcut). It
+// returns the cluster id.
 func (c *Controller) Bootstrap(clusterID, host string, port int32, rack *string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	img := c.image.Load()
-	var recs []metadata.Record
-	if img.ClusterID == "" {
-		recs = append(recs, &metadata.ClusterIDRecord{ClusterID: clusterID})
-	} else if clusterID != "" && clusterID != img.ClusterID {
-		return "", fmt.Errorf("metadata log belongs to cluster %s, but meta.properties says %s", img.ClusterID, clusterID)
-	}
-	b := img.Brokers[c.opts.NodeID]
-	if b == nil || b.Host != host || b.Port != port || !sameRack(b.Rack, rack) {
-		var epoch int64
-		if b != nil {
-			epoch = b.Epoch + 1
-		}
-		recs = append(recs, &metadata.RegisterBrokerRecord{NodeID: c.opts.NodeID, Epoch: epoch, Host: host, Port: port, Rack: rack})
-	}
-	if len(recs) > 0 {
-		if _, err := c.commit(recs); err != nil {
+	if clusterID != "" {
+		if err := c.EnsureClusterID(clusterID); err != nil {
 			return "", err
 		}
+	}
+	if _, err := c.RegisterBroker(BrokerRegistration{NodeID: c.opts.NodeID, Host: host, Port: port, Rack: rack}); err != nil {
+		return "", err
 	}
 	return c.image.Load().ClusterID, nil
 }
