@@ -57,6 +57,31 @@ func (c *testCluster) leaders(ctx context.Context, topic string) (map[int32]int3
 	return out, nil
 }
 
+// leadersMatch reports whether every partition of topic has the leader
+// want gives it (-1: none).
+func (c *testCluster) leadersMatch(ctx context.Context, topic string, want func(p int32) int32) bool {
+	l, err := c.leaders(ctx, topic)
+	if err != nil {
+		return false
+	}
+	for p, got := range l {
+		if got != want(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// without returns the original leaders with node's partitions leaderless.
+func without(led map[int32]int32, node int32) func(int32) int32 {
+	return func(p int32) int32 {
+		if led[p] == node {
+			return -1
+		}
+		return led[p]
+	}
+}
+
 // produce writes n records numbered from first, acks=all, idempotent.
 func (c *testCluster) produce(ctx context.Context, topic string, first, n int) error {
 	cl := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -177,34 +202,15 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	// Its partitions are reported without a leader once it is fenced.
 	waitFor(t, "the dead broker's partitions to be leaderless", 15*time.Second, func() bool {
-		l, err := c.leaders(ctx, "spread")
-		if err != nil {
-			return false
-		}
-		for p, was := range led {
-			if was == old && l[p] != -1 {
-				return false
-			}
-		}
-		return true
+		return c.leadersMatch(ctx, "spread", without(led, old))
 	})
-	// Produce to the others meanwhile: only partitions with a leader.
 	// Restart it: it catches up with the metadata written while it was
 	// down and leads its partitions again.
 	c.node(old).start()
 	waitFor(t, "the restarted node to catch up", 20*time.Second, func() bool {
 		q, err := c.node(old).quorum()
-		if err != nil || q.LeaderID < 0 {
+		if err != nil || q.LeaderID < 0 || !c.leadersMatch(ctx, "spread", func(p int32) int32 { return led[p] }) {
 			return false
-		}
-		l, err := c.leaders(ctx, "spread")
-		if err != nil {
-			return false
-		}
-		for p := range led {
-			if l[p] != led[p] {
-				return false
-			}
 		}
 		cl := c.client(kgo.SeedBrokers(c.node(old).addr))
 		md, err := kadm.NewClient(cl).Metadata(ctx, "after-failover")
@@ -218,16 +224,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	c.node(victim).stop()
 	waitFor(t, "a stopped broker's partitions to be leaderless", 5*time.Second, func() bool {
-		l, err := c.leaders(ctx, "spread")
-		if err != nil {
-			return false
-		}
-		for p, was := range led {
-			if was == victim && l[p] != -1 {
-				return false
-			}
-		}
-		return true
+		return c.leadersMatch(ctx, "spread", without(led, victim))
 	})
 	// The CLI shows the fenced broker and the quorum.
 	brokers := runCLI(t, c, "cluster", "brokers", "--json")
@@ -271,16 +268,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	c.node(victim).start()
 	waitFor(t, "leadership back after restart", 20*time.Second, func() bool {
-		l, err := c.leaders(ctx, "spread")
-		if err != nil {
-			return false
-		}
-		for p := range led {
-			if l[p] != led[p] {
-				return false
-			}
-		}
-		return true
+		return c.leadersMatch(ctx, "spread", func(p int32) int32 { return led[p] })
 	})
 	// Every acknowledged record is still there, and the group resumes
 	// from its committed offsets: new records only.

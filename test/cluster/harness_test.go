@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/test/internal/testbin"
 )
 
 // node is one strata serve process of a test cluster.
@@ -47,26 +49,9 @@ var fastSettings = []string{
 	"--set", "offsets.topic.num.partitions=6",
 }
 
-func binary(t *testing.T) string {
-	if b := os.Getenv("STRATA_BIN"); b != "" {
-		return b
-	}
-	bin := filepath.Join(t.TempDir(), "strata")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/stratalog/strata/cmd/strata").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build strata: %v\n%s", err, out)
-	}
-	return bin
-}
+func binary(t *testing.T) string { return testbin.Binary(t) }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testbin.FreeAddr(t) }
 
 // newCluster prepares n nodes (ids 1..n) and starts them all.
 func newCluster(t *testing.T, n int) *testCluster {

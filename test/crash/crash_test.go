@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/test/internal/testbin"
 )
 
 const (
@@ -82,26 +84,9 @@ func (p *process) tail() string {
 	return strings.Join(lines, "\n")
 }
 
-func binary(t *testing.T) string {
-	if b := os.Getenv("STRATA_BIN"); b != "" {
-		return b
-	}
-	bin := filepath.Join(t.TempDir(), "strata")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/stratalog/strata/cmd/strata").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build strata: %v\n%s", err, out)
-	}
-	return bin
-}
+func binary(t *testing.T) string { return testbin.Binary(t) }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testbin.FreeAddr(t) }
 
 // acked records what the broker acknowledged: per partition, the offset of
 // each acknowledged record's value.
