@@ -37,6 +37,8 @@ type Controller interface {
 	BrokerShutdown(node int32, epoch int64) error
 	// QuorumState describes the metadata quorum (describe_quorum.go).
 	QuorumState() controller.QuorumState
+	// IsActive reports whether this node is the active controller.
+	IsActive() bool
 }
 
 // Partitions is what the broker needs from the partition manager.
@@ -76,6 +78,9 @@ type Options struct {
 	Groups Groups
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Forward, if set, relays a metadata-changing admin request to the
+	// active controller when this node is not it, and returns its answer.
+	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 	// EnsureOffsetsTopic, if set, starts creating __consumer_offsets when
 	// FindCoordinator finds it missing; it must not block.
 	EnsureOffsetsTopic func()
@@ -219,6 +224,10 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		return
 	}
 	req.body = kreq
+	if h.toController && b.opts.Forward != nil && !b.opts.Controller.IsActive() {
+		go b.forward(ctx, req, h)
+		return
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			b.log.Error("handler panic", "api", kmsg.NameForKey(key), "version", version, "panic", p, "stack", string(debug.Stack()))
@@ -226,6 +235,33 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		}
 	}()
 	h.fn(ctx, req)
+}
+
+// forward relays req to the active controller and answers with its
+// response; when the controller cannot be reached the local handler
+// answers (NOT_CONTROLLER, or its own error).
+func (b *Broker) forward(ctx context.Context, req *request, h handler) {
+	resp, err := b.opts.Forward(ctx, req.body)
+	if err != nil {
+		b.log.Debug("forward to the controller", "api", kmsg.NameForKey(req.key), "err", err)
+		h.fn(ctx, req)
+		return
+	}
+	req.respond(resp)
+}
+
+// controllerForClients is the controller id Metadata and DescribeCluster
+// report: the active controller when clients can reach it as a broker,
+// otherwise this broker, which relays admin requests to it.
+func (b *Broker) controllerForClients(img *metadata.Image) int32 {
+	id := b.opts.Controller.ControllerID()
+	if br := img.Brokers[id]; br != nil && !br.Fenced {
+		return id
+	}
+	if b.opts.Forward != nil {
+		return b.opts.NodeID
+	}
+	return id
 }
 
 // image is the current metadata image.

@@ -27,7 +27,7 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *request) {
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = img.ClusterID
-	resp.ControllerID = b.opts.Controller.ControllerID()
+	resp.ControllerID = b.controllerForClients(img)
 	resp.ClusterAuthorizedOperations = -2147483648
 	for _, id := range sortedBrokerIDs(img) {
 		br := img.Brokers[id]

@@ -49,7 +49,7 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 
 	resp.Brokers = brokerList(img)
 	resp.ClusterID = &img.ClusterID
-	resp.ControllerID = b.opts.Controller.ControllerID()
+	resp.ControllerID = b.controllerForClients(img)
 	resp.AuthorizedOperations = -2147483648
 
 	if all {

@@ -16,6 +16,9 @@ type handler struct {
 	// interBroker APIs (broker to controller) are served but not listed
 	// in ApiVersions: clients never call them.
 	interBroker bool
+	// toController APIs change metadata: a broker that is not the active
+	// controller relays them there (Options.Forward).
+	toController bool
 }
 
 type handlerTable map[int16]handler
@@ -31,16 +34,16 @@ func (b *Broker) register() handlerTable {
 		2:  {min: 0, max: 10, fn: b.handleListOffsets},
 		3:  {min: 0, max: 13, fn: b.handleMetadata},
 		18: {min: 0, max: 4, fn: b.handleApiVersions},
-		19: {min: 0, max: 7, fn: b.handleCreateTopics},
-		20: {min: 0, max: 6, fn: b.handleDeleteTopics},
+		19: {min: 0, max: 7, fn: b.handleCreateTopics, toController: true},
+		20: {min: 0, max: 6, fn: b.handleDeleteTopics, toController: true},
 		21: {min: 0, max: 2, fn: b.handleDeleteRecords},
 		22: {min: 0, max: 5, fn: b.handleInitProducerID},
 		23: {min: 0, max: 4, fn: b.handleOffsetForLeaderEpoch},
 		32: {min: 0, max: 4, fn: b.handleDescribeConfigs},
-		33: {min: 0, max: 2, fn: b.handleAlterConfigs},
+		33: {min: 0, max: 2, fn: b.handleAlterConfigs, toController: true},
 		35: {min: 0, max: 4, fn: b.handleDescribeLogDirs},
-		37: {min: 0, max: 3, fn: b.handleCreatePartitions},
-		44: {min: 0, max: 1, fn: b.handleIncrementalAlterConfigs},
+		37: {min: 0, max: 3, fn: b.handleCreatePartitions, toController: true},
+		44: {min: 0, max: 1, fn: b.handleIncrementalAlterConfigs, toController: true},
 		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},
 		60: {min: 0, max: 2, fn: b.handleDescribeCluster},
 		// Broker to controller (KRaft's): see broker_registration.go.

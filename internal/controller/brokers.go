@@ -139,6 +139,41 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 	return false, nil
 }
 
+// RegisterSelf records this node's endpoint for broker-to-controller
+// requests, if the image does not have it yet. Only the active controller
+// writes it (brokers need the active one's only).
+func (c *Controller) RegisterSelf(host string, port int32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.IsActive() {
+		return ErrNotController
+	}
+	want := metadata.Endpoint{Host: host, Port: port}
+	if e, ok := c.image.Load().Controllers[c.opts.NodeID]; ok && e == want {
+		return nil
+	}
+	_, err := c.commit([]metadata.Record{&metadata.RegisterControllerRecord{NodeID: c.opts.NodeID, Host: host, Port: port}})
+	return err
+}
+
+// ActiveEndpoint is where the active controller takes broker-to-controller
+// requests: its controller endpoint, or, for a combined node that has not
+// written one, its broker listener.
+func (c *Controller) ActiveEndpoint() (metadata.Endpoint, error) {
+	id := c.ControllerID()
+	if id < 0 {
+		return metadata.Endpoint{}, fmt.Errorf("%w: no active controller is known (the metadata quorum has no leader)", ErrNotController)
+	}
+	img := c.image.Load()
+	if e, ok := img.Controllers[id]; ok {
+		return e, nil
+	}
+	if b := img.Brokers[id]; b != nil {
+		return metadata.Endpoint{Host: b.Host, Port: b.Port}, nil
+	}
+	return metadata.Endpoint{}, fmt.Errorf("%w: the active controller (node %d) has not published its endpoint yet", ErrNotController, id)
+}
+
 // BrokerShutdown fences a broker that is shutting down cleanly (its last
 // heartbeat asks for it, as Kafka's controlled shutdown): its partitions
 // move now rather than after the session timeout, and a restarted process

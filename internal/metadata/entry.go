@@ -95,6 +95,15 @@ func (im *Image) Records() []Record {
 		b := im.Brokers[id]
 		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced, Incarnation: b.Incarnation})
 	}
+	cids := make([]int32, 0, len(im.Controllers))
+	for id := range im.Controllers {
+		cids = append(cids, id)
+	}
+	sort.Slice(cids, func(i, j int) bool { return cids[i] < cids[j] })
+	for _, id := range cids {
+		e := im.Controllers[id]
+		out = append(out, &RegisterControllerRecord{NodeID: id, Host: e.Host, Port: e.Port})
+	}
 	if im.NextProducerID > 0 {
 		out = append(out, &ProducerIDsRecord{NextProducerID: im.NextProducerID})
 	}

@@ -13,7 +13,8 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 	im := Empty()
 	im = apply(t, im, 0, &ClusterIDRecord{ClusterID: "c1"},
 		&RegisterBrokerRecord{NodeID: 1, Epoch: 0, Host: "h1", Port: 9092},
-		&RegisterBrokerRecord{NodeID: 2, Epoch: 3, Host: "h2", Port: 9093, Rack: strp("r2"), Fenced: true})
+		&RegisterBrokerRecord{NodeID: 2, Epoch: 3, Host: "h2", Port: 9093, Rack: strp("r2"), Fenced: true},
+		&RegisterControllerRecord{NodeID: 7, Host: "c7", Port: 9097})
 	im = apply(t, im, 1, &TopicRecord{Name: "a", ID: a},
 		&PartitionRecord{TopicID: a, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1},
 		&PartitionRecord{TopicID: a, Partition: 1, Replicas: []int32{2}, ISR: []int32{2}, Leader: -1, LeaderEpoch: 4, PartitionEpoch: 5},

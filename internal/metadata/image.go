@@ -9,13 +9,22 @@ import (
 // Image is an immutable snapshot of cluster metadata. Never modify an Image
 // or anything reachable from it; Apply returns a new one.
 type Image struct {
-	Offset         int64 // offset of the last record applied, -1 if none
-	ClusterID      string
-	Topics         map[string]*Topic
-	TopicsByID     map[UUID]*Topic
-	Configs        map[ConfigResource]map[string]string
-	Brokers        map[int32]*Broker
+	Offset     int64 // offset of the last record applied, -1 if none
+	ClusterID  string
+	Topics     map[string]*Topic
+	TopicsByID map[UUID]*Topic
+	Configs    map[ConfigResource]map[string]string
+	Brokers    map[int32]*Broker
+	// Controllers are the controllers' endpoints for broker-to-controller
+	// requests, by node id.
+	Controllers    map[int32]Endpoint
 	NextProducerID int64
+}
+
+// Endpoint is a host and port.
+type Endpoint struct {
+	Host string
+	Port int32
 }
 
 // ConfigResource names a config owner.
@@ -55,11 +64,12 @@ type Broker struct {
 // Empty returns the image before any record.
 func Empty() *Image {
 	return &Image{
-		Offset:     -1,
-		Topics:     map[string]*Topic{},
-		TopicsByID: map[UUID]*Topic{},
-		Configs:    map[ConfigResource]map[string]string{},
-		Brokers:    map[int32]*Broker{},
+		Offset:      -1,
+		Topics:      map[string]*Topic{},
+		TopicsByID:  map[UUID]*Topic{},
+		Configs:     map[ConfigResource]map[string]string{},
+		Brokers:     map[int32]*Broker{},
+		Controllers: map[int32]Endpoint{},
 	}
 }
 
@@ -166,6 +176,12 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				copiedBrokers = true
 			}
 			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced, Incarnation: r.Incarnation}
+		case *RegisterControllerRecord:
+			next.Controllers = maps.Clone(im.Controllers)
+			if next.Controllers == nil {
+				next.Controllers = map[int32]Endpoint{}
+			}
+			next.Controllers[r.NodeID] = Endpoint{Host: r.Host, Port: r.Port}
 		case *FenceBrokerRecord:
 			b, ok := next.Brokers[r.NodeID]
 			if !ok || b.Epoch != r.Epoch || b.Fenced == r.Fenced {

@@ -17,6 +17,7 @@ type snapshot struct {
 	parts   map[string][]Partition
 	configs map[ConfigResource]map[string]string
 	brokers map[int32]Broker
+	ctrls   map[int32]Endpoint
 	nextPID int64
 }
 
@@ -24,7 +25,7 @@ func snap(im *Image) snapshot {
 	s := snapshot{
 		offset: im.Offset, cluster: im.ClusterID, nextPID: im.NextProducerID,
 		topics: map[string]Topic{}, byID: map[UUID]Topic{}, parts: map[string][]Partition{},
-		configs: map[ConfigResource]map[string]string{}, brokers: map[int32]Broker{},
+		configs: map[ConfigResource]map[string]string{}, brokers: map[int32]Broker{}, ctrls: maps.Clone(im.Controllers),
 	}
 	for n, t := range im.Topics {
 		s.topics[n] = Topic{Name: t.Name, ID: t.ID}

@@ -61,6 +61,7 @@ const (
 	TypeRegisterBroker RecordType = 6
 	TypeClusterID      RecordType = 7
 	TypeFenceBroker    RecordType = 8
+	TypeController     RecordType = 9
 )
 
 // Record is one metadata record.
@@ -135,6 +136,16 @@ type FenceBrokerRecord struct {
 	Fenced bool  `json:"fenced"`
 }
 
+// RegisterControllerRecord records where a controller takes
+// broker-to-controller requests (its Kafka-protocol listener). The active
+// controller writes its own; brokers send registrations and heartbeats
+// there.
+type RegisterControllerRecord struct {
+	NodeID int32  `json:"node_id"`
+	Host   string `json:"host"`
+	Port   int32  `json:"port"`
+}
+
 // ClusterIDRecord fixes the cluster id; written once when a cluster is
 // formatted.
 type ClusterIDRecord struct {
@@ -150,6 +161,9 @@ func (*ProducerIDsRecord) Type() RecordType    { return TypeProducerIDs }
 func (*RegisterBrokerRecord) Type() RecordType { return TypeRegisterBroker }
 func (*ClusterIDRecord) Type() RecordType      { return TypeClusterID }
 func (*FenceBrokerRecord) Type() RecordType    { return TypeFenceBroker }
+func (*RegisterControllerRecord) Type() RecordType {
+	return TypeController
+}
 
 const recordVersion = 0
 
@@ -190,6 +204,8 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(ClusterIDRecord)
 	case TypeFenceBroker:
 		r = new(FenceBrokerRecord)
+	case TypeController:
+		r = new(RegisterControllerRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

@@ -37,32 +37,74 @@ var _ broker.Controller = (*clusterController)(nil)
 // forwardTimeout bounds one forwarded request.
 const forwardTimeout = 10 * time.Second
 
-// activeAddr is the Kafka listener of the active controller.
+// activeAddr is the endpoint of the active controller.
 func (c *clusterController) activeAddr() (string, error) {
-	id := c.Controller.ControllerID()
-	if id < 0 {
-		return "", fmt.Errorf("%w: no active controller is known (the metadata quorum has no leader)", controller.ErrNotController)
+	e, err := c.ActiveEndpoint()
+	if err != nil {
+		return "", err
 	}
-	b := c.Image().Brokers[id]
-	if b == nil {
-		return "", fmt.Errorf("%w: the active controller (node %d) has not registered its listener yet", controller.ErrNotController, id)
-	}
-	return net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))), nil
+	return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), nil
 }
 
+// forward sends one of this broker's own requests to the active
+// controller.
 func (c *clusterController) forward(req kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	return c.send(ctx, broker.InterBrokerClientID, req)
+}
+
+func (c *clusterController) send(ctx context.Context, clientID string, req kmsg.Request) (kmsg.Response, error) {
 	addr, err := c.activeAddr()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	return c.rpc.do(ctx, addr, clientID, req)
+}
+
+// ForwardRequest relays a client's admin request, as it came, to the
+// active controller and returns its answer (KIP-590's forwarding, without
+// the envelope: the controller sees this broker as the client). Writes
+// that create or delete topics wait, briefly, until this broker's image
+// shows them, so the client's next request here sees its change.
+func (c *clusterController) ForwardRequest(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
-	return c.rpc.do(ctx, addr, req)
+	resp, err := c.send(ctx, forwardClientID, req)
+	if err != nil {
+		return nil, err
+	}
+	switch r := resp.(type) {
+	case *kmsg.CreateTopicsResponse:
+		if req.(*kmsg.CreateTopicsRequest).ValidateOnly {
+			break
+		}
+		c.waitFor(func(img *metadata.Image) bool {
+			for _, t := range r.Topics {
+				if t.ErrorCode == 0 && img.Topics[t.Topic] == nil {
+					return false
+				}
+			}
+			return true
+		})
+	case *kmsg.DeleteTopicsResponse:
+		c.waitFor(func(img *metadata.Image) bool {
+			for _, t := range r.Topics {
+				if t.ErrorCode == 0 && t.Topic != nil && img.Topics[*t.Topic] != nil {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	return resp, nil
 }
 
 // CreateTopics creates locally on the active controller, else forwards
 // the request and waits (briefly) until this node's image has the topics,
-// so the caller sees what it created.
+// so the caller sees what it created. Only the broker's own requests come
+// here (auto-creation, __consumer_offsets); clients' are relayed whole by
+// ForwardRequest.
 func (c *clusterController) CreateTopics(reqs []controller.CreateTopic, validateOnly bool) []controller.CreateTopicResult {
 	if c.IsActive() {
 		return c.Controller.CreateTopics(reqs, validateOnly)
@@ -84,7 +126,16 @@ func (c *clusterController) CreateTopics(reqs []controller.CreateTopic, validate
 		}
 		req.Topics = append(req.Topics, t)
 	}
-	resp, err := c.forward(req)
+	// Only the broker's own internal topics go with its privilege.
+	clientID := broker.InterBrokerClientID
+	for _, r := range reqs {
+		if !r.Internal {
+			clientID = forwardClientID
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, clientID, req)
 	if err != nil {
 		for i := range out {
 			out[i].Err = err

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/stratalog/strata/internal/broker"
 )
 
 // rpcClient sends Kafka requests from this broker to another node's Kafka
@@ -23,7 +21,6 @@ import (
 // an ApiVersions round trip. One connection per address, one request in
 // flight on it at a time: this is control traffic.
 type rpcClient struct {
-	clientID string
 	timeout  time.Duration
 	maxBytes int32
 
@@ -39,12 +36,17 @@ type rpcConn struct {
 }
 
 func newRPCClient(timeout time.Duration) *rpcClient {
-	return &rpcClient{clientID: broker.InterBrokerClientID, timeout: timeout, maxBytes: 64 << 20, conns: map[string]*rpcConn{}}
+	return &rpcClient{timeout: timeout, maxBytes: 64 << 20, conns: map[string]*rpcConn{}}
 }
 
-// do sends req to addr and decodes the response into resp (req's
-// ResponseKind). Any transport error drops the connection.
-func (c *rpcClient) do(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
+// forwardClientID is the client id of client requests a broker forwards
+// to the active controller; unlike broker.InterBrokerClientID it carries
+// no privilege.
+const forwardClientID = "strata-forwarded"
+
+// do sends req to addr with the given client id and returns the decoded
+// response. Any transport error drops the connection.
+func (c *rpcClient) do(ctx context.Context, addr, clientID string, req kmsg.Request) (kmsg.Response, error) {
 	c.mu.Lock()
 	rc := c.conns[addr]
 	if rc == nil {
@@ -55,7 +57,7 @@ func (c *rpcClient) do(ctx context.Context, addr string, req kmsg.Request) (kmsg
 
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	resp, err := rc.roundTrip(ctx, addr, c, req)
+	resp, err := rc.roundTrip(ctx, addr, clientID, c, req)
 	if err != nil && rc.c != nil {
 		rc.c.Close()
 		rc.c, rc.r = nil, nil
@@ -66,7 +68,7 @@ func (c *rpcClient) do(ctx context.Context, addr string, req kmsg.Request) (kmsg
 	return resp, nil
 }
 
-func (rc *rpcConn) roundTrip(ctx context.Context, addr string, c *rpcClient, req kmsg.Request) (kmsg.Response, error) {
+func (rc *rpcConn) roundTrip(ctx context.Context, addr, clientID string, c *rpcClient, req kmsg.Request) (kmsg.Response, error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -88,8 +90,8 @@ func (rc *rpcConn) roundTrip(ctx context.Context, addr string, c *rpcClient, req
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(rc.corrID))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(c.clientID)))
-	buf = append(buf, c.clientID...)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(clientID)))
+	buf = append(buf, clientID...)
 	if req.IsFlexible() {
 		buf = append(buf, 0)
 	}

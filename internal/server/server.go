@@ -153,6 +153,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Groups:             s.groups,
 		Logger:             logger,
 		EnsureOffsetsTopic: s.ensureOffsetsTopic,
+		Forward:            s.cc.ForwardRequest,
 	})
 	s.net = network.New(network.Config{
 		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // createTopic retries through elections and NOT_CONTROLLER until the
@@ -158,6 +159,8 @@ func TestThreeNodeCluster(t *testing.T) {
 	if len(perBroker) != 3 || perBroker[1] != 10 || perBroker[2] != 10 || perBroker[3] != 10 {
 		t.Fatalf("leaders per broker %v, want 10 each", perBroker)
 	}
+
+	forwardedAdmin(t, ctx, c)
 
 	const n = 30000
 	if err := c.produce(ctx, "spread", 0, n); err != nil {
@@ -484,4 +487,78 @@ func runCLI(t *testing.T, c *testCluster, args ...string) string {
 		t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// forwardedAdmin sends admin requests straight to a broker that is not the
+// active controller: it relays them there, and sees the result at once.
+func forwardedAdmin(t *testing.T, ctx context.Context, c *testCluster) {
+	t.Helper()
+	var leader int32
+	waitFor(t, "an agreed quorum leader", 10*time.Second, func() bool { leader = c.leader(); return leader > 0 })
+	other := leader%int32(len(c.nodes)) + 1
+	cl := c.client(kgo.SeedBrokers(c.node(other).addr))
+	if _, err := kadm.NewClient(cl).Metadata(ctx); err != nil { // learn broker ids
+		t.Fatal(err)
+	}
+	br := cl.Broker(int(other))
+
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "forwarded", 3, 1
+	create.Topics = append(create.Topics, ct)
+	resp, err := br.RetriableRequest(ctx, create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("CreateTopics through node %d (controller %d): %v", other, leader, kerr.ErrorForCode(code))
+	}
+	md, err := kadm.NewClient(cl).Metadata(ctx, "forwarded")
+	if err != nil || md.Topics["forwarded"].Err != nil || len(md.Topics["forwarded"].Partitions) != 3 {
+		t.Fatalf("node %d does not show the topic it created: %v %+v", other, err, md.Topics["forwarded"])
+	}
+
+	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ar := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ar.ResourceType, ar.ResourceName = kmsg.ConfigResourceTypeTopic, "forwarded"
+	ar.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("60000")}}
+	alter.Resources = append(alter.Resources, ar)
+	if resp, err = br.RetriableRequest(ctx, alter); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("IncrementalAlterConfigs through node %d: %v", other, kerr.ErrorForCode(code))
+	}
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{"forwarded"}
+	del.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("forwarded")}}
+	if resp, err = br.RetriableRequest(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("DeleteTopics through node %d: %v", other, kerr.ErrorForCode(code))
+	}
+	// (Metadata without auto-creation: kadm's would create it again.)
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.AllowAutoTopicCreation = false
+	mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("forwarded")}}
+	if resp, err = br.RetriableRequest(ctx, mreq); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.MetadataResponse).Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("node %d still shows the topic it deleted (code %d)", other, code)
+	}
+
+	// A client may not create internal topics through a broker.
+	internal := kmsg.NewPtrCreateTopicsRequest()
+	it := kmsg.NewCreateTopicsRequestTopic()
+	it.Topic, it.NumPartitions, it.ReplicationFactor = "__consumer_offsets", 1, 1
+	internal.Topics = append(internal.Topics, it)
+	if resp, err = br.RetriableRequest(ctx, internal); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; code == 0 {
+		t.Fatal("a client created __consumer_offsets through a broker")
+	}
 }
