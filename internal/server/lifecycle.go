@@ -15,12 +15,14 @@ import (
 
 // lifecycle keeps this broker registered with the active controller and
 // heartbeating, as a KRaft broker does; on the active controller it also
-// formats a new cluster (its id), imports a pre-quorum metadata log, and
-// fences brokers whose heartbeats stopped.
+// formats a new cluster (its id), imports a pre-quorum metadata log,
+// publishes its endpoint for brokers, and fences brokers whose heartbeats
+// stopped.
 type lifecycle struct {
 	cc        *clusterController
 	log       *slog.Logger
 	clusterID string
+	roles     roles
 	reg       controller.BrokerRegistration
 	every     time.Duration // heartbeat interval
 	dataDir   string
@@ -38,8 +40,8 @@ type lifecycle struct {
 	lastErrAt time.Time
 }
 
-func newLifecycle(cc *clusterController, log *slog.Logger, clusterID string, reg controller.BrokerRegistration, every time.Duration, dataDir string, legacy []metadata.Record, onReady func()) *lifecycle {
-	l := &lifecycle{cc: cc, log: log, clusterID: clusterID, reg: reg, every: every, dataDir: dataDir, legacy: legacy,
+func newLifecycle(cc *clusterController, log *slog.Logger, clusterID string, r roles, reg controller.BrokerRegistration, every time.Duration, dataDir string, legacy []metadata.Record, onReady func()) *lifecycle {
+	l := &lifecycle{cc: cc, log: log, clusterID: clusterID, roles: r, reg: reg, every: every, dataDir: dataDir, legacy: legacy,
 		ready: make(chan struct{}), onReady: onReady}
 	l.epoch.Store(-1)
 	return l
@@ -65,12 +67,18 @@ func (l *lifecycle) step() time.Duration {
 			l.warn("format the metadata log", err)
 			return retry
 		}
+		if err := c.RegisterSelf(l.reg.Host, l.reg.Port); err != nil {
+			l.warn("publish the controller endpoint", err)
+		}
 		if _, err := c.FenceExpired(); err != nil {
 			l.warn("fence brokers", err)
 		}
 	}
 	if c.Image().ClusterID == "" {
 		return retry // no active controller has formatted the log yet
+	}
+	if !l.roles.broker {
+		return l.every // a controller only: no broker to register
 	}
 	epoch := l.epoch.Load()
 	if epoch < 0 {

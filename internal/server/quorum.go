@@ -24,12 +24,34 @@ import (
 func raftID(node int32) uint64 { return uint64(node) }
 func nodeOf(raft uint64) int32 { return int32(raft) }
 
-// voters parses controller.quorum.voters: "id@host:port,..." as Kafka
-// writes it. Empty means this node alone (a one-voter quorum needing no
-// controller listener).
-func parseVoters(s string, self int32) (map[int32]string, error) {
+// roles is what process.roles asks this node to be.
+type roles struct{ broker, controller bool }
+
+func parseRoles(s string) (roles, error) {
+	var r roles
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "broker":
+			r.broker = true
+		case "controller":
+			r.controller = true
+		default:
+			return r, fmt.Errorf("process.roles=%q: roles are broker and controller", s)
+		}
+	}
+	return r, nil
+}
+
+// parseVoters parses controller.quorum.voters: "id@host:port,..." as
+// Kafka writes it. Empty means this node alone (a one-voter quorum needing
+// no controller listener), which must then be both broker and controller.
+// A controller must be one of the voters, a broker-only node must not.
+func parseVoters(s string, self int32, r roles) (map[int32]string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
+		if !r.broker || !r.controller {
+			return nil, errors.New("a node without --controller-quorum is a cluster of its own and must be both broker and controller (process.roles=broker,controller)")
+		}
 		return map[int32]string{self: ""}, nil
 	}
 	out := map[int32]string{}
@@ -40,7 +62,7 @@ func parseVoters(s string, self int32) (map[int32]string, error) {
 			return nil, fmt.Errorf("controller quorum %q: %q is not id@host:port", s, part)
 		}
 		id, err := strconv.ParseInt(idText, 10, 32)
-		if err != nil || id < 0 {
+		if err != nil || id <= 0 {
 			return nil, fmt.Errorf("controller quorum %q: bad node id %q", s, idText)
 		}
 		host, port, err := net.SplitHostPort(addr)
@@ -55,8 +77,12 @@ func parseVoters(s string, self int32) (map[int32]string, error) {
 		}
 		out[int32(id)] = addr
 	}
-	if _, ok := out[self]; !ok {
-		return nil, fmt.Errorf("controller quorum %q does not include this node (node.id=%d); only combined broker+controller nodes are supported so far", s, self)
+	_, voter := out[self]
+	switch {
+	case r.controller && !voter:
+		return nil, fmt.Errorf("controller quorum %q does not include this node (node.id=%d), but its roles include controller", s, self)
+	case !r.controller && voter:
+		return nil, fmt.Errorf("controller quorum %q lists this node (node.id=%d) as a voter, but its roles do not include controller", s, self)
 	}
 	return out, nil
 }
@@ -185,4 +211,10 @@ func isLegacyLog(dir string) bool {
 		}
 	}
 	return false
+}
+
+// startObserver follows the metadata quorum without voting: a broker-only
+// node.
+func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clusterID string) error {
+	return errors.New("broker-only nodes are not supported yet")
 }

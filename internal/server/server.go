@@ -45,6 +45,7 @@ type Server struct {
 	life   *lifecycle
 	// single is set for a node that is its own quorum.
 	single bool
+	roles  roles
 	// creatingOffsets is set while __consumer_offsets is being created.
 	creatingOffsets atomic.Bool
 	parts           *replication.Manager
@@ -77,14 +78,14 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		}
 	}()
 	nodeID := cfg.NodeID()
-	if roles := strings.ReplaceAll(cfg.String("process.roles"), " ", ""); roles != "broker,controller" && roles != "controller,broker" {
-		return nil, fmt.Errorf("process.roles=%q: only combined broker,controller nodes are supported so far", roles)
+	if s.roles, err = parseRoles(cfg.String("process.roles")); err != nil {
+		return nil, err
 	}
-	voters, err := parseVoters(cfg.String("controller.quorum.voters"), nodeID)
+	voters, err := parseVoters(cfg.String("controller.quorum.voters"), nodeID, s.roles)
 	if err != nil {
 		return nil, err
 	}
-	single := len(voters) == 1
+	single := strings.TrimSpace(cfg.String("controller.quorum.voters")) == ""
 	s.single = single
 	dir := cfg.DataDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -108,7 +109,12 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if len(legacy) > 0 && !single {
 		return nil, fmt.Errorf("%s holds a single-node metadata log; start this node alone once to migrate it before joining a quorum", dir)
 	}
-	if err := s.startController(logger, voters, clusterID); err != nil {
+	if s.roles.controller {
+		err = s.startController(logger, voters, clusterID)
+	} else {
+		err = s.startObserver(logger, voters, clusterID)
+	}
+	if err != nil {
 		return nil, err
 	}
 
@@ -140,7 +146,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	var lc *lifecycle
 	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
 		epoch: func() int64 { return lc.epoch.Load() }}
-	lc = newLifecycle(s.cc, logger.With("component", "broker-lifecycle"), clusterID,
+	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
 		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
 	s.life = lc
@@ -190,7 +196,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		s.serveErr <- s.net.Serve(s.ln)
 	}()
 	s.log.Info("strata started", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"data_dir", dir, "node_id", nodeID, "cluster_id", clusterID, "voters", len(voters), "fsync", cfg.String("log.fsync"))
+		"data_dir", dir, "node_id", nodeID, "roles", cfg.String("process.roles"), "cluster_id", clusterID, "voters", len(voters),
+		"fsync", cfg.String("log.fsync"))
 	return s, nil
 }
 
@@ -299,7 +306,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
-	if e := s.life.epoch.Load(); e >= 0 && len(s.ctrl.QuorumState().Voters) > 1 {
+	if e := s.life.epoch.Load(); e >= 0 && !s.single {
 		// Controlled shutdown: in a cluster, let the active controller
 		// move this broker's partitions now (a single node keeps them).
 		if err := s.cc.shutdown(e); err != nil {
