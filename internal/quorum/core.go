@@ -30,6 +30,21 @@ func encodeEnvelope(id propID, data []byte) []byte {
 	return append(b, data...)
 }
 
+// entryPayload returns what StateMachine.Apply receives for a committed
+// entry, and whether it receives anything: conf changes and a new leader's
+// empty entry are not applied. Voters apply through it and observers are
+// served through it, so both see the same sequence.
+func entryPayload(e *raftpb.Entry) (propID, []byte, bool, error) {
+	if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
+		return propID{}, nil, false, nil
+	}
+	pid, data, err := decodeEnvelope(e.Data)
+	if err != nil {
+		return pid, nil, false, fmt.Errorf("%w: entry %d: %v", ErrCorrupt, e.Index, err)
+	}
+	return pid, data, true, nil
+}
+
 func decodeEnvelope(b []byte) (propID, []byte, error) {
 	var id propID
 	if len(b) < envelopeLen || b[0] != envelopeVersion {
@@ -82,6 +97,7 @@ type core struct {
 
 	snapshotEvery, catchUp uint64
 	applied                uint64
+	commit                 uint64 // from the latest HardState
 	snapIndex              uint64 // of the latest snapshot, taken or received
 	snapFailedAt           uint64 // applied index when StateMachine.Snapshot last failed
 	confState              raftpb.ConfState
@@ -119,6 +135,10 @@ func newCore(cfg *Config, st *diskStorage, snap raftpb.Snapshot, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("quorum: start raft: %w", err)
 	}
+	hs, _, err := st.ms.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("quorum: read hard state: %w", err)
+	}
 	return &core{
 		id:            cfg.ID,
 		log:           log,
@@ -128,6 +148,7 @@ func newCore(cfg *Config, st *diskStorage, snap raftpb.Snapshot, log *slog.Logge
 		snapshotEvery: cfg.SnapshotEvery,
 		catchUp:       cfg.CatchUpEntries,
 		applied:       sm.Index,
+		commit:        hs.Commit,
 		snapIndex:     sm.Index,
 		confState:     sm.ConfState,
 		state:         raft.StateFollower,
@@ -226,6 +247,7 @@ func (c *core) handleReady(send func([]raftpb.Message)) error {
 	if err := c.st.save(&rd); err != nil {
 		return err
 	}
+	c.commit = max(c.commit, rd.HardState.Commit)
 	c.track(&rd)
 	if len(rd.Messages) > 0 {
 		send(rd.Messages)
@@ -312,12 +334,12 @@ func (c *core) apply(ents []raftpb.Entry) error {
 		mine := false
 		switch e.Type {
 		case raftpb.EntryNormal:
-			if len(e.Data) == 0 {
-				break // a new leader's empty entry
-			}
-			pid, data, err := decodeEnvelope(e.Data)
+			pid, data, ok, err := entryPayload(e)
 			if err != nil {
-				return fmt.Errorf("%w: entry %d: %v", ErrCorrupt, e.Index, err)
+				return err
+			}
+			if !ok {
+				break // a new leader's empty entry
 			}
 			if err := c.sm.Apply(e.Index, data); err != nil {
 				return fmt.Errorf("quorum: state machine failed to apply entry %d: %w", e.Index, err)

@@ -11,6 +11,17 @@
 // formats the data directory, and every node must be started with the same
 // set of ids. A node that is the only voter elects itself at Start.
 //
+// Observers (observer.go), like KRaft's, follow the committed log without
+// voting: broker-only nodes. An Observer fetches from one voter at a time
+// over the voters' controller listener (observe.go serves it) and hands
+// its StateMachine exactly what the voters' receive: Restore for a
+// snapshot, then Apply for every committed entry in index order, with the
+// same indexes and data, the entries voters skip (conf changes, a new
+// leader's empty entry) skipped too. Raft knows nothing of observers. An
+// observer keeps nothing on disk (so no files below are its): at Start it
+// fetches from index 1, and a voter whose log no longer reaches back that
+// far sends its latest snapshot instead.
+//
 // # Files in Config.Dir
 //
 //	LOCK                      flock(2)ed while a Node has the directory open
@@ -57,6 +68,29 @@
 // is rejected and logged. Then frames follow: length uint32, CRC-32C uint32,
 // protobuf raftpb.Message, bounded by Config.MaxMessageBytes. Anything
 // malformed closes the connection.
+//
+// An observer dials the same listener and opens with its own hello (magic
+// "SQRO" instead of "SQRH", otherwise the same fields, from being the
+// observer's id). The voter refuses another cluster's observer, an observer
+// id of 0 or a voter's id, and more than 256 observer connections, with an
+// answer status saying why and a log line. Then the observer sends fetch
+// requests {from: the next index it wants, maxBytes, maxWait} and the voter
+// answers each with its leader id (0 if unknown), its commit index and
+// either the entries it has applied from "from" on (at least one if there is
+// any, up to maxBytes, capped at 8 MiB: each listed with its index and the
+// data StateMachine.Apply receives, plus the index after the last entry
+// covered), or, when "from" is below its first retained log index, its
+// latest snapshot (index, term, data). A voter serves only what it has
+// applied, so what an observer sees is committed and never ahead of that
+// voter's state machine. With nothing from "from" on, the voter holds the
+// request up to maxWait (observers ask for 500ms, voters cap it at 5s) or
+// until it applies more or its leader changes. Requests are at most 64
+// bytes; responses are bounded by the voter's MaxMessageBytes and the
+// observer's. Anything malformed closes the connection; the observer then
+// tries the next voter, with backoff. It prefers the leader: a response
+// naming another voter as leader moves it there (at most once per
+// RequestTimeout), and a voter that has known no leader for RequestTimeout
+// is left for the next. Byte layouts are in wire.go.
 //
 // It is a leaf: it imports the standard library, go.etcd.io/raft/v3 and
 // golang.org/x/sys/unix, nothing of Strata's. The controller is its

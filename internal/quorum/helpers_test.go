@@ -133,3 +133,10 @@ func entryNames(prefix string, from, to int) []string {
 }
 
 func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// history returns the entries applied and the index each came at.
+func (s *testSM) history() ([]string, []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.entries), slices.Clone(s.indexes)
+}

@@ -16,13 +16,15 @@ import (
 )
 
 // Node is one voter of the quorum: the core driven by a goroutine with a
-// ticker, and a TCP transport to the other voters.
+// ticker, and a TCP transport to the other voters. Its listener also serves
+// Observers.
 type Node struct {
 	cfg  Config
 	log  *slog.Logger
 	st   *diskStorage
 	core *core // owned by the run goroutine once started
 	tr   *transport
+	view *logView // what observers are served
 	addr net.Addr
 
 	nonce [8]byte
@@ -81,6 +83,7 @@ func New(cfg Config) (*Node, error) {
 		log:     log,
 		st:      st,
 		core:    core,
+		view:    newLogView(st.ms),
 		propc:   make(chan *proposal, 256),
 		recvc:   make(chan raftpb.Message, 256),
 		reportc: make(chan report, 256),
@@ -128,6 +131,7 @@ func (n *Node) Start() error {
 		log:       n.log,
 		deliver:   n.deliver,
 		report:    n.report,
+		view:      n.view,
 	})
 	if n.core.singleVoter() {
 		if err := n.core.campaign(); err != nil {
@@ -139,6 +143,7 @@ func (n *Node) Start() error {
 	}
 	n.state = stateRunning
 	n.started.Store(true)
+	n.view.publish(n.core.applied, n.core.commit, n.core.lead)
 	n.tr.start()
 	go n.run()
 	n.log.Info("raft node started", "addr", n.addr, "voters", sortedIDs(n.cfg.Peers), "cluster_id", n.cfg.ClusterID)
@@ -298,6 +303,7 @@ func (n *Node) run() {
 			return
 		}
 		n.leader.Store(n.core.lead)
+		n.view.publish(n.core.applied, n.core.commit, n.core.lead)
 		select {
 		case <-n.stopc:
 			n.core.failAll(ErrStopped)

@@ -42,6 +42,8 @@ type transportConfig struct {
 	// report tells raft how a message fared; it may block until the node
 	// takes it, so it is only called from transport goroutines.
 	report func(report)
+	// view serves observers' fetches; nil: observers are refused.
+	view *logView
 }
 
 // transport sends each peer's messages on one outgoing connection, through
@@ -53,10 +55,11 @@ type transport struct {
 	wg     sync.WaitGroup
 	out    map[uint64]*peer // fixed at construction
 
-	mu      sync.Mutex
-	closed  bool
-	conns   map[net.Conn]struct{}
-	inbound map[uint64]*inConn
+	mu        sync.Mutex
+	closed    bool
+	conns     map[net.Conn]struct{}
+	inbound   map[uint64]*inConn
+	observers map[net.Conn]uint64 // observer connections and their ids
 }
 
 type inConn struct {
@@ -73,6 +76,7 @@ func newTransport(cfg transportConfig) *transport {
 		out:             map[uint64]*peer{},
 		conns:           map[net.Conn]struct{}{},
 		inbound:         map[uint64]*inConn{},
+		observers:       map[net.Conn]uint64{},
 	}
 	for id, addr := range cfg.peers {
 		t.out[id] = &peer{t: t, id: id, addr: addr, q: make(chan raftpb.Message, sendQueueLen),
@@ -178,8 +182,8 @@ func (t *transport) acceptLoop() {
 	}
 }
 
-// serve runs one inbound connection: handshake, then frames into the node.
-// Anything malformed closes it.
+// serve runs one inbound connection: handshake, then frames into the node,
+// or fetches for an observer. Anything malformed closes it.
 func (t *transport) serve(c net.Conn) {
 	defer t.wg.Done()
 	defer t.untrack(c)
@@ -188,6 +192,10 @@ func (t *transport) serve(c net.Conn) {
 	h, err := readHello(c)
 	if err != nil {
 		t.log.Warn("closing connection: bad handshake", "remote", remote, "error", err)
+		return
+	}
+	if h.observer {
+		t.serveObserver(c, h, remote)
 		return
 	}
 	ic := &inConn{conn: c}
