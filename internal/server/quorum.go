@@ -214,7 +214,60 @@ func isLegacyLog(dir string) bool {
 }
 
 // startObserver follows the metadata quorum without voting: a broker-only
-// node.
+// node. Its controller applies what the observer fetches; every write it
+// needs goes to the active controller.
 func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clusterID string) error {
-	return errors.New("broker-only nodes are not supported yet")
+	s.ctrl = controller.NewReplicated(s.controllerOptions(logger))
+	peers := make(map[uint64]string, len(voters))
+	for id, addr := range voters {
+		peers[raftID(id)] = addr
+	}
+	o, err := quorum.NewObserver(quorum.ObserverConfig{
+		ID:           raftID(s.cfg.NodeID()),
+		Voters:       peers,
+		ClusterID:    clusterID,
+		Logger:       logger,
+		StateMachine: s.ctrl,
+	})
+	if err != nil {
+		return fmt.Errorf("metadata quorum observer: %w", err)
+	}
+	s.observer = o
+	s.ctrl.Attach(observerAdapter{o: o, voters: peers})
+	if err := o.Start(); err != nil {
+		return fmt.Errorf("metadata quorum observer: %w", err)
+	}
+	return nil
+}
+
+// observerAdapter is the controller's view of a quorum it only observes:
+// it never accepts a write.
+type observerAdapter struct {
+	o      *quorum.Observer
+	voters map[uint64]string
+}
+
+func (q observerAdapter) Propose(context.Context, []byte) (uint64, error) {
+	return 0, fmt.Errorf("%w: this node is a broker only (the active controller is node %d)", controller.ErrNotController, q.Leader())
+}
+
+func (q observerAdapter) Leader() int32 {
+	if l := q.o.Leader(); l != 0 {
+		return nodeOf(l)
+	}
+	return -1
+}
+
+func (q observerAdapter) State() controller.QuorumState {
+	st := q.o.Status()
+	out := controller.QuorumState{LeaderID: q.Leader(), LeaderEpoch: -1, HighWatermark: int64(st.Commit)}
+	ids := make([]uint64, 0, len(q.voters))
+	for id := range q.voters {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		out.Voters = append(out.Voters, controller.QuorumReplica{ID: nodeOf(id), LogEndOffset: -1, LastFetchTimestamp: -1, LastCaughtUpTimestamp: -1})
+	}
+	return out
 }

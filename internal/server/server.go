@@ -39,10 +39,12 @@ type Server struct {
 	log    *slog.Logger
 	lock   *os.File
 	quorum *quorum.Node
-	ctrl   *controller.Controller
-	cc     *clusterController
-	rpc    *rpcClient
-	life   *lifecycle
+	// observer follows the quorum on a broker-only node (quorum is nil).
+	observer *quorum.Observer
+	ctrl     *controller.Controller
+	cc       *clusterController
+	rpc      *rpcClient
+	life     *lifecycle
 	// single is set for a node that is its own quorum.
 	single bool
 	roles  roles
@@ -201,11 +203,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	return s, nil
 }
 
-// startController opens the metadata quorum with the controller as its
-// state machine.
-func (s *Server) startController(logger *slog.Logger, voters map[int32]string, clusterID string) error {
+func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 	cfg := s.cfg
-	s.ctrl = controller.NewReplicated(controller.Options{
+	return controller.Options{
 		NodeID:                   cfg.NodeID(),
 		Static:                   cfg,
 		Logger:                   logger.With("component", "controller"),
@@ -215,7 +215,14 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		InternalTopics:           map[string]bool{broker.MetadataTopic: true, broker.OffsetsTopic: true},
 		MaxReplicationFactor:     1, // until partition data is replicated between brokers
 		BrokerSessionTimeout:     time.Duration(cfg.Int64("broker.session.timeout.ms")) * time.Millisecond,
-	})
+	}
+}
+
+// startController opens the metadata quorum with the controller as its
+// state machine.
+func (s *Server) startController(logger *slog.Logger, voters map[int32]string, clusterID string) error {
+	cfg := s.cfg
+	s.ctrl = controller.NewReplicated(s.controllerOptions(logger))
 	peers := make(map[uint64]string, len(voters))
 	for id, addr := range voters {
 		peers[raftID(id)] = addr
@@ -333,6 +340,9 @@ func (s *Server) closeStorage() error {
 	}
 	if s.quorum != nil {
 		errs = append(errs, s.quorum.Stop())
+	}
+	if s.observer != nil {
+		errs = append(errs, s.observer.Stop())
 	}
 	if s.lock != nil {
 		s.lock.Close()

@@ -562,3 +562,70 @@ func forwardedAdmin(t *testing.T, ctx context.Context, c *testCluster) {
 		t.Fatal("a client created __consumer_offsets through a broker")
 	}
 }
+
+// TestSeparateRoles: three controller-only nodes and two broker-only
+// nodes. Clients talk to the brokers only; topics are placed on the
+// brokers; the brokers relay admin requests to the active controller and
+// follow the metadata log without voting; the controllers fail over under
+// them.
+func TestSeparateRoles(t *testing.T) {
+	c := newRolesCluster(t, 3, 2, "controller")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	waitFor(t, "the two brokers to register", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 2
+	})
+	if err := c.createTopic(ctx, "roles", 4, 20*time.Second); err != nil {
+		t.Fatalf("create topic through a broker: %v", err)
+	}
+	led, err := c.leaders(ctx, "roles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[int32]int{}
+	for _, l := range led {
+		per[l]++
+	}
+	if per[4] != 2 || per[5] != 2 {
+		t.Fatalf("leaders per node %v, want two partitions on each broker (4 and 5) and none on controllers", per)
+	}
+	const n = 2000
+	if err := c.produce(ctx, "roles", 0, n); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := c.consumeAll(ctx, "roles", "rg", n); err != nil || len(seen) != n {
+		t.Fatalf("consumed %d of %d: %v", len(seen), n, err)
+	}
+	// The brokers see the quorum (DescribeQuorum answered by an observer).
+	quorum := runCLI(t, c, "cluster", "quorum")
+	if strings.Count(quorum, "follower")+strings.Count(quorum, "leader ") < 3 {
+		t.Errorf("strata cluster quorum through a broker:\n%s", quorum)
+	}
+	// Kill the active controller: the others elect a new one, the brokers
+	// stay registered and metadata writes through them go on.
+	var old int32
+	waitFor(t, "an agreed quorum leader", 10*time.Second, func() bool { old = c.leader(); return old > 0 })
+	c.node(old).kill()
+	waitFor(t, "a new controller", 15*time.Second, func() bool { l := c.leader(); return l > 0 && l != old })
+	if err := c.createTopic(ctx, "roles-after", 2, 20*time.Second); err != nil {
+		t.Fatalf("create topic after the controller failed over: %v", err)
+	}
+	time.Sleep(3 * time.Second) // longer than the session timeout: nobody may be fenced
+	md, err := c.metadata(ctx)
+	if err != nil || len(md.Brokers) != 2 {
+		t.Fatalf("after the failover the brokers are %+v (%v), want both", md.Brokers, err)
+	}
+	// A broker stopped and back: its partitions go and return.
+	c.node(5).stop()
+	waitFor(t, "broker 5's partitions to be leaderless", 10*time.Second, func() bool {
+		return c.leadersMatch(ctx, "roles", without(led, 5))
+	})
+	c.node(5).start()
+	waitFor(t, "broker 5 to lead again", 20*time.Second, func() bool {
+		return c.leadersMatch(ctx, "roles", func(p int32) int32 { return led[p] })
+	})
+	if seen, err := c.consumeAll(ctx, "roles", "", n); err != nil || len(seen) != n {
+		t.Fatalf("after restarts consumed %d of %d: %v", len(seen), n, err)
+	}
+}

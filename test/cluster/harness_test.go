@@ -27,6 +27,7 @@ type node struct {
 	addr    string // Kafka listener
 	ctrl    string // controller listener
 	voters  string // the --controller-quorum flag
+	roles   string // process.roles; empty: broker,controller
 	extra   []string
 	cmd     *exec.Cmd
 	logFile *os.File
@@ -53,19 +54,29 @@ func binary(t *testing.T) string { return testbin.Binary(t) }
 
 func freeAddr(t *testing.T) string { return testbin.FreeAddr(t) }
 
-// newCluster prepares n nodes (ids 1..n) and starts them all.
-func newCluster(t *testing.T, n int) *testCluster {
+// newCluster prepares n combined nodes (ids 1..n) and starts them all.
+func newCluster(t *testing.T, n int) *testCluster { return newRolesCluster(t, n, 0, "") }
+
+// newRolesCluster prepares voters nodes (ids 1..voters) with roles
+// voterRoles ("" for combined) and brokers broker-only nodes after them,
+// and starts them all.
+func newRolesCluster(t *testing.T, voters, brokers int, voterRoles string) *testCluster {
 	t.Helper()
 	bin := binary(t)
 	c := &testCluster{t: t}
-	var voters []string
-	for i := 1; i <= n; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t)}
-		voters = append(voters, fmt.Sprintf("%d@%s", i, nd.ctrl))
+	var quorum []string
+	for i := 1; i <= voters+brokers; i++ {
+		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), roles: voterRoles}
+		if i <= voters {
+			nd.ctrl = freeAddr(t)
+			quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))
+		} else {
+			nd.roles = "broker"
+		}
 		c.nodes = append(c.nodes, nd)
 	}
 	for _, nd := range c.nodes {
-		nd.voters = strings.Join(voters, ",")
+		nd.voters = strings.Join(quorum, ",")
 	}
 	for _, nd := range c.nodes {
 		nd.start()
@@ -85,7 +96,13 @@ func newCluster(t *testing.T, n int) *testCluster {
 
 func (n *node) args() []string {
 	args := []string{"serve", "--node-id", fmt.Sprint(n.id), "--listen", n.addr, "--data-dir", filepath.Join(n.dir, "data"),
-		"--controller-quorum", n.voters, "--controller-listen", n.ctrl}
+		"--controller-quorum", n.voters}
+	if n.ctrl != "" {
+		args = append(args, "--controller-listen", n.ctrl)
+	}
+	if n.roles != "" {
+		args = append(args, "--set", "process.roles="+n.roles)
+	}
 	args = append(args, fastSettings...)
 	return append(args, n.extra...)
 }
@@ -159,11 +176,11 @@ func (n *node) tail() string {
 	return strings.Join(lines, "\n")
 }
 
-// seeds lists the Kafka addresses of the running nodes.
+// seeds lists the Kafka addresses of the running brokers.
 func (c *testCluster) seeds() []string {
 	var out []string
 	for _, n := range c.nodes {
-		if n.running() {
+		if n.running() && n.roles != "controller" {
 			out = append(out, n.addr)
 		}
 	}
@@ -231,7 +248,7 @@ func (c *testCluster) metadata(ctx context.Context) (kadm.Metadata, error) {
 func (c *testCluster) leader() int32 {
 	leader := int32(-2)
 	for _, n := range c.nodes {
-		if !n.running() {
+		if !n.running() || n.roles == "broker" { // observers answer from their last fetch
 			continue
 		}
 		q, err := n.quorum()
