@@ -220,12 +220,19 @@ func TestThreeNodeCluster(t *testing.T) {
 		return err == nil && md.Topics["after-failover"].Err == nil
 	})
 
-	// A graceful stop moves leadership at once (controlled shutdown).
-	victim := int32(1)
-	if victim == c.leader() {
-		victim = 2
-	}
+	// A graceful stop moves leadership at once (controlled shutdown). The
+	// victim is group g1's coordinator: its groups are unavailable while
+	// it is down, and replayed from __consumer_offsets when it leads the
+	// partition again.
+	victim := coordinator
 	c.node(victim).stop()
+	fctx, fcancel := context.WithTimeout(ctx, 3*time.Second)
+	if _, err := c.admin().FetchOffsets(fctx, "g1"); err == nil {
+		t.Errorf("group g1's offsets fetched while its coordinator (node %d) is down", victim)
+	} else {
+		t.Logf("with its coordinator down, fetching group g1's offsets fails: %v", err)
+	}
+	fcancel()
 	waitFor(t, "a stopped broker's partitions to be leaderless", 5*time.Second, func() bool {
 		return c.leadersMatch(ctx, "spread", without(led, victim))
 	})
