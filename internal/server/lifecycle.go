@@ -94,7 +94,7 @@ func (l *lifecycle) step() time.Duration {
 		if needsRegistration(err) {
 			l.log.Warn("registering again", "reason", err)
 			l.epoch.Store(-1)
-			return 0
+			return retry
 		}
 		l.warn("heartbeat", err)
 		return retry
