@@ -63,77 +63,34 @@ func TestCrashKill9DuringCleaning(t *testing.T) {
 	p.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
 	cfg := map[string]*string{
 		"cleanup.policy":            new("compact"),
 		"segment.bytes":             new("16384"),
 		"min.cleanable.dirty.ratio": new("0.01"),
 		"delete.retention.ms":       new("3600000"), // tombstones stay: every key stays checkable
 	}
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 1, 1, cfg, compactedTopic); err != nil {
-		t.Fatal(err)
-	}
-	producer, err := kgo.NewClient(
-		kgo.SeedBrokers(p.addr),
-		kgo.DefaultProduceTopic(compactedTopic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(time.Millisecond),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
+	producer := newProducer(t, ctx, p, compactedTopic, 1, cfg)
 
 	ack := &keyAcks{last: map[string]keyState{}}
 	var seq int64
-	produce := func(stop <-chan struct{}, done chan<- struct{}) {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
+	produceTick := func() {
+		for range 10 {
+			seq++
+			s := seq
+			key := fmt.Sprintf("k%03d", rand.IntN(200))
+			r := &kgo.Record{Key: []byte(key), Headers: []kgo.RecordHeader{{Key: "seq", Value: []byte(strconv.FormatInt(s, 10))}}}
+			if s%17 != 0 { // every 17th write is a tombstone
+				r.Value = fmt.Appendf(nil, "%s=%d", key, s)
 			}
-			for range 10 {
-				seq++
-				s := seq
-				key := fmt.Sprintf("k%03d", rand.IntN(200))
-				r := &kgo.Record{Key: []byte(key), Headers: []kgo.RecordHeader{{Key: "seq", Value: []byte(strconv.FormatInt(s, 10))}}}
-				if s%17 != 0 { // every 17th write is a tombstone
-					r.Value = fmt.Appendf(nil, "%s=%d", key, s)
+			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
+				if err == nil {
+					ack.add(r, s)
 				}
-				producer.Produce(ctx, r, func(r *kgo.Record, err error) {
-					if err == nil {
-						ack.add(r, s)
-					}
-				})
-			}
+			})
 		}
 	}
-
 	var read int64
-	for round := 1; round <= rounds; round++ {
-		stop, done := make(chan struct{}), make(chan struct{})
-		go produce(stop, done)
-		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		p.kill()
-		close(stop)
-		p.start()
-		<-done
-		fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
-		if err := producer.Flush(fctx); err != nil {
-			t.Fatalf("round %d: producer could not flush after restart: %v", round, err)
-		}
-		fcancel()
-		read = verifyCompacted(t, p, ack, round)
-	}
+	killRounds(t, ctx, p, producer, rounds, produceTick, func(round int) { read = verifyCompacted(t, p, ack, round) })
 	p.stop()
 	logText, _ := os.ReadFile(filepath.Join(p.dir, "strata.log"))
 	passes := strings.Count(string(logText), `msg="cleaned log"`)

@@ -139,25 +139,7 @@ func runCrashRounds(t *testing.T, rounds int, args []string) {
 	p.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	producer, err := kgo.NewClient(
-		kgo.SeedBrokers(p.addr),
-		kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(time.Millisecond),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
+	producer := newProducer(t, ctx, p, topic, partitions, nil)
 
 	ack := &acked{offset: map[string]int64{}}
 	var failMu sync.Mutex
@@ -166,49 +148,22 @@ func runCrashRounds(t *testing.T, rounds int, args []string) {
 	// Sustained produce at about 20k records/s: every round re-reads the
 	// whole log, so an unthrottled producer would make later rounds slow
 	// without making the test stronger.
-	produce := func(stop <-chan struct{}, done chan<- struct{}) {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			for range 20 {
-				seq++
-				r := &kgo.Record{Key: []byte(strconv.FormatInt(seq%31, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
-				producer.Produce(ctx, r, func(r *kgo.Record, err error) {
-					if err != nil {
-						failMu.Lock()
-						failures = append(failures, err)
-						failMu.Unlock()
-						return
-					}
-					ack.add(r)
-				})
-			}
+	produceTick := func() {
+		for range 20 {
+			seq++
+			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq%31, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
+			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
+				if err != nil {
+					failMu.Lock()
+					failures = append(failures, err)
+					failMu.Unlock()
+					return
+				}
+				ack.add(r)
+			})
 		}
 	}
-
-	for round := 1; round <= rounds; round++ {
-		stop, done := make(chan struct{}), make(chan struct{})
-		go produce(stop, done)
-		// Produce for a while, then kill mid-stream.
-		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
-		p.kill()
-		close(stop)
-		p.start()
-		<-done // Produce may block on a full buffer until the broker is back
-		// Let the producer drain its retries against the restarted broker.
-		fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
-		if err := producer.Flush(fctx); err != nil {
-			t.Fatalf("round %d: producer could not flush after restart: %v", round, err)
-		}
-		fcancel()
-		verify(t, p, ack, round)
-	}
+	killRounds(t, ctx, p, producer, rounds, produceTick, func(round int) { verify(t, p, ack, round) })
 	failMu.Lock()
 	defer failMu.Unlock()
 	// Records may fail (the broker died under them), but never with a
@@ -297,4 +252,64 @@ func verify(t *testing.T, p *process, ack *acked, round int) {
 		}
 	}
 	t.Logf("round %d: %d records in the log, %d acknowledged, all present", round, total, len(ack.offset))
+}
+
+// newProducer creates topic (partitions, configs) on p and returns an
+// acks=all idempotent producer to it that retries quickly across restarts.
+func newProducer(t *testing.T, ctx context.Context, p *process, topic string, partitions int32, configs map[string]*string) *kgo.Client {
+	t.Helper()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, partitions, 1, configs, topic); err != nil {
+		t.Fatal(err)
+	}
+	producer, err := kgo.NewClient(
+		kgo.SeedBrokers(p.addr),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	return producer
+}
+
+// killRounds runs rounds of: call produceTick every millisecond for 0.3 to
+// 1 s, kill -9 the broker mid-stream, restart it, let the producer drain
+// its retries against the restarted broker, then verify(round).
+func killRounds(t *testing.T, ctx context.Context, p *process, producer *kgo.Client, rounds int, produceTick func(), verify func(round int)) {
+	t.Helper()
+	for round := 1; round <= rounds; round++ {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				produceTick()
+			}
+		}()
+		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
+		p.kill()
+		close(stop)
+		p.start()
+		<-done // Produce may block on a full buffer until the broker is back
+		fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
+		if err := producer.Flush(fctx); err != nil {
+			t.Fatalf("round %d: producer could not flush after restart: %v", round, err)
+		}
+		fcancel()
+		verify(round)
+	}
 }
