@@ -426,6 +426,7 @@ func (l *Log) recoverCleanerSwap() error {
 	for _, de := range ents {
 		name := de.Name()
 		if strings.HasSuffix(name, cleanedSuffix) {
+			l.logger.Info("discarding unfinished cleaner output", "file", name)
 			if err := remove(name); err != nil {
 				return err
 			}

@@ -95,10 +95,11 @@ func TestCrashKill9DuringCleaning(t *testing.T) {
 	logText, _ := os.ReadFile(filepath.Join(p.dir, "strata.log"))
 	passes := strings.Count(string(logText), `msg="cleaned log"`)
 	finished := strings.Count(string(logText), "completing an interrupted cleaner swap")
+	discarded := strings.Count(string(logText), "discarding unfinished cleaner output")
 	ack.mu.Lock()
 	defer ack.mu.Unlock()
-	t.Logf("%d rounds: %d writes acknowledged, %d records left in the log, %d cleaner passes logged, %d interrupted swaps completed at restart",
-		rounds, ack.count, read, passes, finished)
+	t.Logf("%d rounds: %d writes acknowledged, %d records left in the log, %d cleaner passes logged; at restarts %d interrupted swaps completed, %d unfinished cleaner files discarded",
+		rounds, ack.count, read, passes, finished, discarded)
 	if passes == 0 || read >= int64(ack.count) {
 		t.Fatalf("the cleaner did not run: %d passes, %d records read of %d acknowledged", passes, read, ack.count)
 	}
