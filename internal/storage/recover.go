@@ -78,6 +78,9 @@ func (l *Log) loadIndexes(s *segment) error {
 	size := s.size.Load()
 	bad := func() error {
 		ob, err := os.ReadFile(s.path(indexSuffix))
+		if errors.Is(err, os.ErrNotExist) && size <= int64(l.cfg.IndexIntervalBytes) {
+			ob, err = nil, nil // too small to have had an entry: never written
+		}
 		if err != nil {
 			return err
 		}
@@ -86,6 +89,9 @@ func (l *Log) loadIndexes(s *segment) error {
 			return err
 		}
 		tb, err := os.ReadFile(s.path(timeIndexSuffix))
+		if errors.Is(err, os.ErrNotExist) && size == 0 {
+			tb, err = nil, nil // an empty segment has no time index entry
+		}
 		if err != nil {
 			return err
 		}

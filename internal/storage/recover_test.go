@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -301,4 +302,23 @@ func TestCorruptFlushedSegment(t *testing.T) {
 			t.Fatalf("ForEachBatch: %v", err)
 		}
 	})
+}
+
+// TestSmallSegmentsReopenWithoutRebuild: an empty segment and one smaller
+// than index.interval.bytes have no index entries, so no index files; a
+// clean reopen must take that as empty indexes, not as lost ones.
+func TestSmallSegmentsReopenWithoutRebuild(t *testing.T) {
+	for _, batches := range []int{0, 2} {
+		t.Run("batches "+strconv.Itoa(batches), func(t *testing.T) {
+			tl := openTestLog(t, testConfig())
+			stored := tl.appendMany(batches, 5) // well below index.interval.bytes (256 here)
+			tl.reopen()
+			if tl.rebuilt {
+				t.Fatal("a clean reopen rebuilt the indexes of a small segment")
+			}
+			if got := tl.allBatches(); len(got) != len(stored) {
+				t.Fatalf("%d batches after reopen, want %d", len(got), len(stored))
+			}
+		})
+	}
 }
