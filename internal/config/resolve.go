@@ -66,7 +66,12 @@ type Topic struct {
 	FlushMessages                 int64
 	FlushMs                       int64
 	FileDeleteDelayMs             int64
-	Values                        map[string]Resolved
+	// Compaction (cleanup.policy=compact).
+	DeleteRetentionMs      int64
+	MinCompactionLagMs     int64
+	MaxCompactionLagMs     int64
+	MinCleanableDirtyRatio float64
+	Values                 map[string]Resolved
 }
 
 // ResolveTopicConfig resolves every topic config.
@@ -105,5 +110,9 @@ func ResolveTopicConfig(l Layers) Topic {
 	t.FlushMessages = i64("flush.messages")
 	t.FlushMs = i64("flush.ms")
 	t.FileDeleteDelayMs = i64("file.delete.delay.ms")
+	t.DeleteRetentionMs = i64("delete.retention.ms")
+	t.MinCompactionLagMs = i64("min.compaction.lag.ms")
+	t.MaxCompactionLagMs = i64("max.compaction.lag.ms")
+	t.MinCleanableDirtyRatio, _ = strconv.ParseFloat(strings.TrimSpace(t.Values["min.cleanable.dirty.ratio"].Value), 64)
 	return t
 }

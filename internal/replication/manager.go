@@ -130,19 +130,10 @@ func storageConfig(t *config.Topic, static *config.Broker) storage.Config {
 		c.ProducerIDExpiryMs = static.Int64("producer.id.expiration.ms")
 	}
 	c.Compact = t.CleanupCompact
-	i64 := func(k string, def int64) int64 {
-		n, err := strconv.ParseInt(strings.TrimSpace(t.Values[k].Value), 10, 64)
-		if err != nil {
-			return def
-		}
-		return n
-	}
-	c.DeleteRetentionMs = i64("delete.retention.ms", c.DeleteRetentionMs)
-	c.MinCompactionLagMs = i64("min.compaction.lag.ms", c.MinCompactionLagMs)
-	c.MaxCompactionLagMs = i64("max.compaction.lag.ms", c.MaxCompactionLagMs)
-	if f, err := strconv.ParseFloat(strings.TrimSpace(t.Values["min.cleanable.dirty.ratio"].Value), 64); err == nil {
-		c.MinCleanableDirtyRatio = f
-	}
+	c.DeleteRetentionMs = t.DeleteRetentionMs
+	c.MinCompactionLagMs = t.MinCompactionLagMs
+	c.MaxCompactionLagMs = t.MaxCompactionLagMs
+	c.MinCleanableDirtyRatio = t.MinCleanableDirtyRatio
 	return c
 }
 
