@@ -242,28 +242,12 @@ func TestObserverFailover(t *testing.T) {
 	noObserverGoroutines(t)
 }
 
-// dialObserverHello sends an observer's hello to node 1 of cluster
-// h.clusterID, or of "lone" if the hello names another cluster.
+// dialObserverHello sends an observer's hello and checks that node 1 of
+// cluster answers.
 func dialObserverHello(t *testing.T, addr string, h hello, cluster string) (net.Conn, answer) {
 	t.Helper()
 	h.observer = true
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := conn.Write(appendHello(nil, h)); err != nil {
-		t.Fatal(err)
-	}
-	a, err := readAnswer(conn)
-	if err != nil {
-		t.Fatalf("handshake %+v: %v", h, err)
-	}
-	if a.id != 1 || a.clusterID != cluster {
-		t.Fatalf("answer names node %d of %q", a.id, a.clusterID)
-	}
-	return conn, a
+	return dialHelloTo(t, addr, h, cluster)
 }
 
 func TestObserverRefused(t *testing.T) {

@@ -33,6 +33,12 @@ func startLone(t *testing.T) (*Node, string, *logSink) {
 
 func dialHello(t *testing.T, addr string, h hello) (net.Conn, answer) {
 	t.Helper()
+	return dialHelloTo(t, addr, h, "lone")
+}
+
+// dialHelloTo sends h to addr and checks that node 1 of cluster answers.
+func dialHelloTo(t *testing.T, addr string, h hello, cluster string) (net.Conn, answer) {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +52,7 @@ func dialHello(t *testing.T, addr string, h hello) (net.Conn, answer) {
 	if err != nil {
 		t.Fatalf("handshake %+v: %v", h, err)
 	}
-	if a.id != 1 || a.clusterID != "lone" {
+	if a.id != 1 || a.clusterID != cluster {
 		t.Fatalf("answer names node %d of %q", a.id, a.clusterID)
 	}
 	return conn, a

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -112,16 +111,7 @@ func verifyCompacted(t *testing.T, p *process, ack *keyAcks, round int) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, compactedTopic)
-	adm.Close()
-	if err != nil {
-		t.Fatalf("round %d: list end offsets: %v", round, err)
-	}
-	end, _ := ends.Lookup(compactedTopic, 0)
+	end, _ := endOffsets(t, ctx, p, compactedTopic, round).Lookup(compactedTopic, 0)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{compactedTopic: {0: kgo.NewOffset().AtStart()}}))
 	if err != nil {

@@ -183,15 +183,7 @@ func verify(t *testing.T, p *process, ack *acked, round int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
-	adm.Close()
-	if err != nil {
-		t.Fatalf("round %d: list end offsets: %v", round, err)
-	}
+	ends := endOffsets(t, ctx, p, topic, round)
 	want := map[int32]int64{}
 	var total int64
 	ends.Each(func(o kadm.ListedOffset) { want[o.Partition] = o.Offset; total += o.Offset })
@@ -312,4 +304,19 @@ func killRounds(t *testing.T, ctx context.Context, p *process, producer *kgo.Cli
 		fcancel()
 		verify(round)
 	}
+}
+
+// endOffsets lists the end offsets of topic's partitions.
+func endOffsets(t *testing.T, ctx context.Context, p *process, topic string, round int) kadm.ListedOffsets {
+	t.Helper()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("round %d: list end offsets: %v", round, err)
+	}
+	return ends
 }
