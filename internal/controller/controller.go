@@ -109,6 +109,7 @@ type Controller struct {
 
 	amu       sync.Mutex // serialises Apply, Restore and listener calls
 	image     atomic.Pointer[metadata.Image]
+	changed   chan struct{} // closed and replaced at each new image; amu held to replace
 	listeners []Listener
 	applyErrs map[uint64]error // entries the image rejected, for their proposer
 
@@ -126,7 +127,7 @@ func NewReplicated(opts Options) *Controller {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	c := &Controller{opts: opts, applyErrs: map[uint64]error{}, live: map[int32]*liveness{}}
+	c := &Controller{opts: opts, applyErrs: map[uint64]error{}, live: map[int32]*liveness{}, changed: make(chan struct{})}
 	c.image.Store(metadata.Empty())
 	return c
 }
@@ -198,6 +199,28 @@ func (c *Controller) publish(prev, next *metadata.Image) {
 	c.image.Store(next)
 	for _, l := range c.listeners {
 		l(prev, next)
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// WaitFor waits until cond holds for the current image or timeout passes,
+// and reports whether it held.
+func (c *Controller) WaitFor(cond func(*metadata.Image) bool, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		c.amu.Lock()
+		ch := c.changed
+		c.amu.Unlock()
+		if cond(c.image.Load()) {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return cond(c.image.Load())
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratalog/strata/internal/metadata"
 )
@@ -211,5 +212,27 @@ func TestConcurrentWrites(t *testing.T) {
 		if got := c2.Image().Topics[n]; got == nil || got.ID != tp.ID {
 			t.Fatalf("topic %s replayed as %+v, want id %s", n, got, tp.ID)
 		}
+	}
+}
+
+// TestWaitFor: WaitFor wakes on the image change that satisfies its
+// condition, and gives up after its timeout otherwise.
+func TestWaitFor(t *testing.T) {
+	l, c := openTest(t, t.TempDir())
+	defer l.Close()
+	if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	has := func(img *metadata.Image) bool { return img.Topics["later"] != nil }
+	done := make(chan bool)
+	go func() { done <- c.WaitFor(has, time.Minute) }()
+	if res := c.CreateTopics([]CreateTopic{{Name: "later", Partitions: 1, ReplicationFactor: 1}}, false); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if !<-done {
+		t.Fatal("WaitFor did not see the topic")
+	}
+	if c.WaitFor(func(img *metadata.Image) bool { return img.Topics["never"] != nil }, 10*time.Millisecond) {
+		t.Fatal("WaitFor held for a topic that does not exist")
 	}
 }

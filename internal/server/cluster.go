@@ -172,13 +172,11 @@ func (c *clusterController) CreateTopics(reqs []controller.CreateTopic, validate
 	return out
 }
 
-// waitFor polls the local image until cond holds or a few seconds pass:
-// forwarded writes reach this node's image a moment after they commit.
+// waitFor waits until this node's image satisfies cond, or a few seconds
+// pass: forwarded writes reach this node's image a moment after they
+// commit.
 func (c *clusterController) waitFor(cond func(*metadata.Image) bool) {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond(c.Image()) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	c.WaitFor(cond, 5*time.Second)
 }
 
 // remoteError turns an error code from the active controller back into an
