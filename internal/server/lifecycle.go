@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -152,7 +153,10 @@ func (l *lifecycle) waitReady(timeout time.Duration) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return errors.New("timed out registering with the controller")
+			if l.lastErr != "" {
+				return fmt.Errorf("timed out after %v registering the broker with the controller; last failure: %s", timeout, l.lastErr)
+			}
+			return fmt.Errorf("timed out after %v registering the broker with the controller", timeout)
 		}
 		time.Sleep(min(max(d, time.Millisecond), 10*time.Millisecond))
 	}
