@@ -237,12 +237,17 @@ func testGroupConsume(t *testing.T, balancer kgo.GroupBalancer) {
 	}
 }
 
+// The two million-record group tests run one after the other, not in
+// parallel: together they put two brokers, ten group members and two
+// producers on two cores, and under that (plus the rest of the suite) the
+// eager run's committed offsets sometimes end short of what its members
+// polled — without the broker ever receiving a commit for the missing
+// range (seen by logging every OffsetCommit; also at 7943abb). See the
+// stop 7 note; the cause is not yet understood.
 func TestGroupConsumeEager(t *testing.T) {
-	t.Parallel()
 	testGroupConsume(t, kgo.RangeBalancer())
 }
 
 func TestGroupConsumeCooperativeSticky(t *testing.T) {
-	t.Parallel()
 	testGroupConsume(t, kgo.CooperativeStickyBalancer())
 }
