@@ -361,11 +361,31 @@ func mustPropose(t *testing.T, n *Node, data string) uint64 {
 	return idx
 }
 
+// waitPublished waits until n's observer view has applied index.
+func waitPublished(t *testing.T, n *Node, index uint64) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		applied, _, _, changed := n.view.state()
+		if applied >= index {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("the observer view did not reach index %d (at %d)", index, applied)
+		}
+	}
+}
+
 // The fetch protocol as a voter speaks it, and what it does with garbage.
 func TestObserverFetchProtocol(t *testing.T) {
 	n, addr, sink := startSolo(t, nil)
 	i1 := mustPropose(t, n, "one")
 	i2 := mustPropose(t, n, "two")
+	// Propose returns when the entry is applied; the node publishes its
+	// view for observers at the end of that round, a moment later.
+	waitPublished(t, n, i2)
 	h := hello{observer: true, version: wireVersion, from: 50, to: 1, clusterID: "solo"}
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
