@@ -20,6 +20,8 @@
 #   BENCH_TIMEOUT      loadgen gives up after this long per run (default 300s)
 #   BENCH_REPEAT       repetitions of the whole matrix (default 2; the broker order alternates)
 #   BENCH_DIR          scratch dir for binaries, data dirs and logs (default: mktemp -d)
+#   BENCH_FLOOR        1 (default): before each run, measure what writing the run's volume
+#                      into the page cache costs by itself (loadgen --page-cache-floor)
 #   BENCH_KEEP         1: keep BENCH_DIR (logs, results.tsv) afterwards; it is also kept
 #                      when a run failed. Data dirs are always removed.
 set -euo pipefail
@@ -37,10 +39,13 @@ BENCH_LOADGEN_ARGS=${BENCH_LOADGEN_ARGS:-}
 BENCH_REPEAT=${BENCH_REPEAT:-2}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-300s}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_FLOOR=${BENCH_FLOOR:-1}
 BENCH_DIR=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")}
 mkdir -p "$BENCH_DIR"
 RESULTS=$BENCH_DIR/results.tsv
+FLOORS=$BENCH_DIR/floors.tsv
 : >"$RESULTS"
+: >"$FLOORS"
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || true)
 CLK_TCK=${CLK_TCK:-100}
@@ -119,6 +124,31 @@ start_broker() {
 	return 1
 }
 
+# settle: on a VM whose kernel reports freed pages back to the hypervisor
+# (virtio-balloon free page reporting, as on the Firecracker machines these
+# figures come from), a page the guest freed and reused costs a fault on the
+# host the next time it is written, charged as system time to whoever
+# writes it. Deleting the previous run's data dir frees its page cache, and
+# the reporting takes seconds, so without this the broker that runs right
+# after another one gets cheaper pages than the one that runs first. Wait
+# until reporting has gone quiet (no change for 4 s, at most 60 s), so that
+# every run starts from the same state. Without the module, a no-op.
+settle() {
+	local f=/sys/module/page_reporting/parameters/reported_kib prev cur i quiet=0
+	[[ -r $f ]] || return 0
+	prev=$(<"$f")
+	for ((i = 0; i < 120 && quiet < 8; i++)); do
+		sleep 0.5
+		cur=$(<"$f")
+		if [[ $cur == "$prev" ]]; then
+			quiet=$((quiet + 1))
+		else
+			quiet=0
+			prev=$cur
+		fi
+	done
+}
+
 # stop_broker NAME LOG: SIGTERM, wait up to 30s, then SIGKILL.
 stop_broker() {
 	local name=$1 log=$2 i rc=0
@@ -164,6 +194,18 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			log=$BENCH_DIR/$broker-$size-run$rep.log
 			rm -rf "$data"
 			sync
+			settle
+			if [[ $BENCH_FLOOR == 1 ]]; then
+				# What writing this run's volume into the page cache costs on
+				# its own, from the same state: the floor under both brokers.
+				mkdir -p "$data"
+				floor=$("$BENCH_DIR/loadgen" --page-cache-floor "$data" --bytes "$bytes")
+				awk -v b="$broker" -v s="$size" -v r="$rep" -v t="$(json_field "$floor" cpu_ticks)" -v hz="$CLK_TCK" -v n="$bytes" \
+					'BEGIN { printf "%s\t%s\t%s\t%.3f\n", b, s, r, t / hz / (n / 1e9) }' >>"$FLOORS"
+				rm -rf "$data"
+				sync
+				settle
+			fi
 			port=$("$BENCH_DIR/loadgen" --free-port)
 			echo "bench: run $rep: $broker, $size B records, $bytes bytes, port $port"
 			if ! start_broker "$broker" "$port" "$data" "$log"; then
@@ -183,8 +225,9 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 					-v pm="$(json_field "$out" produce_mb_s)" -v cm="$(json_field "$out" consume_mb_s)" \
 					-v p50="$(json_field "$out" produce_p50_ms)" -v p99="$(json_field "$out" produce_p99_ms)" \
 					-v pt="$(json_field "$out" produce_cpu_ticks)" -v ct="$(json_field "$out" consume_cpu_ticks)" \
+					-v cpt="$(json_field "$out" client_produce_cpu_ticks)" \
 					-v pb="$(json_field "$out" produce_bytes)" -v cb="$(json_field "$out" consume_bytes)" \
-					'BEGIN { cpu = t / hz; printf "%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.0f\t%.3f\t%.3f\n", b, s, r, pm, cm, p50, p99, cpu, cpu / (moved / 1e9), moved, pt / hz / (pb / 1e9), ct / hz / (cb / 1e9) }' >>"$RESULTS"
+					'BEGIN { cpu = t / hz; printf "%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.0f\t%.3f\t%.3f\t%.3f\n", b, s, r, pm, cm, p50, p99, cpu, cpu / (moved / 1e9), moved, pt / hz / (pb / 1e9), ct / hz / (cb / 1e9), cpt / hz / (pb / 1e9) }' >>"$RESULTS"
 			else
 				echo "bench: run failed against $broker ($size B) (loadgen error or broker gone); broker log tail ($log):" >&2
 				tail -n 30 "$log" >&2
@@ -199,19 +242,23 @@ done
 
 echo
 echo "Results (MB = 10^6 B of record values; CPU = broker utime+stime; CPU s/GB per 10^9 B produced + consumed;"
-echo "prod/cons s/GB: broker CPU during each phase per GB of that phase, as sampled by loadgen)"
+echo "prod/cons s/GB: broker CPU during each phase per GB of that phase, as sampled by loadgen;"
+echo "client s/GB: the load generator's own CPU per GB produced; floor s/GB: writing the same volume to a"
+echo "new file in 1 MiB writes, measured just before the run from the same state, see BENCH_FLOOR)"
 # Rows grouped by record size, then broker, then run.
-awk -F'\t' -v sizes="$BENCH_SIZES" -v brokers="$BENCH_BROKERS" '
+awk -F'\t' -v sizes="$BENCH_SIZES" -v brokers="$BENCH_BROKERS" -v floors="$FLOORS" '
+	BEGIN { while ((getline line < floors) > 0) { split(line, g, "\t"); floor[g[2] SUBSEP g[1] SUBSEP g[3]] = g[4] } }
 	{ row[$2 SUBSEP $1 SUBSEP $3] = $0; if ($3 > maxrep) maxrep = $3 }
 	END {
-		printf "%-8s %6s %4s %12s %12s %8s %8s %8s %9s %10s %10s\n", "broker", "rec B", "run", "produce MB/s", "consume MB/s", "p50 ms", "p99 ms", "CPU s", "CPU s/GB", "(prod s/GB", "cons s/GB)"
+		printf "%-8s %6s %4s %12s %12s %8s %8s %8s %9s %10s %10s %11s %11s\n", "broker", "rec B", "run", "produce MB/s", "consume MB/s", "p50 ms", "p99 ms", "CPU s", "CPU s/GB", "(prod s/GB", "cons s/GB)", "client s/GB", "floor s/GB"
 		ns = split(sizes, S, " "); nb = split(brokers, B, " ")
 		for (i = 1; i <= ns; i++) for (j = 1; j <= nb; j++) for (r = 1; r <= maxrep; r++) {
 			k = S[i] SUBSEP B[j] SUBSEP r
 			if (!(k in row)) continue
 			split(row[k], f, "\t")
 			if (f[4] == "FAIL") { printf "%-8s %6s %4s %12s\n", f[1], f[2], f[3], "FAILED"; continue }
-			printf "%-8s %6s %4s %12.1f %12.1f %8.1f %8.1f %8.2f %9.3f %10.3f %10.3f\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[11], f[12]
+			fl = (k in floor) ? sprintf("%11.3f", floor[k]) : sprintf("%11s", "-")
+			printf "%-8s %6s %4s %12.1f %12.1f %8.1f %8.1f %8.2f %9.3f %10.3f %10.3f %11.3f %s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[11], f[12], f[13], fl
 		}
 	}
 ' "$RESULTS"

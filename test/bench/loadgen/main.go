@@ -37,6 +37,7 @@ type options struct {
 	fetchMaxPartBytes int
 	timeout           time.Duration
 	brokerPID         int
+	floorDir          string
 }
 
 // result is the JSON line printed at the end. Byte counts are record value
@@ -65,6 +66,11 @@ type result struct {
 	// with --broker-pid.
 	ProduceCPUTicks int64 `json:"produce_cpu_ticks,omitempty"`
 	ConsumeCPUTicks int64 `json:"consume_cpu_ticks,omitempty"`
+	// The load generator's own CPU (utime+stime ticks) per phase: on a
+	// machine whose cores the client shares with the broker, produce
+	// throughput is bounded by client + broker CPU per GB.
+	ClientProduceCPUTicks int64 `json:"client_produce_cpu_ticks"`
+	ClientConsumeCPUTicks int64 `json:"client_consume_cpu_ticks"`
 }
 
 func main() {
@@ -92,10 +98,14 @@ func run() error {
 	flag.IntVar(&o.fetchMaxPartBytes, "fetch-max-partition-bytes", 1<<20, "consumer fetch max bytes per partition")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.IntVar(&o.brokerPID, "broker-pid", 0, "if set, report the broker's CPU ticks (/proc/PID/stat) per phase")
+	flag.StringVar(&o.floorDir, "page-cache-floor", "", "instead of using a broker: write --bytes to a new file in this dir in 1 MiB writes, report this process's CPU per GB, delete the file")
 	flag.Parse()
 
 	if *freePort {
 		return printFreePort()
+	}
+	if o.floorDir != "" {
+		return pageCacheFloor(o.floorDir, o.bytes)
 	}
 	if o.recordSize <= 0 || o.partitions <= 0 {
 		return errors.New("--record-size and --partitions must be positive")
@@ -118,7 +128,12 @@ func run() error {
 		RecordSize: o.recordSize, Partitions: o.partitions, Acks: o.acks,
 		Compression: o.compression, Records: o.records,
 	}
+	self := os.Getpid()
 	t0, err := cpuTicks(o.brokerPID)
+	if err != nil {
+		return err
+	}
+	c0, err := cpuTicks(self)
 	if err != nil {
 		return err
 	}
@@ -129,6 +144,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	c1, err := cpuTicks(self)
+	if err != nil {
+		return err
+	}
 	if err := consume(ctx, seeds, o, &res); err != nil {
 		return err
 	}
@@ -136,7 +155,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	c2, err := cpuTicks(self)
+	if err != nil {
+		return err
+	}
 	res.ProduceCPUTicks, res.ConsumeCPUTicks = t1-t0, t2-t1
+	res.ClientProduceCPUTicks, res.ClientConsumeCPUTicks = c1-c0, c2-c1
 	res.BytesMoved = res.ProduceBytes + res.ConsumeBytes
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
@@ -163,6 +187,43 @@ func cpuTicks(pid int) (int64, error) {
 		return 0, fmt.Errorf("broker cpu: /proc/%d/stat: %w", pid, err)
 	}
 	return u + s, nil
+}
+
+// pageCacheFloor measures what it costs this machine, in CPU, to put n new
+// bytes into the page cache: the floor under any broker that persists what
+// it is sent (both brokers write every batch to a segment file). It prints
+// one JSON line.
+func pageCacheFloor(dir string, n int64) error {
+	f, err := os.CreateTemp(dir, "page-cache-floor-*")
+	if err != nil {
+		return fmt.Errorf("page cache floor: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	c0, err := cpuTicks(os.Getpid())
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for off := int64(0); off < n; off += int64(len(buf)) {
+		if _, err := f.WriteAt(buf[:min(int64(len(buf)), n-off)], off); err != nil {
+			return fmt.Errorf("page cache floor: %w", err)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	c1, err := cpuTicks(os.Getpid())
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(struct {
+		Bytes    int64   `json:"bytes"`
+		Seconds  float64 `json:"seconds"`
+		CPUTicks int64   `json:"cpu_ticks"`
+	}{n, elapsed, c1 - c0})
 }
 
 func printFreePort() error {
