@@ -168,6 +168,14 @@ func committedOffsets(t *testing.T, n *testNode, groupID, topic string) map[int3
 	return out
 }
 
+func sumOffsets(m map[int32]int64) int64 {
+	var sum int64
+	for _, o := range m {
+		sum += o
+	}
+	return sum
+}
+
 func testGroupConsume(t *testing.T, balancer kgo.GroupBalancer) {
 	// A million records, as the issue asks; a tenth under the race
 	// detector, which is ten times slower.
@@ -200,16 +208,24 @@ func testGroupConsume(t *testing.T, balancer kgo.GroupBalancer) {
 	members = append(members, startConsumer(t, n, groupID, topic, got, bal))
 
 	waitWithin(t, "every record", 40*time.Second, func() bool { return got.count() == total })
+	// Polled is not committed: kgo's default autocommit is at-least-once,
+	// so a revoke commits only what was polled before the member's latest
+	// poll, and the partition's next owner re-reads (and later commits) the
+	// rest. Stopping members one by one is a chain of eager rebalances; a
+	// member stopped before it re-read what it took over never commits it.
+	// So, like an application draining before shutdown, wait until the
+	// running members' autocommits have caught up with the log end.
+	waitWithin(t, "committed offsets to reach the log end", 40*time.Second, func() bool {
+		return sumOffsets(committedOffsets(t, n, groupID, topic)) == int64(total)
+	})
 	for _, m := range members {
 		m.stop()
 	}
+	// Leaving the group, with its rebalances and revoke-time commits, must
+	// not move any committed offset.
 	committed := committedOffsets(t, n, groupID, topic)
-	sum := int64(0)
-	for _, o := range committed {
-		sum += o
-	}
-	if sum != int64(total) {
-		t.Fatalf("committed offsets sum to %d, want %d: %v", sum, total, committed)
+	if sum := sumOffsets(committed); sum != int64(total) {
+		t.Fatalf("after the members left, committed offsets sum to %d, want %d: %v", sum, total, committed)
 	}
 
 	// After a restart the group resumes from its committed offsets.
@@ -237,17 +253,12 @@ func testGroupConsume(t *testing.T, balancer kgo.GroupBalancer) {
 	}
 }
 
-// The two million-record group tests run one after the other, not in
-// parallel: together they put two brokers, ten group members and two
-// producers on two cores, and under that (plus the rest of the suite) the
-// eager run's committed offsets sometimes end short of what its members
-// polled — without the broker ever receiving a commit for the missing
-// range (seen by logging every OffsetCommit; also at 7943abb). See the
-// stop 7 note; the cause is not yet understood.
 func TestGroupConsumeEager(t *testing.T) {
+	t.Parallel()
 	testGroupConsume(t, kgo.RangeBalancer())
 }
 
 func TestGroupConsumeCooperativeSticky(t *testing.T) {
+	t.Parallel()
 	testGroupConsume(t, kgo.CooperativeStickyBalancer())
 }
