@@ -3,6 +3,7 @@ package broker
 // DeleteRecords, v0..2: move a partition's log start offset forward; -1
 // means the high watermark. Offsets past the high watermark answer
 // OFFSET_OUT_OF_RANGE. Whole segments below the new start are deleted.
+// Internal topics answer INVALID_TOPIC_EXCEPTION, as in Kafka.
 
 import (
 	"context"
@@ -28,6 +29,9 @@ func (b *Broker) handleDeleteRecords(_ context.Context, r *request) {
 				continue
 			}
 			p, err := b.partition(rt.Topic, rq.Partition)
+			if err == nil && internalTopic(rt.Topic) && r.clientID != InterBrokerClientID {
+				err = kerr.InvalidTopicException // as Kafka: no deleting records of internal topics
+			}
 			if err == nil {
 				off := rq.Offset
 				hw := p.HighWatermark()

@@ -17,6 +17,17 @@ import (
 // OffsetsTopic is the internal topic holding group state.
 const OffsetsTopic = "__consumer_offsets"
 
+// TransactionStateTopic is Kafka's internal topic of transaction state;
+// reserved here too, so that clients cannot write it either.
+const TransactionStateTopic = "__transaction_state"
+
+// internalTopic reports whether clients may not write name with Produce or
+// DeleteRecords, as Kafka refuses them for its internal topics (the broker
+// itself writes them in-process).
+func internalTopic(name string) bool {
+	return name == OffsetsTopic || name == TransactionStateTopic || name == MetadataTopic
+}
+
 func (b *Broker) handleFindCoordinator(_ context.Context, r *request) {
 	req := r.body.(*kmsg.FindCoordinatorRequest)
 	resp := kmsg.NewPtrFindCoordinatorResponse()

@@ -61,13 +61,19 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 			var t *metadata.Topic
 			var mt kmsg.MetadataResponseTopic
 			switch {
-			case rt.Topic != nil && *rt.Topic != "":
-				t = img.Topics[*rt.Topic]
+			case r.version < 10 || rt.Topic != nil && *rt.Topic != "":
+				// Names only before v10 (no topic ids): "" is an
+				// invalid name there, not an unknown id.
+				name := ""
+				if rt.Topic != nil {
+					name = *rt.Topic
+				}
+				t = img.Topics[name]
 				if t == nil {
 					mt = kmsg.NewMetadataResponseTopic()
-					mt.Topic = rt.Topic
+					mt.Topic = &name
 					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
-					if controller.ValidateTopicName(*rt.Topic) != nil {
+					if controller.ValidateTopicName(name) != nil {
 						mt.ErrorCode = kerr.InvalidTopicException.Code
 					}
 					resp.Topics = append(resp.Topics, mt)
@@ -106,7 +112,7 @@ func topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
-	mt.IsInternal = len(name) > 2 && name[:2] == "__"
+	mt.IsInternal = internalTopic(name)
 	mt.AuthorizedOperations = -2147483648
 	for i, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()

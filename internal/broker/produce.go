@@ -67,13 +67,15 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				err = kerr.UnknownTopicID
 			case t == nil:
 				err = kerr.UnknownTopicOrPartition
+			case internalTopic(t.Name) && r.clientID != InterBrokerClientID:
+				err = fmt.Errorf("%w: cannot append to internal topic %s", kerr.InvalidTopicException, t.Name)
 			default:
 				var p *replication.Partition
 				p, err = b.partition(t.Name, rp.Partition)
 				if err == nil {
 					var last int64
 					last, err = b.produceOne(p, rt.Partitions[j].Records, rp)
-					if err == nil && req.Acks != 0 {
+					if err == nil {
 						syncs = append(syncs, pendingSync{p, last, rp})
 					}
 				}
@@ -87,27 +89,40 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 			}
 		}
 	}
+	fsync := b.opts.Static.FsyncAlways() && len(syncs) > 0
 	if req.Acks == 0 {
 		if failed {
 			r.resp.CloseConn(fmt.Errorf("acks=0 produce failed on at least one partition"))
 		} else {
 			r.resp.NoResponse()
 		}
+		if fsync {
+			// Nobody waits, but with log.fsync=always the high watermark
+			// moves only once the batch is durable: without this, records
+			// produced with acks=0 would stay invisible to consumers.
+			go b.syncAll(syncs)
+		}
 		return
 	}
-	if !b.opts.Static.FsyncAlways() || len(syncs) == 0 {
+	if !fsync {
 		r.respond(resp)
 		return
 	}
 	go func() {
-		for _, s := range syncs {
-			if err := s.p.Sync(s.offset); err != nil {
-				b.log.Error("fsync before acknowledging", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
-				s.rp.ErrorCode = kerr.KafkaStorageError.Code
-			}
-		}
+		b.syncAll(syncs)
 		r.respond(resp)
 	}()
+}
+
+// syncAll waits until each appended batch is durable, marking the ones
+// whose fsync failed with KAFKA_STORAGE_ERROR.
+func (b *Broker) syncAll(syncs []pendingSync) {
+	for _, s := range syncs {
+		if err := s.p.Sync(s.offset); err != nil {
+			b.log.Error("fsync of produced batch", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
+			s.rp.ErrorCode = kerr.KafkaStorageError.Code
+		}
+	}
 }
 
 // produceOne validates and appends the partition's records, filling rp, and
@@ -149,10 +164,11 @@ func (b *Broker) produceOne(p *replication.Partition, records []byte, rp *kmsg.P
 			return -1, fmt.Errorf("%w: batch timestamps %d..%d are outside the topic's allowed range around %d", kerr.InvalidTimestamp, h.FirstTimestamp, h.MaxTimestamp, now)
 		}
 	}
-	if cfg.CleanupCompact || h.Codec() == record.CodecNone {
-		if err := record.ValidateRecords(records, cfg.CleanupCompact); err != nil {
-			return -1, err
-		}
+	// Every record is checked, compressed batches too (decompressed on the
+	// way), as Kafka's LogValidator does: a batch whose CRC is right but
+	// whose records are not must not reach the log and its consumers.
+	if err := record.ValidateRecords(records, cfg.CleanupCompact); err != nil {
+		return -1, err
 	}
 	if ct := cfg.CompressionType; ct != "producer" {
 		if want, _ := record.ParseCodec(ct); want != h.Codec() {

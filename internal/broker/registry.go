@@ -30,7 +30,7 @@ type handlerTable map[int16]handler
 func (b *Broker) register() handlerTable {
 	t := handlerTable{
 		0:  {min: 0, max: 13, fn: b.handleProduce},
-		1:  {min: 4, max: 17, fn: b.handleFetch},
+		1:  {min: 4, max: 18, fn: b.handleFetch},
 		2:  {min: 0, max: 10, fn: b.handleListOffsets},
 		3:  {min: 0, max: 13, fn: b.handleMetadata},
 		18: {min: 0, max: 4, fn: b.handleApiVersions},
@@ -86,12 +86,35 @@ func (t handlerTable) apiKeys() []kmsg.ApiVersionsResponseApiKey {
 // api_versions.go would hold only this; it is small enough to live here.
 
 // handleApiVersions answers with every registered API. Version 3+ requests
-// carry a client software name and version, which Kafka validates loosely;
-// we accept anything.
+// carry a client software name and version, validated as Kafka does.
 func (b *Broker) handleApiVersions(_ context.Context, r *request) {
 	resp := kmsg.NewPtrApiVersionsResponse()
+	req := r.body.(*kmsg.ApiVersionsRequest)
+	if r.version >= 3 && (!validSoftwareField(req.ClientSoftwareName) || !validSoftwareField(req.ClientSoftwareVersion)) {
+		// As Kafka (KIP-511): a malformed client name or version is an
+		// INVALID_REQUEST, answered without the key list.
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		r.respond(resp)
+		return
+	}
 	resp.ApiKeys = b.handlers.apiKeys()
 	r.respond(resp)
+}
+
+// validSoftwareField applies KIP-511's rule for ClientSoftwareName and
+// ClientSoftwareVersion: letters, digits, '-' and '.', starting and ending
+// with a letter or digit.
+func validSoftwareField(s string) bool {
+	if s == "" {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && !((c == '-' || c == '.') && i > 0 && i < len(s)-1) {
+			return false
+		}
+	}
+	return true
 }
 
 // apiVersionsUnsupported answers a too-new ApiVersions request in version 0

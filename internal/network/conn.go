@@ -318,10 +318,11 @@ func (c *conn) writeAll() error {
 			if err := c.w.flush(); err != nil {
 				return err
 			}
-			if s.reason != nil {
-				return fmt.Errorf("closed by handler: %w", s.reason)
-			}
-			return errors.New("closed by handler")
+			// The handler refused the request (bad header, unknown API,
+			// unsupported version, undecodable body...): say why, once,
+			// where an operator looks.
+			c.log.Warn("closing connection after a request it could not serve", "reason", s.reason)
+			return nil
 		}
 		<-c.sem
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/record"
 )
 
@@ -61,6 +63,16 @@ func TestProduceValidation(t *testing.T) {
 	two := append(append([]byte(nil), good...), good...)
 	big := buildBatchValue(t, 20000)
 	nullKey, _ := record.Build(nil, record.NewBatchOptions(record.CodecNone), now, []record.Record{{Value: []byte("x")}})
+	// Compressed batches whose CRC is right but whose records are not: a
+	// broken gzip trailer, and a record count the payload does not hold.
+	gz := buildBatch(t, record.NewBatchOptions(record.CodecGzip), now, 3)
+	badPayload := append([]byte(nil), gz...)
+	badPayload[len(badPayload)-1] ^= 0xff
+	fixCRC(badPayload)
+	badCount := append([]byte(nil), gz...)
+	binary.BigEndian.PutUint32(badCount[57:], 4) // records count
+	binary.BigEndian.PutUint32(badCount[23:], 3) // last offset delta
+	fixCRC(badCount)
 	cases := []struct {
 		name  string
 		topic string
@@ -76,6 +88,9 @@ func TestProduceValidation(t *testing.T) {
 		{"too large", "v", big, kerr.MessageTooLarge},
 		{"unknown topic", "nope", good, kerr.UnknownTopicOrPartition},
 		{"null key on compacted topic", "compacted", nullKey, kerr.InvalidRecord},
+		{"gzip good", "v", gz, nil},
+		{"gzip payload corrupt", "v", badPayload, kerr.CorruptMessage},
+		{"gzip record count wrong", "v", badCount, kerr.CorruptMessage},
 	}
 	c := n.raw()
 	for _, tc := range cases {
@@ -91,9 +106,82 @@ func TestProduceValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := lo.Lookup("v", 0); o.Offset != 3 {
-		t.Fatalf("end offset %d after rejected batches, want 3", o.Offset)
+	if o, _ := lo.Lookup("v", 0); o.Offset != 6 {
+		t.Fatalf("end offset %d after rejected batches, want 6 (two good batches of 3)", o.Offset)
 	}
+}
+
+// fixCRC recomputes a batch's CRC-32C after the test edited it.
+func fixCRC(b []byte) {
+	binary.BigEndian.PutUint32(b[17:], record.ComputeCRC(b))
+}
+
+// TestInternalTopicsRefuseClientWrites: as in Kafka, clients may read
+// __consumer_offsets but not Produce to it or DeleteRecords from it, and
+// Metadata marks only Kafka's internal topics as internal.
+func TestInternalTopicsRefuseClientWrites(t *testing.T) {
+	n := startNode(t, "", nil)
+	ctx := ctxT(t)
+	adm := n.admin()
+	// FindCoordinator creates __consumer_offsets; wait until it is served.
+	waitFor(t, ctx, "the group coordinator", func() bool {
+		for _, r := range adm.FindGroupCoordinators(ctx, "g") {
+			return r.Err == nil
+		}
+		return false
+	})
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "__not_internal"); err != nil {
+		t.Fatal(err)
+	}
+	c := n.raw()
+	batch := buildBatch(t, record.NewBatchOptions(record.CodecNone), time.Now().UnixMilli(), 1)
+	if p := produceRaw(t, c, 9, broker.OffsetsTopic, batch); p.ErrorCode != kerr.InvalidTopicException.Code {
+		t.Fatalf("produce to %s: error %v, want INVALID_TOPIC_EXCEPTION", broker.OffsetsTopic, kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceRaw(t, c, 9, "__not_internal", batch); p.ErrorCode != 0 {
+		t.Fatalf("produce to __not_internal: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	del, err := adm.DeleteRecords(ctx, kadm.Offsets{broker.OffsetsTopic: {0: {Topic: broker.OffsetsTopic, Partition: 0, At: 0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := del.Lookup(broker.OffsetsTopic, 0); !errors.Is(r.Err, kerr.InvalidTopicException) {
+		t.Fatalf("DeleteRecords on %s: %v, want INVALID_TOPIC_EXCEPTION", broker.OffsetsTopic, r.Err)
+	}
+	md, err := adm.Metadata(ctx, broker.OffsetsTopic, "__not_internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !md.Topics[broker.OffsetsTopic].IsInternal || md.Topics["__not_internal"].IsInternal {
+		t.Fatalf("is_internal: %s %v, __not_internal %v; want true, false", broker.OffsetsTopic,
+			md.Topics[broker.OffsetsTopic].IsInternal, md.Topics["__not_internal"].IsInternal)
+	}
+}
+
+// TestAcksZeroWithFsyncAlways: with log.fsync=always the high watermark
+// moves once a batch is durable; records sent with acks=0 must get there
+// too, though nobody waits for them.
+func TestAcksZeroWithFsyncAlways(t *testing.T) {
+	n := startNode(t, "", map[string]string{"log.fsync": "always"})
+	ctx := ctxT(t)
+	if _, err := n.admin().CreateTopic(ctx, 1, 1, nil, "a0"); err != nil {
+		t.Fatal(err)
+	}
+	cl := n.client(kgo.DefaultProduceTopic("a0"), kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	for i := range 10 {
+		cl.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "acks=0 records to become visible", func() bool {
+		lo, err := n.admin().ListEndOffsets(ctx, "a0")
+		if err != nil {
+			return false
+		}
+		o, _ := lo.Lookup("a0", 0)
+		return o.Offset == 10
+	})
 }
 
 func buildBatchValue(t *testing.T, size int) []byte {

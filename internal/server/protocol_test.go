@@ -35,6 +35,16 @@ func TestApiVersions(t *testing.T) {
 			t.Fatalf("v%d: fetch advertised as %+v, zstd needs 10", v, k)
 		}
 	}
+	// KIP-511: a malformed client software name or version is refused.
+	for _, sw := range [][2]string{{"", "1.0"}, {"bad name", "1.0"}, {"-lead", "1.0"}, {"kgo", "1.0+build"}, {"kgo", "trail."}} {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = 3
+		req.ClientSoftwareName, req.ClientSoftwareVersion = sw[0], sw[1]
+		resp := c.roundTrip(req).(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != kerr.InvalidRequest.Code || len(resp.ApiKeys) != 0 {
+			t.Fatalf("software %q %q: error %d with %d keys, want INVALID_REQUEST and none", sw[0], sw[1], resp.ErrorCode, len(resp.ApiKeys))
+		}
+	}
 	// Too new: an error in v0 format that still lists every key.
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.Version = 99
@@ -132,5 +142,27 @@ func TestMetadataVersionsAndAutoCreate(t *testing.T) {
 	resp = n.raw().roundTrip(req).(*kmsg.MetadataResponse)
 	if resp.Topics[0].ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("invalid name: error %d", resp.Topics[0].ErrorCode)
+	}
+	// Before topic ids (v10), an empty name is an invalid name too; from
+	// v10 an entry without a name is a lookup by (here: the zero) id.
+	for _, tc := range []struct {
+		version int16
+		want    *kerr.Error
+	}{{9, kerr.InvalidTopicException}, {12, kerr.UnknownTopicID}} {
+		empty := ""
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = tc.version
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &empty}}
+		resp := n.raw().roundTrip(req).(*kmsg.MetadataResponse)
+		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != tc.want.Code {
+			t.Fatalf("v%d empty name: %+v, want %v", tc.version, resp.Topics, tc.want)
+		}
+	}
+	// Kafka's internal topic names are not auto-created for clients.
+	txn := "__transaction_state"
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &txn}}
+	resp = n.raw().roundTrip(req).(*kmsg.MetadataResponse)
+	if resp.Topics[0].ErrorCode == 0 {
+		t.Fatalf("%s was auto-created for a client", txn)
 	}
 }
