@@ -1,13 +1,15 @@
 package broker
 
 // DescribeCluster, v0..2: brokers, controller and cluster id from the
-// metadata image. v1 asks for brokers (endpoint type 1); controller
-// endpoints (type 2) are not exposed separately and answer
+// metadata image. v1 asks for brokers (endpoint type 1). Controller
+// endpoints (type 2) are not exposed separately: as from a Kafka broker, that
+// type answers MISMATCHED_ENDPOINT_TYPE, and an unknown type
 // UNSUPPORTED_ENDPOINT_TYPE. Fenced brokers are listed only when a v2
 // request asks for them (IncludeFencedBrokers), marked IsFenced.
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,7 +23,15 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *request) {
 	img := b.image()
 	resp := kmsg.NewPtrDescribeClusterResponse()
 	if r.version >= 1 && req.EndpointType != 1 {
-		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		var msg string
+		if req.EndpointType == 2 {
+			resp.ErrorCode = kerr.MismatchedEndpointType.Code
+			msg = "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
+		} else {
+			resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+			msg = fmt.Sprintf("Unsupported endpoint type %d", req.EndpointType)
+		}
+		resp.ErrorMessage = &msg
 		r.respond(resp)
 		return
 	}

@@ -9,9 +9,11 @@ package broker
 // that finds fewer than min_bytes waits up to max_wait for any of its
 // partitions to move, without blocking the connection's later requests.
 //
-// Incremental fetch sessions (KIP-227) are declined: a request that asks for
-// a new session gets session id 0, which tells the client to keep sending
-// full fetches; one naming a session id gets FETCH_SESSION_ID_NOT_FOUND.
+// Incremental fetch sessions (KIP-227) are declined: a full fetch (session
+// epoch 0 or -1) is served with session id 0, which tells the client to keep
+// sending full fetches; any session id it names is one Kafka would close, so
+// it is ignored. An incremental fetch (any other epoch) names a session that
+// does not exist here and gets FETCH_SESSION_ID_NOT_FOUND, as from Kafka.
 
 import (
 	"context"
@@ -42,20 +44,11 @@ type fetch struct {
 
 func (b *Broker) handleFetch(ctx context.Context, r *request) {
 	req := r.body.(*kmsg.FetchRequest)
-	if r.version >= 7 {
-		var code int16
-		switch {
-		case req.SessionID != 0:
-			code = kerr.FetchSessionIDNotFound.Code
-		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
-			code = kerr.InvalidFetchSessionEpoch.Code
-		}
-		if code != 0 {
-			resp := kmsg.NewPtrFetchResponse()
-			resp.ErrorCode = code
-			r.respond(resp)
-			return
-		}
+	if r.version >= 7 && req.SessionEpoch != 0 && req.SessionEpoch != -1 {
+		resp := kmsg.NewPtrFetchResponse()
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		r.respond(resp)
+		return
 	}
 	f := &fetch{ctx: ctx, b: b, r: r, req: req}
 	f.read()
@@ -131,10 +124,8 @@ func (f *fetch) read() {
 	f.records = make([][][]network.Chunk, len(req.Topics))
 	f.bytes = 0
 	f.waits = f.waits[:0]
-	remaining := int64(req.MaxBytes)
-	if remaining <= 0 {
-		remaining = 1 << 62
-	}
+	// max_bytes 0 still gets the first batch (KIP-74), as from Kafka.
+	remaining := max(int64(req.MaxBytes), 0)
 	minOne := true
 	for i := range req.Topics {
 		rt := &req.Topics[i]

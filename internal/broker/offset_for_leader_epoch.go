@@ -4,6 +4,14 @@ package broker
 // below the requested one and the offset where it ends (KIP-101/279),
 // answered from the log's leader-epoch cache. v2+ checks the caller's
 // current leader epoch (KIP-320).
+//
+// Kafka's leader puts its epoch in the cache when it becomes leader; ours
+// gains an epoch only with the epoch's first write. An epoch up to the
+// current one but newer than every cached epoch therefore saw no write here:
+// it ends at the log end offset, which is Kafka's answer for the current
+// epoch (a consumer validating its position after the epoch moved without
+// writes, or on an empty partition, must not be told the epoch is unknown:
+// clients treat that as truncation and reset).
 
 import (
 	"context"
@@ -34,7 +42,13 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ context.Context, r *request) {
 			} else if code := checkLeaderEpoch(p, rq.CurrentLeaderEpoch); code != 0 {
 				sp.ErrorCode = code
 			} else {
+				// The log end before the lookup: a write landing in
+				// between is at an epoch the lookup then finds.
+				leo := p.Log.LogEndOffset()
 				sp.LeaderEpoch, sp.EndOffset = p.Log.EndOffsetForEpoch(rq.LeaderEpoch)
+				if sp.EndOffset < 0 && rq.LeaderEpoch >= 0 && rq.LeaderEpoch <= p.LeaderEpoch() {
+					sp.LeaderEpoch, sp.EndOffset = rq.LeaderEpoch, leo
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
