@@ -29,7 +29,7 @@ func (b *Broker) handleDeleteRecords(_ context.Context, r *request) {
 				continue
 			}
 			p, err := b.partition(rt.Topic, rq.Partition)
-			if err == nil && internalTopic(rt.Topic) && r.clientID != InterBrokerClientID {
+			if err == nil && internalTopic(rt.Topic) {
 				err = kerr.InvalidTopicException // as Kafka: no deleting records of internal topics
 			}
 			if err == nil {

@@ -22,8 +22,8 @@ const OffsetsTopic = "__consumer_offsets"
 const TransactionStateTopic = "__transaction_state"
 
 // internalTopic reports whether clients may not write name with Produce or
-// DeleteRecords, as Kafka refuses them for its internal topics (the broker
-// itself writes them in-process).
+// DeleteRecords, as Kafka refuses them for its internal topics. The broker
+// itself writes them in-process, so no client id is exempt.
 func internalTopic(name string) bool {
 	return name == OffsetsTopic || name == TransactionStateTopic || name == MetadataTopic
 }

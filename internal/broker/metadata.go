@@ -61,9 +61,10 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 			var t *metadata.Topic
 			var mt kmsg.MetadataResponseTopic
 			switch {
-			case r.version < 10 || rt.Topic != nil && *rt.Topic != "":
-				// Names only before v10 (no topic ids): "" is an
-				// invalid name there, not an unknown id.
+			case rt.TopicID == [16]byte{}:
+				// By name: always before v10, and from v10 when no id
+				// is given (Kafka ignores zero ids). "" is an invalid
+				// name, not an unknown id.
 				name := ""
 				if rt.Topic != nil {
 					name = *rt.Topic

@@ -6,12 +6,11 @@ package broker
 // current leader epoch (KIP-320).
 //
 // Kafka's leader puts its epoch in the cache when it becomes leader; ours
-// gains an epoch only with the epoch's first write. An epoch up to the
-// current one but newer than every cached epoch therefore saw no write here:
-// it ends at the log end offset, which is Kafka's answer for the current
-// epoch (a consumer validating its position after the epoch moved without
-// writes, or on an empty partition, must not be told the epoch is unknown:
-// clients treat that as truncation and reset).
+// gains an epoch only with the epoch's first write, so the log is given the
+// current epoch to answer as Kafka's cache would (a consumer validating its
+// position after the epoch moved without writes, or on an empty partition,
+// must not be told the epoch is unknown: clients treat that as truncation
+// and reset).
 
 import (
 	"context"
@@ -42,13 +41,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ context.Context, r *request) {
 			} else if code := checkLeaderEpoch(p, rq.CurrentLeaderEpoch); code != 0 {
 				sp.ErrorCode = code
 			} else {
-				// The log end before the lookup: a write landing in
-				// between is at an epoch the lookup then finds.
-				leo := p.Log.LogEndOffset()
-				sp.LeaderEpoch, sp.EndOffset = p.Log.EndOffsetForEpoch(rq.LeaderEpoch)
-				if sp.EndOffset < 0 && rq.LeaderEpoch >= 0 && rq.LeaderEpoch <= p.LeaderEpoch() {
-					sp.LeaderEpoch, sp.EndOffset = rq.LeaderEpoch, leo
-				}
+				sp.LeaderEpoch, sp.EndOffset = p.Log.EndOffsetForEpoch(rq.LeaderEpoch, p.LeaderEpoch())
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

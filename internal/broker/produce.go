@@ -8,7 +8,9 @@ package broker
 //
 // Appends happen on the connection's reader goroutine, in request order, so a
 // producer's pipelined batches land in sequence order. Waiting (fsync with
-// log.fsync=always) happens on another goroutine. acks=0 gets no response;
+// log.fsync=always) happens on another goroutine, except for acks=0, whose
+// sync runs on the reader (nobody waits for it, and the next request then
+// waits its turn). acks=0 gets no response;
 // if any partition failed, the connection is closed instead, as Kafka does,
 // so the client notices.
 
@@ -38,6 +40,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 	resp := kmsg.NewPtrProduceResponse()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	fsyncAlways := b.opts.Static.FsyncAlways()
 	var syncs []pendingSync
 	failed := false
 	// Every append below is synchronous and nothing kept refers to the
@@ -67,7 +70,9 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				err = kerr.UnknownTopicID
 			case t == nil:
 				err = kerr.UnknownTopicOrPartition
-			case internalTopic(t.Name) && r.clientID != InterBrokerClientID:
+			case internalTopic(t.Name):
+				// The broker writes its internal topics in-process; no
+				// client id lifts this, so a client cannot claim one.
 				err = fmt.Errorf("%w: cannot append to internal topic %s", kerr.InvalidTopicException, t.Name)
 			default:
 				var p *replication.Partition
@@ -75,7 +80,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				if err == nil {
 					var last int64
 					last, err = b.produceOne(p, rt.Partitions[j].Records, rp)
-					if err == nil {
+					if err == nil && fsyncAlways {
 						syncs = append(syncs, pendingSync{p, last, rp})
 					}
 				}
@@ -89,22 +94,22 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 			}
 		}
 	}
-	fsync := b.opts.Static.FsyncAlways() && len(syncs) > 0
 	if req.Acks == 0 {
+		// Nobody waits, but with log.fsync=always the high watermark
+		// moves only once a batch is durable: without this sync, records
+		// produced with acks=0 would stay invisible to consumers. It runs
+		// here, on the connection's reader, as Kafka flushes in the
+		// request's thread: the client's next request waits for it, which
+		// bounds the work a fast acks=0 producer can queue up.
+		b.syncAll(syncs)
 		if failed {
 			r.resp.CloseConn(fmt.Errorf("acks=0 produce failed on at least one partition"))
 		} else {
 			r.resp.NoResponse()
 		}
-		if fsync {
-			// Nobody waits, but with log.fsync=always the high watermark
-			// moves only once the batch is durable: without this, records
-			// produced with acks=0 would stay invisible to consumers.
-			go b.syncAll(syncs)
-		}
 		return
 	}
-	if !fsync {
+	if len(syncs) == 0 {
 		r.respond(resp)
 		return
 	}

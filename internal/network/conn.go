@@ -102,6 +102,7 @@ type conn struct {
 	log  interface {
 		Error(msg string, args ...any)
 		Warn(msg string, args ...any)
+		Info(msg string, args ...any)
 		Debug(msg string, args ...any)
 	}
 	ctx    context.Context
@@ -319,9 +320,15 @@ func (c *conn) writeAll() error {
 				return err
 			}
 			// The handler refused the request (bad header, unknown API,
-			// unsupported version, undecodable body...): say why, once,
-			// where an operator looks.
-			c.log.Warn("closing connection after a request it could not serve", "reason", s.reason)
+			// unsupported version, undecodable body, a failed acks=0
+			// produce...): say why, once, where an operator looks. A
+			// handler stopped because the connection was already going
+			// away has nothing to add.
+			if errors.Is(s.reason, context.Canceled) {
+				c.log.Debug("closing connection", "reason", s.reason)
+			} else {
+				c.log.Info("closing connection after a request it could not serve", "reason", s.reason)
+			}
 			return nil
 		}
 		<-c.sem

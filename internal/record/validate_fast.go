@@ -68,7 +68,8 @@ func validateUncompressed(data []byte, h *Header, requireKeys bool) error {
 func zigzag32(u uint32) int32 { return int32(u>>1) ^ -int32(u&1) }
 
 // uvarintAt reads the unsigned varint at b[i:] that must fit 32 bits in at
-// most 5 bytes, as Kafka's readVarint requires, and returns it with the
+// most 5 bytes (Kafka's readVarint also stops at 5 bytes, but silently drops
+// a 5th byte's excess high bits; this refuses them), and returns it with the
 // index after it, or a negative index if b ends first or the varint is too
 // long or too big. The one- and two-byte cases, nearly every length, delta
 // and count in a batch, take the fast path.

@@ -501,6 +501,8 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	t.Run("after the epoch moved", func(t *testing.T) {
 		run(t, []probe{
 			{"old epoch ends at the log end", topic, 0, e0, -1, 0, want{e0, 5, nil}},
+			{"epoch between the last written and the current: the last written", topic, 0, e0 + 1, -1, 0, want{e0, 5, nil}},
+			{"epoch before the current one of an empty partition", topic, 1, e0 + 1, -1, 0, want{e0 + 1, 0, nil}},
 			{"current epoch without writes: the log end offset", topic, 0, e1, e1, 2, want{e1, 5, nil}},
 			{"current epoch of an empty partition", topic, 1, e1, -1, 0, want{e1, 0, nil}},
 			{"stale current_leader_epoch is fenced", topic, 0, e0, e0, 2, want{err: kerr.FencedLeaderEpoch}},
@@ -516,6 +518,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	t.Run("after writes at the new epoch", func(t *testing.T) {
 		run(t, []probe{
 			{"old epoch ends where the new one starts", topic, 0, e0, e1, 2, want{e0, 5, nil}},
+			{"epoch between them: the old one, as before the writes", topic, 0, e0 + 1, -1, 0, want{e0, 5, nil}},
 			{"current epoch", topic, 0, e1, e1, 2, want{e1, 7, nil}},
 			{"epoch before every write: the start of the first one", topic, 1, e0, -1, 0, want{e0, 0, nil}},
 			{"current epoch of the once empty partition", topic, 1, e1, e1, 2, want{e1, 4, nil}},

@@ -155,7 +155,16 @@ func rawMember(t *testing.T, n *testNode, groupID, topic, protocolName string) {
 
 func committedOffsets(t *testing.T, n *testNode, groupID, topic string) map[int32]int64 {
 	t.Helper()
-	resp, err := n.admin().FetchOffsets(ctxT(t), groupID)
+	return committedOffsetsVia(t, n.admin(), groupID, topic)
+}
+
+// committedOffsetsVia is committedOffsets through an existing admin client,
+// for callers that poll.
+func committedOffsetsVia(t *testing.T, adm *kadm.Client, groupID, topic string) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := adm.FetchOffsets(ctx, groupID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +224,9 @@ func testGroupConsume(t *testing.T, balancer kgo.GroupBalancer) {
 	// member stopped before it re-read what it took over never commits it.
 	// So, like an application draining before shutdown, wait until the
 	// running members' autocommits have caught up with the log end.
+	adm := n.admin()
 	waitWithin(t, "committed offsets to reach the log end", 40*time.Second, func() bool {
-		return sumOffsets(committedOffsets(t, n, groupID, topic)) == int64(total)
+		return sumOffsets(committedOffsetsVia(t, adm, groupID, topic)) == int64(total)
 	})
 	for _, m := range members {
 		m.stop()

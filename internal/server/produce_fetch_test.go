@@ -138,6 +138,11 @@ func TestInternalTopicsRefuseClientWrites(t *testing.T) {
 	if p := produceRaw(t, c, 9, broker.OffsetsTopic, batch); p.ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("produce to %s: error %v, want INVALID_TOPIC_EXCEPTION", broker.OffsetsTopic, kerr.ErrorForCode(p.ErrorCode))
 	}
+	// Not even with the client id brokers use towards each other.
+	spoof := n.client(kgo.ClientID(broker.InterBrokerClientID), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := spoof.ProduceSync(ctx, &kgo.Record{Topic: broker.OffsetsTopic, Partition: 0, Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
+		t.Fatalf("produce to %s as %s: %v, want INVALID_TOPIC_EXCEPTION", broker.OffsetsTopic, broker.InterBrokerClientID, err)
+	}
 	if p := produceRaw(t, c, 9, "__not_internal", batch); p.ErrorCode != 0 {
 		t.Fatalf("produce to __not_internal: %v", kerr.ErrorForCode(p.ErrorCode))
 	}

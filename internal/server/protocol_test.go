@@ -143,19 +143,20 @@ func TestMetadataVersionsAndAutoCreate(t *testing.T) {
 	if resp.Topics[0].ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("invalid name: error %d", resp.Topics[0].ErrorCode)
 	}
-	// Before topic ids (v10), an empty name is an invalid name too; from
-	// v10 an entry without a name is a lookup by (here: the zero) id.
+	// An empty name is an invalid name in every version (Kafka ignores a
+	// zero topic id); from v10 a non-zero id nobody has is UNKNOWN_TOPIC_ID.
 	for _, tc := range []struct {
 		version int16
+		id      [16]byte
 		want    *kerr.Error
-	}{{9, kerr.InvalidTopicException}, {12, kerr.UnknownTopicID}} {
+	}{{9, [16]byte{}, kerr.InvalidTopicException}, {12, [16]byte{}, kerr.InvalidTopicException}, {12, [16]byte{1}, kerr.UnknownTopicID}} {
 		empty := ""
 		req := kmsg.NewPtrMetadataRequest()
 		req.Version = tc.version
-		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &empty}}
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &empty, TopicID: tc.id}}
 		resp := n.raw().roundTrip(req).(*kmsg.MetadataResponse)
 		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != tc.want.Code {
-			t.Fatalf("v%d empty name: %+v, want %v", tc.version, resp.Topics, tc.want)
+			t.Fatalf("v%d empty name, id %x: %+v, want %v", tc.version, tc.id, resp.Topics, tc.want)
 		}
 	}
 	// Kafka's internal topic names are not auto-created for clients.

@@ -119,7 +119,7 @@ func (r *ReadResult) Release() {
 //   LogEndOffset() int64
 //   OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error)
 //   MaxTimestamp() (offset, timestamp int64, err error)
-//   EndOffsetForEpoch(epoch int32) (foundEpoch int32, endOffset int64)
+//   EndOffsetForEpoch(epoch, current int32) (foundEpoch int32, endOffset int64)
 //   DeleteRecordsBefore(offset int64) (newStart int64, err error)
 //   EnforceRetention() error
 //   MaybeFlush() error

@@ -282,7 +282,7 @@ func TestEmptyLog(t *testing.T) {
 
 func TestEndOffsetForEpoch(t *testing.T) {
 	tl := openTestLog(t, testConfig())
-	if e, o := tl.EndOffsetForEpoch(0); e != -1 || o != -1 {
+	if e, o := tl.EndOffsetForEpoch(0, -1); e != -1 || o != -1 {
 		t.Fatalf("empty cache: %d %d", e, o)
 	}
 	// epoch 2 at 0..2, epoch 4 at 3..5, epoch 7 at 6..
@@ -313,7 +313,7 @@ func TestEndOffsetForEpoch(t *testing.T) {
 	check := func() {
 		t.Helper()
 		for _, tc := range tests {
-			if e, o := tl.EndOffsetForEpoch(tc.epoch); e != tc.wantEpoch || o != tc.wantOff {
+			if e, o := tl.EndOffsetForEpoch(tc.epoch, -1); e != tc.wantEpoch || o != tc.wantOff {
 				t.Errorf("EndOffsetForEpoch(%d) = %d %d, want %d %d", tc.epoch, e, o, tc.wantEpoch, tc.wantOff)
 			}
 		}
@@ -336,8 +336,44 @@ func TestEndOffsetForEpoch(t *testing.T) {
 	if _, err := tl.DeleteRecordsBefore(3); err != nil {
 		t.Fatal(err)
 	}
-	if e, o := tl.EndOffsetForEpoch(2); e != 2 || o != 3 {
+	if e, o := tl.EndOffsetForEpoch(2, -1); e != 2 || o != 3 {
 		t.Fatalf("after delete records, epoch 4 should start at 3: %d %d", e, o)
+	}
+}
+
+// TestEndOffsetForEpochCurrentEpoch: a leader epoch newer than every cached
+// one (no write in it yet) answers as Kafka's cache, which holds it from
+// the moment the broker became leader, would.
+func TestEndOffsetForEpochCurrentEpoch(t *testing.T) {
+	empty := openTestLog(t, testConfig())
+	tl := openTestLog(t, testConfig())
+	for i, epoch := range []int32{2, 2, 4, 4, 4, 7} { // 2@0, 4@2, 7@5; end 6
+		if _, err := tl.Append(makeBatch(t, batchSpec{ts: int64(i)}), epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name           string
+		log            *testLog
+		epoch, current int32
+		wantEpoch      int32
+		wantOff        int64
+	}{
+		{"empty, current", empty, 3, 3, 3, 0},
+		{"empty, older", empty, 1, 3, 1, 0},
+		{"empty, newer", empty, 4, 3, -1, -1},
+		{"current, no write yet", tl, 9, 9, 9, 6},
+		{"between latest cached and current", tl, 8, 9, 7, 6},
+		{"latest cached, current newer", tl, 7, 9, 7, 6},
+		{"older, cache answers", tl, 5, 9, 4, 5},
+		{"newer than current", tl, 10, 9, -1, -1},
+		{"current is the latest cached", tl, 7, 7, 7, 6},
+		{"no current epoch given", tl, 8, -1, -1, -1},
+	}
+	for _, tc := range tests {
+		if e, o := tc.log.EndOffsetForEpoch(tc.epoch, tc.current); e != tc.wantEpoch || o != tc.wantOff {
+			t.Errorf("%s: EndOffsetForEpoch(%d, current %d) = %d %d, want %d %d", tc.name, tc.epoch, tc.current, e, o, tc.wantEpoch, tc.wantOff)
+		}
 	}
 }
 

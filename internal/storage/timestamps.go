@@ -157,8 +157,25 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 // start offset of the next larger one. An epoch below every known one gives
 // (epoch, start of the first known epoch); an unknown larger epoch, an empty
 // cache or epoch -1 give (-1, -1).
-func (l *Log) EndOffsetForEpoch(epoch int32) (foundEpoch int32, endOffset int64) {
+//
+// current is the partition's leader epoch now, or -1. Kafka's leader puts
+// its epoch in the cache when it becomes leader; here an epoch enters the
+// cache with its first write, so a current epoch newer than every cached
+// one counts as a last entry starting at the log end offset, and the answer
+// is the one Kafka's cache would give.
+func (l *Log) EndOffsetForEpoch(epoch, current int32) (foundEpoch int32, endOffset int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.epochs.endOffsetFor(epoch, l.leo.Load())
+	leo := l.leo.Load()
+	if latest, ok := l.epochs.latest(); epoch >= 0 && current >= 0 && epoch <= current && (!ok || latest.epoch < current) {
+		switch {
+		case epoch == current:
+			return epoch, leo
+		case !ok:
+			return epoch, leo // below the only (virtual) entry: its start
+		case epoch >= latest.epoch:
+			return latest.epoch, leo // ends where the virtual entry starts
+		}
+	}
+	return l.epochs.endOffsetFor(epoch, leo)
 }
