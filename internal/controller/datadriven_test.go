@@ -494,17 +494,7 @@ func printImage(im *metadata.Image) string {
 	if len(im.TopicsByID) != len(im.Topics) {
 		fmt.Fprintf(&b, "%d topics by name, %d by id\n", len(im.Topics), len(im.TopicsByID))
 	}
-	res := make([]metadata.ConfigResource, 0, len(im.Configs))
-	for r := range im.Configs {
-		res = append(res, r)
-	}
-	sort.Slice(res, func(i, j int) bool {
-		if res[i].Type != res[j].Type {
-			return res[i].Type < res[j].Type
-		}
-		return res[i].Name < res[j].Name
-	})
-	for _, r := range res {
+	for _, r := range im.SortedConfigResources() {
 		kind := map[int8]string{metadata.ResourceTopic: "topic", metadata.ResourceBroker: "broker"}[r.Type]
 		fmt.Fprintf(&b, "config %s %q:", kind, r.Name)
 		for _, k := range sortedKeys(im.Configs[r]) {

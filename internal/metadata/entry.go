@@ -115,17 +115,7 @@ func (im *Image) Records() []Record {
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch})
 		}
 	}
-	res := make([]ConfigResource, 0, len(im.Configs))
-	for r := range im.Configs {
-		res = append(res, r)
-	}
-	sort.Slice(res, func(i, j int) bool {
-		if res[i].Type != res[j].Type {
-			return res[i].Type < res[j].Type
-		}
-		return res[i].Name < res[j].Name
-	})
-	for _, r := range res {
+	for _, r := range im.SortedConfigResources() {
 		m := im.Configs[r]
 		keys := make([]string, 0, len(m))
 		for k := range m {

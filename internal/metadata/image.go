@@ -88,6 +88,22 @@ func (im *Image) SortedTopicNames() []string {
 	return out
 }
 
+// SortedConfigResources returns the resources with configs, by type and
+// then name.
+func (im *Image) SortedConfigResources() []ConfigResource {
+	out := make([]ConfigResource, 0, len(im.Configs))
+	for r := range im.Configs {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
 // Apply returns the image after recs, committed at offset. It fails, leaving
 // im untouched, if a record does not fit the image (unknown topic id, a
 // partition number with a gap): the log is then inconsistent and the caller

@@ -70,6 +70,21 @@ type Config struct {
 
 const maxClusterIDLen = 255
 
+// checkShared validates what voters and observers configure alike and
+// defaults the logger.
+func checkShared(clusterID string, sm StateMachine, logger **slog.Logger) error {
+	if clusterID == "" || len(clusterID) > maxClusterIDLen {
+		return fmt.Errorf("quorum: cluster id must be 1 to %d bytes, got %d", maxClusterIDLen, len(clusterID))
+	}
+	if sm == nil {
+		return fmt.Errorf("quorum: no state machine")
+	}
+	if *logger == nil {
+		*logger = slog.Default()
+	}
+	return nil
+}
+
 func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
 	if cfg.ID == 0 {
@@ -93,14 +108,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Dir == "" {
 		return cfg, fmt.Errorf("quorum: no data directory")
 	}
-	if cfg.ClusterID == "" || len(cfg.ClusterID) > maxClusterIDLen {
-		return cfg, fmt.Errorf("quorum: cluster id must be 1 to %d bytes, got %d", maxClusterIDLen, len(cfg.ClusterID))
-	}
-	if cfg.StateMachine == nil {
-		return cfg, fmt.Errorf("quorum: no state machine")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if err := checkShared(cfg.ClusterID, cfg.StateMachine, &cfg.Logger); err != nil {
+		return cfg, err
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = 100 * time.Millisecond

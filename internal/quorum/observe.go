@@ -201,13 +201,10 @@ func (t *transport) serveObserver(c net.Conn, h hello, remote string) {
 // admitObserver checks an observer's hello and counts its connection.
 // Several connections may claim one observer id: observers only read.
 func (t *transport) admitObserver(h hello, c net.Conn) byte {
+	if st := t.checkHello(h); st != hsOK {
+		return st
+	}
 	switch {
-	case h.version != wireVersion:
-		return hsBadVersion
-	case h.clusterID != t.clusterID:
-		return hsWrongCluster
-	case h.to != t.id:
-		return hsWrongTarget
 	case h.from == 0:
 		return hsObserverIDZero
 	case h.from == t.id || t.peers[h.from] != "":

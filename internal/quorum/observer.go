@@ -63,14 +63,8 @@ func (c *ObserverConfig) withDefaults() (ObserverConfig, error) {
 			return cfg, fmt.Errorf("quorum: voter %d has no address", id)
 		}
 	}
-	if cfg.ClusterID == "" || len(cfg.ClusterID) > maxClusterIDLen {
-		return cfg, fmt.Errorf("quorum: cluster id must be 1 to %d bytes, got %d", maxClusterIDLen, len(cfg.ClusterID))
-	}
-	if cfg.StateMachine == nil {
-		return cfg, fmt.Errorf("quorum: no state machine")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if err := checkShared(cfg.ClusterID, cfg.StateMachine, &cfg.Logger); err != nil {
+		return cfg, err
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 1 << 20

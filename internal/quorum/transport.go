@@ -235,8 +235,9 @@ func (t *transport) serve(c net.Conn) {
 	}
 }
 
-// admit checks a hello and registers the connection as the peer's.
-func (t *transport) admit(h hello, ic *inConn) byte {
+// checkHello applies what every hello, a voter's or an observer's, must
+// match: the wire version, this cluster and this node as the target.
+func (t *transport) checkHello(h hello) byte {
 	switch {
 	case h.version != wireVersion:
 		return hsBadVersion
@@ -244,6 +245,16 @@ func (t *transport) admit(h hello, ic *inConn) byte {
 		return hsWrongCluster
 	case h.to != t.id:
 		return hsWrongTarget
+	}
+	return hsOK
+}
+
+// admit checks a hello and registers the connection as the peer's.
+func (t *transport) admit(h hello, ic *inConn) byte {
+	if st := t.checkHello(h); st != hsOK {
+		return st
+	}
+	switch {
 	case h.from == t.id:
 		return hsDuplicateNode
 	case t.peers[h.from] == "":

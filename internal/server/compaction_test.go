@@ -175,26 +175,11 @@ func TestConsumerOffsetsStaysBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sizeOf := func() int64 {
-		ld, err := adm.DescribeAllLogDirs(ctx, nil)
-		if err != nil {
-			return -1
-		}
-		var size int64 = -1
-		ld.Each(func(d kadm.DescribedLogDir) {
-			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
-				if p.Topic == "__consumer_offsets" {
-					size = p.Size
-				}
-			})
-		})
-		return size
-	}
 	// 5000 commits of 4 partitions are well over a megabyte of records;
 	// compacted, what is left is the active segment plus a small cleaned
 	// one.
 	waitFor(t, ctx, "__consumer_offsets to be compacted", func() bool {
-		s := sizeOf()
+		s := logDirSize(ctx, adm, "__consumer_offsets")
 		return s > 0 && s < 3*65536
 	})
 	fetched, err := adm.FetchOffsets(ctx, "bounded")

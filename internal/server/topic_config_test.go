@@ -165,21 +165,6 @@ func TestRetentionBySizeAndTime(t *testing.T) {
 	}
 	// Retention may already have run while the records were written; wait
 	// for the pass that follows the last write.
-	sizeOf := func(topic string) int64 {
-		ld, err := adm.DescribeAllLogDirs(ctx, nil)
-		if err != nil {
-			return -1
-		}
-		var size int64 = -1
-		ld.Each(func(d kadm.DescribedLogDir) {
-			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
-				if p.Topic == topic {
-					size = p.Size
-				}
-			})
-		})
-		return size
-	}
 	waitFor(t, ctx, "retention to trim both topics", func() bool {
 		start, err := adm.ListStartOffsets(ctx, "bysize", "bytime")
 		if err != nil {
@@ -190,7 +175,7 @@ func TestRetentionBySizeAndTime(t *testing.T) {
 		// bysize keeps at most retention.bytes plus the segment that
 		// would take it below; bytime keeps only the segment holding the
 		// fresh record (the last of the old ones share it).
-		size := sizeOf("bysize")
+		size := logDirSize(ctx, adm, "bysize")
 		return s1.Offset > 0 && size > 0 && size <= 8192+4096 && s2.Offset >= 90
 	})
 	// The remaining records are still readable from the new start.
@@ -201,6 +186,24 @@ func TestRetentionBySizeAndTime(t *testing.T) {
 	if len(recs) != 1 || recs[0].Offset != s.Offset {
 		t.Fatalf("first record after retention: %+v, want offset %d", recs, s.Offset)
 	}
+}
+
+// logDirSize returns the on-disk size of a one-partition topic as
+// DescribeLogDirs reports it, or -1 if it cannot be had (yet).
+func logDirSize(ctx context.Context, adm *kadm.Client, topic string) int64 {
+	ld, err := adm.DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		return -1
+	}
+	var size int64 = -1
+	ld.Each(func(d kadm.DescribedLogDir) {
+		d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+			if p.Topic == topic {
+				size = p.Size
+			}
+		})
+	})
+	return size
 }
 
 // waitFor polls cond until it holds or ctx ends.
