@@ -176,13 +176,15 @@ func TestConsumeFollowReadCommitted(t *testing.T) {
 	mustRun(t, addr, "", "topic", "create", "fol", "-p", "2")
 	mustRun(t, addr, "old\n", "produce", "fol", "-p", "0")
 	var out, errOut syncBuffer
-	env := &Env{Brokers: []string{addr}, Stdout: &out, Stderr: &errOut, Timeout: 10 * time.Second}
+	// Verbose: the client's request log on stderr says when the consumer
+	// fetches, which is after it resolved "end".
+	env := &Env{Brokers: []string{addr}, Stdout: &out, Stderr: &errOut, Timeout: 10 * time.Second, Verbose: true}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Consume(ctx, env, ConsumeOptions{Topic: "fol", Offset: "end", Follow: true, ReadCommitted: true, Format: `%p:%s\n`})
 	}()
-	time.Sleep(500 * time.Millisecond) // let it find the end offsets
+	waitFor(t, "the follower to fetch", func() bool { return strings.Contains(errOut.String(), "wrote Fetch v") })
 	mustRun(t, addr, "new0\n", "produce", "fol", "-p", "0")
 	mustRun(t, addr, "new1\n", "produce", "fol", "-p", "1")
 	waitFor(t, "followed records", func() bool { return strings.Count(out.String(), "\n") == 2 })
