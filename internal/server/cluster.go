@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
 )
 
@@ -26,7 +27,7 @@ import (
 type clusterController struct {
 	*controller.Controller
 	nodeID int32
-	rpc    *rpcClient
+	rpc    *kclient.Client
 	log    *slog.Logger
 	// epoch is this broker's registration epoch (for AllocateProducerIds).
 	epoch func() int64
@@ -36,6 +37,11 @@ var _ broker.Controller = (*clusterController)(nil)
 
 // forwardTimeout bounds one forwarded request.
 const forwardTimeout = 10 * time.Second
+
+// forwardClientID is the client id of client requests a broker forwards
+// to the active controller; unlike broker.InterBrokerClientID it carries
+// no privilege.
+const forwardClientID = "strata-forwarded"
 
 // activeAddr is the endpoint of the active controller.
 func (c *clusterController) activeAddr() (string, error) {
@@ -59,7 +65,7 @@ func (c *clusterController) send(ctx context.Context, clientID string, req kmsg.
 	if err != nil {
 		return nil, err
 	}
-	return c.rpc.do(ctx, addr, clientID, req)
+	return c.rpc.Do(ctx, addr, clientID, req)
 }
 
 // ForwardRequest relays a client's admin request, as it came, to the

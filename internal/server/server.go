@@ -23,6 +23,7 @@ import (
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/quorum"
@@ -43,7 +44,7 @@ type Server struct {
 	observer *quorum.Observer
 	ctrl     *controller.Controller
 	cc       *clusterController
-	rpc      *rpcClient
+	rpc      *kclient.Client
 	life     *lifecycle
 	// single is set for a node that is its own quorum.
 	single bool
@@ -140,7 +141,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s.ctrl.Subscribe(s.parts.Apply)
 	s.startGroups(logger)
 
-	s.rpc = newRPCClient(forwardTimeout)
+	s.rpc = kclient.New(forwardTimeout)
 	var rack *string
 	if r := cfg.String("broker.rack"); r != "" {
 		rack = &r
@@ -336,7 +337,7 @@ func (s *Server) closeStorage() error {
 		errs = append(errs, s.parts.Close())
 	}
 	if s.rpc != nil {
-		s.rpc.close()
+		s.rpc.Close()
 	}
 	if s.quorum != nil {
 		errs = append(errs, s.quorum.Stop())

@@ -1,4 +1,4 @@
-package server
+package kclient
 
 import (
 	"bufio"
@@ -14,43 +14,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// rpcClient sends Kafka requests from this broker to another node's Kafka
-// listener: the broker-to-controller channel (registration, heartbeats,
-// producer id blocks, forwarded topic creation). All nodes run the same
-// binary, so each request goes at the version it is built with, without
-// an ApiVersions round trip. One connection per address, one request in
-// flight on it at a time: this is control traffic.
-type rpcClient struct {
+// Client sends Kafka requests from this node to another node's Kafka
+// listener. All nodes run the same binary, so each request goes at the
+// version it is built with, without an ApiVersions round trip. One
+// connection per address, one request in flight on it at a time: a caller
+// that needs requests in parallel (a follower fetching from several
+// leaders) uses a Client per stream.
+type Client struct {
 	timeout  time.Duration
 	maxBytes int32
 
 	mu    sync.Mutex
-	conns map[string]*rpcConn
+	conns map[string]*conn
 }
 
-type rpcConn struct {
+type conn struct {
 	mu     sync.Mutex
 	c      net.Conn
 	r      *bufio.Reader
 	corrID int32
 }
 
-func newRPCClient(timeout time.Duration) *rpcClient {
-	return &rpcClient{timeout: timeout, maxBytes: 64 << 20, conns: map[string]*rpcConn{}}
+// New returns a client whose requests time out after timeout (or the
+// context's deadline, if sooner).
+func New(timeout time.Duration) *Client {
+	return &Client{timeout: timeout, maxBytes: 64 << 20, conns: map[string]*conn{}}
 }
 
-// forwardClientID is the client id of client requests a broker forwards
-// to the active controller; unlike broker.InterBrokerClientID it carries
-// no privilege.
-const forwardClientID = "strata-forwarded"
-
-// do sends req to addr with the given client id and returns the decoded
+// Do sends req to addr with the given client id and returns the decoded
 // response. Any transport error drops the connection.
-func (c *rpcClient) do(ctx context.Context, addr, clientID string, req kmsg.Request) (kmsg.Response, error) {
+func (c *Client) Do(ctx context.Context, addr, clientID string, req kmsg.Request) (kmsg.Response, error) {
 	c.mu.Lock()
 	rc := c.conns[addr]
 	if rc == nil {
-		rc = &rpcConn{}
+		rc = &conn{}
 		c.conns[addr] = rc
 	}
 	c.mu.Unlock()
@@ -68,7 +65,7 @@ func (c *rpcClient) do(ctx context.Context, addr, clientID string, req kmsg.Requ
 	return resp, nil
 }
 
-func (rc *rpcConn) roundTrip(ctx context.Context, addr, clientID string, c *rpcClient, req kmsg.Request) (kmsg.Response, error) {
+func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client, req kmsg.Request) (kmsg.Response, error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -130,8 +127,8 @@ func (rc *rpcConn) roundTrip(ctx context.Context, addr, clientID string, c *rpcC
 	return resp, nil
 }
 
-// close drops every connection.
-func (c *rpcClient) close() {
+// Close drops every connection.
+func (c *Client) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for addr, rc := range c.conns {
