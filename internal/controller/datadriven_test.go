@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -552,7 +553,11 @@ func (e *env) alterPartition(t *testing.T, td *datadriven.TestData) string {
 			item.NewISREpochs = append(item.NewISREpochs, int64(atoi(t, x)))
 		}
 	}
-	r := e.c.AlterPartition(AlterPartitionRequest{BrokerID: int32(node), BrokerEpoch: epoch, Partitions: []AlterPartitionItem{item}})[0]
+	rs, err := e.c.AlterPartition(context.Background(), AlterPartitionRequest{BrokerID: int32(node), BrokerEpoch: epoch, Partitions: []AlterPartitionItem{item}})
+	if err != nil {
+		return "request " + errString(err) + "\n"
+	}
+	r := rs[0]
 	if r.Err != nil {
 		return errString(r.Err) + "\n"
 	}

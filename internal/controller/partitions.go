@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -74,31 +75,23 @@ type AlterPartitionResult struct {
 }
 
 // AlterPartition validates and commits ISR changes asked by a partition
-// leader. A stale or unknown broker epoch fails the whole request with
-// ErrStaleBrokerEpoch (returned as the error of every item); otherwise
-// each partition succeeds or fails on its own and the successful ones are
-// committed together. Errors per partition: ErrUnknownTopicID or
+// leader. The error is for the whole request (Kafka's top-level error
+// code): ErrNotController off the active controller, ErrStaleBrokerEpoch
+// for a broker epoch that is not the registered one, or the commit's
+// failure; otherwise each partition succeeds or fails on its own and the
+// successful ones are committed together (the commit bounded by ctx and
+// Options.WriteTimeout). Errors per partition: ErrUnknownTopicID or
 // ErrUnknownTopic (also for an unknown partition number),
 // ErrFencedLeaderEpoch, ErrInvalidUpdateVersion, ErrInvalidRequest (a new
 // ISR that is empty, lists a broker twice or outside the replicas, or
 // leaves out the leader), ErrIneligibleReplica. A new ISR equal to the
 // current one commits nothing and returns the current state. Off the
 // active controller every item fails with ErrNotController.
-func (c *Controller) AlterPartition(req AlterPartitionRequest) []AlterPartitionResult {
+func (c *Controller) AlterPartition(ctx context.Context, req AlterPartitionRequest) ([]AlterPartitionResult, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]AlterPartitionResult, len(req.Partitions))
-	for i, p := range req.Partitions {
-		out[i].TopicID, out[i].Topic, out[i].Partition = p.TopicID, p.Topic, p.Partition
-	}
-	failAll := func(err error) []AlterPartitionResult {
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
-	}
 	if !c.IsActive() {
-		return failAll(ErrNotController)
+		return nil, ErrNotController
 	}
 	img := c.image.Load()
 	if b := img.Brokers[req.BrokerID]; b == nil || b.Epoch != req.BrokerEpoch {
@@ -106,7 +99,11 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) []AlterPartitionR
 		if b != nil {
 			have = b.Epoch
 		}
-		return failAll(fmt.Errorf("%w: AlterPartition from node %d with broker epoch %d, registered with %d", ErrStaleBrokerEpoch, req.BrokerID, req.BrokerEpoch, have))
+		return nil, fmt.Errorf("%w: AlterPartition from node %d with broker epoch %d, registered with %d", ErrStaleBrokerEpoch, req.BrokerID, req.BrokerEpoch, have)
+	}
+	out := make([]AlterPartitionResult, len(req.Partitions))
+	for i, p := range req.Partitions {
+		out[i].TopicID, out[i].Topic, out[i].Partition = p.TopicID, p.Topic, p.Partition
 	}
 	var recs []metadata.Record
 	var changed []int
@@ -141,20 +138,16 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) []AlterPartitionR
 		}
 	}
 	if len(recs) == 0 {
-		return out
+		return out, nil
 	}
-	if _, err := c.commit(recs); err != nil {
-		for _, i := range changed {
-			out[i].Err = fmt.Errorf("commit metadata: %w", err)
-			out[i].PartitionState = PartitionState{}
-		}
-		return out
+	if _, err := c.commitCtx(ctx, recs); err != nil {
+		return nil, fmt.Errorf("commit metadata: %w", err)
 	}
 	for _, i := range changed {
 		c.opts.Logger.Info("ISR changed", "topic", out[i].Topic, "partition", out[i].Partition,
 			"isr", out[i].ISR, "leader", out[i].Leader, "partition_epoch", out[i].PartitionEpoch)
 	}
-	return out
+	return out, nil
 }
 
 func lookupTopic(img *metadata.Image, id metadata.UUID, name string) (*metadata.Topic, error) {
