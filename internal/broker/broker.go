@@ -35,6 +35,10 @@ type Controller interface {
 	RegisterBroker(r controller.BrokerRegistration) (epoch int64, err error)
 	BrokerHeartbeat(node int32, epoch int64) (fenced bool, err error)
 	BrokerShutdown(node int32, epoch int64) error
+	// AlterPartition changes ISRs on the leader's request
+	// (alter_partition.go); the handler calls it on the active
+	// controller only.
+	AlterPartition(ctx context.Context, req controller.AlterPartitionRequest) ([]controller.AlterPartitionResult, error)
 	// QuorumState describes the metadata quorum (describe_quorum.go).
 	QuorumState() controller.QuorumState
 	// IsActive reports whether this node is the active controller.

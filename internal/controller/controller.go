@@ -253,11 +253,16 @@ func (c *Controller) Restore(data []byte, index uint64) error {
 // apply to, unless this node lost leadership meanwhile (then Propose
 // fails, or the image rejects the entry and the error comes back here).
 func (c *Controller) commit(recs []metadata.Record) (*metadata.Image, error) {
+	return c.commitCtx(context.Background(), recs)
+}
+
+// commitCtx is commit bounded by ctx as well as the write timeout.
+func (c *Controller) commitCtx(ctx context.Context, recs []metadata.Record) (*metadata.Image, error) {
 	data, err := metadata.EncodeEntry(recs)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.WriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.WriteTimeout)
 	defer cancel()
 	idx, err := c.q.Propose(ctx, data)
 	if err != nil {

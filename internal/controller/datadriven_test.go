@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -30,6 +31,10 @@ import (
 //	heartbeat node=N epoch=E
 //	advance ms=N               (moves the manual clock of broker sessions; 9 s session timeout)
 //	fence-expired              (fences brokers whose session expired, as the active controller's ticker)
+//	shutdown node=N epoch=E    (controlled shutdown)
+//	alter-partition node=N epoch=E topic=t [partition=P] [leader-epoch=L] [partition-epoch=PE] isr=1/2 [isr-epochs=0/-1]
+//	                           (epochs default to the current ones; topic=? names an unknown topic)
+//	partitions topic=t         (leader, epochs and ISR of every partition)
 //
 // Topic ids are random: every id is printed as <id>.
 func TestDataDriven(t *testing.T) {
@@ -240,6 +245,18 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 			return errString(err) + "\n"
 		}
 		return fmt.Sprintf("fenced %v\n", nodes)
+	case "shutdown":
+		var node int
+		var epoch int64
+		td.ScanArgs(t, "node", &node)
+		td.ScanArgs(t, "epoch", &epoch)
+		return errString(e.c.BrokerShutdown(int32(node), epoch)) + "\n"
+	case "alter-partition":
+		return e.alterPartition(t, td)
+	case "partitions":
+		var topic string
+		td.ScanArgs(t, "topic", &topic)
+		return printPartitions(e.c.Image(), topic)
 	case "restart":
 		before := printImage(e.c.Image())
 		if a, ok := td.Arg("internal"); ok {
@@ -501,6 +518,60 @@ func printImage(im *metadata.Image) string {
 			fmt.Fprintf(&b, " %s=%s", k, im.Configs[r][k])
 		}
 		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func (e *env) alterPartition(t *testing.T, td *datadriven.TestData) string {
+	var node, part int
+	var epoch int64
+	var topic, isr string
+	td.ScanArgs(t, "node", &node)
+	td.ScanArgs(t, "epoch", &epoch)
+	td.ScanArgs(t, "topic", &topic)
+	td.MaybeScanArgs(t, "partition", &part)
+	td.ScanArgs(t, "isr", &isr)
+	item := AlterPartitionItem{Topic: topic, Partition: int32(part), NewISR: replicas(t, isr)}
+	if tp := e.c.Image().Topics[topic]; tp != nil {
+		item.TopicID = tp.ID
+		if part < len(tp.Partitions) {
+			p := tp.Partitions[part]
+			item.LeaderEpoch, item.PartitionEpoch = p.LeaderEpoch, p.PartitionEpoch
+		}
+	}
+	var le, pe int
+	if td.MaybeScanArgs(t, "leader-epoch", &le) {
+		item.LeaderEpoch = int32(le)
+	}
+	if td.MaybeScanArgs(t, "partition-epoch", &pe) {
+		item.PartitionEpoch = int32(pe)
+	}
+	var epochs string
+	if td.MaybeScanArgs(t, "isr-epochs", &epochs) {
+		item.NewISREpochs = []int64{}
+		for _, x := range strings.Split(epochs, "/") {
+			item.NewISREpochs = append(item.NewISREpochs, int64(atoi(t, x)))
+		}
+	}
+	rs, err := e.c.AlterPartition(context.Background(), AlterPartitionRequest{BrokerID: int32(node), BrokerEpoch: epoch, Partitions: []AlterPartitionItem{item}})
+	if err != nil {
+		return "request " + errString(err) + "\n"
+	}
+	r := rs[0]
+	if r.Err != nil {
+		return errString(r.Err) + "\n"
+	}
+	return fmt.Sprintf("%s-%d leader=%d leader-epoch=%d isr=%v partition-epoch=%d\n", r.Topic, r.Partition, r.Leader, r.LeaderEpoch, r.ISR, r.PartitionEpoch)
+}
+
+func printPartitions(im *metadata.Image, topic string) string {
+	tp := im.Topics[topic]
+	if tp == nil {
+		return "no topic " + topic + "\n"
+	}
+	var b strings.Builder
+	for i, p := range tp.Partitions {
+		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch)
 	}
 	return b.String()
 }

@@ -318,3 +318,121 @@ func needsRegistration(err error) bool {
 	return errors.Is(err, controller.ErrStaleBrokerEpoch) || errors.Is(err, controller.ErrBrokerNotRegistered) ||
 		errors.Is(err, kerr.StaleBrokerEpoch) || errors.Is(err, kerr.BrokerIDNotRegistered)
 }
+
+// AlterPartition asks the active controller to change ISRs (KIP-497): the
+// local controller when this node is the active one, else an
+// AlterPartition request (v3, topic ids and the members' broker epochs)
+// to the active controller. The error is for the whole request (not the
+// controller, stale broker epoch, no answer); each result has its own.
+// Errors are the controller's sentinels (controller.ErrFencedLeaderEpoch,
+// ErrInvalidUpdateVersion, ErrIneligibleReplica, ErrStaleBrokerEpoch,
+// ErrNotController, ...) wherever the request was served, so callers
+// (the replication layer's ISR updates) test them with errors.Is alone.
+func (c *clusterController) AlterPartition(ctx context.Context, r controller.AlterPartitionRequest) ([]controller.AlterPartitionResult, error) {
+	if c.IsActive() {
+		return c.Controller.AlterPartition(ctx, r)
+	}
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.SetVersion(3)
+	req.BrokerID, req.BrokerEpoch = r.BrokerID, r.BrokerEpoch
+	img := c.Image()
+	out := make([]controller.AlterPartitionResult, len(r.Partitions))
+	index := map[metadata.UUID]int{} // topic id -> position in req.Topics
+	for i, p := range r.Partitions {
+		out[i].TopicID, out[i].Topic, out[i].Partition = p.TopicID, p.Topic, p.Partition
+		if out[i].TopicID.IsZero() {
+			if t := img.Topics[p.Topic]; t != nil {
+				out[i].TopicID = t.ID
+			}
+		}
+		if out[i].TopicID.IsZero() {
+			out[i].Err = fmt.Errorf("%w: %q", controller.ErrUnknownTopic, p.Topic)
+			continue
+		}
+		ti, ok := index[out[i].TopicID]
+		if !ok {
+			ti = len(req.Topics)
+			index[out[i].TopicID] = ti
+			t := kmsg.NewAlterPartitionRequestTopic()
+			t.TopicID = out[i].TopicID
+			req.Topics = append(req.Topics, t)
+		}
+		rp := kmsg.NewAlterPartitionRequestTopicPartition()
+		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch = p.Partition, p.LeaderEpoch, p.PartitionEpoch
+		for j, id := range p.NewISR {
+			e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+			e.BrokerID = id
+			if p.NewISREpochs != nil && j < len(p.NewISREpochs) {
+				e.BrokerEpoch = p.NewISREpochs[j]
+			}
+			rp.NewEpochISR = append(rp.NewEpochISR, e)
+		}
+		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+	}
+	if len(req.Topics) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, broker.InterBrokerClientID, req)
+	if err != nil {
+		return nil, err
+	}
+	ar := resp.(*kmsg.AlterPartitionResponse)
+	if ar.ErrorCode != 0 {
+		return nil, controllerError(ar.ErrorCode)
+	}
+	type key struct {
+		id metadata.UUID
+		p  int32
+	}
+	answers := map[key]kmsg.AlterPartitionResponseTopicPartition{}
+	for _, t := range ar.Topics {
+		for _, p := range t.Partitions {
+			answers[key{metadata.UUID(t.TopidID), p.Partition}] = p
+		}
+	}
+	for i := range out {
+		if out[i].Err != nil {
+			continue
+		}
+		a, ok := answers[key{out[i].TopicID, out[i].Partition}]
+		switch {
+		case !ok:
+			out[i].Err = fmt.Errorf("%w: the controller did not answer for partition %s-%d", controller.ErrInvalidRequest, out[i].TopicID, out[i].Partition)
+		case a.ErrorCode != 0:
+			out[i].Err = controllerError(a.ErrorCode)
+		default:
+			out[i].PartitionState = controller.PartitionState{Leader: a.LeaderID, LeaderEpoch: a.LeaderEpoch, ISR: a.ISR, PartitionEpoch: a.PartitionEpoch}
+		}
+	}
+	return out, nil
+}
+
+// controllerSentinels turn Kafka codes from the active controller back
+// into the controller's errors (the inverse of broker/errors.go for the
+// codes broker-to-controller requests answer).
+var controllerSentinels = map[int16]error{
+	kerr.NotController.Code:           controller.ErrNotController,
+	kerr.StaleBrokerEpoch.Code:        controller.ErrStaleBrokerEpoch,
+	kerr.BrokerIDNotRegistered.Code:   controller.ErrBrokerNotRegistered,
+	kerr.FencedLeaderEpoch.Code:       controller.ErrFencedLeaderEpoch,
+	kerr.InvalidUpdateVersion.Code:    controller.ErrInvalidUpdateVersion,
+	kerr.IneligibleReplica.Code:       controller.ErrIneligibleReplica,
+	kerr.OperationNotAttempted.Code:   controller.ErrIneligibleReplica,
+	kerr.UnknownTopicOrPartition.Code: controller.ErrUnknownTopic,
+	kerr.UnknownTopicID.Code:          controller.ErrUnknownTopicID,
+	kerr.InvalidRequest.Code:          controller.ErrInvalidRequest,
+	kerr.RequestTimedOut.Code:         controller.ErrQuorumUnavailable,
+}
+
+// controllerError is the controller's sentinel for a Kafka code, wrapping
+// the Kafka error too (so internal/broker maps it back to the same code);
+// codes without a sentinel come back as the Kafka error alone.
+func controllerError(code int16) error {
+	kerrErr := kerr.ErrorForCode(code)
+	if s, ok := controllerSentinels[code]; ok {
+		return fmt.Errorf("%w (%w from the active controller)", s, kerrErr)
+	}
+	return kerrErr
+}
