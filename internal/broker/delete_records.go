@@ -33,17 +33,7 @@ func (b *Broker) handleDeleteRecords(_ context.Context, r *request) {
 				err = kerr.InvalidTopicException // as Kafka: no deleting records of internal topics
 			}
 			if err == nil {
-				off := rq.Offset
-				hw := p.HighWatermark()
-				switch {
-				case off == -1:
-					off = hw
-				case off < 0 || off > hw:
-					err = kerr.OffsetOutOfRange
-				}
-				if err == nil {
-					sp.LowWatermark, err = p.Log.DeleteRecordsBefore(off)
-				}
+				sp.LowWatermark, err = p.DeleteRecordsBefore(rq.Offset)
 			}
 			sp.ErrorCode = errorCode(err)
 			st.Partitions = append(st.Partitions, sp)

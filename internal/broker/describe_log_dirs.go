@@ -48,7 +48,7 @@ func (b *Broker) handleDescribeLogDirs(_ context.Context, r *request) {
 		}
 		t.Partitions = append(t.Partitions, kmsg.DescribeLogDirsResponseDirTopicPartition{
 			Partition: p.Index,
-			Size:      p.Log.Size(),
+			Size:      p.Size(),
 		})
 	}
 	names := make([]string, 0, len(byTopic))

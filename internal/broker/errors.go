@@ -10,7 +10,6 @@ import (
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/record"
 	"github.com/stratalog/strata/internal/replication"
-	"github.com/stratalog/strata/internal/storage"
 )
 
 // errorCode maps a domain error to the Kafka error code a Kafka broker would
@@ -56,14 +55,22 @@ var errorTable = []struct {
 	{controller.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
 	{controller.ErrInvalidUpdateVersion, kerr.InvalidUpdateVersion},
 	{controller.ErrIneligibleReplica, kerr.IneligibleReplica},
-	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
-	{storage.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
-	{storage.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
-	{storage.ErrRecordTooLarge, kerr.RecordListTooLarge},
-	{storage.ErrInvalidTimestamp, kerr.InvalidTimestamp},
-	{storage.ErrClosed, kerr.NotLeaderForPartition},
-	{storage.ErrCorruptSegment, kerr.KafkaStorageError},
+	{replication.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{replication.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{replication.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{replication.ErrRecordTooLarge, kerr.RecordListTooLarge},
+	{replication.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{replication.ErrClosed, kerr.NotLeaderForPartition},
+	{replication.ErrCorruptSegment, kerr.KafkaStorageError},
 	{replication.ErrStorage, kerr.KafkaStorageError},
+	{replication.ErrNotLeader, kerr.NotLeaderForPartition},
+	{replication.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
+	{replication.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
+	{replication.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{replication.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend},
+	{replication.ErrReplicationTimeout, kerr.RequestTimedOut},
+	{replication.ErrMessageTooLarge, kerr.MessageTooLarge},
+	{replication.ErrTransactionsUnsupported, kerr.InvalidTxnState},
 	{group.ErrNotCoordinator, kerr.NotCoordinator},
 	{group.ErrLoadInProgress, kerr.CoordinatorLoadInProgress},
 	{group.ErrCoordinatorNotAvail, kerr.CoordinatorNotAvailable},

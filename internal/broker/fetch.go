@@ -1,13 +1,18 @@
 package broker
 
-// Fetch, v4..17. Record bytes go from segment files to the socket with
+// Fetch, v4..18. Record bytes go from segment files to the socket with
 // sendfile: the response framing is encoded by internal/kwire around file
-// regions from storage.Log.Read. Reads stop at the high watermark (equal to
-// the last stable offset: there are no transactions yet, so read_committed
-// and read_uncommitted see the same records). The first batch of the first
-// non-empty partition is returned whole even past max_bytes (KIP-74). A fetch
-// that finds fewer than min_bytes waits up to max_wait for any of its
-// partitions to move, without blocking the connection's later requests.
+// regions from replication.Partition.Read. A consumer's read stops at the
+// high watermark (equal to the last stable offset: there are no
+// transactions yet, so read_committed and read_uncommitted see the same
+// records); a follower's (replica id >= 0: the field before v15,
+// ReplicaState after) at the log end, and its fetch offset tells the leader
+// how far it has replicated. The first batch of the first non-empty
+// partition is returned whole even past max_bytes (KIP-74). A fetch that
+// finds fewer than min_bytes waits up to max_wait for any of its partitions
+// to move, without blocking the connection's later requests; a partition
+// with an error (or a follower's diverging epoch) answers at once, as
+// Kafka does, with whatever the other partitions have.
 //
 // Incremental fetch sessions (KIP-227) are declined: a full fetch (session
 // epoch 0 or -1) is served with session id 0, which tells the client to keep
@@ -17,6 +22,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"time"
 
@@ -27,7 +33,6 @@ import (
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
-	"github.com/stratalog/strata/internal/storage"
 )
 
 type fetch struct {
@@ -37,9 +42,12 @@ type fetch struct {
 	req     *kmsg.FetchRequest
 	resp    *kmsg.FetchResponse
 	records [][][]network.Chunk
-	reads   []storage.ReadResult
+	reads   []replication.FetchResult
 	bytes   int64
 	waits   []<-chan struct{}
+	// urgent is set when a partition has an error or a diverging epoch:
+	// the fetch answers at once.
+	urgent bool
 }
 
 func (b *Broker) handleFetch(ctx context.Context, r *request) {
@@ -53,7 +61,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) {
 	f := &fetch{ctx: ctx, b: b, r: r, req: req}
 	f.read()
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
-	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.waits) == 0 {
+	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.waits) == 0 || f.urgent {
 		f.send()
 		return
 	}
@@ -88,7 +96,7 @@ func (f *fetch) wait(maxWait time.Duration) {
 		}
 		f.release()
 		f.read()
-		if f.bytes >= int64(f.req.MinBytes) {
+		if f.bytes >= int64(f.req.MinBytes) || f.urgent {
 			f.send()
 			return
 		}
@@ -124,6 +132,11 @@ func (f *fetch) read() {
 	f.records = make([][][]network.Chunk, len(req.Topics))
 	f.bytes = 0
 	f.waits = f.waits[:0]
+	f.urgent = false
+	replica := req.ReplicaID
+	if f.r.version >= 15 {
+		replica = req.ReplicaState.ID
+	}
 	// max_bytes 0 still gets the first batch (KIP-74), as from Kafka.
 	remaining := max(int64(req.MaxBytes), 0)
 	minOne := true
@@ -151,41 +164,43 @@ func (f *fetch) read() {
 				} else {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				}
+				f.urgent = true
 				continue
 			}
 			p, err := b.partition(t.Name, rq.Partition)
 			if err != nil {
 				rp.ErrorCode = errorCode(err)
+				f.urgent = true
 				continue
 			}
-			if code := checkLeaderEpoch(p, rq.CurrentLeaderEpoch); code != 0 {
-				rp.ErrorCode = code
-				continue
-			}
-			f.waits = append(f.waits, p.Wait())
-			hw := p.HighWatermark()
-			rp.HighWatermark = hw
-			rp.LastStableOffset = hw
-			rp.LogStartOffset = p.Log.LogStartOffset()
-			if rq.FetchOffset >= hw {
-				if rq.FetchOffset > p.Log.LogEndOffset() {
-					rp.ErrorCode = kerr.OffsetOutOfRange.Code
-				}
-				continue
-			}
+			// Take the wake-up channel before reading, so that a write
+			// landing between the read and the wait is not missed.
+			wait := p.Wait()
 			limit := min(int64(rq.PartitionMaxBytes), remaining)
-			if limit <= 0 && !minOne {
-				continue
+			fr, err := p.Read(replication.FetchParams{
+				Offset: rq.FetchOffset, MaxBytes: int(max(limit, 0)), MinOneBatch: minOne,
+				CurrentLeaderEpoch: rq.CurrentLeaderEpoch, ReplicaID: replica, LastFetchedEpoch: rq.LastFetchedEpoch,
+			})
+			if err == nil || errors.Is(err, replication.ErrOffsetOutOfRange) {
+				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset
 			}
-			rr, err := p.Log.Read(rq.FetchOffset, hw, int(limit), minOne)
 			if err != nil {
 				rp.ErrorCode = errorCode(err)
+				f.urgent = true
 				continue
 			}
-			f.reads = append(f.reads, rr)
+			f.waits = append(f.waits, wait)
+			if fr.Diverging {
+				rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = fr.DivergingEpoch, fr.DivergingEndOffset
+				f.urgent = true
+				continue
+			}
+			rr := &fr.Records
 			if rr.Size == 0 {
+				fr.Release()
 				continue
 			}
+			f.reads = append(f.reads, fr)
 			chunks := make([]network.Chunk, len(rr.Regions))
 			for k, reg := range rr.Regions {
 				chunks[k] = network.Chunk{File: reg.File, Offset: reg.Offset, Len: reg.Len}
@@ -197,19 +212,4 @@ func (f *fetch) read() {
 		}
 	}
 	f.resp = resp
-}
-
-// checkLeaderEpoch compares a client's current leader epoch with ours
-// (KIP-320): -1 skips the check.
-func checkLeaderEpoch(p *replication.Partition, epoch int32) int16 {
-	if epoch < 0 {
-		return 0
-	}
-	switch ours := p.LeaderEpoch(); {
-	case epoch < ours:
-		return kerr.FencedLeaderEpoch.Code
-	case epoch > ours:
-		return kerr.UnknownLeaderEpoch.Code
-	}
-	return 0
 }

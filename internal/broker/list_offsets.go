@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/replication"
 )
 
 func (b *Broker) handleListOffsets(_ context.Context, r *request) {
@@ -58,29 +60,26 @@ func (b *Broker) listOffset(topic string, rq *kmsg.ListOffsetsRequestTopicPartit
 	if err != nil {
 		return -1, -1, err
 	}
-	if code := checkLeaderEpoch(p, rq.CurrentLeaderEpoch); code != 0 {
-		return -1, -1, kerr.ErrorForCode(code)
+	if !p.IsLeader() {
+		return -1, -1, replication.ErrNotLeader
+	}
+	if err := p.CheckLeaderEpoch(rq.CurrentLeaderEpoch); err != nil {
+		return -1, -1, err
 	}
 	switch t := rq.Timestamp; {
 	case t == -2 || t == -4:
-		return p.Log.LogStartOffset(), -1, nil
+		return p.LogStartOffset(), -1, nil
 	case t == -1:
 		return p.HighWatermark(), -1, nil
 	case t == -3:
-		off, ts, err := p.Log.MaxTimestamp()
+		off, ts, err := p.MaxTimestamp()
 		if err != nil {
 			return -1, -1, err
 		}
 		return off, ts, nil
 	case t >= 0:
-		off, ts, found, err := p.Log.OffsetForTimestamp(t)
-		if err != nil {
-			return -1, -1, err
-		}
-		if !found || off >= p.HighWatermark() {
-			return -1, -1, nil
-		}
-		return off, ts, nil
+		off, ts, _, err := p.OffsetForTimestamp(t)
+		return off, ts, err
 	case t == -5:
 		// Latest tiered offset: nothing is tiered.
 		return -1, -1, nil

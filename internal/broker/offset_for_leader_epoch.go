@@ -38,10 +38,14 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ context.Context, r *request) {
 			p, err := b.partition(rt.Topic, rq.Partition)
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
-			} else if code := checkLeaderEpoch(p, rq.CurrentLeaderEpoch); code != 0 {
-				sp.ErrorCode = code
+			} else if err := p.CheckLeaderEpoch(rq.CurrentLeaderEpoch); err != nil {
+				sp.ErrorCode = errorCode(err)
+			} else if !p.IsLeader() && rq.ReplicaID < 0 {
+				// Only the leader answers consumers; a follower answers
+				// other brokers (replica id >= 0), as Kafka's.
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else {
-				sp.LeaderEpoch, sp.EndOffset = p.Log.EndOffsetForEpoch(rq.LeaderEpoch, p.LeaderEpoch())
+				sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rq.LeaderEpoch)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

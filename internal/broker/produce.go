@@ -6,28 +6,31 @@ package broker
 // UNSUPPORTED_FOR_MESSAGE_FORMAT. Each partition carries exactly one batch,
 // as Kafka requires for v3+. v13 names topics by id.
 //
-// Appends happen on the connection's reader goroutine, in request order, so a
-// producer's pipelined batches land in sequence order. Waiting (fsync with
-// log.fsync=always) happens on another goroutine, except for acks=0, whose
-// sync runs on the reader (nobody waits for it, and the next request then
-// waits its turn). acks=0 gets no response;
-// if any partition failed, the connection is closed instead, as Kafka does,
-// so the client notices.
+// The partition owns the rules (replication.Partition.AppendAsLeader: sizes,
+// magic, CRC, records, timestamps, recompression, min.insync.replicas); this
+// file decodes, calls and encodes. Appends happen on the connection's reader
+// goroutine, in request order, so a producer's pipelined batches land in
+// sequence order. Waiting (fsync with log.fsync=always; acks=all until
+// every in-sync replica has the batch, bounded by the request's timeout)
+// happens on another goroutine, except for acks=0, whose sync runs on the
+// reader (nobody waits for it, and the next request then waits its turn).
+// acks=0 gets no response; if any partition failed, the connection is
+// closed instead, as Kafka does, so the client notices.
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/metadata"
-	"github.com/stratalog/strata/internal/record"
 	"github.com/stratalog/strata/internal/replication"
 )
 
 // pendingSync is an appended batch whose acknowledgement waits for fsync
-// (log.fsync=always) through its last offset.
+// (log.fsync=always) or for the ISR (acks=all) through its last offset.
 type pendingSync struct {
 	p      *replication.Partition
 	offset int64
@@ -79,8 +82,8 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				p, err = b.partition(t.Name, rp.Partition)
 				if err == nil {
 					var last int64
-					last, err = b.produceOne(p, rt.Partitions[j].Records, rp)
-					if err == nil && fsyncAlways {
+					last, err = b.produceOne(p, rt.Partitions[j].Records, req.Acks, rp)
+					if err == nil && (fsyncAlways || req.Acks == -1) {
 						syncs = append(syncs, pendingSync{p, last, rp})
 					}
 				}
@@ -101,7 +104,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 		// here, on the connection's reader, as Kafka flushes in the
 		// request's thread: the client's next request waits for it, which
 		// bounds the work a fast acks=0 producer can queue up.
-		b.syncAll(syncs)
+		b.syncAll(context.Background(), syncs, 0)
 		if failed {
 			r.resp.CloseConn(fmt.Errorf("acks=0 produce failed on at least one partition"))
 		} else {
@@ -114,75 +117,37 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 		return
 	}
 	go func() {
-		b.syncAll(syncs)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
+		defer cancel()
+		b.syncAll(ctx, syncs, req.Acks)
 		r.respond(resp)
 	}()
 }
 
-// syncAll waits until each appended batch is durable, marking the ones
-// whose fsync failed with KAFKA_STORAGE_ERROR.
-func (b *Broker) syncAll(syncs []pendingSync) {
+// syncAll waits until each appended batch is durable (log.fsync=always) and,
+// for acks=all, in every in-sync replica, marking each that failed with
+// its error.
+func (b *Broker) syncAll(ctx context.Context, syncs []pendingSync, acks int16) {
 	for _, s := range syncs {
 		if err := s.p.Sync(s.offset); err != nil {
 			b.log.Error("fsync of produced batch", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
 			s.rp.ErrorCode = kerr.KafkaStorageError.Code
+			continue
+		}
+		if acks != -1 {
+			continue
+		}
+		if err := s.p.WaitReplicated(ctx, s.offset); err != nil {
+			b.log.Debug("acks=all produce not acknowledged", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
+			s.rp.ErrorCode = errorCode(err)
 		}
 	}
 }
 
-// produceOne validates and appends the partition's records, filling rp, and
-// returns the offset of the batch's last record.
-func (b *Broker) produceOne(p *replication.Partition, records []byte, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
-	cfg := p.Config()
-	// Like Kafka, max.message.bytes bounds the whole batch (its default,
-	// 1048588, is 1 MiB plus the batch overhead).
-	if len(records) > int(cfg.MaxMessageBytes) {
-		return -1, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", kerr.MessageTooLarge, len(records), cfg.MaxMessageBytes)
-	}
-	n, err := record.PeekSize(records)
-	if err != nil {
-		if len(records) > 16 && records[16] != 2 {
-			return -1, fmt.Errorf("%w: magic %d", record.ErrMagic, records[16])
-		}
-		return -1, err
-	}
-	if n < len(records) {
-		return -1, fmt.Errorf("%w: a produce request must carry exactly one record batch per partition", record.ErrInvalid)
-	}
-	if n > len(records) {
-		return -1, fmt.Errorf("%w: batch length %d but only %d bytes sent", record.ErrCorrupt, n, len(records))
-	}
-	h, err := record.Validate(records)
-	if err != nil {
-		return -1, err
-	}
-	if h.IsControl() {
-		return -1, fmt.Errorf("%w: clients may not write control batches", record.ErrInvalid)
-	}
-	if h.IsTransactional() {
-		return -1, fmt.Errorf("%w: transactions are not supported yet", kerr.InvalidTxnState)
-	}
-	if !cfg.LogAppendTime {
-		now := b.opts.Now().UnixMilli()
-		if (cfg.TimestampBeforeMaxMs < now && h.FirstTimestamp < now-cfg.TimestampBeforeMaxMs) ||
-			(h.MaxTimestamp > now && h.MaxTimestamp-now > cfg.TimestampAfterMaxMs) {
-			return -1, fmt.Errorf("%w: batch timestamps %d..%d are outside the topic's allowed range around %d", kerr.InvalidTimestamp, h.FirstTimestamp, h.MaxTimestamp, now)
-		}
-	}
-	// Every record is checked, compressed batches too (decompressed on the
-	// way), as Kafka's LogValidator does: a batch whose CRC is right but
-	// whose records are not must not reach the log and its consumers.
-	if err := record.ValidateRecords(records, cfg.CleanupCompact); err != nil {
-		return -1, err
-	}
-	if ct := cfg.CompressionType; ct != "producer" {
-		if want, _ := record.ParseCodec(ct); want != h.Codec() {
-			if records, err = record.Recompress(nil, records, want); err != nil {
-				return -1, fmt.Errorf("recompress to %s: %w", ct, err)
-			}
-		}
-	}
-	res, err := p.Append(records)
+// produceOne appends the partition's records through the partition's rules,
+// filling rp, and returns the offset of the batch's last record.
+func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+	res, err := p.AppendAsLeader(records, acks)
 	if err != nil {
 		return -1, err
 	}
@@ -199,8 +164,9 @@ func (b *Broker) partition(topic string, idx int32) (*replication.Partition, err
 		return nil, err
 	}
 	if p == nil {
-		// A partition of the cluster that another broker leads (or none,
-		// while its leader is fenced): the client refreshes metadata.
+		// A partition of the cluster this broker has no replica of: the
+		// client refreshes metadata. (A replica here that does not lead
+		// answers the same from its own checks.)
 		if t := b.image().Topics[topic]; t != nil && idx >= 0 && int(idx) < len(t.Partitions) {
 			return nil, kerr.NotLeaderForPartition
 		}

@@ -48,6 +48,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true"},
 		{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Check: atLeast(1)},
 		{Name: "offsets.topic.segment.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(14), Doc: "segment size of __consumer_offsets partitions; the active segment is never compacted"},
+		{Name: "offsets.commit.timeout.ms", Type: TypeInt, Default: "5000", Check: atLeast(1), Doc: "how long a group write waits for the __consumer_offsets ISR"},
 		{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Check: atLeast(1), Doc: "committed offsets of an empty group expire this long after it emptied"},
 		{Name: "offset.metadata.max.bytes", Type: TypeInt, Default: "4096", Check: atLeast(0)},
 		{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", Check: atLeast(0), Doc: "how long a new group waits for more members before its first rebalance"},
@@ -70,6 +71,11 @@ func brokerOnlyDefs() []Def {
 		{Name: "controller.quorum.tick.ms", Type: TypeInt, Default: "100", Check: atLeast(1), Doc: "the Raft clock tick; leaders heartbeat every tick"},
 		{Name: "controller.quorum.election.timeout.ms", Type: TypeInt, Default: "1000", Check: atLeast(2), Doc: "followers start an election after this long without a leader (at least 2 ticks)"},
 		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},
+		{Name: "replica.lag.time.max.ms", Type: TypeLong, Default: "30000", Check: atLeast(1), Doc: "a follower that has not caught up with the leader for this long leaves the ISR"},
+		{Name: "replica.fetch.wait.max.ms", Type: TypeInt, Default: "500", Check: atLeast(0), Doc: "how long a follower's fetch waits at the leader for new data"},
+		{Name: "replica.fetch.max.bytes", Type: TypeInt, Default: "1048576", Check: atLeast(1), Doc: "bytes a follower asks for per partition in one fetch (the first batch always comes whole)"},
+		{Name: "replica.fetch.response.max.bytes", Type: TypeInt, Default: "10485760", Check: atLeast(1), Doc: "bytes a follower asks for in one fetch, all partitions together"},
+		{Name: "replica.fetch.backoff.ms", Type: TypeInt, Default: "1000", Check: atLeast(0), Doc: "how long a follower waits after a failed fetch before the next"},
 	}
 }
 

@@ -42,28 +42,64 @@ type Options struct {
 	// Cleaner configures the log cleaner RunMaintenance runs; the zero
 	// value takes its defaults (a pass every 15 s, unlimited I/O).
 	Cleaner storage.CleanerConfig
+	// Controller takes leaders' ISR changes; nil on a node whose
+	// partitions all have one replica (tests).
+	Controller Controller
+	// Fetcher tunes followers' fetching; zero values take Kafka's defaults.
+	Fetcher FetcherConfig
+	// LagMax is replica.lag.time.max.ms (default 30 s).
+	LagMax time.Duration
+	// Now is the clock of ISR decisions (time.Now if nil).
+	Now func() time.Time
+	// AfterApply, if set, is called on the manager's goroutine after each
+	// image is applied (the group coordinator follows leadership of
+	// __consumer_offsets with it).
+	AfterApply func(img *metadata.Image)
 }
 
-// Manager hosts the partitions the image assigns to this broker.
+// Manager hosts the replicas the image assigns to this broker. Images
+// arrive through Publish, from the metadata quorum's goroutine, and are
+// applied on the manager's own goroutine: opening or recovering a log, or
+// truncating a follower, never holds up the quorum.
 type Manager struct {
 	opts Options
 	log  *slog.Logger
+	env  *env
 
-	mu    sync.Mutex // serialises Apply and Close
+	mu    sync.Mutex // serialises apply, RemoveStray and Close
 	parts atomic.Pointer[map[TopicPartition]*Partition]
 	// failed records partitions whose logs could not be opened (for
 	// example corruption in flushed data); requests for them get a storage
 	// error instead of silently empty data.
-	failed atomic.Pointer[map[TopicPartition]error]
-	closed bool
+	failed   atomic.Pointer[map[TopicPartition]error]
+	fetchers map[int32]*fetcher // by leader; mu held
+	applied  *metadata.Image    // the last image applied; mu held
+	closed   bool
+
+	latest  atomic.Pointer[metadata.Image] // the newest published image
+	publish chan struct{}                  // signals a new latest image
+	done    chan struct{}                  // closed when the publisher loop ends
+	stop    chan struct{}
 }
 
-// NewManager returns an empty manager; subscribe Apply to the controller.
+// NewManager returns an empty manager: Start it, then subscribe Publish to
+// the metadata image.
 func NewManager(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m := &Manager{opts: opts, log: opts.Logger.With("component", "partitions")}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LagMax <= 0 {
+		opts.LagMax = 30 * time.Second
+	}
+	opts.Fetcher = opts.Fetcher.withDefaults()
+	m := &Manager{opts: opts, log: opts.Logger.With("component", "partitions"),
+		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(),
+		publish: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
+		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() }}
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
 	noFail := map[TopicPartition]error{}
@@ -71,10 +107,49 @@ func NewManager(opts Options) *Manager {
 	return m
 }
 
-// ErrStorage is returned by Get for a partition whose log failed to open.
-var ErrStorage = errors.New("partition log unavailable")
+// Start runs the publisher: images given to Publish are applied in order
+// (coalesced: only the newest matters) until Close.
+func (m *Manager) Start() {
+	go func() {
+		defer close(m.done)
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-m.publish:
+				if img := m.latest.Load(); img != nil {
+					m.applyLatest(img)
+				}
+			}
+		}
+	}()
+}
 
-// Get returns a hosted partition.
+// Publish hands the manager a new image (a controller listener: it only
+// stores it and returns).
+func (m *Manager) Publish(_, next *metadata.Image) {
+	m.latest.Store(next)
+	select {
+	case m.publish <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) applyLatest(img *metadata.Image) {
+	m.mu.Lock()
+	prev := m.applied
+	if img.Offset < prev.Offset || img == prev {
+		m.mu.Unlock()
+		return
+	}
+	m.applyLocked(prev, img)
+	m.mu.Unlock()
+	if m.opts.AfterApply != nil {
+		m.opts.AfterApply(img)
+	}
+}
+
+// Get returns a hosted replica, leader or follower.
 func (m *Manager) Get(topic string, partition int32) (*Partition, error) {
 	tp := TopicPartition{topic, partition}
 	if p, ok := (*m.parts.Load())[tp]; ok {
@@ -86,7 +161,7 @@ func (m *Manager) Get(topic string, partition int32) (*Partition, error) {
 	return nil, nil
 }
 
-// All returns every hosted partition.
+// All returns every hosted replica.
 func (m *Manager) All() []*Partition {
 	ps := *m.parts.Load()
 	out := make([]*Partition, 0, len(ps))
@@ -137,43 +212,45 @@ func storageConfig(t *config.Topic, static *config.Broker) storage.Config {
 	return c
 }
 
-// Apply brings hosted partitions in line with next: opens logs for new
-// partitions led here, deletes logs of removed topics, and updates configs.
-// It is a controller listener.
+// Apply brings hosted replicas in line with next at once, on the caller's
+// goroutine (tests; the server goes through Publish).
 func (m *Manager) Apply(prev, next *metadata.Image) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.applyLocked(prev, next)
+	m.mu.Unlock()
+	if m.opts.AfterApply != nil {
+		m.opts.AfterApply(next)
+	}
+}
+
+// applyLocked is Kafka's TopicsDelta.localChanges and ReplicaManager's
+// applyDelta in one: replicas of this broker that the image removes are
+// deleted; the ones it has are opened if needed and become leader or
+// follower of the partition's leader; configs follow. mu held.
+func (m *Manager) applyLocked(prev, next *metadata.Image) {
 	if m.closed {
 		return
 	}
+	m.applied = next
 	cur := *m.parts.Load()
 	parts := maps.Clone(cur)
 	failed := maps.Clone(*m.failed.Load())
-	fsyncAlways := m.opts.Static != nil && m.opts.Static.FsyncAlways()
 	configsChanged := !maps.EqualFunc(prev.Configs, next.Configs, maps.Equal)
+	node := m.opts.NodeID
 
 	for tp, p := range cur {
 		t := next.Topics[tp.Topic]
-		switch {
-		case t == nil || t.ID != p.TopicID || int(tp.Partition) >= len(t.Partitions):
-			delete(parts, tp)
-			p.wakeAll()
-			if err := p.Log.Delete(); err != nil {
-				m.log.Error("delete partition log", "partition", tp.DirName(), "err", err)
-			} else {
-				m.log.Info("deleted partition", "partition", tp.DirName())
-			}
-		case t.Partitions[tp.Partition].Leader != m.opts.NodeID:
-			// Leadership moved (this broker was fenced, or a reassignment):
-			// stop serving it, keep the data. Requests in flight on it
-			// get ErrClosed, which clients see as NOT_LEADER_OR_FOLLOWER.
-			delete(parts, tp)
-			p.wakeAll()
-			if err := p.Log.Close(); err != nil {
-				m.log.Error("close partition log", "partition", tp.DirName(), "err", err)
-			} else {
-				m.log.Info("no longer leader; closed partition", "partition", tp.DirName(), "leader", t.Partitions[tp.Partition].Leader)
-			}
+		if t != nil && t.ID == p.TopicID && int(tp.Partition) < len(t.Partitions) && slices.Contains(t.Partitions[tp.Partition].Replicas, node) {
+			continue
+		}
+		// The topic, the partition or this replica is gone.
+		delete(parts, tp)
+		m.unfollow(tp)
+		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch() + 1})
+		if err := p.log.Delete(); err != nil {
+			m.log.Error("delete partition log", "partition", tp.DirName(), "err", err)
+		} else {
+			m.log.Info("deleted replica", "partition", tp.DirName())
 		}
 	}
 	for tp := range failed {
@@ -184,43 +261,95 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	for name, t := range next.Topics {
 		var tcfg *config.Topic
 		for i, pm := range t.Partitions {
-			if pm.Leader != m.opts.NodeID {
+			if !slices.Contains(pm.Replicas, node) {
 				continue
 			}
 			tp := TopicPartition{name, int32(i)}
-			if tcfg == nil {
-				tcfg = m.TopicConfig(next, name)
-			}
-			if p, ok := parts[tp]; ok {
-				p.leaderEpoch.Store(pm.LeaderEpoch)
-				if configsChanged {
-					p.cfg.Store(tcfg)
-					p.Log.SetConfig(storageConfig(tcfg, m.opts.Static))
-				}
-				continue
-			}
 			if _, ok := failed[tp]; ok {
 				continue
 			}
-			dir := filepath.Join(m.opts.DataDir, tp.DirName())
-			if err := m.removeIfOtherTopic(dir, t.ID); err != nil {
-				m.log.Error("remove stale partition log", "dir", dir, "err", err)
+			if tcfg == nil {
+				tcfg = m.TopicConfig(next, name)
 			}
-			l, err := storage.Open(dir, storageConfig(tcfg, m.opts.Static), storage.Options{
-				Logger:      m.opts.Logger.With("partition", tp.DirName()),
-				FsyncAlways: fsyncAlways,
-				TopicID:     t.ID,
-			})
-			if err != nil {
-				m.log.Error("open partition log; the partition stays offline", "partition", tp.DirName(), "err", err)
-				failed[tp] = err
+			p, ok := parts[tp]
+			if !ok {
+				var err error
+				if p, err = m.open(tp, t.ID, tcfg); err != nil {
+					m.log.Error("open partition log; the partition stays offline", "partition", tp.DirName(), "err", err)
+					failed[tp] = err
+					continue
+				}
+				parts[tp] = p
+			} else if configsChanged {
+				p.cfg.Store(tcfg)
+				p.log.SetConfig(storageConfig(tcfg, m.opts.Static))
+			}
+			st := state{leader: pm.Leader, leaderEpoch: pm.LeaderEpoch, partitionEpoch: pm.PartitionEpoch,
+				replicas: slices.Clone(pm.Replicas), isr: slices.Clone(pm.ISR)}
+			if pm.Leader == node {
+				m.unfollow(tp)
+				p.becomeLeader(st)
 				continue
 			}
-			parts[tp] = newPartition(name, t.ID, int32(i), l, fsyncAlways, pm.LeaderEpoch, tcfg)
+			p.becomeFollower(st)
+			m.follow(next, tp, p, pm.Leader)
+		}
+	}
+	for id, f := range m.fetchers {
+		if f.empty() {
+			f.stop()
+			delete(m.fetchers, id)
 		}
 	}
 	m.parts.Store(&parts)
 	m.failed.Store(&failed)
+}
+
+func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
+	dir := filepath.Join(m.opts.DataDir, tp.DirName())
+	if err := m.removeIfOtherTopic(dir, id); err != nil {
+		m.log.Error("remove stale partition log", "dir", dir, "err", err)
+	}
+	l, err := storage.Open(dir, storageConfig(tcfg, m.opts.Static), storage.Options{
+		Logger:      m.opts.Logger.With("partition", tp.DirName()),
+		FsyncAlways: m.env.fsyncAlways,
+		TopicID:     id,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newPartition(m.env, tp.Topic, id, tp.Partition, l, tcfg), nil
+}
+
+// follow makes the fetcher of leader replicate tp (and no other fetcher);
+// a partition without a leader, or whose leader has no known address, is
+// not fetched. mu held.
+func (m *Manager) follow(img *metadata.Image, tp TopicPartition, p *Partition, leader int32) {
+	b := img.Brokers[leader]
+	for id, f := range m.fetchers {
+		if id != leader || b == nil {
+			f.remove(tp)
+		}
+	}
+	if leader < 0 || b == nil {
+		return
+	}
+	addr := brokerAddr(b.Host, b.Port)
+	f := m.fetchers[leader]
+	if f == nil {
+		f = newFetcher(m.opts.NodeID, leader, addr, m.opts.Fetcher, m.opts.Logger)
+		m.fetchers[leader] = f
+	} else {
+		f.setAddr(addr)
+	}
+	f.add(tp, p)
+}
+
+// unfollow stops fetching tp; mu held.
+func (m *Manager) unfollow(tp TopicPartition) {
+	for _, f := range m.fetchers {
+		f.remove(tp)
+	}
 }
 
 // removeIfOtherTopic deletes dir when its partition.metadata names another
@@ -257,6 +386,8 @@ func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) error {
 // of (topics deleted while this broker was down). Call it after the first
 // Apply.
 func (m *Manager) RemoveStray(img *metadata.Image) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	ents, err := os.ReadDir(m.opts.DataDir)
 	if err != nil {
 		return fmt.Errorf("read data dir: %w", err)
@@ -270,8 +401,8 @@ func (m *Manager) RemoveStray(img *metadata.Image) error {
 	for tp := range failed {
 		hosted[tp.DirName()] = true
 	}
-	// A partition this broker is a replica of but does not lead right now
-	// (fenced while it was down, leadership elsewhere) keeps its data.
+	// A partition this broker is a replica of keeps its data, even if the
+	// manager has not applied the image that has it yet.
 	for name, t := range img.Topics {
 		for i, p := range t.Partitions {
 			if slices.Contains(p.Replicas, m.opts.NodeID) {
@@ -299,9 +430,14 @@ func (m *Manager) RemoveStray(img *metadata.Image) error {
 	return nil
 }
 
-// RunMaintenance enforces retention every retentionEvery and time-based
-// flushes every second, and runs the log cleaner on compacted logs, until
-// ctx is done.
+// hwCheckpointEvery is how often high watermarks are checkpointed
+// (Kafka's replica.high.watermark.checkpoint.interval.ms).
+const hwCheckpointEvery = 5 * time.Second
+
+// RunMaintenance, until ctx is done: enforces retention every
+// retentionEvery, time-based flushes every second, ISR shrinking every half
+// replica.lag.time.max.ms, high-watermark checkpoints every 5 s, and the
+// log cleaner on compacted logs.
 func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Duration) {
 	ccfg := m.opts.Cleaner
 	if ccfg.Logger == nil {
@@ -319,22 +455,29 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 	defer flush.Stop()
 	retention := time.NewTicker(retentionEvery)
 	defer retention.Stop()
+	isr := time.NewTicker(m.opts.LagMax / 2)
+	defer isr.Stop()
+	hw := time.NewTicker(hwCheckpointEvery)
+	defer hw.Stop()
+	each := func(what string, fn func(p *Partition) error) {
+		for _, p := range m.All() {
+			if err := fn(p); err != nil && !errors.Is(err, storage.ErrClosed) {
+				m.log.Error(what, "partition", p.Topic, "index", p.Index, "err", err)
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			for _, p := range m.All() {
-				if err := p.Log.MaybeFlush(); err != nil && !errors.Is(err, storage.ErrClosed) {
-					m.log.Error("flush", "partition", p.Topic, "index", p.Index, "err", err)
-				}
-			}
+			each("flush", func(p *Partition) error { return p.log.MaybeFlush() })
 		case <-retention.C:
-			for _, p := range m.All() {
-				if err := p.Log.EnforceRetention(); err != nil && !errors.Is(err, storage.ErrClosed) {
-					m.log.Error("retention", "partition", p.Topic, "index", p.Index, "err", err)
-				}
-			}
+			each("retention", func(p *Partition) error { return p.log.EnforceRetention() })
+		case <-isr.C:
+			each("isr", func(p *Partition) error { p.maybeShrinkISR(); return nil })
+		case <-hw.C:
+			each("high watermark checkpoint", (*Partition).checkpointHW)
 		}
 	}
 }
@@ -345,24 +488,37 @@ func (m *Manager) compactedLogs() []*storage.Log {
 	ps := *m.parts.Load()
 	out := make([]*storage.Log, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, p.Log)
+		out = append(out, p.log)
 	}
 	return out
 }
 
-// Close flushes and closes every log.
+// Close stops the publisher and the fetchers, checkpoints high watermarks,
+// and flushes and closes every log.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
 	m.closed = true
+	close(m.stop)
+	for id, f := range m.fetchers {
+		f.stop()
+		delete(m.fetchers, id)
+	}
 	var errs []error
 	for tp, p := range *m.parts.Load() {
-		p.wakeAll()
-		if err := p.Log.Close(); err != nil {
+		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch()})
+		if err := p.checkpointHW(); err != nil {
+			errs = append(errs, fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), err))
+		}
+		if err := p.log.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", tp.DirName(), err))
 		}
 	}
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
+	m.mu.Unlock()
 	return errors.Join(errs...)
 }

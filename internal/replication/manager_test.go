@@ -171,8 +171,8 @@ func TestManagerRecreateTopic(t *testing.T) {
 	im2 := mustApply(t, im1, append([]metadata.Record{&metadata.RemoveTopicRecord{ID: id1}}, topicRecs("a", id2, 1)...)...)
 	m.Apply(im1, im2)
 	p := mustGet(t, m, "a", 0)
-	if p == old || p.TopicID != id2 || p.Log.LogEndOffset() != 0 || p.HighWatermark() != 0 {
-		t.Fatalf("recreated partition id %v leo %d", p.TopicID, p.Log.LogEndOffset())
+	if p == old || p.TopicID != id2 || p.LogEndOffset() != 0 || p.HighWatermark() != 0 {
+		t.Fatalf("recreated partition id %v leo %d", p.TopicID, p.LogEndOffset())
 	}
 }
 
@@ -366,9 +366,9 @@ func buildBatch(t testing.TB, n int) []byte {
 }
 
 // TestLeadershipMovesAwayAndBack: a partition whose leader becomes another
-// broker (or none, when this one is fenced) is closed but keeps its data,
-// survives RemoveStray, and reopens with its records when leadership
-// returns with a new epoch.
+// broker (or none, when this one is fenced) stays hosted as a follower,
+// keeps its data, refuses appends, survives RemoveStray, and leads again
+// with its records when leadership returns with a new epoch.
 func TestLeadershipMovesAwayAndBack(t *testing.T) {
 	m := newManager(t, false)
 	id := metadata.NewUUID()
@@ -381,11 +381,11 @@ func TestLeadershipMovesAwayAndBack(t *testing.T) {
 	}
 	im2 := mustApply(t, im1, &metadata.PartitionRecord{TopicID: id, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: -1, LeaderEpoch: 1})
 	m.Apply(im1, im2)
-	if q, err := m.Get("a", 0); q != nil || err != nil {
-		t.Fatalf("Get after leadership moved = %v, %v; want nothing", q, err)
+	if q := mustGet(t, m, "a", 0); q != p || q.IsLeader() {
+		t.Fatalf("after leadership moved: same partition %t, leader %t; want the same follower", q == p, q.IsLeader())
 	}
-	if _, err := p.Append(buildBatch(t, 1)); err == nil {
-		t.Fatal("append to a partition no longer led here succeeded")
+	if _, err := p.Append(buildBatch(t, 1)); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("append to a partition no longer led here: %v, want ErrNotLeader", err)
 	}
 	if err := m.RemoveStray(im2); err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func TestLeadershipMovesAwayAndBack(t *testing.T) {
 	im3 := mustApply(t, im2, &metadata.PartitionRecord{TopicID: id, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 2})
 	m.Apply(im2, im3)
 	q := mustGet(t, m, "a", 0)
-	if q.Log.LogEndOffset() != 3 || q.LeaderEpoch() != 2 {
-		t.Fatalf("reopened partition: log end %d epoch %d, want 3 and 2", q.Log.LogEndOffset(), q.LeaderEpoch())
+	if !q.IsLeader() || q.LogEndOffset() != 3 || q.LeaderEpoch() != 2 {
+		t.Fatalf("leading again: leader %t, log end %d epoch %d, want true, 3 and 2", q.IsLeader(), q.LogEndOffset(), q.LeaderEpoch())
 	}
 }

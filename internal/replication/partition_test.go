@@ -144,7 +144,9 @@ func TestWakeAll(t *testing.T) {
 	}
 	// advance to an HW not above the current one does not wake.
 	w = p.Wait()
-	p.advance(0)
+	p.mu.Lock()
+	p.setHWLocked(0)
+	p.mu.Unlock()
 	if closed(w) {
 		t.Fatal("advance without progress woke waiters")
 	}
@@ -205,8 +207,8 @@ func TestConcurrentAppendWait(t *testing.T) {
 		}
 		awg.Wait()
 		wg.Wait()
-		if p.HighWatermark() != target || p.Log.LogEndOffset() != target {
-			t.Fatalf("fsyncAlways=%v: HW %d LEO %d, want %d", fsyncAlways, p.HighWatermark(), p.Log.LogEndOffset(), target)
+		if p.HighWatermark() != target || p.LogEndOffset() != target {
+			t.Fatalf("fsyncAlways=%v: HW %d LEO %d, want %d", fsyncAlways, p.HighWatermark(), p.LogEndOffset(), target)
 		}
 	}
 }

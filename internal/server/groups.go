@@ -35,8 +35,8 @@ func (s *Server) startGroups(logger *slog.Logger) {
 		MaxGroupSize:          int(cfg.Int64("group.max.size")),
 		OffsetsRetention:      time.Duration(cfg.Int64("offsets.retention.minutes")) * time.Minute,
 	})
-	s.groupLoads = &groupLoader{groups: s.groups, log: s.log, led: map[int32]*replication.Partition{}, queue: make(chan groupLoad, 1024)}
-	s.ctrl.Subscribe(func(_, next *metadata.Image) { s.groupLoads.follow(next, s.parts) })
+	s.groupLoads = &groupLoader{groups: s.groups, log: s.log, led: map[int32]led{}, queue: make(chan groupLoad, 1024),
+		commitTimeout: ms("offsets.commit.timeout.ms")}
 }
 
 // groupLoader moves the group coordinator's partitions with leadership of
@@ -46,17 +46,29 @@ type groupLoader struct {
 	groups *group.Coordinator
 	log    *slog.Logger
 
+	// commitTimeout bounds how long a group write waits for the
+	// __consumer_offsets ISR (offsets.commit.timeout.ms).
+	commitTimeout time.Duration
+
 	mu    sync.Mutex
-	led   map[int32]*replication.Partition
+	led   map[int32]led
 	queue chan groupLoad
+}
+
+// led is a __consumer_offsets partition this node leads, in one epoch.
+type led struct {
+	p     *replication.Partition
+	epoch int32
 }
 
 type groupLoad struct {
 	partition int32
-	p         *replication.Partition
+	log       offsetsLog
 }
 
-// follow is a controller listener (run after the partition manager's).
+// follow runs after the partition manager applied img: partitions of
+// __consumer_offsets this node now leads (in a new epoch) are loaded, the
+// ones it stopped leading unloaded.
 func (g *groupLoader) follow(img *metadata.Image, parts *replication.Manager) {
 	t := img.Topics[broker.OffsetsTopic]
 	if t == nil {
@@ -65,25 +77,29 @@ func (g *groupLoader) follow(img *metadata.Image, parts *replication.Manager) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := range int32(len(t.Partitions)) {
-		p, _ := parts.Get(broker.OffsetsTopic, i)
+		var now led
+		if p, _ := parts.Get(broker.OffsetsTopic, i); p != nil && p.IsLeader() {
+			now = led{p, p.LeaderEpoch()}
+		}
 		cur := g.led[i]
-		if p == cur {
+		if now == cur {
 			continue
 		}
-		if cur != nil {
+		if cur.p != nil {
 			g.groups.Unload(i)
 			delete(g.led, i)
 			g.log.Info("gave up group coordination", "partition", i)
 		}
-		if p != nil {
-			g.led[i] = p
-			g.groups.BeginLoad(i, offsetsLog{p})
+		if p := now.p; p != nil {
+			g.led[i] = now
+			log := offsetsLog{p, g.commitTimeout}
+			g.groups.BeginLoad(i, log)
 			select {
-			case g.queue <- groupLoad{i, p}:
+			case g.queue <- groupLoad{i, log}:
 			default:
 				// Never expected (one entry per partition change); a
 				// load dropped here would leave the partition loading.
-				go func() { g.queue <- groupLoad{i, p} }()
+				go func() { g.queue <- groupLoad{i, log} }()
 			}
 		}
 	}
@@ -97,7 +113,7 @@ func (g *groupLoader) run(ctx context.Context) {
 			return
 		case l := <-g.queue:
 			start := time.Now()
-			if err := g.groups.Load(l.partition, offsetsLog{l.p}); err != nil {
+			if err := g.groups.Load(l.partition, l.log); err != nil {
 				g.log.Error("load group partition; its groups stay unavailable", "partition", l.partition, "err", err)
 				continue
 			}
@@ -108,17 +124,27 @@ func (g *groupLoader) run(ctx context.Context) {
 
 func strPtr(s string) *string { return &s }
 
-// offsetsLog is a __consumer_offsets partition as the coordinator uses it.
-type offsetsLog struct{ p *replication.Partition }
+// offsetsLog is a __consumer_offsets partition as the coordinator uses it:
+// a write returns once it is durable and in every in-sync replica (Kafka's
+// coordinators write with acks=all).
+type offsetsLog struct {
+	p       *replication.Partition
+	timeout time.Duration
+}
 
 func (l offsetsLog) Append(batch []byte) error {
 	res, err := l.p.Append(batch)
 	if err != nil {
 		return err
 	}
-	return l.p.Sync(res.LastOffset)
+	if err := l.p.Sync(res.LastOffset); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	return l.p.WaitReplicated(ctx, res.LastOffset)
 }
 
 func (l offsetsLog) ForEachBatch(fn func(batch []byte) error) error {
-	return l.p.Log.ForEachBatch(0, fn)
+	return l.p.ForEachBatch(0, fn)
 }

@@ -130,6 +130,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 
+	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
 	s.parts = replication.NewManager(replication.Options{
 		NodeID:   nodeID,
 		DataDir:  dir,
@@ -137,9 +138,19 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Logger:   logger,
 		Reserved: map[string]bool{MetadataDir: true, legacyMetadataBackup: true, legacyMetadataImported: true},
 		Cleaner:  cleanerConfig(cfg),
+		Fetcher: replication.FetcherConfig{
+			MaxWait:          ms("replica.fetch.wait.max.ms"),
+			PartitionMaxByte: int32(cfg.Int64("replica.fetch.max.bytes")),
+			ResponseMaxBytes: int32(cfg.Int64("replica.fetch.response.max.bytes")),
+			Backoff:          ms("replica.fetch.backoff.ms"),
+		},
+		LagMax:     ms("replica.lag.time.max.ms"),
+		Controller: isrChannel{s},
+		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
 	})
-	s.ctrl.Subscribe(s.parts.Apply)
 	s.startGroups(logger)
+	s.parts.Start()
+	s.ctrl.Subscribe(s.parts.Publish)
 
 	s.rpc = kclient.New(forwardTimeout)
 	var rack *string
@@ -214,7 +225,6 @@ func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 		DefaultReplicationFactor: int16(cfg.Int64("default.replication.factor")),
 		DeleteTopicEnable:        cfg.Bool("delete.topic.enable"),
 		InternalTopics:           map[string]bool{broker.MetadataTopic: true, broker.OffsetsTopic: true, broker.TransactionStateTopic: true},
-		MaxReplicationFactor:     1, // until partition data is replicated between brokers
 		BrokerSessionTimeout:     time.Duration(cfg.Int64("broker.session.timeout.ms")) * time.Millisecond,
 	}
 }

@@ -1,0 +1,272 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/kclient"
+)
+
+// ReplicaClientID is the client id of a follower's fetches.
+const ReplicaClientID = "strata-replica-fetcher"
+
+// fetchVersion is the Fetch version followers send: the last one that
+// names topics and carries ReplicaID as a field (v15 moves it to
+// ReplicaState), with LastFetchedEpoch (v12+) for truncation.
+const fetchVersion = 12
+
+// FetcherConfig tunes the followers' fetching (Kafka's replica.fetch.*).
+type FetcherConfig struct {
+	MaxWait          time.Duration // replica.fetch.wait.max.ms
+	PartitionMaxByte int32         // replica.fetch.max.bytes
+	ResponseMaxBytes int32         // replica.fetch.response.max.bytes
+	Backoff          time.Duration // replica.fetch.backoff.ms
+}
+
+func (c *FetcherConfig) withDefaults() FetcherConfig {
+	out := *c
+	if out.MaxWait <= 0 {
+		out.MaxWait = 500 * time.Millisecond
+	}
+	if out.PartitionMaxByte <= 0 {
+		out.PartitionMaxByte = 1 << 20
+	}
+	if out.ResponseMaxBytes <= 0 {
+		out.ResponseMaxBytes = 10 << 20
+	}
+	if out.Backoff <= 0 {
+		out.Backoff = time.Second
+	}
+	return out
+}
+
+// fetcher is the follower side of replication for every partition this
+// broker follows from one leader broker: one long-polling Fetch at a time
+// over its own connection (Kafka's replica fetcher thread). Records are
+// appended verbatim with the leader's offsets and epochs.
+type fetcher struct {
+	nodeID int32
+	leader int32
+	cfg    FetcherConfig
+	log    *slog.Logger
+	client *kclient.Client
+
+	mu    sync.Mutex
+	addr  string
+	parts map[TopicPartition]*Partition
+	delay map[TopicPartition]time.Time // partitions backing off after an error
+	wake  chan struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, logger *slog.Logger) *fetcher {
+	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg,
+		log:    logger.With("component", "replica-fetcher", "leader", leader),
+		client: kclient.New(cfg.MaxWait + 30*time.Second),
+		parts:  map[TopicPartition]*Partition{}, delay: map[TopicPartition]time.Time{},
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go f.run(ctx)
+	return f
+}
+
+func (f *fetcher) setAddr(addr string) {
+	f.mu.Lock()
+	f.addr = addr
+	f.mu.Unlock()
+}
+
+func (f *fetcher) add(tp TopicPartition, p *Partition) {
+	f.mu.Lock()
+	f.parts[tp] = p
+	delete(f.delay, tp)
+	f.mu.Unlock()
+	f.poke()
+}
+
+func (f *fetcher) remove(tp TopicPartition) {
+	f.mu.Lock()
+	delete(f.parts, tp)
+	delete(f.delay, tp)
+	f.mu.Unlock()
+}
+
+func (f *fetcher) empty() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.parts) == 0
+}
+
+func (f *fetcher) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fetcher) stop() {
+	f.cancel()
+	<-f.done
+	f.client.Close()
+}
+
+func (f *fetcher) run(ctx context.Context) {
+	defer close(f.done)
+	failures := 0
+	for ctx.Err() == nil {
+		req, parts, addr, next := f.build()
+		if len(parts) == 0 {
+			f.sleep(ctx, next)
+			continue
+		}
+		resp, err := f.client.Do(ctx, addr, ReplicaClientID, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				f.log.Warn("fetch from leader failed; retrying", "addr", addr, "failures", failures, "err", err)
+			}
+			f.sleep(ctx, time.Now().Add(f.cfg.Backoff))
+			continue
+		}
+		failures = 0
+		fr := resp.(*kmsg.FetchResponse)
+		if fr.ErrorCode != 0 {
+			f.log.Warn("fetch from leader refused", "err", kerr.ErrorForCode(fr.ErrorCode))
+			f.sleep(ctx, time.Now().Add(f.cfg.Backoff))
+			continue
+		}
+		f.handle(fr, parts)
+	}
+}
+
+// sleep waits until t, a poke, or the end.
+func (f *fetcher) sleep(ctx context.Context, t time.Time) {
+	d := time.Until(t)
+	if t.IsZero() {
+		d = time.Hour
+	}
+	if d <= 0 {
+		return
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+	case <-f.wake:
+	case <-tm.C:
+	}
+}
+
+// build makes the next fetch over the partitions not backing off. next is
+// when the earliest backing-off partition is due, zero if none.
+func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]*Partition, string, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	var next time.Time
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = fetchVersion
+	req.ReplicaID = f.nodeID
+	req.MaxWaitMillis = int32(f.cfg.MaxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = f.cfg.ResponseMaxBytes
+	req.SessionEpoch = -1
+	parts := make(map[TopicPartition]*Partition, len(f.parts))
+	byTopic := map[string]int{}
+	for tp, p := range f.parts {
+		if d, ok := f.delay[tp]; ok {
+			if d.After(now) {
+				if next.IsZero() || d.Before(next) {
+					next = d
+				}
+				continue
+			}
+			delete(f.delay, tp)
+		}
+		parts[tp] = p
+		i, ok := byTopic[tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[tp.Topic] = i
+			t := kmsg.NewFetchRequestTopic()
+			t.Topic = tp.Topic
+			t.TopicID = p.TopicID
+			req.Topics = append(req.Topics, t)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = tp.Partition
+		rp.FetchOffset, rp.LastFetchedEpoch, rp.CurrentLeaderEpoch, rp.LogStartOffset = p.fetchState()
+		rp.PartitionMaxBytes = f.cfg.PartitionMaxByte
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	return req, parts, f.addr, next
+}
+
+// handle applies a fetch response to the partitions it was for.
+func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]*Partition) {
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			tp := TopicPartition{rt.Topic, rp.Partition}
+			p := parts[tp]
+			if p == nil {
+				continue
+			}
+			if err := f.apply(p, rp); err != nil {
+				f.log.Warn("replicating partition; backing off", "partition", tp.DirName(), "err", err)
+				f.mu.Lock()
+				if _, ok := f.parts[tp]; ok {
+					f.delay[tp] = time.Now().Add(f.cfg.Backoff)
+				}
+				f.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (f *fetcher) apply(p *Partition, rp *kmsg.FetchResponseTopicPartition) error {
+	switch err := kerr.ErrorForCode(rp.ErrorCode); err {
+	case nil:
+	case kerr.OffsetOutOfRange:
+		offset := p.LogEndOffset()
+		if rp.LogStartOffset > offset {
+			return p.resetTo(rp.LogStartOffset)
+		}
+		if rp.HighWatermark >= 0 && rp.HighWatermark < offset {
+			return p.truncateTo(rp.HighWatermark)
+		}
+		return fmt.Errorf("fetch offset %d out of range at the leader (log start %d)", offset, rp.LogStartOffset)
+	default:
+		// Not the leader any more, an epoch the leader does not know yet,
+		// an unknown topic: the metadata image will tell us what changed.
+		return fmt.Errorf("leader answered %w", err)
+	}
+	if de := rp.DivergingEpoch; de.Epoch >= 0 || de.EndOffset >= 0 {
+		to := min(de.EndOffset, p.localEndOffsetForEpoch(de.Epoch))
+		if de.Epoch < 0 {
+			to = max(de.EndOffset, 0)
+		}
+		return p.truncateTo(to)
+	}
+	return p.appendAsFollower(rp.RecordBatches, rp.HighWatermark)
+}
+
+// brokerAddr is a broker's host:port.
+func brokerAddr(host string, port int32) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}

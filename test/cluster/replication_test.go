@@ -1,0 +1,256 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// partitionState returns leader, ISR and replicas of topic's partition as
+// the cluster's metadata says, or leader -2 if it cannot be read.
+func (c *testCluster) partitionState(topic string, p int32) (leader int32, isr, replicas []int32) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	md, err := c.metadata(ctx)
+	if err != nil {
+		return -2, nil, nil
+	}
+	t, ok := md.Topics[topic]
+	if !ok || t.Err != nil {
+		return -2, nil, nil
+	}
+	pd, ok := t.Partitions[p]
+	if !ok {
+		return -2, nil, nil
+	}
+	return pd.Leader, pd.ISR, pd.Replicas
+}
+
+// waitFullISR waits until every partition of topic has all its replicas in
+// the ISR.
+func (c *testCluster) waitFullISR(topic string, partitions int32, timeout time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, topic+" full ISR", timeout, func() bool {
+		for p := range partitions {
+			leader, isr, replicas := c.partitionState(topic, p)
+			if leader < 0 || len(isr) != len(replicas) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// ackedLog is what a producer had acknowledged: value -> offset, per
+// partition.
+type ackedLog struct {
+	mu    sync.Mutex
+	acked map[int32]map[string]int64
+	fails int
+}
+
+func (a *ackedLog) add(r *kgo.Record, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.fails++
+		return
+	}
+	if a.acked[r.Partition] == nil {
+		a.acked[r.Partition] = map[string]int64{}
+	}
+	a.acked[r.Partition][string(r.Value)] = r.Offset
+}
+
+// checkAllPresent reads every partition from the start up to its end and
+// checks that each acknowledged value is there exactly once, at the offset
+// it was acknowledged with, and that offsets only grow.
+func checkAllPresent(t *testing.T, c *testCluster, topic string, partitions int32, a *ackedLog) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := c.admin()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := map[string]map[int32]kgo.Offset{topic: {}}
+	want := int64(0)
+	for p := range partitions {
+		offsets[topic][p] = kgo.NewOffset().AtStart()
+		o, _ := ends.Lookup(topic, p)
+		want += o.Offset
+	}
+	cl := c.client(kgo.ConsumePartitions(offsets), kgo.FetchMaxWait(200*time.Millisecond))
+	seen := map[int32]map[string]int64{}
+	last := map[int32]int64{}
+	got := int64(0)
+	for got < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records before the deadline", got, want)
+		}
+		fs.EachError(func(_ string, p int32, err error) { t.Logf("fetch error on %d: %v", p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			if prev, ok := last[r.Partition]; ok && r.Offset <= prev {
+				t.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
+			}
+			last[r.Partition] = r.Offset
+			if seen[r.Partition] == nil {
+				seen[r.Partition] = map[string]int64{}
+			}
+			if o, dup := seen[r.Partition][string(r.Value)]; dup {
+				t.Errorf("partition %d: value %s at offsets %d and %d", r.Partition, r.Value, o, r.Offset)
+			}
+			seen[r.Partition][string(r.Value)] = r.Offset
+		})
+	}
+	lost := 0
+	for p, vals := range a.acked {
+		for v, off := range vals {
+			o, ok := seen[p][v]
+			switch {
+			case !ok:
+				lost++
+				if lost < 10 {
+					t.Errorf("partition %d: acknowledged %s at offset %d was lost", p, v, off)
+				}
+			case o != off:
+				t.Errorf("partition %d: acknowledged %s at offset %d, read at %d", p, v, off, o)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d acknowledged records lost", lost)
+	}
+}
+
+// TestReplicationKillLeader: rf=3, acks=all idempotent producers keep
+// writing while the leader of each partition is killed with SIGKILL in
+// turn and restarted; every acknowledged record is read back once, in
+// order, and the restarted replicas rejoin the ISR.
+func TestReplicationKillLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 3*time.Minute)
+	const topic, parts = "replicated", 3
+	waitFor(t, "three brokers", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	res, err := c.admin().CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+	if err != nil || res.Err != nil {
+		t.Fatalf("create rf=3: %v %v", err, res.Err)
+	}
+	c.waitFullISR(topic, parts, 30*time.Second)
+
+	acked := &ackedLog{acked: map[int32]map[string]int64{}}
+	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := &kgo.Record{Value: []byte("v" + strconv.Itoa(i))}
+			prod.Produce(ctx, r, acked.add)
+			if i%200 == 199 {
+				prod.Flush(ctx)
+			}
+		}
+	}()
+	count := func() int {
+		acked.mu.Lock()
+		defer acked.mu.Unlock()
+		n := 0
+		for _, m := range acked.acked {
+			n += len(m)
+		}
+		return n
+	}
+	for round := range 3 {
+		before := count()
+		waitFor(t, "progress before the kill", 60*time.Second, func() bool { return count() >= before+500 })
+		leader, _, _ := c.partitionState(topic, int32(round))
+		if leader < 1 {
+			t.Fatalf("round %d: partition %d has no leader", round, round)
+		}
+		victim := c.node(leader)
+		t.Logf("round %d: killing node %d, the leader of partition %d, at %d acknowledged", round, leader, round, count())
+		victim.kill()
+		before = count()
+		waitFor(t, "progress without the killed leader", 60*time.Second, func() bool { return count() >= before+500 })
+		victim.start()
+		c.waitFullISR(topic, parts, 60*time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	prod.Flush(ctx)
+	t.Logf("%d records acknowledged, %d produce errors", count(), acked.fails)
+	checkAllPresent(t, c, topic, parts, acked)
+}
+
+// TestReplicationPausedFollower: a follower that stops fetching (SIGSTOP)
+// leaves the ISR after replica.lag.time.max.ms, acks=all writes go on
+// with the remaining two, and after SIGCONT it catches up and rejoins.
+func TestReplicationPausedFollower(t *testing.T) {
+	c := newCluster(t, 3)
+	for _, n := range c.nodes {
+		n.extra = append(n.extra, "--set", "replica.lag.time.max.ms=2000")
+		n.kill()
+		n.start()
+	}
+	ctx := ctxT(t, 2*time.Minute)
+	const topic = "paused"
+	res, err := c.admin().CreateTopic(ctx, 1, 3, nil, topic)
+	if err != nil || res.Err != nil {
+		t.Fatalf("create rf=3: %v %v", err, res.Err)
+	}
+	c.waitFullISR(topic, 1, 30*time.Second)
+	leader, _, replicas := c.partitionState(topic, 0)
+	var follower *node
+	for _, r := range replicas {
+		if r != leader {
+			follower = c.node(r)
+			break
+		}
+	}
+	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce := func(n int, tag string) {
+		for i := range n {
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", tag, i)}).FirstErr(); err != nil {
+				t.Fatalf("produce %s-%d: %v", tag, i, err)
+			}
+		}
+	}
+	produce(100, "before")
+	follower.cmd.Process.Signal(syscall.SIGSTOP)
+	waitFor(t, "the paused follower to leave the ISR", 30*time.Second, func() bool {
+		_, isr, _ := c.partitionState(topic, 0)
+		return len(isr) == 2 && !slices.Contains(isr, follower.id)
+	})
+	produce(100, "during")
+	follower.cmd.Process.Signal(syscall.SIGCONT)
+	c.waitFullISR(topic, 1, 30*time.Second)
+	produce(100, "after")
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
