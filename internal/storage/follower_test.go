@@ -5,10 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratalog/strata/internal/record"
@@ -466,6 +468,9 @@ func TestTruncateToCrashBeforeFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept, end := f.kept(off)
+	if rp, err := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, -1); err != nil || rp > end {
+		t.Fatalf("recovery point %d %v above the new end %d", rp, err, end)
+	}
 	tl.crash()
 	if err := tl.reopenErr(); err != nil {
 		t.Fatal(err)
@@ -756,5 +761,127 @@ func TestHighWatermarkCheckpoint(t *testing.T) {
 	tl.Close()
 	if err := tl.SaveHighWatermark(3); !errors.Is(err, ErrClosed) {
 		t.Fatalf("save after close: %v", err)
+	}
+}
+
+// TestTruncateConcurrent truncates while appends, reads (holding their
+// results a while), ForEachBatch and cleaner passes run; with -race it also
+// checks the locking. Every batch read must be whole and valid, and the log
+// must reopen after a crash with the same end.
+func TestTruncateConcurrent(t *testing.T) {
+	cfg := testConfig()
+	cfg.Compact = true
+	cfg.MinCleanableDirtyRatio = 0
+	tl := openTestLog(t, cfg)
+	for i := range 40 {
+		tl.mustAppend(makeBatch(t, batchSpec{n: 1 + i%3, size: 60, ts: int64(i)}))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	fail := make(chan error, 16)
+	loop := func(fn func(i int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := fn(i); err != nil && !errors.Is(err, ErrOffsetOutOfRange) {
+					fail <- err
+					return
+				}
+			}
+		}()
+	}
+	loop(func(i int) error { // appender
+		_, err := tl.Append(makeBatch(t, batchSpec{n: 1 + i%3, size: 60, ts: int64(1000 + i)}), int32(i/200))
+		return err
+	})
+	loop(func(i int) error { // reader holding its result across other work
+		leo := tl.LogEndOffset()
+		start := tl.LogStartOffset()
+		off := start + int64(i)%(leo-start+1)
+		res, err := tl.Read(off, leo, 2048, true)
+		if err != nil {
+			return err
+		}
+		defer res.Release()
+		runtime.Gosched()
+		for _, r := range res.Regions {
+			b := make([]byte, r.Len)
+			if _, err := r.File.ReadAt(b, r.Offset); err != nil {
+				return err
+			}
+			if err := record.Split(b, func(batch []byte) error { _, err := validateStored(batch); return err }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	loop(func(int) error {
+		// Batches are checked (CRC) by ForEachBatch. Their offsets may
+		// overlap across a truncation: a batch read before it was cut can
+		// be followed by its replacement.
+		return tl.ForEachBatch(0, func([]byte) error { return nil })
+	})
+	loop(func(int) error { // cleaner
+		_, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true})
+		return err
+	})
+	for i := range 60 {
+		for tl.LogEndOffset() < 60 {
+			runtime.Gosched()
+		}
+		leo := tl.LogEndOffset()
+		if err := tl.TruncateTo(leo - 1 - int64(i%25)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(fail)
+	for err := range fail {
+		t.Fatal(err)
+	}
+	prev := int64(-1)
+	for _, b := range tl.allBatches() {
+		h, _ := record.ParseHeader(b)
+		if h.BaseOffset <= prev {
+			t.Fatalf("batch at %d after one ending at %d", h.BaseOffset, prev)
+		}
+		prev = h.LastOffset()
+	}
+	if prev+1 != tl.LogEndOffset() {
+		t.Fatalf("last batch ends at %d, log end %d", prev, tl.LogEndOffset())
+	}
+	leo := tl.LogEndOffset()
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if tl.LogEndOffset() != leo {
+		t.Fatalf("log end after crash %d, want %d", tl.LogEndOffset(), leo)
+	}
+}
+
+func TestAppendAsFollowerFlushMessages(t *testing.T) {
+	cfg := testConfig()
+	cfg.FlushMessages = 4
+	tl := openTestLog(t, cfg)
+	rounds := tl.fsyncRounds.Load()
+	if _, err := tl.AppendAsFollower(leaderBatch(t, 0, 1, batchSpec{n: 3, ts: 1})); err != nil {
+		t.Fatal(err)
+	}
+	if tl.fsyncRounds.Load() != rounds {
+		t.Fatal("flushed before flush.messages was reached")
+	}
+	if _, err := tl.AppendAsFollower(leaderBatch(t, 3, 1, batchSpec{n: 1, ts: 2})); err != nil {
+		t.Fatal(err)
+	}
+	if tl.fsyncRounds.Load() != rounds+1 {
+		t.Fatal("flush.messages reached by follower appends did not flush")
 	}
 }
