@@ -71,6 +71,11 @@ var (
 	ErrCorruptSegment       = errors.New("storage: corrupt data in flushed segment")
 	ErrRecordTooLarge       = errors.New("storage: batch larger than segment.bytes")
 	ErrInvalidTimestamp     = errors.New("storage: invalid timestamp")
+	// ErrUnexpectedAppendOffset: AppendAsFollower got a batch whose base
+	// offset is below the log end offset or not above the previous batch's
+	// last offset (Kafka's UnexpectedAppendOffsetException and
+	// OffsetsOutOfOrderException).
+	ErrUnexpectedAppendOffset = errors.New("storage: batch offset below the log end or out of order")
 )
 
 // AppendResult describes an append.
@@ -111,6 +116,9 @@ func (r *ReadResult) Release() {
 //
 //   Open(dir string, cfg Config, opts Options) (*Log, error)
 //   Append(batch []byte, leaderEpoch int32) (AppendResult, error)
+//   AppendAsFollower(batches []byte) (AppendResult, error)   (follower.go)
+//   TruncateTo(offset int64) error   (follower.go)
+//   TruncateFullyAndStartAt(offset int64) error   (follower.go)
 //   Sync(offset int64) error
 //   DurableOffset() int64
 //   Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (ReadResult, error)
@@ -120,6 +128,9 @@ func (r *ReadResult) Release() {
 //   OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error)
 //   MaxTimestamp() (offset, timestamp int64, err error)
 //   EndOffsetForEpoch(epoch, current int32) (foundEpoch int32, endOffset int64)
+//   LatestEpoch() (epoch int32, ok bool)   (follower.go)
+//   SaveHighWatermark(hw int64) error   (follower.go)
+//   HighWatermarkCheckpoint() int64   (follower.go)
 //   DeleteRecordsBefore(offset int64) (newStart int64, err error)
 //   EnforceRetention() error
 //   MaybeFlush() error

@@ -102,52 +102,63 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (A
 }
 
 // maybeRoll starts a new segment if the batch described by h does not fit
-// the active one, by Kafka's rules: size, age (segment.ms, measured from the
-// first batch's timestamp, or the segment's creation without one), a full
-// index, or an offset that no longer fits a relative offset.
+// the active one (see rollDue).
 func (l *Log) maybeRoll(h *record.Header, nowMs int64) error {
 	s := l.active()
-	size := s.size.Load()
-	if size == 0 {
-		return nil
-	}
-	cfg := &l.cfg
-	batchSize := int64(h.Size())
-	waited := nowMs - s.created.UnixMilli()
-	if s.firstBatchTs >= 0 {
-		waited = h.MaxTimestamp - s.firstBatchTs
-	}
-	segMs := cfg.SegmentMs
-	if cfg.Compact && cfg.MaxCompactionLagMs > 0 && cfg.MaxCompactionLagMs < segMs {
-		segMs = cfg.MaxCompactionLagMs // as Kafka: dirty data must become cleanable in time
-	}
-	roll := size+batchSize > cfg.SegmentBytes ||
-		size+batchSize > math.MaxInt32 ||
-		(segMs >= 0 && waited > segMs) ||
-		s.offIdx.entries() >= int(cfg.SegmentIndexBytes)/offsetEntrySize ||
-		s.timeIdx.entries() >= int(cfg.SegmentIndexBytes)/timeEntrySize ||
-		h.LastOffset()-s.base > math.MaxInt32
-	if !roll {
+	if !l.rollDue(s, s.size.Load(), s.firstBatchTs, 0, h, nowMs) {
 		return nil
 	}
 	return l.roll()
 }
 
+// rollDue reports whether the batch described by h must go to a new segment
+// rather than s, by Kafka's rules: size, age (segment.ms, measured from the
+// first batch's timestamp, or the segment's creation without one), a full
+// index, or an offset that no longer fits a relative offset. size and
+// firstBatchTs describe s as it would be when the batch is written, and
+// newEntries bounds the index entries added to it meanwhile (a follower
+// writes several batches with one write). An empty segment never rolls.
+func (l *Log) rollDue(s *segment, size, firstBatchTs int64, newEntries int, h *record.Header, nowMs int64) bool {
+	if size == 0 {
+		return false
+	}
+	cfg := &l.cfg
+	batchSize := int64(h.Size())
+	waited := nowMs - s.created.UnixMilli()
+	if firstBatchTs >= 0 {
+		waited = h.MaxTimestamp - firstBatchTs
+	}
+	segMs := cfg.SegmentMs
+	if cfg.Compact && cfg.MaxCompactionLagMs > 0 && cfg.MaxCompactionLagMs < segMs {
+		segMs = cfg.MaxCompactionLagMs // as Kafka: dirty data must become cleanable in time
+	}
+	return size+batchSize > cfg.SegmentBytes ||
+		size+batchSize > math.MaxInt32 ||
+		(segMs >= 0 && waited > segMs) ||
+		s.offIdx.entries()+newEntries >= int(cfg.SegmentIndexBytes)/offsetEntrySize ||
+		s.timeIdx.entries()+newEntries >= int(cfg.SegmentIndexBytes)/timeEntrySize ||
+		h.LastOffset()-s.base > math.MaxInt32
+}
+
 // roll starts a new active segment at the log end offset; mu held. It
 // writes a producer snapshot there and queues a background flush of the
 // finished segment.
-func (l *Log) roll() error {
+func (l *Log) roll() error { return l.rollAt(l.leo.Load()) }
+
+// rollAt is roll with the new segment based at base, which is the log end
+// offset or, for a follower append after an offset gap, the base offset of
+// the batch about to be written; mu held.
+func (l *Log) rollAt(base int64) error {
 	old := l.active()
-	leo := l.leo.Load()
 	old.finishTimeIndex()
-	s, err := openSegment(l.dir, leo, l.now(), true)
+	s, err := openSegment(l.dir, base, l.now(), true)
 	if err != nil {
 		return fmt.Errorf("storage: roll: %w", err)
 	}
 	s.onClose = l.reportCloseError
 	l.segs = append(l.segs, s)
-	l.logger.Debug("rolled segment", "base_offset", leo)
-	if err := l.producers.writeSnapshot(l.dir, leo, false); err != nil {
+	l.logger.Debug("rolled segment", "base_offset", base)
+	if err := l.producers.writeSnapshot(l.dir, base, false); err != nil {
 		l.logger.Warn("writing producer snapshot failed", "err", err)
 	}
 	if l.rollFlush.CompareAndSwap(false, true) {

@@ -18,17 +18,20 @@ import (
 //	leader-epoch-checkpoint            "0\n<count>\n" then "<epoch> <startOffset>\n" per entry (Kafka's format)
 //	log-start-offset-checkpoint        "0\n<offset>\n"
 //	recovery-point-offset-checkpoint   "0\n<offset>\n": every segment wholly below it is fsynced with its indexes
+//	replication-offset-checkpoint      "0\n<offset>\n": the high watermark (follower.go; not fsynced)
 //	partition.metadata                 "version: 0\ntopic_id: <base64url topic id, no padding>\n" (Kafka's format)
 //	.clean-shutdown                    empty; present only between Close and the next Open
 //
 // All are replaced atomically: written to <name>.tmp, fsynced, renamed over
-// the old file, and the directory fsynced.
+// the old file, and the directory fsynced (replication-offset-checkpoint
+// only renamed).
 const (
-	epochCheckpointFile    = "leader-epoch-checkpoint"
-	logStartCheckpointFile = "log-start-offset-checkpoint"
-	recoveryCheckpointFile = "recovery-point-offset-checkpoint"
-	partitionMetadataFile  = "partition.metadata"
-	cleanShutdownFile      = ".clean-shutdown"
+	epochCheckpointFile       = "leader-epoch-checkpoint"
+	logStartCheckpointFile    = "log-start-offset-checkpoint"
+	recoveryCheckpointFile    = "recovery-point-offset-checkpoint"
+	replicationCheckpointFile = "replication-offset-checkpoint"
+	partitionMetadataFile     = "partition.metadata"
+	cleanShutdownFile         = ".clean-shutdown"
 )
 
 // ErrInconsistentTopicID is returned by Open when partition.metadata names

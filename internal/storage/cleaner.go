@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratalog/strata/internal/record"
@@ -83,10 +84,19 @@ type cleanerState struct {
 	firstDirty  int64 // -1: unknown (the log start)
 	nextHorizon int64 // earliest delete horizon of a kept tombstone, 0 if none
 
+	// abort counts callers waiting for mu to change the log under a pass
+	// (TruncateTo, TruncateFullyAndStartAt, as Kafka's
+	// abortAndPauseCleaning): a running pass stops at its next batch,
+	// changing nothing.
+	abort atomic.Int32
+
 	// crashAt is a test hook called at each step of a swap; returning true
 	// stops the swap there, leaving the files as a crash would.
 	crashAt func(step string) bool
 }
+
+// errCleanAborted stops a pass that a truncation is waiting for.
+var errCleanAborted = errors.New("storage: cleaning aborted for a truncation")
 
 // errSimulatedCrash is returned when crashAt stopped a swap.
 var errSimulatedCrash = errors.New("storage: simulated crash during cleaner swap")
@@ -245,6 +255,10 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 	}
 	c := &cleanPass{l: l, cfg: &cfg, nowMs: nowMs, m: m, protect: protect, throttle: opts.Throttle, stats: &st}
 	end, err := c.buildOffsetMap(&p, limit)
+	if errors.Is(err, errCleanAborted) {
+		l.logger.Info("cleaning stopped: the log is being truncated")
+		return st, nil
+	}
 	if err != nil {
 		return st, err
 	}
@@ -378,6 +392,9 @@ func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 			h, err := validateStored(b)
 			if err != nil {
 				return 0, fmt.Errorf("%w: %s at position %d: %v", ErrCorruptSegment, s.path(logSuffix), pos, err)
+			}
+			if c.l.clean.abort.Load() > 0 {
+				return 0, errCleanAborted
 			}
 			c.throttle.Wait(len(b))
 			c.stats.BytesRead += int64(len(b))

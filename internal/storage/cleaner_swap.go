@@ -28,7 +28,8 @@ const cleanedWriteChunk = 1 << 20
 
 // cleanGroup rewrites group (adjacent non-active segments) into one cleaned
 // segment and swaps it in. It returns false, having changed nothing, when
-// the log closed or the group is no longer part of the log.
+// the log closed, the group is no longer part of the log or a truncation
+// is waiting.
 func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 	base := group[0].base
 	path := func(suf string) string { return filepath.Join(l.dir, fileName(base, suf)) }
@@ -85,6 +86,9 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 			}
 			if err != nil {
 				return false, fmt.Errorf("%w: clean %s at position %d: %v", ErrCorruptSegment, s.path(logSuffix), bpos, err)
+			}
+			if l.clean.abort.Load() > 0 {
+				return false, nil
 			}
 			c.throttle.Wait(len(b))
 			c.stats.BytesRead += int64(len(b))
@@ -151,7 +155,7 @@ func (l *Log) swapIn(ns *segment, group []*segment, committed *bool) (bool, erro
 	defer l.flushMu.Unlock()
 	l.mu.RLock()
 	at := l.groupIndex(group)
-	closed := l.closed || l.failed != nil
+	closed := l.closed || l.failed != nil || l.clean.abort.Load() > 0
 	l.mu.RUnlock()
 	if at < 0 || closed {
 		return false, nil

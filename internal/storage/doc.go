@@ -12,7 +12,11 @@
 // (page cache with flush.messages/flush.ms, or always, with group commit),
 // and recovers after a crash by truncating a torn tail and rebuilding indexes.
 // Compacted logs are cleaned by Log.Clean, or in the background by a
-// Cleaner (cleaner.go describes the algorithm and its files).
+// Cleaner (cleaner.go describes the algorithm and its files). For
+// replication (follower.go), a follower appends the leader's batches
+// verbatim (AppendAsFollower), truncates a divergent tail (TruncateTo,
+// TruncateFullyAndStartAt) and keeps the high watermark in
+// replication-offset-checkpoint.
 //
 // It imports internal/record and the standard library (plus x/sys/unix).
 package storage

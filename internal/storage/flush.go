@@ -100,6 +100,14 @@ func (l *Log) Sync(offset int64) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	for l.durable.Load() <= offset {
+		if leo := l.leo.Load(); offset >= leo {
+			// A truncation (TruncateTo) removed the records: nothing past
+			// the end can be synced.
+			offset = leo - 1
+			if l.durable.Load() > offset {
+				break
+			}
+		}
 		if l.syncing {
 			l.syncWaiters.Add(1)
 			l.syncCond.Wait()

@@ -59,6 +59,9 @@ type Log struct {
 	rebuilt     bool         // Open rebuilt some index
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
+
+	hwMu sync.Mutex   // serializes SaveHighWatermark
+	hw   atomic.Int64 // high watermark last saved or read at Open (follower.go)
 }
 
 func (l *Log) now() time.Time {
@@ -126,6 +129,7 @@ func (l *Log) load() error {
 	if l.recovery, err = readOffsetCheckpoint(l.dir, recoveryCheckpointFile, 0); err != nil {
 		return err
 	}
+	l.loadHighWatermark()
 	if l.epochs, err = readEpochCheckpoint(l.dir); err != nil {
 		l.logger.Warn("ignoring unreadable leader epoch checkpoint", "err", err)
 		l.epochs = epochCache{}
@@ -297,7 +301,9 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	l.active().finishTimeIndex()
+	if len(l.segs) > 0 { // none only after a failed TruncateFullyAndStartAt
+		l.active().finishTimeIndex()
+	}
 	l.mu.Unlock()
 
 	l.syncMu.Lock()

@@ -1,0 +1,631 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// Replication primitives: what a follower needs besides Read (which a
+// leader serves followers from with maxOffset = LogEndOffset).
+//
+//   - AppendAsFollower writes the leader's batches verbatim, keeping their
+//     offsets (gaps included) and leader epochs.
+//   - TruncateTo removes a divergent tail; TruncateFullyAndStartAt replaces
+//     the whole log when the leader's log starts past this one's end.
+//   - LatestEpoch and EndOffsetForEpoch (timestamps.go) answer and drive
+//     OffsetForLeaderEpoch.
+//   - SaveHighWatermark and HighWatermarkCheckpoint keep the high watermark
+//     across restarts in replication-offset-checkpoint.
+//
+// Truncations take clean.mu (after asking a running cleaner pass to stop),
+// then flushMu, then mu, so no flush, cleaner swap, retention or append runs
+// while segments are cut or deleted.
+
+// AppendAsFollower appends record batches exactly as the leader wrote them:
+// the bytes are written verbatim, so base offsets, partition leader epochs
+// and timestamps stay the leader's. batches holds one or more v2 batches, as
+// a fetch response carries them; a trailing partial batch (a fetch response
+// may end inside one) is ignored. Every whole batch is validated (header,
+// length, CRC, record count against the last offset delta; empty batches and
+// offset gaps, which compaction leaves, are accepted), and the first base
+// offset must be at least the log end offset, each next one above the
+// previous batch's last offset; otherwise nothing is appended and the error
+// wraps ErrUnexpectedAppendOffset (or a record package error, or
+// ErrRecordTooLarge for a batch larger than segment.bytes).
+//
+// Everything a leader append updates is updated: segments roll by the same
+// rules (at the batch's base offset when an offset gap would not fit the
+// relative offsets of a segment at the log end), the indexes, the log end
+// offset, the leader epoch cache and its checkpoint (a batch's epoch newer
+// than the latest starts at the batch's base offset), the producer state
+// (recorded but not checked: the leader already did, as Kafka's follower),
+// and the flush.messages count. Batches are written with one write per run
+// that fits the active segment.
+//
+// The result's BaseOffset is the first appended batch's base offset and
+// LastOffset the last appended batch's last offset; when no whole batch was
+// given, BaseOffset is the log end offset and LastOffset one below it.
+// LogAppendTime is -1 (timestamps are the leader's). If a write fails, the
+// runs written before it stay appended and the result covers them.
+func (l *Log) AppendAsFollower(batches []byte) (AppendResult, error) {
+	hs, n, err := splitFollowerBatches(batches)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("storage: append as follower: %w", err)
+	}
+	l.mu.Lock()
+	res, flushNow, err := l.appendFollowerLocked(batches[:n], hs)
+	l.mu.Unlock()
+	if err != nil {
+		return res, err
+	}
+	if flushNow {
+		if err := l.flush(false); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// splitFollowerBatches validates the whole batches at the start of b and
+// returns their headers and total length; a trailing partial batch is left
+// out.
+func splitFollowerBatches(b []byte) ([]record.Header, int, error) {
+	var hs []record.Header
+	n := 0
+	for len(b)-n >= record.LogOverhead {
+		rest := b[n:]
+		size, err := record.PeekSize(rest)
+		if err != nil {
+			return nil, 0, fmt.Errorf("batch at byte %d: %w", n, err)
+		}
+		if size > len(rest) {
+			break // the partial batch a fetch response may end with
+		}
+		h, err := validateStored(rest[:size])
+		if err != nil {
+			return nil, 0, fmt.Errorf("batch at byte %d: %w", n, err)
+		}
+		if k := len(hs); k > 0 && h.BaseOffset <= hs[k-1].LastOffset() {
+			return nil, 0, fmt.Errorf("%w: batch at byte %d has base offset %d, not above the previous batch's last offset %d",
+				ErrUnexpectedAppendOffset, n, h.BaseOffset, hs[k-1].LastOffset())
+		}
+		hs = append(hs, h)
+		n += size
+	}
+	return hs, n, nil
+}
+
+// appendFollowerLocked writes the batches b described by hs; mu held. It
+// reports whether flush.messages is reached.
+func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, bool, error) {
+	if err := l.errClosedOrFailed(); err != nil {
+		return AppendResult{}, false, err
+	}
+	leo := l.leo.Load()
+	res := AppendResult{BaseOffset: leo, LastOffset: leo - 1, LogAppendTime: -1, LogStartOffset: l.logStart}
+	if len(hs) == 0 {
+		return res, false, nil
+	}
+	if hs[0].BaseOffset < leo {
+		return res, false, fmt.Errorf("%w: batch base offset %d is below the log end offset %d", ErrUnexpectedAppendOffset, hs[0].BaseOffset, leo)
+	}
+	cfg := &l.cfg
+	for i := range hs {
+		if size := hs[i].Size(); int64(size) > cfg.SegmentBytes || size > math.MaxInt32 {
+			return res, false, fmt.Errorf("%w: batch at offset %d has %d bytes, segment.bytes is %d", ErrRecordTooLarge, hs[i].BaseOffset, size, cfg.SegmentBytes)
+		}
+	}
+
+	nowMs := l.nowMs()
+	epochsChanged := false
+	var err error
+	for i := 0; i < len(hs); {
+		if err = l.maybeRollFollower(&hs[i], nowMs); err != nil {
+			break
+		}
+		// The run: the batches from i on that fit the active segment.
+		s := l.active()
+		pos := s.size.Load()
+		firstTs := s.firstBatchTs
+		if pos == 0 {
+			firstTs = hs[i].MaxTimestamp
+		}
+		end := pos + int64(hs[i].Size())
+		j := i + 1
+		for j < len(hs) && !l.rollDue(s, end, firstTs, j-i, &hs[j], nowMs) {
+			end += int64(hs[j].Size())
+			j++
+		}
+		run := b[:end-pos]
+		if n, werr := s.f.WriteAt(run, pos); werr != nil {
+			// Cut off whatever part was written so the file stays whole batches.
+			if terr := s.f.Truncate(pos); terr != nil {
+				l.failed = fmt.Errorf("write at %d of %s failed (%v), and so did truncating it back: %w", pos, s.path(logSuffix), werr, terr)
+				l.logger.Error("log failed", "err", l.failed)
+			} else if pos == 0 && s.base > l.leo.Load() {
+				// A segment rolled at a gap stays empty: the log ends at its
+				// base, as it will after a restart.
+				l.leo.Store(s.base)
+			}
+			err = fmt.Errorf("storage: append as follower: wrote %d of %d bytes: %w", n, len(run), werr)
+			break
+		}
+		for k := i; k < j; k++ {
+			h := &hs[k]
+			s.track(h, pos, cfg.IndexIntervalBytes)
+			pos += int64(h.Size())
+			if l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
+				epochsChanged = true
+			}
+			if h.HasProducerID() {
+				l.producers.update(h, nowMs, cfg.ProducerIDExpiryMs)
+			}
+			l.unflushed += int64(h.NumRecords)
+		}
+		s.size.Store(pos)
+		l.leo.Store(hs[j-1].LastOffset() + 1)
+		if i == 0 {
+			res.BaseOffset = hs[0].BaseOffset
+		}
+		res.LastOffset = hs[j-1].LastOffset()
+		b = b[len(run):]
+		i = j
+	}
+	if epochsChanged {
+		if werr := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); werr != nil {
+			l.logger.Error("writing leader epoch checkpoint failed", "err", werr)
+		}
+	}
+	res.LogStartOffset = l.logStart
+	return res, l.unflushed >= cfg.FlushMessages, err
+}
+
+// maybeRollFollower rolls before the follower batch h when the leader rules
+// say so, or when h's offsets do not fit relative to the (empty) active
+// segment's base. The new segment starts at the log end offset, or at h's
+// base offset when h would not fit a segment starting at the log end.
+func (l *Log) maybeRollFollower(h *record.Header, nowMs int64) error {
+	s := l.active()
+	size := s.size.Load()
+	if !l.rollDue(s, size, s.firstBatchTs, 0, h, nowMs) && (size > 0 || h.LastOffset()-s.base <= math.MaxInt32) {
+		return nil
+	}
+	base := l.leo.Load()
+	if h.LastOffset()-base > math.MaxInt32 {
+		base = h.BaseOffset
+	}
+	return l.rollAt(base)
+}
+
+// lockForTruncation stops a running cleaner pass and takes clean.mu,
+// flushMu and mu, in that order. The returned function releases them.
+func (l *Log) lockForTruncation() func() {
+	l.clean.abort.Add(1)
+	l.clean.mu.Lock()
+	l.clean.abort.Add(-1)
+	l.flushMu.Lock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		l.flushMu.Unlock()
+		l.clean.mu.Unlock()
+	}
+}
+
+// TruncateTo removes every record at or above offset, as a follower does
+// with a tail that diverged from its leader; offset at or past the log end
+// changes nothing. A batch holding offset (base < offset <= last) is removed
+// whole, so the log end afterwards is the end of the last batch kept: at
+// most offset (less after an offset gap). An offset below the log start is
+// ErrOffsetOutOfRange: use TruncateFullyAndStartAt.
+//
+// Segments based at or above offset are deleted (the first segment is
+// emptied rather than deleted), the one holding offset is cut at the batch
+// boundary and its indexes trimmed, the leader epoch cache and its
+// checkpoint lose the epochs starting at or after the new end, the producer
+// state is rebuilt from the newest snapshot at or below the new end (older
+// snapshots above it are deleted; without one, from the log start), and
+// the recovery point, durable offset and cleaner checkpoint are pulled down
+// to the new end. A running cleaner pass is stopped first (without effect)
+// and waited for.
+//
+// Concurrent readers are safe: a ReadResult (and ForEachBatch and the
+// timestamp lookups) keeps reading the bytes it found, because deleted
+// segments stay open until released and a segment that some reader holds
+// is not cut in place: its kept part is copied to a new file that replaces
+// it, and the old file stays readable until the last reader releases it.
+// Appends wait for the truncation and continue at the new end.
+func (l *Log) TruncateTo(offset int64) error {
+	unlock := l.lockForTruncation()
+	defer unlock()
+	if err := l.errClosedOrFailed(); err != nil {
+		return err
+	}
+	leo := l.leo.Load()
+	if offset >= leo {
+		return nil
+	}
+	if offset < l.logStart {
+		return fmt.Errorf("storage: truncate to %d: %w: below the log start %d (truncate fully instead)", offset, ErrOffsetOutOfRange, l.logStart)
+	}
+	// The segment that keeps data: the last based below offset (or the
+	// first, which TruncateTo empties but keeps).
+	k := max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base >= offset })-1, 0)
+	s := l.segs[k]
+	hdr := make([]byte, record.HeaderSize)
+	cut, size := s.size.Load(), s.size.Load()
+	if offset < s.next {
+		pos := int64(0)
+		if offset > s.base {
+			pos = s.offIdx.lookup(offset - s.base)
+		}
+		bpos, _, found, err := findBatch(s.f, pos, size, offset, hdr)
+		if err != nil {
+			return fmt.Errorf("storage: truncate to %d: %w: %s: %w", offset, ErrCorruptSegment, s.path(logSuffix), err)
+		}
+		if found {
+			cut = bpos
+		}
+	}
+	l.logger.Info("truncating log", "offset", offset, "log_end", leo, "segments_deleted", len(l.segs)-k-1, "segment", fileName(s.base, logSuffix), "position", cut)
+
+	// From here a crash leaves a partly truncated log. Pull the recovery
+	// point down first, so the next Open rescans whatever is left of the
+	// tail (and finds its epochs again) instead of trusting it.
+	if err := l.lowerRecoveryPoint(offset); err != nil {
+		return err
+	}
+	if k+1 < len(l.segs) {
+		doomed := l.segs[k+1:]
+		l.segs = slices.Clone(l.segs[:k+1])
+		var firstErr error
+		for _, d := range doomed {
+			if err := d.markDeleted(); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			d.release()
+		}
+		if firstErr != nil {
+			return fmt.Errorf("storage: truncate to %d: %w", offset, firstErr)
+		}
+		// The renames must not come back after a machine crash once new
+		// data overlaps the deleted offsets.
+		if err := syncDir(l.dir); err != nil {
+			return fmt.Errorf("storage: truncate to %d: %w", offset, err)
+		}
+	}
+	if cut < size {
+		if err := l.cutSegment(k, cut, hdr); err != nil {
+			return fmt.Errorf("storage: truncate to %d: %w", offset, err)
+		}
+	}
+	return l.afterTruncation()
+}
+
+// lowerRecoveryPoint moves the recovery point (and its checkpoint) down to
+// off if it is above; flushMu held.
+func (l *Log) lowerRecoveryPoint(off int64) error {
+	if l.recovery <= off {
+		return nil
+	}
+	if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, off); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	l.recovery = off
+	return nil
+}
+
+// afterTruncation brings the state that refers to offsets up to date with
+// the new active segment's end; clean.mu, flushMu and mu held.
+func (l *Log) afterTruncation() error {
+	leo := l.active().next
+	l.leo.Store(leo)
+	if l.durable.Load() > leo {
+		l.durable.Store(leo)
+	}
+	if err := l.lowerRecoveryPoint(leo); err != nil {
+		return err
+	}
+	if l.epochs.truncateFromEnd(leo) {
+		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	l.producers = newProducerState()
+	if err := l.loadProducerState(); err != nil {
+		return fmt.Errorf("storage: rebuild producer state: %w", err)
+	}
+	l.loadCleanerCheckpoint()
+	if l.clean.firstDirty > leo {
+		l.clean.firstDirty = leo
+		cp := fmt.Appendf(nil, "1\n%d %d\n", leo, l.clean.nextHorizon)
+		if err := writeFileAtomic(l.dir, cleanerCheckpointFile, cp, true); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	return nil
+}
+
+// cutSegment removes the batches of l.segs[k] from position cut (a batch
+// boundary) on; flushMu and mu held. A segment no reader holds is truncated
+// in place; otherwise the kept part is copied to a new file that is renamed
+// over it, so readers keep the old bytes. The log file is fsynced and the
+// index files are removed, to be rewritten whole by the next flush.
+func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
+	s := l.segs[k]
+	if s.refs.Load() > 1 {
+		ns, err := copySegmentPrefix(s, cut)
+		if err != nil {
+			return err
+		}
+		ns.onClose = l.reportCloseError
+		l.segs[k] = ns
+		s.release() // not deleted: its name now belongs to ns
+		s = ns
+	} else {
+		if err := s.f.Truncate(cut); err != nil {
+			return fmt.Errorf("truncate %s: %w", s.path(logSuffix), err)
+		}
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", s.path(logSuffix), err)
+		}
+		s.size.Store(cut)
+		s.syncedSize = cut
+	}
+	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale index: %w", err)
+		}
+	}
+	if err := s.trimTo(cut, hdr); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path(logSuffix), err)
+	}
+	if cut == 0 {
+		s.created = l.now()
+	}
+	return nil
+}
+
+// copySegmentPrefix writes the first cut bytes of s to a new file that
+// replaces s's log file, and returns the new segment with s's in-memory
+// indexes (to be trimmed by the caller).
+func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
+	tmp := s.path(logSuffix + tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
+	}
+	fail := func(err error) (*segment, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
+	}
+	if n, err := io.Copy(f, io.NewSectionReader(s.f, 0, cut)); err != nil || n != cut {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, s.path(logSuffix)); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
+	}
+	ns := &segment{
+		dir: s.dir, base: s.base, f: f, next: s.next,
+		offIdx:       offsetIndex{buf: slices.Clone(s.offIdx.buf)},
+		timeIdx:      timeIndex{buf: slices.Clone(s.timeIdx.buf)},
+		firstBatchTs: s.firstBatchTs,
+		created:      s.created,
+		syncedSize:   cut,
+	}
+	ns.size.Store(cut)
+	ns.refs.Store(1)
+	return ns, nil
+}
+
+// trimTo drops the index entries and statistics of the batches at or after
+// position cut, which the log file no longer has, and recomputes the
+// segment's end, largest timestamp and bytes since the last index entry
+// from the entries kept and the headers after the last offset index entry
+// (as Kafka's LogSegment.truncateTo). The indexes are marked unwritten.
+// mu held.
+func (s *segment) trimTo(cut int64, hdr []byte) error {
+	n := sort.Search(s.offIdx.entries(), func(i int) bool {
+		_, p := s.offIdx.entry(i)
+		return int64(p) >= cut
+	})
+	s.offIdx = offsetIndex{buf: slices.Clone(s.offIdx.buf[:n*offsetEntrySize])}
+	pos := int64(0)
+	if n > 0 {
+		_, p := s.offIdx.entry(n - 1)
+		pos = int64(p)
+	}
+	// The headers from the last indexed batch to the cut.
+	next, bytesSince := s.base, int64(0)
+	scanTs, scanTsOffset := int64(-1), int64(-1)
+	for pos < cut {
+		h, err := readHeader(s.f, pos, hdr)
+		if err != nil {
+			return err
+		}
+		if h.MaxTimestamp > scanTs {
+			scanTs, scanTsOffset = h.MaxTimestamp, h.LastOffset()
+		}
+		next = h.LastOffset() + 1
+		bytesSince += int64(h.Size())
+		pos += int64(h.Size())
+	}
+	if pos != cut {
+		return fmt.Errorf("batch boundary expected at position %d, found %d", cut, pos)
+	}
+	// Time index entries name the batch holding the largest timestamp so
+	// far; keep those of batches kept. The last one kept covers every batch
+	// up to the last offset index entry.
+	m := sort.Search(s.timeIdx.entries(), func(i int) bool {
+		_, rel := s.timeIdx.entry(i)
+		return s.base+int64(rel) >= next
+	})
+	s.timeIdx = timeIndex{buf: slices.Clone(s.timeIdx.buf[:m*timeEntrySize])}
+	s.maxTs, s.maxTsOffset = -1, -1
+	if m > 0 {
+		ts, rel := s.timeIdx.entry(m - 1)
+		s.maxTs, s.maxTsOffset = ts, s.base+int64(rel)
+	}
+	if scanTs > s.maxTs {
+		s.maxTs, s.maxTsOffset = scanTs, scanTsOffset
+	}
+	s.next = next
+	s.bytesSinceIndex = bytesSince
+	if cut == 0 {
+		s.firstBatchTs = -1
+	}
+	return nil
+}
+
+// TruncateFullyAndStartAt deletes every segment and starts an empty log at
+// offset, which becomes the log start and end offset: what a follower does
+// when the offset it needs is below the leader's log start. The leader epoch
+// cache and the producer state are cleared (their checkpoint and snapshots
+// removed), and the log start, recovery point and cleaner checkpoints are
+// set to offset. Readers holding deleted segments keep reading them until
+// they release them. A running cleaner pass is stopped first.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	unlock := l.lockForTruncation()
+	defer unlock()
+	if err := l.errClosedOrFailed(); err != nil {
+		return err
+	}
+	if offset < 0 {
+		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, ErrOffsetOutOfRange)
+	}
+	l.logger.Info("truncating log fully", "new_start", offset, "log_start", l.logStart, "log_end", l.leo.Load())
+	// The recovery point first: a crash midway rescans what is left.
+	if err := l.lowerRecoveryPoint(min(offset, l.segs[0].base)); err != nil {
+		return err
+	}
+	doomed := l.segs
+	l.segs = nil
+	var firstErr error
+	for _, d := range doomed {
+		if err := d.markDeleted(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		d.release()
+	}
+	if firstErr == nil {
+		firstErr = syncDir(l.dir)
+	}
+	s, err := openSegment(l.dir, offset, l.now(), true)
+	if err != nil {
+		// Leave the log usable in memory only as failed: it has no segment.
+		l.failed = fmt.Errorf("truncate fully: %w", err)
+		l.logger.Error("log failed", "err", l.failed)
+		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, err)
+	}
+	s.onClose = l.reportCloseError
+	l.segs = []*segment{s}
+	if firstErr != nil {
+		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, firstErr)
+	}
+	l.leo.Store(offset)
+	l.durable.Store(offset)
+	if err := writeOffsetCheckpoint(l.dir, logStartCheckpointFile, offset); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	l.logStart = offset
+	if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, offset); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	l.recovery = offset
+	l.epochs = epochCache{}
+	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	l.producers = newProducerState()
+	offs, err := listSnapshots(l.dir)
+	if err != nil {
+		return err
+	}
+	for _, off := range offs {
+		if err := os.Remove(filepath.Join(l.dir, fileName(off, snapshotSuffix))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.logger.Warn("removing producer snapshot failed", "err", err)
+		}
+	}
+	l.loadCleanerCheckpoint()
+	l.clean.firstDirty, l.clean.nextHorizon = offset, 0
+	if err := writeFileAtomic(l.dir, cleanerCheckpointFile, fmt.Appendf(nil, "1\n%d 0\n", offset), true); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
+}
+
+// LatestEpoch returns the latest leader epoch in the leader epoch cache
+// (the epoch of the newest batch, or of one truncated away since only if
+// the cache still holds it), or (-1, false) when the cache is empty. A
+// replica becoming follower sends it in OffsetForLeaderEpoch.
+func (l *Log) LatestEpoch() (epoch int32, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	e, ok := l.epochs.latest()
+	if !ok {
+		return -1, false
+	}
+	return e.epoch, true
+}
+
+// SaveHighWatermark records the partition's high watermark in
+// replication-offset-checkpoint ("0\n<offset>\n"), replaced atomically by a
+// rename. It does not fsync (the replication layer calls it often): after a
+// machine crash the file may hold an earlier value, or be unreadable, in
+// which case Open ignores it. Concurrent calls are serialized.
+func (l *Log) SaveHighWatermark(hw int64) error {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	l.mu.RLock()
+	closed := l.closed
+	l.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	data := []byte(fmt.Sprintf("0\n%d\n", hw))
+	if err := writeFileAtomic(l.dir, replicationCheckpointFile, data, false); err != nil {
+		return fmt.Errorf("storage: save high watermark: %w", err)
+	}
+	l.hw.Store(hw)
+	return nil
+}
+
+// HighWatermarkCheckpoint returns the high watermark last saved by
+// SaveHighWatermark (or read from replication-offset-checkpoint at Open; 0
+// when there was none), kept between the log start and end offsets, as
+// Kafka bounds a high watermark it loads.
+func (l *Log) HighWatermarkCheckpoint() int64 {
+	l.mu.RLock()
+	start := l.logStart
+	l.mu.RUnlock()
+	return min(max(l.hw.Load(), start), l.leo.Load())
+}
+
+// loadHighWatermark reads replication-offset-checkpoint at Open.
+func (l *Log) loadHighWatermark() {
+	hw, err := readOffsetCheckpoint(l.dir, replicationCheckpointFile, 0)
+	if err != nil {
+		l.logger.Warn("ignoring unreadable high watermark checkpoint", "err", err)
+		hw = 0
+	}
+	l.hw.Store(hw)
+}
