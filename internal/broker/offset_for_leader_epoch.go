@@ -40,7 +40,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ context.Context, r *request) {
 				sp.ErrorCode = errorCode(err)
 			} else if err := p.CheckLeaderEpoch(rq.CurrentLeaderEpoch); err != nil {
 				sp.ErrorCode = errorCode(err)
-			} else if !p.IsLeader() && rq.ReplicaID < 0 {
+			} else if !p.IsLeader() && req.ReplicaID < 0 {
 				// Only the leader answers consumers; a follower answers
 				// other brokers (replica id >= 0), as Kafka's.
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code

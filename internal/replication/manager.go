@@ -74,7 +74,11 @@ type Manager struct {
 	failed   atomic.Pointer[map[TopicPartition]error]
 	fetchers map[int32]*fetcher // by leader; mu held
 	applied  *metadata.Image    // the last image applied; mu held
-	closed   bool
+	// settled is the offset of the last image applied and handed to
+	// AfterApply; appliedCh is closed and replaced when it moves. mu held.
+	settled   int64
+	appliedCh chan struct{}
+	closed    bool
 
 	latest  atomic.Pointer[metadata.Image] // the newest published image
 	publish chan struct{}                  // signals a new latest image
@@ -96,7 +100,7 @@ func NewManager(opts Options) *Manager {
 	}
 	opts.Fetcher = opts.Fetcher.withDefaults()
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "partitions"),
-		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(),
+		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(), appliedCh: make(chan struct{}),
 		publish: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
 		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() }}
@@ -135,6 +139,28 @@ func (m *Manager) Publish(_, next *metadata.Image) {
 	}
 }
 
+// WaitApplied waits until the manager has applied an image at offset or
+// later (so this broker serves what a metadata write it just made
+// created), or timeout passes; it reports whether it has.
+func (m *Manager) WaitApplied(offset int64, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		m.mu.Lock()
+		ch := m.appliedCh
+		done := m.settled >= offset || m.closed
+		m.mu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
 func (m *Manager) applyLatest(img *metadata.Image) {
 	m.mu.Lock()
 	prev := m.applied
@@ -144,9 +170,19 @@ func (m *Manager) applyLatest(img *metadata.Image) {
 	}
 	m.applyLocked(prev, img)
 	m.mu.Unlock()
+	m.afterApply(img)
+}
+
+// afterApply runs the AfterApply hook, then tells WaitApplied callers.
+func (m *Manager) afterApply(img *metadata.Image) {
 	if m.opts.AfterApply != nil {
 		m.opts.AfterApply(img)
 	}
+	m.mu.Lock()
+	m.settled = max(m.settled, img.Offset)
+	close(m.appliedCh)
+	m.appliedCh = make(chan struct{})
+	m.mu.Unlock()
 }
 
 // Get returns a hosted replica, leader or follower.
@@ -218,9 +254,7 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	m.mu.Lock()
 	m.applyLocked(prev, next)
 	m.mu.Unlock()
-	if m.opts.AfterApply != nil {
-		m.opts.AfterApply(next)
-	}
+	m.afterApply(next)
 }
 
 // applyLocked is Kafka's TopicsDelta.localChanges and ReplicaManager's

@@ -63,11 +63,13 @@ func TestHighWatermarkInterval(t *testing.T) {
 
 func TestHighWatermarkFsyncAlways(t *testing.T) {
 	p := hostOne(t, true)
-	w := p.Wait()
 	res, err := p.Append(buildBatch(t, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The append woke waiters (the log end moved: followers wait on it),
+	// but the HW waits for the fsync.
+	w := p.Wait()
 	if p.HighWatermark() != 0 || closed(w) {
 		t.Fatalf("HW moved to %d before Sync", p.HighWatermark())
 	}

@@ -31,6 +31,10 @@ type clusterController struct {
 	log    *slog.Logger
 	// epoch is this broker's registration epoch (for AllocateProducerIds).
 	epoch func() int64
+	// settle waits (briefly) until this broker's partitions follow the
+	// image up to offset: after a topic change it made, the broker
+	// serves the new partitions before it answers.
+	settle func(offset int64)
 }
 
 var _ broker.Controller = (*clusterController)(nil)
@@ -80,6 +84,7 @@ func (c *clusterController) ForwardRequest(ctx context.Context, req kmsg.Request
 	if err != nil {
 		return nil, err
 	}
+	defer func() { c.settle(c.Image().Offset) }()
 	switch r := resp.(type) {
 	case *kmsg.CreateTopicsResponse:
 		if req.(*kmsg.CreateTopicsRequest).ValidateOnly {
@@ -113,8 +118,11 @@ func (c *clusterController) ForwardRequest(ctx context.Context, req kmsg.Request
 // ForwardRequest.
 func (c *clusterController) CreateTopics(reqs []controller.CreateTopic, validateOnly bool) []controller.CreateTopicResult {
 	if c.IsActive() {
-		return c.Controller.CreateTopics(reqs, validateOnly)
+		res := c.Controller.CreateTopics(reqs, validateOnly)
+		c.settle(c.Image().Offset)
+		return res
 	}
+	defer func() { c.settle(c.Image().Offset) }()
 	out := make([]controller.CreateTopicResult, len(reqs))
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.SetVersion(7)
@@ -197,7 +205,9 @@ func remoteError(code int16, msg *string) error {
 
 func (c *clusterController) DeleteTopics(reqs []controller.DeleteTopic) []controller.DeleteTopicResult {
 	if c.IsActive() {
-		return c.Controller.DeleteTopics(reqs)
+		res := c.Controller.DeleteTopics(reqs)
+		c.settle(c.Image().Offset)
+		return res
 	}
 	out := make([]controller.DeleteTopicResult, len(reqs))
 	for i, r := range reqs {
@@ -208,7 +218,9 @@ func (c *clusterController) DeleteTopics(reqs []controller.DeleteTopic) []contro
 
 func (c *clusterController) CreatePartitionsAll(reqs []controller.CreatePartitions, validateOnly bool) []error {
 	if c.IsActive() {
-		return c.Controller.CreatePartitionsAll(reqs, validateOnly)
+		res := c.Controller.CreatePartitionsAll(reqs, validateOnly)
+		c.settle(c.Image().Offset)
+		return res
 	}
 	return notController(len(reqs))
 }

@@ -159,7 +159,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}
 	var lc *lifecycle
 	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
-		epoch: func() int64 { return lc.epoch.Load() }}
+		epoch:  func() int64 { return lc.epoch.Load() },
+		settle: func(offset int64) { s.parts.WaitApplied(offset, forwardTimeout) }}
 	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
 		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
