@@ -3,7 +3,6 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
@@ -13,9 +12,10 @@ import (
 // Broker liveness, as KRaft does it: a broker registers with the active
 // controller (a new broker epoch each time its process starts), then
 // heartbeats. The active controller fences a broker whose heartbeats stop
-// for the session timeout: it leads nothing while fenced, and its
-// partitions get another in-sync replica as leader, or none (leader -1,
-// reported as LEADER_NOT_AVAILABLE) when it was their only one. A
+// for the session timeout: it leads nothing while fenced, it leaves the
+// ISR of its partitions, and the partitions it led get another in-sync
+// replica as leader, or none (leader -1, reported as
+// LEADER_NOT_AVAILABLE) when it was their last (election.go). A
 // heartbeat or a new registration unfences it and gives back the
 // leadership of partitions left without a leader. Heartbeat times live in
 // memory on the active controller only; a new active controller starts
@@ -96,7 +96,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 		epoch = b.Epoch + 1
 	}
 	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation}}
-	recs = append(recs, leadersGained(img, r.NodeID)...)
+	recs = append(recs, c.leadersGained(img, r.NodeID)...)
 	if _, err := c.commit(recs); err != nil {
 		return -1, err
 	}
@@ -131,7 +131,7 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 	if !b.Fenced {
 		return false, nil
 	}
-	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false}}, leadersGained(img, node)...)
+	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false}}, c.leadersGained(img, node)...)
 	if _, err := c.commit(recs); err != nil {
 		return true, err
 	}
@@ -196,7 +196,7 @@ func (c *Controller) BrokerShutdown(node int32, epoch int64) error {
 	if b.Fenced {
 		return nil
 	}
-	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: true}}, leadersLost(img, []int32{node})...)
+	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: true}}, c.brokersLeaving(img, []int32{node})...)
 	if _, err := c.commit(recs); err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func (c *Controller) FenceExpired() ([]int32, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	recs = append(recs, leadersLost(img, fenced)...)
+	recs = append(recs, c.brokersLeaving(img, fenced)...)
 	if _, err := c.commit(recs); err != nil {
 		return nil, err
 	}
@@ -254,46 +254,6 @@ func (c *Controller) sessionTimeout() time.Duration {
 		return c.opts.BrokerSessionTimeout
 	}
 	return DefaultBrokerSessionTimeout
-}
-
-// leadersLost returns partition changes for the partitions led by the
-// nodes being fenced: the next in-sync replica that stays unfenced leads,
-// or nobody (-1). The leader epoch moves either way, so a fenced leader's
-// stale requests are recognisable.
-func leadersLost(img *metadata.Image, nodes []int32) []metadata.Record {
-	gone := func(id int32) bool { return slices.Contains(nodes, id) }
-	var recs []metadata.Record
-	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
-		if !gone(p.Leader) {
-			return
-		}
-		leader := int32(-1)
-		for _, r := range p.ISR {
-			if !gone(r) && usable(img, r) {
-				leader = r
-				break
-			}
-		}
-		recs = append(recs, changeLeader(t, i, p, leader))
-	})
-	return recs
-}
-
-// leadersGained returns partition changes giving node the leadership of
-// the partitions that have none and have it as an in-sync replica.
-func leadersGained(img *metadata.Image, node int32) []metadata.Record {
-	var recs []metadata.Record
-	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
-		if p.Leader < 0 && slices.Contains(p.ISR, node) {
-			recs = append(recs, changeLeader(t, i, p, node))
-		}
-	})
-	return recs
-}
-
-func changeLeader(t *metadata.Topic, i int, p *metadata.Partition, leader int32) *metadata.PartitionRecord {
-	return &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
-		Leader: leader, LeaderEpoch: p.LeaderEpoch + 1, PartitionEpoch: p.PartitionEpoch + 1}
 }
 
 // forEachPartition visits every partition in a stable order.
