@@ -47,6 +47,8 @@ func brokerOnlyDefs() []Def {
 		{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", Check: atLeast(1)},
 		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true"},
 		{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Check: atLeast(1)},
+		{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "3", Check: atLeast(1), Doc: "replicas of __consumer_offsets partitions (Kafka's key; not used yet: the topic takes default.replication.factor)"},
+		{Name: "transaction.state.log.replication.factor", Type: TypeShort, Default: "3", Check: atLeast(1), Doc: "replicas of __transaction_state partitions (Kafka's key; transactions are not supported yet)"},
 		{Name: "offsets.topic.segment.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(14), Doc: "segment size of __consumer_offsets partitions; the active segment is never compacted"},
 		{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Check: atLeast(1), Doc: "committed offsets of an empty group expire this long after it emptied"},
 		{Name: "offset.metadata.max.bytes", Type: TypeInt, Default: "4096", Check: atLeast(0)},

@@ -53,9 +53,6 @@ type Options struct {
 	// InternalTopics may not be created, deleted or given partitions by
 	// clients; their configs may be altered, as in Kafka.
 	InternalTopics map[string]bool
-	// MaxReplicationFactor, when positive, rejects topics with more
-	// replicas per partition (until partition data is replicated).
-	MaxReplicationFactor int16
 	// BrokerSessionTimeout is how long the active controller waits for a
 	// heartbeat before fencing a broker (default 9 s, Kafka's
 	// broker.session.timeout.ms).

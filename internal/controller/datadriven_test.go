@@ -18,7 +18,7 @@ import (
 
 // TestDataDriven runs the scripts in testdata/. Commands:
 //
-//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N] [max-rf=N]
+//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N]
 //	bootstrap [node=N] [cluster=id] host=h port=p [rack=r]   (reopens the controller as node N if it differs)
 //	create-topic name=(a,b) [partitions=N] [rf=N] [assign=(0:1/2,1:2/3)] [configs=k=v,k2=v] [validate-only]
 //	delete-topic name=(a,b) | id=(a,b)   (id=x is the id topic x had when last seen; a random id if never seen)
@@ -97,8 +97,6 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			e.opts.DefaultPartitions = int32(atoi(t, a.SingleVal(t)))
 		case "default-rf":
 			e.opts.DefaultReplicationFactor = int16(atoi(t, a.SingleVal(t)))
-		case "max-rf":
-			e.opts.MaxReplicationFactor = int16(atoi(t, a.SingleVal(t)))
 		default:
 			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
 		}

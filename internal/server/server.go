@@ -213,7 +213,6 @@ func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 		DefaultReplicationFactor: int16(cfg.Int64("default.replication.factor")),
 		DeleteTopicEnable:        cfg.Bool("delete.topic.enable"),
 		InternalTopics:           map[string]bool{broker.MetadataTopic: true, broker.OffsetsTopic: true, broker.TransactionStateTopic: true},
-		MaxReplicationFactor:     1, // until partition data is replicated between brokers
 		BrokerSessionTimeout:     time.Duration(cfg.Int64("broker.session.timeout.ms")) * time.Millisecond,
 	}
 }
