@@ -46,6 +46,8 @@ func brokerOnlyDefs() []Def {
 		{Name: "log.retention.minutes", Type: TypeInt, Default: "", Check: atLeast(-1)},
 		{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", Check: atLeast(1)},
 		{Name: "delete.topic.enable", Type: TypeBoolean, Default: "true"},
+		{Name: "auto.leader.rebalance.enable", Type: TypeBoolean, Default: "true", Doc: "the active controller moves leadership back to preferred replicas that are in sync"},
+		{Name: "leader.imbalance.check.interval.seconds", Type: TypeLong, Default: "300", Check: atLeast(1), Doc: "how often the active controller looks for leadership to move back to preferred replicas"},
 		{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Check: atLeast(1)},
 		{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "3", Check: atLeast(1), Doc: "replicas of __consumer_offsets partitions (Kafka's key; not used yet: the topic takes default.replication.factor)"},
 		{Name: "transaction.state.log.replication.factor", Type: TypeShort, Default: "3", Check: atLeast(1), Doc: "replicas of __transaction_state partitions (Kafka's key; transactions are not supported yet)"},

@@ -155,3 +155,18 @@ func (c *Controller) uncleanElection(img *metadata.Image, topic string) bool {
 	v, err := strconv.ParseBool(c.topicConfig(img, topic, "unclean.leader.election.enable"))
 	return err == nil && v
 }
+
+// brokerConfig is the effective value of a broker key on this controller:
+// this node's dynamic config, the cluster-wide dynamic default, the static
+// config, the built-in default.
+func (c *Controller) brokerConfig(img *metadata.Image, key string) string {
+	d, ok := config.NewRegistry(config.BrokerDefs()).Lookup(key)
+	if !ok {
+		return ""
+	}
+	return config.ResolveBroker(key, d.Default, config.Layers{
+		DynamicBroker:  img.Configs[metadata.ConfigResource{Type: metadata.ResourceBroker, Name: strconv.Itoa(int(c.opts.NodeID))}],
+		DynamicDefault: img.Configs[metadata.ConfigResource{Type: metadata.ResourceBroker}],
+		Static:         c.opts.Static,
+	}).Value
+}
