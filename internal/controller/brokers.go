@@ -38,6 +38,12 @@ type BrokerRegistration struct {
 	Host        string
 	Port        int32
 	Rack        *string
+	// PreviousBrokerEpoch is the epoch this broker had when it last shut
+	// down cleanly (BrokerRegistration v3+), -1 after an unclean shutdown
+	// or when unknown. A new process (incarnation) registering with
+	// another epoch than the registered one is taken to have shut down
+	// uncleanly (KIP-966): see uncleanRestart.
+	PreviousBrokerEpoch int64
 }
 
 // liveness is the active controller's view of one broker.
@@ -96,12 +102,24 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 		epoch = b.Epoch + 1
 	}
 	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation}}
-	recs = append(recs, c.leadersGained(img, r.NodeID)...)
+	// The same process registering again (its session expired) lost
+	// nothing; a new one that does not name the registered epoch as its
+	// last clean shutdown may have.
+	unclean := b != nil && r.Incarnation != b.Incarnation && r.PreviousBrokerEpoch != b.Epoch
+	if unclean {
+		recs = append(recs, c.uncleanRestart(img, r.NodeID)...)
+	}
+	// Leaders are elected on the image after those changes.
+	after, err := img.Apply(img.Offset, recs)
+	if err != nil {
+		return -1, err
+	}
+	recs = append(recs, c.leadersGained(after, r.NodeID)...)
 	if _, err := c.commit(recs); err != nil {
 		return -1, err
 	}
 	c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now, heard: true}
-	c.opts.Logger.Info("broker registered", "node", r.NodeID, "epoch", epoch, "host", r.Host, "port", r.Port)
+	c.opts.Logger.Info("broker registered", "node", r.NodeID, "epoch", epoch, "host", r.Host, "port", r.Port, "unclean_shutdown", unclean)
 	return epoch, nil
 }
 

@@ -328,7 +328,7 @@ func (c *Controller) Bootstrap(clusterID, host string, port int32, rack *string)
 			return "", err
 		}
 	}
-	if _, err := c.RegisterBroker(BrokerRegistration{NodeID: c.opts.NodeID, Host: host, Port: port, Rack: rack}); err != nil {
+	if _, err := c.RegisterBroker(BrokerRegistration{NodeID: c.opts.NodeID, Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: -1}); err != nil {
 		return "", err
 	}
 	return c.image.Load().ClusterID, nil

@@ -27,7 +27,8 @@ import (
 //	alloc-pids count=N
 //	image
 //	restart [internal=(a,b)]   (reopens from the same log; the image must not change)
-//	register node=N host=h port=p [rack=r] [incarnation=I]   (a broker registration; I is a small number)
+//	register node=N host=h port=p [rack=r] [incarnation=I] [prev-epoch=E]   (a broker registration; I is a small
+//	                           number; E the epoch of its last clean shutdown, -1 (unclean) by default)
 //	heartbeat node=N epoch=E
 //	advance ms=N               (moves the manual clock of broker sessions; 9 s session timeout)
 //	fence-expired              (fences brokers whose session expired, as the active controller's ticker)
@@ -295,7 +296,9 @@ func (e *env) register(t *testing.T, td *datadriven.TestData) string {
 	td.ScanArgs(t, "host", &host)
 	td.ScanArgs(t, "port", &port)
 	td.MaybeScanArgs(t, "incarnation", &inc)
-	r := BrokerRegistration{NodeID: int32(node), Incarnation: metadata.UUID{0: byte(inc)}, Host: host, Port: int32(port)}
+	prev := int64(-1)
+	td.MaybeScanArgs(t, "prev-epoch", &prev)
+	r := BrokerRegistration{NodeID: int32(node), Incarnation: metadata.UUID{0: byte(inc)}, Host: host, Port: int32(port), PreviousBrokerEpoch: prev}
 	if a, ok := td.Arg("rack"); ok {
 		rack := a.SingleVal(t)
 		r.Rack = &rack
@@ -582,7 +585,11 @@ func printPartitions(im *metadata.Image, topic string) string {
 	}
 	var b strings.Builder
 	for i, p := range tp.Partitions {
-		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+		elr := ""
+		if len(p.ELR) > 0 {
+			elr = fmt.Sprintf(" elr=%v", p.ELR)
+		}
+		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d%s\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch, elr)
 	}
 	return b.String()
 }

@@ -28,7 +28,8 @@ const (
 	// is an unfenced in-sync replica.
 	ElectPreferred ElectionType = 0
 	// ElectUnclean gives a leaderless partition a leader: an unfenced
-	// in-sync replica if there is one, else any unfenced replica, whose
+	// in-sync replica if there is one, else an unfenced eligible leader
+	// replica (KIP-966), else any unfenced replica, whose
 	// ISR becomes [it] (records only the old ISR had are lost).
 	ElectUnclean ElectionType = 1
 )
@@ -65,7 +66,7 @@ func (c *Controller) ElectLeaders(typ ElectionType, partitions map[string][]int3
 		var r *metadata.PartitionRecord
 		var err error
 		if typ == ElectPreferred {
-			r, err = electPreferred(img, t, i, p)
+			r, err = c.electPreferred(img, t, i, p)
 		} else {
 			r, err = c.electLeaderless(img, t, i, p)
 		}
@@ -109,7 +110,7 @@ func (c *Controller) ElectLeaders(typ ElectionType, partitions map[string][]int3
 }
 
 // electPreferred moves the leadership to the preferred replica.
-func electPreferred(img *metadata.Image, t *metadata.Topic, i int, p *metadata.Partition) (*metadata.PartitionRecord, error) {
+func (c *Controller) electPreferred(img *metadata.Image, t *metadata.Topic, i int, p *metadata.Partition) (*metadata.PartitionRecord, error) {
 	pref := p.Replicas[0]
 	switch {
 	case p.Leader == pref:
@@ -119,7 +120,7 @@ func electPreferred(img *metadata.Image, t *metadata.Topic, i int, p *metadata.P
 	case !usable(img, pref):
 		return nil, fmt.Errorf("%w: %s-%d: preferred replica %d is fenced", ErrPreferredLeaderNotAvailable, t.Name, i, pref)
 	}
-	return partitionChange(t, i, p, pref, liveISR(img, p.ISR)), nil
+	return c.change(img, t, i, p, pref, liveISR(img, p.ISR), nil), nil
 }
 
 // electLeaderless gives a leaderless partition a leader, uncleanly if it
@@ -129,7 +130,10 @@ func (c *Controller) electLeaderless(img *metadata.Image, t *metadata.Topic, i i
 		return nil, fmt.Errorf("%w: %s-%d has leader %d", ErrElectionNotNeeded, t.Name, i, p.Leader)
 	}
 	if isr := liveISR(img, p.ISR); len(isr) > 0 {
-		return partitionChange(t, i, p, firstIn(p.Replicas, isr), isr), nil
+		return c.change(img, t, i, p, firstIn(p.Replicas, isr), isr, nil), nil
+	}
+	if e := firstIn(p.Replicas, liveISR(img, p.ELR)); e >= 0 {
+		return c.change(img, t, i, p, e, []int32{e}, nil), nil
 	}
 	if r := c.electUnclean(img, t, i, p, func(id int32) bool { return usable(img, id) }); r != nil {
 		return r, nil
@@ -166,7 +170,7 @@ func (c *Controller) RebalanceLeaders() error {
 	var recs []metadata.Record
 	var moved []string
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
-		if r, err := electPreferred(img, t, i, p); err == nil {
+		if r, err := c.electPreferred(img, t, i, p); err == nil {
 			recs = append(recs, r)
 			moved = append(moved, fmt.Sprintf("%s-%d", t.Name, i))
 		}

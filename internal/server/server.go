@@ -149,7 +149,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
 		epoch: func() int64 { return lc.epoch.Load() }}
 	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
-		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack},
+		// PreviousBrokerEpoch -1: nothing records a clean shutdown yet,
+		// so every start counts as after an unclean one (KIP-966's safe side).
+		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: -1},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
 	s.life = lc
 
