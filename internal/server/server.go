@@ -153,6 +153,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		// so every start counts as after an unclean one (KIP-966's safe side).
 		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: -1},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
+	lc.rebalanceEvery = time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second
 	s.life = lc
 
 	s.broker = broker.New(broker.Options{
