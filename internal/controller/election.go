@@ -229,12 +229,18 @@ func firstIn(replicas, set []int32) int32 {
 	return -1
 }
 
+// Read-only registries for resolving configs during elections.
+var (
+	topicDefs  = config.NewRegistry(config.TopicDefs())
+	brokerDefs = config.NewRegistry(config.BrokerDefs())
+)
+
 // topicConfig is the effective value of a topic config on this
 // controller: the topic's override, then this node's dynamic broker
 // config, the cluster-wide dynamic default, the static config and the
 // built-in default.
 func (c *Controller) topicConfig(img *metadata.Image, topic, key string) string {
-	d, ok := config.NewRegistry(config.TopicDefs()).Lookup(key)
+	d, ok := topicDefs.Lookup(key)
 	if !ok {
 		return ""
 	}
@@ -257,7 +263,7 @@ func (c *Controller) uncleanElection(img *metadata.Image, topic string) bool {
 // this node's dynamic config, the cluster-wide dynamic default, the static
 // config, the built-in default.
 func (c *Controller) brokerConfig(img *metadata.Image, key string) string {
-	d, ok := config.NewRegistry(config.BrokerDefs()).Lookup(key)
+	d, ok := brokerDefs.Lookup(key)
 	if !ok {
 		return ""
 	}
