@@ -27,6 +27,8 @@ type Controller interface {
 	CreatePartitionsAll(reqs []controller.CreatePartitions, validateOnly bool) []error
 	AlterConfigs(reqs []controller.AlterConfigResource, validateOnly bool) []error
 	AllocateProducerIDs(count int64) (int64, error)
+	// ElectLeaders runs preferred or unclean elections (elect_leaders.go).
+	ElectLeaders(typ controller.ElectionType, partitions map[string][]int32) ([]controller.ElectLeadersResult, error)
 	// ControllerID is the node id of the active controller, -1 if none is
 	// known: what Metadata and DescribeCluster report.
 	ControllerID() int32

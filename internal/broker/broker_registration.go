@@ -30,6 +30,7 @@ func (b *Broker) handleBrokerRegistration(_ context.Context, r *request) {
 		l := req.Listeners[0]
 		epoch, err := b.opts.Controller.RegisterBroker(controller.BrokerRegistration{
 			NodeID: req.BrokerID, Incarnation: metadata.UUID(req.IncarnationID), Host: l.Host, Port: int32(l.Port), Rack: req.Rack,
+			PreviousBrokerEpoch: previousBrokerEpoch(r.version, req),
 		})
 		resp.ErrorCode, resp.BrokerEpoch = errorCode(err), epoch
 		if err != nil {
@@ -70,4 +71,13 @@ func (b *Broker) handleAllocateProducerIDs(_ context.Context, r *request) {
 		resp.ProducerIDStart, resp.ProducerIDLen = start, producerIDBlock
 	}
 	r.respond(resp)
+}
+
+// previousBrokerEpoch is the request's PreviousBrokerEpoch (v3+, KIP-966);
+// older versions cannot tell a clean shutdown: -1, as Kafka.
+func previousBrokerEpoch(version int16, req *kmsg.BrokerRegistrationRequest) int64 {
+	if version >= 3 {
+		return req.PreviousBrokerEpoch
+	}
+	return -1
 }

@@ -43,6 +43,7 @@ func (b *Broker) register() handlerTable {
 		33: {min: 0, max: 2, fn: b.handleAlterConfigs, toController: true},
 		35: {min: 0, max: 4, fn: b.handleDescribeLogDirs},
 		37: {min: 0, max: 3, fn: b.handleCreatePartitions, toController: true},
+		43: {min: 0, max: 2, fn: b.handleElectLeaders, toController: true},
 		44: {min: 0, max: 1, fn: b.handleIncrementalAlterConfigs, toController: true},
 		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},
 		// Leader to controller (KIP-497): see alter_partition.go.

@@ -57,6 +57,7 @@ type Topic struct {
 	TimestampBeforeMaxMs          int64
 	TimestampAfterMaxMs           int64
 	MinInsyncReplicas             int32
+	UncleanLeaderElection         bool
 	RetentionBytes                int64
 	RetentionMs                   int64
 	SegmentBytes                  int64
@@ -101,6 +102,7 @@ func ResolveTopicConfig(l Layers) Topic {
 	t.TimestampBeforeMaxMs = min(i64("message.timestamp.before.max.ms"), i64("message.timestamp.difference.max.ms"))
 	t.TimestampAfterMaxMs = min(i64("message.timestamp.after.max.ms"), i64("message.timestamp.difference.max.ms"))
 	t.MinInsyncReplicas = int32(i64("min.insync.replicas"))
+	t.UncleanLeaderElection, _ = strconv.ParseBool(strings.TrimSpace(t.Values["unclean.leader.election.enable"].Value))
 	t.RetentionBytes = i64("retention.bytes")
 	t.RetentionMs = i64("retention.ms")
 	t.SegmentBytes = i64("segment.bytes")

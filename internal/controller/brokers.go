@@ -3,7 +3,6 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
@@ -13,9 +12,10 @@ import (
 // Broker liveness, as KRaft does it: a broker registers with the active
 // controller (a new broker epoch each time its process starts), then
 // heartbeats. The active controller fences a broker whose heartbeats stop
-// for the session timeout: it leads nothing while fenced, and its
-// partitions get another in-sync replica as leader, or none (leader -1,
-// reported as LEADER_NOT_AVAILABLE) when it was their only one. A
+// for the session timeout: it leads nothing while fenced, it leaves the
+// ISR of its partitions, and the partitions it led get another in-sync
+// replica as leader, or none (leader -1, reported as
+// LEADER_NOT_AVAILABLE) when it was their last (election.go). A
 // heartbeat or a new registration unfences it and gives back the
 // leadership of partitions left without a leader. Heartbeat times live in
 // memory on the active controller only; a new active controller starts
@@ -38,6 +38,12 @@ type BrokerRegistration struct {
 	Host        string
 	Port        int32
 	Rack        *string
+	// PreviousBrokerEpoch is the epoch this broker had when it last shut
+	// down cleanly (BrokerRegistration v3+), -1 after an unclean shutdown
+	// or when unknown. A new process (incarnation) registering with
+	// another epoch than the registered one is taken to have shut down
+	// uncleanly (KIP-966): see uncleanRestart.
+	PreviousBrokerEpoch int64
 }
 
 // liveness is the active controller's view of one broker.
@@ -96,12 +102,24 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 		epoch = b.Epoch + 1
 	}
 	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation}}
-	recs = append(recs, leadersGained(img, r.NodeID)...)
+	// The same process registering again (its session expired) lost
+	// nothing; a new one that does not name the registered epoch as its
+	// last clean shutdown may have.
+	unclean := b != nil && r.Incarnation != b.Incarnation && r.PreviousBrokerEpoch != b.Epoch
+	if unclean {
+		recs = append(recs, c.uncleanRestart(img, r.NodeID)...)
+	}
+	// Leaders are elected on the image after those changes.
+	after, err := img.Apply(img.Offset, recs)
+	if err != nil {
+		return -1, err
+	}
+	recs = append(recs, c.leadersGained(after, r.NodeID)...)
 	if _, err := c.commit(recs); err != nil {
 		return -1, err
 	}
 	c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now, heard: true}
-	c.opts.Logger.Info("broker registered", "node", r.NodeID, "epoch", epoch, "host", r.Host, "port", r.Port)
+	c.opts.Logger.Info("broker registered", "node", r.NodeID, "epoch", epoch, "host", r.Host, "port", r.Port, "unclean_shutdown", unclean)
 	return epoch, nil
 }
 
@@ -131,7 +149,7 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 	if !b.Fenced {
 		return false, nil
 	}
-	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false}}, leadersGained(img, node)...)
+	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false}}, c.leadersGained(img, node)...)
 	if _, err := c.commit(recs); err != nil {
 		return true, err
 	}
@@ -196,7 +214,7 @@ func (c *Controller) BrokerShutdown(node int32, epoch int64) error {
 	if b.Fenced {
 		return nil
 	}
-	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: true}}, leadersLost(img, []int32{node})...)
+	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: true}}, c.brokersLeaving(img, []int32{node})...)
 	if _, err := c.commit(recs); err != nil {
 		return err
 	}
@@ -241,7 +259,7 @@ func (c *Controller) FenceExpired() ([]int32, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	recs = append(recs, leadersLost(img, fenced)...)
+	recs = append(recs, c.brokersLeaving(img, fenced)...)
 	if _, err := c.commit(recs); err != nil {
 		return nil, err
 	}
@@ -254,46 +272,6 @@ func (c *Controller) sessionTimeout() time.Duration {
 		return c.opts.BrokerSessionTimeout
 	}
 	return DefaultBrokerSessionTimeout
-}
-
-// leadersLost returns partition changes for the partitions led by the
-// nodes being fenced: the next in-sync replica that stays unfenced leads,
-// or nobody (-1). The leader epoch moves either way, so a fenced leader's
-// stale requests are recognisable.
-func leadersLost(img *metadata.Image, nodes []int32) []metadata.Record {
-	gone := func(id int32) bool { return slices.Contains(nodes, id) }
-	var recs []metadata.Record
-	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
-		if !gone(p.Leader) {
-			return
-		}
-		leader := int32(-1)
-		for _, r := range p.ISR {
-			if !gone(r) && usable(img, r) {
-				leader = r
-				break
-			}
-		}
-		recs = append(recs, changeLeader(t, i, p, leader))
-	})
-	return recs
-}
-
-// leadersGained returns partition changes giving node the leadership of
-// the partitions that have none and have it as an in-sync replica.
-func leadersGained(img *metadata.Image, node int32) []metadata.Record {
-	var recs []metadata.Record
-	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
-		if p.Leader < 0 && slices.Contains(p.ISR, node) {
-			recs = append(recs, changeLeader(t, i, p, node))
-		}
-	})
-	return recs
-}
-
-func changeLeader(t *metadata.Topic, i int, p *metadata.Partition, leader int32) *metadata.PartitionRecord {
-	return &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
-		Leader: leader, LeaderEpoch: p.LeaderEpoch + 1, PartitionEpoch: p.PartitionEpoch + 1}
 }
 
 // forEachPartition visits every partition in a stable order.

@@ -53,9 +53,6 @@ type Options struct {
 	// InternalTopics may not be created, deleted or given partitions by
 	// clients; their configs may be altered, as in Kafka.
 	InternalTopics map[string]bool
-	// MaxReplicationFactor, when positive, rejects topics with more
-	// replicas per partition (until partition data is replicated).
-	MaxReplicationFactor int16
 	// BrokerSessionTimeout is how long the active controller waits for a
 	// heartbeat before fencing a broker (default 9 s, Kafka's
 	// broker.session.timeout.ms).
@@ -331,7 +328,7 @@ func (c *Controller) Bootstrap(clusterID, host string, port int32, rack *string)
 			return "", err
 		}
 	}
-	if _, err := c.RegisterBroker(BrokerRegistration{NodeID: c.opts.NodeID, Host: host, Port: port, Rack: rack}); err != nil {
+	if _, err := c.RegisterBroker(BrokerRegistration{NodeID: c.opts.NodeID, Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: -1}); err != nil {
 		return "", err
 	}
 	return c.image.Load().ClusterID, nil

@@ -18,7 +18,7 @@ import (
 
 // TestDataDriven runs the scripts in testdata/. Commands:
 //
-//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N] [max-rf=N]
+//	new [delete-enable=false] [internal=(a,b)] [default-partitions=N] [default-rf=N] [static=k=v,...]
 //	bootstrap [node=N] [cluster=id] host=h port=p [rack=r]   (reopens the controller as node N if it differs)
 //	create-topic name=(a,b) [partitions=N] [rf=N] [assign=(0:1/2,1:2/3)] [configs=k=v,k2=v] [validate-only]
 //	delete-topic name=(a,b) | id=(a,b)   (id=x is the id topic x had when last seen; a random id if never seen)
@@ -27,7 +27,8 @@ import (
 //	alloc-pids count=N
 //	image
 //	restart [internal=(a,b)]   (reopens from the same log; the image must not change)
-//	register node=N host=h port=p [rack=r] [incarnation=I]   (a broker registration; I is a small number)
+//	register node=N host=h port=p [rack=r] [incarnation=I] [prev-epoch=E]   (a broker registration; I is a small
+//	                           number; E the epoch of its last clean shutdown, -1 (unclean) by default)
 //	heartbeat node=N epoch=E
 //	advance ms=N               (moves the manual clock of broker sessions; 9 s session timeout)
 //	fence-expired              (fences brokers whose session expired, as the active controller's ticker)
@@ -35,6 +36,8 @@ import (
 //	alter-partition node=N epoch=E topic=t [partition=P] [leader-epoch=L] [partition-epoch=PE] isr=1/2 [isr-epochs=0/-1]
 //	                           (epochs default to the current ones; topic=? names an unknown topic)
 //	partitions topic=t         (leader, epochs and ISR of every partition)
+//	elect type=preferred|unclean|N [topic=t partition=(0,1)]   (every partition without topic)
+//	rebalance                  (RebalanceLeaders)
 //
 // Topic ids are random: every id is printed as <id>.
 func TestDataDriven(t *testing.T) {
@@ -69,7 +72,13 @@ type env struct {
 }
 
 func newEnv(t *testing.T, td *datadriven.TestData) *env {
-	static, err := config.LoadBroker("", nil, nil)
+	overrides := map[string]string{}
+	if a, ok := td.Arg("static"); ok {
+		for _, kv := range pairs(t, a.SingleVal(t)) {
+			overrides[kv[0]] = kv[1]
+		}
+	}
+	static, err := config.LoadBroker("", nil, overrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +104,9 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			}
 		case "default-partitions":
 			e.opts.DefaultPartitions = int32(atoi(t, a.SingleVal(t)))
+		case "static":
 		case "default-rf":
 			e.opts.DefaultReplicationFactor = int16(atoi(t, a.SingleVal(t)))
-		case "max-rf":
-			e.opts.MaxReplicationFactor = int16(atoi(t, a.SingleVal(t)))
 		default:
 			t.Fatalf("%s: unknown argument %s", td.Pos, a.Key)
 		}
@@ -253,6 +261,10 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		return errString(e.c.BrokerShutdown(int32(node), epoch)) + "\n"
 	case "alter-partition":
 		return e.alterPartition(t, td)
+	case "elect":
+		return e.elect(t, td)
+	case "rebalance":
+		return errString(e.c.RebalanceLeaders()) + "\n"
 	case "partitions":
 		var topic string
 		td.ScanArgs(t, "topic", &topic)
@@ -284,7 +296,9 @@ func (e *env) register(t *testing.T, td *datadriven.TestData) string {
 	td.ScanArgs(t, "host", &host)
 	td.ScanArgs(t, "port", &port)
 	td.MaybeScanArgs(t, "incarnation", &inc)
-	r := BrokerRegistration{NodeID: int32(node), Incarnation: metadata.UUID{0: byte(inc)}, Host: host, Port: int32(port)}
+	prev := int64(-1)
+	td.MaybeScanArgs(t, "prev-epoch", &prev)
+	r := BrokerRegistration{NodeID: int32(node), Incarnation: metadata.UUID{0: byte(inc)}, Host: host, Port: int32(port), PreviousBrokerEpoch: prev}
 	if a, ok := td.Arg("rack"); ok {
 		rack := a.SingleVal(t)
 		r.Rack = &rack
@@ -571,7 +585,41 @@ func printPartitions(im *metadata.Image, topic string) string {
 	}
 	var b strings.Builder
 	for i, p := range tp.Partitions {
-		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+		elr := ""
+		if len(p.ELR) > 0 {
+			elr = fmt.Sprintf(" elr=%v", p.ELR)
+		}
+		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d%s\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch, elr)
+	}
+	return b.String()
+}
+
+func (e *env) elect(t *testing.T, td *datadriven.TestData) string {
+	var typ string
+	td.ScanArgs(t, "type", &typ)
+	et := map[string]ElectionType{"preferred": ElectPreferred, "unclean": ElectUnclean}[typ]
+	if n, err := strconv.Atoi(typ); err == nil {
+		et = ElectionType(n)
+	}
+	var parts map[string][]int32
+	if a, ok := td.Arg("topic"); ok {
+		parts = map[string][]int32{a.SingleVal(t): {}}
+		if pa, ok := td.Arg("partition"); ok {
+			for _, v := range pa.Vals {
+				parts[a.SingleVal(t)] = append(parts[a.SingleVal(t)], int32(atoi(t, v)))
+			}
+		}
+	}
+	res, err := e.c.ElectLeaders(et, parts)
+	if err != nil {
+		return "request " + errString(err) + "\n"
+	}
+	var b strings.Builder
+	for _, r := range res {
+		fmt.Fprintf(&b, "%s-%d: %s\n", r.Topic, r.Partition, errString(r.Err))
+	}
+	if len(res) == 0 {
+		b.WriteString("no partitions\n")
 	}
 	return b.String()
 }

@@ -126,7 +126,7 @@ func (c *Controller) AlterPartition(ctx context.Context, req AlterPartitionReque
 			continue
 		}
 		seen[key] = true
-		rec, state, err := planAlterPartition(img, req.BrokerID, t, item)
+		rec, state, err := c.planAlterPartition(img, req.BrokerID, t, item)
 		res.PartitionState = state
 		if err != nil {
 			res.Err = err
@@ -169,7 +169,7 @@ func stateOf(p *metadata.Partition) PartitionState {
 
 // planAlterPartition validates one item; it returns the record to commit
 // (nil if the ISR does not change) and the resulting state.
-func planAlterPartition(img *metadata.Image, from int32, t *metadata.Topic, item AlterPartitionItem) (*metadata.PartitionRecord, PartitionState, error) {
+func (c *Controller) planAlterPartition(img *metadata.Image, from int32, t *metadata.Topic, item AlterPartitionItem) (*metadata.PartitionRecord, PartitionState, error) {
 	if item.Partition < 0 || int(item.Partition) >= len(t.Partitions) {
 		return nil, PartitionState{}, fmt.Errorf("%w: topic %q has no partition %d", ErrUnknownTopic, t.Name, item.Partition)
 	}
@@ -217,10 +217,8 @@ func planAlterPartition(img *metadata.Image, from int32, t *metadata.Topic, item
 	if sameMembers(item.NewISR, p.ISR) {
 		return nil, stateOf(p), nil
 	}
-	isr := slices.Clone(item.NewISR)
-	rec := &metadata.PartitionRecord{TopicID: t.ID, Partition: item.Partition, Replicas: p.Replicas, ISR: isr,
-		Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch + 1}
-	return rec, PartitionState{Leader: rec.Leader, LeaderEpoch: rec.LeaderEpoch, ISR: isr, PartitionEpoch: rec.PartitionEpoch}, nil
+	rec := c.change(img, t, int(item.Partition), p, p.Leader, slices.Clone(item.NewISR), nil)
+	return rec, PartitionState{Leader: rec.Leader, LeaderEpoch: rec.LeaderEpoch, ISR: rec.ISR, PartitionEpoch: rec.PartitionEpoch}, nil
 }
 
 // sameMembers reports whether a and b hold the same brokers (in any order).

@@ -129,9 +129,6 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 		if err != nil {
 			return nil, err
 		}
-		if max := c.opts.MaxReplicationFactor; max > 0 && len(assignment[0]) > int(max) {
-			return nil, fmt.Errorf("%w: %d replicas per partition are not supported yet (at most %d): partition data is not replicated between brokers", ErrInvalidReplicaAssignment, len(assignment[0]), max)
-		}
 	} else {
 		parts := r.Partitions
 		if parts == -1 {
@@ -150,9 +147,6 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 		if rf <= 0 {
 			return nil, fmt.Errorf("%w: replication factor must be positive, got %d", ErrInvalidReplicationFactor, rf)
 		}
-		if max := c.opts.MaxReplicationFactor; max > 0 && rf > max {
-			return nil, fmt.Errorf("%w: replication factor %d is not supported yet (at most %d): partition data is not replicated between brokers", ErrInvalidReplicationFactor, rf, max)
-		}
 		if int(rf) > len(brokers) {
 			return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)", ErrInvalidReplicationFactor, rf, len(brokers))
 		}
@@ -164,7 +158,7 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 	res.ReplicationFactor = int16(len(assignment[0]))
 	recs := []metadata.Record{&metadata.TopicRecord{Name: r.Name, ID: id}}
 	for p, replicas := range assignment {
-		recs = append(recs, &metadata.PartitionRecord{TopicID: id, Partition: int32(p), Replicas: replicas, ISR: replicas, Leader: firstUsable(img, replicas)})
+		recs = append(recs, newPartition(img, id, int32(p), replicas))
 	}
 	for _, k := range sortedKeys(r.Configs) {
 		if v := r.Configs[k]; v != nil {
@@ -212,6 +206,9 @@ func checkAssignment(a map[int32][]int32, first int32, img *metadata.Image) ([][
 			if _, ok := img.Brokers[b]; !ok {
 				return nil, fmt.Errorf("%w: partition %d is assigned to unknown broker %d", ErrInvalidReplicaAssignment, p, b)
 			}
+		}
+		if firstUsable(img, replicas) < 0 {
+			return nil, fmt.Errorf("%w: every broker assigned to partition %d is fenced or shutting down", ErrInvalidReplicaAssignment, p)
 		}
 		out[idx] = replicas
 	}
@@ -402,7 +399,7 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 			assignment = place(brokers, cur, add, int16(rf), int(img.Offset+1))
 		}
 		for j, replicas := range assignment {
-			recs = append(recs, &metadata.PartitionRecord{TopicID: t.ID, Partition: cur + int32(j), Replicas: replicas, ISR: replicas, Leader: firstUsable(img, replicas)})
+			recs = append(recs, newPartition(img, t.ID, cur+int32(j), replicas))
 		}
 		grown = append(grown, i)
 	}
@@ -415,4 +412,17 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 		}
 	}
 	return out
+}
+
+// newPartition is a new partition's record: its unfenced replicas are the
+// ISR (as Kafka: a fenced broker is not in sync with anything) and the
+// first of them leads.
+func newPartition(img *metadata.Image, topic metadata.UUID, p int32, replicas []int32) *metadata.PartitionRecord {
+	isr := make([]int32, 0, len(replicas))
+	for _, r := range replicas {
+		if usable(img, r) {
+			isr = append(isr, r)
+		}
+	}
+	return &metadata.PartitionRecord{TopicID: topic, Partition: p, Replicas: replicas, ISR: isr, Leader: firstUsable(img, replicas)}
 }

@@ -47,6 +47,8 @@ type Partition struct {
 	Leader         int32
 	LeaderEpoch    int32
 	PartitionEpoch int32
+	// ELR are the eligible leader replicas (PartitionRecord.ELR).
+	ELR []int32
 }
 
 // Broker is a registered broker.
@@ -141,7 +143,7 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				return nil, fmt.Errorf("metadata: offset %d: topic %s partition %d leaves a gap", offset, old.Name, r.Partition)
 			}
 			t := &Topic{Name: old.Name, ID: old.ID, Partitions: append([]*Partition(nil), old.Partitions...)}
-			p := &Partition{Replicas: r.Replicas, ISR: r.ISR, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch}
+			p := &Partition{Replicas: r.Replicas, ISR: r.ISR, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch, ELR: r.ELR}
 			if int(r.Partition) == len(t.Partitions) {
 				t.Partitions = append(t.Partitions, p)
 			} else {

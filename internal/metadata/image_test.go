@@ -33,6 +33,7 @@ func snap(im *Image) snapshot {
 			s.parts[n] = append(s.parts[n], Partition{
 				Replicas: append([]int32(nil), p.Replicas...), ISR: append([]int32(nil), p.ISR...),
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+				ELR: append([]int32(nil), p.ELR...),
 			})
 		}
 	}

@@ -82,6 +82,11 @@ type PartitionRecord struct {
 	Leader         int32   `json:"leader"`
 	LeaderEpoch    int32   `json:"leader_epoch"`
 	PartitionEpoch int32   `json:"partition_epoch"`
+	// ELR are the eligible leader replicas (KIP-966): replicas outside
+	// the ISR known to hold every committed record, because they left
+	// the ISR while it was smaller than min.insync.replicas. Absent in
+	// older logs (none).
+	ELR []int32 `json:"elr,omitempty"`
 }
 
 // Config resource types, as Kafka numbers them.

@@ -13,6 +13,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	recs := []Record{
 		&TopicRecord{Name: "orders", ID: id},
 		&PartitionRecord{TopicID: id, Partition: 3, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 5},
+		&PartitionRecord{TopicID: id, Partition: 4, Replicas: []int32{1, 2, 3}, ISR: []int32{1}, Leader: 1, ELR: []int32{3}},
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms", Value: strp("1000")},
 		&ConfigRecord{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.ms"},   // delete
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "t", Name: "x", Value: strp("")}, // empty, not nil

@@ -269,8 +269,9 @@ func (c *clusterController) register(r controller.BrokerRegistration, clusterID 
 		return c.Controller.RegisterBroker(r)
 	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
-	req.SetVersion(0)
+	req.SetVersion(3)
 	req.BrokerID, req.ClusterID, req.IncarnationID, req.Rack = r.NodeID, clusterID, r.Incarnation, r.Rack
+	req.PreviousBrokerEpoch = r.PreviousBrokerEpoch
 	req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: r.Host, Port: uint16(r.Port)}}
 	resp, err := c.forward(req)
 	if err != nil {

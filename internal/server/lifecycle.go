@@ -17,8 +17,9 @@ import (
 // lifecycle keeps this broker registered with the active controller and
 // heartbeating, as a KRaft broker does; on the active controller it also
 // formats a new cluster (its id), imports a pre-quorum metadata log,
-// publishes its endpoint for brokers, and fences brokers whose heartbeats
-// stopped.
+// publishes its endpoint for brokers, fences brokers whose heartbeats
+// stopped, and moves leadership back to preferred replicas every
+// rebalanceEvery (auto.leader.rebalance.enable decides in the controller).
 type lifecycle struct {
 	cc        *clusterController
 	log       *slog.Logger
@@ -39,12 +40,17 @@ type lifecycle struct {
 
 	lastErr   string
 	lastErrAt time.Time
+
+	// rebalanceEvery is leader.imbalance.check.interval.seconds (0: never).
+	rebalanceEvery time.Duration
+	lastRebalance  time.Time
 }
 
 func newLifecycle(cc *clusterController, log *slog.Logger, clusterID string, r roles, reg controller.BrokerRegistration, every time.Duration, dataDir string, legacy []metadata.Record, onReady func()) *lifecycle {
 	l := &lifecycle{cc: cc, log: log, clusterID: clusterID, roles: r, reg: reg, every: every, dataDir: dataDir, legacy: legacy,
 		ready: make(chan struct{}), onReady: onReady}
 	l.epoch.Store(-1)
+	l.lastRebalance = time.Now()
 	return l
 }
 
@@ -73,6 +79,12 @@ func (l *lifecycle) step() time.Duration {
 		}
 		if _, err := c.FenceExpired(); err != nil {
 			l.warn("fence brokers", err)
+		}
+		if now := time.Now(); l.rebalanceEvery > 0 && now.Sub(l.lastRebalance) >= l.rebalanceEvery {
+			l.lastRebalance = now
+			if err := c.RebalanceLeaders(); err != nil {
+				l.warn("move leadership back to preferred replicas", err)
+			}
 		}
 	}
 	if c.Image().ClusterID == "" {

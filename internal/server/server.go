@@ -77,7 +77,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: logger.With("component", "server"), serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
-			s.closeStorage()
+			s.closeStorage(-1)
 		}
 	}()
 	nodeID := cfg.NodeID()
@@ -95,6 +95,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	prevEpoch, err := takeCleanShutdown(dir)
+	if err != nil {
 		return nil, err
 	}
 	wantCluster := cfg.String("cluster.id")
@@ -162,8 +166,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		epoch:  func() int64 { return lc.epoch.Load() },
 		settle: func(offset int64) { s.parts.WaitApplied(offset, forwardTimeout) }}
 	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
-		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack},
+		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
+	lc.rebalanceEvery = time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second
 	s.life = lc
 
 	s.broker = broker.New(broker.Options{
@@ -332,20 +337,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("controlled shutdown", "err", err)
 		}
 	}
-	err := errors.Join(netErr, s.closeStorage())
+	err := errors.Join(netErr, s.closeStorage(s.life.epoch.Load()))
 	if err == nil {
 		s.log.Info("shut down cleanly")
 	}
 	return err
 }
 
-func (s *Server) closeStorage() error {
+// closeStorage closes the logs, the quorum and the data dir. If every
+// partition log closed (flushed) and epoch is a registration epoch, it
+// records a clean shutdown for the next start (cleanshutdown.go).
+func (s *Server) closeStorage(epoch int64) error {
 	var errs []error
 	if s.ln != nil && s.net == nil {
 		s.ln.Close()
 	}
 	if s.parts != nil {
-		errs = append(errs, s.parts.Close())
+		err := s.parts.Close()
+		errs = append(errs, err)
+		if err == nil && epoch >= 0 {
+			if werr := writeCleanShutdown(s.cfg.DataDir(), epoch); werr != nil {
+				s.log.Warn("record the clean shutdown (the next start counts as after an unclean one)", "err", werr)
+			}
+		}
 	}
 	if s.rpc != nil {
 		s.rpc.Close()
