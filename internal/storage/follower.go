@@ -224,8 +224,10 @@ func (l *Log) lockForTruncation() func() {
 // with a tail that diverged from its leader; offset at or past the log end
 // changes nothing. A batch holding offset (base < offset <= last) is removed
 // whole, so the log end afterwards is the end of the last batch kept: at
-// most offset (less after an offset gap). An offset below the log start is
-// ErrOffsetOutOfRange: use TruncateFullyAndStartAt.
+// most offset (less after an offset gap), but never below the log start
+// (when the batch cut holds the log start, the log continues empty there).
+// An offset below the log start is ErrOffsetOutOfRange: use
+// TruncateFullyAndStartAt.
 //
 // Segments based at or above offset are deleted (the first segment is
 // emptied rather than deleted), the one holding offset is cut at the batch
@@ -326,6 +328,22 @@ func (l *Log) lowerRecoveryPoint(off int64) error {
 // afterTruncation brings the state that refers to offsets up to date with
 // the new active segment's end; clean.mu, flushMu and mu held.
 func (l *Log) afterTruncation() error {
+	if end := l.active().next; end < l.logStart {
+		// The batch cut held the log start (DeleteRecords moved it inside
+		// a batch, or into an offset gap): what is left lies below the log
+		// start. Continue empty at the log start, as the next Open would,
+		// without the producer snapshots above the data.
+		if err := removeSnapshotsAbove(l.dir, end); err != nil {
+			return err
+		}
+		s, err := openSegment(l.dir, l.logStart, l.now(), true)
+		if err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		s.onClose = l.reportCloseError
+		l.active().finishTimeIndex()
+		l.segs = append(l.segs, s)
+	}
 	leo := l.active().next
 	l.leo.Store(leo)
 	if l.durable.Load() > leo {
@@ -349,6 +367,23 @@ func (l *Log) afterTruncation() error {
 		cp := fmt.Appendf(nil, "1\n%d %d\n", leo, l.clean.nextHorizon)
 		if err := writeFileAtomic(l.dir, cleanerCheckpointFile, cp, true); err != nil {
 			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeSnapshotsAbove deletes the producer snapshots above off.
+func removeSnapshotsAbove(dir string, off int64) error {
+	offs, err := listSnapshots(dir)
+	if err != nil {
+		return err
+	}
+	for _, o := range offs {
+		if o <= off {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, fileName(o, snapshotSuffix))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove producer snapshot: %w", err)
 		}
 	}
 	return nil
@@ -556,14 +591,8 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	l.producers = newProducerState()
-	offs, err := listSnapshots(l.dir)
-	if err != nil {
+	if err := removeSnapshotsAbove(l.dir, -1); err != nil {
 		return err
-	}
-	for _, off := range offs {
-		if err := os.Remove(filepath.Join(l.dir, fileName(off, snapshotSuffix))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			l.logger.Warn("removing producer snapshot failed", "err", err)
-		}
 	}
 	l.loadCleanerCheckpoint()
 	l.clean.firstDirty, l.clean.nextHorizon = offset, 0

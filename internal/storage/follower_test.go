@@ -493,13 +493,34 @@ func TestTruncateToBelowLogStart(t *testing.T) {
 	if tl.LogEndOffset() != leo {
 		t.Fatal("a refused truncation changed the log")
 	}
-	// At the log start, inside the first segment: the log becomes empty
-	// there and keeps its start.
+	// To the log start, which lies inside batch 19-20: the batch is cut
+	// and the log continues empty at its start.
+	if f.hs[10].BaseOffset != 19 || f.hs[10].LastOffset() != 20 {
+		t.Fatalf("fixture changed: batch 10 is %d-%d", f.hs[10].BaseOffset, f.hs[10].LastOffset())
+	}
 	if err := tl.TruncateTo(20); err != nil {
 		t.Fatal(err)
 	}
-	if s, e := tl.LogStartOffset(), tl.LogEndOffset(); s != 20 || e > 20 {
+	if s, e := tl.LogStartOffset(), tl.LogEndOffset(); s != 20 || e != 20 {
 		t.Fatalf("start %d end %d", s, e)
+	}
+	b := makeBatch(t, batchSpec{n: 2, ts: 9})
+	if res := tl.mustAppend(b); res.BaseOffset != 20 {
+		t.Fatalf("append after truncating to the log start: %+v", res)
+	}
+	for _, reopen := range []func(){tl.reopen, func() {
+		tl.crash()
+		if err := tl.reopenErr(); err != nil {
+			t.Fatal(err)
+		}
+	}} {
+		reopen()
+		if s, e := tl.LogStartOffset(), tl.LogEndOffset(); s != 20 || e != 22 {
+			t.Fatalf("after reopen: start %d end %d", s, e)
+		}
+		if got := tl.readAll(); !bytes.Equal(got, b) {
+			t.Fatal("after reopen: the appended batch is not what the log holds")
+		}
 	}
 }
 
