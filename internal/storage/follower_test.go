@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -157,6 +158,25 @@ func TestAppendAsFollowerCopiesLeader(t *testing.T) {
 		}
 	}
 	check("after replication")
+
+	// Replicating through the leader's Read with maxOffset at its log end,
+	// as a fetch does, with responses that end inside a batch.
+	f2 := openTestLog(t, testConfig())
+	for f2.LogEndOffset() < leader.LogEndOffset() {
+		res, err := leader.Read(f2.LogEndOffset(), leader.LogEndOffset(), 1000, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readBytes(t, res)
+		at := bytes.Index(want, got)
+		resp := want[at : at+len(got)+min(30, len(want)-at-len(got))]
+		if _, err := f2.AppendAsFollower(resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(f2.readAll(), want) {
+		t.Fatal("replication through Read: bytes differ")
+	}
 	if n := len(follower.segmentBases()); n < 4 {
 		t.Fatalf("expected the follower to roll segments, got %d", n)
 	}
@@ -904,5 +924,96 @@ func TestAppendAsFollowerFlushMessages(t *testing.T) {
 	}
 	if tl.fsyncRounds.Load() != rounds+1 {
 		t.Fatal("flush.messages reached by follower appends did not flush")
+	}
+}
+
+func compactedFixture(t *testing.T) *testLog {
+	cfg := testConfig()
+	cfg.Compact = true
+	cfg.MinCleanableDirtyRatio = 0
+	tl := openTestLog(t, cfg)
+	tl.appendMany(120, 100)
+	return tl
+}
+
+func TestTruncateToLowersCleanerCheckpoint(t *testing.T) {
+	tl := compactedFixture(t)
+	st, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true})
+	if err != nil || !st.Cleaned {
+		t.Fatalf("clean: %+v %v", st, err)
+	}
+	readCP := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(tl.dir, cleanerCheckpointFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if !strings.HasPrefix(readCP(), "1\n"+strconv.FormatInt(st.End, 10)+" ") {
+		t.Fatalf("checkpoint %q after cleaning to %d", readCP(), st.End)
+	}
+	if err := tl.TruncateTo(st.End - 10); err != nil {
+		t.Fatal(err)
+	}
+	leo := tl.LogEndOffset()
+	if cp := readCP(); !strings.HasPrefix(cp, "1\n"+strconv.FormatInt(leo, 10)+" ") {
+		t.Fatalf("checkpoint %q after truncating to %d", cp, leo)
+	}
+	// Cleaning goes on from there.
+	tl.appendMany(60, 100)
+	if _, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	prev := int64(-1)
+	for _, b := range tl.allBatches() {
+		h, _ := record.ParseHeader(b)
+		if h.BaseOffset <= prev {
+			t.Fatal("offsets not increasing after truncate and clean")
+		}
+		prev = h.LastOffset()
+	}
+}
+
+// TestTruncateAbortsCleaning: a truncation stops a running cleaner pass,
+// which then changes nothing, instead of waiting for it to finish.
+func TestTruncateAbortsCleaning(t *testing.T) {
+	tl := compactedFixture(t)
+	leo := tl.LogEndOffset()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var once sync.Once
+	th := &Throttle{rate: 1, now: tl.clock.Now, sleep: func(time.Duration) {
+		once.Do(func() { close(started) })
+		<-release
+	}}
+	type result struct {
+		st  CleanStats
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		st, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true, Throttle: th})
+		done <- result{st, err}
+	}()
+	<-started
+	truncated := make(chan error)
+	go func() { truncated <- tl.TruncateTo(leo - 5) }()
+	for tl.clean.abort.Load() == 0 {
+		runtime.Gosched()
+	}
+	close(release) // the pass goes on and sees the truncation waiting
+	r := <-done
+	if r.err != nil || r.st.Cleaned {
+		t.Fatalf("aborted pass: %+v %v", r.st, r.err)
+	}
+	if err := <-truncated; err != nil {
+		t.Fatal(err)
+	}
+	if tl.LogEndOffset() >= leo-4 {
+		t.Fatalf("log end %d after truncating to %d", tl.LogEndOffset(), leo-5)
+	}
+	if _, err := os.Stat(filepath.Join(tl.dir, cleanerCheckpointFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an aborted pass wrote its checkpoint: %v", err)
 	}
 }
