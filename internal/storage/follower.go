@@ -55,6 +55,10 @@ import (
 // given, BaseOffset is the log end offset and LastOffset one below it.
 // LogAppendTime is -1 (timestamps are the leader's). If a write fails, the
 // runs written before it stay appended and the result covers them.
+//
+// The caller serializes a follower's fetches with its truncations: batches
+// fetched before a TruncateTo must not be appended after it (they would be
+// accepted as if the leader's log had an offset gap).
 func (l *Log) AppendAsFollower(batches []byte) (AppendResult, error) {
 	hs, n, err := splitFollowerBatches(batches)
 	if err != nil {

@@ -1017,3 +1017,76 @@ func TestTruncateAbortsCleaning(t *testing.T) {
 		t.Fatalf("an aborted pass wrote its checkpoint: %v", err)
 	}
 }
+
+// TestFollowerConcurrentReads replicates a leader (fetch, append, now and
+// then a truncation and refetch, serialized as a replica fetcher does)
+// while readers read the follower; run with -race.
+func TestFollowerConcurrentReads(t *testing.T) {
+	leader := openTestLog(t, testConfig())
+	for i := range 300 {
+		if _, err := leader.Append(makeBatch(t, batchSpec{n: 1 + i%3, size: 80, ts: int64(i)}), int32(i/50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	follower := openTestLog(t, testConfig())
+	stop := make(chan struct{})
+	fail := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				leo := follower.LogEndOffset()
+				res, err := follower.Read(int64(i)%(leo+1), leo, 3000, true)
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					continue
+				}
+				if err != nil {
+					fail <- err
+					return
+				}
+				for _, r := range res.Regions {
+					b := make([]byte, r.Len)
+					if _, err := r.File.ReadAt(b, r.Offset); err != nil {
+						fail <- err
+						break
+					}
+					if err := record.Split(b, func(batch []byte) error { _, err := record.Validate(batch); return err }); err != nil {
+						fail <- err
+						break
+					}
+				}
+				res.Release()
+			}
+		}()
+	}
+	for n := 0; follower.LogEndOffset() < leader.LogEndOffset(); n++ {
+		res, err := leader.Read(follower.LogEndOffset(), leader.LogEndOffset(), 1500, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := follower.AppendAsFollower(readBytes(t, res)); err != nil {
+			t.Fatal(err)
+		}
+		if n%7 == 6 {
+			if err := follower.TruncateTo(follower.LogEndOffset() - 4); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(fail)
+	for err := range fail {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(follower.readAll(), leader.readAll()) || follower.epochCheckpoint() != leader.epochCheckpoint() {
+		t.Fatal("follower differs from the leader")
+	}
+}
