@@ -55,6 +55,10 @@ import (
 // given, BaseOffset is the log end offset and LastOffset one below it.
 // LogAppendTime is -1 (timestamps are the leader's). If a write fails, the
 // runs written before it stay appended and the result covers them.
+//
+// The caller serializes a follower's fetches with its truncations: batches
+// fetched before a TruncateTo must not be appended after it (they would be
+// accepted as if the leader's log had an offset gap).
 func (l *Log) AppendAsFollower(batches []byte) (AppendResult, error) {
 	hs, n, err := splitFollowerBatches(batches)
 	if err != nil {
@@ -224,15 +228,18 @@ func (l *Log) lockForTruncation() func() {
 // with a tail that diverged from its leader; offset at or past the log end
 // changes nothing. A batch holding offset (base < offset <= last) is removed
 // whole, so the log end afterwards is the end of the last batch kept: at
-// most offset (less after an offset gap). An offset below the log start is
-// ErrOffsetOutOfRange: use TruncateFullyAndStartAt.
+// most offset (less after an offset gap), but never below the log start
+// (when the batch cut holds the log start, the log continues empty there).
+// An offset below the log start is ErrOffsetOutOfRange: use
+// TruncateFullyAndStartAt.
 //
 // Segments based at or above offset are deleted (the first segment is
 // emptied rather than deleted), the one holding offset is cut at the batch
 // boundary and its indexes trimmed, the leader epoch cache and its
 // checkpoint lose the epochs starting at or after the new end, the producer
-// state is rebuilt from the newest snapshot at or below the new end (older
-// snapshots above it are deleted; without one, from the log start), and
+// state is rebuilt from the newest producer snapshot at or below the new
+// end plus a replay of the batches after it (snapshots above the new end
+// are deleted; without a snapshot the replay starts at the log start), and
 // the recovery point, durable offset and cleaner checkpoint are pulled down
 // to the new end. A running cleaner pass is stopped first (without effect)
 // and waited for.
@@ -283,31 +290,36 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := l.lowerRecoveryPoint(offset); err != nil {
 		return err
 	}
+	// Errors from here on are collected: the in-memory state is always
+	// brought in line with the segments that are left.
+	var errs []error
 	if k+1 < len(l.segs) {
 		doomed := l.segs[k+1:]
 		l.segs = slices.Clone(l.segs[:k+1])
-		var firstErr error
 		for _, d := range doomed {
-			if err := d.markDeleted(); err != nil && firstErr == nil {
-				firstErr = err
+			if err := d.markDeleted(); err != nil {
+				errs = append(errs, err)
 			}
 			d.release()
-		}
-		if firstErr != nil {
-			return fmt.Errorf("storage: truncate to %d: %w", offset, firstErr)
 		}
 		// The renames must not come back after a machine crash once new
 		// data overlaps the deleted offsets.
 		if err := syncDir(l.dir); err != nil {
-			return fmt.Errorf("storage: truncate to %d: %w", offset, err)
+			errs = append(errs, err)
 		}
 	}
 	if cut < size {
 		if err := l.cutSegment(k, cut, hdr); err != nil {
-			return fmt.Errorf("storage: truncate to %d: %w", offset, err)
+			errs = append(errs, err)
 		}
 	}
-	return l.afterTruncation()
+	if err := l.afterTruncation(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("storage: truncate to %d: %w", offset, err)
+	}
+	return nil
 }
 
 // lowerRecoveryPoint moves the recovery point (and its checkpoint) down to
@@ -324,31 +336,75 @@ func (l *Log) lowerRecoveryPoint(off int64) error {
 }
 
 // afterTruncation brings the state that refers to offsets up to date with
-// the new active segment's end; clean.mu, flushMu and mu held.
+// the new active segment's end, in memory first, then in the checkpoints;
+// clean.mu, flushMu and mu held. State it cannot rebuild fails the log.
 func (l *Log) afterTruncation() error {
+	var errs []error
+	if end := l.active().next; end < l.logStart {
+		// The batch cut held the log start (DeleteRecords moved it inside
+		// a batch, or into an offset gap): what is left lies below the log
+		// start. Continue empty at the log start, as the next Open would,
+		// without the producer snapshots above the data.
+		if err := removeSnapshotsAbove(l.dir, end); err != nil {
+			errs = append(errs, err)
+		}
+		s, err := openSegment(l.dir, l.logStart, l.now(), true)
+		if err != nil {
+			l.failed = fmt.Errorf("truncation left the log end %d below the log start %d: %w", end, l.logStart, err)
+			l.logger.Error("log failed", "err", l.failed)
+			return l.failed
+		}
+		s.onClose = l.reportCloseError
+		l.active().finishTimeIndex()
+		l.segs = append(l.segs, s)
+	}
 	leo := l.active().next
 	l.leo.Store(leo)
 	if l.durable.Load() > leo {
 		l.durable.Store(leo)
 	}
-	if err := l.lowerRecoveryPoint(leo); err != nil {
-		return err
-	}
-	if l.epochs.truncateFromEnd(leo) {
-		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
-			return fmt.Errorf("storage: %w", err)
-		}
-	}
+	epochsChanged := l.epochs.truncateFromEnd(leo)
 	l.producers = newProducerState()
 	if err := l.loadProducerState(); err != nil {
-		return fmt.Errorf("storage: rebuild producer state: %w", err)
+		l.failed = fmt.Errorf("rebuild producer state after truncation: %w", err)
+		l.logger.Error("log failed", "err", l.failed)
+		errs = append(errs, l.failed)
 	}
 	l.loadCleanerCheckpoint()
-	if l.clean.firstDirty > leo {
+	cleanerChanged := l.clean.firstDirty > leo
+	if cleanerChanged {
 		l.clean.firstDirty = leo
+	}
+
+	if err := l.lowerRecoveryPoint(leo); err != nil {
+		errs = append(errs, err)
+	}
+	if epochsChanged {
+		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cleanerChanged {
 		cp := fmt.Appendf(nil, "1\n%d %d\n", leo, l.clean.nextHorizon)
 		if err := writeFileAtomic(l.dir, cleanerCheckpointFile, cp, true); err != nil {
-			return fmt.Errorf("storage: %w", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeSnapshotsAbove deletes the producer snapshots above off.
+func removeSnapshotsAbove(dir string, off int64) error {
+	offs, err := listSnapshots(dir)
+	if err != nil {
+		return err
+	}
+	for _, o := range offs {
+		if o <= off {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, fileName(o, snapshotSuffix))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove producer snapshot: %w", err)
 		}
 	}
 	return nil
@@ -361,11 +417,13 @@ func (l *Log) afterTruncation() error {
 // index files are removed, to be rewritten whole by the next flush.
 func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 	s := l.segs[k]
+	var errs []error
 	if s.refs.Load() > 1 {
 		ns, err := copySegmentPrefix(s, cut)
-		if err != nil {
-			return err
+		if ns == nil {
+			return err // nothing changed
 		}
+		errs = append(errs, err)
 		ns.onClose = l.reportCloseError
 		l.segs[k] = ns
 		s.release() // not deleted: its name now belongs to ns
@@ -374,29 +432,35 @@ func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 		if err := s.f.Truncate(cut); err != nil {
 			return fmt.Errorf("truncate %s: %w", s.path(logSuffix), err)
 		}
-		if err := s.f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", s.path(logSuffix), err)
-		}
 		s.size.Store(cut)
-		s.syncedSize = cut
-	}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-		if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove stale index: %w", err)
+		s.syncedSize = min(s.syncedSize, cut)
+		if err := s.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", s.path(logSuffix), err))
+		} else {
+			s.syncedSize = cut
 		}
 	}
 	if err := s.trimTo(cut, hdr); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path(logSuffix), err)
+		l.failed = fmt.Errorf("%w: %s: reindexing after truncation: %w", ErrCorruptSegment, s.path(logSuffix), err)
+		l.logger.Error("log failed", "err", l.failed)
+		return errors.Join(append(errs, l.failed)...)
 	}
 	if cut == 0 {
 		s.created = l.now()
 	}
-	return nil
+	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove stale index: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // copySegmentPrefix writes the first cut bytes of s to a new file that
 // replaces s's log file, and returns the new segment with s's in-memory
-// indexes (to be trimmed by the caller).
+// indexes (to be trimmed by the caller). Once the new file has replaced the
+// old one the segment is returned, even with an error (a failed directory
+// fsync); a nil segment means nothing changed.
 func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
 	tmp := s.path(logSuffix + tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -420,10 +484,6 @@ func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
 	if err := os.Rename(tmp, s.path(logSuffix)); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(s.dir); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
-	}
 	ns := &segment{
 		dir: s.dir, base: s.base, f: f, next: s.next,
 		offIdx:       offsetIndex{buf: slices.Clone(s.offIdx.buf)},
@@ -434,6 +494,9 @@ func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
 	}
 	ns.size.Store(cut)
 	ns.refs.Store(1)
+	if err := syncDir(s.dir); err != nil {
+		return ns, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
+	}
 	return ns, nil
 }
 
@@ -517,66 +580,62 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := l.lowerRecoveryPoint(min(offset, l.segs[0].base)); err != nil {
 		return err
 	}
+	var errs []error
 	doomed := l.segs
 	l.segs = nil
-	var firstErr error
 	for _, d := range doomed {
-		if err := d.markDeleted(); err != nil && firstErr == nil {
-			firstErr = err
+		if err := d.markDeleted(); err != nil {
+			errs = append(errs, err)
 		}
 		d.release()
 	}
-	if firstErr == nil {
-		firstErr = syncDir(l.dir)
+	if err := syncDir(l.dir); err != nil {
+		errs = append(errs, err)
 	}
 	s, err := openSegment(l.dir, offset, l.now(), true)
 	if err != nil {
-		// Leave the log usable in memory only as failed: it has no segment.
+		// No segment at all: the log cannot go on.
 		l.failed = fmt.Errorf("truncate fully: %w", err)
 		l.logger.Error("log failed", "err", l.failed)
-		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, err)
+		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, errors.Join(append(errs, err)...))
 	}
 	s.onClose = l.reportCloseError
 	l.segs = []*segment{s}
-	if firstErr != nil {
-		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, firstErr)
-	}
 	l.leo.Store(offset)
 	l.durable.Store(offset)
-	if err := writeOffsetCheckpoint(l.dir, logStartCheckpointFile, offset); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
 	l.logStart = offset
-	if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, offset); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	l.recovery = offset
 	l.epochs = epochCache{}
-	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
 	l.producers = newProducerState()
-	offs, err := listSnapshots(l.dir)
-	if err != nil {
-		return err
-	}
-	for _, off := range offs {
-		if err := os.Remove(filepath.Join(l.dir, fileName(off, snapshotSuffix))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			l.logger.Warn("removing producer snapshot failed", "err", err)
-		}
-	}
 	l.loadCleanerCheckpoint()
 	l.clean.firstDirty, l.clean.nextHorizon = offset, 0
+
+	if err := writeOffsetCheckpoint(l.dir, logStartCheckpointFile, offset); err != nil {
+		errs = append(errs, err)
+	}
+	if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, offset); err != nil {
+		errs = append(errs, err)
+	} else {
+		l.recovery = offset
+	}
+	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeSnapshotsAbove(l.dir, -1); err != nil {
+		errs = append(errs, err)
+	}
 	if err := writeFileAtomic(l.dir, cleanerCheckpointFile, fmt.Appendf(nil, "1\n%d 0\n", offset), true); err != nil {
-		return fmt.Errorf("storage: %w", err)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, err)
 	}
 	return nil
 }
 
-// LatestEpoch returns the latest leader epoch in the leader epoch cache
-// (the epoch of the newest batch, or of one truncated away since only if
-// the cache still holds it), or (-1, false) when the cache is empty. A
-// replica becoming follower sends it in OffsetForLeaderEpoch.
+// LatestEpoch returns the latest leader epoch in the leader epoch cache,
+// the epoch of the newest batch that started one (truncations drop the
+// epochs whose batches they removed), or (-1, false) when the cache is
+// empty. A replica becoming follower sends it in OffsetForLeaderEpoch.
 func (l *Log) LatestEpoch() (epoch int32, ok bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

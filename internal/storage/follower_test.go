@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -157,6 +158,25 @@ func TestAppendAsFollowerCopiesLeader(t *testing.T) {
 		}
 	}
 	check("after replication")
+
+	// Replicating through the leader's Read with maxOffset at its log end,
+	// as a fetch does, with responses that end inside a batch.
+	f2 := openTestLog(t, testConfig())
+	for f2.LogEndOffset() < leader.LogEndOffset() {
+		res, err := leader.Read(f2.LogEndOffset(), leader.LogEndOffset(), 1000, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readBytes(t, res)
+		at := bytes.Index(want, got)
+		resp := want[at : at+len(got)+min(30, len(want)-at-len(got))]
+		if _, err := f2.AppendAsFollower(resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(f2.readAll(), want) {
+		t.Fatal("replication through Read: bytes differ")
+	}
 	if n := len(follower.segmentBases()); n < 4 {
 		t.Fatalf("expected the follower to roll segments, got %d", n)
 	}
@@ -493,13 +513,34 @@ func TestTruncateToBelowLogStart(t *testing.T) {
 	if tl.LogEndOffset() != leo {
 		t.Fatal("a refused truncation changed the log")
 	}
-	// At the log start, inside the first segment: the log becomes empty
-	// there and keeps its start.
+	// To the log start, which lies inside batch 19-20: the batch is cut
+	// and the log continues empty at its start.
+	if f.hs[10].BaseOffset != 19 || f.hs[10].LastOffset() != 20 {
+		t.Fatalf("fixture changed: batch 10 is %d-%d", f.hs[10].BaseOffset, f.hs[10].LastOffset())
+	}
 	if err := tl.TruncateTo(20); err != nil {
 		t.Fatal(err)
 	}
-	if s, e := tl.LogStartOffset(), tl.LogEndOffset(); s != 20 || e > 20 {
+	if s, e := tl.LogStartOffset(), tl.LogEndOffset(); s != 20 || e != 20 {
 		t.Fatalf("start %d end %d", s, e)
+	}
+	b := makeBatch(t, batchSpec{n: 2, ts: 9})
+	if res := tl.mustAppend(b); res.BaseOffset != 20 {
+		t.Fatalf("append after truncating to the log start: %+v", res)
+	}
+	for _, reopen := range []func(){tl.reopen, func() {
+		tl.crash()
+		if err := tl.reopenErr(); err != nil {
+			t.Fatal(err)
+		}
+	}} {
+		reopen()
+		if s, e := tl.LogStartOffset(), tl.LogEndOffset(); s != 20 || e != 22 {
+			t.Fatalf("after reopen: start %d end %d", s, e)
+		}
+		if got := tl.readAll(); !bytes.Equal(got, b) {
+			t.Fatal("after reopen: the appended batch is not what the log holds")
+		}
 	}
 }
 
@@ -883,5 +924,169 @@ func TestAppendAsFollowerFlushMessages(t *testing.T) {
 	}
 	if tl.fsyncRounds.Load() != rounds+1 {
 		t.Fatal("flush.messages reached by follower appends did not flush")
+	}
+}
+
+func compactedFixture(t *testing.T) *testLog {
+	cfg := testConfig()
+	cfg.Compact = true
+	cfg.MinCleanableDirtyRatio = 0
+	tl := openTestLog(t, cfg)
+	tl.appendMany(120, 100)
+	return tl
+}
+
+func TestTruncateToLowersCleanerCheckpoint(t *testing.T) {
+	tl := compactedFixture(t)
+	st, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true})
+	if err != nil || !st.Cleaned {
+		t.Fatalf("clean: %+v %v", st, err)
+	}
+	readCP := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(tl.dir, cleanerCheckpointFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if !strings.HasPrefix(readCP(), "1\n"+strconv.FormatInt(st.End, 10)+" ") {
+		t.Fatalf("checkpoint %q after cleaning to %d", readCP(), st.End)
+	}
+	if err := tl.TruncateTo(st.End - 10); err != nil {
+		t.Fatal(err)
+	}
+	leo := tl.LogEndOffset()
+	if cp := readCP(); !strings.HasPrefix(cp, "1\n"+strconv.FormatInt(leo, 10)+" ") {
+		t.Fatalf("checkpoint %q after truncating to %d", cp, leo)
+	}
+	// Cleaning goes on from there.
+	tl.appendMany(60, 100)
+	if _, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	prev := int64(-1)
+	for _, b := range tl.allBatches() {
+		h, _ := record.ParseHeader(b)
+		if h.BaseOffset <= prev {
+			t.Fatal("offsets not increasing after truncate and clean")
+		}
+		prev = h.LastOffset()
+	}
+}
+
+// TestTruncateAbortsCleaning: a truncation stops a running cleaner pass,
+// which then changes nothing, instead of waiting for it to finish.
+func TestTruncateAbortsCleaning(t *testing.T) {
+	tl := compactedFixture(t)
+	leo := tl.LogEndOffset()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var once sync.Once
+	th := &Throttle{rate: 1, now: tl.clock.Now, sleep: func(time.Duration) {
+		once.Do(func() { close(started) })
+		<-release
+	}}
+	type result struct {
+		st  CleanStats
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		st, err := tl.Clean(tl.clock.Now(), CleanOptions{Force: true, Throttle: th})
+		done <- result{st, err}
+	}()
+	<-started
+	truncated := make(chan error)
+	go func() { truncated <- tl.TruncateTo(leo - 5) }()
+	for tl.clean.abort.Load() == 0 {
+		runtime.Gosched()
+	}
+	close(release) // the pass goes on and sees the truncation waiting
+	r := <-done
+	if r.err != nil || r.st.Cleaned {
+		t.Fatalf("aborted pass: %+v %v", r.st, r.err)
+	}
+	if err := <-truncated; err != nil {
+		t.Fatal(err)
+	}
+	if tl.LogEndOffset() >= leo-4 {
+		t.Fatalf("log end %d after truncating to %d", tl.LogEndOffset(), leo-5)
+	}
+	if _, err := os.Stat(filepath.Join(tl.dir, cleanerCheckpointFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an aborted pass wrote its checkpoint: %v", err)
+	}
+}
+
+// TestFollowerConcurrentReads replicates a leader (fetch, append, now and
+// then a truncation and refetch, serialized as a replica fetcher does)
+// while readers read the follower; run with -race.
+func TestFollowerConcurrentReads(t *testing.T) {
+	leader := openTestLog(t, testConfig())
+	for i := range 300 {
+		if _, err := leader.Append(makeBatch(t, batchSpec{n: 1 + i%3, size: 80, ts: int64(i)}), int32(i/50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	follower := openTestLog(t, testConfig())
+	stop := make(chan struct{})
+	fail := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				leo := follower.LogEndOffset()
+				res, err := follower.Read(int64(i)%(leo+1), leo, 3000, true)
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					continue
+				}
+				if err != nil {
+					fail <- err
+					return
+				}
+				for _, r := range res.Regions {
+					b := make([]byte, r.Len)
+					if _, err := r.File.ReadAt(b, r.Offset); err != nil {
+						fail <- err
+						break
+					}
+					if err := record.Split(b, func(batch []byte) error { _, err := record.Validate(batch); return err }); err != nil {
+						fail <- err
+						break
+					}
+				}
+				res.Release()
+			}
+		}()
+	}
+	for n := 0; follower.LogEndOffset() < leader.LogEndOffset(); n++ {
+		res, err := leader.Read(follower.LogEndOffset(), leader.LogEndOffset(), 1500, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := follower.AppendAsFollower(readBytes(t, res)); err != nil {
+			t.Fatal(err)
+		}
+		if n%7 == 6 {
+			if err := follower.TruncateTo(follower.LogEndOffset() - 4); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(fail)
+	for err := range fail {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(follower.readAll(), leader.readAll()) || follower.epochCheckpoint() != leader.epochCheckpoint() {
+		t.Fatal("follower differs from the leader")
 	}
 }
