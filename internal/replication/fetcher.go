@@ -171,9 +171,19 @@ func (f *fetcher) sleep(ctx context.Context, t time.Time) {
 	}
 }
 
+// fetching is a partition in a fetch in flight, with what the fetch asked:
+// a response is applied only if the partition is still there (same leader
+// epoch, same log end), so a response from an earlier leader, or one that
+// crossed a truncation, is dropped rather than appended.
+type fetching struct {
+	p      *Partition
+	epoch  int32
+	offset int64
+}
+
 // build makes the next fetch over the partitions not backing off. next is
 // when the earliest backing-off partition is due, zero if none.
-func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]*Partition, string, time.Time) {
+func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, string, time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
@@ -185,7 +195,7 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]*Partition, st
 	req.MinBytes = 1
 	req.MaxBytes = f.cfg.ResponseMaxBytes
 	req.SessionEpoch = -1
-	parts := make(map[TopicPartition]*Partition, len(f.parts))
+	parts := make(map[TopicPartition]fetching, len(f.parts))
 	byTopic := map[string]int{}
 	for tp, p := range f.parts {
 		if d, ok := f.delay[tp]; ok {
@@ -197,7 +207,6 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]*Partition, st
 			}
 			delete(f.delay, tp)
 		}
-		parts[tp] = p
 		i, ok := byTopic[tp.Topic]
 		if !ok {
 			i = len(req.Topics)
@@ -211,23 +220,24 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]*Partition, st
 		rp.Partition = tp.Partition
 		rp.FetchOffset, rp.LastFetchedEpoch, rp.CurrentLeaderEpoch, rp.LogStartOffset = p.fetchState()
 		rp.PartitionMaxBytes = f.cfg.PartitionMaxByte
+		parts[tp] = fetching{p, rp.CurrentLeaderEpoch, rp.FetchOffset}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	return req, parts, f.addr, next
 }
 
 // handle applies a fetch response to the partitions it was for.
-func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]*Partition) {
+func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]fetching) {
 	for i := range resp.Topics {
 		rt := &resp.Topics[i]
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			tp := TopicPartition{rt.Topic, rp.Partition}
-			p := parts[tp]
-			if p == nil {
+			fp, ok := parts[tp]
+			if !ok {
 				continue
 			}
-			if err := f.apply(p, rp); err != nil {
+			if err := fp.apply(rp); err != nil {
 				f.log.Warn("replicating partition; backing off", "partition", tp.DirName(), "err", err)
 				f.mu.Lock()
 				if _, ok := f.parts[tp]; ok {
@@ -239,7 +249,15 @@ func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]*Par
 	}
 }
 
-func (f *fetcher) apply(p *Partition, rp *kmsg.FetchResponseTopicPartition) error {
+// apply takes one partition's answer, unless the partition moved on since
+// the fetch was built.
+func (fp fetching) apply(rp *kmsg.FetchResponseTopicPartition) error {
+	p := fp.p
+	p.fetchMu.Lock()
+	defer p.fetchMu.Unlock()
+	if p.IsLeader() || p.LeaderEpoch() != fp.epoch || p.LogEndOffset() != fp.offset {
+		return nil
+	}
 	switch err := kerr.ErrorForCode(rp.ErrorCode); err {
 	case nil:
 	case kerr.OffsetOutOfRange:

@@ -23,7 +23,8 @@ import (
 //
 // The high watermark on the leader is the smallest log end offset in the
 // ISR (the leader's own counting only what is durable when the broker
-// fsyncs before acknowledging). While an ISR change is waiting for the
+// fsyncs before acknowledging), and it does not move while the ISR is
+// smaller than min.insync.replicas (KIP-966). While an ISR change is waiting for the
 // controller, the larger of the two ISRs counts (KIP-497's maximal ISR), so
 // the high watermark never moves past a replica that may still be in the
 // committed ISR.
@@ -40,6 +41,11 @@ type Partition struct {
 	hw          atomic.Int64
 	leaderEpoch atomic.Int32
 	leader      atomic.Bool
+
+	// fetchMu serialises what a follower does with fetch responses
+	// (append, truncate, reset): one fetcher at a time, even while the
+	// partition moves from one leader's fetcher to another's.
+	fetchMu sync.Mutex
 
 	mu sync.Mutex // guards everything below
 	st state
@@ -329,11 +335,18 @@ func (p *Partition) maybeAdvanceLocked() {
 	if !p.leader.Load() {
 		return
 	}
+	isr := p.maximalISRLocked()
+	if len(isr) < int(p.Config().MinInsyncReplicas) {
+		// KIP-966: below min.insync.replicas the high watermark stands
+		// still, so that the eligible leader replicas (which left the ISR
+		// while it was this small) hold everything below it.
+		return
+	}
 	hw := p.log.LogEndOffset()
 	if p.env.fsyncAlways {
 		hw = p.log.DurableOffset()
 	}
-	for _, id := range p.maximalISRLocked() {
+	for _, id := range isr {
 		if id == p.env.nodeID {
 			continue
 		}
