@@ -59,14 +59,14 @@ func newCluster(t *testing.T, n int) *testCluster { return newRolesCluster(t, n,
 
 // newRolesCluster prepares voters nodes (ids 1..voters) with roles
 // voterRoles ("" for combined) and brokers broker-only nodes after them,
-// and starts them all.
-func newRolesCluster(t *testing.T, voters, brokers int, voterRoles string) *testCluster {
+// each with the extra serve flags, and starts them all.
+func newRolesCluster(t *testing.T, voters, brokers int, voterRoles string, extra ...string) *testCluster {
 	t.Helper()
 	bin := binary(t)
 	c := &testCluster{t: t}
 	var quorum []string
 	for i := 1; i <= voters+brokers; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), roles: voterRoles}
+		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), roles: voterRoles, extra: extra}
 		if i <= voters {
 			nd.ctrl = freeAddr(t)
 			quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))

@@ -49,6 +49,16 @@ func (c *testCluster) waitFullISR(topic string, partitions int32, timeout time.D
 	})
 }
 
+// waitBrokers waits until metadata lists n brokers (registered and
+// unfenced), so that topics of n replicas can be placed.
+func (c *testCluster) waitBrokers(ctx context.Context, n int) {
+	c.t.Helper()
+	waitFor(c.t, fmt.Sprintf("%d brokers", n), 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == n
+	})
+}
+
 // ackedLog is what a producer had acknowledged: value -> offset, per
 // partition.
 type ackedLog struct {
@@ -142,10 +152,7 @@ func TestReplicationKillLeader(t *testing.T) {
 	c := newCluster(t, 3)
 	ctx := ctxT(t, 3*time.Minute)
 	const topic, parts = "replicated", 3
-	waitFor(t, "three brokers", 30*time.Second, func() bool {
-		md, err := c.metadata(ctx)
-		return err == nil && len(md.Brokers) == 3
-	})
+	c.waitBrokers(ctx, 3)
 	res, err := c.admin().CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
 	if err != nil || res.Err != nil {
 		t.Fatalf("create rf=3: %v %v", err, res.Err)
@@ -208,14 +215,10 @@ func TestReplicationKillLeader(t *testing.T) {
 // leaves the ISR after replica.lag.time.max.ms, acks=all writes go on
 // with the remaining two, and after SIGCONT it catches up and rejoins.
 func TestReplicationPausedFollower(t *testing.T) {
-	c := newCluster(t, 3)
-	for _, n := range c.nodes {
-		n.extra = append(n.extra, "--set", "replica.lag.time.max.ms=2000")
-		n.kill()
-		n.start()
-	}
+	c := newRolesCluster(t, 3, 0, "", "--set", "replica.lag.time.max.ms=2000")
 	ctx := ctxT(t, 2*time.Minute)
 	const topic = "paused"
+	c.waitBrokers(ctx, 3)
 	res, err := c.admin().CreateTopic(ctx, 1, 3, nil, topic)
 	if err != nil || res.Err != nil {
 		t.Fatalf("create rf=3: %v %v", err, res.Err)
