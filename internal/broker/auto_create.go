@@ -18,6 +18,8 @@ import (
 	"github.com/stratalog/strata/internal/controller"
 )
 
+const maxRememberedFailures = 1024
+
 type autoCreator struct {
 	mu       sync.Mutex
 	inflight map[string]bool
@@ -66,6 +68,9 @@ func (b *Broker) createTopic(name string) {
 	switch code {
 	case kerr.InvalidTopicException.Code, kerr.InvalidReplicationFactor.Code, kerr.InvalidPartitions.Code,
 		kerr.InvalidConfig.Code, kerr.PolicyViolation.Code:
+		if len(a.failed) >= maxRememberedFailures {
+			clear(a.failed) // names nobody asked about again
+		}
 		a.failed[name] = err
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestFranzGoFirstProduceToNewTopic: auto-creation answers the first
@@ -36,5 +38,39 @@ func TestFranzGoFirstProduceToNewTopic(t *testing.T) {
 	}
 	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Value) != "first" {
 		t.Fatalf("consumed %+v", recs)
+	}
+}
+
+// TestAutoCreateFailureReported: a creation that cannot succeed (the name
+// collides with an existing topic's) is answered LEADER_NOT_AVAILABLE
+// when it starts, then reported once with its error, then tried again.
+func TestAutoCreateFailureReported(t *testing.T) {
+	n := startNode(t, "", nil)
+	if _, err := n.admin().CreateTopic(ctxT(t), 1, 1, nil, "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	c := n.raw()
+	name := "a_b"
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	req.AllowAutoTopicCreation = true
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &name}}
+	code := func() int16 { return c.roundTrip(req).(*kmsg.MetadataResponse).Topics[0].ErrorCode }
+	if got := code(); got != kerr.LeaderNotAvailable.Code {
+		t.Fatalf("first answer %v", kerr.ErrorForCode(got))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := code()
+		if got == kerr.InvalidTopicException.Code {
+			break
+		}
+		if got != kerr.LeaderNotAvailable.Code || time.Now().After(deadline) {
+			t.Fatalf("while the creation fails: %v", kerr.ErrorForCode(got))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := code(); got != kerr.LeaderNotAvailable.Code {
+		t.Fatalf("after the failure was reported: %v, want a new attempt", kerr.ErrorForCode(got))
 	}
 }
