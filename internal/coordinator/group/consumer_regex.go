@@ -66,10 +66,10 @@ func (cg *consumerGroup) resolveRegexes(names func() []string, version int64) {
 			s = &regexSub{re: re}
 			cg.regexes[rx] = s
 		}
-		if s.resolved && s.version == version {
+		if s.resolved && s.version == version || names == nil {
 			continue
 		}
-		if !loaded && names != nil {
+		if !loaded {
 			all, loaded = names(), true
 		}
 		s.topics = nil
