@@ -98,6 +98,7 @@ type Broker struct {
 	log      *slog.Logger
 	handlers handlerTable
 	pids     *producerIDs
+	auto     autoCreator
 	// shutdown is closed when the broker stops: long polls return early.
 	shutdown chan struct{}
 }

@@ -28,6 +28,10 @@ func (b *Broker) handleConsumerGroupDescribe(_ context.Context, r *request) {
 			if gm.SubscribedTopics == nil {
 				gm.SubscribedTopics = []string{}
 			}
+			if m.SubscribedRegex != "" {
+				rx := m.SubscribedRegex
+				gm.SubscribedTopicRegex = &rx
+			}
 			gm.Assignment = describedAssignment(m.Assignment)
 			gm.TargetAssignment = describedAssignment(m.TargetAssignment)
 			gm.MemberType = 1 // consumer protocol

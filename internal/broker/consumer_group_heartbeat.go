@@ -7,9 +7,12 @@ package broker
 // their id from the coordinator; v1 members bring their own. The session
 // timeout and heartbeat interval are the broker's
 // group.consumer.session.timeout.ms and group.consumer.heartbeat.interval.ms.
+// A SubscribedTopicRegex (v1) is resolved by the coordinator against the
+// topics in this broker's image, internal topics left out, as Kafka does.
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -56,6 +59,8 @@ func (b *Broker) handleConsumerGroupHeartbeat(_ context.Context, r *request) {
 			}
 			return group.TopicMeta{ID: t.ID, Partitions: int32(len(t.Partitions))}, true
 		},
+		TopicNames:      func() []string { return regexCandidates(img.SortedTopicNames()) },
+		MetadataVersion: img.Offset,
 	}
 	if req.RebalanceTimeoutMillis >= 0 {
 		hr.RebalanceTimeout = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
@@ -84,4 +89,10 @@ func (b *Broker) handleConsumerGroupHeartbeat(_ context.Context, r *request) {
 		resp.Assignment = &a
 	}
 	r.respond(resp)
+}
+
+// regexCandidates drops the internal topics from names: a regex
+// subscription never matches them.
+func regexCandidates(names []string) []string {
+	return slices.DeleteFunc(names, internalTopic)
 }

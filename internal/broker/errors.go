@@ -89,6 +89,7 @@ var errorTable = []struct {
 	{group.ErrGroupNotFound, kerr.GroupIDNotFound},
 	{group.ErrNonEmptyGroup, kerr.NonEmptyGroup},
 	{group.ErrSubscribedToTopic, kerr.GroupSubscribedToTopic},
+	{group.ErrInvalidRegularExpression, kerr.InvalidRegularExpression},
 	{group.ErrInvalidRequest, kerr.InvalidRequest},
 	{group.ErrGroupMaxSize, kerr.GroupMaxSizeReached},
 	{group.ErrFencedMemberEpoch, kerr.FencedMemberEpoch},

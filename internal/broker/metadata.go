@@ -2,12 +2,13 @@ package broker
 
 // Metadata, v0..13. v0 means "all topics" with an empty list; v1+ use a null
 // list for all and an empty one for none. Auto-creation (auto.create.topics.enable)
-// happens for named unknown topics when the request allows it (always before
-// v4). v10+ can name topics by id.
+// starts for named unknown topics when the request allows it (always before
+// v4, by the flag from v4) and answers them LEADER_NOT_AVAILABLE with no
+// partitions until they are in the image (auto_create.go). v10+ can name
+// topics by id.
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strconv"
 
@@ -24,28 +25,7 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 	img := b.image()
 
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
-	allowAuto := r.version < 4 || req.AllowAutoTopicCreation
-	if !all && allowAuto && b.opts.Static.Bool("auto.create.topics.enable") {
-		var create []controller.CreateTopic
-		for _, t := range req.Topics {
-			if t.Topic == nil || *t.Topic == "" {
-				continue
-			}
-			if _, ok := img.Topics[*t.Topic]; !ok && controller.ValidateTopicName(*t.Topic) == nil {
-				create = append(create, controller.CreateTopic{Name: *t.Topic, Partitions: -1, ReplicationFactor: -1})
-			}
-		}
-		if len(create) > 0 {
-			for _, res := range b.opts.Controller.CreateTopics(create, false) {
-				if res.Err != nil && !errors.Is(res.Err, controller.ErrTopicExists) {
-					b.log.Warn("auto-create topic", "topic", res.Name, "err", res.Err)
-				} else if res.Err == nil {
-					b.log.Info("auto-created topic", "topic", res.Name, "partitions", res.Partitions)
-				}
-			}
-			img = b.image()
-		}
-	}
+	allowAuto := !all && (r.version < 4 || req.AllowAutoTopicCreation) && b.opts.Static.Bool("auto.create.topics.enable")
 
 	resp.Brokers = brokerList(img)
 	resp.ClusterID = &img.ClusterID
@@ -74,8 +54,11 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 					mt = kmsg.NewMetadataResponseTopic()
 					mt.Topic = &name
 					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
-					if controller.ValidateTopicName(name) != nil {
+					switch {
+					case controller.ValidateTopicName(name) != nil:
 						mt.ErrorCode = kerr.InvalidTopicException.Code
+					case allowAuto && !internalTopic(name):
+						mt.ErrorCode = b.autoCreate(name)
 					}
 					resp.Topics = append(resp.Topics, mt)
 					continue

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -105,6 +106,23 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 	}
 }
 
+// awaitTopicMetadata repeats a Metadata request for one topic until it
+// answers without error, as clients retry LEADER_NOT_AVAILABLE.
+func awaitTopicMetadata(t *testing.T, c *rawConn, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := c.roundTrip(req).(*kmsg.MetadataResponse)
+		if len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 {
+			return resp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("v%d: topic never appeared: %+v", req.Version, resp.Topics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestMetadataVersionsAndAutoCreate(t *testing.T) {
 	n := startNode(t, "", map[string]string{"num.partitions": "3"})
 	c := n.raw()
@@ -118,12 +136,55 @@ func TestMetadataVersionsAndAutoCreate(t *testing.T) {
 		if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 1 {
 			t.Fatalf("v%d: brokers %+v", v, resp.Brokers)
 		}
-		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != 3 {
+		// As Kafka: the request that starts the creation answers
+		// LEADER_NOT_AVAILABLE with no partitions (and no topic id).
+		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.LeaderNotAvailable.Code ||
+			len(resp.Topics[0].Partitions) != 0 || resp.Topics[0].TopicID != [16]byte{} {
+			t.Fatalf("v%d: first answer for an auto-created topic %+v", v, resp.Topics)
+		}
+		// A retry finds it.
+		resp = awaitTopicMetadata(t, c, req)
+		if len(resp.Topics[0].Partitions) != 3 {
 			t.Fatalf("v%d: auto-created topic %+v", v, resp.Topics)
 		}
 		if v >= 10 && resp.Topics[0].TopicID == [16]byte{} {
 			t.Fatalf("v%d: no topic id", v)
 		}
+	}
+	// v4+ without the flag: not created.
+	{
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 4
+		topic := "no-auto"
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+		resp := c.roundTrip(req).(*kmsg.MetadataResponse)
+		if resp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			t.Fatalf("v4 without allow: %+v", resp.Topics)
+		}
+		if _, ok := n.srv.ctrl.Image().Topics[topic]; ok {
+			t.Fatalf("v4 without allow created the topic")
+		}
+	}
+	// A topic deleted a moment ago does not reappear, populated, in the
+	// response that recreates it.
+	{
+		topic := "auto-a"
+		if _, err := n.admin().DeleteTopics(ctxT(t), topic); err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 12
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+		req.AllowAutoTopicCreation = true
+		deadline := time.Now().Add(10 * time.Second)
+		for n.srv.ctrl.Image().Topics[topic] != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		resp := c.roundTrip(req).(*kmsg.MetadataResponse)
+		if resp.Topics[0].ErrorCode != kerr.LeaderNotAvailable.Code || len(resp.Topics[0].Partitions) != 0 {
+			t.Fatalf("recreated topic in the same response: %+v", resp.Topics)
+		}
+		awaitTopicMetadata(t, c, req)
 	}
 	// Auto-creation off: unknown topics are reported, not created.
 	n2 := startNode(t, "", map[string]string{"auto.create.topics.enable": "false"})

@@ -306,7 +306,9 @@ func killRounds(t *testing.T, ctx context.Context, p *process, producer *kgo.Cli
 	}
 }
 
-// endOffsets lists the end offsets of topic's partitions.
+// endOffsets lists the end offsets of topic's partitions, once every
+// partition answers: right after a restart one may not be led yet, and a
+// partition's error would count as offset -1.
 func endOffsets(t *testing.T, ctx context.Context, p *process, topic string, round int) kadm.ListedOffsets {
 	t.Helper()
 	adm, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
@@ -314,9 +316,17 @@ func endOffsets(t *testing.T, ctx context.Context, p *process, topic string, rou
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("round %d: list end offsets: %v", round, err)
+	for {
+		ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			return ends
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("round %d: list end offsets: %v", round, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return ends
 }

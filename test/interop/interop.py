@@ -114,6 +114,61 @@ def test_kcat_keys_headers_offsets(b):
     expect(":0:0" in out.replace(" ", "") or "offset 0" in out, "query: %r" % out)
 
 
+# ------------------------------------------------- first produce to a new topic
+# Auto-creation answers the Metadata request that starts it with
+# LEADER_NOT_AVAILABLE and no partitions, as Kafka does; every client must
+# still deliver its first message to a never-seen topic without the user
+# retrying, and promptly.
+
+FIRST_PRODUCE_LIMIT = 5.0  # seconds
+
+
+def consume_all(b, topic, n):
+    out = run(["kcat", "-b", b.addr, "-C", "-t", topic, "-o", "beginning", "-c", str(n), "-e", "-q"], timeout=30)
+    return sorted(out.splitlines())
+
+
+def test_kcat_first_produce_new_topic(b):
+    topic = unique("kcat-new")
+    start = time.time()
+    p = subprocess.run(["kcat", "-b", b.addr, "-P", "-t", topic, "-X", "topic.request.required.acks=-1"],
+                       input=b"one\ntwo\n", capture_output=True, timeout=60)
+    took = time.time() - start
+    err = p.stderr.decode(errors="replace")
+    expect(p.returncode == 0 and "fail" not in err.lower() and "error" not in err.lower(),
+           "kcat exited %d: %s" % (p.returncode, err))
+    expect(took < FIRST_PRODUCE_LIMIT, "first produce took %.1fs" % took)
+    got = consume_all(b, topic, 2)
+    expect(got == ["one", "two"], "consumed %r" % got)
+
+
+def test_kafka_python_first_produce_new_topic(b):
+    from kafka import KafkaProducer
+    topic = unique("kpy-new")
+    p = KafkaProducer(bootstrap_servers=b.addr, acks="all")
+    start = time.time()
+    md = p.send(topic, value=b"first").get(timeout=FIRST_PRODUCE_LIMIT)
+    took = time.time() - start
+    p.close()
+    expect(md.offset == 0, "first record at offset %d" % md.offset)
+    expect(took < FIRST_PRODUCE_LIMIT, "first produce took %.1fs" % took)
+    expect(consume_all(b, topic, 1) == ["first"], "not consumed back")
+
+
+def test_confluent_kafka_first_produce_new_topic(b):
+    from confluent_kafka import Producer
+    topic = unique("ck-new")
+    p = Producer({"bootstrap.servers": b.addr, "acks": "all"})
+    results = []
+    start = time.time()
+    p.produce(topic, value=b"first", on_delivery=lambda err, msg: results.append((err, msg.offset())))
+    left = p.flush(FIRST_PRODUCE_LIMIT)
+    took = time.time() - start
+    expect(left == 0 and len(results) == 1, "not delivered in %.1fs (%d left)" % (took, left))
+    expect(results[0][0] is None and results[0][1] == 0, "delivery: %r" % (results[0],))
+    expect(consume_all(b, topic, 1) == ["first"], "not consumed back")
+
+
 # ---------------------------------------------------------------- kafka-python
 
 def test_kafka_python(b):
@@ -409,6 +464,9 @@ TESTS = [
     test_kcat_metadata,
     test_kcat_produce_consume_codecs,
     test_kcat_keys_headers_offsets,
+    test_kcat_first_produce_new_topic,
+    test_kafka_python_first_produce_new_topic,
+    test_confluent_kafka_first_produce_new_topic,
     test_kafka_python,
     test_confluent_kafka,
     test_group_kafka_python_and_confluent,

@@ -75,6 +75,12 @@ type ConsumerHeartbeatRequest struct {
 	GenerateMemberID bool
 	// Topics resolves subscribed topic names against the current metadata.
 	Topics func(name string) (TopicMeta, bool)
+	// TopicNames lists the topics a regex subscription may match (every
+	// topic but the internal ones), and MetadataVersion is the version of
+	// the metadata both answer from: regex matches are kept until it
+	// changes (consumer_regex.go).
+	TopicNames      func() []string
+	MetadataVersion int64
 }
 
 // ConsumerHeartbeatResult answers a ConsumerGroupHeartbeat. Assignment is
@@ -98,7 +104,9 @@ type cmember struct {
 	instanceID, rackID   *string
 	clientID, clientHost string
 	epoch, prevEpoch     int32
-	subscribed           []string
+	subscribed           []string // topic names, sorted
+	regex                string   // SubscribedTopicRegex, "" if none
+	topics               []string // subscribed plus the regex's matches, sorted
 	assignor             string
 	rebalanceTimeout     time.Duration
 	sessionTimeout       time.Duration
@@ -116,6 +124,7 @@ type consumerGroup struct {
 	static                 map[string]string // instance id -> member id
 	target                 map[string]pset
 	topics                 map[string]TopicMeta // subscribed topics that exist
+	regexes                map[string]*regexSub // regex subscriptions in use
 	assignor               string
 	owner                  map[tidp]string // partition -> member holding it
 }
@@ -124,6 +133,7 @@ func newConsumerGroup() *consumerGroup {
 	return &consumerGroup{
 		members: map[string]*cmember{}, static: map[string]string{},
 		target: map[string]pset{}, topics: map[string]TopicMeta{}, owner: map[tidp]string{},
+		regexes:  map[string]*regexSub{},
 		assignor: AssignorUniform,
 	}
 }
@@ -164,7 +174,9 @@ func validateHeartbeat(req *ConsumerHeartbeatRequest) error {
 		}
 	}
 	if req.SubscribedRegex != nil && *req.SubscribedRegex != "" {
-		return bad("subscribed topic regexes are not supported")
+		if _, err := compileTopicRegex(*req.SubscribedRegex); err != nil {
+			return err
+		}
 	}
 	if a := req.ServerAssignor; a != nil && *a != AssignorUniform && *a != AssignorRange {
 		return fmt.Errorf("%w: %q (have %q and %q)", ErrUnsupportedAssignor, *a, AssignorUniform, AssignorRange)
@@ -217,7 +229,7 @@ func (c *Coordinator) consumerHeartbeat(req ConsumerHeartbeatRequest) (ConsumerH
 	if m.update(&req) {
 		bump = true
 	}
-	if req.Topics != nil && cg.refreshTopics(req.Topics) {
+	if cg.refreshTopics(&req) {
 		bump = true
 	}
 	if bump {
@@ -331,6 +343,9 @@ func (m *cmember) update(req *ConsumerHeartbeatRequest) bool {
 			m.subscribed, changed = s, true
 		}
 	}
+	if req.SubscribedRegex != nil && *req.SubscribedRegex != m.regex {
+		m.regex, changed = *req.SubscribedRegex, true
+	}
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.assignor {
 		m.assignor, changed = *req.ServerAssignor, true
 	}
@@ -410,24 +425,34 @@ func (cg *consumerGroup) rename(m *cmember, id string) {
 	}
 }
 
-// refreshTopics re-resolves the subscribed topics; it reports a change.
-func (cg *consumerGroup) refreshTopics(resolve func(string) (TopicMeta, bool)) bool {
+// refreshTopics re-resolves the members' regexes and the subscribed
+// topics (when req can resolve names); it reports a change.
+func (cg *consumerGroup) refreshTopics(req *ConsumerHeartbeatRequest) bool {
+	changed := false
+	cg.resolveRegexes(req.TopicNames, req.MetadataVersion)
+	for _, m := range cg.members {
+		if ts := cg.memberTopics(m); !slices.Equal(ts, m.topics) {
+			m.topics, changed = ts, true
+		}
+	}
+	if req.Topics == nil {
+		return changed
+	}
 	next := map[string]TopicMeta{}
 	for _, m := range cg.members {
-		for _, t := range m.subscribed {
+		for _, t := range m.topics {
 			if _, ok := next[t]; ok {
 				continue
 			}
-			if tm, ok := resolve(t); ok {
+			if tm, ok := req.Topics(t); ok {
 				next[t] = tm
 			}
 		}
 	}
-	if maps.Equal(next, cg.topics) {
-		return false
+	if !maps.Equal(next, cg.topics) {
+		cg.topics, changed = next, true
 	}
-	cg.topics = next
-	return true
+	return changed
 }
 
 // bumpConsumer moves the group epoch and computes the new target.

@@ -27,7 +27,7 @@ func computeTarget(assignor string, members map[string]*cmember, topics map[stri
 	// Members that left for now (static, -2) keep their target.
 	subs := map[string][]string{} // topic -> subscribed member ids, sorted
 	for _, id := range ids {
-		for _, t := range members[id].subscribed {
+		for _, t := range members[id].topics {
 			if _, ok := topics[t]; ok {
 				subs[t] = append(subs[t], id)
 			}

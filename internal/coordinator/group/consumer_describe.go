@@ -15,6 +15,7 @@ type ConsumerMemberDescription struct {
 	ClientID         string
 	ClientHost       string
 	SubscribedTopics []string
+	SubscribedRegex  string // "" if none
 	Assignment       []TopicPartitions
 	TargetAssignment []TopicPartitions
 }
@@ -67,6 +68,7 @@ func (c *Coordinator) ConsumerDescribe(ids []string) []ConsumerDescription {
 				MemberID: m.id, InstanceID: m.instanceID, RackID: m.rackID, MemberEpoch: epoch,
 				ClientID: m.clientID, ClientHost: m.clientHost,
 				SubscribedTopics: slices.Clone(m.subscribed),
+				SubscribedRegex:  m.regex,
 				Assignment:       m.assigned.list(names),
 				TargetAssignment: cg.target[m.id].list(names),
 			})

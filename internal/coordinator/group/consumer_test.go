@@ -293,7 +293,7 @@ func TestConsumerStaticMembership(t *testing.T) {
 func TestConsumerBadRequests(t *testing.T) {
 	f := newFixture(t, 0)
 	bad := "sticky"
-	regex := "a.*"
+	regex := "a(.*"
 	m := f.consumer("a", "a")
 	for _, tc := range []struct {
 		name string
@@ -308,7 +308,7 @@ func TestConsumerBadRequests(t *testing.T) {
 		}, ErrInvalidRequest},
 		{"join without subscription", func(r *ConsumerHeartbeatRequest) { r.SubscribedTopics = nil }, ErrInvalidRequest},
 		{"join without rebalance timeout", func(r *ConsumerHeartbeatRequest) { r.RebalanceTimeout = -1 }, ErrInvalidRequest},
-		{"regex", func(r *ConsumerHeartbeatRequest) { r.SubscribedRegex = &regex }, ErrInvalidRequest},
+		{"invalid regex", func(r *ConsumerHeartbeatRequest) { r.SubscribedRegex = &regex }, ErrInvalidRegularExpression},
 		{"epoch -3", func(r *ConsumerHeartbeatRequest) { r.MemberEpoch = -3 }, ErrInvalidRequest},
 		{"heartbeat before joining", func(r *ConsumerHeartbeatRequest) { r.MemberEpoch = 1 }, ErrUnknownMember},
 	} {

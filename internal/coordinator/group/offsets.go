@@ -170,7 +170,7 @@ func (g *group) subscribedTopics() map[string]bool {
 	}
 	if g.consumer != nil {
 		for _, m := range g.consumer.members {
-			for _, t := range m.subscribed {
+			for _, t := range m.topics {
 				out[t] = true
 			}
 		}
