@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +182,52 @@ func TestElectLeadersErrors(t *testing.T) {
 		if r.err == nil || r.err.Error() != tt.want {
 			t.Errorf("elect-leaders %v: error %v, want %q", tt.args, r.err, tt.want)
 		}
+	}
+}
+
+// topic describe marks under-replicated partitions and, where the cluster
+// reports them (DescribeTopicPartitions), shows eligible leader replicas.
+func TestTopicDescribeReplication(t *testing.T) {
+	c, addr := newKfake(t, 1)
+	mustRun(t, addr, "", "topic", "create", "d", "-p", "2")
+	fakeMetadata(t, c, addr, func(m *kmsg.MetadataResponse) {
+		for i := range m.Topics {
+			for j := range m.Topics[i].Partitions {
+				if p := &m.Topics[i].Partitions[j]; p.Partition == 1 {
+					p.Replicas, p.ISR = []int32{0, 1, 2}, []int32{0}
+				}
+			}
+		}
+	})
+	out := mustRun(t, addr, "", "topic", "describe", "d")
+	goldenIn(t, "kfake", "topic_describe_under_replicated.txt", out)
+
+	answer(c, kmsg.DescribeTopicPartitions, func(req kmsg.Request) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.DescribeTopicPartitionsResponse)
+		topic := "d"
+		resp.Topics = []kmsg.DescribeTopicPartitionsResponseTopic{{Topic: &topic, Partitions: []kmsg.DescribeTopicPartitionsResponseTopicPartition{
+			{Partition: 1, Replicas: []int32{0, 1, 2}, ISR: []int32{0}, EligibleLeaderReplicas: []int32{1}, LastKnownELR: []int32{2}}}}}
+		return resp
+	})
+	var desc []topicJSON
+	if err := json.Unmarshal([]byte(mustRun(t, addr, "", "topic", "describe", "d", "--json")), &desc); err != nil {
+		t.Fatal(err)
+	}
+	p := desc[0].Partitions
+	if !slices.Equal(desc[0].UnderReplicated, []int32{1}) || p[0].UnderReplicated || !p[1].UnderReplicated ||
+		!slices.Equal(p[1].ELR, []int32{1}) || !slices.Equal(p[1].LastKnownELR, []int32{2}) || p[0].ELR != nil {
+		t.Errorf("describe --json = %+v", desc[0])
+	}
+	answer(c, kmsg.DescribeTopicPartitions, func(req kmsg.Request) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.DescribeTopicPartitionsResponse)
+		topic := "d"
+		resp.Topics = []kmsg.DescribeTopicPartitionsResponseTopic{{Topic: &topic, Partitions: []kmsg.DescribeTopicPartitionsResponseTopicPartition{
+			{Partition: 1, EligibleLeaderReplicas: []int32{1}}}}}
+		return resp
+	})
+	out = mustRun(t, addr, "", "topic", "describe", "d")
+	if !strings.Contains(out, "PARTITION  LEADER  EPOCH  REPLICAS  ISR  ELR  LAST-KNOWN-ELR  LOG-START") ||
+		!strings.Contains(out, "1          0       0      0,1,2     0 *  1    -               0") {
+		t.Errorf("describe with ELR:\n%s", out)
 	}
 }
