@@ -128,9 +128,9 @@ func ClusterInfo(ctx context.Context, env *Env) error {
 	if info.FencedBrokers > 0 {
 		brokers += fmt.Sprintf(" (%d fenced)", info.FencedBrokers)
 	}
-	_, err = fmt.Fprintf(env.Stdout, "CLUSTER-ID   %s\nCONTROLLER   %d\nBROKERS      %s\nTOPICS       %d (%d internal)\nPARTITIONS   %d\n",
-		orDash(info.ClusterID), info.Controller, brokers, info.Topics, info.InternalTopics, info.Partitions)
-	return err
+	writeFields(env.Stdout, "CLUSTER-ID", orDash(info.ClusterID), "CONTROLLER", fmt.Sprint(info.Controller), "BROKERS", brokers,
+		"TOPICS", fmt.Sprintf("%d (%d internal)", info.Topics, info.InternalTopics), "PARTITIONS", fmt.Sprint(info.Partitions))
+	return nil
 }
 
 // ClusterBrokers prints one row per broker: online, or fenced (registered

@@ -232,25 +232,3 @@ func printHealth(w io.Writer, color bool, r healthReport) error {
 	}
 	return t.write(w, color)
 }
-
-// leaderCell shows a partition without a leader (-1) as "none".
-func leaderCell(l int32) any {
-	if l < 0 {
-		return "none"
-	}
-	return l
-}
-
-// writeFields prints key, value pairs as aligned lines, as the headers of
-// `cluster info` and `topic describe`.
-func writeFields(w io.Writer, kv ...string) {
-	width := 0
-	for i := 0; i < len(kv); i += 2 {
-		width = max(width, len(kv[i]))
-	}
-	var b strings.Builder
-	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(&b, "%-*s  %s\n", width, kv[i], kv[i+1])
-	}
-	io.WriteString(w, b.String())
-}
