@@ -128,7 +128,7 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 	var out []topicJSON
 	for _, name := range o.Topics {
 		d := details[name]
-		tj := topicJSON{Topic: name, Internal: d.IsInternal, ReplicationFactor: d.Partitions.NumReplicas(), Partitions: []partitionJSON{},
+		tj := topicJSON{Topic: name, Internal: d.IsInternal, Partitions: []partitionJSON{},
 			UnderReplicated: []int32{}, Configs: []configJSON{}}
 		if d.ID != (kadm.TopicID{}) {
 			tj.ID = topicIDString(d.ID)
@@ -150,6 +150,9 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 				tj.UnderReplicated = append(tj.UnderReplicated, p.Partition)
 			}
 			tj.Partitions = append(tj.Partitions, pj)
+			// The largest, not the first partition's (kadm's NumReplicas
+			// picks any): partitions under reassignment have more.
+			tj.ReplicationFactor = max(tj.ReplicationFactor, len(p.Replicas))
 		}
 		if rc, err := configs.On(name, nil); err == nil && rc.Err == nil {
 			for _, c := range rc.Configs {
