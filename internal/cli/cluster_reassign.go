@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -155,7 +156,8 @@ func reassignGenerate(ctx context.Context, env *Env, adm *kadm.Client, o Reassig
 	moved, total, leaders := movedReplicas(cur, next)
 	fmt.Fprintf(env.Stderr, "strata: the plan moves %d of %d replicas and changes %d preferred leaders; the current assignment, to roll back:\n%s",
 		moved, total, leaders, encodePlan(cur.plan()))
-	return writeJSON(env.Stdout, next.plan())
+	_, err = io.WriteString(env.Stdout, encodePlan(next.plan()))
+	return err
 }
 
 func reassignExecute(ctx context.Context, env *Env, adm *kadm.Client, cl *kgo.Client, plan reassignPlan) error {

@@ -78,12 +78,20 @@ func readPlan(r io.Reader) (reassignPlan, error) {
 	return p, nil
 }
 
-// encodePlan is the plan as one line of JSON, as Kafka's tool prints it.
+// encodePlan is the plan as JSON with one partition a line: readable,
+// and short enough to diff.
 func encodePlan(p reassignPlan) string {
 	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(p)
+	fmt.Fprintf(&b, "{\"version\":%d,\"partitions\":[", p.Version)
+	for i, pp := range p.Partitions {
+		line, _ := json.Marshal(pp)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n  ")
+		b.Write(line)
+	}
+	b.WriteString("\n]}\n")
 	return b.String()
 }
 
