@@ -39,6 +39,7 @@ that have no leader, losing the records it lacks.`,
 	f.StringVar(&o.Topic, "topic", "", "the topic whose partitions to elect")
 	f.Int32SliceVar(&o.Partitions, "partition", nil, "a partition of --topic (repeatable; default all)")
 	f.BoolVar(&o.All, "all", false, "every partition of the cluster")
+	_ = cmd.RegisterFlagCompletionFunc("topic", completeTopicFlag(env))
 	addJSONFlag(cmd, env)
 	return cmd
 }

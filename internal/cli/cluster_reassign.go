@@ -54,6 +54,7 @@ plan's and all are in sync; exit status 2 while any is not done.
 	f.StringSliceVar(&o.Topics, "topics", nil, "topics to move (--generate)")
 	f.Int32SliceVar(&o.Brokers, "broker-ids", nil, "ids of the brokers to move them onto (--generate)")
 	f.StringVar(&o.Plan, "plan", "", "reassignment JSON file, - for stdin")
+	_ = cmd.RegisterFlagCompletionFunc("topics", completeTopicFlag(env))
 	addJSONFlag(cmd, env)
 	return cmd
 }
