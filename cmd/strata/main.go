@@ -24,7 +24,7 @@ func main() {
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", oneLine(err))
-		os.Exit(1)
+		os.Exit(cli.ExitCode(err)) // 1, or 2 from `cluster health` and `cluster reassign --verify`
 	}
 }
 

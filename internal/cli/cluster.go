@@ -9,13 +9,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func clusterCommand(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Show the cluster id, controller, brokers and the metadata quorum",
+		Short: "Cluster id, brokers, quorum and health; leader elections and replica reassignment",
 	}
 	info := &cobra.Command{
 		Use:   "info",
@@ -35,7 +36,8 @@ func clusterCommand(env *Env) *cobra.Command {
 		},
 	}
 	addJSONFlag(brokers, env)
-	cmd.AddCommand(info, brokers, clusterQuorumCommand(env))
+	cmd.AddCommand(info, brokers, clusterQuorumCommand(env), clusterHealthCommand(env),
+		clusterElectCommand(env), clusterReassignCommand(env))
 	return cmd
 }
 
@@ -57,6 +59,11 @@ func loadCluster(ctx context.Context, env *Env) (clusterView, error) {
 	defer cl.Close()
 	ctx, cancel := env.opCtx(ctx)
 	defer cancel()
+	return loadClusterWith(ctx, env, adm, cl)
+}
+
+// loadClusterWith is loadCluster on a client the caller goes on using.
+func loadClusterWith(ctx context.Context, env *Env, adm *kadm.Client, cl *kgo.Client) (clusterView, error) {
 	md, err := adm.Metadata(ctx)
 	if err != nil {
 		return clusterView{}, env.wrap("load cluster metadata", err)
@@ -121,9 +128,9 @@ func ClusterInfo(ctx context.Context, env *Env) error {
 	if info.FencedBrokers > 0 {
 		brokers += fmt.Sprintf(" (%d fenced)", info.FencedBrokers)
 	}
-	_, err = fmt.Fprintf(env.Stdout, "CLUSTER-ID   %s\nCONTROLLER   %d\nBROKERS      %s\nTOPICS       %d (%d internal)\nPARTITIONS   %d\n",
-		orDash(info.ClusterID), info.Controller, brokers, info.Topics, info.InternalTopics, info.Partitions)
-	return err
+	writeFields(env.Stdout, "CLUSTER-ID", orDash(info.ClusterID), "CONTROLLER", fmt.Sprint(info.Controller), "BROKERS", brokers,
+		"TOPICS", fmt.Sprintf("%d (%d internal)", info.Topics, info.InternalTopics), "PARTITIONS", fmt.Sprint(info.Partitions))
+	return nil
 }
 
 // ClusterBrokers prints one row per broker: online, or fenced (registered

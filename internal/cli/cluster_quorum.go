@@ -84,6 +84,7 @@ func ClusterQuorum(ctx context.Context, env *Env) error {
 	if p.LeaderID < 0 {
 		leader = "none (election in progress or no majority)"
 	}
-	fmt.Fprintf(env.Stdout, "LEADER          %s\nLEADER-EPOCH    %d\nHIGH-WATERMARK  %d\n\n", leader, p.LeaderEpoch, p.HighWatermark)
+	writeFields(env.Stdout, "LEADER", leader, "LEADER-EPOCH", fmt.Sprint(p.LeaderEpoch), "HIGH-WATERMARK", fmt.Sprint(p.HighWatermark))
+	fmt.Fprintln(env.Stdout)
 	return t.write(env.Stdout, env.Color)
 }

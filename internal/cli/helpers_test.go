@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
@@ -105,4 +107,13 @@ func goldenIn(t *testing.T, dir, name, got string) {
 	if got != string(want) {
 		t.Errorf("%s differs from golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
+}
+
+// withoutKeys is the newest versions franz-go knows, less keys.
+func withoutKeys(keys ...kmsg.Key) *kversion.Versions {
+	v := kversion.Stable()
+	for _, k := range keys {
+		v.SetMaxKeyVersion(int16(k), -1)
+	}
+	return v
 }

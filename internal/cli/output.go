@@ -163,3 +163,25 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// leaderCell shows a partition without a leader (-1) as "none".
+func leaderCell(l int32) any {
+	if l < 0 {
+		return "none"
+	}
+	return l
+}
+
+// writeFields prints key, value pairs as aligned lines, as the headers of
+// `cluster info` and `topic describe`.
+func writeFields(w io.Writer, kv ...string) {
+	width := 0
+	for i := 0; i < len(kv); i += 2 {
+		width = max(width, len(kv[i]))
+	}
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, "%-*s  %s\n", width, kv[i], kv[i+1])
+	}
+	io.WriteString(w, b.String())
+}

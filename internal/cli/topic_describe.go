@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -47,6 +49,10 @@ type partitionJSON struct {
 	HighWatermark int64   `json:"high_watermark"`
 	SizeBytes     int64   `json:"size_bytes"`
 	Error         string  `json:"error,omitempty"`
+
+	UnderReplicated bool    `json:"under_replicated"`         // fewer in-sync replicas than replicas
+	ELR             []int32 `json:"elr,omitempty"`            // eligible leader replicas (KIP-966), where reported
+	LastKnownELR    []int32 `json:"last_known_elr,omitempty"` // where reported
 }
 
 type configJSON struct {
@@ -63,6 +69,7 @@ type topicJSON struct {
 	Internal          bool            `json:"internal"`
 	ReplicationFactor int             `json:"replication_factor"`
 	Partitions        []partitionJSON `json:"partitions"`
+	UnderReplicated   []int32         `json:"under_replicated"` // partitions
 	Configs           []configJSON    `json:"configs"`
 }
 
@@ -115,35 +122,21 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 	if err != nil {
 		return env.wrap("describe topic configs", err)
 	}
-	// Sizes are best effort: not every cluster answers DescribeLogDirs.
-	sizes := map[string]map[int32]int64{}
-	dirs, err := adm.DescribeAllLogDirs(ctx, details.TopicsSet())
-	if dirs != nil { // partial when a broker is down
-		dirs.Each(func(d kadm.DescribedLogDir) {
-			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
-				if sizes[p.Topic] == nil {
-					sizes[p.Topic] = map[int32]int64{}
-				}
-				// With replicas on several brokers, show the leader's
-				// (largest) copy.
-				sizes[p.Topic][p.Partition] = max(sizes[p.Topic][p.Partition], p.Size)
-			})
-		})
-	}
-	if err != nil && env.Verbose {
-		fmt.Fprintf(env.Stderr, "strata: sizes unavailable: %v\n", describeErr(err))
-	}
+	sizes := loadSizes(ctx, env, adm, details)
+	elrs := loadELR(ctx, env, cl, o.Topics)
 
 	var out []topicJSON
 	for _, name := range o.Topics {
 		d := details[name]
-		tj := topicJSON{Topic: name, Internal: d.IsInternal, ReplicationFactor: d.Partitions.NumReplicas(), Partitions: []partitionJSON{}, Configs: []configJSON{}}
+		tj := topicJSON{Topic: name, Internal: d.IsInternal, Partitions: []partitionJSON{},
+			UnderReplicated: []int32{}, Configs: []configJSON{}}
 		if d.ID != (kadm.TopicID{}) {
 			tj.ID = topicIDString(d.ID)
 		}
 		for _, p := range d.Partitions.Sorted() {
 			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
-				Replicas: p.Replicas, ISR: p.ISR, LogStart: -1, HighWatermark: -1, SizeBytes: -1, Error: errString(p.Err)}
+				Replicas: orEmpty(p.Replicas), ISR: orEmpty(p.ISR), LogStart: -1, HighWatermark: -1, SizeBytes: -1, Error: errString(p.Err),
+				UnderReplicated: len(p.ISR) < len(p.Replicas), ELR: elrs[name][p.Partition].ELR, LastKnownELR: elrs[name][p.Partition].LastKnown}
 			if s, ok := starts.Lookup(name, p.Partition); ok && s.Err == nil {
 				pj.LogStart = s.Offset
 			}
@@ -153,13 +146,13 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 			if sz, ok := sizes[name][p.Partition]; ok {
 				pj.SizeBytes = sz
 			}
-			if pj.Replicas == nil {
-				pj.Replicas = []int32{}
-			}
-			if pj.ISR == nil {
-				pj.ISR = []int32{}
+			if pj.UnderReplicated {
+				tj.UnderReplicated = append(tj.UnderReplicated, p.Partition)
 			}
 			tj.Partitions = append(tj.Partitions, pj)
+			// The largest, not the first partition's (kadm's NumReplicas
+			// picks any): partitions under reassignment have more.
+			tj.ReplicationFactor = max(tj.ReplicationFactor, len(p.Replicas))
 		}
 		if rc, err := configs.On(name, nil); err == nil && rc.Err == nil {
 			for _, c := range rc.Configs {
@@ -186,6 +179,28 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 	return nil
 }
 
+// loadSizes is each partition's size on disk, best effort: not every
+// cluster answers DescribeLogDirs, and a broker that is down does not.
+// With replicas on several brokers it is the largest copy (the leader's).
+func loadSizes(ctx context.Context, env *Env, adm *kadm.Client, details kadm.TopicDetails) map[string]map[int32]int64 {
+	sizes := map[string]map[int32]int64{}
+	dirs, err := adm.DescribeAllLogDirs(ctx, details.TopicsSet())
+	if dirs != nil { // partial when a broker is down
+		dirs.Each(func(d kadm.DescribedLogDir) {
+			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+				if sizes[p.Topic] == nil {
+					sizes[p.Topic] = map[int32]int64{}
+				}
+				sizes[p.Topic][p.Partition] = max(sizes[p.Topic][p.Partition], p.Size)
+			})
+		})
+	}
+	if err != nil && env.Verbose {
+		fmt.Fprintf(env.Stderr, "strata: sizes unavailable: %v\n", describeErr(err))
+	}
+	return sizes
+}
+
 func isDefaultSource(s kmsg.ConfigSource) bool {
 	return s == kmsg.ConfigSourceDefaultConfig || s == kmsg.ConfigSourceStaticBrokerConfig || s == kmsg.ConfigSourceUnknown
 }
@@ -195,15 +210,34 @@ func printTopic(w io.Writer, color bool, tj topicJSON) error {
 	if id == "" {
 		id = "-"
 	}
-	fmt.Fprintf(w, "TOPIC        %s\nID           %s\nPARTITIONS   %d\nREPLICAS     %d\nINTERNAL     %v\n\n",
-		tj.Topic, id, len(tj.Partitions), tj.ReplicationFactor, tj.Internal)
-	t := newTable("PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK", "SIZE")
+	under := "none"
+	if n := len(tj.UnderReplicated); n > 0 {
+		under = fmt.Sprintf("%d of %d partitions (%s), ISR marked *", n, len(tj.Partitions), cellString(tj.UnderReplicated))
+	}
+	writeFields(w, "TOPIC", tj.Topic, "ID", id, "PARTITIONS", strconv.Itoa(len(tj.Partitions)),
+		"REPLICAS", strconv.Itoa(tj.ReplicationFactor), "INTERNAL", strconv.FormatBool(tj.Internal), "UNDER-REPLICATED", under)
+	fmt.Fprintln(w)
+	// ELR columns (KIP-966) only where the cluster reports eligible
+	// leader replicas.
+	withELR := slices.ContainsFunc(tj.Partitions, func(p partitionJSON) bool { return len(p.ELR)+len(p.LastKnownELR) > 0 })
+	header := []string{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK", "SIZE"}
+	if withELR {
+		header = slices.Insert(header, 5, "ELR", "LAST-KNOWN-ELR")
+	}
+	t := newTable(header...)
 	for _, p := range tj.Partitions {
-		s := plain
-		if p.Error != "" || len(p.ISR) < len(p.Replicas) {
+		s, isr := plain, cellString(p.ISR)
+		if p.UnderReplicated {
+			s, isr = red, isr+" *"
+		}
+		if p.Error != "" {
 			s = red
 		}
-		t.styledRow(s, p.Partition, p.Leader, p.LeaderEpoch, p.Replicas, p.ISR, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes))
+		cells := []any{p.Partition, leaderCell(p.Leader), p.LeaderEpoch, p.Replicas, isr, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes)}
+		if withELR {
+			cells = slices.Insert(cells, 5, any(p.ELR), any(p.LastKnownELR))
+		}
+		t.styledRow(s, cells...)
 	}
 	if err := t.write(w, color); err != nil {
 		return err
