@@ -49,6 +49,7 @@ func (b *Broker) handleDescribeLogDirs(_ context.Context, r *request) {
 		t.Partitions = append(t.Partitions, kmsg.DescribeLogDirsResponseDirTopicPartition{
 			Partition: p.Index,
 			Size:      p.Size(),
+			OffsetLag: p.OffsetLag(),
 		})
 	}
 	names := make([]string, 0, len(byTopic))

@@ -34,7 +34,7 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 
 	if all {
 		for _, name := range img.SortedTopicNames() {
-			resp.Topics = append(resp.Topics, topicMetadata(img.Topics[name]))
+			resp.Topics = append(resp.Topics, topicMetadata(img, img.Topics[name]))
 		}
 	} else {
 		for _, rt := range req.Topics {
@@ -73,7 +73,7 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 					continue
 				}
 			}
-			resp.Topics = append(resp.Topics, topicMetadata(t))
+			resp.Topics = append(resp.Topics, topicMetadata(img, t))
 		}
 	}
 	r.respond(resp)
@@ -91,7 +91,9 @@ func brokerList(img *metadata.Image) []kmsg.MetadataResponseBroker {
 	return out
 }
 
-func topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
+// topicMetadata describes a topic's partitions. A replica whose broker is
+// fenced or gone is offline, as KRaft's metadata cache reports it.
+func topicMetadata(img *metadata.Image, t *metadata.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -106,6 +108,11 @@ func topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
 		mp.OfflineReplicas = []int32{}
+		for _, r := range p.Replicas {
+			if b := img.Brokers[r]; b == nil || b.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
 		if p.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}

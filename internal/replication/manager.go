@@ -507,7 +507,7 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 		case <-flush.C:
 			each("flush", func(p *Partition) error { return p.log.MaybeFlush() })
 		case <-retention.C:
-			each("retention", func(p *Partition) error { return p.log.EnforceRetention() })
+			each("retention", func(p *Partition) error { return p.log.EnforceRetention(p.HighWatermark()) })
 		case <-isr.C:
 			each("isr", func(p *Partition) error { p.maybeShrinkISR(); return nil })
 		case <-hw.C:

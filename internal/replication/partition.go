@@ -39,6 +39,7 @@ type Partition struct {
 
 	cfg         atomic.Pointer[config.Topic]
 	hw          atomic.Int64
+	leaderHW    atomic.Int64 // a follower's last word from the leader on its high watermark
 	leaderEpoch atomic.Int32
 	leader      atomic.Bool
 
@@ -127,6 +128,16 @@ func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
 
 // Size is the size of the log on disk in bytes.
 func (p *Partition) Size() int64 { return p.log.Size() }
+
+// OffsetLag is how far this replica's log end is behind the leader's high
+// watermark, as the follower last heard it (0 on the leader): what
+// DescribeLogDirs reports per replica.
+func (p *Partition) OffsetLag() int64 {
+	if p.leader.Load() {
+		return 0
+	}
+	return max(0, p.leaderHW.Load()-p.log.LogEndOffset())
+}
 
 // ISR returns the in-sync replicas as this replica knows them (the
 // committed ISR, from metadata or the controller's answer).
@@ -615,6 +626,7 @@ func (p *Partition) appendAsFollower(batches []byte, leaderHW int64) error {
 			}
 		}
 	}
+	p.leaderHW.Store(leaderHW)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	hw := min(leaderHW, p.log.LogEndOffset())

@@ -48,6 +48,7 @@ type Server struct {
 	life     *lifecycle
 	// single is set for a node that is its own quorum.
 	single bool
+	voters int // controller.quorum.voters
 	roles  roles
 	// creatingOffsets is set while __consumer_offsets is being created.
 	creatingOffsets atomic.Bool
@@ -61,6 +62,10 @@ type Server struct {
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// stopLife stops the lifecycle (registration, heartbeats) and waits
+	// for it; lifeDone is closed when it has stopped.
+	stopLife func()
+	lifeDone chan struct{}
 	serveErr chan error
 }
 
@@ -90,6 +95,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}
 	single := strings.TrimSpace(cfg.String("controller.quorum.voters")) == ""
 	s.single = single
+	s.voters = len(voters)
 	dir := cfg.DataDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -194,7 +200,17 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(5)
+	lifeCtx, lifeCancel := context.WithCancel(ctx)
+	s.stopLife = func() {
+		lifeCancel()
+		<-s.lifeDone
+	}
+	s.lifeDone = make(chan struct{})
+	go func() {
+		defer close(s.lifeDone)
+		lc.run(lifeCtx)
+	}()
+	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
 		s.groups.Run(ctx, groupTick)
@@ -206,10 +222,6 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	go func() {
 		defer s.wg.Done()
 		s.parts.RunMaintenance(ctx, time.Duration(cfg.Int64("log.retention.check.interval.ms"))*time.Millisecond)
-	}()
-	go func() {
-		defer s.wg.Done()
-		lc.run(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -310,10 +322,31 @@ func (s *Server) ensureOffsetsTopicNow() {
 		return
 	}
 	req := offsetsTopic(s.groups.NumPartitions(), s.cfg.String("offsets.topic.segment.bytes"))
+	req.ReplicationFactor = s.internalReplicationFactor("offsets.topic.replication.factor")
 	res := s.cc.CreateTopics([]controller.CreateTopic{req}, false)
 	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
 		s.log.Warn("create "+broker.OffsetsTopic, "err", err)
 	}
+}
+
+// internalReplicationFactor is the replication factor of an internal topic:
+// the broker setting key (default 3), or the number of brokers the cluster
+// is configured with when that is fewer, so a single node needs no
+// config. The cluster's size is the number of brokers ever registered, or
+// the number of voters when this node is a combined broker and
+// controller; brokers that have not registered yet make the creation fail
+// (INVALID_REPLICATION_FACTOR, retried at the next FindCoordinator) rather
+// than leave the topic with fewer replicas for good, as Kafka does.
+func (s *Server) internalReplicationFactor(key string) int16 {
+	want := int16(s.cfg.Int64(key))
+	if s.single {
+		return 1
+	}
+	size := len(s.ctrl.Image().Brokers)
+	if s.roles.broker && s.roles.controller {
+		size = max(size, s.voters)
+	}
+	return min(want, int16(max(size, 1)))
 }
 
 // Addr is the bound listener address.
@@ -323,6 +356,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // then flushes and closes every log.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
+	// No heartbeat may unfence this broker once it has asked to stop.
+	s.stopLife()
+	if e := s.life.epoch.Load(); e >= 0 && !s.single {
+		s.controlledShutdown(e)
+	}
 	s.broker.Stop()
 	// Waiting joins and syncs are in-flight requests: answer them
 	// (NOT_COORDINATOR) so the network can drain.
@@ -330,18 +368,40 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
-	if e := s.life.epoch.Load(); e >= 0 && !s.single {
-		// Controlled shutdown: in a cluster, let the active controller
-		// move this broker's partitions now (a single node keeps them).
-		if err := s.cc.shutdown(e); err != nil {
-			s.log.Warn("controlled shutdown", "err", err)
-		}
-	}
 	err := errors.Join(netErr, s.closeStorage(s.life.epoch.Load()))
 	if err == nil {
 		s.log.Info("shut down cleanly")
 	}
 	return err
+}
+
+// controlledShutdown asks the active controller to move this broker's
+// leaderships to other in-sync replicas (Kafka's controlled shutdown)
+// while it still serves, and waits until its own partitions follow: a
+// produce waiting for acks=all here is answered NOT_LEADER_OR_FOLLOWER
+// and retried at the new leader, and clients see no offline window. A
+// single node keeps its partitions.
+func (s *Server) controlledShutdown(epoch int64) {
+	if err := s.cc.shutdown(epoch); err != nil {
+		s.log.Warn("controlled shutdown", "err", err)
+		return
+	}
+	node := s.cfg.NodeID()
+	leadsNothing := func(img *metadata.Image) bool {
+		for _, t := range img.Topics {
+			for _, p := range t.Partitions {
+				if p.Leader == node {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !s.ctrl.WaitFor(leadsNothing, forwardTimeout) {
+		s.log.Warn("controlled shutdown: leadership did not move in time", "timeout", forwardTimeout)
+		return
+	}
+	s.parts.WaitApplied(s.ctrl.Image().Offset, forwardTimeout)
 }
 
 // closeStorage closes the logs, the quorum and the data dir. If every

@@ -132,7 +132,7 @@ func (r *ReadResult) Release() {
 //   SaveHighWatermark(hw int64) error   (follower.go)
 //   HighWatermarkCheckpoint() int64   (follower.go)
 //   DeleteRecordsBefore(offset int64) (newStart int64, err error)
-//   EnforceRetention() error
+//   EnforceRetention(upTo int64) error
 //   MaybeFlush() error
 //   Flush() error
 //   SetConfig(cfg Config)

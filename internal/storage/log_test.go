@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -421,13 +422,36 @@ func TestDeleteRecordsBefore(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
+	t.Run("not above the high watermark", func(t *testing.T) {
+		cfg := testConfig()
+		tl := openTestLog(t, cfg)
+		tl.appendMany(200, 100)
+		cfg.RetentionBytes = 0
+		tl.SetConfig(cfg)
+		tl.mu.RLock()
+		second := tl.segs[1].base
+		tl.mu.RUnlock()
+		// Only the first segment lies wholly below the high watermark.
+		if err := tl.EnforceRetention(second); err != nil {
+			t.Fatal(err)
+		}
+		if tl.LogStartOffset() != second {
+			t.Fatalf("log start %d, want %d: retention went past (or stopped short of) the high watermark", tl.LogStartOffset(), second)
+		}
+		if err := tl.EnforceRetention(second + 1); err != nil {
+			t.Fatal(err)
+		}
+		if tl.LogStartOffset() != second {
+			t.Fatalf("log start %d: a segment ending above the high watermark was deleted", tl.LogStartOffset())
+		}
+	})
 	t.Run("bytes", func(t *testing.T) {
 		cfg := testConfig()
 		tl := openTestLog(t, cfg)
 		tl.appendMany(200, 100)
 		cfg.RetentionBytes = 3 * cfg.SegmentBytes
 		tl.SetConfig(cfg)
-		if err := tl.EnforceRetention(); err != nil {
+		if err := tl.EnforceRetention(math.MaxInt64); err != nil {
 			t.Fatal(err)
 		}
 		size := tl.Size()
@@ -465,7 +489,7 @@ func TestRetention(t *testing.T) {
 		for i := range 30 {
 			tl.mustAppend(makeBatch(t, batchSpec{size: 200, ts: now + int64(i)}))
 		}
-		if err := tl.EnforceRetention(); err != nil {
+		if err := tl.EnforceRetention(math.MaxInt64); err != nil {
 			t.Fatal(err)
 		}
 		if s := tl.LogStartOffset(); s != oldEnd {
@@ -473,7 +497,7 @@ func TestRetention(t *testing.T) {
 		}
 		// Later, everything expires; a new empty active segment remains.
 		tl.clock.Advance(time.Hour)
-		if err := tl.EnforceRetention(); err != nil {
+		if err := tl.EnforceRetention(math.MaxInt64); err != nil {
 			t.Fatal(err)
 		}
 		leo := tl.LogEndOffset()

@@ -15,8 +15,11 @@ import (
 // entirely below the log start offset. The active segment counts like the
 // others except when it is empty; deleting every segment first rolls a new
 // empty one. The log start offset moves up to the first remaining segment.
-// It also forgets expired idle producers.
-func (l *Log) EnforceRetention() error {
+// It also forgets expired idle producers. A segment is deleted only when
+// all of it lies below upTo, the partition's high watermark: retention
+// never removes records that are not yet replicated (or visible), as
+// Kafka's.
+func (l *Log) EnforceRetention(upTo int64) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
@@ -43,6 +46,13 @@ func (l *Log) EnforceRetention() error {
 		bySize := cfg.RetentionBytes >= 0 && excess-size >= 0
 		byStart := !last && l.segs[n+1].base <= l.logStart
 		if !byTime && !bySize && !byStart {
+			break
+		}
+		end := l.leo.Load()
+		if !last {
+			end = l.segs[n+1].base
+		}
+		if end > upTo {
 			break
 		}
 		excess -= size

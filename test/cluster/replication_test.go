@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -144,6 +145,73 @@ func checkAllPresent(t *testing.T, c *testCluster, topic string, partitions int3
 	}
 }
 
+// loadGen produces unique values round-robin to topic with acks=all and
+// idempotence until stopped, recording what was acknowledged.
+type loadGen struct {
+	acked *ackedLog
+	prod  *kgo.Client
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startLoad(ctx context.Context, c *testCluster, topic string) *loadGen {
+	g := &loadGen{acked: &ackedLog{acked: map[int32]map[string]int64{}}, stop: make(chan struct{}),
+		prod: c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0))}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-g.stop:
+				return
+			default:
+			}
+			g.prod.Produce(ctx, &kgo.Record{Value: []byte("v" + strconv.Itoa(i))}, g.acked.add)
+			if i%200 == 199 {
+				g.prod.Flush(ctx)
+			}
+		}
+	}()
+	return g
+}
+
+// count is how many records were acknowledged so far.
+func (g *loadGen) count() int {
+	g.acked.mu.Lock()
+	defer g.acked.mu.Unlock()
+	n := 0
+	for _, m := range g.acked.acked {
+		n += len(m)
+	}
+	return n
+}
+
+// progress waits until n more records were acknowledged.
+func (g *loadGen) progress(t *testing.T, n int, what string) {
+	t.Helper()
+	before := g.count()
+	waitFor(t, what, 60*time.Second, func() bool { return g.count() >= before+n })
+}
+
+func (g *loadGen) finish(ctx context.Context) {
+	close(g.stop)
+	g.wg.Wait()
+	g.prod.Flush(ctx)
+}
+
+// createReplicated creates topic with rf=3 and min.insync.replicas=2 on a
+// three-broker cluster and waits for every ISR to be full.
+func createReplicated(ctx context.Context, t *testing.T, c *testCluster, topic string, parts int32) {
+	t.Helper()
+	c.waitBrokers(ctx, 3)
+	res, err := c.admin().CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+	if err != nil || res.Err != nil {
+		t.Fatalf("create rf=3: %v %v", err, res.Err)
+	}
+	c.waitFullISR(topic, parts, 30*time.Second)
+}
+
 // TestReplicationKillLeader: rf=3, acks=all idempotent producers keep
 // writing while the leader of each partition is killed with SIGKILL in
 // turn and restarted; every acknowledged record is read back once, in
@@ -152,63 +220,53 @@ func TestReplicationKillLeader(t *testing.T) {
 	c := newCluster(t, 3)
 	ctx := ctxT(t, 3*time.Minute)
 	const topic, parts = "replicated", 3
-	c.waitBrokers(ctx, 3)
-	res, err := c.admin().CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
-	if err != nil || res.Err != nil {
-		t.Fatalf("create rf=3: %v %v", err, res.Err)
-	}
-	c.waitFullISR(topic, parts, 30*time.Second)
-
-	acked := &ackedLog{acked: map[int32]map[string]int64{}}
-	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(0))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			r := &kgo.Record{Value: []byte("v" + strconv.Itoa(i))}
-			prod.Produce(ctx, r, acked.add)
-			if i%200 == 199 {
-				prod.Flush(ctx)
-			}
-		}
-	}()
-	count := func() int {
-		acked.mu.Lock()
-		defer acked.mu.Unlock()
-		n := 0
-		for _, m := range acked.acked {
-			n += len(m)
-		}
-		return n
-	}
-	for round := range 3 {
-		before := count()
-		waitFor(t, "progress before the kill", 60*time.Second, func() bool { return count() >= before+500 })
-		leader, _, _ := c.partitionState(topic, int32(round))
+	createReplicated(ctx, t, c, topic, parts)
+	load := startLoad(ctx, c, topic)
+	for round := range int32(parts) {
+		load.progress(t, 500, "progress before the kill")
+		leader, _, _ := c.partitionState(topic, round)
 		if leader < 1 {
 			t.Fatalf("round %d: partition %d has no leader", round, round)
 		}
 		victim := c.node(leader)
-		t.Logf("round %d: killing node %d, the leader of partition %d, at %d acknowledged", round, leader, round, count())
+		t.Logf("round %d: killing node %d, the leader of partition %d, at %d acknowledged", round, leader, round, load.count())
 		victim.kill()
-		before = count()
-		waitFor(t, "progress without the killed leader", 60*time.Second, func() bool { return count() >= before+500 })
+		load.progress(t, 500, "progress without the killed leader")
 		victim.start()
 		c.waitFullISR(topic, parts, 60*time.Second)
 	}
-	close(stop)
-	wg.Wait()
-	prod.Flush(ctx)
-	t.Logf("%d records acknowledged, %d produce errors", count(), acked.fails)
-	checkAllPresent(t, c, topic, parts, acked)
+	load.finish(ctx)
+	t.Logf("%d records acknowledged, %d produce errors", load.count(), load.acked.fails)
+	checkAllPresent(t, c, topic, parts, load.acked)
+}
+
+// TestReplicationCleanStop: stopping a leader's broker cleanly (SIGTERM)
+// moves its leaderships first (controlled shutdown), so acks=all
+// producers see no error at all; it rejoins the ISR when it restarts.
+func TestReplicationCleanStop(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 3*time.Minute)
+	const topic, parts = "clean-stop", 3
+	createReplicated(ctx, t, c, topic, parts)
+	load := startLoad(ctx, c, topic)
+	load.progress(t, 500, "progress before the stop")
+	leader, _, _ := c.partitionState(topic, 0)
+	c.node(leader).stop()
+	if tail := c.node(leader).tail(); strings.Contains(tail, "controlled shutdown") {
+		t.Fatalf("node %d's controlled shutdown did not complete:\n%s", leader, tail)
+	}
+	if now, _, _ := c.partitionState(topic, 0); now == leader {
+		t.Fatalf("partition 0 still led by stopped node %d", leader)
+	}
+	load.progress(t, 500, "progress without the stopped broker")
+	c.node(leader).start()
+	c.waitFullISR(topic, parts, 60*time.Second)
+	load.progress(t, 500, "progress after the restart")
+	load.finish(ctx)
+	if load.acked.fails != 0 {
+		t.Errorf("%d produce errors across a clean stop", load.acked.fails)
+	}
+	checkAllPresent(t, c, topic, parts, load.acked)
 }
 
 // TestReplicationPausedFollower: a follower that stops fetching (SIGSTOP)
