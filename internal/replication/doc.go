@@ -1,12 +1,13 @@
-// Package replication owns the partitions a broker hosts: it opens and closes
-// their logs as the metadata image assigns and removes them, and keeps each
-// partition's high watermark, leader epoch and the wake-ups that long-polling
-// fetches wait on.
+// Package replication owns the replicas a broker hosts, in Kafka's model:
+// the Manager applies metadata images on its own goroutine (opening,
+// leading, following and deleting replicas), and each Partition owns the
+// partition rules: validation of produced batches, reads up to the high
+// watermark (consumers) or the log end (followers), the leader's view of
+// its followers, the ISR changes it asks the controller for, and the high
+// watermark. Followers replicate through fetchers, one per leader broker,
+// that long-poll the leader with the Fetch API and truncate where the
+// leader says their log diverges.
 //
-// In this version every partition has one replica, so the high watermark
-// follows the log end offset, or the durable offset when the broker fsyncs
-// before acknowledging. Follower fetching, the ISR and acks=all waiting on
-// followers belong here when replication arrives.
-//
-// It imports internal/storage, internal/metadata and internal/config.
+// It imports internal/storage, internal/metadata, internal/config,
+// internal/record and internal/kclient.
 package replication
