@@ -60,8 +60,8 @@ type Server struct {
 	net        *network.Server
 	ln         net.Listener
 
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 	// stopLife stops the lifecycle (registration, heartbeats) and waits
 	// for it; lifeDone is closed when it has stopped.
 	stopLife func()
