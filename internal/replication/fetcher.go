@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,10 @@ import (
 
 	"github.com/stratalog/strata/internal/kclient"
 )
+
+// errLeaderMoved marks a fetch answer that only says the two brokers'
+// metadata differ for a moment.
+var errLeaderMoved = errors.New("leader and follower disagree on leadership")
 
 // ReplicaClientID is the client id of a follower's fetches.
 const ReplicaClientID = "strata-replica-fetcher"
@@ -238,7 +243,13 @@ func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]fetc
 				continue
 			}
 			if err := fp.apply(rp); err != nil {
-				f.log.Warn("replicating partition; backing off", "partition", tp.DirName(), "err", err)
+				level := slog.LevelWarn
+				if errors.Is(err, errLeaderMoved) {
+					// The leader has not applied the same metadata yet,
+					// or leadership moved on: the next image tells.
+					level = slog.LevelDebug
+				}
+				f.log.Log(context.Background(), level, "replicating partition; backing off", "partition", tp.DirName(), "err", err)
 				f.mu.Lock()
 				if _, ok := f.parts[tp]; ok {
 					f.delay[tp] = time.Now().Add(f.cfg.Backoff)
@@ -269,9 +280,11 @@ func (fp fetching) apply(rp *kmsg.FetchResponseTopicPartition) error {
 			return p.truncateTo(rp.HighWatermark)
 		}
 		return fmt.Errorf("fetch offset %d out of range at the leader (log start %d)", offset, rp.LogStartOffset)
+	case kerr.NotLeaderForPartition, kerr.FencedLeaderEpoch, kerr.UnknownLeaderEpoch, kerr.UnknownTopicOrPartition, kerr.UnknownTopicID:
+		// The leader has not caught up with the metadata this follower
+		// has, or leadership moved: the metadata image will tell.
+		return fmt.Errorf("%w: %w", errLeaderMoved, err)
 	default:
-		// Not the leader any more, an epoch the leader does not know yet,
-		// an unknown topic: the metadata image will tell us what changed.
 		return fmt.Errorf("leader answered %w", err)
 	}
 	if de := rp.DivergingEpoch; de.Epoch >= 0 || de.EndOffset >= 0 {

@@ -54,8 +54,10 @@ type Partition struct {
 	// leadership change: their log end offsets are unknown (-1) until they
 	// fetch in the new epoch.
 	followers map[int32]*follower
-	// pending is the ISR of an AlterPartition in flight, nil when none.
+	// pending is the ISR of an AlterPartition in flight, nil when none;
+	// after a refusal no new change is asked before retryAt.
 	pending []int32
+	retryAt time.Time
 	// epochStart is the log end offset when this replica became leader in
 	// the current epoch: a follower joins the ISR only once it has reached
 	// it (Kafka's rule, so a new ISR member has everything of this epoch).
@@ -499,7 +501,7 @@ func (p *Partition) followerFetched(id int32, offset int64) {
 	f.prevLeaderLEO, f.prevFetch = leo, now
 	f.leo, f.lastFetch = offset, now
 	p.maybeAdvanceLocked()
-	if !slices.Contains(p.st.isr, id) && p.pending == nil &&
+	if !slices.Contains(p.st.isr, id) && p.pending == nil && !now.Before(p.retryAt) &&
 		offset >= p.hw.Load() && offset >= p.epochStart {
 		p.proposeLocked(append(slices.Clone(p.st.isr), id), "caught up")
 	}
@@ -512,7 +514,7 @@ func (p *Partition) maybeShrinkISR() {
 	now := p.env.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.leader.Load() || p.pending != nil {
+	if !p.leader.Load() || p.pending != nil || now.Before(p.retryAt) {
 		return
 	}
 	var keep, out []int32
@@ -549,7 +551,11 @@ func (p *Partition) proposeLocked(isr []int32, why string) {
 		defer p.mu.Unlock()
 		p.pending = nil
 		if err != nil {
-			p.logger.Warn("ISR change refused; the next fetch or check retries", "to", isr, "err", err)
+			// A broker just restarted is fenced until its first
+			// heartbeat; a leader that just lost leadership hears
+			// about it from the image: retry a little later.
+			p.retryAt = p.env.now().Add(isrRetryBackoff)
+			p.logger.Warn("ISR change refused; retrying", "to", isr, "after", isrRetryBackoff, "err", err)
 			return
 		}
 		if got.LeaderEpoch == p.st.leaderEpoch && got.PartitionEpoch > p.st.partitionEpoch {
@@ -559,6 +565,10 @@ func (p *Partition) proposeLocked(isr []int32, why string) {
 		p.wakeLocked()
 	})
 }
+
+// isrRetryBackoff is how long a leader waits after a refused ISR change
+// before it asks again.
+const isrRetryBackoff = 500 * time.Millisecond
 
 // becomeLeader makes this replica the leader in st's epoch. Follower
 // progress starts unknown: the high watermark waits for every ISR member
@@ -574,6 +584,7 @@ func (p *Partition) becomeLeader(st state) {
 	p.st = st
 	p.followers = map[int32]*follower{}
 	p.pending = nil
+	p.retryAt = time.Time{}
 	p.epochStart = p.log.LogEndOffset()
 	p.leaderEpoch.Store(st.leaderEpoch)
 	p.leader.Store(true)
