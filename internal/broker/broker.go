@@ -87,6 +87,13 @@ type Options struct {
 	// Forward, if set, relays a metadata-changing admin request to the
 	// active controller when this node is not it, and returns its answer.
 	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+	// Ready, if set, reports whether this broker has caught up with the
+	// metadata log (its registration is in its image). Before that, a
+	// restarting node replaying the log would tell clients of leaders
+	// long gone: Metadata answers every topic LEADER_NOT_AVAILABLE (so
+	// clients retry, elsewhere too), and its partitions are not served
+	// yet (the partition manager starts once it is ready).
+	Ready func() bool
 	// EnsureOffsetsTopic, if set, starts creating __consumer_offsets when
 	// FindCoordinator finds it missing; it must not block.
 	EnsureOffsetsTopic func()

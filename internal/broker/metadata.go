@@ -32,6 +32,19 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 	resp.ControllerID = b.controllerForClients(img)
 	resp.AuthorizedOperations = -2147483648
 
+	if b.opts.Ready != nil && !b.opts.Ready() {
+		// Still catching up with the metadata log: the image may name
+		// leaders long gone. Every named topic is LEADER_NOT_AVAILABLE,
+		// which clients retry; "all topics" is none yet.
+		for _, rt := range req.Topics {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+			mt.ErrorCode = kerr.LeaderNotAvailable.Code
+			resp.Topics = append(resp.Topics, mt)
+		}
+		r.respond(resp)
+		return
+	}
 	if all {
 		for _, name := range img.SortedTopicNames() {
 			resp.Topics = append(resp.Topics, topicMetadata(img, img.Topics[name]))

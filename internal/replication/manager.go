@@ -80,10 +80,11 @@ type Manager struct {
 	appliedCh chan struct{}
 	closed    bool
 
-	latest  atomic.Pointer[metadata.Image] // the newest published image
-	publish chan struct{}                  // signals a new latest image
-	done    chan struct{}                  // closed when the publisher loop ends
-	stop    chan struct{}
+	latest    atomic.Pointer[metadata.Image] // the newest published image
+	publish   chan struct{}                  // signals a new latest image
+	startOnce sync.Once
+	done      chan struct{} // closed when the publisher loop ends
+	stop      chan struct{}
 }
 
 // NewManager returns an empty manager: Start it, then subscribe Publish to
@@ -112,8 +113,13 @@ func NewManager(opts Options) *Manager {
 }
 
 // Start runs the publisher: images given to Publish are applied in order
-// (coalesced: only the newest matters) until Close.
+// (coalesced: only the newest matters) until Close. Images published
+// before Start wait for it; calls after the first do nothing.
 func (m *Manager) Start() {
+	m.startOnce.Do(m.run)
+}
+
+func (m *Manager) run() {
 	go func() {
 		defer close(m.done)
 		for {

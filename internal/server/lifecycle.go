@@ -114,10 +114,12 @@ func (l *lifecycle) step() time.Duration {
 	}
 	if b := c.Image().Brokers[l.reg.NodeID]; b != nil && b.Epoch == epoch {
 		l.readyOnce.Do(func() {
-			close(l.ready)
+			// onReady (the partitions follow the image) before ready
+			// opens the broker to clients.
 			if l.onReady != nil {
 				l.onReady()
 			}
+			close(l.ready)
 		})
 	} else {
 		return retry // the registration has not reached this node's image yet
@@ -150,6 +152,17 @@ func (l *lifecycle) run(ctx context.Context) {
 		case <-t.C:
 		}
 		t.Reset(l.step())
+	}
+}
+
+// isReady reports whether this broker's registration has reached its image
+// (it has caught up with the metadata log that far).
+func (l *lifecycle) isReady() bool {
+	select {
+	case <-l.ready:
+		return true
+	default:
+		return false
 	}
 }
 

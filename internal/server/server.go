@@ -159,7 +159,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
 	})
 	s.startGroups(logger)
-	s.parts.Start()
+	// The manager applies images once this broker has registered
+	// (onRegistered): a restarted node replays the metadata log from its
+	// start, and must not lead or serve a partition in an epoch long gone
+	// while it catches up.
 	s.ctrl.Subscribe(s.parts.Publish)
 
 	s.rpc = kclient.New(forwardTimeout)
@@ -170,13 +173,21 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	var lc *lifecycle
 	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
 		epoch:  func() int64 { return lc.epoch.Load() },
-		settle: func(offset int64) { s.parts.WaitApplied(offset, forwardTimeout) }}
+		settle: func(offset int64) {
+			if s.roles.broker { // a controller-only node hosts no partitions
+				s.parts.WaitApplied(offset, forwardTimeout)
+			}
+		}}
 	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
 		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
 	lc.rebalanceEvery = time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second
 	s.life = lc
 
+	var ready func() bool // a controller-only node has no broker to catch up
+	if s.roles.broker {
+		ready = lc.isReady
+	}
 	s.broker = broker.New(broker.Options{
 		NodeID:             nodeID,
 		Static:             cfg,
@@ -186,6 +197,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Logger:             logger,
 		EnsureOffsetsTopic: s.ensureOffsetsTopic,
 		Forward:            s.cc.ForwardRequest,
+		Ready:              ready,
 	})
 	s.net = network.New(network.Config{
 		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),
@@ -294,11 +306,17 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 
 // onRegistered runs once this broker's registration is in its image: the
 // image has caught up at least that far, so logs of topics it no longer
-// has can go, and a node that is its own quorum creates __consumer_offsets.
+// has can go, the partition manager starts following the image, and a
+// node that is its own quorum creates __consumer_offsets.
 func (s *Server) onRegistered() {
 	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
 		s.log.Warn("removing logs of deleted topics", "err", err)
 	}
+	s.parts.Start()
+	// Serve clients only once the partitions follow the image this broker
+	// registered in (a long log recovery here delays the heartbeats; the
+	// controller may fence the broker meanwhile, as Kafka's would).
+	s.parts.WaitApplied(s.ctrl.Image().Offset, 30*time.Second)
 	if s.single {
 		s.ensureOffsetsTopicNow()
 	}
