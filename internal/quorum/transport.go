@@ -224,8 +224,10 @@ func (t *transport) serve(c net.Conn) {
 	}
 	ic := &inConn{conn: c, incarnation: h.incarnation}
 	status, holder := t.admit(h, ic)
+	// The answer is in the hello's version, or this node's latest for a
+	// later one (refused as hsBadVersion).
 	a := answer{version: wireVersion1, status: status, id: t.id, clusterID: t.clusterID}
-	if h.version == wireVersion {
+	if h.version >= wireVersion {
 		a.version, a.incarnation = wireVersion, t.incarnation
 	}
 	_, werr := c.Write(appendAnswer(nil, a))

@@ -100,6 +100,9 @@ func TestTransportHandshakeRejections(t *testing.T) {
 		if a.status != tc.want {
 			t.Errorf("%s: status %q, want %q", tc.name, hsStatusText(a.status), hsStatusText(tc.want))
 		}
+		if want := min(max(tc.h.version, wireVersion1), wireVersion); a.version != want {
+			t.Errorf("%s: answer of version %d, want %d", tc.name, a.version, want)
+		}
 		expectClosed(t, conn, tc.name)
 		if sink.count("rejected peer connection", "reason=\""+hsStatusText(tc.want)+"\"") == 0 {
 			t.Errorf("%s: rejection not logged", tc.name)
