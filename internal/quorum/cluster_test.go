@@ -452,20 +452,30 @@ func TestClusterDisconnectsGarbage(t *testing.T) {
 	if c.sink.count("closing connection: bad handshake") < 2 {
 		t.Fatal("garbage connections not logged")
 	}
-	// A second connection claiming a live peer's id is a duplicate.
+	// A second connection claiming a live peer's id is refused: from
+	// another process (the leader asks the peer at its address), or of
+	// version 1 while the peer's connection is open.
 	other := c.ids[0]
 	if other == lead {
 		other = c.ids[1]
 	}
-	conn, err := net.Dial("tcp", c.peers[lead])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.Write(appendHello(nil, hello{version: wireVersion, from: other, to: lead, clusterID: "test-cluster"}))
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if a, err := readAnswer(conn); err != nil || a.status != hsDuplicateNode {
-		t.Fatalf("duplicate node %d: answer %+v, %v", other, a, err)
+	for _, tc := range []struct {
+		h    hello
+		want byte
+	}{
+		{hello{version: wireVersion, from: other, to: lead, clusterID: "test-cluster", incarnation: 42}, hsNotTheVoter},
+		{hello{version: wireVersion1, from: other, to: lead, clusterID: "test-cluster"}, hsDuplicateNode},
+	} {
+		conn, err := net.Dial("tcp", c.peers[lead])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write(appendHello(nil, tc.h))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if a, err := readAnswer(conn); err != nil || a.status != tc.want {
+			t.Fatalf("duplicate node %d, version %d: answer %+v, %v", other, tc.h.version, a, err)
+		}
 	}
 	want := entryNames("after-garbage", 0, 5)
 	for _, d := range want {

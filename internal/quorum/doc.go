@@ -65,9 +65,16 @@
 // messages on it; it receives on the connections others dial to it. A
 // connection opens with a handshake in both directions naming the cluster id
 // and node ids (wire.go); a wrong cluster id, an unknown or duplicate node id
-// is rejected and logged. Then frames follow: length uint32, CRC-32C uint32,
-// protobuf raftpb.Message, bounded by Config.MaxMessageBytes. Anything
-// malformed closes the connection.
+// is rejected and logged. The hello also carries the dialing process's
+// incarnation (random, drawn at start), and a hello claiming node id is
+// admitted only if the process listening at id's voter address reports that
+// incarnation (known from this node's own handshake with it, else asked on
+// a short identify connection): another process configured with a voter's
+// id is refused whether or not the voter is connected, and a voter that
+// restarted replaces its old, possibly half-open connection at once (see
+// transport.admit, which also covers version 1 peers). Then frames follow:
+// length uint32, CRC-32C uint32, protobuf raftpb.Message, bounded by
+// Config.MaxMessageBytes. Anything malformed closes the connection.
 //
 // An observer dials the same listener and opens with its own hello (magic
 // "SQRO" instead of "SQRH", otherwise the same fields, from being the

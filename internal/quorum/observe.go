@@ -149,7 +149,7 @@ func checkFrame(b []byte, start, maxFrame int) ([]byte, error) {
 // closes it.
 func (t *transport) serveObserver(c net.Conn, h hello, remote string) {
 	status := t.admitObserver(h, c)
-	_, werr := c.Write(appendAnswer(nil, answer{version: wireVersion, status: status, id: t.id, clusterID: t.clusterID}))
+	_, werr := c.Write(appendAnswer(nil, answer{version: wireVersion1, status: status, id: t.id, clusterID: t.clusterID}))
 	if status != hsOK {
 		t.log.Warn("rejected observer connection", "remote", remote, "reason", hsStatusText(status),
 			"observer", h.from, "observer_cluster_id", h.clusterID, "cluster_id", t.clusterID)

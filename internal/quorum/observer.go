@@ -501,7 +501,7 @@ func (o *Observer) dial(id uint64, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(o.cfg.RequestTimeout))
-	if _, err := c.Write(appendHello(nil, hello{observer: true, version: wireVersion, from: o.cfg.ID, to: id, clusterID: o.cfg.ClusterID})); err != nil {
+	if _, err := c.Write(appendHello(nil, hello{observer: true, version: wireVersion1, from: o.cfg.ID, to: id, clusterID: o.cfg.ClusterID})); err != nil {
 		return fail(fmt.Errorf("send handshake: %w", err))
 	}
 	a, err := readAnswer(c)

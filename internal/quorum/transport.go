@@ -24,10 +24,11 @@ const (
 	sendQueueLen     = 1024
 	backoffMin       = 20 * time.Millisecond
 	backoffMax       = time.Second
-	// A second connection claiming a node id whose current connection
-	// delivered a message this recently is a duplicate node, not a
-	// reconnect.
-	duplicateWindow = 2 * time.Second
+	// identifyTimeout bounds the dial-back that checks a hello's
+	// incarnation (see admit).
+	identifyTimeout = 3 * time.Second
+	// probeTimeout bounds the write of a probe byte (see admit).
+	probeTimeout = time.Second
 )
 
 type transportConfig struct {
@@ -55,16 +56,24 @@ type transport struct {
 	wg     sync.WaitGroup
 	out    map[uint64]*peer // fixed at construction
 
+	// incarnation identifies this process to its peers: random and
+	// non-zero, drawn anew at every start (see admit).
+	incarnation uint64
+
 	mu        sync.Mutex
 	closed    bool
 	conns     map[net.Conn]struct{}
 	inbound   map[uint64]*inConn
 	observers map[net.Conn]uint64 // observer connections and their ids
+	// voterIncarnation holds, for each peer, the incarnation of the
+	// process last found answering at its voter address.
+	voterIncarnation map[uint64]uint64
 }
 
 type inConn struct {
-	conn     net.Conn
-	lastRecv atomic.Int64 // unix nanoseconds
+	conn        net.Conn
+	incarnation uint64       // 0: a version 1 hello
+	lastRecv    atomic.Int64 // unix nanoseconds, for the logs
 }
 
 func newTransport(cfg transportConfig) *transport {
@@ -77,12 +86,23 @@ func newTransport(cfg transportConfig) *transport {
 		conns:           map[net.Conn]struct{}{},
 		inbound:         map[uint64]*inConn{},
 		observers:       map[net.Conn]uint64{},
+		incarnation:     newIncarnation(),
+
+		voterIncarnation: map[uint64]uint64{},
 	}
 	for id, addr := range cfg.peers {
 		t.out[id] = &peer{t: t, id: id, addr: addr, q: make(chan raftpb.Message, sendQueueLen),
 			log: cfg.log.With("peer", id, "peer_addr", addr)}
 	}
 	return t
+}
+
+func newIncarnation() uint64 {
+	for {
+		if n := rand.Uint64(); n != 0 {
+			return n
+		}
+	}
 }
 
 func (t *transport) start() {
@@ -194,16 +214,29 @@ func (t *transport) serve(c net.Conn) {
 		t.log.Warn("closing connection: bad handshake", "remote", remote, "error", err)
 		return
 	}
-	if h.observer {
+	switch {
+	case h.observer:
 		t.serveObserver(c, h, remote)
 		return
+	case h.identify:
+		t.serveIdentify(c, h, remote)
+		return
 	}
-	ic := &inConn{conn: c}
-	status := t.admit(h, ic)
-	_, werr := c.Write(appendAnswer(nil, answer{version: wireVersion, status: status, id: t.id, clusterID: t.clusterID}))
+	ic := &inConn{conn: c, incarnation: h.incarnation}
+	status, holder := t.admit(h, ic)
+	// The answer is in the hello's version, or this node's latest for a
+	// later one (refused as hsBadVersion).
+	a := answer{version: wireVersion1, status: status, id: t.id, clusterID: t.clusterID}
+	if h.version >= wireVersion {
+		a.version, a.incarnation = wireVersion, t.incarnation
+	}
+	_, werr := c.Write(appendAnswer(nil, a))
 	if status != hsOK {
 		t.log.Warn("rejected peer connection", "remote", remote, "reason", hsStatusText(status),
-			"peer", h.from, "peer_cluster_id", h.clusterID, "cluster_id", t.clusterID)
+			"peer", h.from, "peer_cluster_id", h.clusterID, "cluster_id", t.clusterID, "version", h.version)
+		if holder != nil {
+			holder.probe()
+		}
 		return
 	}
 	defer t.release(h.from, ic)
@@ -236,10 +269,10 @@ func (t *transport) serve(c net.Conn) {
 }
 
 // checkHello applies what every hello, a voter's or an observer's, must
-// match: the wire version, this cluster and this node as the target.
+// match: a known wire version, this cluster and this node as the target.
 func (t *transport) checkHello(h hello) byte {
 	switch {
-	case h.version != wireVersion:
+	case h.version != wireVersion && h.version != wireVersion1:
 		return hsBadVersion
 	case h.clusterID != t.clusterID:
 		return hsWrongCluster
@@ -249,30 +282,161 @@ func (t *transport) checkHello(h hello) byte {
 	return hsOK
 }
 
-// admit checks a hello and registers the connection as the peer's.
-func (t *transport) admit(h hello, ic *inConn) byte {
+// serveIdentify answers an identify request with this process's
+// incarnation: the dial-back of a node checking a hello that claims this
+// node's id (see admit).
+func (t *transport) serveIdentify(c net.Conn, h hello, remote string) {
+	status := t.checkHello(h)
+	a := answer{version: wireVersion, status: status, id: t.id, clusterID: t.clusterID}
+	if status == hsOK {
+		a.incarnation = t.incarnation
+	} else {
+		t.log.Warn("rejected identify request", "remote", remote, "reason", hsStatusText(status),
+			"from", h.from, "peer_cluster_id", h.clusterID, "cluster_id", t.clusterID)
+	}
+	c.Write(appendAnswer(nil, a))
+}
+
+// admit checks a voter's hello and registers the connection as the peer's.
+//
+// Who is node id? Not whoever connected first, nor whoever sent last: Raft
+// followers send nothing to each other, so a live voter's connection to a
+// follower may stay silent for as long as the leader lasts, and silence
+// tells nothing of whether the node behind it is gone. (Taking over a
+// connection silent for a few seconds let a second process configured with
+// a voter's id displace the real voter on a follower, and once that
+// follower led, the real voter was the one refused.) The voter list names
+// the voters: node id is the process that listens at peers[id]. Every
+// process draws a random incarnation at start and sends it in its hellos
+// (version 2), and a hello claiming id is admitted when its incarnation is
+// the one the process at peers[id] reports: already known from the answer
+// to this node's own handshake with id, or else asked on a short identify
+// connection to peers[id]. Then:
+//
+//   - the connection replaces any other one registered for id: an older
+//     one of the same process (it redialed) or one of an earlier
+//     incarnation (the voter restarted; after a crash its old connection
+//     may be half-open, and would otherwise stay until TCP gives up on it),
+//     so a restarted voter is readmitted at its first attempt;
+//   - another incarnation is refused (hsNotTheVoter): a process configured
+//     with a voter's id but listening elsewhere never gets in, whether the
+//     real voter is connected, silent or down at the time;
+//   - when peers[id] cannot be asked the hello is refused (hsUnverified)
+//     and the dialer retries after its backoff.
+//
+// An identify costs a connection for each new incarnation of a peer, and
+// one for each attempt of an impostor (at most one a second, its backoff).
+//
+// A version 1 hello, from a node of an older binary during a rolling
+// upgrade, has no incarnation to check. It is admitted only when no
+// connection is registered for the id; while one is, however quiet, it is
+// refused as a duplicate, and the refusal probes the registered connection
+// with a byte that its dialer never reads: a live peer's kernel takes it,
+// and if the peer's process is gone (its host crashed and came back) the
+// host answers with a reset, the connection fails and is released, and the
+// restarted node's next attempt gets in. The second return value is that
+// connection to probe.
+func (t *transport) admit(h hello, ic *inConn) (byte, *inConn) {
 	if st := t.checkHello(h); st != hsOK {
-		return st
+		return st, nil
 	}
 	switch {
 	case h.from == t.id:
-		return hsDuplicateNode
+		return hsDuplicateNode, nil
 	case t.peers[h.from] == "":
-		return hsUnknownNode
+		return hsUnknownNode, nil
 	}
-	now := time.Now().UnixNano()
+	ic.lastRecv.Store(time.Now().UnixNano())
+	if h.version == wireVersion1 {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if old := t.inbound[h.from]; old != nil {
+			return hsDuplicateNode, old
+		}
+		t.inbound[h.from] = ic
+		return hsOK, nil
+	}
+	if h.incarnation == 0 {
+		return hsNotTheVoter, nil
+	}
+	t.mu.Lock()
+	known := t.voterIncarnation[h.from]
+	t.mu.Unlock()
+	if known != h.incarnation {
+		inc, err := t.identify(h.from)
+		if err != nil {
+			t.log.Warn("cannot check a peer's hello with the node at its voter address", "peer", h.from,
+				"peer_addr", t.peers[h.from], "error", err)
+			return hsUnverified, nil
+		}
+		t.noteIncarnation(h.from, inc)
+		if inc != h.incarnation {
+			return hsNotTheVoter, nil
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return hsUnverified, nil
+	}
 	if old := t.inbound[h.from]; old != nil {
-		if now-old.lastRecv.Load() < int64(duplicateWindow) {
-			return hsDuplicateNode
-		}
-		// The old connection went quiet: the peer reconnected.
+		t.log.Info("peer connection replaced", "peer", h.from, "same_process", old.incarnation == h.incarnation,
+			"idle", time.Since(time.Unix(0, old.lastRecv.Load())).Round(time.Millisecond))
 		old.conn.Close()
 	}
-	ic.lastRecv.Store(now)
 	t.inbound[h.from] = ic
-	return hsOK
+	return hsOK, nil
+}
+
+// noteIncarnation records the incarnation of the process answering at
+// peer id's voter address.
+func (t *transport) noteIncarnation(id, inc uint64) {
+	t.mu.Lock()
+	t.voterIncarnation[id] = inc
+	t.mu.Unlock()
+}
+
+// identify asks the process at peer id's voter address for its
+// incarnation.
+func (t *transport) identify(id uint64) (uint64, error) {
+	addr := t.peers[id]
+	ctx, cancel := context.WithTimeout(t.ctx, identifyTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	if !t.track(c) {
+		c.Close()
+		return 0, net.ErrClosed
+	}
+	defer t.untrack(c)
+	deadline, _ := ctx.Deadline()
+	c.SetDeadline(deadline)
+	if _, err := c.Write(appendHello(nil, hello{identify: true, version: wireVersion, from: t.id, to: id, clusterID: t.clusterID})); err != nil {
+		return 0, fmt.Errorf("send identify request: %w", err)
+	}
+	a, err := readAnswer(c)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("identify request to %s: %w", addr, err)
+	case a.status != hsOK:
+		return 0, fmt.Errorf("node at %s refused the identify request: %s", addr, hsStatusText(a.status))
+	case a.clusterID != t.clusterID || a.id != id:
+		return 0, fmt.Errorf("node at %s is node %d of cluster %q", addr, a.id, a.clusterID)
+	case a.version != wireVersion || a.incarnation == 0:
+		return 0, fmt.Errorf("node at %s reports no incarnation (version %d)", addr, a.version)
+	}
+	return a.incarnation, nil
+}
+
+// probe writes a byte on an inbound connection, which its dialer never
+// reads: if the process at the other end is gone, its host answers with a
+// reset and the connection's reader fails.
+func (ic *inConn) probe() {
+	ic.conn.SetWriteDeadline(time.Now().Add(probeTimeout))
+	ic.conn.Write([]byte{0})
 }
 
 func (t *transport) release(id uint64, ic *inConn) {
@@ -283,38 +447,64 @@ func (t *transport) release(id uint64, ic *inConn) {
 	t.mu.Unlock()
 }
 
-// dial connects to peer id and runs the handshake.
+// dial connects to peer id and runs the handshake, in version 2 unless
+// the peer only speaks version 1.
 func (t *transport) dial(id uint64, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: dialTimeout}
-	c, err := d.DialContext(t.ctx, "tcp", addr)
+	c, a, err := t.dialVersion(id, addr, wireVersion)
+	if err == nil && a.status == hsBadVersion && a.version == wireVersion1 {
+		t.untrack(c)
+		c, a, err = t.dialVersion(id, addr, wireVersion1)
+	}
 	if err != nil {
 		return nil, err
 	}
+	if a.status != hsOK {
+		t.untrack(c)
+		return nil, fmt.Errorf("peer refused the handshake: %s (it is node %d of cluster %q)", hsStatusText(a.status), a.id, a.clusterID)
+	}
+	if a.version == wireVersion {
+		// The process listening at the voter address: node id itself.
+		t.noteIncarnation(id, a.incarnation)
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// dialVersion connects to peer id and sends a hello of the version. It
+// returns the connection with the answer, also a refusal; an error closes
+// the connection.
+func (t *transport) dialVersion(id uint64, addr string, version byte) (net.Conn, answer, error) {
+	var a answer
+	d := net.Dialer{Timeout: dialTimeout}
+	c, err := d.DialContext(t.ctx, "tcp", addr)
+	if err != nil {
+		return nil, a, err
+	}
 	if !t.track(c) {
 		c.Close()
-		return nil, net.ErrClosed
+		return nil, a, net.ErrClosed
 	}
-	fail := func(err error) (net.Conn, error) {
+	fail := func(err error) (net.Conn, answer, error) {
 		t.untrack(c)
-		return nil, err
+		return nil, a, err
 	}
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := c.Write(appendHello(nil, hello{version: wireVersion, from: t.id, to: id, clusterID: t.clusterID})); err != nil {
+	h := hello{version: version, from: t.id, to: id, clusterID: t.clusterID, incarnation: t.incarnation}
+	if _, err := c.Write(appendHello(nil, h)); err != nil {
 		return fail(fmt.Errorf("send handshake: %w", err))
 	}
-	a, err := readAnswer(c)
+	a, err = readAnswer(c)
 	switch {
 	case err != nil:
 		return fail(err)
 	case a.status != hsOK:
-		return fail(fmt.Errorf("peer refused the handshake: %s (it is node %d of cluster %q)", hsStatusText(a.status), a.id, a.clusterID))
+		return c, a, nil
 	case a.clusterID != t.clusterID:
 		return fail(fmt.Errorf("%w: peer at %s is in cluster %q", ErrClusterIDMismatch, addr, a.clusterID))
 	case a.id != id:
 		return fail(fmt.Errorf("peer at %s is node %d, not node %d", addr, a.id, id))
 	}
-	c.SetDeadline(time.Time{})
-	return c, nil
+	return c, a, nil
 }
 
 // peer owns the outgoing connection to one node.

@@ -16,21 +16,33 @@ import (
 // Handshake, both directions:
 //
 //	magic [4]byte "SQRH" (hello from a voter), "SQRO" (hello from an
-//	        observer) or "SQRA" (answer)
+//	        observer), "SQRI" (identify request) or "SQRA" (answer)
 //	version uint8
 //	hello:  from uint64, to uint64
 //	answer: status uint8, id uint64 (the answering node)
 //	cluster id: length uint8, bytes
+//	incarnation uint64, version 2 only, in a voter's hello (the sender's)
+//	        and in the answer to one or to an identify request (the
+//	        answering node's)
 //
 // then frames: length uint32, CRC-32C uint32 of the payload, payload. On a
 // voter's connection only the dialer sends, and the payload is a protobuf
 // raftpb.Message. On an observer's connection the observer sends fetch
 // requests and the voter answers each with one response (see fetch below).
+// An identify request is answered and the connection closed.
+//
+// Versions: 1 has no incarnation; 2 adds it to voters' hellos and to their
+// answers, and the identify request. A node accepts both. Its peers dial
+// with version 2 and fall back to 1 when a node of version 1 answers
+// hsBadVersion (a rolling upgrade). Observers' hellos and the answers to
+// them keep the version 1 layout, which version 1 voters accept.
 const (
 	helloMagic         = "SQRH"
 	observerHelloMagic = "SQRO"
+	identifyMagic      = "SQRI"
 	answerMagic        = "SQRA"
-	wireVersion        = 1
+	wireVersion        = 2
+	wireVersion1       = 1
 	frameHdrLen        = 8
 	smallFrame         = 64 << 10
 	readChunkLen       = 1 << 20
@@ -47,6 +59,10 @@ const (
 	hsObserverIsVoter
 	hsObserverIDZero
 	hsTooManyObservers
+	// The node at the id's voter address is another incarnation.
+	hsNotTheVoter
+	// The node at the id's voter address could not be asked.
+	hsUnverified
 )
 
 func hsStatusText(s byte) string {
@@ -69,15 +85,28 @@ func hsStatusText(s byte) string {
 		return "observer id must be non-zero"
 	case hsTooManyObservers:
 		return "too many observer connections"
+	case hsNotTheVoter:
+		return "node id belongs to another process, the one at its voter address"
+	case hsUnverified:
+		return "cannot check the node id with the node at its voter address"
 	}
 	return fmt.Sprintf("status %d", s)
 }
 
 type hello struct {
 	observer  bool // an observer's hello: from is the observer's id
+	identify  bool // an identify request: answered, then closed
 	version   byte
 	from, to  uint64
 	clusterID string
+	// incarnation identifies the sending process in a voter's hello of
+	// version 2: random, non-zero, drawn at each start.
+	incarnation uint64
+}
+
+// hasIncarnation reports whether h's layout carries an incarnation.
+func (h hello) hasIncarnation() bool {
+	return !h.observer && !h.identify && h.version == wireVersion
 }
 
 type answer struct {
@@ -85,21 +114,30 @@ type answer struct {
 	status    byte
 	id        uint64
 	clusterID string
+	// incarnation is the answering node's, in an answer of version 2.
+	incarnation uint64
 }
 
 var errBadMagic = errors.New("not a quorum peer (bad handshake magic)")
 
 func appendHello(b []byte, h hello) []byte {
-	if h.observer {
+	switch {
+	case h.observer:
 		b = append(b, observerHelloMagic...)
-	} else {
+	case h.identify:
+		b = append(b, identifyMagic...)
+	default:
 		b = append(b, helloMagic...)
 	}
 	b = append(b, h.version)
 	b = binary.BigEndian.AppendUint64(b, h.from)
 	b = binary.BigEndian.AppendUint64(b, h.to)
 	b = append(b, byte(len(h.clusterID)))
-	return append(b, h.clusterID...)
+	b = append(b, h.clusterID...)
+	if h.hasIncarnation() {
+		b = binary.BigEndian.AppendUint64(b, h.incarnation)
+	}
+	return b
 }
 
 func appendAnswer(b []byte, a answer) []byte {
@@ -107,7 +145,11 @@ func appendAnswer(b []byte, a answer) []byte {
 	b = append(b, a.version, a.status)
 	b = binary.BigEndian.AppendUint64(b, a.id)
 	b = append(b, byte(len(a.clusterID)))
-	return append(b, a.clusterID...)
+	b = append(b, a.clusterID...)
+	if a.version == wireVersion {
+		b = binary.BigEndian.AppendUint64(b, a.incarnation)
+	}
+	return b
 }
 
 func readHello(r io.Reader) (hello, error) {
@@ -120,6 +162,8 @@ func readHello(r io.Reader) (hello, error) {
 	case helloMagic:
 	case observerHelloMagic:
 		h.observer = true
+	case identifyMagic:
+		h.identify = true
 	default:
 		return h, errBadMagic
 	}
@@ -128,7 +172,18 @@ func readHello(r io.Reader) (hello, error) {
 	h.to = binary.BigEndian.Uint64(b[13:])
 	id, err := readClusterID(r, b[21])
 	h.clusterID = id
+	if err == nil && h.hasIncarnation() {
+		h.incarnation, err = readIncarnation(r)
+	}
 	return h, err
+}
+
+func readIncarnation(r io.Reader) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, fmt.Errorf("read handshake incarnation: %w", err)
+	}
+	return binary.BigEndian.Uint64(b[:]), nil
 }
 
 func readAnswer(r io.Reader) (answer, error) {
@@ -144,6 +199,9 @@ func readAnswer(r io.Reader) (answer, error) {
 	a.id = binary.BigEndian.Uint64(b[6:])
 	id, err := readClusterID(r, b[14])
 	a.clusterID = id
+	if err == nil && a.version == wireVersion {
+		a.incarnation, err = readIncarnation(r)
+	}
 	return a, err
 }
 

@@ -90,15 +90,31 @@ func TestReadFrameDoesNotTrustLength(t *testing.T) {
 }
 
 func TestHandshakeRoundTrip(t *testing.T) {
-	h := hello{version: wireVersion, from: 7, to: 9, clusterID: "cluster-a"}
-	got, err := readHello(bytes.NewReader(appendHello(nil, h)))
-	if err != nil || got != h {
-		t.Fatalf("hello: %+v %v", got, err)
+	for _, h := range []hello{
+		{version: wireVersion, from: 7, to: 9, clusterID: "cluster-a", incarnation: 0xfeed},
+		{version: wireVersion1, from: 7, to: 9, clusterID: "cluster-a"},
+		{identify: true, version: wireVersion, from: 7, to: 9, clusterID: "cluster-a"},
+		{observer: true, version: wireVersion1, from: 70, to: 9, clusterID: "cluster-a"},
+		{observer: true, version: wireVersion, from: 70, to: 9, clusterID: "cluster-a"},
+	} {
+		b := appendHello(nil, h)
+		got, err := readHello(bytes.NewReader(b))
+		if err != nil || got != h {
+			t.Fatalf("hello: %+v %v, want %+v", got, err, h)
+		}
+		// Only a voter's version 2 hello is longer than version 1's.
+		if want := 4 + 1 + 8 + 8 + 1 + len(h.clusterID); h.hasIncarnation() != (len(b) == want+8) || !h.hasIncarnation() && len(b) != want {
+			t.Fatalf("hello %+v is %d bytes", h, len(b))
+		}
 	}
-	a := answer{version: wireVersion, status: hsWrongCluster, id: 9, clusterID: "cluster-b"}
-	gotA, err := readAnswer(bytes.NewReader(appendAnswer(nil, a)))
-	if err != nil || gotA != a {
-		t.Fatalf("answer: %+v %v", gotA, err)
+	for _, a := range []answer{
+		{version: wireVersion, status: hsWrongCluster, id: 9, clusterID: "cluster-b", incarnation: 0xbeef},
+		{version: wireVersion1, status: hsOK, id: 9, clusterID: "cluster-b"},
+	} {
+		gotA, err := readAnswer(bytes.NewReader(appendAnswer(nil, a)))
+		if err != nil || gotA != a {
+			t.Fatalf("answer: %+v %v, want %+v", gotA, err, a)
+		}
 	}
 	if _, err := readHello(bytes.NewReader([]byte("GET / HTTP/1.1\r\n\r\n...."))); !errors.Is(err, errBadMagic) {
 		t.Fatalf("http request as hello: %v", err)
