@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestReassignUnderLoad: a partition on brokers 1,2,3 (1 leading) moves to
+// 2,3,4 with AlterPartitionReassignments (KIP-455) while an acks=all
+// idempotent producer keeps writing. 4 catches up and joins the ISR, the
+// reassignment completes, leadership leaves 1, and 1 deletes its replica.
+// Every acknowledged record is read back once, in order.
+func TestReassignUnderLoad(t *testing.T) {
+	c := newCluster(t, 4)
+	ctx := ctxT(t, 3*time.Minute)
+	const topic = "reassigned"
+	c.waitBrokers(ctx, 4)
+
+	cl := c.client()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{1, 2, 3}
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+	cfg.Name, cfg.Value = "min.insync.replicas", kmsg.StringPtr("2")
+	rt.Configs = append(rt.Configs, cfg)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create on 1,2,3: %v %+v", err, resp)
+	}
+	c.waitFullISR(topic, 1, 30*time.Second)
+	if leader, _, replicas := c.partitionState(topic, 0); leader != 1 || !slices.Equal(replicas, []int32{1, 2, 3}) {
+		t.Fatalf("before: leader %d replicas %v", leader, replicas)
+	}
+
+	acked := &ackedLog{acked: map[int32]map[string]int64{}}
+	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			prod.Produce(ctx, &kgo.Record{Value: []byte("v" + strconv.Itoa(i))}, acked.add)
+			if i%200 == 199 {
+				prod.Flush(ctx)
+			}
+		}
+	}()
+	count := func() int {
+		acked.mu.Lock()
+		defer acked.mu.Unlock()
+		return len(acked.acked[0])
+	}
+	waitFor(t, "progress before the reassignment", 60*time.Second, func() bool { return count() >= 2000 })
+
+	adm := c.admin()
+	var areq kadm.AlterPartitionAssignmentsReq
+	areq.Assign(topic, 0, []int32{2, 3, 4})
+	ares, err := adm.AlterPartitionAssignments(ctx, areq)
+	if err != nil || ares.Error() != nil {
+		t.Fatalf("reassign to 2,3,4: %v %v", err, ares.Error())
+	}
+	t.Logf("reassignment to 2,3,4 started at %d acknowledged", count())
+	set := kadm.TopicsSet{}
+	set.Add(topic, 0)
+	took := waitFor(t, "the reassignment to complete", 90*time.Second, func() bool {
+		lr, err := adm.ListPartitionReassignments(ctx, set)
+		if err != nil || len(lr) != 0 && len(lr[topic]) != 0 {
+			return false
+		}
+		leader, isr, replicas := c.partitionState(topic, 0)
+		slices.Sort(isr)
+		return leader >= 2 && slices.Equal(replicas, []int32{2, 3, 4}) && slices.Equal(isr, []int32{2, 3, 4})
+	})
+	leader, _, _ := c.partitionState(topic, 0)
+	t.Logf("reassignment completed in %v at %d acknowledged; leader %d", took, count(), leader)
+	before := count()
+	waitFor(t, "progress after the reassignment", 60*time.Second, func() bool { return count() >= before+1000 })
+	close(stop)
+	wg.Wait()
+	prod.Flush(ctx)
+	t.Logf("%d records acknowledged, %d produce errors", count(), acked.fails)
+
+	// Node 1 is no longer a replica: it deletes its log.
+	waitFor(t, "node 1 to delete its replica", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(c.node(1).dir, "data", topic+"-0"))
+		return os.IsNotExist(err)
+	})
+	checkAllPresent(t, c, topic, 1, acked)
+}
+
