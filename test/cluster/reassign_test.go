@@ -106,4 +106,3 @@ func TestReassignUnderLoad(t *testing.T) {
 	})
 	checkAllPresent(t, c, topic, 1, acked)
 }
-
