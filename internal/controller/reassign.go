@@ -12,21 +12,22 @@ import (
 // Partition reassignment, as KRaft implements KIP-455:
 //
 //   - AlterPartitionReassignments with target replicas T for a partition
-//     whose replicas are C sets Replicas = T followed by C − T (target
-//     order first), AddingReplicas = T − C, RemovingReplicas = C − T,
-//     partition epoch +1. The ISR and the leader stay. Every broker named
-//     opens its replica (replication.Manager); the new ones follow the
+//     whose replicas are C sets Replicas = T followed by C − T,
+//     AddingReplicas = T − C, RemovingReplicas = C − T (both sorted, as
+//     Kafka), partition epoch +1. The ISR and the leader stay. Every
+//     broker named opens its replica (replication.Manager); the new ones follow the
 //     leader and the leader adds them to the ISR with AlterPartition once
 //     they have caught up. C is the current Replicas: a reassignment
 //     during another one starts from the union, as in Kafka.
-//   - It completes when every adding replica is in the ISR (checked at
-//     every AlterPartition, at once for a reassignment that adds nothing,
-//     and by the active controller's periodic CompleteReassignments):
-//     Replicas = T, ISR = ISR ∩ T, ELR ∩ T, adding and removing cleared.
-//     A leader outside T gives way to the first replica of T that is an
-//     unfenced in-sync replica (leader epoch +1; -1 if there is none).
-//     The brokers of removed replicas delete their logs when the image no
-//     longer lists them. It waits while ISR ∩ T would be empty.
+//   - It completes when every replica of T, so every adding one, is in
+//     the ISR (Kafka's PartitionReassignmentReplicas rule; checked at
+//     every AlterPartition, at once when the reassignment starts, and by
+//     the active controller's periodic CompleteReassignments): Replicas =
+//     T, ISR = ISR ∩ T, ELR ∩ T, adding and removing cleared. A leader
+//     outside T gives way to the first replica of T that is an unfenced
+//     in-sync replica (leader epoch +1; -1 if there is none). The brokers
+//     of removed replicas delete their logs when the image no longer
+//     lists them. A shrink whose target is in sync completes at once.
 //   - Cancelling (nil target) reverts to C minus the adding replicas,
 //     which also leave the ISR and ELR; a leader among them gives way to
 //     the first unfenced in-sync replica. If no in-sync replica would stay
@@ -157,9 +158,13 @@ func (c *Controller) planReassignment(img *metadata.Image, t *metadata.Topic, i 
 		return nil, fmt.Errorf("%w: %s: the target %v has %d replicas, the partition %d, and the request does not allow changing the replication factor",
 			ErrInvalidReplicationFactor, name, target, len(target), len(original))
 	}
-	replicas := append(slices.Clone(target), without(p.Replicas, target)...)
+	// As Kafka: adding and removing sorted, the removing replicas after
+	// the target.
 	adding := without(target, p.Replicas)
 	removing := without(p.Replicas, target)
+	slices.Sort(adding)
+	slices.Sort(removing)
+	replicas := append(slices.Clone(target), removing...)
 	if slices.Equal(replicas, p.Replicas) && slices.Equal(adding, p.AddingReplicas) && slices.Equal(removing, p.RemovingReplicas) {
 		return nil, nil
 	}
@@ -211,22 +216,22 @@ func (c *Controller) planCancelReassignment(img *metadata.Image, t *metadata.Top
 }
 
 // completeReassignment finishes the reassignment rec (the next state of
-// p) carries if every adding replica is in its ISR and some target
-// replica is, and reports whether it did. It changes rec in place; its
+// p) carries if every target replica (so every adding one) is in its ISR,
+// and reports whether it did. It changes rec in place; its
 // epochs stay relative to p.
 func (c *Controller) completeReassignment(img *metadata.Image, t *metadata.Topic, p *metadata.Partition, rec *metadata.PartitionRecord) bool {
 	if len(rec.AddingReplicas) == 0 && len(rec.RemovingReplicas) == 0 {
 		return false
 	}
-	for _, r := range rec.AddingReplicas {
-		if !slices.Contains(rec.ISR, r) {
-			return false
-		}
-	}
 	target := without(rec.Replicas, rec.RemovingReplicas)
 	isr := without(rec.ISR, rec.RemovingReplicas)
 	if len(isr) == 0 {
 		return false
+	}
+	for _, r := range target {
+		if !slices.Contains(isr, r) {
+			return false // Kafka's rule: the whole target is in sync
+		}
 	}
 	rec.Replicas, rec.ISR = target, isr
 	rec.ELR = without(rec.ELR, rec.RemovingReplicas)
