@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -105,4 +106,30 @@ func TestReassignUnderLoad(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 	checkAllPresent(t, c, topic, 1, acked)
+
+	// A broker that is not the active controller relays the request: a
+	// cancel without a reassignment gets the controller's
+	// NO_REASSIGNMENT_IN_PROGRESS, not NOT_CONTROLLER.
+	active := c.leader()
+	for _, n := range c.nodes {
+		if n.id == active {
+			continue
+		}
+		creq := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		ct := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		ct.Topic = topic
+		cp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+		cp.Partition = 0 // Replicas nil: cancel
+		ct.Partitions = append(ct.Partitions, cp)
+		creq.Topics = append(creq.Topics, ct)
+		raw, err := cl.Broker(int(n.id)).RetriableRequest(ctx, creq)
+		if err != nil {
+			t.Fatalf("cancel through node %d: %v", n.id, err)
+		}
+		cresp := raw.(*kmsg.AlterPartitionAssignmentsResponse)
+		if cresp.ErrorCode != 0 || len(cresp.Topics) != 1 || len(cresp.Topics[0].Partitions) != 1 ||
+			cresp.Topics[0].Partitions[0].ErrorCode != kerr.NoReassignmentInProgress.Code {
+			t.Fatalf("cancel through node %d (controller %d): %+v", n.id, active, cresp)
+		}
+	}
 }
