@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,9 +20,13 @@ import (
 // 2,3,4 with AlterPartitionReassignments (KIP-455) while an acks=all
 // idempotent producer keeps writing. 4 catches up and joins the ISR, the
 // reassignment completes, leadership leaves 1, and 1 deletes its replica.
+// Node 4 is paused when the reassignment starts, so that ListPartition-
+// Reassignments and Metadata are seen reporting it in progress.
 // Every acknowledged record is read back once, in order.
 func TestReassignUnderLoad(t *testing.T) {
-	c := newCluster(t, 4)
+	// Three combined nodes and node 4, a broker only (never the active
+	// controller: it is paused below).
+	c := newRolesCluster(t, 3, 1, "")
 	ctx := ctxT(t, 3*time.Minute)
 	const topic = "reassigned"
 	c.waitBrokers(ctx, 4)
@@ -72,16 +77,48 @@ func TestReassignUnderLoad(t *testing.T) {
 	}
 	waitFor(t, "progress before the reassignment", 60*time.Second, func() bool { return count() >= 2000 })
 
-	adm := c.admin()
+	// Node 4 is paused while the reassignment starts, so that it is
+	// seen in progress. The admin client is one that already knows the
+	// active controller (CreateTopics went there): it sends nothing to
+	// the paused node.
+	adm := kadm.NewClient(cl)
+	active := c.leader()
+	if active < 1 {
+		t.Fatal("no active controller")
+	}
+	c.node(4).cmd.Process.Signal(syscall.SIGSTOP)
 	var areq kadm.AlterPartitionAssignmentsReq
 	areq.Assign(topic, 0, []int32{2, 3, 4})
 	ares, err := adm.AlterPartitionAssignments(ctx, areq)
 	if err != nil || ares.Error() != nil {
+		c.node(4).cmd.Process.Signal(syscall.SIGCONT)
 		t.Fatalf("reassign to 2,3,4: %v %v", err, ares.Error())
 	}
 	t.Logf("reassignment to 2,3,4 started at %d acknowledged", count())
 	set := kadm.TopicsSet{}
 	set.Add(topic, 0)
+	lr, err := adm.ListPartitionReassignments(ctx, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := lr[topic][0]; !ok || !slices.Equal(r.Replicas, []int32{2, 3, 4, 1}) ||
+		!slices.Equal(r.AddingReplicas, []int32{4}) || !slices.Equal(r.RemovingReplicas, []int32{1}) {
+		t.Errorf("in progress: %+v", lr)
+	}
+	waitFor(t, "metadata to list the full replica set", 10*time.Second, func() bool {
+		mreq := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(topic)
+		mreq.Topics = append(mreq.Topics, mt)
+		raw, err := cl.Broker(int(active)).RetriableRequest(ctx, mreq)
+		if err != nil {
+			return false
+		}
+		m := raw.(*kmsg.MetadataResponse)
+		return len(m.Topics) == 1 && len(m.Topics[0].Partitions) == 1 && slices.Equal(m.Topics[0].Partitions[0].Replicas, []int32{2, 3, 4, 1})
+	})
+	time.Sleep(500 * time.Millisecond)
+	c.node(4).cmd.Process.Signal(syscall.SIGCONT)
 	took := waitFor(t, "the reassignment to complete", 90*time.Second, func() bool {
 		lr, err := adm.ListPartitionReassignments(ctx, set)
 		if err != nil || len(lr) != 0 && len(lr[topic]) != 0 {
@@ -110,7 +147,7 @@ func TestReassignUnderLoad(t *testing.T) {
 	// A broker that is not the active controller relays the request: a
 	// cancel without a reassignment gets the controller's
 	// NO_REASSIGNMENT_IN_PROGRESS, not NOT_CONTROLLER.
-	active := c.leader()
+	active = c.leader()
 	for _, n := range c.nodes {
 		if n.id == active {
 			continue
