@@ -15,9 +15,9 @@ import (
 //     whose replicas are C sets Replicas = T followed by C − T,
 //     AddingReplicas = T − C, RemovingReplicas = C − T (both sorted, as
 //     Kafka), partition epoch +1. The ISR and the leader stay. Every
-//     broker named opens its replica (replication.Manager); the new ones follow the
-//     leader and the leader adds them to the ISR with AlterPartition once
-//     they have caught up. C is the current Replicas: a reassignment
+//     broker named opens its replica (replication.Manager); the new ones
+//     follow the leader, which adds them to the ISR with AlterPartition
+//     once they have caught up. C is the current Replicas: a reassignment
 //     during another one starts from the union, as in Kafka.
 //   - It completes when every replica of T, so every adding one, is in
 //     the ISR (Kafka's PartitionReassignmentReplicas rule; checked at
@@ -65,13 +65,15 @@ type OngoingReassignment struct {
 
 // AlterPartitionReassignments starts, changes or cancels reassignments.
 // allowRFChange false (AlterPartitionReassignments v1, KIP-860) refuses a
-// target whose size differs from the partition's replica count with
+// target whose size differs from the partition's original replica count
+// (its replicas without those being added) with
 // ErrInvalidReplicationFactor. Per partition: ErrUnknownTopic (also an
 // unknown partition), ErrInvalidReplicaAssignment (an empty target, a
 // broker named twice or not registered, a cancel that needs an unclean
 // election), ErrNoReassignmentInProgress, ErrInvalidRequest (a partition
-// named more than once: every occurrence fails). The accepted ones commit together; the error is for the
-// whole request (ErrNotController, the commit).
+// named more than once: every occurrence fails). The accepted ones commit
+// together; the error is for the whole request (ErrNotController, the
+// commit).
 func (c *Controller) AlterPartitionReassignments(ctx context.Context, reqs []Reassignment, allowRFChange bool) ([]ReassignmentResult, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
