@@ -65,8 +65,8 @@ type OngoingReassignment struct {
 
 // AlterPartitionReassignments starts, changes or cancels reassignments.
 // allowRFChange false (AlterPartitionReassignments v1, KIP-860) refuses a
-// target whose size differs from the partition's original replica count
-// (its replicas without those being added) with
+// target whose size differs from the partition's replica count (that of
+// the target of a reassignment in progress, as Kafka) with
 // ErrInvalidReplicationFactor. Per partition: ErrUnknownTopic (also an
 // unknown partition), ErrInvalidReplicaAssignment (an empty target, a
 // broker named twice or not registered, a cancel that needs an unclean
@@ -155,10 +155,9 @@ func (c *Controller) planReassignment(img *metadata.Image, t *metadata.Topic, i 
 			return nil, fmt.Errorf("%w: %s: the target %v has broker %d, which is not registered", ErrInvalidReplicaAssignment, name, target, r)
 		}
 	}
-	original := without(p.Replicas, p.AddingReplicas)
-	if !allowRFChange && len(target) != len(original) {
-		return nil, fmt.Errorf("%w: %s: the target %v has %d replicas, the partition %d, and the request does not allow changing the replication factor",
-			ErrInvalidReplicationFactor, name, target, len(target), len(original))
+	if n := len(p.TargetReplicas()); !allowRFChange && len(target) != n {
+		return nil, fmt.Errorf("%w: %s: the replication factor is changed from %d to %d, and the request does not allow it",
+			ErrInvalidReplicationFactor, name, n, len(target))
 	}
 	// As Kafka: adding and removing sorted, the removing replicas after
 	// the target.
