@@ -29,6 +29,10 @@ type Controller interface {
 	AllocateProducerIDs(count int64) (int64, error)
 	// ElectLeaders runs preferred or unclean elections (elect_leaders.go).
 	ElectLeaders(typ controller.ElectionType, partitions map[string][]int32) ([]controller.ElectLeadersResult, error)
+	// AlterPartitionReassignments and ListPartitionReassignments
+	// (alter_partition_reassignments.go, list_partition_reassignments.go).
+	AlterPartitionReassignments(ctx context.Context, reqs []controller.Reassignment, allowRFChange bool) ([]controller.ReassignmentResult, error)
+	ListPartitionReassignments(partitions map[string][]int32) []controller.OngoingReassignment
 	// ControllerID is the node id of the active controller, -1 if none is
 	// known: what Metadata and DescribeCluster report.
 	ControllerID() int32

@@ -58,6 +58,7 @@ var errorTable = []struct {
 	{controller.ErrElectionNotNeeded, kerr.ElectionNotNeeded},
 	{controller.ErrPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
 	{controller.ErrEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},
+	{controller.ErrNoReassignmentInProgress, kerr.NoReassignmentInProgress},
 	{replication.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{replication.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{replication.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},

@@ -45,6 +45,8 @@ func (b *Broker) register() handlerTable {
 		37: {min: 0, max: 3, fn: b.handleCreatePartitions, toController: true},
 		43: {min: 0, max: 2, fn: b.handleElectLeaders, toController: true},
 		44: {min: 0, max: 1, fn: b.handleIncrementalAlterConfigs, toController: true},
+		45: {min: 0, max: 1, fn: b.handleAlterPartitionReassignments, toController: true},
+		46: {min: 0, max: 0, fn: b.handleListPartitionReassignments, toController: true},
 		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},
 		// Leader to controller (KIP-497): see alter_partition.go.
 		56: {min: 0, max: 3, fn: b.handleAlterPartition, interBroker: true},

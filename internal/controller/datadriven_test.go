@@ -38,6 +38,9 @@ import (
 //	partitions topic=t         (leader, epochs and ISR of every partition)
 //	elect type=preferred|unclean|N [topic=t partition=(0,1)]   (every partition without topic)
 //	rebalance                  (RebalanceLeaders)
+//	alter-reassignments [no-rf-change]   (one partition a line: "topic partition 1/2/3", "- " for an empty target, or "cancel")
+//	list-reassignments [topic=t [partition=(0,1)]]   (every partition without topic)
+//	complete-reassignments     (CompleteReassignments, as the active controller's ticker)
 //
 // Topic ids are random: every id is printed as <id>.
 func TestDataDriven(t *testing.T) {
@@ -265,6 +268,12 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		return e.elect(t, td)
 	case "rebalance":
 		return errString(e.c.RebalanceLeaders()) + "\n"
+	case "alter-reassignments":
+		return e.alterReassignments(t, td)
+	case "list-reassignments":
+		return e.listReassignments(t, td)
+	case "complete-reassignments":
+		return errString(e.c.CompleteReassignments()) + "\n"
 	case "partitions":
 		var topic string
 		td.ScanArgs(t, "topic", &topic)
@@ -519,7 +528,11 @@ func printImage(im *metadata.Image) string {
 		}
 		fmt.Fprintf(&b, "topic %s id=<id>\n", n)
 		for i, p := range tp.Partitions {
-			fmt.Fprintf(&b, "  %d replicas=%v isr=%v leader=%d leader-epoch=%d\n", i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch)
+			re := ""
+			if p.Reassigning() {
+				re = fmt.Sprintf(" adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+			}
+			fmt.Fprintf(&b, "  %d replicas=%v isr=%v leader=%d leader-epoch=%d%s\n", i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, re)
 		}
 	}
 	if len(im.TopicsByID) != len(im.Topics) {
@@ -589,6 +602,9 @@ func printPartitions(im *metadata.Image, topic string) string {
 		if len(p.ELR) > 0 {
 			elr = fmt.Sprintf(" elr=%v", p.ELR)
 		}
+		if p.Reassigning() {
+			elr += fmt.Sprintf(" adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+		}
 		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d%s\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch, elr)
 	}
 	return b.String()
@@ -620,6 +636,55 @@ func (e *env) elect(t *testing.T, td *datadriven.TestData) string {
 	}
 	if len(res) == 0 {
 		b.WriteString("no partitions\n")
+	}
+	return b.String()
+}
+
+func (e *env) alterReassignments(t *testing.T, td *datadriven.TestData) string {
+	allowRF := !td.HasArg("no-rf-change")
+	var reqs []Reassignment
+	for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("%s: want \"topic partition replicas|cancel\", got %q", td.Pos, line)
+		}
+		r := Reassignment{Topic: f[0], Partition: int32(atoi(t, f[1]))}
+		switch f[2] {
+		case "cancel":
+		case "-":
+			r.Replicas = []int32{}
+		default:
+			r.Replicas = replicas(t, f[2])
+		}
+		reqs = append(reqs, r)
+	}
+	res, err := e.c.AlterPartitionReassignments(context.Background(), reqs, allowRF)
+	if err != nil {
+		return "request " + errString(err) + "\n"
+	}
+	var b strings.Builder
+	for _, r := range res {
+		fmt.Fprintf(&b, "%s-%d: %s\n", r.Topic, r.Partition, errString(r.Err))
+	}
+	return b.String()
+}
+
+func (e *env) listReassignments(t *testing.T, td *datadriven.TestData) string {
+	var parts map[string][]int32
+	if a, ok := td.Arg("topic"); ok {
+		parts = map[string][]int32{a.SingleVal(t): nil}
+		if pa, ok := td.Arg("partition"); ok {
+			for _, v := range pa.Vals {
+				parts[a.SingleVal(t)] = append(parts[a.SingleVal(t)], int32(atoi(t, v)))
+			}
+		}
+	}
+	var b strings.Builder
+	for _, r := range e.c.ListPartitionReassignments(parts) {
+		fmt.Fprintf(&b, "%s-%d replicas=%v adding=%v removing=%v\n", r.Topic, r.Partition, r.Replicas, r.AddingReplicas, r.RemovingReplicas)
+	}
+	if b.Len() == 0 {
+		b.WriteString("none\n")
 	}
 	return b.String()
 }

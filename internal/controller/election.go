@@ -173,7 +173,8 @@ func (c *Controller) electUnclean(img *metadata.Image, t *metadata.Topic, i int,
 }
 
 // change is a partition's new leader and ISR: the partition epoch
-// moves, and the leader epoch too if the leader changes. The ELR follows
+// moves, and the leader epoch too if the leader changes. A reassignment
+// in progress (reassign.go) carries over. The ELR follows
 // KIP-966: empty while the ISR has at least min.insync.replicas members;
 // below that, the members leaving the ISR join it (with acks=all nothing
 // is committed while the ISR is that small, so they hold every committed
@@ -195,7 +196,8 @@ func (c *Controller) change(img *metadata.Image, t *metadata.Topic, i int, p *me
 		}
 	}
 	return &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: isr,
-		Leader: leader, LeaderEpoch: le, PartitionEpoch: p.PartitionEpoch + 1, ELR: elr}
+		Leader: leader, LeaderEpoch: le, PartitionEpoch: p.PartitionEpoch + 1, ELR: elr,
+		AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas}
 }
 
 // filter returns the members of ids for which keep is true (nil if none).

@@ -15,7 +15,9 @@ import (
 // down (election.go). Every change bumps the partition epoch; a change of
 // leader bumps the leader epoch. A leader's request names the epochs it
 // saw, so a request built on a state that has moved on is refused rather
-// than applied over a newer change.
+// than applied over a newer change. An ISR change that brings every
+// adding replica of a reassignment into the ISR completes it
+// (reassign.go).
 
 // Errors of AlterPartition.
 var (
@@ -218,6 +220,10 @@ func (c *Controller) planAlterPartition(img *metadata.Image, from int32, t *meta
 		return nil, stateOf(p), nil
 	}
 	rec := c.change(img, t, int(item.Partition), p, p.Leader, slices.Clone(item.NewISR), nil)
+	if c.completeReassignment(img, t, p, rec) {
+		c.opts.Logger.Info("partition reassignment completed", "topic", t.Name, "partition", item.Partition,
+			"replicas", rec.Replicas, "isr", rec.ISR, "leader", rec.Leader, "leader_epoch", rec.LeaderEpoch)
+	}
 	return rec, PartitionState{Leader: rec.Leader, LeaderEpoch: rec.LeaderEpoch, ISR: rec.ISR, PartitionEpoch: rec.PartitionEpoch}, nil
 }
 

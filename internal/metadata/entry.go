@@ -112,7 +112,8 @@ func (im *Image) Records() []Record {
 		out = append(out, &TopicRecord{Name: t.Name, ID: t.ID})
 		for i, p := range t.Partitions {
 			out = append(out, &PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ELR: p.ELR})
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ELR: p.ELR,
+				AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas})
 		}
 	}
 	for _, r := range im.SortedConfigResources() {

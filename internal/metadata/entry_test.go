@@ -19,6 +19,8 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 		&PartitionRecord{TopicID: a, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1},
 		&PartitionRecord{TopicID: a, Partition: 1, Replicas: []int32{2}, ISR: []int32{2}, Leader: -1, LeaderEpoch: 4, PartitionEpoch: 5},
 		&PartitionRecord{TopicID: a, Partition: 2, Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: 1, ELR: []int32{2}},
+		&PartitionRecord{TopicID: a, Partition: 3, Replicas: []int32{2, 1}, ISR: []int32{1}, Leader: 1,
+			AddingReplicas: []int32{2}, RemovingReplicas: []int32{1}},
 		&TopicRecord{Name: "b", ID: b},
 		&PartitionRecord{TopicID: b, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1})
 	im = apply(t, im, 2, &ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "retention.ms", Value: strp("1000")},

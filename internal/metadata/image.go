@@ -3,6 +3,7 @@ package metadata
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 )
 
@@ -49,6 +50,30 @@ type Partition struct {
 	PartitionEpoch int32
 	// ELR are the eligible leader replicas (PartitionRecord.ELR).
 	ELR []int32
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (PartitionRecord.AddingReplicas); both empty when none is.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
+}
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p *Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// TargetReplicas is where a reassignment in progress moves p (Replicas
+// without RemovingReplicas), or Replicas when none is.
+func (p *Partition) TargetReplicas() []int32 {
+	if len(p.RemovingReplicas) == 0 {
+		return p.Replicas
+	}
+	out := make([]int32, 0, len(p.Replicas))
+	for _, r := range p.Replicas {
+		if !slices.Contains(p.RemovingReplicas, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Broker is a registered broker.
@@ -143,7 +168,8 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				return nil, fmt.Errorf("metadata: offset %d: topic %s partition %d leaves a gap", offset, old.Name, r.Partition)
 			}
 			t := &Topic{Name: old.Name, ID: old.ID, Partitions: append([]*Partition(nil), old.Partitions...)}
-			p := &Partition{Replicas: r.Replicas, ISR: r.ISR, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch, ELR: r.ELR}
+			p := &Partition{Replicas: r.Replicas, ISR: r.ISR, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch, ELR: r.ELR,
+				AddingReplicas: r.AddingReplicas, RemovingReplicas: r.RemovingReplicas}
 			if int(r.Partition) == len(t.Partitions) {
 				t.Partitions = append(t.Partitions, p)
 			} else {

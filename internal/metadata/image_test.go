@@ -3,6 +3,7 @@ package metadata
 import (
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -33,7 +34,8 @@ func snap(im *Image) snapshot {
 			s.parts[n] = append(s.parts[n], Partition{
 				Replicas: append([]int32(nil), p.Replicas...), ISR: append([]int32(nil), p.ISR...),
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
-				ELR: append([]int32(nil), p.ELR...),
+				ELR:            append([]int32(nil), p.ELR...),
+				AddingReplicas: append([]int32(nil), p.AddingReplicas...), RemovingReplicas: append([]int32(nil), p.RemovingReplicas...),
 			})
 		}
 	}
@@ -292,5 +294,16 @@ func TestApplyNeverMutates(t *testing.T) {
 		if got := snap(images[i]); !reflect.DeepEqual(got, s) {
 			t.Fatalf("image %d changed after later Applies:\nwas %+v\nnow %+v", i, s, got)
 		}
+	}
+}
+
+func TestPartitionTargetReplicas(t *testing.T) {
+	p := &Partition{Replicas: []int32{4, 5, 1, 2}, AddingReplicas: []int32{4, 5}, RemovingReplicas: []int32{1, 2}}
+	if !p.Reassigning() || !slices.Equal(p.TargetReplicas(), []int32{4, 5}) {
+		t.Fatalf("reassigning=%t target=%v", p.Reassigning(), p.TargetReplicas())
+	}
+	q := &Partition{Replicas: []int32{1, 2}}
+	if q.Reassigning() || !slices.Equal(q.TargetReplicas(), []int32{1, 2}) {
+		t.Fatalf("reassigning=%t target=%v", q.Reassigning(), q.TargetReplicas())
 	}
 }

@@ -87,6 +87,14 @@ type PartitionRecord struct {
 	// the ISR while it was smaller than min.insync.replicas. Absent in
 	// older logs (none).
 	ELR []int32 `json:"elr,omitempty"`
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (KIP-455): Replicas is then the target followed by the
+	// replicas being removed; AddingReplicas are the target replicas
+	// not yet in the ISR when it started, RemovingReplicas the current
+	// ones outside the target. Both empty when none is in progress
+	// (and absent in older logs).
+	AddingReplicas   []int32 `json:"adding_replicas,omitempty"`
+	RemovingReplicas []int32 `json:"removing_replicas,omitempty"`
 }
 
 // Config resource types, as Kafka numbers them.

@@ -14,6 +14,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&TopicRecord{Name: "orders", ID: id},
 		&PartitionRecord{TopicID: id, Partition: 3, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2}, Leader: 1, LeaderEpoch: 4, PartitionEpoch: 5},
 		&PartitionRecord{TopicID: id, Partition: 4, Replicas: []int32{1, 2, 3}, ISR: []int32{1}, Leader: 1, ELR: []int32{3}},
+		&PartitionRecord{TopicID: id, Partition: 5, Replicas: []int32{2, 3, 4, 1}, ISR: []int32{1, 2, 3}, Leader: 1,
+			AddingReplicas: []int32{4}, RemovingReplicas: []int32{1}},
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms", Value: strp("1000")},
 		&ConfigRecord{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.ms"},   // delete
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "t", Name: "x", Value: strp("")}, // empty, not nil
@@ -120,5 +122,28 @@ func TestUUID(t *testing.T) {
 		if u != (UUID{0: 9}) {
 			t.Errorf("failed UnmarshalText(%q) changed the id to %v", bad, u)
 		}
+	}
+}
+
+// TestPartitionRecordOldFormat checks that a partition record written
+// before reassignments (no adding/removing fields) still decodes, and that
+// a record without a reassignment is written without them.
+func TestPartitionRecordOldFormat(t *testing.T) {
+	id := NewUUID()
+	old := `{"topic_id":"` + id.String() + `","partition":0,"replicas":[1,2],"isr":[1],"leader":1,"leader_epoch":2,"partition_epoch":3}`
+	r, err := Decode([]byte{byte(TypePartition), 0}, []byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.(*PartitionRecord)
+	if p.AddingReplicas != nil || p.RemovingReplicas != nil || p.ELR != nil || !reflect.DeepEqual(p.Replicas, []int32{1, 2}) {
+		t.Fatalf("decoded %+v", p)
+	}
+	_, v, err := Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(v), "adding") || strings.Contains(string(v), "removing") {
+		t.Fatalf("a record without a reassignment encodes %s", v)
 	}
 }

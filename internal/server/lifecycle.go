@@ -80,6 +80,9 @@ func (l *lifecycle) step() time.Duration {
 		if _, err := c.FenceExpired(); err != nil {
 			l.warn("fence brokers", err)
 		}
+		if err := c.CompleteReassignments(); err != nil {
+			l.warn("complete partition reassignments", err)
+		}
 		if now := time.Now(); l.rebalanceEvery > 0 && now.Sub(l.lastRebalance) >= l.rebalanceEvery {
 			l.lastRebalance = now
 			if err := c.RebalanceLeaders(); err != nil {
