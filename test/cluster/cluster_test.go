@@ -534,6 +534,15 @@ func forwardedAdmin(t *testing.T, ctx context.Context, c *testCluster) {
 		t.Fatal(err)
 	}
 	br := cl.Broker(int(other))
+	// Until it has caught up with the metadata log (registered), a broker
+	// answers every topic LEADER_NOT_AVAILABLE: wait for node other to
+	// serve "spread", then everything below is immediate.
+	waitFor(t, fmt.Sprintf("node %d to serve metadata", other), 10*time.Second, func() bool {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("spread")}}
+		resp, err := br.RetriableRequest(ctx, req)
+		return err == nil && resp.(*kmsg.MetadataResponse).Topics[0].ErrorCode == 0
+	})
 
 	create := kmsg.NewPtrCreateTopicsRequest()
 	ct := kmsg.NewCreateTopicsRequestTopic()

@@ -16,8 +16,21 @@ import (
 )
 
 // partitionState returns leader, ISR and replicas of topic's partition as
-// the cluster's metadata says, or leader -2 if it cannot be read.
+// the cluster's metadata says. A broker still catching up with the
+// metadata log answers LEADER_NOT_AVAILABLE: it asks again (another broker,
+// usually) for up to 10 s before it gives up with leader -2.
 func (c *testCluster) partitionState(topic string, p int32) (leader int32, isr, replicas []int32) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		leader, isr, replicas = c.partitionStateOnce(topic, p)
+		if leader != -2 || time.Now().After(deadline) {
+			return leader, isr, replicas
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *testCluster) partitionStateOnce(topic string, p int32) (leader int32, isr, replicas []int32) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	md, err := c.metadata(ctx)
