@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/record"
@@ -303,6 +304,61 @@ func TestFetchRulesMinBytesMaxWait(t *testing.T) {
 			t.Fatalf("%d batches, want 2: answered before min_bytes", len(bases))
 		}
 	})
+}
+
+// TestFetchErrorAnswersAtOnce: a fetch in which one partition has an error
+// (here OFFSET_OUT_OF_RANGE) is answered at once, as Kafka does, with the
+// other partitions' data, not after max_wait; and a franz-go consumer
+// whose position is past the end resets without waiting max_wait.
+func TestFetchErrorAnswersAtOnce(t *testing.T) {
+	n := startNode(t, "", nil)
+	ctx := ctxT(t)
+	const topic = "oor"
+	if _, err := n.admin().CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	c := n.raw()
+	batch := oneRecordBatch(t, 100)
+	produceTo(t, c, topic, 0, batch)
+	produceTo(t, c, topic, 1, batch)
+	const maxWait = 30000 // ms; partition 2 is empty, so only the error can end the wait
+	for _, v := range []int16{5, 10, 12} {
+		req := newFetchRequest(v, fetchTopic{name: topic}, maxWait, 1, 1<<20,
+			fetchPart{0, 999, 1 << 20}, fetchPart{2, 0, 1 << 20})
+		start := time.Now()
+		resp := c.roundTrip(req).(*kmsg.FetchResponse)
+		elapsed := time.Since(start)
+		t.Logf("v%d: answered after %v", v, elapsed)
+		if elapsed > 5*time.Second {
+			t.Errorf("v%d: answered after %v: the error waited for max_wait", v, elapsed)
+		}
+		ps := resp.Topics[0].Partitions
+		if ps[0].ErrorCode != kerr.OffsetOutOfRange.Code || ps[1].ErrorCode != 0 {
+			t.Errorf("v%d: errors %v, %v; want OFFSET_OUT_OF_RANGE and none", v, kerr.ErrorForCode(ps[0].ErrorCode), kerr.ErrorForCode(ps[1].ErrorCode))
+		}
+	}
+	// With data elsewhere, the error does not hide it.
+	req := newFetchRequest(12, fetchTopic{name: topic}, maxWait, 1<<20, 1<<20, fetchPart{0, 999, 1 << 20}, fetchPart{1, 0, 1 << 20})
+	resp := c.roundTrip(req).(*kmsg.FetchResponse)
+	if got := len(batchesIn(t, resp.Topics[0].Partitions[1].RecordBatches)); got != 1 {
+		t.Errorf("partition 1 beside the failing one: %d batches, want 1", got)
+	}
+
+	cl := n.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(999)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(maxWait*time.Millisecond))
+	start := time.Now()
+	for got := 0; got < 1; {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("no record after the reset")
+		}
+		got += fs.NumRecords()
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("the consumer's reset took %v: the out-of-range answer waited", elapsed)
+	} else {
+		t.Logf("consumer past the end reset and read in %v", elapsed)
+	}
 }
 
 // TestFetchRulesSessions checks that incremental fetch sessions (KIP-227) are
