@@ -149,6 +149,12 @@ func (p *Partition) ISR() []int32 {
 	return slices.Clone(p.st.isr)
 }
 
+func (p *Partition) isrSize() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.st.isr)
+}
+
 // CheckLeaderEpoch compares a client's current leader epoch with ours
 // (KIP-320); -1 skips the check.
 func (p *Partition) CheckLeaderEpoch(epoch int32) error {
@@ -190,7 +196,7 @@ func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, er
 		return AppendResult{}, err
 	}
 	if acks == -1 {
-		if n := len(p.ISR()); n < int(cfg.MinInsyncReplicas) {
+		if n := p.isrSize(); n < int(cfg.MinInsyncReplicas) {
 			return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
 		}
 	}
@@ -301,7 +307,7 @@ func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
 			return fmt.Errorf("%w: offset %d not replicated to the ISR %v in time (high watermark %d)", ErrReplicationTimeout, offset, p.ISR(), p.hw.Load())
 		}
 	}
-	if n, minISR := len(p.ISR()), p.Config().MinInsyncReplicas; n < int(minISR) {
+	if n, minISR := p.isrSize(), p.Config().MinInsyncReplicas; n < int(minISR) {
 		return fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicasAfterAppend, n, minISR)
 	}
 	return nil

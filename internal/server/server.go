@@ -172,7 +172,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}
 	var lc *lifecycle
 	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
-		epoch:  func() int64 { return lc.epoch.Load() },
+		epoch: func() int64 { return lc.epoch.Load() },
 		settle: func(offset int64) {
 			if s.roles.broker { // a controller-only node hosts no partitions
 				s.parts.WaitApplied(offset, forwardTimeout)

@@ -18,9 +18,18 @@ import traceback
 import uuid
 
 
+def free_addr():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "127.0.0.1:%d" % port
+
+
 class Broker:
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, extra=None):
         self.binary = binary
+        self.extra = extra or ["--num-partitions", "3"]
         self.data = os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "strata.log")
         s = socket.socket()
@@ -33,8 +42,7 @@ class Broker:
     def start(self):
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listen", self.addr, "--data-dir", self.data,
-             "--num-partitions", "3"],
+            [self.binary, "serve", "--listen", self.addr, "--data-dir", self.data] + self.extra,
             stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -460,6 +468,140 @@ def test_confluent_cooperative_sticky(b):
     expect(sum(o.offset for o in offsets.values()) == 600, "committed %r" % offsets)
 
 
+# ---------------------------------------------------------------- replication
+
+class Cluster:
+    """Three combined broker+controller processes in one quorum, with fast
+    failure detection (2 s sessions)."""
+
+    def __init__(self, binary, workdir):
+        ctrl = [free_addr() for _ in range(3)]
+        voters = ",".join("%d@%s" % (i + 1, a) for i, a in enumerate(ctrl))
+        self.nodes = []
+        for i in range(3):
+            d = os.path.join(workdir, "n%d" % (i + 1))
+            os.makedirs(d)
+            self.nodes.append(Broker(binary, d, [
+                "--node-id", str(i + 1), "--controller-listen", ctrl[i], "--controller-quorum", voters,
+                "--set", "broker.heartbeat.interval.ms=200", "--set", "broker.session.timeout.ms=2000",
+                "--set", "controller.quorum.election.timeout.ms=500", "--set", "controller.quorum.tick.ms=50"]))
+        self.binary = binary
+        self.addrs = ",".join(n.addr for n in self.nodes)
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+
+    def stop(self):
+        for n in self.nodes:
+            if n.proc and n.proc.poll() is None:
+                n.proc.kill()
+                n.proc.wait()
+                n.logf.close()
+
+    def cli(self, *args):
+        return run([self.binary] + list(args) + ["--brokers", self.addrs, "--timeout", "30s"])
+
+    def describe(self, topic):
+        import json
+        return json.loads(self.cli("topic", "describe", topic, "--json"))[0]["partitions"]
+
+    def wait(self, what, cond, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if cond():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("timed out waiting for " + what)
+
+
+def test_replicated_topic_clients_across_leader_kill(b):
+    """kcat, kafka-python and confluent-kafka produce with acks=all to an rf=3
+    topic, the leader of partition 0 is killed with SIGKILL, they produce
+    again (retrying through the failover), and every acknowledged value is
+    read back by each of them."""
+    from kafka import KafkaProducer, KafkaConsumer, TopicPartition
+    from confluent_kafka import Producer, Consumer
+    work = tempfile.mkdtemp(prefix="strata-interop-cluster-")
+    c = Cluster(b.binary, work)
+    c.start()
+    try:
+        c.wait("three brokers", lambda: c.cli("cluster", "brokers").count("online") == 3)
+        topic = unique("rf3")
+        c.cli("topic", "create", topic, "-p", "3", "-r", "3", "-c", "min.insync.replicas=2")
+        c.wait("a full ISR", lambda: all(len(p["isr"]) == 3 for p in c.describe(topic)))
+        acked = set()
+
+        def produce(tag, n):
+            values = ["%s-kcat-%d" % (tag, i) for i in range(n)]
+            run(["kcat", "-b", c.addrs, "-P", "-t", topic, "-X", "acks=all", "-X", "message.timeout.ms=30000"],
+                input=("\n".join(values) + "\n").encode())
+            acked.update(values)
+            kp = KafkaProducer(bootstrap_servers=c.addrs, acks="all", retries=50, request_timeout_ms=30000)
+            futs = {"%s-kpy-%d" % (tag, i): kp.send(topic, value=("%s-kpy-%d" % (tag, i)).encode()) for i in range(n)}
+            kp.flush()
+            for v, f in futs.items():
+                f.get(timeout=30)
+                acked.add(v)
+            kp.close()
+            cp = Producer({"bootstrap.servers": c.addrs, "acks": "all", "enable.idempotence": True,
+                           "message.timeout.ms": 30000})
+            errs = []
+
+            def cb(err, msg):
+                if err is None:
+                    acked.add(msg.value().decode())
+                else:
+                    errs.append(err)
+            for i in range(n):
+                cp.produce(topic, value=("%s-ck-%d" % (tag, i)).encode(), on_delivery=cb)
+            expect(cp.flush(60) == 0, "confluent-kafka: records left undelivered")
+            expect(not errs, "confluent-kafka delivery errors: %r" % errs[:3])
+
+        produce("before", 300)
+        # Groups need __consumer_offsets, created on first use with 3
+        # replicas (like Kafka, never with fewer): use it while all three
+        # brokers are up.
+        run(["kcat", "-b", c.addrs, "-G", unique("warm-up"), topic, "-e", "-q"])
+        c.wait("__consumer_offsets", lambda: "__consumer_offsets" in c.cli("topic", "list", "--internal"))
+        leader = c.describe(topic)[0]["leader"]
+        victim = c.nodes[leader - 1]
+        victim.proc.kill()
+        victim.proc.wait()
+        victim.logf.close()
+        produce("after", 300)
+        expect(len(acked) == 1800, "%d values acknowledged, want 1800" % len(acked))
+
+        seen = set(run(["kcat", "-b", c.addrs, "-C", "-t", topic, "-e", "-q", "-o", "beginning"]).split())
+        expect(seen == acked, "kcat read %d of %d acknowledged values" % (len(seen & acked), len(acked)))
+        kc = KafkaConsumer(bootstrap_servers=c.addrs, auto_offset_reset="earliest", enable_auto_commit=False,
+                           consumer_timeout_ms=10000)
+        kc.assign([TopicPartition(topic, i) for i in range(3)])
+        got = set()
+        for m in kc:
+            got.add(m.value.decode())
+            if len(got) >= len(acked):
+                break
+        kc.close()
+        expect(got == acked, "kafka-python read %d of %d acknowledged values" % (len(got & acked), len(acked)))
+        cc = Consumer({"bootstrap.servers": c.addrs, "group.id": unique("g"), "auto.offset.reset": "earliest"})
+        cc.subscribe([topic])
+        got = set()
+        deadline = time.time() + 60
+        while len(got) < len(acked) and time.time() < deadline:
+            m = cc.poll(0.5)
+            if m is not None and m.error() is None:
+                got.add(m.value().decode())
+        cc.close()
+        expect(got == acked, "confluent-kafka read %d of %d acknowledged values" % (len(got & acked), len(acked)))
+    finally:
+        c.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 TESTS = [
     test_kcat_metadata,
     test_kcat_produce_consume_codecs,
@@ -472,6 +614,7 @@ TESTS = [
     test_group_kafka_python_and_confluent,
     test_kcat_group,
     test_confluent_cooperative_sticky,
+    test_replicated_topic_clients_across_leader_kill,
 ]
 
 
