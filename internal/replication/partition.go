@@ -63,7 +63,6 @@ type Partition struct {
 	// it (Kafka's rule, so a new ISR member has everything of this epoch).
 	epochStart int64
 	waitCh     chan struct{} // closed when the high watermark or log end moves; nil if nobody waits
-	closed     bool
 }
 
 // state is the partition's metadata as this replica knows it.
