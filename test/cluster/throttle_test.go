@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestReassignThrottled: KIP-73 replication throttles on a reassignment. A
+// partition on 1,2,3 holds about 20 MB; it is reassigned to 1,2,3,4 with
+// follower.replication.throttled.replicas=0:4 and a follower throttle of
+// 2 MB/s on broker 4. Broker 4 must take at least 70% of bytes/rate to
+// catch up (a throttle that does not throttle fails), and the
+// reassignment must complete (a throttled replica still progresses).
+func TestReassignThrottled(t *testing.T) {
+	const (
+		topic = "throttled"
+		rate  = 2 << 20
+		value = 10 << 10
+		count = 2000 // 20 MB
+	)
+	// Two windows of a second: the throttle's initial burst is about a
+	// second's worth plus one fetch.
+	c := newRolesCluster(t, 3, 1, "", "--set", "replication.quota.window.num=2")
+	ctx := ctxT(t, 3*time.Minute)
+	c.waitBrokers(ctx, 4)
+	cl := c.client()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{1, 2, 3}
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+	cfg.Name, cfg.Value = "follower.replication.throttled.replicas", kmsg.StringPtr("0:4")
+	rt.Configs = append(rt.Configs, cfg)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl) // an admin request: the client learns the controller
+	if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create on 1,2,3: %v %+v", err, resp)
+	}
+	adm := kadm.NewClient(cl)
+	c.waitFullISR(topic, 1, 30*time.Second)
+
+	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	defer prod.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < count; i++ {
+		v := make([]byte, value) // random: the producer compresses
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		prod.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bytes := logBytes(t, c.node(1).dir, topic)
+	t.Logf("%d bytes in the partition", bytes)
+
+	res, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.rate", Value: kadm.StringPtr("2097152")}}, 4)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("set the follower rate on 4: %v %v", err, res)
+	}
+	waitFor(t, "broker 4 to see its follower rate", 10*time.Second, func() bool {
+		rc, err := adm.DescribeBrokerConfigs(ctx, 4)
+		if err != nil || len(rc) != 1 || rc[0].Err != nil {
+			return false
+		}
+		for _, c := range rc[0].Configs {
+			if c.Key == "follower.replication.throttled.rate" {
+				return c.MaybeValue() == "2097152"
+			}
+		}
+		return false
+	})
+	time.Sleep(200 * time.Millisecond) // the replication manager applies the image after the broker's view
+
+	var areq kadm.AlterPartitionAssignmentsReq
+	areq.Assign(topic, 0, []int32{1, 2, 3, 4})
+	start := time.Now()
+	ares, err := adm.AlterPartitionAssignments(ctx, areq)
+	if err != nil || ares.Error() != nil {
+		t.Fatalf("reassign: %v %v", err, ares.Error())
+	}
+	set := kadm.TopicsSet{}
+	set.Add(topic, 0)
+	waitFor(t, "the throttled reassignment to complete", 120*time.Second, func() bool {
+		lr, err := adm.ListPartitionReassignments(ctx, set)
+		if err != nil {
+			return false
+		}
+		if _, ok := lr[topic][0]; ok {
+			return false
+		}
+		_, isr, replicas := c.partitionState(topic, 0)
+		return slices.Contains(isr, 4) && len(replicas) == 4
+	})
+	took := time.Since(start)
+	lower := time.Duration(float64(bytes) / rate * 0.7 * float64(time.Second))
+	t.Logf("broker 4 caught up with %d bytes in %v at a follower throttle of %d B/s (%.2f MB/s achieved; at least %v expected)",
+		bytes, took, rate, float64(bytes)/took.Seconds()/(1<<20), lower)
+	if took < lower {
+		t.Fatalf("catch-up took %v, less than %v: the throttle did not throttle", took, lower)
+	}
+	if got := logBytes(t, c.node(4).dir, topic); got != bytes {
+		t.Fatalf("broker 4 holds %d bytes, the leader %d", got, bytes)
+	}
+}
+
+// logBytes sums the sizes of a node's segment files of partition 0.
+func logBytes(t *testing.T, dir, topic string) int64 {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "data", topic+"-0", "*.log"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments of %s on %s: %v %v", topic, dir, segs, err)
+	}
+	var n int64
+	for _, s := range segs {
+		fi, err := os.Stat(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
