@@ -1,9 +1,9 @@
 package cluster
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -14,12 +14,23 @@ import (
 )
 
 // TestReassignThrottled: KIP-73 replication throttles on a reassignment. A
-// partition on 1,2,3 holds about 20 MB; it is reassigned to 1,2,3,4 with
-// follower.replication.throttled.replicas=0:4 and a follower throttle of
-// 2 MB/s on broker 4. Broker 4 must take at least 70% of bytes/rate to
-// catch up (a throttle that does not throttle fails), and the
-// reassignment must complete (a throttled replica still progresses).
+// partition on 1,2,3 (1 leading) holds about 20 MB; it is reassigned to
+// 1,2,3,4 with a throttle of 2 MB/s: on the follower side
+// (follower.replication.throttled.replicas=0:4, the rate on broker 4), or
+// on the leader side (leader.replication.throttled.replicas=0:1, the rate
+// on broker 1). Broker 4 must take at least 70% of bytes/rate to catch up
+// (a throttle that does not throttle fails), and the reassignment must
+// complete (a throttled replica still progresses).
 func TestReassignThrottled(t *testing.T) {
+	t.Run("follower", func(t *testing.T) {
+		reassignThrottled(t, "follower.replication.throttled.replicas", "0:4", "follower.replication.throttled.rate", 4)
+	})
+	t.Run("leader", func(t *testing.T) {
+		reassignThrottled(t, "leader.replication.throttled.replicas", "0:1", "leader.replication.throttled.rate", 1)
+	})
+}
+
+func reassignThrottled(t *testing.T, replicasKey, replicas, rateKey string, rateOn int32) {
 	const (
 		topic = "throttled"
 		rate  = 2 << 20
@@ -39,7 +50,7 @@ func TestReassignThrottled(t *testing.T) {
 	ra.Partition, ra.Replicas = 0, []int32{1, 2, 3}
 	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
 	cfg := kmsg.NewCreateTopicsRequestTopicConfig()
-	cfg.Name, cfg.Value = "follower.replication.throttled.replicas", kmsg.StringPtr("0:4")
+	cfg.Name, cfg.Value = replicasKey, kmsg.StringPtr(replicas)
 	rt.Configs = append(rt.Configs, cfg)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl) // an admin request: the client learns the controller
@@ -69,17 +80,17 @@ func TestReassignThrottled(t *testing.T) {
 	bytes := logBytes(t, c.node(1).dir, topic)
 	t.Logf("%d bytes in the partition", bytes)
 
-	res, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.rate", Value: kadm.StringPtr("2097152")}}, 4)
+	res, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: rateKey, Value: kadm.StringPtr("2097152")}}, rateOn)
 	if err != nil || res[0].Err != nil {
-		t.Fatalf("set the follower rate on 4: %v %v", err, res)
+		t.Fatalf("set %s on %d: %v %v", rateKey, rateOn, err, res)
 	}
-	waitFor(t, "broker 4 to see its follower rate", 10*time.Second, func() bool {
-		rc, err := adm.DescribeBrokerConfigs(ctx, 4)
+	waitFor(t, "the broker to see its rate", 10*time.Second, func() bool {
+		rc, err := adm.DescribeBrokerConfigs(ctx, rateOn)
 		if err != nil || len(rc) != 1 || rc[0].Err != nil {
 			return false
 		}
 		for _, c := range rc[0].Configs {
-			if c.Key == "follower.replication.throttled.rate" {
+			if c.Key == rateKey {
 				return c.MaybeValue() == "2097152"
 			}
 		}
@@ -109,7 +120,7 @@ func TestReassignThrottled(t *testing.T) {
 	})
 	took := time.Since(start)
 	lower := time.Duration(float64(bytes) / rate * 0.7 * float64(time.Second))
-	t.Logf("broker 4 caught up with %d bytes in %v at a follower throttle of %d B/s (%.2f MB/s achieved; at least %v expected)",
+	t.Logf("broker 4 caught up with %d bytes in %v at a throttle of %d B/s (%.2f MB/s achieved; at least %v expected)",
 		bytes, took, rate, float64(bytes)/took.Seconds()/(1<<20), lower)
 	if took < lower {
 		t.Fatalf("catch-up took %v, less than %v: the throttle did not throttle", took, lower)
