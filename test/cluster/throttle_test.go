@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"context"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +22,11 @@ import (
 // 1,2,3,4 with a throttle of 2 MB/s: on the follower side
 // (follower.replication.throttled.replicas=0:4, the rate on broker 4), or
 // on the leader side (leader.replication.throttled.replicas=0:1, the rate
-// on broker 1). Broker 4 must take at least 70% of bytes/rate to catch up
-// (a throttle that does not throttle fails), and the reassignment must
-// complete (a throttled replica still progresses).
+// on broker 1), or both as `strata cluster reassign --execute --throttle`
+// sets them (and --verify removes them once done). Broker 4 must take at
+// least 70% of bytes/rate to catch up (a throttle that does not throttle
+// fails), and the reassignment must complete (a throttled replica still
+// progresses).
 func TestReassignThrottled(t *testing.T) {
 	t.Run("follower", func(t *testing.T) {
 		reassignThrottled(t, "follower.replication.throttled.replicas", "0:4", "follower.replication.throttled.rate", 4)
@@ -28,8 +34,13 @@ func TestReassignThrottled(t *testing.T) {
 	t.Run("leader", func(t *testing.T) {
 		reassignThrottled(t, "leader.replication.throttled.replicas", "0:1", "leader.replication.throttled.rate", 1)
 	})
+	t.Run("cli", func(t *testing.T) {
+		reassignThrottled(t, "", "", "", 0)
+	})
 }
 
+// reassignThrottled runs one case; an empty replicasKey has the CLI set
+// the throttles.
 func reassignThrottled(t *testing.T, replicasKey, replicas, rateKey string, rateOn int32) {
 	const (
 		topic = "throttled"
@@ -49,9 +60,11 @@ func reassignThrottled(t *testing.T, replicasKey, replicas, rateKey string, rate
 	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
 	ra.Partition, ra.Replicas = 0, []int32{1, 2, 3}
 	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
-	cfg := kmsg.NewCreateTopicsRequestTopicConfig()
-	cfg.Name, cfg.Value = replicasKey, kmsg.StringPtr(replicas)
-	rt.Configs = append(rt.Configs, cfg)
+	if replicasKey != "" {
+		cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+		cfg.Name, cfg.Value = replicasKey, kmsg.StringPtr(replicas)
+		rt.Configs = append(rt.Configs, cfg)
+	}
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl) // an admin request: the client learns the controller
 	if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
@@ -80,6 +93,10 @@ func reassignThrottled(t *testing.T, replicasKey, replicas, rateKey string, rate
 	bytes := logBytes(t, c.node(1).dir, topic)
 	t.Logf("%d bytes in the partition", bytes)
 
+	if replicasKey == "" {
+		cliThrottled(t, c, ctx, adm, topic, bytes, rate)
+		return
+	}
 	res, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: rateKey, Value: kadm.StringPtr("2097152")}}, rateOn)
 	if err != nil || res[0].Err != nil {
 		t.Fatalf("set %s on %d: %v %v", rateKey, rateOn, err, res)
@@ -127,6 +144,66 @@ func reassignThrottled(t *testing.T, replicasKey, replicas, rateKey string, rate
 	}
 	if got := logBytes(t, c.node(4).dir, topic); got != bytes {
 		t.Fatalf("broker 4 holds %d bytes, the leader %d", got, bytes)
+	}
+}
+
+// cliThrottled reassigns with `strata cluster reassign --execute
+// --throttle`, waits with --verify until it exits 0, and checks the time
+// taken and that the throttles are gone.
+func cliThrottled(t *testing.T, c *testCluster, ctx context.Context, adm *kadm.Client, topic string, bytes int64, rate int) {
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(plan, []byte(`{"version":1,"partitions":[{"topic":"`+topic+`","partition":0,"replicas":[1,2,3,4]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out := runCLI(t, c, "cluster", "reassign", "--execute", "--plan", plan, "--throttle", strconv.Itoa(rate))
+	t.Logf("execute:\n%s", out)
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil || rcs[0].Err != nil {
+		t.Fatal(err, rcs)
+	}
+	want := map[string]string{"leader.replication.throttled.replicas": "0:1,0:2,0:3", "follower.replication.throttled.replicas": "0:4"}
+	for _, cfg := range rcs[0].Configs {
+		if w, ok := want[cfg.Key]; ok && cfg.MaybeValue() != w {
+			t.Errorf("%s = %q, want %q", cfg.Key, cfg.MaybeValue(), w)
+		}
+	}
+	var verify string
+	waitFor(t, "cluster reassign --verify to exit 0", 120*time.Second, func() bool {
+		cmd := exec.Command(c.nodes[0].bin, "cluster", "reassign", "--verify", "--plan", plan, "--brokers", strings.Join(c.seeds(), ","))
+		o, err := cmd.CombinedOutput()
+		verify = string(o)
+		return err == nil
+	})
+	took := time.Since(start)
+	lower := time.Duration(float64(bytes) / float64(rate) * 0.7 * float64(time.Second))
+	t.Logf("verify:\n%s\nbroker 4 caught up with %d bytes in %v at a throttle of %d B/s (%.2f MB/s; at least %v expected)",
+		verify, bytes, took, rate, float64(bytes)/took.Seconds()/(1<<20), lower)
+	if took < lower {
+		t.Fatalf("catch-up took %v, less than %v: the throttle did not throttle", took, lower)
+	}
+	if !strings.Contains(verify, "throttles removed") {
+		t.Errorf("verify did not remove the throttles")
+	}
+	for _, id := range []int32{1, 2, 3, 4} {
+		brc, err := adm.DescribeBrokerConfigs(ctx, id)
+		if err != nil || brc[0].Err != nil {
+			t.Fatal(err, brc)
+		}
+		for _, cfg := range brc[0].Configs {
+			if strings.HasSuffix(cfg.Key, ".replication.throttled.rate") && cfg.Source != kmsg.ConfigSourceDefaultConfig {
+				t.Errorf("broker %d: %s = %q from %v after verify", id, cfg.Key, cfg.MaybeValue(), cfg.Source)
+			}
+		}
+	}
+	rcs, err = adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil || rcs[0].Err != nil {
+		t.Fatal(err, rcs)
+	}
+	for _, cfg := range rcs[0].Configs {
+		if strings.HasSuffix(cfg.Key, ".replication.throttled.replicas") && cfg.MaybeValue() != "" {
+			t.Errorf("%s = %q after verify", cfg.Key, cfg.MaybeValue())
+		}
 	}
 }
 
