@@ -76,6 +76,12 @@ func synonyms(topicKey, brokerKey, def string, l config.Layers) []kmsg.DescribeC
 	if v, ok := l.Topic[topicKey]; ok && topicKey != "" {
 		add(topicKey, v, config.SourceTopic)
 	}
+	if brokerKey == "" {
+		// A topic config without a broker synonym (the throttled-replica
+		// lists): only the topic's value and the default.
+		add(topicKey, def, config.SourceDefault)
+		return out
+	}
 	if v, ok := l.DynamicBroker[brokerKey]; ok {
 		add(brokerKey, v, config.SourceDynamicBroker)
 	}

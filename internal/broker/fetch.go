@@ -113,6 +113,9 @@ func (f *fetch) release() {
 func (f *fetch) send() {
 	reads := f.reads
 	f.reads = nil
+	for i := range reads {
+		reads[i].Sent() // the leader's replication throttle counts what goes out
+	}
 	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, f.resp, f.records)
 	f.r.resp.Respond(&network.Response{Chunks: chunks, Release: func() {
 		for i := range reads {

@@ -23,6 +23,11 @@ type ReassignOptions struct {
 	Topics  []string // --generate: the topics to move
 	Brokers []int32  // --generate: where to
 	Plan    string   // reassignment JSON file; "-" is stdin
+	// Throttle (--execute, bytes/s, 0 or -1 none) sets KIP-73 replication
+	// throttles on the moving replicas; --verify and --cancel remove them
+	// unless PreserveThrottles.
+	Throttle          int64
+	PreserveThrottles bool
 }
 
 func clusterReassignCommand(env *Env) *cobra.Command {
@@ -40,7 +45,13 @@ preferred leaders. The current assignment goes to stderr, to roll back with.
 --verify shows each partition's progress: done when its replicas are the
 plan's and all are in sync; exit status 2 while any is not done.
 --cancel stops the plan's reassignments, or every one in progress without
---plan; replicas already added are removed again.`,
+--plan; replicas already added are removed again.
+
+--throttle RATE with --execute limits the replication of the moving
+replicas to RATE bytes/s, as kafka-reassign-partitions does: the leader and
+follower rates on every broker involved, and the topics' leader and follower
+throttled-replica lists. --verify removes them once every partition is done,
+and --cancel at once, unless --preserve-throttles.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return Reassign(cmd.Context(), env, o)
@@ -54,6 +65,8 @@ plan's and all are in sync; exit status 2 while any is not done.
 	f.StringSliceVar(&o.Topics, "topics", nil, "topics to move (--generate)")
 	f.Int32SliceVar(&o.Brokers, "broker-ids", nil, "ids of the brokers to move them onto (--generate)")
 	f.StringVar(&o.Plan, "plan", "", "reassignment JSON file, - for stdin")
+	f.Int64Var(&o.Throttle, "throttle", -1, "replication throttle of the moving replicas in bytes/s (--execute)")
+	f.BoolVar(&o.PreserveThrottles, "preserve-throttles", false, "keep the replication throttles (--verify, --cancel)")
 	_ = cmd.RegisterFlagCompletionFunc("topics", completeTopicFlag(env))
 	addJSONFlag(cmd, env)
 	return cmd
@@ -75,6 +88,12 @@ func (o ReassignOptions) check() error {
 		return errors.New("--generate writes a plan; --plan is for --execute, --verify and --cancel")
 	case (o.Execute || o.Verify) && o.Plan == "":
 		return errors.New("--execute and --verify need --plan FILE")
+	case o.Throttle > 0 && !o.Execute:
+		return errors.New("--throttle goes with --execute")
+	case o.Throttle < -1:
+		return errors.New("--throttle must be a rate in bytes/s")
+	case o.PreserveThrottles && !(o.Verify || o.Cancel):
+		return errors.New("--preserve-throttles goes with --verify and --cancel")
 	}
 	return nil
 }
@@ -102,11 +121,24 @@ func Reassign(ctx context.Context, env *Env, o ReassignOptions) error {
 	case o.Generate:
 		return reassignGenerate(ctx, env, adm, o)
 	case o.Execute:
+		if o.Throttle > 0 {
+			if err := applyThrottles(ctx, env, adm, plan, o.Throttle); err != nil {
+				return err
+			}
+		}
 		return reassignExecute(ctx, env, adm, cl, plan)
 	case o.Verify:
-		return reassignVerify(ctx, env, adm, cl, plan)
+		err := reassignVerify(ctx, env, adm, cl, plan)
+		if err == nil && !o.PreserveThrottles {
+			err = clearThrottles(ctx, env, adm, plan)
+		}
+		return err
 	}
-	return reassignCancel(ctx, env, adm, cl, plan)
+	err = reassignCancel(ctx, env, adm, cl, plan)
+	if err == nil && !o.PreserveThrottles {
+		err = clearThrottles(ctx, env, adm, plan)
+	}
+	return err
 }
 
 func loadPlan(env *Env, path string) (reassignPlan, error) {

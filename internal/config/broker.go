@@ -80,6 +80,10 @@ func brokerOnlyDefs() []Def {
 		{Name: "replica.fetch.max.bytes", Type: TypeInt, Default: "1048576", Check: atLeast(1), Doc: "bytes a follower asks for per partition in one fetch (the first batch always comes whole)"},
 		{Name: "replica.fetch.response.max.bytes", Type: TypeInt, Default: "10485760", Check: atLeast(1), Doc: "bytes a follower asks for in one fetch, all partitions together"},
 		{Name: "replica.fetch.backoff.ms", Type: TypeInt, Default: "1000", Check: atLeast(0), Doc: "how long a follower waits after a failed fetch before the next"},
+		{Name: "leader.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker sends to followers of the replicas in leader.replication.throttled.replicas that are not in the ISR (KIP-73; dynamic)"},
+		{Name: "follower.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker fetches as a follower for the replicas in follower.replication.throttled.replicas while they are behind the leader's high watermark (KIP-73; dynamic)"},
+		{Name: "replication.quota.window.num", Type: TypeInt, Default: "11", Check: atLeast(1), Doc: "samples the replication throttles measure their rate over"},
+		{Name: "replication.quota.window.size.seconds", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "length of each sample of the replication throttles"},
 	}
 }
 
@@ -93,7 +97,7 @@ func BrokerDefs() []Def {
 		seen[d.Name] = true
 	}
 	for _, t := range TopicDefs() {
-		if seen[t.Synonym] {
+		if t.Synonym == "" || seen[t.Synonym] {
 			continue
 		}
 		seen[t.Synonym] = true
@@ -104,9 +108,23 @@ func BrokerDefs() []Def {
 	return defs
 }
 
+// dynamicBrokerOnly are the broker-only keys AlterConfigs may change at run
+// time (per broker or as the cluster default).
+var dynamicBrokerOnly = map[string]bool{
+	"leader.replication.throttled.rate":   true,
+	"follower.replication.throttled.rate": true,
+}
+
 // IsDynamicBrokerKey reports whether key may be changed at run time through
-// AlterConfigs on a broker resource: the topic-config synonyms may.
+// AlterConfigs on a broker resource: the topic-config synonyms and the
+// replication throttle rates may.
 func IsDynamicBrokerKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	if dynamicBrokerOnly[key] {
+		return true
+	}
 	for _, t := range TopicDefs() {
 		if t.Synonym == key {
 			return true

@@ -112,10 +112,13 @@ func TestRegistry(t *testing.T) {
 	if len(names) != len(BrokerDefs()) {
 		t.Fatalf("%d names for %d defs: duplicate broker keys", len(names), len(BrokerDefs()))
 	}
-	// Every topic config has a broker synonym that is a broker key.
+	// Every topic config but the throttled-replica lists (which have none
+	// in Kafka) has a broker synonym that is a broker key.
 	for _, d := range TopicDefs() {
 		if d.Synonym == "" {
-			t.Errorf("%s has no synonym", d.Name)
+			if d.Name != "leader.replication.throttled.replicas" && d.Name != "follower.replication.throttled.replicas" {
+				t.Errorf("%s has no synonym", d.Name)
+			}
 			continue
 		}
 		bd, ok := r.Lookup(d.Synonym)
@@ -130,7 +133,12 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("IsDynamicBrokerKey(%s) = false", d.Synonym)
 		}
 	}
-	for _, k := range []string{"node.id", "listen", "data.dir", "log.fsync", "retention.ms", "nope"} {
+	for _, k := range []string{"leader.replication.throttled.rate", "follower.replication.throttled.rate"} {
+		if !IsDynamicBrokerKey(k) {
+			t.Errorf("IsDynamicBrokerKey(%s) = false", k)
+		}
+	}
+	for _, k := range []string{"node.id", "listen", "data.dir", "log.fsync", "retention.ms", "nope", "", "replication.quota.window.num", "leader.replication.throttled.replicas"} {
 		if IsDynamicBrokerKey(k) {
 			t.Errorf("IsDynamicBrokerKey(%s) = true", k)
 		}

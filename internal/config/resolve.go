@@ -28,6 +28,9 @@ func ResolveTopic(d *Def, l Layers) Resolved {
 	if v, ok := l.Topic[d.Name]; ok {
 		return Resolved{v, SourceTopic}
 	}
+	if d.Synonym == "" {
+		return Resolved{d.Default, SourceDefault}
+	}
 	return ResolveBroker(d.Synonym, d.Default, l)
 }
 
@@ -72,7 +75,10 @@ type Topic struct {
 	MinCompactionLagMs     int64
 	MaxCompactionLagMs     int64
 	MinCleanableDirtyRatio float64
-	Values                 map[string]Resolved
+	// Replication throttles (KIP-73).
+	LeaderThrottledReplicas   ThrottledReplicas
+	FollowerThrottledReplicas ThrottledReplicas
+	Values                    map[string]Resolved
 }
 
 // ResolveTopicConfig resolves every topic config.
@@ -116,5 +122,7 @@ func ResolveTopicConfig(l Layers) Topic {
 	t.MinCompactionLagMs = i64("min.compaction.lag.ms")
 	t.MaxCompactionLagMs = i64("max.compaction.lag.ms")
 	t.MinCleanableDirtyRatio, _ = strconv.ParseFloat(strings.TrimSpace(t.Values["min.cleanable.dirty.ratio"].Value), 64)
+	t.LeaderThrottledReplicas, _ = ParseThrottledReplicas(t.Values["leader.replication.throttled.replicas"].Value)
+	t.FollowerThrottledReplicas, _ = ParseThrottledReplicas(t.Values["follower.replication.throttled.replicas"].Value)
 	return t
 }

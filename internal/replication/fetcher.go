@@ -63,6 +63,7 @@ type fetcher struct {
 	cfg    FetcherConfig
 	log    *slog.Logger
 	client *kclient.Client
+	quota  *quota // the broker's follower throttle, shared by its fetchers
 
 	mu    sync.Mutex
 	addr  string
@@ -74,8 +75,8 @@ type fetcher struct {
 	done   chan struct{}
 }
 
-func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, logger *slog.Logger) *fetcher {
-	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg,
+func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, logger *slog.Logger) *fetcher {
+	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg, quota: q,
 		log:    logger.With("component", "replica-fetcher", "leader", leader),
 		client: kclient.New(cfg.MaxWait + 30*time.Second),
 		parts:  map[TopicPartition]*Partition{}, delay: map[TopicPartition]time.Time{},
@@ -186,13 +187,21 @@ type fetching struct {
 	offset int64
 }
 
-// build makes the next fetch over the partitions not backing off. next is
-// when the earliest backing-off partition is due, zero if none.
+// throttleRecheck is how soon a fetcher that left out throttled
+// partitions looks at its quota again.
+const throttleRecheck = 100 * time.Millisecond
+
+// build makes the next fetch over the partitions not backing off and not
+// held back by the follower throttle (Kafka's shouldFollowerThrottle: an
+// out-of-sync replica in follower.replication.throttled.replicas while the
+// broker's follower.replication.throttled.rate is exceeded). next is when
+// the earliest left-out partition is due, zero if none.
 func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, string, time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
 	var next time.Time
+	overQuota := f.quota != nil && f.quota.exceeded()
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = fetchVersion
 	req.ReplicaID = f.nodeID
@@ -211,6 +220,12 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, stri
 				continue
 			}
 			delete(f.delay, tp)
+		}
+		if overQuota && p.followerThrottled() && !p.followerInSync() {
+			if d := now.Add(throttleRecheck); next.IsZero() || d.Before(next) {
+				next = d
+			}
+			continue
 		}
 		i, ok := byTopic[tp.Topic]
 		if !ok {
@@ -241,6 +256,9 @@ func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]fetc
 			fp, ok := parts[tp]
 			if !ok {
 				continue
+			}
+			if f.quota != nil && fp.p.followerThrottled() {
+				f.quota.record(int64(len(rp.RecordBatches)))
 			}
 			if err := fp.apply(rp); err != nil {
 				level := slog.LevelWarn

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +48,9 @@ type Options struct {
 	Controller Controller
 	// Fetcher tunes followers' fetching; zero values take Kafka's defaults.
 	Fetcher FetcherConfig
+	// Quota is how the replication throttles measure their rate; zero
+	// values take the static broker config (or Kafka's defaults).
+	Quota QuotaConfig
 	// LagMax is replica.lag.time.max.ms (default 30 s).
 	LagMax time.Duration
 	// Now is the clock of ISR decisions (time.Now if nil).
@@ -100,11 +104,21 @@ func NewManager(opts Options) *Manager {
 		opts.LagMax = 30 * time.Second
 	}
 	opts.Fetcher = opts.Fetcher.withDefaults()
+	if opts.Static != nil {
+		if opts.Quota.Windows <= 0 {
+			opts.Quota.Windows = int(opts.Static.Int64("replication.quota.window.num"))
+		}
+		if opts.Quota.WindowSize <= 0 {
+			opts.Quota.WindowSize = time.Duration(opts.Static.Int64("replication.quota.window.size.seconds")) * time.Second
+		}
+	}
+	opts.Quota = opts.Quota.withDefaults()
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "partitions"),
 		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(), appliedCh: make(chan struct{}),
 		publish: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
-		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() }}
+		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() },
+		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now)}
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
 	noFail := map[TopicPartition]error{}
@@ -277,6 +291,9 @@ func (m *Manager) applyLocked(prev, next *metadata.Image) {
 	failed := maps.Clone(*m.failed.Load())
 	configsChanged := !maps.EqualFunc(prev.Configs, next.Configs, maps.Equal)
 	node := m.opts.NodeID
+	if configsChanged {
+		m.applyThrottleRates(next)
+	}
 
 	for tp, p := range cur {
 		t := next.Topics[tp.Topic]
@@ -345,6 +362,39 @@ func (m *Manager) applyLocked(prev, next *metadata.Image) {
 	m.failed.Store(&failed)
 }
 
+// Replication throttle rates (KIP-73), dynamic broker configs.
+const (
+	leaderThrottleRateKey   = "leader.replication.throttled.rate"
+	followerThrottleRateKey = "follower.replication.throttled.rate"
+)
+
+// applyThrottleRates sets the replication throttles from the image's
+// dynamic broker configs (this broker's, then the cluster default), the
+// static config, or unlimited. mu held.
+func (m *Manager) applyThrottleRates(img *metadata.Image) {
+	l := m.layers(img, "")
+	for _, t := range []struct {
+		key string
+		q   *quota
+	}{{leaderThrottleRateKey, m.env.leaderQuota}, {followerThrottleRateKey, m.env.followerQuota}} {
+		v := config.ResolveBroker(t.key, strconv.FormatInt(math.MaxInt64, 10), l).Value
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			n = math.MaxInt64
+		}
+		if old := t.q.Limit(); old != n {
+			m.log.Info("replication throttle rate", "key", t.key, "bytes_per_second", n, "was", old)
+			t.q.setLimit(n)
+		}
+	}
+}
+
+// ThrottleRates are the leader's and the follower's replication throttle
+// rates in bytes per second (math.MaxInt64: unlimited).
+func (m *Manager) ThrottleRates() (leader, follower int64) {
+	return m.env.leaderQuota.Limit(), m.env.followerQuota.Limit()
+}
+
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
 	dir := filepath.Join(m.opts.DataDir, tp.DirName())
 	if err := m.removeIfOtherTopic(dir, id); err != nil {
@@ -377,7 +427,7 @@ func (m *Manager) follow(img *metadata.Image, tp TopicPartition, p *Partition, l
 	addr := brokerAddr(b.Host, b.Port)
 	f := m.fetchers[leader]
 	if f == nil {
-		f = newFetcher(m.opts.NodeID, leader, addr, m.opts.Fetcher, m.opts.Logger)
+		f = newFetcher(m.opts.NodeID, leader, addr, m.opts.Fetcher, m.env.followerQuota, m.opts.Logger)
 		m.fetchers[leader] = f
 	} else {
 		f.setAddr(addr)

@@ -91,6 +91,10 @@ type env struct {
 	lagMax      time.Duration
 	ctrl        Controller
 	logger      *slog.Logger
+	// leaderQuota and followerQuota are the broker's replication
+	// throttles (KIP-73): what this broker sends to, and fetches as,
+	// out-of-sync throttled replicas.
+	leaderQuota, followerQuota *quota
 	// spawn runs an ISR change's round trip to the controller: go f() in
 	// the server; tests queue it to run when the script says.
 	spawn func(f func())
@@ -105,6 +109,7 @@ func newPartition(e *env, topic string, id metadata.UUID, idx int32, log *storag
 		hw = min(hw, log.DurableOffset())
 	}
 	p.hw.Store(max(hw, log.LogStartOffset()))
+	p.leaderHW.Store(-1)
 	p.st.leader = -1
 	return p
 }
@@ -417,10 +422,28 @@ type FetchResult struct {
 	Diverging          bool
 	DivergingEpoch     int32
 	DivergingEndOffset int64
+	// Throttled is set when the leader's replication throttle held the
+	// records back: the follower is out of sync, the replica is in
+	// leader.replication.throttled.replicas and the leader is over
+	// leader.replication.throttled.rate.
+	Throttled bool
+	// quota is the leader's throttle when this read is of a throttled
+	// replica for a follower: its bytes count once sent.
+	quota *quota
 }
 
 // Release returns the file references of the read.
 func (r *FetchResult) Release() { r.Records.Release() }
+
+// Sent tells the leader's replication throttle that the read's records
+// went out (call it once, when the response is sent; reads that are
+// re-done while a fetch waits do not count). Only follower reads of
+// leader-throttled replicas count, in sync or not, as Kafka counts them.
+func (r *FetchResult) Sent() {
+	if r.quota != nil {
+		r.quota.record(r.Records.Size)
+	}
+}
 
 // Read serves a fetch: consumers read up to the high watermark, followers up
 // to the log end; only the leader serves either. A follower's fetch also
@@ -439,6 +462,10 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 		}
 		p.followerFetched(fp.ReplicaID, fp.Offset)
 		maxOffset = p.log.LogEndOffset()
+		if p.leaderThrottled() {
+			res.quota = p.env.leaderQuota
+			res.Throttled = !p.inISR(fp.ReplicaID) && res.quota.exceeded()
+		}
 	}
 	hw := p.hw.Load()
 	res.HighWatermark, res.LastStableOffset = hw, hw
@@ -446,6 +473,11 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 		if fp.Offset > p.log.LogEndOffset() {
 			return res, fmt.Errorf("%w: fetch offset %d is past the log end %d", storage.ErrOffsetOutOfRange, fp.Offset, p.log.LogEndOffset())
 		}
+		return res, nil
+	}
+	if res.Throttled {
+		// Kafka's shouldLeaderThrottle: the follower's progress is
+		// recorded above, it gets no records this time.
 		return res, nil
 	}
 	if fp.MaxBytes <= 0 && !fp.MinOneBatch {
@@ -457,6 +489,34 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 	}
 	res.Records = rr
 	return res, nil
+}
+
+// leaderThrottled reports whether this replica, as leader, is in the
+// topic's leader.replication.throttled.replicas.
+func (p *Partition) leaderThrottled() bool {
+	return p.env.leaderQuota != nil && p.Config().LeaderThrottledReplicas.Has(p.Index, p.env.nodeID)
+}
+
+// followerThrottled reports whether this replica, as follower, is in the
+// topic's follower.replication.throttled.replicas.
+func (p *Partition) followerThrottled() bool {
+	return p.env.followerQuota != nil && p.Config().FollowerThrottledReplicas.Has(p.Index, p.env.nodeID)
+}
+
+// followerInSync is a follower's own view of being in sync, as Kafka's
+// fetcher judges it for throttling: it has heard the leader's high
+// watermark and its log reaches it. Replicas in sync are never throttled.
+func (p *Partition) followerInSync() bool {
+	hw := p.leaderHW.Load()
+	return hw >= 0 && p.log.LogEndOffset() >= hw
+}
+
+// inISR reports whether id is in the committed ISR (the leader's test for
+// throttling: in-sync replicas are never throttled).
+func (p *Partition) inISR(id int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Contains(p.st.isr, id)
 }
 
 // diverging checks a follower's last fetched epoch against the leader's

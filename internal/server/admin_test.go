@@ -298,3 +298,77 @@ func TestConfigsDescribeAndAlter(t *testing.T) {
 		t.Fatalf("after restart max.message.bytes = %q", c.MaybeValue())
 	}
 }
+
+// TestReplicationThrottleConfigs: the KIP-73 keys through AlterConfigs and
+// DescribeConfigs, and the rates reaching the replication manager.
+func TestReplicationThrottleConfigs(t *testing.T) {
+	n := startNode(t, "", nil)
+	ctx := ctxT(t)
+	adm := n.admin()
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "thr"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"0:1,1:1", true}, {"*", true}, {"", true}, {"0-1", false}, {"*,0:1", false}, {",0:1", false}} {
+		res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.replicas", Value: ptr(tc.value)}}, "thr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (res[0].Err == nil) != tc.ok || (!tc.ok && !errors.Is(res[0].Err, kerr.InvalidConfig)) {
+			t.Fatalf("follower.replication.throttled.replicas=%q: %v, want ok=%v", tc.value, res[0].Err, tc.ok)
+		}
+	}
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.replicas", Value: ptr("0:1")}}, "thr"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, "thr")
+	if err != nil || rc[0].Err != nil {
+		t.Fatal(err, rc)
+	}
+	found := 0
+	for _, c := range rc[0].Configs {
+		switch c.Key {
+		case "leader.replication.throttled.replicas":
+			found++
+			if c.MaybeValue() != "0:1" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+				t.Errorf("%s = %q from %v", c.Key, c.MaybeValue(), c.Source)
+			}
+		case "follower.replication.throttled.replicas":
+			found++
+			if c.MaybeValue() != "" {
+				t.Errorf("%s = %q", c.Key, c.MaybeValue())
+			}
+		}
+	}
+	if found != 2 {
+		t.Fatalf("throttled-replica keys described %d times", found)
+	}
+
+	// The rates are dynamic, per broker and cluster-wide.
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.rate", Value: ptr("2000000")}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.rate", Value: ptr("1000000")}}, 1)
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	res, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.rate", Value: ptr("-5")}}, 1)
+	if err != nil || !errors.Is(res[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("negative rate: %v %v", err, res)
+	}
+	waitFor(t, ctx, "the manager to take the rates", func() bool {
+		l, f := n.srv.parts.ThrottleRates()
+		return l == 1000000 && f == 2000000
+	})
+	brc, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil || brc[0].Err != nil {
+		t.Fatal(err, brc)
+	}
+	for _, c := range brc[0].Configs {
+		if c.Key == "leader.replication.throttled.rate" && (c.MaybeValue() != "1000000" || c.Source != kmsg.ConfigSourceDynamicBrokerConfig) {
+			t.Fatalf("%s = %q from %v", c.Key, c.MaybeValue(), c.Source)
+		}
+	}
+}
