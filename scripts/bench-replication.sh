@@ -9,12 +9,15 @@
 #   1. start the brokers (strata: one `serve` process per broker; three-broker
 #      clusters are combined broker+controller nodes with a 3-voter quorum),
 #   2. throughput: test/bench/loadgen creates topic `bench` (BENCH_PARTITIONS
-#      partitions, the configuration's rf), produces BENCH_BYTES closed loop
-#      with acks=all, then consumes everything; broker CPU is the sum over
-#      the brokers' PIDs, per phase, per GB of that phase,
-#   3. latency: loadgen creates topic `bench-rate` and produces at a fixed
-#      rate (open loop, BENCH_RATE records/s for BENCH_RATE_SECONDS), latency
-#      per record from its due time to its acknowledgement,
+#      partitions, the configuration's rf; it first waits until the cluster
+#      offers all its brokers), produces one warm-up record per partition and
+#      waits for their acks (reported as "warm-up", not measured), produces
+#      BENCH_BYTES closed loop with acks=all, then consumes everything; broker
+#      CPU is the sum over the brokers' PIDs, per phase, per GB of that phase,
+#   3. latency: on the same cluster, loadgen creates topic `bench-rate`, warms
+#      it up the same way, and produces at a fixed rate (open loop,
+#      BENCH_RATE records/s for BENCH_RATE_SECONDS), latency per record from
+#      its due time to its acknowledgement,
 #   4. stop the brokers, remove the data.
 # The matrix runs BENCH_REPEAT times, the configuration order reversed on
 # even runs, then one table of every run and one of the means.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -44,6 +45,7 @@ type options struct {
 	consume           bool
 	waitBrokers       int
 	warmup            bool
+	latencyFile       string
 }
 
 // result is the JSON line printed at the end. Byte counts are record value
@@ -104,6 +106,7 @@ func run() error {
 	flag.Float64Var(&o.rate, "rate", 0, "target records/s, open loop: record i is due at start + i/rate and its latency counts from then (0: closed loop, as fast as the broker takes them)")
 	flag.IntVar(&o.waitBrokers, "wait-brokers", 1, "before creating the topic, wait until the cluster's metadata lists this many brokers")
 	flag.BoolVar(&o.warmup, "warmup", true, "after creating the topic, produce one record to each partition and wait for their acknowledgements before measuring (a new topic's followers may not be fetching yet)")
+	flag.StringVar(&o.latencyFile, "latency-file", "", "write one line per produced record to this file: its send (or due) time since the start and its latency, both in ms, in completion order")
 	flag.BoolVar(&o.consume, "consume", true, "after producing, consume the topic from the start (false: produce only)")
 	flag.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes (records have no key)")
 	flag.Int64Var(&o.records, "records", 0, "records to produce (overrides --bytes)")
@@ -427,6 +430,11 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		value[i] = byte(rng.Uint32())
 	}
 	lat := make([]uint32, o.records) // microseconds, indexed by completion order
+	var sent []uint32                // with --latency-file: send time since start, µs, same order
+	if o.latencyFile != "" {
+		sent = make([]uint32, o.records)
+	}
+	var start time.Time
 	var (
 		done     atomic.Int64
 		failed   atomic.Int64
@@ -440,7 +448,11 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 			failed.Add(1)
 			errOnce.Do(func() { firstErr = err })
 		}
-		lat[done.Add(1)-1] = uint32(min(us, 1<<32-1))
+		i := done.Add(1) - 1
+		lat[i] = uint32(min(us, 1<<32-1))
+		if sent != nil {
+			sent[i] = uint32(max(r.Timestamp.Sub(start).Microseconds(), 0))
+		}
 		select {
 		case free <- r:
 		default:
@@ -453,7 +465,7 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		interval = 1e9 / o.rate
 		fmt.Fprintf(os.Stderr, "loadgen: open loop at %.0f records/s (%.1f MB/s)\n", o.rate, o.rate*float64(o.recordSize)/1e6)
 	}
-	start := time.Now()
+	start = time.Now()
 	for i := int64(0); i < o.records; i++ {
 		var r *kgo.Record
 		select {
@@ -489,6 +501,11 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		return fmt.Errorf("produce: %d of %d records failed, first error: %w", n, o.records, firstErr)
 	}
 	lat = lat[:done.Load()]
+	if sent != nil {
+		if err := writeLatencies(o.latencyFile, sent[:len(lat)], lat); err != nil {
+			return err
+		}
+	}
 	slices.Sort(lat)
 	res.ProduceBytes = int64(len(lat)) * int64(o.recordSize)
 	res.ProduceSeconds = elapsed
@@ -502,6 +519,22 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 	fmt.Fprintf(os.Stderr, "loadgen: produced %.1f MB in %.2fs (%.1f MB/s)\n",
 		float64(res.ProduceBytes)/1e6, elapsed, res.ProduceMBs)
 	return nil
+}
+
+func writeLatencies(name string, sent, lat []uint32) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("latency file: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range lat {
+		fmt.Fprintf(w, "%.3f %.3f\n", float64(sent[i])/1000, float64(lat[i])/1000)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("latency file: %w", err)
+	}
+	return f.Close()
 }
 
 // warmup produces one record to each partition with the run's producer
