@@ -87,11 +87,14 @@ trap cleanup EXIT
 # start_cluster NAME BROKERS DATA LOGPREFIX: starts the brokers, sets PIDS and
 # SEEDS (comma-separated Kafka addresses), waits until every port accepts.
 start_cluster() {
-	local name=$1 n=$2 data=$3 logp=$4 i ports=() ctrls=() quorum=""
+	local name=$1 n=$2 data=$3 logp=$4 i all ports ctrls quorum=""
 	PIDS=()
 	SEEDS=""
+	# Kafka and controller ports, distinct (picked with all listeners open).
+	read -ra all <<<"$("$BENCH_DIR/loadgen" --free-ports $((2 * n)))"
+	ports=("${all[@]:0:n}")
+	ctrls=("${all[@]:n:n}")
 	for ((i = 1; i <= n; i++)); do
-		ports+=("$("$BENCH_DIR/loadgen" --free-port)")
 		SEEDS+="${SEEDS:+,}127.0.0.1:${ports[i - 1]}"
 	done
 	case $name in
@@ -102,7 +105,6 @@ start_cluster() {
 			PIDS+=($!)
 		else
 			for ((i = 1; i <= n; i++)); do
-				ctrls+=("$("$BENCH_DIR/loadgen" --free-port)")
 				quorum+="${quorum:+,}$i@127.0.0.1:${ctrls[i - 1]}"
 			done
 			for ((i = 1; i <= n; i++)); do

@@ -99,6 +99,7 @@ func main() {
 func run() error {
 	var o options
 	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
+	freePorts := flag.Int("free-ports", 0, "print this many distinct free loopback TCP ports on one line and exit")
 	flag.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	flag.StringVar(&o.topic, "topic", "bench", "topic to create and use")
 	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the topic")
@@ -135,6 +136,9 @@ func run() error {
 	}
 	if *freePort {
 		return printFreePort()
+	}
+	if *freePorts > 0 {
+		return printFreePorts(*freePorts)
 	}
 	if o.floorDir != "" {
 		return pageCacheFloor(o.floorDir, o.bytes)
@@ -279,6 +283,21 @@ func pageCacheFloor(dir string, n int64) error {
 		Seconds  float64 `json:"seconds"`
 		CPUTicks int64   `json:"cpu_ticks"`
 	}{n, elapsed, c1 - c0})
+}
+
+// printFreePorts holds n listeners open at once, so the ports differ.
+func printFreePorts(n int) error {
+	var ports []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("find free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	fmt.Println(strings.Join(ports, " "))
+	return nil
 }
 
 func printFreePort() error {
