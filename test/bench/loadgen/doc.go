@@ -14,7 +14,14 @@
 //  2. consume: a fresh kgo consumer (no group) reads the whole topic from the
 //     start and counts records and bytes (skipped with --consume=false).
 //
-// Latency percentiles are exact (every record's latency is kept and sorted).
+// Before the produce phase it produces one record per partition and waits for
+// their acknowledgements (--warmup, on by default; not counted anywhere but in
+// warmup_ms): a new topic's followers may not be fetching yet, and the time
+// until they are is reported rather than mixed into the measurement.
+//
+// Latency percentiles are exact (every record's latency is kept and sorted);
+// --latency-file writes every record's send (or due) time and latency.
+// --free-ports N prints N distinct free loopback ports on one line.
 // --broker-pid takes a comma-separated list; the brokers' CPU ticks are summed.
 //
 // It prints one JSON line on stdout with throughput (MB = 10^6 bytes of
