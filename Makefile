@@ -8,7 +8,7 @@ RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replicatio
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench clean
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -55,6 +55,10 @@ fuzz:
 ## bench: Strata vs kfake, side by side (see BENCHMARKS.md)
 bench: build
 	scripts/bench.sh
+
+## bench-replication: rf=1 vs rf=3 acks=all on 3 local brokers, kfake beside (see BENCHMARKS.md)
+bench-replication: build
+	scripts/bench-replication.sh
 
 clean:
 	rm -rf bin

@@ -27,6 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 GO=${GO:-go}
 STRATA_BIN=${STRATA_BIN:-$ROOT/bin/strata}
@@ -46,9 +48,6 @@ RESULTS=$BENCH_DIR/results.tsv
 FLOORS=$BENCH_DIR/floors.tsv
 : >"$RESULTS"
 : >"$FLOORS"
-
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || true)
-CLK_TCK=${CLK_TCK:-100}
 
 BROKER_PID=
 failures=0
@@ -80,24 +79,6 @@ bytes_for() {
 	fi
 }
 
-# cpu_ticks PID: utime+stime of PID in clock ticks (fields 14 and 15 of
-# /proc/PID/stat, counted after the parenthesised command name).
-cpu_ticks() {
-	local line rest
-	read -r line <"/proc/$1/stat"
-	rest=${line##*) }
-	# shellcheck disable=SC2086
-	set -- $rest
-	echo $((${12} + ${13}))
-}
-
-# json_field JSON KEY: the raw value of a top-level scalar field.
-json_field() {
-	local v
-	v=$(grep -o "\"$2\":[^,}]*" <<<"$1" | head -1)
-	echo "${v#*:}"
-}
-
 # start_broker NAME PORT DATADIR LOG: sets BROKER_PID, waits until the port accepts.
 start_broker() {
 	local name=$1 port=$2 dir=$3 log=$4
@@ -107,64 +88,15 @@ start_broker() {
 	*) echo "bench: unknown broker $name" >&2; return 1 ;;
 	esac
 	BROKER_PID=$!
-	local i
-	for ((i = 0; i < 600; i++)); do
-		if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-			echo "bench: $name exited during startup; log:" >&2
-			tail -n 30 "$log" >&2
-			BROKER_PID=
-			return 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	echo "bench: $name did not accept connections on port $port within 30s" >&2
-	return 1
-}
-
-# settle: on a VM whose kernel reports freed pages back to the hypervisor
-# (virtio-balloon free page reporting, as on the Firecracker machines these
-# figures come from), a page the guest freed and reused costs a fault on the
-# host the next time it is written, charged as system time to whoever
-# writes it. Deleting the previous run's data dir frees its page cache, and
-# the reporting takes seconds, so without this the broker that runs right
-# after another one gets cheaper pages than the one that runs first. Wait
-# until reporting has gone quiet (no change for 4 s, at most 60 s), so that
-# every run starts from the same state. Without the module, a no-op.
-settle() {
-	local f=/sys/module/page_reporting/parameters/reported_kib prev cur i quiet=0
-	[[ -r $f ]] || return 0
-	prev=$(<"$f")
-	for ((i = 0; i < 120 && quiet < 8; i++)); do
-		sleep 0.5
-		cur=$(<"$f")
-		if [[ $cur == "$prev" ]]; then
-			quiet=$((quiet + 1))
-		else
-			quiet=0
-			prev=$cur
-		fi
-	done
+	if ! wait_port "$BROKER_PID" "$port" "$name" "$log"; then
+		kill -0 "$BROKER_PID" 2>/dev/null || BROKER_PID=
+		return 1
+	fi
 }
 
 # stop_broker NAME LOG: SIGTERM, wait up to 30s, then SIGKILL.
 stop_broker() {
-	local name=$1 log=$2 i rc=0
-	kill -TERM "$BROKER_PID" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$BROKER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$BROKER_PID" 2>/dev/null; then
-		echo "bench: $name did not stop within 30s of SIGTERM; killing it (log: $log)" >&2
-		kill -KILL "$BROKER_PID" 2>/dev/null || true
-	fi
-	wait "$BROKER_PID" 2>/dev/null || rc=$?
-	if ((rc != 0)); then
-		echo "bench: $name exited with status $rc (log: $log)" >&2
-	fi
+	stop_pid "$BROKER_PID" "$1" "$2"
 	BROKER_PID=
 }
 
@@ -198,10 +130,7 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			if [[ $BENCH_FLOOR == 1 ]]; then
 				# What writing this run's volume into the page cache costs on
 				# its own, from the same state: the floor under both brokers.
-				mkdir -p "$data"
-				floor=$("$BENCH_DIR/loadgen" --page-cache-floor "$data" --bytes "$bytes")
-				awk -v b="$broker" -v s="$size" -v r="$rep" -v t="$(json_field "$floor" cpu_ticks)" -v hz="$CLK_TCK" -v n="$bytes" \
-					'BEGIN { printf "%s\t%s\t%s\t%.3f\n", b, s, r, t / hz / (n / 1e9) }' >>"$FLOORS"
+				printf '%s\t%s\t%s\t%s\n' "$broker" "$size" "$rep" "$(page_cache_floor "$data" "$bytes" "$BENCH_DIR/loadgen")" >>"$FLOORS"
 				rm -rf "$data"
 				sync
 				settle

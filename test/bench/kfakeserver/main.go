@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -18,16 +20,28 @@ func main() {
 }
 
 func run() error {
-	port := flag.Int("port", 9092, "TCP port to listen on (loopback)")
+	port := flag.Int("port", 9092, "TCP port to listen on (loopback), for a single broker")
+	portList := flag.String("ports", "", "comma-separated TCP ports: one in-process broker on each (kfake.NumBrokers(len)); overrides --port")
 	dataDir := flag.String("data-dir", "", "directory for kfake's persisted state (required)")
 	syncWrites := flag.Bool("sync-writes", false, "fsync every batch (kfake.SyncWrites)")
 	flag.Parse()
 	if *dataDir == "" {
 		return fmt.Errorf("--data-dir is required")
 	}
+	ports := []int{*port}
+	if *portList != "" {
+		ports = ports[:0]
+		for _, f := range strings.Split(*portList, ",") {
+			p, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || p <= 0 {
+				return fmt.Errorf("--ports %q: want comma-separated TCP ports", *portList)
+			}
+			ports = append(ports, p)
+		}
+	}
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(*port),
+		kfake.NumBrokers(len(ports)),
+		kfake.Ports(ports...),
 		kfake.DataDir(*dataDir),
 	}
 	if *syncWrites {
@@ -35,7 +49,7 @@ func run() error {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		return fmt.Errorf("start kfake on port %d: %w", *port, err)
+		return fmt.Errorf("start kfake on ports %v: %w", ports, err)
 	}
 	defer c.Close()
 	for _, a := range c.ListenAddrs() {

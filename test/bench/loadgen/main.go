@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -36,8 +38,14 @@ type options struct {
 	maxBufBytes       int
 	fetchMaxPartBytes int
 	timeout           time.Duration
-	brokerPID         int
+	brokerPIDs        []int
 	floorDir          string
+	rf                int
+	rate              float64
+	consume           bool
+	waitBrokers       int
+	warmup            bool
+	latencyFile       string
 }
 
 // result is the JSON line printed at the end. Byte counts are record value
@@ -45,6 +53,8 @@ type options struct {
 type result struct {
 	RecordSize     int     `json:"record_size"`
 	Partitions     int     `json:"partitions"`
+	RF             int     `json:"rf"`
+	TargetRate     float64 `json:"target_records_s,omitempty"`
 	Acks           string  `json:"acks"`
 	Compression    string  `json:"compression"`
 	Records        int64   `json:"records"`
@@ -54,16 +64,22 @@ type result struct {
 	ProduceRecs    float64 `json:"produce_records_s"`
 	ProduceErrors  int64   `json:"produce_errors"`
 	LatP50ms       float64 `json:"produce_p50_ms"`
+	LatP90ms       float64 `json:"produce_p90_ms"`
 	LatP99ms       float64 `json:"produce_p99_ms"`
 	LatP999ms      float64 `json:"produce_p999_ms"`
 	LatMaxms       float64 `json:"produce_max_ms"`
+	// Warm-up: one record per partition, produced and acknowledged before
+	// the measured produce phase (--warmup); the time from the first send
+	// to the last acknowledgement.
+	WarmupRecords  int64   `json:"warmup_records"`
+	WarmupMs       float64 `json:"warmup_ms"`
 	ConsumeRecords int64   `json:"consume_records"`
 	ConsumeBytes   int64   `json:"consume_bytes"`
 	ConsumeSeconds float64 `json:"consume_seconds"`
 	ConsumeMBs     float64 `json:"consume_mb_s"`
 	BytesMoved     int64   `json:"bytes_moved"`
-	// Broker CPU (utime+stime ticks from /proc/<pid>/stat) per phase, only
-	// with --broker-pid.
+	// Broker CPU (utime+stime ticks from /proc/<pid>/stat, summed over the
+	// --broker-pid list) per phase, only with --broker-pid.
 	ProduceCPUTicks int64 `json:"produce_cpu_ticks,omitempty"`
 	ConsumeCPUTicks int64 `json:"consume_cpu_ticks,omitempty"`
 	// The load generator's own CPU (utime+stime ticks) per phase: on a
@@ -83,9 +99,16 @@ func main() {
 func run() error {
 	var o options
 	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
+	freePorts := flag.Int("free-ports", 0, "print this many distinct free loopback TCP ports on one line and exit")
 	flag.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	flag.StringVar(&o.topic, "topic", "bench", "topic to create and use")
-	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the topic (replication factor 1)")
+	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the topic")
+	flag.IntVar(&o.rf, "rf", 1, "replication factor of the topic")
+	flag.Float64Var(&o.rate, "rate", 0, "target records/s, open loop: record i is due at start + i/rate and its latency counts from then (0: closed loop, as fast as the broker takes them)")
+	flag.IntVar(&o.waitBrokers, "wait-brokers", 1, "before creating the topic, wait until the cluster's metadata lists this many brokers")
+	flag.BoolVar(&o.warmup, "warmup", true, "after creating the topic, produce one record to each partition and wait for their acknowledgements before measuring (a new topic's followers may not be fetching yet)")
+	flag.StringVar(&o.latencyFile, "latency-file", "", "write one line per produced record to this file: its send (or due) time since the start and its latency, both in ms, in completion order")
+	flag.BoolVar(&o.consume, "consume", true, "after producing, consume the topic from the start (false: produce only)")
 	flag.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes (records have no key)")
 	flag.Int64Var(&o.records, "records", 0, "records to produce (overrides --bytes)")
 	flag.Int64Var(&o.bytes, "bytes", 1<<30, "value bytes to produce (rounded down to whole records)")
@@ -97,18 +120,34 @@ func run() error {
 	flag.IntVar(&o.maxBufBytes, "max-buffered-bytes", 64<<20, "producer max buffered value bytes")
 	flag.IntVar(&o.fetchMaxPartBytes, "fetch-max-partition-bytes", 1<<20, "consumer fetch max bytes per partition")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
-	flag.IntVar(&o.brokerPID, "broker-pid", 0, "if set, report the broker's CPU ticks (/proc/PID/stat) per phase")
+	brokerPIDs := flag.String("broker-pid", "", "comma-separated broker PIDs: if set, report their CPU ticks (/proc/PID/stat, summed) per phase")
 	flag.StringVar(&o.floorDir, "page-cache-floor", "", "instead of using a broker: write --bytes to a new file in this dir in 1 MiB writes, report this process's CPU per GB, delete the file")
 	flag.Parse()
 
+	for _, f := range strings.Split(*brokerPIDs, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("--broker-pid %q: want comma-separated PIDs", *brokerPIDs)
+		}
+		o.brokerPIDs = append(o.brokerPIDs, pid)
+	}
 	if *freePort {
 		return printFreePort()
+	}
+	if *freePorts > 0 {
+		return printFreePorts(*freePorts)
 	}
 	if o.floorDir != "" {
 		return pageCacheFloor(o.floorDir, o.bytes)
 	}
-	if o.recordSize <= 0 || o.partitions <= 0 {
-		return errors.New("--record-size and --partitions must be positive")
+	if o.recordSize <= 0 || o.partitions <= 0 || o.rf <= 0 {
+		return errors.New("--record-size, --partitions and --rf must be positive")
+	}
+	if o.rate < 0 {
+		return errors.New("--rate must not be negative")
 	}
 	if o.records <= 0 {
 		o.records = o.bytes / int64(o.recordSize)
@@ -121,15 +160,20 @@ func run() error {
 	defer cancel()
 	seeds := strings.Split(o.brokers, ",")
 
-	if err := createTopic(ctx, seeds, o.topic, o.partitions); err != nil {
+	if err := createTopic(ctx, seeds, o.topic, o.partitions, o.rf, o.waitBrokers); err != nil {
 		return err
 	}
 	res := result{
-		RecordSize: o.recordSize, Partitions: o.partitions, Acks: o.acks,
+		RecordSize: o.recordSize, Partitions: o.partitions, RF: o.rf, TargetRate: o.rate, Acks: o.acks,
 		Compression: o.compression, Records: o.records,
 	}
+	if o.warmup {
+		if err := warmup(ctx, seeds, o, &res); err != nil {
+			return err
+		}
+	}
 	self := os.Getpid()
-	t0, err := cpuTicks(o.brokerPID)
+	t0, err := cpuTicksSum(o.brokerPIDs)
 	if err != nil {
 		return err
 	}
@@ -140,7 +184,7 @@ func run() error {
 	if err := produce(ctx, seeds, o, &res); err != nil {
 		return err
 	}
-	t1, err := cpuTicks(o.brokerPID)
+	t1, err := cpuTicksSum(o.brokerPIDs)
 	if err != nil {
 		return err
 	}
@@ -148,10 +192,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := consume(ctx, seeds, o, &res); err != nil {
-		return err
+	if o.consume {
+		if err := consume(ctx, seeds, o, &res); err != nil {
+			return err
+		}
 	}
-	t2, err := cpuTicks(o.brokerPID)
+	t2, err := cpuTicksSum(o.brokerPIDs)
 	if err != nil {
 		return err
 	}
@@ -163,6 +209,19 @@ func run() error {
 	res.ClientProduceCPUTicks, res.ClientConsumeCPUTicks = c1-c0, c2-c1
 	res.BytesMoved = res.ProduceBytes + res.ConsumeBytes
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// cpuTicksSum returns the sum of cpuTicks over pids.
+func cpuTicksSum(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		t, err := cpuTicks(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
 }
 
 // cpuTicks returns utime+stime of pid in clock ticks, or 0 if pid is 0.
@@ -226,6 +285,21 @@ func pageCacheFloor(dir string, n int64) error {
 	}{n, elapsed, c1 - c0})
 }
 
+// printFreePorts holds n listeners open at once, so the ports differ.
+func printFreePorts(n int) error {
+	var ports []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("find free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	fmt.Println(strings.Join(ports, " "))
+	return nil
+}
+
 func printFreePort() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -236,26 +310,54 @@ func printFreePort() error {
 	return nil
 }
 
-// createTopic creates the topic with replication factor 1 and waits until
-// every partition has a leader in the broker's metadata.
-func createTopic(ctx context.Context, seeds []string, topic string, partitions int) error {
+// createTopic creates the topic with replication factor rf and waits until
+// every partition has a leader and rf in-sync replicas in the broker's
+// metadata. A cluster that has just started may not have every broker
+// registered yet (InvalidReplicationFactor) or no controller yet: those are
+// retried until ctx ends.
+func createTopic(ctx context.Context, seeds []string, topic string, partitions, rf, brokers int) error {
+	for {
+		// A new cluster registers (and unfences) its brokers one by one: a
+		// topic created before all are there would be placed on fewer
+		// brokers. A new client each time, so no cached metadata answers.
+		n, err := brokerCount(ctx, seeds)
+		if err == nil && n >= brokers {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d brokers: %w (last error %v)", brokers, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return fmt.Errorf("admin client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		return fmt.Errorf("create topic %q: %w", topic, err)
+	for {
+		resp, err := adm.CreateTopic(ctx, int32(partitions), int16(rf), nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil {
+			break
+		}
+		var ke *kerr.Error
+		if ctx.Err() != nil || !errors.As(err, &ke) || !(ke.Retriable || ke == kerr.InvalidReplicationFactor) {
+			return fmt.Errorf("create topic %q: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topic %q: %w (last error %v)", topic, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	for {
 		md, err := adm.Metadata(ctx, topic)
 		if err == nil {
-			if t, ok := md.Topics[topic]; ok && t.Err == nil && len(t.Partitions) == partitions && allLed(t) {
+			if t, ok := md.Topics[topic]; ok && t.Err == nil && len(t.Partitions) == partitions && allLed(t, rf) {
 				return nil
 			}
 		}
@@ -267,9 +369,23 @@ func createTopic(ctx context.Context, seeds []string, topic string, partitions i
 	}
 }
 
-func allLed(t kadm.TopicDetail) bool {
+// brokerCount asks the cluster how many brokers it offers clients.
+func brokerCount(ctx context.Context, seeds []string) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return 0, fmt.Errorf("admin client: %w", err)
+	}
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return len(md.Brokers), nil
+}
+
+func allLed(t kadm.TopicDetail, rf int) bool {
 	for _, p := range t.Partitions {
-		if p.Err != nil || p.Leader < 0 {
+		if p.Err != nil || p.Leader < 0 || len(p.ISR) < rf {
 			return false
 		}
 	}
@@ -333,6 +449,11 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		value[i] = byte(rng.Uint32())
 	}
 	lat := make([]uint32, o.records) // microseconds, indexed by completion order
+	var sent []uint32                // with --latency-file: send time since start, µs, same order
+	if o.latencyFile != "" {
+		sent = make([]uint32, o.records)
+	}
+	var start time.Time
 	var (
 		done     atomic.Int64
 		failed   atomic.Int64
@@ -346,7 +467,11 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 			failed.Add(1)
 			errOnce.Do(func() { firstErr = err })
 		}
-		lat[done.Add(1)-1] = uint32(min(us, 1<<32-1))
+		i := done.Add(1) - 1
+		lat[i] = uint32(min(us, 1<<32-1))
+		if sent != nil {
+			sent[i] = uint32(max(r.Timestamp.Sub(start).Microseconds(), 0))
+		}
 		select {
 		case free <- r:
 		default:
@@ -354,7 +479,12 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 	}
 
 	fmt.Fprintf(os.Stderr, "loadgen: producing %d records of %d B to %s\n", o.records, o.recordSize, o.topic)
-	start := time.Now()
+	var interval float64 // ns between due times, with --rate
+	if o.rate > 0 {
+		interval = 1e9 / o.rate
+		fmt.Fprintf(os.Stderr, "loadgen: open loop at %.0f records/s (%.1f MB/s)\n", o.rate, o.rate*float64(o.recordSize)/1e6)
+	}
+	start = time.Now()
 	for i := int64(0); i < o.records; i++ {
 		var r *kgo.Record
 		select {
@@ -364,7 +494,18 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 			r = new(kgo.Record)
 		}
 		r.Value = value
-		r.Timestamp = time.Now()
+		if interval > 0 {
+			// Open loop: the latency counts from when the record was due,
+			// so a stall shows up as latency, not as a lower send rate
+			// (no coordinated omission).
+			due := start.Add(time.Duration(float64(i) * interval))
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+			r.Timestamp = due
+		} else {
+			r.Timestamp = time.Now()
+		}
 		cl.Produce(ctx, r, promise)
 		if ctx.Err() != nil {
 			break
@@ -379,17 +520,66 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		return fmt.Errorf("produce: %d of %d records failed, first error: %w", n, o.records, firstErr)
 	}
 	lat = lat[:done.Load()]
+	if sent != nil {
+		if err := writeLatencies(o.latencyFile, sent[:len(lat)], lat); err != nil {
+			return err
+		}
+	}
 	slices.Sort(lat)
 	res.ProduceBytes = int64(len(lat)) * int64(o.recordSize)
 	res.ProduceSeconds = elapsed
 	res.ProduceMBs = float64(res.ProduceBytes) / 1e6 / elapsed
 	res.ProduceRecs = float64(len(lat)) / elapsed
 	res.LatP50ms = quantileMs(lat, 0.50)
+	res.LatP90ms = quantileMs(lat, 0.90)
 	res.LatP99ms = quantileMs(lat, 0.99)
 	res.LatP999ms = quantileMs(lat, 0.999)
 	res.LatMaxms = quantileMs(lat, 1)
 	fmt.Fprintf(os.Stderr, "loadgen: produced %.1f MB in %.2fs (%.1f MB/s)\n",
 		float64(res.ProduceBytes)/1e6, elapsed, res.ProduceMBs)
+	return nil
+}
+
+func writeLatencies(name string, sent, lat []uint32) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("latency file: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range lat {
+		fmt.Fprintf(w, "%.3f %.3f\n", float64(sent[i])/1000, float64(lat[i])/1000)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("latency file: %w", err)
+	}
+	return f.Close()
+}
+
+// warmup produces one record to each partition with the run's producer
+// settings and waits until all are acknowledged.
+func warmup(ctx context.Context, seeds []string, o options, res *result) error {
+	opts, err := producerOpts(seeds, o)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		return fmt.Errorf("warm-up client: %w", err)
+	}
+	defer cl.Close()
+	value := make([]byte, o.recordSize)
+	start := time.Now()
+	var rs []*kgo.Record
+	for p := range o.partitions {
+		rs = append(rs, &kgo.Record{Value: value, Partition: int32(p)})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		return fmt.Errorf("warm-up produce: %w", err)
+	}
+	res.WarmupRecords = int64(len(rs))
+	res.WarmupMs = float64(time.Since(start).Microseconds()) / 1000
+	fmt.Fprintf(os.Stderr, "loadgen: warm-up: %d records acknowledged in %.1f ms\n", len(rs), res.WarmupMs)
 	return nil
 }
 
@@ -407,7 +597,7 @@ func quantileMs(sorted []uint32, q float64) float64 {
 // consume reads the topic from the start with a fresh, group-less consumer
 // until it has seen every produced record, and fills the consume fields.
 func consume(ctx context.Context, seeds []string, o options, res *result) error {
-	want := res.ProduceBytes / int64(o.recordSize)
+	want := res.ProduceBytes/int64(o.recordSize) + res.WarmupRecords
 	start := time.Now()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(seeds...),
@@ -441,6 +631,9 @@ func consume(ctx context.Context, seeds []string, o options, res *result) error 
 	if recs != want {
 		return fmt.Errorf("consume: read %d records, produced %d", recs, want)
 	}
+	// The warm-up records are read too; count only the measured ones.
+	recs -= res.WarmupRecords
+	nbytes -= res.WarmupRecords * int64(o.recordSize)
 	res.ConsumeRecords = recs
 	res.ConsumeBytes = nbytes
 	res.ConsumeSeconds = elapsed
