@@ -60,6 +60,9 @@ func (c *Client) Do(ctx context.Context, addr, clientID string, req kmsg.Request
 		rc.c, rc.r = nil, nil
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+		}
 		return nil, fmt.Errorf("%s to %s: %w", kmsg.NameForKey(req.Key()), addr, err)
 	}
 	return resp, nil
@@ -81,6 +84,11 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 	if err := rc.c.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
+	// A canceled context interrupts the round trip at once (the read of a
+	// long-polling fetch, say): the connection is dropped with the error.
+	nc := rc.c
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
 	rc.corrID++
 	// Request header v1 (v2 for flexible requests: a tag section).
 	buf := make([]byte, 4, 128)

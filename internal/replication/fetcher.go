@@ -16,6 +16,10 @@ import (
 	"github.com/stratalog/strata/internal/kclient"
 )
 
+// leaderMovedBackoff is how soon a partition the leader did not know as
+// its own (yet) is fetched again.
+const leaderMovedBackoff = 50 * time.Millisecond
+
 // errLeaderMoved marks a fetch answer that only says the two brokers'
 // metadata differ for a moment.
 var errLeaderMoved = errors.New("leader and follower disagree on leadership")
@@ -70,6 +74,10 @@ type fetcher struct {
 	parts map[TopicPartition]*Partition
 	delay map[TopicPartition]time.Time // partitions backing off after an error
 	wake  chan struct{}
+	// interrupt ends the fetch in flight (nil when none): a partition
+	// added meanwhile is fetched at once instead of after the leader's
+	// long poll.
+	interrupt context.CancelFunc
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -97,6 +105,9 @@ func (f *fetcher) add(tp TopicPartition, p *Partition) {
 	f.mu.Lock()
 	f.parts[tp] = p
 	delete(f.delay, tp)
+	if f.interrupt != nil {
+		f.interrupt()
+	}
 	f.mu.Unlock()
 	f.poke()
 }
@@ -136,10 +147,22 @@ func (f *fetcher) run(ctx context.Context) {
 			f.sleep(ctx, next)
 			continue
 		}
-		resp, err := f.client.Do(ctx, addr, ReplicaClientID, req)
+		fctx, interrupt := context.WithCancel(ctx)
+		f.mu.Lock()
+		f.interrupt = interrupt
+		f.mu.Unlock()
+		resp, err := f.client.Do(fctx, addr, ReplicaClientID, req)
+		f.mu.Lock()
+		f.interrupt = nil
+		f.mu.Unlock()
+		interrupted := fctx.Err() != nil
+		interrupt()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if interrupted {
+				continue // a partition was added: fetch again with it
 			}
 			failures++
 			if failures == 1 || failures%30 == 0 {
@@ -261,16 +284,17 @@ func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]fetc
 				f.quota.record(int64(len(rp.RecordBatches)))
 			}
 			if err := fp.apply(rp); err != nil {
-				level := slog.LevelWarn
+				level, backoff := slog.LevelWarn, f.cfg.Backoff
 				if errors.Is(err, errLeaderMoved) {
-					// The leader has not applied the same metadata yet,
-					// or leadership moved on: the next image tells.
-					level = slog.LevelDebug
+					// The leader has not applied the same metadata yet
+					// (a new topic, a new epoch: it will in a moment), or
+					// leadership moved on and the next image says so.
+					level, backoff = slog.LevelDebug, min(backoff, leaderMovedBackoff)
 				}
-				f.log.Log(context.Background(), level, "replicating partition; backing off", "partition", tp.DirName(), "err", err)
+				f.log.Log(context.Background(), level, "replicating partition; backing off", "partition", tp.DirName(), "after", backoff, "err", err)
 				f.mu.Lock()
 				if _, ok := f.parts[tp]; ok {
-					f.delay[tp] = time.Now().Add(f.cfg.Backoff)
+					f.delay[tp] = time.Now().Add(backoff)
 				}
 				f.mu.Unlock()
 			}
