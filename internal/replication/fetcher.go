@@ -266,6 +266,12 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, stri
 		parts[tp] = fetching{p, rp.CurrentLeaderEpoch, rp.FetchOffset}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
+	if !next.IsZero() {
+		// A partition backing off is due before the long poll would end:
+		// poll no longer, so that it is fetched when due.
+		wait := max(time.Until(next), 0)
+		req.MaxWaitMillis = int32(min(wait, f.cfg.MaxWait) / time.Millisecond)
+	}
 	return req, parts, f.addr, next
 }
 
