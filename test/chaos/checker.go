@@ -247,7 +247,7 @@ func Check(h *History) Result {
 		if i < len(offs) && offs[i] < cur.Offset {
 			res.Anomalies = append(res.Anomalies, Anomaly{Kind: PollSkip, Class: classOf(cur.Value), Partition: cur.Partition, Offset: cur.Offset, Value: cur.Value,
 				Detail: fmt.Sprintf("consumer %s read partition %d offset %d right after offset %d, skipping offset %d", cur.Consumer, cur.Partition, cur.Offset, prev.Offset, offs[i]),
-				Reads: []Read{*prev, *cur}})
+				Reads:  []Read{*prev, *cur}})
 		}
 	}
 	for i := range h.Reads {
