@@ -7,7 +7,7 @@ import (
 
 // Anomaly kinds, named as Jepsen's Kafka checker names them.
 const (
-	LostWrite           = "lost-write"            // acknowledged, below an offset some read reached, never read
+	LostWrite           = "lost-write"            // acknowledged, below an offset some read reached, never read; or read once and gone from the final read
 	Duplicate           = "duplicate"             // one value at two offsets
 	InconsistentOffsets = "inconsistent-offsets"  // two values at one offset (across reads, acks or replicas)
 	NonMonotonicPoll    = "nonmonotonic-poll"     // a consumer's next poll went back (or stayed) without a reset
@@ -207,9 +207,29 @@ func Check(h *History) Result {
 		}
 	}
 
-	// Lost and unseen: acknowledged values never read anywhere.
+	// Lost and unseen: acknowledged values never read anywhere; and
+	// (stricter than Jepsen) acknowledged values some consumer read that a
+	// complete final read of their partition no longer holds.
+	inFinal := map[string]bool{}
+	for _, recs := range h.Final {
+		for _, r := range recs {
+			inFinal[r.Value] = true
+		}
+	}
+	incomplete := map[int32]bool{}
+	for _, p := range h.FinalIncomplete {
+		incomplete[p] = true
+	}
 	for _, w := range h.Writes {
-		if w.Outcome != OK || len(seenAt[w.Value]) > 0 {
+		if w.Outcome != OK {
+			continue
+		}
+		if len(seenAt[w.Value]) > 0 {
+			if end, ok := h.FinalEnd[w.Partition]; ok && !incomplete[w.Partition] && !inFinal[w.Value] {
+				res.Anomalies = append(res.Anomalies, Anomaly{Kind: LostWrite, Class: w.Class, Partition: w.Partition, Offset: w.Offset, Value: w.Value,
+					Detail: fmt.Sprintf("acknowledged at offset %d and read by a consumer, but gone from the final read of partition %d (end offset %d)", w.Offset, w.Partition, end),
+					Writes: []Write{w}})
+			}
 			continue
 		}
 		m, ok := maxRead[w.Partition]

@@ -164,3 +164,15 @@ func TestControlClassDoesNotFail(t *testing.T) {
 		t.Errorf("want one control lost write, got %+v", r.Anomalies)
 	}
 }
+
+func TestLostAfterBeingRead(t *testing.T) {
+	// A consumer read p0-8 and p0-9, then the log lost its tail (end offset
+	// 8) and nobody wrote there again: lost, though once seen.
+	h := clean(1, 10)
+	h.Final[0] = h.Final[0][:8]
+	h.FinalEnd[0] = 8
+	expect(t, Check(h), map[string]int{LostWrite: 2})
+	// Unless the final read of that partition did not finish.
+	h.FinalIncomplete = []int32{0}
+	expect(t, Check(h), map[string]int{})
+}

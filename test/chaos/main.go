@@ -45,6 +45,7 @@ type config struct {
 	workdir       string
 	tmpfsMiB      int
 	keep          bool
+	verbose       bool
 	sets          multi
 }
 
@@ -66,10 +67,11 @@ func main() {
 	flag.BoolVar(&cfg.unsafeCorrupt, "unsafe-corrupt", false, "allow corrupting segment tails even when that is a majority of replicas (rf<3): a known data loss, to show the checker catches it")
 	flag.StringVar(&cfg.netMode, "net", "auto", "netns, proxy, or auto (netns when possible)")
 	flag.StringVar(&cfg.bin, "bin", os.Getenv("STRATA_BIN"), "strata binary (default $STRATA_BIN, else bin/strata)")
-	flag.StringVar(&cfg.out, "out", "chaos-out", "directory for the records of failing schedules")
+	flag.StringVar(&cfg.out, "out", "bin/chaos-out", "directory for the records of failing schedules")
 	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where data dirs go")
 	flag.IntVar(&cfg.tmpfsMiB, "tmpfs-mib", 48, "size of the tmpfs data dir of disk-full targets")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep data dirs")
+	flag.BoolVar(&cfg.verbose, "v", false, "print each schedule's fault timeline")
 	flag.Var(&cfg.sets, "set", "broker setting passed to every node as --set key=value (repeatable)")
 	flag.BoolVar(&cleanup, "cleanup", false, "remove namespaces, links and mounts left by earlier runs, then exit")
 	flag.Parse()
@@ -357,6 +359,9 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	defer func() {
 		c.Shutdown()
 		s.nw.Heal()
+		if cfg.verbose {
+			fmt.Print(tl.String())
+		}
 		if res.err != nil || len(Result{Anomalies: res.anomalies}.Failing()) > 0 {
 			res.saved = s.save(sched, tl, h, res)
 			c.copyLogs(res.saved)
