@@ -94,6 +94,7 @@ func (in *Injector) Apply(ctx context.Context, st Step) error {
 		}
 	}
 	bg := context.Background() // restarts must finish even when the run is cut short
+	in.applied[st.Kind]++
 	switch st.Kind {
 	case FKill:
 		n := in.c.node(st.Nodes[0])

@@ -251,8 +251,8 @@ func runAll(cfg config) (code int) {
 			continue
 		}
 		tot.Run++
-		for _, k := range res.faultKinds {
-			tot.Faults[k]++
+		for k, n := range res.applied {
+			tot.Faults[k] += n
 		}
 		tot.OK += res.ok
 		tot.Failed += res.failed
@@ -285,6 +285,10 @@ func runAll(cfg config) (code int) {
 		}
 	}
 	printSummary(cfg, tot, time.Since(start))
+	if ctx.Err() != nil {
+		fmt.Println("interrupted: the cluster, namespaces and mounts are torn down")
+		return 130
+	}
 	switch {
 	case tot.Failing > 0 || tot.Errors > 0:
 		return 1
@@ -318,7 +322,8 @@ func printSummary(cfg config, t Totals, took time.Duration) {
 
 type scheduleResult struct {
 	elapsed                    time.Duration
-	faults, faultKinds         []string
+	faults                     []string
+	applied                    map[string]int
 	ok, failed, unknown, reads int
 	consumerErrors             int
 	anomalies                  []Anomaly
@@ -343,7 +348,6 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	tmpfs := map[int]int{}
 	for _, st := range sched.Steps {
 		res.faults = append(res.faults, st.String())
-		res.faultKinds = append(res.faultKinds, st.Kind)
 		if st.Kind == FDiskFull {
 			tmpfs[st.Nodes[0]] = cfg.tmpfsMiB
 		}
@@ -362,7 +366,7 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 		if cfg.verbose {
 			fmt.Print(tl.String())
 		}
-		if res.err != nil || len(Result{Anomalies: res.anomalies}.Failing()) > 0 {
+		if (res.err != nil && ctx.Err() == nil) || len(Result{Anomalies: res.anomalies}.Failing()) > 0 {
 			res.saved = s.save(sched, tl, h, res)
 			c.copyLogs(res.saved)
 		}
@@ -416,6 +420,11 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	werr := w.Run(wctx, cfg.control)
 	ferr := <-faultsDone
 	tl.Add("workload stopped")
+	res.applied = in.applied
+	if ctx.Err() != nil {
+		res.err = ctx.Err()
+		return
+	}
 	if werr != nil {
 		res.err = werr
 		return
