@@ -37,8 +37,6 @@ type Injector struct {
 	net   Net
 	topic string
 	tl    *Timeline
-	// disk-filled nodes, restarted by the heal.
-	filled map[int]bool
 	// applied counts faults by kind.
 	applied map[string]int
 }
