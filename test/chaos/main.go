@@ -77,14 +77,11 @@ func main() {
 	flag.Parse()
 
 	if cleanup {
-		for _, d := range cleanupLeftovers() {
+		done := cleanupLeftovers(cfg.workdir)
+		for _, d := range done {
 			fmt.Println("removed", d)
 		}
-		matches, _ := filepath.Glob(filepath.Join(cfg.workdir, "strata-chaos-*"))
-		for _, m := range matches {
-			os.RemoveAll(m)
-			fmt.Println("removed", m)
-		}
+		fmt.Printf("cleanup: removed %d leftovers of finished runs\n", len(done))
 		return
 	}
 	os.Exit(runAll(cfg))
@@ -213,7 +210,7 @@ func runAll(cfg config) (code int) {
 	}
 	cleanups = append(cleanups, nw.Teardown)
 
-	work, err := os.MkdirTemp(cfg.workdir, "strata-chaos-")
+	work, err := os.MkdirTemp(cfg.workdir, fmt.Sprintf("strata-chaos-%d-", os.Getpid()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-chaos:", err)
 		return 1

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -73,7 +75,7 @@ func freeSubnet() (string, error) {
 }
 
 func newNetns(n int) (*netnsNet, error) {
-	e := &netnsNet{id: fmt.Sprintf("%05d", os.Getpid()%100000), n: n, cuts: map[[2]int]bool{}}
+	e := &netnsNet{id: fmt.Sprint(os.Getpid()), n: n, cuts: map[[2]int]bool{}}
 	var err error
 	if e.subnet, err = freeSubnet(); err != nil {
 		return nil, err
@@ -156,13 +158,46 @@ func killNamespace(ns string) {
 	exec.Command("ip", "netns", "del", ns).Run()
 }
 
-// cleanupLeftovers removes namespaces, links and mounts earlier runs left.
-func cleanupLeftovers() []string {
+// ownerPid extracts the harness pid from a name made of prefix, the pid,
+// and a suffix that starts with a non-digit.
+func ownerPid(name, prefix string) (int, bool) {
+	if !strings.HasPrefix(name, prefix) {
+		return 0, false
+	}
+	rest := name[len(prefix):]
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(rest[:i]) // not Sscan: a leading 0 would read as octal
+	return pid, err == nil
+}
+
+// harnessAlive reports whether pid is a running strata-chaos (whose
+// namespaces, links and mounts must be left alone).
+func harnessAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.TrimSpace(string(b)) == "strata-chaos"
+}
+
+// stale reports whether name belongs to a strata-chaos run that is gone.
+func stale(name, prefix string) bool {
+	pid, ok := ownerPid(name, prefix)
+	return ok && !harnessAlive(pid)
+}
+
+// cleanupLeftovers removes the namespaces (and what runs in them), links,
+// mounts and work directories of strata-chaos runs that are no longer
+// running; a live run's are left alone.
+func cleanupLeftovers(workdir string) []string {
 	var done []string
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 0 && strings.HasPrefix(f[0], nsPrefix) {
+		if len(f) > 0 && stale(f[0], nsPrefix) {
 			killNamespace(f[0])
 			done = append(done, "netns "+f[0])
 		}
@@ -174,7 +209,7 @@ func cleanupLeftovers() []string {
 			continue
 		}
 		name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
-		if strings.HasPrefix(name, "scb") || strings.HasPrefix(name, "scv") {
+		if stale(name, "scb") || stale(name, "scv") {
 			exec.Command("ip", "link", "del", name).Run()
 			done = append(done, "link "+name)
 		}
@@ -182,9 +217,16 @@ func cleanupLeftovers() []string {
 	mounts, _ := os.ReadFile("/proc/mounts")
 	for _, line := range strings.Split(string(mounts), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 2 && f[0] == "strata-chaos" {
+		if len(f) > 2 && stale(f[0], "strata-chaos-") {
 			exec.Command("umount", "-l", f[1]).Run()
 			done = append(done, "mount "+f[1])
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(workdir, "strata-chaos-*"))
+	for _, d := range dirs {
+		if stale(filepath.Base(d), "strata-chaos-") {
+			os.RemoveAll(d)
+			done = append(done, "dir "+d)
 		}
 	}
 	return done

@@ -63,7 +63,7 @@ func (n *Node) mount() error {
 	if err := os.MkdirAll(n.dataDir(), 0o755); err != nil {
 		return err
 	}
-	if err := run("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", n.tmpfs), "strata-chaos", n.dataDir()); err != nil {
+	if err := run("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", n.tmpfs), fmt.Sprintf("strata-chaos-%d", os.Getpid()), n.dataDir()); err != nil {
 		return err
 	}
 	n.mounted = true

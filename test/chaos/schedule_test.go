@@ -36,3 +36,20 @@ func TestGenerateIsReproducible(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnerPid(t *testing.T) {
+	for name, want := range map[string]int{"schaos1234-n1": 1234, "schaos03728-n2": 3728, "scb99": 99, "scv4242n3": 4242, "strata-chaos-77-123": 77} {
+		var prefix string
+		for _, p := range []string{"schaos", "scb", "scv", "strata-chaos-"} {
+			if len(name) > len(p) && name[:len(p)] == p {
+				prefix = p
+			}
+		}
+		if got, ok := ownerPid(name, prefix); !ok || got != want {
+			t.Errorf("ownerPid(%q) = %d, %v; want %d", name, got, ok, want)
+		}
+	}
+	if _, ok := ownerPid("scbridge", "scb"); ok {
+		t.Error("scbridge has no pid")
+	}
+}
