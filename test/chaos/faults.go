@@ -39,6 +39,8 @@ type Injector struct {
 	tl    *Timeline
 	// applied counts faults by kind.
 	applied map[string]int
+	// crashes counts nodes found exited on their own.
+	crashes int
 }
 
 func (in *Injector) isolate(ids []int, others []int) error {
@@ -243,6 +245,7 @@ func (in *Injector) HealAll(ctx context.Context) error {
 		n.Resume()
 		n.unfill()
 		if err := n.Unexpected(); err != nil {
+			in.crashes++
 			in.tl.Add("n%d had %v; log tail:\n%s", n.ID, err, n.Tail(5))
 		}
 		if !n.Running() {

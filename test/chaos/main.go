@@ -139,7 +139,7 @@ type Totals struct {
 	Run, Skipped, Errors, Failing int
 	Faults                        map[string]int
 	OK, Failed, Unknown, Reads    int
-	ConsumerErrors                int
+	ConsumerErrors, Crashes       int
 	Main, Control                 map[string]int
 }
 
@@ -256,6 +256,7 @@ func runAll(cfg config) (code int) {
 		tot.Unknown += res.unknown
 		tot.Reads += res.reads
 		tot.ConsumerErrors += res.consumerErrors
+		tot.Crashes += res.crashes
 		for _, a := range res.anomalies {
 			if a.Class == "control" {
 				tot.Control[a.Kind]++
@@ -272,6 +273,9 @@ func runAll(cfg config) (code int) {
 		if failing > 0 {
 			tot.Failing++
 			status = fmt.Sprintf("ANOMALIES: %d", failing)
+		}
+		if res.crashes > 0 {
+			status += fmt.Sprintf(" (nodes exited by themselves: %d)", res.crashes)
 		}
 		if c := len(res.anomalies) - failing; c > 0 {
 			status += fmt.Sprintf(" (control acks=1: %d)", c)
@@ -311,6 +315,7 @@ func printSummary(cfg config, t Totals, took time.Duration) {
 	}
 	fmt.Printf("%-28s %d ok, %d unknown, %d failed\n", "writes", t.OK, t.Unknown, t.Failed)
 	fmt.Printf("%-28s %d (consumer fetch errors %d)\n", "records polled", t.Reads, t.ConsumerErrors)
+	fmt.Printf("%-28s %d\n", "nodes that exited by themselves", t.Crashes)
 	fmt.Printf("%-28s %-8s %s\n", "anomaly", "main", "control(acks=1)")
 	for _, k := range AnomalyKinds {
 		fmt.Printf("%-28s %-8d %d\n", k, t.Main[k], t.Control[k])
@@ -323,6 +328,7 @@ type scheduleResult struct {
 	applied                    map[string]int
 	ok, failed, unknown, reads int
 	consumerErrors             int
+	crashes                    int
 	anomalies                  []Anomaly
 	skipped                    string
 	err                        error
@@ -429,9 +435,11 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	if ferr != nil {
 		tl.Add("fault injection failed: %v", ferr)
 	}
-	hctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	hctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	if err := in.HealAll(hctx); err != nil {
+	err := in.HealAll(hctx)
+	res.crashes = in.crashes
+	if err != nil {
 		res.err = fmt.Errorf("heal: %w", err)
 		return
 	}

@@ -103,7 +103,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	exited := make(chan error, 1)
-	n.cmd, n.exited, n.log, n.paused, n.unexpected = cmd, exited, f, false, nil
+	n.cmd, n.exited, n.log, n.paused = cmd, exited, f, false // unexpected stays until HealAll reads it
 	go func() {
 		err := cmd.Wait()
 		n.mu.Lock()
