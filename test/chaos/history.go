@@ -115,10 +115,23 @@ func (h *History) settle() {
 	}
 }
 
-// counts returns writes by outcome and the number of polled records.
-func (h *History) counts() (ok, failed, unknown, reads int) {
+// counts returns writes by outcome, how many unknown writes were read
+// somewhere (they did land), and the number of polled records.
+func (h *History) counts() (ok, failed, unknown, landed, reads int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	for _, r := range h.Reads {
+		if !r.Reset {
+			reads++
+			seen[r.Value] = true
+		}
+	}
+	for _, recs := range h.Final {
+		for _, r := range recs {
+			seen[r.Value] = true
+		}
+	}
 	for _, w := range h.Writes {
 		switch w.Outcome {
 		case OK:
@@ -127,11 +140,9 @@ func (h *History) counts() (ok, failed, unknown, reads int) {
 			failed++
 		default:
 			unknown++
-		}
-	}
-	for _, r := range h.Reads {
-		if !r.Reset {
-			reads++
+			if seen[w.Value] {
+				landed++
+			}
 		}
 	}
 	return

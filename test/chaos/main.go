@@ -139,6 +139,7 @@ type Totals struct {
 	Run, Skipped, Errors, Failing int
 	Faults                        map[string]int
 	OK, Failed, Unknown, Reads    int
+	Landed                        int
 	ConsumerErrors, Crashes       int
 	Main, Control                 map[string]int
 }
@@ -232,8 +233,8 @@ func runAll(cfg config) (code int) {
 		seed := cfg.seed + int64(i)
 		s := &scheduleRun{cfg: cfg, seed: seed, kinds: kinds, nw: nw, dir: filepath.Join(work, fmt.Sprintf("s%d", seed))}
 		res := s.run(ctx, &cleanups)
-		line := fmt.Sprintf("schedule %d/%d seed=%d %6.1fs faults=[%s] writes ok=%d unknown=%d failed=%d reads=%d",
-			i+1, cfg.schedules, seed, res.elapsed.Seconds(), strings.Join(res.faults, " "), res.ok, res.unknown, res.failed, res.reads)
+		line := fmt.Sprintf("schedule %d/%d seed=%d %6.1fs faults=[%s] writes ok=%d unknown=%d (landed %d) failed=%d reads=%d",
+			i+1, cfg.schedules, seed, res.elapsed.Seconds(), strings.Join(res.faults, " "), res.ok, res.unknown, res.landed, res.failed, res.reads)
 		switch {
 		case res.skipped != "":
 			tot.Skipped++
@@ -254,6 +255,7 @@ func runAll(cfg config) (code int) {
 		tot.OK += res.ok
 		tot.Failed += res.failed
 		tot.Unknown += res.unknown
+		tot.Landed += res.landed
 		tot.Reads += res.reads
 		tot.ConsumerErrors += res.consumerErrors
 		tot.Crashes += res.crashes
@@ -313,7 +315,7 @@ func printSummary(cfg config, t Totals, took time.Duration) {
 	for _, k := range ks {
 		fmt.Printf("%-28s %d\n", "fault "+k, t.Faults[k])
 	}
-	fmt.Printf("%-28s %d ok, %d unknown, %d failed\n", "writes", t.OK, t.Unknown, t.Failed)
+	fmt.Printf("%-28s %d ok, %d unknown (%d of them read: they landed), %d failed\n", "writes", t.OK, t.Unknown, t.Landed, t.Failed)
 	fmt.Printf("%-28s %d (consumer fetch errors %d)\n", "records polled", t.Reads, t.ConsumerErrors)
 	fmt.Printf("%-28s %d\n", "nodes that exited by themselves", t.Crashes)
 	fmt.Printf("%-28s %-8s %s\n", "anomaly", "main", "control(acks=1)")
@@ -329,6 +331,7 @@ type scheduleResult struct {
 	ok, failed, unknown, reads int
 	consumerErrors             int
 	crashes                    int
+	landed                     int
 	anomalies                  []Anomaly
 	skipped                    string
 	err                        error
@@ -454,7 +457,7 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 		tl.Add("%v", err)
 	}
 	tl.Add("final read: end offsets %v", h.FinalEnd)
-	res.ok, res.failed, res.unknown, res.reads = h.counts()
+	res.ok, res.failed, res.unknown, res.landed, res.reads = h.counts()
 	res.consumerErrors = h.ConsumerErrors
 	res.anomalies = Check(h).Anomalies
 	for _, n := range c.Nodes {

@@ -65,7 +65,10 @@ func freeSubnet() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for k := 10; k < 250; k++ {
+	// Start where this pid points, so that two runs starting together
+	// rarely race for the same subnet.
+	for i := 0; i < 240; i++ {
+		k := 10 + (os.Getpid()+i)%240
 		s := fmt.Sprintf("10.77.%d.", k)
 		if !strings.Contains(string(out), s) {
 			return fmt.Sprintf("10.77.%d", k), nil
