@@ -8,7 +8,7 @@ RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replicatio
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -18,7 +18,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata
 
 ## test: install what the tests need, then lint, unit, race, interop, crash, cluster and fuzz smoke
-test: deps lint unit race interop crash cluster fuzz
+test: deps lint unit race interop crash cluster chaos-smoke fuzz
 	@echo "make test: all suites passed"
 
 deps:
@@ -51,6 +51,23 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) ./internal/broker
 	$(GO) test -run='^$$' -fuzz='^FuzzFraming$$' -fuzztime=$(FUZZTIME) ./internal/network
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEntry$$' -fuzztime=$(FUZZTIME) ./internal/metadata
+
+## chaos: fault-injection runs (see RELIABILITY.md); override CHAOS_* or add CHAOS_FLAGS
+CHAOS_SCHEDULES ?= 20
+CHAOS_SEED      ?= 0
+CHAOS_NODES     ?= 3
+CHAOS_DURATION  ?= 20s
+CHAOS_FLAGS     ?=
+chaos: build chaos-bin
+	./bin/strata-chaos --bin $(BIN) --schedules $(CHAOS_SCHEDULES) --seed $(CHAOS_SEED) --nodes $(CHAOS_NODES) --duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
+
+chaos-bin:
+	$(GO) build -o bin/strata-chaos ./test/chaos
+
+## chaos-smoke: a few short fixed-seed schedules (part of make test)
+chaos-smoke: build chaos-bin
+	./bin/strata-chaos --bin $(BIN) --schedules 3 --seed 1 --nodes 3 --duration 12s
+	./bin/strata-chaos --bin $(BIN) --schedules 1 --seed 101 --nodes 5 --duration 12s
 
 ## bench: Strata vs kfake, side by side (see BENCHMARKS.md)
 bench: build
