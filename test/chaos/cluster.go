@@ -249,6 +249,33 @@ func (c *Cluster) AwaitLeaders(ctx context.Context, topic string, timeout time.D
 	})
 }
 
+// AwaitFullISR waits until every replica of every partition of topic is
+// in its ISR: a replica restarted or cut off near the end of a schedule
+// catches up before the replicas' files are compared.
+func (c *Cluster) AwaitFullISR(ctx context.Context, topic string, timeout time.Duration) error {
+	return await(ctx, "every replica of "+topic+" in sync", timeout, func(ctx context.Context) bool {
+		adm, done, err := c.admin()
+		if err != nil {
+			return false
+		}
+		defer done()
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return false
+		}
+		t, ok := md.Topics[topic]
+		if !ok || t.Err != nil || len(t.Partitions) == 0 {
+			return false
+		}
+		for _, pd := range t.Partitions {
+			if pd.Err != nil || len(pd.ISR) != len(pd.Replicas) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // copyLogs copies every node's log into dir.
 func (c *Cluster) copyLogs(dir string) {
 	for _, n := range c.Nodes {

@@ -460,6 +460,14 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	res.ok, res.failed, res.unknown, res.landed, res.reads = h.counts()
 	res.consumerErrors = h.ConsumerErrors
 	res.anomalies = Check(h).Anomalies
+	if cfg.rf > 1 {
+		// Replicas agree below the high watermark once they have all
+		// caught up; one restarted at the end of the schedule may still
+		// be fetching.
+		if err := c.AwaitFullISR(hctx, topic, 60*time.Second); err != nil {
+			tl.Add("after healing: %v", err)
+		}
+	}
 	for _, n := range c.Nodes {
 		if err := n.Stop(30 * time.Second); err != nil {
 			tl.Add("stop: %v", err)

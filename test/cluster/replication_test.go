@@ -226,23 +226,29 @@ func createReplicated(ctx context.Context, t *testing.T, c *testCluster, topic s
 }
 
 // TestReplicationKillLeader: rf=3, acks=all idempotent producers keep
-// writing while the leader of each partition is killed with SIGKILL in
-// turn and restarted; every acknowledged record is read back once, in
-// order, and the restarted replicas rejoin the ISR.
+// writing while the leader of a partition is killed with SIGKILL and
+// restarted, 20 rounds (3 with -short), the partitions in turn; every
+// acknowledged record is read back once, in order, and the restarted
+// replicas rejoin the ISR every round.
 func TestReplicationKillLeader(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := ctxT(t, 3*time.Minute)
+	ctx := ctxT(t, 6*time.Minute)
 	const topic, parts = "replicated", 3
 	createReplicated(ctx, t, c, topic, parts)
 	load := startLoad(ctx, c, topic)
-	for round := range int32(parts) {
+	rounds := 20
+	if testing.Short() {
+		rounds = 3
+	}
+	for round := range rounds {
+		p := int32(round % parts)
 		load.progress(t, 500, "progress before the kill")
-		leader, _, _ := c.partitionState(topic, round)
+		leader, _, _ := c.partitionState(topic, p)
 		if leader < 1 {
-			t.Fatalf("round %d: partition %d has no leader", round, round)
+			t.Fatalf("round %d: partition %d has no leader", round, p)
 		}
 		victim := c.node(leader)
-		t.Logf("round %d: killing node %d, the leader of partition %d, at %d acknowledged", round, leader, round, load.count())
+		t.Logf("round %d: killing node %d, the leader of partition %d, at %d acknowledged", round, leader, p, load.count())
 		victim.kill()
 		load.progress(t, 500, "progress without the killed leader")
 		victim.start()
