@@ -28,7 +28,7 @@ func (t ThrottledReplicas) Has(partition, broker int32) bool {
 // Empty reports whether nothing is throttled.
 func (t ThrottledReplicas) Empty() bool { return !t.All && len(t.Pairs) == 0 }
 
-var errThrottledList = errors.New("must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
+var errThrottledList = errors.New("must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId] (and so on)")
 
 // ParseThrottledReplicas parses and validates a throttled-replicas list as
 // Kafka's ThrottledReplicaListValidator does: the entries, split on commas
