@@ -73,8 +73,13 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 			res.HighWatermark, res.LastStableOffset = p.hw.Load(), p.hw.Load()
 			return res, nil
 		}
-		p.followerFetched(fp.ReplicaID, fp.Offset)
 		maxOffset = p.log.LogEndOffset()
+		if fp.Offset <= maxOffset {
+			// A fetch offset past our log end (a follower without epochs
+			// to compare) is out of range below and says nothing of its
+			// progress.
+			p.followerFetched(fp.ReplicaID, fp.Offset)
+		}
 		if p.leaderThrottled() {
 			res.quota = p.env.leaderQuota
 			res.Throttled = !p.inISR(fp.ReplicaID) && res.quota.exceeded()

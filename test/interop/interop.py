@@ -18,12 +18,34 @@ import traceback
 import uuid
 
 
+_claimed = set()
+
+
 def free_addr():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return "127.0.0.1:%d" % port
+    """A loopback host:port that was free a moment ago, below the kernel's
+    ephemeral range: a port from there (what binding :0 gives) can be taken
+    as the source port of some client connection before strata binds it."""
+    import random
+    hi = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            hi = max(int(f.read().split()[0]), 11000)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(1000):
+        port = random.randrange(10000, hi)
+        if port in _claimed:
+            continue
+        _claimed.add(port)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return "127.0.0.1:%d" % port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 class Broker:
@@ -32,11 +54,8 @@ class Broker:
         self.extra = extra or ["--num-partitions", "3"]
         self.data = os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "strata.log")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        self.addr = "127.0.0.1:%d" % self.port
+        self.addr = free_addr()
+        self.port = int(self.addr.rsplit(":", 1)[1])
         self.proc = None
 
     def start(self):
