@@ -17,7 +17,7 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata
 
-## test: install what the tests need, then lint, unit, race, interop, crash, cluster and fuzz smoke
+## test: install what the tests need, then lint, unit, race, interop, crash, cluster, chaos smoke and fuzz smoke
 test: deps lint unit race interop crash cluster chaos-smoke fuzz
 	@echo "make test: all suites passed"
 

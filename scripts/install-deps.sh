@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine with Go: the
-# interop clients (kcat, kafka-python, confluent-kafka-python). Idempotent:
-# does nothing when they are already there.
+# interop clients (kcat, kafka-python, confluent-kafka-python) and iproute2
+# (`ip`: the chaos harness builds its network namespaces with it; without
+# root or `ip` it falls back to loopback proxies). Idempotent: does nothing
+# when they are already there.
 set -euo pipefail
 need=()
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 /usr/bin/python3 -c 'import kafka' >/dev/null 2>&1 || need+=(python3-kafka)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
 # kafka-python's codecs: snappy, lz4 and zstd come from these modules.
@@ -12,7 +15,7 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 /usr/bin/python3 -c 'import lz4.frame' >/dev/null 2>&1 || need+=(python3-lz4)
 /usr/bin/python3 -c 'import zstandard' >/dev/null 2>&1 || need+=(python3-zstandard)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "deps: kcat, python3-kafka (with codecs), python3-confluent-kafka present"
+  echo "deps: kcat, python3-kafka (with codecs), python3-confluent-kafka, iproute2 present"
   exit 0
 fi
 SUDO=""
