@@ -54,6 +54,9 @@ type Controller interface {
 // Partitions is what the broker needs from the partition manager.
 type Partitions interface {
 	Get(topic string, partition int32) (*replication.Partition, error)
+	// WaitApplied waits (up to timeout) until the partitions follow the
+	// image at offset.
+	WaitApplied(offset int64, timeout time.Duration) bool
 	All() []*replication.Partition
 	TopicConfig(img *metadata.Image, topic string) *config.Topic
 }

@@ -158,19 +158,40 @@ func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16
 }
 
 // partition returns the hosted partition, or the error a client should see.
+// When the image names this broker the leader but its partitions have not
+// followed that image yet (a topic created, or a leadership moved, a moment
+// ago: the manager applies images on its own goroutine), it waits briefly
+// for them rather than answer NOT_LEADER_OR_FOLLOWER, which clients only
+// act on at their next metadata refresh (franz-go: 5 s later).
 func (b *Broker) partition(topic string, idx int32) (*replication.Partition, error) {
 	p, err := b.opts.Partitions.Get(topic, idx)
 	if err != nil {
 		return nil, err
 	}
+	img := b.image()
+	var pm *metadata.Partition
+	if t := img.Topics[topic]; t != nil && idx >= 0 && int(idx) < len(t.Partitions) {
+		pm = t.Partitions[idx]
+	}
+	if pm != nil && pm.Leader == b.opts.NodeID && (p == nil || !p.IsLeader() || p.LeaderEpoch() < pm.LeaderEpoch) {
+		if b.opts.Partitions.WaitApplied(img.Offset, settleWait) {
+			if p, err = b.opts.Partitions.Get(topic, idx); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if p == nil {
 		// A partition of the cluster this broker has no replica of: the
 		// client refreshes metadata. (A replica here that does not lead
 		// answers the same from its own checks.)
-		if t := b.image().Topics[topic]; t != nil && idx >= 0 && int(idx) < len(t.Partitions) {
+		if pm != nil {
 			return nil, kerr.NotLeaderForPartition
 		}
 		return nil, kerr.UnknownTopicOrPartition
 	}
 	return p, nil
 }
+
+// settleWait bounds how long a request waits for this broker's partitions
+// to follow an image that already names it leader.
+const settleWait = 500 * time.Millisecond
