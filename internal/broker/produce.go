@@ -83,7 +83,10 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				if err == nil {
 					var last int64
 					last, err = b.produceOne(p, rt.Partitions[j].Records, req.Acks, rp)
-					if err == nil && (fsyncAlways || req.Acks == -1) {
+					// acks=all waits only if the high watermark is not
+					// past the batch already (it is at once when the
+					// leader is the only in-sync replica).
+					if err == nil && (fsyncAlways || req.Acks == -1 && p.HighWatermark() <= last) {
 						syncs = append(syncs, pendingSync{p, last, rp})
 					}
 				}
