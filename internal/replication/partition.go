@@ -310,12 +310,6 @@ func (p *Partition) wakeLocked() {
 	}
 }
 
-func (p *Partition) wakeAll() {
-	p.mu.Lock()
-	p.wakeLocked()
-	p.mu.Unlock()
-}
-
 // becomeLeader makes this replica the leader in st's epoch. Follower
 // progress starts unknown: the high watermark waits for every ISR member
 // to fetch in the new epoch.

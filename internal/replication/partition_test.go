@@ -133,14 +133,14 @@ func TestHighWatermarkReopen(t *testing.T) {
 	}
 }
 
-func TestWakeAll(t *testing.T) {
+func TestWake(t *testing.T) {
 	p := hostOne(t, false)
 	w := p.Wait()
-	p.wakeAll()
+	wake(p)
 	if !closed(w) {
 		t.Fatal("wakeAll did not close the channel")
 	}
-	p.wakeAll() // no waiters: must not panic on a closed channel
+	wake(p) // no waiters: must not panic on a closed channel
 	if closed(p.Wait()) {
 		t.Fatal("Wait after wakeAll returned a closed channel")
 	}
@@ -213,4 +213,11 @@ func TestConcurrentAppendWait(t *testing.T) {
 			t.Fatalf("fsyncAlways=%v: HW %d LEO %d, want %d", fsyncAlways, p.HighWatermark(), p.LogEndOffset(), target)
 		}
 	}
+}
+
+// wake releases p's waiters, as role changes and appends do.
+func wake(p *Partition) {
+	p.mu.Lock()
+	p.wakeLocked()
+	p.mu.Unlock()
 }
