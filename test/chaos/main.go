@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,7 @@ type config struct {
 	producers     int
 	rate          int
 	faults        string
+	overlap       float64
 	control       bool
 	unsafeCorrupt bool
 	netMode       string
@@ -63,6 +65,7 @@ func main() {
 	flag.IntVar(&cfg.producers, "producers", 2, "main producers")
 	flag.IntVar(&cfg.rate, "rate", 40, "records per second per producer")
 	flag.StringVar(&cfg.faults, "faults", "all", "comma-separated fault kinds ("+strings.Join(AllFaults, ",")+"), all, or none")
+	flag.Float64Var(&cfg.overlap, "overlap", 0.3, "fraction of steps that start while the previous one is held, on other nodes (kill, pause, isolate, asym, restart, clients only; 0: one fault at a time)")
 	flag.BoolVar(&cfg.control, "control", true, "also run an acks=1 control producer (its anomalies are reported, not failed on)")
 	flag.BoolVar(&cfg.unsafeCorrupt, "unsafe-corrupt", false, "allow corrupting segment tails even when that is a majority of replicas (rf<3): a known data loss, to show the checker catches it")
 	flag.StringVar(&cfg.netMode, "net", "auto", "netns, proxy, or auto (netns when possible)")
@@ -350,7 +353,7 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	start := time.Now()
 	defer func() { res.elapsed = time.Since(start) }()
 	cfg := s.cfg
-	sched := Generate(s.seed, cfg.nodes, cfg.duration, s.kinds, cfg.rf, int32(cfg.partitions))
+	sched := Generate(s.seed, cfg.nodes, cfg.duration, s.kinds, cfg.rf, int32(cfg.partitions), cfg.overlap)
 	tmpfs := map[int]int{}
 	for _, st := range sched.Steps {
 		res.faults = append(res.faults, st.String())
@@ -406,22 +409,7 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	wctx, stopWork := context.WithTimeout(ctx, cfg.duration)
 	defer stopWork()
 	faultsDone := make(chan error, 1)
-	go func() {
-		t0 := time.Now()
-		for _, st := range sched.Steps {
-			select {
-			case <-wctx.Done():
-				faultsDone <- nil
-				return
-			case <-time.After(time.Until(t0.Add(st.At))):
-			}
-			if err := in.Apply(wctx, st); err != nil {
-				faultsDone <- fmt.Errorf("%s: %w", st, err)
-				return
-			}
-		}
-		faultsDone <- nil
-	}()
+	go func() { faultsDone <- runSteps(wctx, in, sched.Steps) }()
 	tl.Add("workload: %d producers acks=%s, control=%v, 2 group consumers, 1 assigned reader", cfg.producers, cfg.acks, cfg.control)
 	werr := w.Run(wctx, cfg.control)
 	ferr := <-faultsDone
@@ -506,4 +494,46 @@ func (s *scheduleRun) save(sched Schedule, tl *Timeline, h *History, res schedul
 	write("history.json", h)
 	h.mu.Unlock()
 	return dir
+}
+
+// runSteps applies the schedule's steps at their times. A step waits for
+// every earlier one to heal unless it overlaps its predecessor, in which
+// case both are held at once. The first error stops new steps.
+func runSteps(ctx context.Context, in *Injector, steps []Step) error {
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	}
+steps:
+	for _, st := range steps {
+		if !st.Overlap {
+			wg.Wait()
+		}
+		if failed() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			break steps
+		case <-time.After(time.Until(t0.Add(st.At))):
+		}
+		wg.Add(1)
+		go func(st Step) {
+			defer wg.Done()
+			if err := in.Apply(ctx, st); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", st, err)
+				}
+				mu.Unlock()
+			}
+		}(st)
+	}
+	wg.Wait()
+	return failed()
 }
