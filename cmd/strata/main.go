@@ -4,8 +4,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
 	root.AddCommand(serveCommand(), configCommand())
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
@@ -38,4 +41,30 @@ func oneLine(err error) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// Go's parse errors in flag values ("strconv.ParseInt: parsing "abc":
+// invalid syntax") say what the value should have been instead.
+var goParseErr = regexp.MustCompile(`(strconv\.Parse(Int|Uint|Float|Bool): parsing "([^"]*)": (invalid syntax|value out of range))|(time: (invalid|unknown unit .* in) duration "([^"]*)")`)
+
+func plainFlagError(err error) error {
+	msg := goParseErr.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := goParseErr.FindStringSubmatch(m)
+		switch {
+		case sub[2] == "Bool":
+			return fmt.Sprintf("%q is not true or false", sub[3])
+		case sub[4] == "value out of range":
+			return fmt.Sprintf("%s is out of range", sub[3])
+		case sub[2] == "Float":
+			return fmt.Sprintf("%q is not a number", sub[3])
+		case sub[2] != "":
+			return fmt.Sprintf("%q is not a whole number", sub[3])
+		default:
+			return fmt.Sprintf("%q is not a duration (write it as 500ms, 10s, 2m or 1h)", sub[7])
+		}
+	})
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
 }

@@ -132,3 +132,19 @@ func TestOneLine(t *testing.T) {
 		t.Errorf("oneLine = %q, want %q", got, want)
 	}
 }
+
+// Flag values that do not parse are explained without Go's wording.
+func TestPlainFlagError(t *testing.T) {
+	for in, want := range map[string]string{
+		`invalid argument "abc" for "-p, --partitions" flag: strconv.ParseInt: parsing "abc": invalid syntax`:        `invalid argument "abc" for "-p, --partitions" flag: "abc" is not a whole number`,
+		`invalid argument "99999999999" for "--x" flag: strconv.ParseInt: parsing "99999999999": value out of range`: `invalid argument "99999999999" for "--x" flag: 99999999999 is out of range`,
+		`invalid argument "maybe" for "--y" flag: strconv.ParseBool: parsing "maybe": invalid syntax`:                `invalid argument "maybe" for "--y" flag: "maybe" is not true or false`,
+		`invalid argument "5x" for "--timeout" flag: time: unknown unit "x" in duration "5x"`:                        `invalid argument "5x" for "--timeout" flag: "5x" is not a duration (write it as 500ms, 10s, 2m or 1h)`,
+		`invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"`:                                `invalid argument "soon" for "--timeout" flag: "soon" is not a duration (write it as 500ms, 10s, 2m or 1h)`,
+		`unknown flag: --nope`: `unknown flag: --nope`,
+	} {
+		if got := plainFlagError(errors.New(in)).Error(); got != want {
+			t.Errorf("plainFlagError(%q)\n got %q\nwant %q", in, got, want)
+		}
+	}
+}

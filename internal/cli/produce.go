@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -162,7 +163,7 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		defer f.Close()
 		in = f
 	}
-	batchMax, err := produceCheckTopic(ctx, env, o)
+	batchMax, maxMessage, err := produceCheckTopic(ctx, env, o)
 	if err != nil {
 		return err
 	}
@@ -225,6 +226,10 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		pending++
 		wg.Add(1)
 		mu.Unlock()
+		size := len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
 		cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 			defer wg.Done()
 			mu.Lock()
@@ -237,7 +242,7 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 				}
 				failed.Add(1)
 				if len(errs) < maxReportedErrors {
-					errs = append(errs, fmt.Sprintf("line %d: %v", n, describeErr(err)))
+					errs = append(errs, fmt.Sprintf("line %d: %v", n, describeProduceErr(err, o.Topic, size, maxMessage)))
 				}
 				return
 			}
@@ -351,32 +356,36 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 
 // produceCheckTopic fails with a clear error if the topic or partition does
 // not exist (instead of every record failing after retries), and returns
-// the topic's max.message.bytes as a batch size bound for kgo (0: unknown).
-func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (int32, error) {
+// the topic's max.message.bytes as a batch size bound for kgo (0: unknown)
+// and as it is (for error messages; 0: unknown).
+func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (batchMax int32, maxMessage int64, err error) {
 	adm, cl, err := env.newAdmin()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cl.Close()
 	ctx, cancel := env.opCtx(ctx)
 	defer cancel()
 	details, err := requireTopics(ctx, env, adm, o.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("produce: %w", err)
+		if errors.Is(err, errNoSuchTopic) {
+			return 0, 0, fmt.Errorf("produce: %w; create it first: strata topic create %s", err, o.Topic)
+		}
+		return 0, 0, fmt.Errorf("produce: %w", err)
 	}
 	if o.Partition >= 0 {
 		if _, ok := details[o.Topic].Partitions[o.Partition]; !ok {
-			return 0, fmt.Errorf("produce: topic %q has no partition %d (it has %d)", o.Topic, o.Partition, len(details[o.Topic].Partitions))
+			return 0, 0, fmt.Errorf("produce: topic %q has no partition %d (it has %d)", o.Topic, o.Partition, len(details[o.Topic].Partitions))
 		}
 	}
 	// Best effort: not every cluster lets every client describe configs.
 	rcs, err := adm.DescribeTopicConfigs(ctx, o.Topic)
 	if err != nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	rc, err := rcs.On(o.Topic, nil)
 	if err != nil || rc.Err != nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	for _, c := range rc.Configs {
 		if c.Key != "max.message.bytes" {
@@ -384,13 +393,26 @@ func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (int32, 
 		}
 		n, err := strconv.ParseInt(c.MaybeValue(), 10, 64)
 		if err != nil {
-			return 0, nil
+			return 0, 0, nil
 		}
 		// kgo takes [512, 1 GiB]; below 512 lines too large by
 		// themselves still fail at the broker, one by one.
-		return int32(min(max(n, 512), 1<<30)), nil
+		return int32(min(max(n, 512), 1<<30)), n, nil
 	}
-	return 0, nil
+	return 0, 0, nil
+}
+
+// describeProduceErr says what a failed record means to the user: a record
+// too large names its size, the limit and how to raise it.
+func describeProduceErr(err error, topic string, size int, maxMessage int64) error {
+	if errors.Is(err, kerr.MessageTooLarge) {
+		limit := "the topic's max.message.bytes"
+		if maxMessage > 0 {
+			limit = fmt.Sprintf("the topic's max.message.bytes (%d, counting the batch header)", maxMessage)
+		}
+		return fmt.Errorf("a record of %d bytes is larger than %s; raise it with: strata topic alter-config %s -c max.message.bytes=N (MESSAGE_TOO_LARGE)", size, limit, topic)
+	}
+	return describeErr(err)
 }
 
 func isAcksAll(acks string) bool {

@@ -75,6 +75,10 @@ type topicJSON struct {
 
 // requireTopics loads metadata for topics and fails with one clear line if
 // any is missing or unloadable.
+// errNoSuchTopic is wrapped by requireTopics for a topic the cluster does
+// not have.
+var errNoSuchTopic = errors.New("does not exist")
+
 func requireTopics(ctx context.Context, env *Env, adm *kadm.Client, topics ...string) (kadm.TopicDetails, error) {
 	md, err := adm.Metadata(ctx, topics...)
 	if err != nil {
@@ -83,7 +87,7 @@ func requireTopics(ctx context.Context, env *Env, adm *kadm.Client, topics ...st
 	for _, t := range topics {
 		d, ok := md.Topics[t]
 		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			return nil, fmt.Errorf("topic %q does not exist", t)
+			return nil, fmt.Errorf("topic %q %w", t, errNoSuchTopic)
 		}
 		if d.Err != nil {
 			return nil, fmt.Errorf("topic %q: %w", t, describeErr(d.Err))
