@@ -40,10 +40,13 @@ from the default are highlighted (on a terminal) and their source is shown.`,
 }
 
 type partitionJSON struct {
-	Partition     int32   `json:"partition"`
-	Leader        int32   `json:"leader"`
-	LeaderEpoch   int32   `json:"leader_epoch"`
-	Replicas      []int32 `json:"replicas"`
+	Partition   int32   `json:"partition"`
+	Leader      int32   `json:"leader"`
+	LeaderEpoch int32   `json:"leader_epoch"`
+	Replicas    []int32 `json:"replicas"`
+	// Offline lists replicas on brokers that are down (Metadata's
+	// offline replicas).
+	Offline       []int32 `json:"offline_replicas,omitempty"`
 	ISR           []int32 `json:"isr"`
 	LogStart      int64   `json:"log_start_offset"`
 	HighWatermark int64   `json:"high_watermark"`
@@ -138,7 +141,7 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 			tj.ID = topicIDString(d.ID)
 		}
 		for _, p := range d.Partitions.Sorted() {
-			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Offline: p.OfflineReplicas,
 				Replicas: orEmpty(p.Replicas), ISR: orEmpty(p.ISR), LogStart: -1, HighWatermark: -1, SizeBytes: -1, Error: errString(p.Err),
 				UnderReplicated: len(p.ISR) < len(p.Replicas), ELR: elrs[name][p.Partition].ELR, LastKnownELR: elrs[name][p.Partition].LastKnown}
 			if s, ok := starts.Lookup(name, p.Partition); ok && s.Err == nil {
@@ -237,7 +240,11 @@ func printTopic(w io.Writer, color bool, tj topicJSON) error {
 		if p.Error != "" {
 			s = red
 		}
-		cells := []any{p.Partition, leaderCell(p.Leader), p.LeaderEpoch, p.Replicas, isr, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes)}
+		leader := leaderCell(p.Leader)
+		if p.Leader < 0 && len(p.Replicas) > 0 && len(p.Offline) == len(p.Replicas) {
+			leader = "offline" // every replica's broker is down: no election can help
+		}
+		cells := []any{p.Partition, leader, p.LeaderEpoch, p.Replicas, isr, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes)}
 		if withELR {
 			cells = slices.Insert(cells, 5, any(p.ELR), any(p.LastKnownELR))
 		}
