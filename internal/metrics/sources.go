@@ -69,7 +69,8 @@ type Cluster struct {
 	ActiveController bool
 	// QuorumLeader is the leader's node id, -1 while unknown.
 	QuorumLeader int32
-	// QuorumEpoch is the Raft term (Kafka's leader epoch of the quorum).
+	// QuorumEpoch is the Raft term (Kafka's leader epoch of the quorum),
+	// -1 where unknown (a broker-only node observing the quorum).
 	QuorumEpoch int64
 	// Commit and Applied are this node's commit and applied indexes of
 	// the metadata log.

@@ -59,7 +59,7 @@ var (
 	// Controller and quorum.
 	dActive   = desc("strata_controller_active", "1 on the active controller (the metadata quorum's leader), else 0.")
 	dQLeader  = desc("strata_quorum_leader", "Node id of the metadata quorum's leader, -1 while unknown.")
-	dQEpoch   = desc("strata_quorum_epoch", "Epoch (Raft term) of the metadata quorum.")
+	dQEpoch   = desc("strata_quorum_epoch", "Epoch (Raft term) of the metadata quorum (on voters).")
 	dQCommit  = desc("strata_quorum_commit_index", "Highest metadata log index this node knows committed.")
 	dQApplied = desc("strata_quorum_applied_index", "Highest metadata log index this node has applied.")
 	dQLag     = desc("strata_quorum_apply_lag", "Committed metadata log entries this node has not applied yet.")
@@ -164,7 +164,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		cl := c.cluster.Cluster()
 		gauge(ch, dActive, b2f(cl.ActiveController))
 		gauge(ch, dQLeader, float64(cl.QuorumLeader))
-		gauge(ch, dQEpoch, float64(cl.QuorumEpoch))
+		if cl.QuorumEpoch >= 0 { // an observer does not learn the term
+			gauge(ch, dQEpoch, float64(cl.QuorumEpoch))
+		}
 		gauge(ch, dQCommit, float64(cl.Commit))
 		gauge(ch, dQApplied, float64(cl.Applied))
 		gauge(ch, dQLag, float64(max(0, cl.Commit-cl.Applied)))
