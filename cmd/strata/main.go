@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stratalog/strata/internal/cli"
+	"github.com/stratalog/strata/internal/version"
 )
 
 func main() {
@@ -19,8 +20,10 @@ func main() {
 		Short:         "Strata: a Kafka-compatible streaming log in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
-	root.AddCommand(serveCommand())
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(serveCommand(), versionCommand())
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", oneLine(err))
