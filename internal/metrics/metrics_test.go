@@ -306,3 +306,26 @@ func exportedNames(t *testing.T) map[string]bool {
 	}
 	return out
 }
+
+// BenchmarkRequestDone is the per-request cost of the request metrics
+// (read + done): it must not allocate.
+func BenchmarkRequestDone(b *testing.B) {
+	r := New(BuildInfo{}).Requests()
+	t := network.RequestTimes{Local: 20 * time.Microsecond, Remote: time.Millisecond, Send: 5 * time.Microsecond, Answered: true}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.RequestRead(0, 1024)
+			r.RequestDone(0, 1024, t)
+		}
+	})
+}
+
+func TestRequestMetricsDoNotAllocate(t *testing.T) {
+	r := New(BuildInfo{}).Requests()
+	rt := network.RequestTimes{Local: time.Microsecond}
+	r.RequestDone(1, 10, rt) // the first request of a key builds its observers
+	if n := testing.AllocsPerRun(100, func() { r.RequestRead(1, 10); r.RequestDone(1, 10, rt) }); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}

@@ -19,11 +19,10 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 
 // Requests implements network.Observer.
 type Requests struct {
-	duration    *prometheus.HistogramVec
-	inFlight    prometheus.Gauge
-	inFlightB   prometheus.Gauge
-	conns       prometheus.Gauge
-	connsOpened prometheus.Counter
+	duration *prometheus.HistogramVec
+	// Plain atomics, read by GaugeFuncs at scrape time: cheaper than a
+	// float gauge's compare-and-swap loop on every request.
+	inFlight, inFlightB, conns, connsOpened atomic.Int64
 	// apis holds each key's histograms once the key has been seen: one
 	// map lookup per key for the life of the process, then an atomic load.
 	apis    [maxAPIKey + 2]atomic.Pointer[apiObservers]
@@ -41,34 +40,36 @@ func newRequests(reg prometheus.Registerer) *Requests {
 			Help:    "Time requests spend in each stage, by API: total (read to written), local (handler on the reader goroutine), remote (waiting for acks, long poll, fsync or a group), send (queued behind earlier answers, then written). Its _count by api with stage=\"total\" is the request rate.",
 			Buckets: latencyBuckets,
 		}, []string{"api", "stage"}),
-		inFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_requests_in_flight", Help: "Requests read and not yet answered."}),
-		inFlightB:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_request_bytes_in_flight", Help: "Bytes of requests read and not yet answered."}),
-		conns:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_connections", Help: "Open client connections on the Kafka listener."}),
-		connsOpened: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_connections_opened_total", Help: "Client connections accepted on the Kafka listener."}),
-		unknown:     maxAPIKey + 1,
+		unknown: maxAPIKey + 1,
 	}
-	reg.MustRegister(r.duration, r.inFlight, r.inFlightB, r.conns, r.connsOpened)
+	load := func(v *atomic.Int64) func() float64 { return func() float64 { return float64(v.Load()) } }
+	reg.MustRegister(r.duration,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_requests_in_flight", Help: "Requests read and not yet answered."}, load(&r.inFlight)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_request_bytes_in_flight", Help: "Bytes of requests read and not yet answered."}, load(&r.inFlightB)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_connections", Help: "Open client connections on the Kafka listener."}, load(&r.conns)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_connections_opened_total", Help: "Client connections accepted on the Kafka listener."}, load(&r.connsOpened)),
+	)
 	return r
 }
 
 var _ network.Observer = (*Requests)(nil)
 
 // ConnOpened implements network.Observer.
-func (r *Requests) ConnOpened() { r.conns.Inc(); r.connsOpened.Inc() }
+func (r *Requests) ConnOpened() { r.conns.Add(1); r.connsOpened.Add(1) }
 
 // ConnClosed implements network.Observer.
-func (r *Requests) ConnClosed() { r.conns.Dec() }
+func (r *Requests) ConnClosed() { r.conns.Add(-1) }
 
 // RequestRead implements network.Observer.
 func (r *Requests) RequestRead(_ int16, size int) {
-	r.inFlight.Inc()
-	r.inFlightB.Add(float64(size))
+	r.inFlight.Add(1)
+	r.inFlightB.Add(int64(size))
 }
 
 // RequestDone implements network.Observer.
 func (r *Requests) RequestDone(key int16, size int, t network.RequestTimes) {
-	r.inFlight.Dec()
-	r.inFlightB.Sub(float64(size))
+	r.inFlight.Add(-1)
+	r.inFlightB.Add(-int64(size))
 	o := r.api(key)
 	o.total.Observe(t.Total().Seconds())
 	o.local.Observe(t.Local.Seconds())
