@@ -67,12 +67,12 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 
 // TestReadyzAndMetricsAcrossACluster: a node of a three-voter quorum
 // started alone is up (/healthz) but not ready (/readyz 503: it cannot
-// register without a quorum); with the others started every node becomes
-// ready; the nodes agree on one active controller and quorum leader; a
+// register without a quorum); with the others (and a broker-only node)
+// started every node becomes ready; the nodes agree on one active controller and quorum leader; a
 // replicated topic shows on every replica, and a stopped broker makes the
 // remaining leaders report under-replicated partitions.
 func TestReadyzAndMetricsAcrossACluster(t *testing.T) {
-	c := prepareCluster(t, 3, 0, "")
+	c := prepareCluster(t, 3, 1, "") // node 4 is broker-only, observing the quorum
 	n1 := c.node(1)
 	n1.start()
 	if code, _ := n1.httpGet("/healthz"); code != 200 {
@@ -84,6 +84,7 @@ func TestReadyzAndMetricsAcrossACluster(t *testing.T) {
 	}
 	c.node(2).start()
 	c.node(3).start()
+	c.node(4).start()
 	for _, n := range c.nodes {
 		waitFor(t, "node ready", 30*time.Second, func() bool { code, _ := n.httpGet("/readyz"); return code == 200 })
 	}
