@@ -216,6 +216,50 @@ func TestHealthEndpoints(t *testing.T) {
 // docPath is the generated table of every family.
 var docPath = filepath.Join("..", "..", "docs", "metrics.md")
 
+// kafkaNames are the Kafka (JMX) or kafka-exporter metrics a family
+// corresponds to, for the table's last column.
+var kafkaNames = map[string]string{
+	"strata_bytes_in_total":                  "BrokerTopicMetrics BytesInPerSec",
+	"strata_messages_in_total":               "BrokerTopicMetrics MessagesInPerSec",
+	"strata_bytes_out_total":                 "BrokerTopicMetrics BytesOutPerSec",
+	"strata_replication_bytes_out_total":     "BrokerTopicMetrics ReplicationBytesOutPerSec",
+	"strata_produce_errors_total":            "BrokerTopicMetrics FailedProduceRequestsPerSec (counted per partition)",
+	"strata_fetch_errors_total":              "BrokerTopicMetrics FailedFetchRequestsPerSec (counted per partition)",
+	"strata_partition_bytes_in_total":        "BrokerTopicMetrics BytesInPerSec,topic=",
+	"strata_partition_messages_in_total":     "BrokerTopicMetrics MessagesInPerSec,topic=",
+	"strata_partition_bytes_out_total":       "BrokerTopicMetrics BytesOutPerSec,topic=",
+	"strata_partition_produce_errors_total":  "BrokerTopicMetrics FailedProduceRequestsPerSec,topic=",
+	"strata_partition_fetch_errors_total":    "BrokerTopicMetrics FailedFetchRequestsPerSec,topic=",
+	"strata_request_duration_seconds":        "RequestMetrics TotalTimeMs, LocalTimeMs, RemoteTimeMs, ResponseSendTimeMs; RequestsPerSec",
+	"strata_connections":                     "socket-server-metrics connection-count",
+	"strata_connections_opened_total":        "socket-server-metrics connection-creation-total",
+	"strata_partition_log_size_bytes":        "Log Size",
+	"strata_partition_log_start_offset":      "Log LogStartOffset",
+	"strata_partition_log_end_offset":        "Log LogEndOffset",
+	"strata_partition_high_watermark":        "kafka-exporter kafka_topic_partition_current_offset",
+	"strata_partition_replicas":              "Partition ReplicasCount",
+	"strata_partition_in_sync_replicas":      "Partition InSyncReplicasCount",
+	"strata_partitions":                      "ReplicaManager PartitionCount",
+	"strata_partition_leaders":               "ReplicaManager LeaderCount",
+	"strata_partitions_under_replicated":     "ReplicaManager UnderReplicatedPartitions",
+	"strata_partitions_under_min_isr":        "ReplicaManager UnderMinIsrPartitionCount",
+	"strata_partitions_at_min_isr":           "ReplicaManager AtMinIsrPartitionCount",
+	"strata_partitions_offline":              "KafkaController OfflinePartitionsCount",
+	"strata_isr_shrinks_total":               "ReplicaManager IsrShrinksPerSec",
+	"strata_isr_expands_total":               "ReplicaManager IsrExpandsPerSec",
+	"strata_controller_active":               "KafkaController ActiveControllerCount",
+	"strata_brokers":                         "KafkaController ActiveBrokerCount, FencedBrokerCount",
+	"strata_quorum_leader":                   "raft-metrics current-leader",
+	"strata_quorum_epoch":                    "raft-metrics current-epoch",
+	"strata_quorum_commit_index":             "raft-metrics high-watermark",
+	"strata_group_lag":                       "kafka-exporter kafka_consumergroup_lag",
+	"strata_group_committed_offset":          "kafka-exporter kafka_consumergroup_current_offset",
+	"strata_group_members":                   "kafka-exporter kafka_consumergroup_members",
+	"strata_groups":                          "GroupMetadataManager NumGroups, NumGroups<State>",
+	"strata_log_fsync_duration_seconds":      "LogFlushStats LogFlushRateAndTimeMs",
+	"strata_replication_throttle_rate_bytes": "leader/follower.replication.throttled.rate (a setting in Kafka)",
+}
+
 // Families returns the documented families: name, type, labels, help.
 func families(t *testing.T) [][4]string {
 	t.Helper()
@@ -254,11 +298,11 @@ Every broker serves these on its HTTP listener (` + "`--http-listen`" + `, defau
 replicas the broker hosts; counters restart from zero with the process (or, per
 partition, when the replica is opened on the broker).
 
-| family | type | labels | meaning |
-| --- | --- | --- | --- |
+| family | type | labels | meaning | Kafka |
+| --- | --- | --- | --- | --- |
 `)
 	for _, r := range rows {
-		b.WriteString("| `" + r[0] + "` | " + r[1] + " | " + r[2] + " | " + strings.ReplaceAll(r[3], "|", "\\|") + " |\n")
+		b.WriteString("| `" + r[0] + "` | " + r[1] + " | " + r[2] + " | " + strings.ReplaceAll(r[3], "|", "\\|") + " | " + kafkaNames[r[0]] + " |\n")
 	}
 	return b.String()
 }
@@ -272,6 +316,11 @@ func TestMetricsDoc(t *testing.T) {
 	have := map[string]bool{}
 	for _, r := range rows {
 		have[r[0]] = true
+	}
+	for name := range kafkaNames {
+		if !have[name] {
+			t.Errorf("kafkaNames names %s, which is not exported", name)
+		}
 	}
 	for _, d := range allStateDs {
 		name := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())[1]
