@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stratalog/strata/internal/cli"
+	"github.com/stratalog/strata/internal/version"
 )
 
 func main() {
@@ -21,9 +22,11 @@ func main() {
 		Short:         "Strata: a Kafka-compatible streaming log in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
-	root.AddCommand(serveCommand(), configCommand())
+	root.AddCommand(serveCommand(), configCommand(), versionCommand())
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", oneLine(err))

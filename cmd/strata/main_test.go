@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +148,22 @@ func TestPlainFlagError(t *testing.T) {
 		if got := plainFlagError(errors.New(in)).Error(); got != want {
 			t.Errorf("plainFlagError(%q)\n got %q\nwant %q", in, got, want)
 		}
+	}
+}
+
+// TestVersion: --version prints one line, `version --json` the fields.
+func TestVersion(t *testing.T) {
+	r := strata(t, nil, "", "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "strata ") || !strings.Contains(r.stdout, runtime.Version()) || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("--version: %+v", r)
+	}
+	r = strata(t, nil, "", "version", "--json")
+	var info struct {
+		Version   string `json:"version"`
+		Commit    string `json:"commit"`
+		GoVersion string `json:"go_version"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil || info.Version == "" || info.Commit == "" || info.GoVersion != runtime.Version() {
+		t.Fatalf("version --json: %+v (%v)", r, err)
 	}
 }

@@ -179,6 +179,7 @@ func (p *Partition) proposeLocked(isr []int32, why string) {
 			return
 		}
 		if got.LeaderEpoch == p.st.leaderEpoch && got.PartitionEpoch > p.st.partitionEpoch {
+			p.env.countISRChange(len(p.st.isr), len(got.ISR))
 			p.st.isr, p.st.partitionEpoch = got.ISR, got.PartitionEpoch
 		}
 		p.maybeAdvanceLocked()

@@ -25,10 +25,12 @@ import (
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metrics"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/quorum"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/storage"
+	"github.com/stratalog/strata/internal/version"
 )
 
 // MetadataDir is the directory of the __cluster_metadata log in the data dir.
@@ -59,6 +61,11 @@ type Server struct {
 	broker     *broker.Broker
 	net        *network.Server
 	ln         net.Listener
+	// metrics and http are the registry and the HTTP listener
+	// (observability.go); stopping makes /readyz say so at Shutdown.
+	metrics  *metrics.Metrics
+	http     *metrics.Server
+	stopping atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -101,6 +108,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	if err := s.startHTTP(); err != nil {
 		return nil, err
 	}
 	prevEpoch, err := takeCleanShutdown(dir)
@@ -158,6 +168,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Controller: isrChannel{s},
 		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
 	})
+	s.parts.SetFsyncObserver(s.metrics.ObserveFsync)
 	s.startGroups(logger)
 	// The manager applies images once this broker has registered
 	// (onRegistered): a restarted node replays the metadata log from its
@@ -202,7 +213,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s.net = network.New(network.Config{
 		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),
 		Logger:         logger.With("component", "network"),
+		Observer:       s.metrics.Requests(),
 	}, s.broker)
+	s.attachMetrics()
 
 	if single {
 		// Alone, the node is ready at once: register before serving.
@@ -239,7 +252,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		defer s.wg.Done()
 		s.serveErr <- s.net.Serve(s.ln)
 	}()
-	s.log.Info("strata started", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+	s.log.Info("strata started", "version", version.Get().String(), "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
 		"data_dir", dir, "node_id", nodeID, "roles", cfg.String("process.roles"), "cluster_id", clusterID, "voters", len(voters),
 		"fsync", cfg.String("log.fsync"))
 	return s, nil
@@ -374,6 +387,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // then flushes and closes every log.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
+	s.stopping.Store(true)
 	// No heartbeat may unfence this broker once it has asked to stop.
 	s.stopLife()
 	if e := s.life.epoch.Load(); e >= 0 && !s.single {
@@ -447,6 +461,9 @@ func (s *Server) closeStorage(epoch int64) error {
 	}
 	if s.observer != nil {
 		errs = append(errs, s.observer.Stop())
+	}
+	if s.http != nil {
+		s.http.Close()
 	}
 	if s.lock != nil {
 		s.lock.Close()
