@@ -16,6 +16,7 @@ import (
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metadata/loader"
 )
 
 // clusterController is the controller as this node's broker sees it: the
@@ -26,6 +27,9 @@ import (
 // NOT_CONTROLLER so the client retries at the controller Metadata names.
 type clusterController struct {
 	*controller.Controller
+	// images is this node's metadata loader: what forwarded writes wait
+	// to see.
+	images *loader.Loader
 	nodeID int32
 	rpc    *kclient.Client
 	log    *slog.Logger
@@ -190,7 +194,7 @@ func (c *clusterController) CreateTopics(reqs []controller.CreateTopic, validate
 // pass: forwarded writes reach this node's image a moment after they
 // commit.
 func (c *clusterController) waitFor(cond func(*metadata.Image) bool) {
-	c.WaitFor(cond, 5*time.Second)
+	c.images.WaitFor(cond, 5*time.Second)
 }
 
 // remoteError turns an error code from the active controller back into an

@@ -21,7 +21,7 @@ const groupTick = 100 * time.Millisecond
 func (s *Server) startGroups(logger *slog.Logger) {
 	cfg := s.cfg
 	parts := int32(cfg.Int64("offsets.topic.num.partitions"))
-	if t := s.ctrl.Image().Topics[broker.OffsetsTopic]; t != nil {
+	if t := s.loader.Image().Topics[broker.OffsetsTopic]; t != nil {
 		parts = int32(len(t.Partitions))
 	}
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }

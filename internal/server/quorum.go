@@ -214,10 +214,10 @@ func isLegacyLog(dir string) bool {
 }
 
 // startObserver follows the metadata quorum without voting: a broker-only
-// node. Its controller applies what the observer fetches; every write it
-// needs goes to the active controller.
+// node. Its metadata loader applies what the observer fetches; every
+// write it needs goes to the active controller.
 func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clusterID string) error {
-	s.ctrl = controller.NewReplicated(s.controllerOptions(logger))
+	s.ctrl = controller.NewReplicated(s.loader, s.controllerOptions(logger))
 	peers := make(map[uint64]string, len(voters))
 	for id, addr := range voters {
 		peers[raftID(id)] = addr
@@ -227,7 +227,7 @@ func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clu
 		Voters:       peers,
 		ClusterID:    clusterID,
 		Logger:       logger,
-		StateMachine: s.ctrl,
+		StateMachine: s.loader,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata quorum observer: %w", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metadata/loader"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/quorum"
 	"github.com/stratalog/strata/internal/replication"
@@ -67,6 +68,10 @@ type Server struct {
 	stopLife func()
 	lifeDone chan struct{}
 	serveErr chan error
+
+	// loader is the quorum's state machine on every node: it keeps the
+	// image and publishes deltas to the partition manager.
+	loader *loader.Loader
 }
 
 // Start builds and starts a node. On error everything opened is closed.
@@ -122,6 +127,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if len(legacy) > 0 && !single {
 		return nil, fmt.Errorf("%s holds a single-node metadata log; start this node alone once to migrate it before joining a quorum", dir)
 	}
+	s.loader = loader.New(loader.Options{Logger: logger})
+	s.loader.Start()
 	if s.roles.controller {
 		err = s.startController(logger, voters, clusterID)
 	} else {
@@ -158,12 +165,11 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Controller: isrChannel{s},
 		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
 	})
+	// The manager applies the image once this broker has registered
+	// (onRegistered registers it with the loader): a restarted node
+	// replays the metadata log from its start, and must not lead or serve
+	// a partition in an epoch long gone while it catches up.
 	s.startGroups(logger)
-	// The manager applies images once this broker has registered
-	// (onRegistered): a restarted node replays the metadata log from its
-	// start, and must not lead or serve a partition in an epoch long gone
-	// while it catches up.
-	s.ctrl.Subscribe(s.parts.Publish)
 
 	s.rpc = kclient.New(forwardTimeout)
 	var rack *string
@@ -171,7 +177,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		rack = &r
 	}
 	var lc *lifecycle
-	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
+	s.cc = &clusterController{Controller: s.ctrl, images: s.loader, nodeID: nodeID, rpc: s.rpc, log: s.log,
 		epoch: func() int64 { return lc.epoch.Load() },
 		settle: func(offset int64) {
 			if s.roles.broker { // a controller-only node hosts no partitions
@@ -263,7 +269,7 @@ func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 // state machine.
 func (s *Server) startController(logger *slog.Logger, voters map[int32]string, clusterID string) error {
 	cfg := s.cfg
-	s.ctrl = controller.NewReplicated(s.controllerOptions(logger))
+	s.ctrl = controller.NewReplicated(s.loader, s.controllerOptions(logger))
 	peers := make(map[uint64]string, len(voters))
 	for id, addr := range voters {
 		peers[raftID(id)] = addr
@@ -276,7 +282,7 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		Logger:        logger,
 		TickInterval:  time.Duration(cfg.Int64("controller.quorum.tick.ms")) * time.Millisecond,
 		ElectionTicks: int(cfg.Int64("controller.quorum.election.timeout.ms") / max(cfg.Int64("controller.quorum.tick.ms"), 1)),
-		StateMachine:  s.ctrl,
+		StateMachine:  s.loader,
 	}
 	if len(voters) > 1 {
 		addr := cfg.String("controller.listen")
@@ -306,17 +312,18 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 
 // onRegistered runs once this broker's registration is in its image: the
 // image has caught up at least that far, so logs of topics it no longer
-// has can go, the partition manager starts following the image, and a
-// node that is its own quorum creates __consumer_offsets.
+// has can go, the partition manager starts following the image (a loader
+// publisher from now on), and a node that is its own quorum creates
+// __consumer_offsets.
 func (s *Server) onRegistered() {
-	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
+	if err := s.parts.RemoveStray(s.loader.Image()); err != nil {
 		s.log.Warn("removing logs of deleted topics", "err", err)
 	}
-	s.parts.Start()
+	s.loader.Register(s.parts)
 	// Serve clients only once the partitions follow the image this broker
 	// registered in (a long log recovery here delays the heartbeats; the
 	// controller may fence the broker meanwhile, as Kafka's would).
-	s.parts.WaitApplied(s.ctrl.Image().Offset, 30*time.Second)
+	s.parts.WaitApplied(s.loader.Image().Offset, 30*time.Second)
 	if s.single {
 		s.ensureOffsetsTopicNow()
 	}
@@ -326,7 +333,7 @@ func (s *Server) onRegistered() {
 // does not exist yet (FindCoordinator calls it, as Kafka creates the topic
 // on first use, once the brokers are up to spread it over).
 func (s *Server) ensureOffsetsTopic() {
-	if s.ctrl.Image().Topics[broker.OffsetsTopic] != nil || !s.creatingOffsets.CompareAndSwap(false, true) {
+	if s.loader.Image().Topics[broker.OffsetsTopic] != nil || !s.creatingOffsets.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -336,7 +343,7 @@ func (s *Server) ensureOffsetsTopic() {
 }
 
 func (s *Server) ensureOffsetsTopicNow() {
-	if s.ctrl.Image().Topics[broker.OffsetsTopic] != nil {
+	if s.loader.Image().Topics[broker.OffsetsTopic] != nil {
 		return
 	}
 	req := offsetsTopic(s.groups.NumPartitions(), s.cfg.String("offsets.topic.segment.bytes"))
@@ -360,7 +367,7 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 	if s.single {
 		return 1
 	}
-	size := len(s.ctrl.Image().Brokers)
+	size := len(s.loader.Image().Brokers)
 	if s.roles.broker && s.roles.controller {
 		size = max(size, s.voters)
 	}
@@ -415,11 +422,11 @@ func (s *Server) controlledShutdown(epoch int64) {
 		}
 		return true
 	}
-	if !s.ctrl.WaitFor(leadsNothing, forwardTimeout) {
+	if !s.loader.WaitFor(leadsNothing, forwardTimeout) {
 		s.log.Warn("controlled shutdown: leadership did not move in time", "timeout", forwardTimeout)
 		return
 	}
-	s.parts.WaitApplied(s.ctrl.Image().Offset, forwardTimeout)
+	s.parts.WaitApplied(s.loader.Image().Offset, forwardTimeout)
 }
 
 // closeStorage closes the logs, the quorum and the data dir. If every
@@ -429,6 +436,9 @@ func (s *Server) closeStorage(epoch int64) error {
 	var errs []error
 	if s.ln != nil && s.net == nil {
 		s.ln.Close()
+	}
+	if s.loader != nil {
+		s.loader.Close() // no delta reaches the partitions from here on
 	}
 	if s.parts != nil {
 		err := s.parts.Close()
