@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/stratalog/strata/internal/brokerlink"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata/loader"
@@ -41,7 +42,9 @@ func TestAlterPartitionRemote(t *testing.T) {
 	if err := images.Restore(snap, uint64(n.srv.loader.Image().Offset)); err != nil {
 		t.Fatal(err)
 	}
-	cc := &clusterController{Controller: other, images: images, nodeID: 2, rpc: kclient.New(forwardTimeout), log: testLogger(t), settle: func(int64) {}}
+	rpc := kclient.New(forwardTimeout)
+	defer rpc.Close()
+	cc := brokerlink.New(brokerlink.Config{NodeID: 2, Local: other, Quorum: followerQuorum{}, Images: images, Client: rpc, Logger: testLogger(t)})
 	img := other.Image()
 	tp := img.Topics["ap"]
 	epoch := img.Brokers[1].Epoch

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/replication"
@@ -123,6 +124,21 @@ func (g *groupLoader) run(ctx context.Context) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// offsetsTopic is the request that creates __consumer_offsets.
+func offsetsTopic(partitions int32, segmentBytes string) controller.CreateTopic {
+	return controller.CreateTopic{
+		Name:              broker.OffsetsTopic,
+		Partitions:        partitions,
+		ReplicationFactor: -1,
+		Configs: map[string]*string{
+			"cleanup.policy":   strPtr("compact"),
+			"segment.bytes":    strPtr(segmentBytes),
+			"compression.type": strPtr("producer"),
+		},
+		Internal: true,
+	}
+}
 
 // offsetsLog is a __consumer_offsets partition as the coordinator uses it:
 // a write returns once it is durable and in every in-sync replica (Kafka's

@@ -16,10 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"golang.org/x/sys/unix"
 
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/brokerlink"
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
@@ -35,6 +35,10 @@ import (
 // MetadataDir is the directory of the __cluster_metadata log in the data dir.
 const MetadataDir = "__cluster_metadata-0"
 
+// forwardTimeout bounds one request to the active controller, and the
+// waits for the partitions to follow a change this node made.
+const forwardTimeout = 10 * time.Second
+
 // Server is one running Strata node.
 type Server struct {
 	cfg    *config.Broker
@@ -43,10 +47,15 @@ type Server struct {
 	quorum *quorum.Node
 	// observer follows the quorum on a broker-only node (quorum is nil).
 	observer *quorum.Observer
-	ctrl     *controller.Controller
-	cc       *clusterController
-	rpc      *kclient.Client
-	life     *lifecycle
+	// ctrl is nil on a broker-only node: it runs the loader only.
+	ctrl *controller.Controller
+	// quorumView is the metadata quorum as this node sees it.
+	quorumView brokerlink.Quorum
+	// link is the broker-to-controller channel; life its registration
+	// and heartbeats.
+	link *brokerlink.Link
+	rpc  *kclient.Client
+	life *brokerlink.Lifecycle
 	// single is set for a node that is its own quorum.
 	single bool
 	voters int // controller.quorum.voters
@@ -137,6 +146,14 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.rpc = kclient.New(forwardTimeout)
+	s.link = brokerlink.New(brokerlink.Config{NodeID: nodeID, Local: s.ctrl, Quorum: s.quorumView, Images: s.loader, Client: s.rpc,
+		Logger: logger.With("component", "controller-channel"), Timeout: forwardTimeout,
+		Settle: func(offset int64) {
+			if s.roles.broker { // a controller-only node hosts no partitions
+				s.parts.WaitApplied(offset, forwardTimeout)
+			}
+		}})
 
 	s.ln, err = net.Listen("tcp", cfg.Listen())
 	if err != nil {
@@ -162,7 +179,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			Backoff:          ms("replica.fetch.backoff.ms"),
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
-		Controller: isrChannel{s},
+		Controller: brokerlink.ISR{L: s.link},
 		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
 	})
 	// The manager applies the image once this broker has registered
@@ -171,38 +188,36 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	// a partition in an epoch long gone while it catches up.
 	s.startGroups(logger)
 
-	s.rpc = kclient.New(forwardTimeout)
 	var rack *string
 	if r := cfg.String("broker.rack"); r != "" {
 		rack = &r
 	}
-	var lc *lifecycle
-	s.cc = &clusterController{Controller: s.ctrl, images: s.loader, nodeID: nodeID, rpc: s.rpc, log: s.log,
-		epoch: func() int64 { return lc.epoch.Load() },
-		settle: func(offset int64) {
-			if s.roles.broker { // a controller-only node hosts no partitions
-				s.parts.WaitApplied(offset, forwardTimeout)
-			}
-		}}
-	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
-		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
-		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
-	lc.rebalanceEvery = time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second
+	lc := brokerlink.NewLifecycle(s.link, brokerlink.LifecycleConfig{
+		ClusterID:      clusterID,
+		Broker:         s.roles.broker,
+		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
+		Every:          time.Duration(cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
+		RebalanceEvery: time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second,
+		Legacy:         legacy,
+		FinishImport:   func() error { return finishLegacyImport(dir) },
+		OnReady:        s.onRegistered,
+		Logger:         logger.With("component", "lifecycle"),
+	})
 	s.life = lc
 
 	var ready func() bool // a controller-only node has no broker to catch up
 	if s.roles.broker {
-		ready = lc.isReady
+		ready = lc.IsReady
 	}
 	s.broker = broker.New(broker.Options{
 		NodeID:             nodeID,
 		Static:             cfg,
-		Controller:         s.cc,
+		Controller:         s.link,
 		Partitions:         s.parts,
 		Groups:             s.groups,
 		Logger:             logger,
 		EnsureOffsetsTopic: s.ensureOffsetsTopic,
-		Forward:            s.cc.ForwardRequest,
+		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
 	})
 	s.net = network.New(network.Config{
@@ -212,7 +227,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 
 	if single {
 		// Alone, the node is ready at once: register before serving.
-		if err := lc.waitReady(30 * time.Second); err != nil {
+		if err := lc.WaitReady(30 * time.Second); err != nil {
 			return nil, fmt.Errorf("start: %w", err)
 		}
 	}
@@ -226,7 +241,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s.lifeDone = make(chan struct{})
 	go func() {
 		defer close(s.lifeDone)
-		lc.run(lifeCtx)
+		lc.Run(lifeCtx)
 	}()
 	s.wg.Add(4)
 	go func() {
@@ -303,7 +318,9 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		return fmt.Errorf("metadata quorum: %w", err)
 	}
 	s.quorum = q
-	s.ctrl.Attach(quorumAdapter{q})
+	qa := quorumAdapter{q}
+	s.quorumView = qa
+	s.ctrl.Attach(qa)
 	if err := q.Start(); err != nil {
 		return fmt.Errorf("metadata quorum: %w", err)
 	}
@@ -348,8 +365,8 @@ func (s *Server) ensureOffsetsTopicNow() {
 	}
 	req := offsetsTopic(s.groups.NumPartitions(), s.cfg.String("offsets.topic.segment.bytes"))
 	req.ReplicationFactor = s.internalReplicationFactor("offsets.topic.replication.factor")
-	res := s.cc.CreateTopics([]controller.CreateTopic{req}, false)
-	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
+	res := s.link.CreateTopics([]controller.CreateTopic{req}, false)
+	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) {
 		s.log.Warn("create "+broker.OffsetsTopic, "err", err)
 	}
 }
@@ -383,8 +400,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
 	// No heartbeat may unfence this broker once it has asked to stop.
 	s.stopLife()
-	if e := s.life.epoch.Load(); e >= 0 && !s.single {
-		s.controlledShutdown(e)
+	if !s.single {
+		if err := s.link.ControlledShutdown(); err != nil {
+			s.log.Warn("controlled shutdown", "err", err)
+		}
 	}
 	s.broker.Stop()
 	// Waiting joins and syncs are in-flight requests: answer them
@@ -393,40 +412,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
-	err := errors.Join(netErr, s.closeStorage(s.life.epoch.Load()))
+	err := errors.Join(netErr, s.closeStorage(s.link.Epoch()))
 	if err == nil {
 		s.log.Info("shut down cleanly")
 	}
 	return err
-}
-
-// controlledShutdown asks the active controller to move this broker's
-// leaderships to other in-sync replicas (Kafka's controlled shutdown)
-// while it still serves, and waits until its own partitions follow: a
-// produce waiting for acks=all here is answered NOT_LEADER_OR_FOLLOWER
-// and retried at the new leader, and clients see no offline window. A
-// single node keeps its partitions.
-func (s *Server) controlledShutdown(epoch int64) {
-	if err := s.cc.shutdown(epoch); err != nil {
-		s.log.Warn("controlled shutdown", "err", err)
-		return
-	}
-	node := s.cfg.NodeID()
-	leadsNothing := func(img *metadata.Image) bool {
-		for _, t := range img.Topics {
-			for _, p := range t.Partitions {
-				if p.Leader == node {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	if !s.loader.WaitFor(leadsNothing, forwardTimeout) {
-		s.log.Warn("controlled shutdown: leadership did not move in time", "timeout", forwardTimeout)
-		return
-	}
-	s.parts.WaitApplied(s.loader.Image().Offset, forwardTimeout)
 }
 
 // closeStorage closes the logs, the quorum and the data dir. If every
