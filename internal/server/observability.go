@@ -71,7 +71,7 @@ func (s *Server) Ready() (bool, string) {
 		}
 		return true, "ready"
 	}
-	if !s.life.isReady() {
+	if !s.life.IsReady() {
 		return false, "not registered with the controller and caught up with the metadata log yet"
 	}
 	if failed := s.parts.Failed(); len(failed) > 0 {
@@ -82,7 +82,7 @@ func (s *Server) Ready() (bool, string) {
 		return false, fmt.Sprintf("%d partition logs could not be opened: %v", len(failed), errors.Join(errs...))
 	}
 	node := s.cfg.NodeID()
-	img := s.ctrl.Image()
+	img := s.loader.Image()
 	hosted, missing, example := 0, 0, ""
 	for name, t := range img.Topics {
 		for i, p := range t.Partitions {
@@ -147,7 +147,8 @@ type clusterSource struct{ s *Server }
 
 func (cs clusterSource) Cluster() metrics.Cluster {
 	s := cs.s
-	c := metrics.Cluster{ActiveController: s.ctrl.IsActive(), QuorumLeader: -1, QuorumEpoch: -1}
+	// A broker-only node has no controller: it is never the active one.
+	c := metrics.Cluster{ActiveController: s.ctrl != nil && s.ctrl.IsActive(), QuorumLeader: -1, QuorumEpoch: -1}
 	switch {
 	case s.quorum != nil:
 		st := s.quorum.Status()
@@ -168,7 +169,7 @@ func (cs clusterSource) Cluster() metrics.Cluster {
 			c.QuorumLeader = int32(st.Leader)
 		}
 	}
-	img := s.ctrl.Image()
+	img := s.loader.Image()
 	for _, b := range img.Brokers {
 		c.Brokers++
 		if b.Fenced {
