@@ -140,6 +140,8 @@ type Broker struct {
 	reg     *Registry
 	set     map[string]string // explicitly set (file, env, flags)
 	ignored map[string]bool   // Kafka keys set that mean nothing here
+	// envWarnings are STRATA_* variables that name no setting.
+	envWarnings []string
 }
 
 // envAliases maps the documented short environment names to keys; every key
@@ -206,7 +208,9 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 			if clientEnv[name] {
 				continue // the CLI's (STRATA_BROKERS)
 			}
-			problems = append(problems, fmt.Errorf("environment %s: %w: no broker setting has this name%s", name, ErrUnknown, didYouMean(closest(name, envNames))))
+			// The environment is shared with other tools (test
+			// harnesses set STRATA_BIN): reported, not refused.
+			b.envWarnings = append(b.envWarnings, fmt.Sprintf("environment %s: no broker setting has this name%s", name, didYouMean(closest(name, envNames))))
 			continue
 		}
 		if err := b.put(k, val); err != nil {
@@ -269,6 +273,10 @@ func (b *Broker) Warnings() []string {
 	sort.Strings(out)
 	return out
 }
+
+// EnvWarnings lists the STRATA_* environment variables that name no broker
+// setting, with the nearest names: the broker logs them at start.
+func (b *Broker) EnvWarnings() []string { return b.envWarnings }
 
 // closest returns the names nearest to name by edit distance (at most 3).
 func closest(name string, names []string) []string {
