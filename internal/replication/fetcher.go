@@ -1,12 +1,15 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +71,9 @@ type fetcher struct {
 	log    *slog.Logger
 	client *kclient.Client
 	quota  *quota // the broker's follower throttle, shared by its fetchers
+	// session is the incremental fetch session with the leader; only
+	// the run goroutine uses it.
+	session fetchSession
 
 	mu    sync.Mutex
 	addr  string
@@ -158,6 +164,9 @@ func (f *fetcher) run(ctx context.Context) {
 		interrupted := fctx.Err() != nil
 		interrupt()
 		if err != nil {
+			// The leader may or may not have taken the fetch: the
+			// session starts over.
+			f.session.failed()
 			if ctx.Err() != nil {
 				return
 			}
@@ -173,7 +182,12 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		failures = 0
 		fr := resp.(*kmsg.FetchResponse)
-		if fr.ErrorCode != 0 {
+		if !f.session.answered(fr) {
+			if sessionError(fr.ErrorCode) {
+				// Evicted, or out of step: a full fetch at once.
+				f.log.Info("fetch session refused by the leader; starting a new one", "session", req.SessionID, "epoch", req.SessionEpoch, "err", kerr.ErrorForCode(fr.ErrorCode))
+				continue
+			}
 			f.log.Warn("fetch from leader refused", "err", kerr.ErrorForCode(fr.ErrorCode))
 			f.sleep(ctx, time.Now().Add(f.cfg.Backoff))
 			continue
@@ -231,9 +245,8 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, stri
 	req.MaxWaitMillis = int32(f.cfg.MaxWait / time.Millisecond)
 	req.MinBytes = 1
 	req.MaxBytes = f.cfg.ResponseMaxBytes
-	req.SessionEpoch = -1
 	parts := make(map[TopicPartition]fetching, len(f.parts))
-	byTopic := map[string]int{}
+	list := make([]fetchPart, 0, len(f.parts))
 	for tp, p := range f.parts {
 		if d, ok := f.delay[tp]; ok {
 			if d.After(now) {
@@ -250,21 +263,20 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, stri
 			}
 			continue
 		}
-		i, ok := byTopic[tp.Topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[tp.Topic] = i
-			t := kmsg.NewFetchRequestTopic()
-			t.Topic = tp.Topic
-			t.TopicID = p.TopicID
-			req.Topics = append(req.Topics, t)
+		fp := fetchPart{tp: tp, id: p.TopicID, params: fetchParams{maxBytes: f.cfg.PartitionMaxByte}}
+		fp.params.offset, fp.params.lastEpoch, fp.params.leaderEpoch, fp.params.logStart = p.fetchState()
+		parts[tp] = fetching{p, fp.params.leaderEpoch, fp.params.offset}
+		list = append(list, fp)
+	}
+	// A stable order, so that a full fetch lists partitions alike each time.
+	slices.SortFunc(list, func(a, b fetchPart) int {
+		if c := strings.Compare(a.tp.Topic, b.tp.Topic); c != 0 {
+			return c
 		}
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = tp.Partition
-		rp.FetchOffset, rp.LastFetchedEpoch, rp.CurrentLeaderEpoch, rp.LogStartOffset = p.fetchState()
-		rp.PartitionMaxBytes = f.cfg.PartitionMaxByte
-		parts[tp] = fetching{p, rp.CurrentLeaderEpoch, rp.FetchOffset}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		return cmp.Compare(a.tp.Partition, b.tp.Partition)
+	})
+	if len(list) > 0 {
+		f.session.fill(req, f.addr, list)
 	}
 	if !next.IsZero() {
 		// A partition backing off is due before the long poll would end:
