@@ -34,6 +34,9 @@ func newSessionCache(opts Options) *fetchsession.Cache {
 	return fetchsession.NewCache(fetchsession.Config{Slots: slots, Now: opts.Now})
 }
 
+// FetchSessions describes the broker's fetch session cache.
+func (b *Broker) FetchSessions() fetchsession.Stats { return b.sessions.Stats() }
+
 // sessionRequest maps a Fetch request onto the session cache's terms:
 // partitions keyed by topic id from v13, by name before.
 func sessionRequest(version int16, req *kmsg.FetchRequest, replica int32) fetchsession.Request {

@@ -105,6 +105,8 @@ type Cache struct {
 	sessions   map[int32]*session
 	partitions int // cached partitions over all sessions (as last touched)
 	evictions  int64
+	// Requests served by kind: full (epoch 0), incremental.
+	fulls, incrementals int64
 }
 
 // NewCache returns an empty cache.
@@ -124,17 +126,27 @@ func NewCache(cfg Config) *Cache {
 }
 
 // Stats describes the cache (Kafka's NumIncrementalFetchSessions,
-// NumIncrementalFetchPartitionsCached and the eviction count).
+// NumIncrementalFetchPartitionsCached and the eviction count), and how
+// many fetches it has taken as full (epoch 0) and incremental.
 type Stats struct {
 	Sessions, Partitions int
 	Evictions            int64
+	Full, Incremental    int64
+	// PrivilegedSessions are the followers' sessions.
+	PrivilegedSessions int
 }
 
 // Stats returns the cache's counts.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Sessions: len(c.sessions), Partitions: c.partitions, Evictions: c.evictions}
+	st := Stats{Sessions: len(c.sessions), Partitions: c.partitions, Evictions: c.evictions, Full: c.fulls, Incremental: c.incrementals}
+	for _, s := range c.sessions {
+		if s.privileged {
+			st.PrivilegedSessions++
+		}
+	}
+	return st
 }
 
 // session is one incremental fetch session; the cache's mutex guards it.

@@ -69,6 +69,8 @@ func (c *Cache) NewContext(r Request) (*Context, error) {
 		x.kind = Full
 		if r.Epoch == FinalEpoch {
 			x.kind = Sessionless
+		} else {
+			c.fulls++
 		}
 		x.parts = r.Partitions
 		return x, nil
@@ -113,6 +115,7 @@ func (c *Cache) NewContext(r Request) (*Context, error) {
 	}
 	c.touchLocked(s, c.now())
 	s.epoch = NextEpoch(s.epoch)
+	c.incrementals++
 	x.kind, x.session = Incremental, s
 	x.parts = make([]Partition, len(s.parts))
 	for i, cp := range s.parts {
