@@ -29,6 +29,7 @@ type node struct {
 	voters  string // the --controller-quorum flag
 	roles   string // process.roles; empty: broker,controller
 	extra   []string
+	ns      string // network namespace to run in (isolation_test.go); empty: this one
 	cmd     *exec.Cmd
 	logFile *os.File
 	exited  chan error
@@ -115,7 +116,12 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	n.logFile = f
-	n.cmd = exec.Command(n.bin, n.args()...)
+	if n.ns != "" {
+		// ip netns exec execs the binary: the process is strata itself.
+		n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, n.bin}, n.args()...)...)
+	} else {
+		n.cmd = exec.Command(n.bin, n.args()...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
