@@ -105,8 +105,9 @@ type Cache struct {
 	sessions   map[int32]*session
 	partitions int // cached partitions over all sessions (as last touched)
 	evictions  int64
-	// Requests served by kind: full (epoch 0), incremental.
-	fulls, incrementals int64
+	// Requests served by kind: full (epoch 0), incremental; [1] counts
+	// the privileged (followers') ones alone.
+	fulls, incrementals [2]int64
 }
 
 // NewCache returns an empty cache.
@@ -132,15 +133,18 @@ type Stats struct {
 	Sessions, Partitions int
 	Evictions            int64
 	Full, Incremental    int64
-	// PrivilegedSessions are the followers' sessions.
-	PrivilegedSessions int
+	// FollowerFull and FollowerIncremental count the followers' fetches
+	// alone, and PrivilegedSessions are their sessions.
+	FollowerFull, FollowerIncremental int64
+	PrivilegedSessions                int
 }
 
 // Stats returns the cache's counts.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Stats{Sessions: len(c.sessions), Partitions: c.partitions, Evictions: c.evictions, Full: c.fulls, Incremental: c.incrementals}
+	st := Stats{Sessions: len(c.sessions), Partitions: c.partitions, Evictions: c.evictions, Full: c.fulls[0], Incremental: c.incrementals[0],
+		FollowerFull: c.fulls[1], FollowerIncremental: c.incrementals[1]}
 	for _, s := range c.sessions {
 		if s.privileged {
 			st.PrivilegedSessions++
@@ -257,4 +261,12 @@ func (c *Cache) createLocked(privileged, topicIDs bool, parts []*cached) int32 {
 	c.sessions[id] = s
 	c.touchLocked(s, now)
 	return id
+}
+
+// countLocked counts a full or incremental fetch.
+func (c *Cache) countLocked(counts *[2]int64, privileged bool) {
+	counts[0]++
+	if privileged {
+		counts[1]++
+	}
 }

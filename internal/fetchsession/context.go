@@ -70,7 +70,7 @@ func (c *Cache) NewContext(r Request) (*Context, error) {
 		if r.Epoch == FinalEpoch {
 			x.kind = Sessionless
 		} else {
-			c.fulls++
+			c.countLocked(&c.fulls, r.Privileged)
 		}
 		x.parts = r.Partitions
 		return x, nil
@@ -115,7 +115,7 @@ func (c *Cache) NewContext(r Request) (*Context, error) {
 	}
 	c.touchLocked(s, c.now())
 	s.epoch = NextEpoch(s.epoch)
-	c.incrementals++
+	c.countLocked(&c.incrementals, r.Privileged)
 	x.kind, x.session = Incremental, s
 	x.parts = make([]Partition, len(s.parts))
 	for i, cp := range s.parts {

@@ -72,14 +72,18 @@ type fetcher struct {
 	client *kclient.Client
 	quota  *quota // the broker's follower throttle, shared by its fetchers
 	// session is the incremental fetch session with the leader; only
-	// the run goroutine uses it.
+	// the run goroutine uses it, as respBuf: every response is read into
+	// it, and handled (appended) before the next fetch reuses it.
 	session fetchSession
+	respBuf []byte
 
 	mu    sync.Mutex
 	addr  string
 	parts map[TopicPartition]*Partition
-	delay map[TopicPartition]time.Time // partitions backing off after an error
-	wake  chan struct{}
+	// epochs are the partitions' leader epochs when added.
+	epochs map[TopicPartition]int32
+	delay  map[TopicPartition]time.Time // partitions backing off after an error
+	wake   chan struct{}
 	// interrupt ends the fetch in flight (nil when none): a partition
 	// added meanwhile is fetched at once instead of after the leader's
 	// long poll.
@@ -93,7 +97,7 @@ func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, 
 	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg, quota: q,
 		log:    logger.With("component", "replica-fetcher", "leader", leader),
 		client: kclient.New(cfg.MaxWait + 30*time.Second),
-		parts:  map[TopicPartition]*Partition{}, delay: map[TopicPartition]time.Time{},
+		parts:  map[TopicPartition]*Partition{}, epochs: map[TopicPartition]int32{}, delay: map[TopicPartition]time.Time{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
@@ -103,13 +107,27 @@ func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, 
 
 func (f *fetcher) setAddr(addr string) {
 	f.mu.Lock()
+	if addr != f.addr && f.interrupt != nil {
+		f.interrupt() // the fetch in flight went to the old address
+	}
 	f.addr = addr
 	f.mu.Unlock()
 }
 
+// add makes the fetcher replicate tp. A partition it already fetches in
+// the same leader epoch is left alone: the manager calls add for every
+// followed partition on every metadata image, and interrupting the fetch
+// in flight each time would cost a new connection and a full fetch
+// session for nothing.
 func (f *fetcher) add(tp TopicPartition, p *Partition) {
+	epoch := p.LeaderEpoch()
 	f.mu.Lock()
+	if cur, ok := f.parts[tp]; ok && cur == p && f.epochs[tp] == epoch {
+		f.mu.Unlock()
+		return
+	}
 	f.parts[tp] = p
+	f.epochs[tp] = epoch
 	delete(f.delay, tp)
 	if f.interrupt != nil {
 		f.interrupt()
@@ -121,6 +139,7 @@ func (f *fetcher) add(tp TopicPartition, p *Partition) {
 func (f *fetcher) remove(tp TopicPartition) {
 	f.mu.Lock()
 	delete(f.parts, tp)
+	delete(f.epochs, tp)
 	delete(f.delay, tp)
 	f.mu.Unlock()
 }
@@ -157,7 +176,7 @@ func (f *fetcher) run(ctx context.Context) {
 		f.mu.Lock()
 		f.interrupt = interrupt
 		f.mu.Unlock()
-		resp, err := f.client.Do(fctx, addr, ReplicaClientID, req)
+		resp, err := f.client.DoInto(fctx, addr, ReplicaClientID, req, &f.respBuf)
 		f.mu.Lock()
 		f.interrupt = nil
 		f.mu.Unlock()
