@@ -30,6 +30,7 @@ type node struct {
 	roles   string // process.roles; empty: broker,controller
 	extra   []string
 	ns      string // network namespace to run in (isolation_test.go); empty: this one
+	paused  bool   // SIGSTOPped: clients must not pick it as a seed
 	cmd     *exec.Cmd
 	logFile *os.File
 	exited  chan error
@@ -186,7 +187,7 @@ func (n *node) tail() string {
 func (c *testCluster) seeds() []string {
 	var out []string
 	for _, n := range c.nodes {
-		if n.running() && n.roles != "controller" {
+		if n.running() && !n.paused && n.roles != "controller" {
 			out = append(out, n.addr)
 		}
 	}
