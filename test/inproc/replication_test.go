@@ -175,6 +175,16 @@ func TestMillionRecordsLeaderRestart(t *testing.T) {
 	}
 	t.Logf("read back %d records in order", read)
 
+	// franz-go's consumer above read through incremental sessions too.
+	consumerIncremental := int64(0)
+	for _, nd := range c.nodes {
+		st := nd.srv.FetchSessions()
+		consumerIncremental += st.Incremental - st.FollowerIncremental
+	}
+	if consumerIncremental == 0 {
+		t.Errorf("the franz-go consumer made no incremental fetch")
+	}
+
 	// The followers fetch through their sessions: with the ISRs settled,
 	// each acks=all write below takes incremental fetches from both
 	// followers of its leader, and no full one.
