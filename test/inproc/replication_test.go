@@ -21,9 +21,10 @@ import (
 // over and more records are in, and rejoins the ISR while the load goes
 // on. Then every partition is read from the start: every acknowledged
 // record must be there exactly once, at the offset it was acknowledged
-// with, and in the order it was sent; nothing else may be there. Then,
-// the ISRs settled, 50 more acks=all writes must have been replicated
-// through incremental fetch sessions alone.
+// with, and in the order it was sent; nothing else may be there. The
+// consumer (franz-go) must have read through incremental fetch sessions,
+// and, the ISRs settled, 50 more acks=all writes must be replicated
+// through the followers' incremental sessions alone.
 func TestMillionRecordsLeaderRestart(t *testing.T) {
 	total := 1_000_000
 	if testing.Short() {
