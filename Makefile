@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/strata
 PY        := /usr/bin/python3
 # Packages with concurrency, tested under the race detector.
-RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/... ./internal/metadata/... ./internal/brokerlink/...
+RACE_PKGS := ./internal/network/... ./internal/fetchsession/... ./internal/kclient/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/... ./internal/metadata/... ./internal/brokerlink/...
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # What `strata version` reports: set at link time (internal/version). The

@@ -14,6 +14,7 @@ import (
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
@@ -113,6 +114,7 @@ type Broker struct {
 	handlers handlerTable
 	pids     *producerIDs
 	auto     autoCreator
+	sessions *fetchsession.Cache // incremental fetch sessions (fetch_session.go)
 	// shutdown is closed when the broker stops: long polls return early.
 	shutdown chan struct{}
 }
@@ -131,6 +133,7 @@ func New(opts Options) *Broker {
 		shutdown: make(chan struct{}),
 	}
 	b.pids = &producerIDs{alloc: opts.Controller.AllocateProducerIDs}
+	b.sessions = newSessionCache(opts)
 	b.handlers = b.register()
 	return b
 }

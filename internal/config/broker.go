@@ -81,6 +81,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "replica.fetch.wait.max.ms", Type: TypeInt, Default: "500", Check: atLeast(0), Doc: "how long a follower's fetch waits at the leader for new data"},
 		{Name: "replica.fetch.max.bytes", Type: TypeInt, Default: "1048576", Check: atLeast(1), Doc: "bytes a follower asks for per partition in one fetch (the first batch always comes whole)"},
 		{Name: "replica.fetch.response.max.bytes", Type: TypeInt, Default: "10485760", Check: atLeast(1), Doc: "bytes a follower asks for in one fetch, all partitions together"},
+		{Name: "max.incremental.fetch.session.cache.slots", Type: TypeInt, Default: "1000", Check: atLeast(0), Doc: "incremental fetch sessions (KIP-227) the broker keeps at most; 0 disables them"},
 		{Name: "replica.fetch.backoff.ms", Type: TypeInt, Default: "1000", Check: atLeast(0), Doc: "how long a follower waits after a failed fetch before the next"},
 		{Name: "leader.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker sends to followers of the replicas in leader.replication.throttled.replicas that are not in the ISR (KIP-73; dynamic)"},
 		{Name: "follower.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker fetches as a follower for the replicas in follower.replication.throttled.replicas while they are behind the leader's high watermark (KIP-73; dynamic)"},

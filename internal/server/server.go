@@ -23,6 +23,7 @@ import (
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/metadata/loader"
@@ -406,6 +407,9 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 
 // Addr is the bound listener address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// FetchSessions describes the broker's incremental fetch session cache.
+func (s *Server) FetchSessions() fetchsession.Stats { return s.broker.FetchSessions() }
 
 // Shutdown stops accepting, finishes in-flight requests (until ctx ends),
 // then flushes and closes every log.

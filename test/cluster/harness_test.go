@@ -30,6 +30,8 @@ type node struct {
 	voters  string // the --controller-quorum flag
 	roles   string // process.roles; empty: broker,controller
 	extra   []string
+	ns      string // network namespace to run in (isolation_test.go); empty: this one
+	paused  bool   // SIGSTOPped: clients must not pick it as a seed
 	cmd     *exec.Cmd
 	logFile *os.File
 	exited  chan error
@@ -123,7 +125,12 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	n.logFile = f
-	n.cmd = exec.Command(n.bin, n.args()...)
+	if n.ns != "" {
+		// ip netns exec execs the binary: the process is strata itself.
+		n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, n.bin}, n.args()...)...)
+	} else {
+		n.cmd = exec.Command(n.bin, n.args()...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
@@ -188,7 +195,7 @@ func (n *node) tail() string {
 func (c *testCluster) seeds() []string {
 	var out []string
 	for _, n := range c.nodes {
-		if n.running() && n.roles != "controller" {
+		if n.running() && !n.paused && n.roles != "controller" {
 			out = append(out, n.addr)
 		}
 	}
