@@ -253,7 +253,13 @@ func (p *producerState) ongoingFirst() int64 {
 	return -1
 }
 
+// newGuard returns the producer's pending verification guard, or a new one
+// (Kafka's maybeCreateVerificationStateEntry: requests that verify
+// concurrently share it).
 func (p *producerState) newGuard(pid int64) uint64 {
+	if g, ok := p.guards[pid]; ok {
+		return g
+	}
 	p.nextGuard++
 	p.guards[pid] = p.nextGuard
 	return p.nextGuard
