@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// TestTxnMarkersReplicate: followers replicate transactional batches and
+// markers with their producer state, transaction index and last stable
+// offset, so that after the leader is killed (-9) the new leader answers
+// read_committed reads exactly as the old one did, and can complete a
+// transaction the old leader saw begin. The transaction coordinator is
+// played by hand (WriteTxnMarkers).
+func TestTxnMarkersReplicate(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	waitFor(t, "three registered brokers", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 3
+	})
+	waitFor(t, "topic txr", 30*time.Second, func() bool {
+		res, err := c.admin().CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": ptr("2")}, "txr")
+		if err == nil {
+			err = res.Err
+		}
+		return err == nil || errors.Is(err, kerr.TopicAlreadyExists)
+	})
+	c.waitFullISR("txr", 1, 30*time.Second)
+	leader, _, _ := c.partitionState("txr", 0)
+	md, err := c.metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topicID := md.Topics["txr"].ID
+	cl := c.client()
+	tid := "cluster-app"
+
+	send := func(to int32, req kmsg.Request) kmsg.Response {
+		t.Helper()
+		resp, err := cl.Broker(int(to)).Request(ctx, req)
+		if err != nil {
+			t.Fatalf("%s to node %d: %v", kmsg.NameForKey(req.Key()), to, err)
+		}
+		return resp
+	}
+	produce := func(to int32, pid int64, values ...string) int64 {
+		t.Helper()
+		opts := record.NewBatchOptions(record.CodecNone)
+		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = pid, 0, 0, true
+		recs := make([]record.Record, len(values))
+		for i, v := range values {
+			recs[i] = record.Record{OffsetDelta: int32(i), Value: []byte(v)}
+		}
+		b, err := record.Build(nil, opts, time.Now().UnixMilli(), recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrProduceRequest()
+		req.TransactionID, req.Acks, req.TimeoutMillis = &tid, -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic, rt.TopicID = "txr", topicID
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = b
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		p := send(to, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("produce %v: %v", values, kerr.ErrorForCode(p.ErrorCode))
+		}
+		return p.BaseOffset
+	}
+	marker := func(to int32, pid int64, commit bool) int16 {
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		m := kmsg.NewWriteTxnMarkersRequestMarker()
+		m.ProducerID, m.CoordinatorEpoch, m.Committed = pid, 1, commit
+		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		mt.Topic, mt.Partitions = "txr", []int32{0}
+		m.Topics = append(m.Topics, mt)
+		req.Markers = append(req.Markers, m)
+		return send(to, req).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode
+	}
+	lso := func(to int32) (int64, int16) {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.IsolationLevel = 1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "txr"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp = -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		p := send(to, req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		return p.Offset, p.ErrorCode
+	}
+
+	produce(leader, 100, "a0", "a1") // 0-1, aborted below
+	produce(leader, 200, "b0")       // 2, committed below
+	if code := marker(leader, 100, false); code != 0 {
+		t.Fatalf("abort marker: %v", kerr.ErrorForCode(code))
+	}
+	if code := marker(leader, 200, true); code != 0 {
+		t.Fatalf("commit marker: %v", kerr.ErrorForCode(code))
+	}
+	produce(leader, 300, "c0") // 5, ongoing when the leader dies
+	if got, code := lso(leader); code != 0 || got != 5 {
+		t.Fatalf("LSO on the leader %d (%v), want 5", got, kerr.ErrorForCode(code))
+	}
+
+	// The followers got everything (acks=all with min.insync.replicas=2
+	// and a full ISR): kill the leader.
+	c.node(leader).kill()
+	var newLeader int32
+	waitFor(t, "a new leader", 30*time.Second, func() bool {
+		l, _, _ := c.partitionState("txr", 0)
+		if l < 0 || l == leader {
+			return false
+		}
+		newLeader = l
+		_, code := lso(l)
+		return code == 0
+	})
+	if got, _ := lso(newLeader); got != 5 {
+		t.Fatalf("LSO on the new leader %d, want 5: producer 300's transaction is still open", got)
+	}
+	if code := marker(newLeader, 300, true); code != 0 {
+		t.Fatalf("commit marker on the new leader: %v", kerr.ErrorForCode(code))
+	}
+	if got, _ := lso(newLeader); got != 7 {
+		t.Fatalf("LSO after the commit %d, want 7", got)
+	}
+
+	// read_committed through a real client: the aborted records never show.
+	cons := c.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"txr": {0: kgo.NewOffset().AtStart()}}), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var got []string
+	for len(got) < 2 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %v: %v", got, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, fmt.Sprintf("%d:%s", r.Offset, r.Value)) })
+	}
+	if want := []string{"2:b0", "5:c0"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed after failover: %v, want %v", got, want)
+	}
+}
+
+func ptr(s string) *string { return &s }
