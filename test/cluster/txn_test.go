@@ -54,8 +54,16 @@ func TestTxnMarkersReplicate(t *testing.T) {
 		}
 		return resp
 	}
+	var produceCode func(to int32, pid int64, values ...string) (int64, int16)
 	produce := func(to int32, pid int64, values ...string) int64 {
 		t.Helper()
+		off, code := produceCode(to, pid, values...)
+		if code != 0 {
+			t.Fatalf("produce %v: %v", values, kerr.ErrorForCode(code))
+		}
+		return off
+	}
+	produceCode = func(to int32, pid int64, values ...string) (int64, int16) {
 		opts := record.NewBatchOptions(record.CodecNone)
 		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = pid, 0, 0, true
 		recs := make([]record.Record, len(values))
@@ -75,10 +83,7 @@ func TestTxnMarkersReplicate(t *testing.T) {
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 		p := send(to, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
-		if p.ErrorCode != 0 {
-			t.Fatalf("produce %v: %v", values, kerr.ErrorForCode(p.ErrorCode))
-		}
-		return p.BaseOffset
+		return p.BaseOffset, p.ErrorCode
 	}
 	marker := func(to int32, pid int64, commit bool) int16 {
 		req := kmsg.NewPtrWriteTxnMarkersRequest()
@@ -103,8 +108,16 @@ func TestTxnMarkersReplicate(t *testing.T) {
 		return p.Offset, p.ErrorCode
 	}
 
-	produce(leader, 100, "a0", "a1") // 0-1, aborted below
-	produce(leader, 200, "b0")       // 2, committed below
+	// The leader may still be applying the topic's creation: the first
+	// write retries UNKNOWN_TOPIC_ID, as a client would.
+	waitFor(t, "the first write", 20*time.Second, func() bool {
+		if md, err := c.metadata(ctx); err == nil {
+			topicID = md.Topics["txr"].ID
+		}
+		_, code := produceCode(leader, 100, "a0", "a1") // 0-1, aborted below
+		return code == 0
+	})
+	produce(leader, 200, "b0") // 2, committed below
 	if code := marker(leader, 100, false); code != 0 {
 		t.Fatalf("abort marker: %v", kerr.ErrorForCode(code))
 	}
