@@ -54,6 +54,7 @@ func TestTxnMarkersReplicate(t *testing.T) {
 		}
 		return resp
 	}
+	var latest func(to int32, isolation int8) (int64, int16)
 	var produceCode func(to int32, pid int64, values ...string) (int64, int16)
 	produce := func(to int32, pid int64, values ...string) int64 {
 		t.Helper()
@@ -95,9 +96,10 @@ func TestTxnMarkersReplicate(t *testing.T) {
 		req.Markers = append(req.Markers, m)
 		return send(to, req).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode
 	}
-	lso := func(to int32) (int64, int16) {
+	lso := func(to int32) (int64, int16) { return latest(to, 1) }
+	latest = func(to int32, isolation int8) (int64, int16) {
 		req := kmsg.NewPtrListOffsetsRequest()
-		req.IsolationLevel = 1
+		req.IsolationLevel = isolation
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = "txr"
 		rp := kmsg.NewListOffsetsRequestTopicPartition()
@@ -153,18 +155,63 @@ func TestTxnMarkersReplicate(t *testing.T) {
 	}
 
 	// read_committed through a real client: the aborted records never show.
-	cons := c.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"txr": {0: kgo.NewOffset().AtStart()}}), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	var got []string
-	for len(got) < 2 {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %v: %v", got, ctx.Err())
+	consumeCommitted := func(what string, want ...string) {
+		t.Helper()
+		cons := c.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"txr": {0: kgo.NewOffset().AtStart()}}), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		defer cons.Close()
+		var got []string
+		for len(got) < len(want) {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("%s: consumed %v: %v", what, got, ctx.Err())
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, fmt.Sprintf("%d:%s", r.Offset, r.Value)) })
 		}
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, fmt.Sprintf("%d:%s", r.Offset, r.Value)) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("read_committed %s: %v, want %v", what, got, want)
+		}
 	}
-	if want := []string{"2:b0", "5:c0"}; !slices.Equal(got, want) {
-		t.Fatalf("read_committed after failover: %v, want %v", got, want)
+	consumeCommitted("after failover", "2:b0", "5:c0")
+
+	// Producer 400 opens a transaction, then every node is killed -9 and
+	// restarted: each recovers its producer state and transaction index
+	// from its files, and the leader, whichever it is, has the same LSO.
+	produce(newLeader, 400, "d0") // 7
+	for _, n := range c.nodes {
+		n.kill()
 	}
+	for _, n := range c.nodes {
+		n.start()
+	}
+	cl = c.client()
+	var last int32
+	waitFor(t, "a leader after the restart", 60*time.Second, func() bool {
+		l, _, _ := c.partitionState("txr", 0)
+		if l < 0 {
+			return false
+		}
+		last = l
+		// The high watermark is back once the ISR has fetched in the new
+		// leader's epoch; the LSO is never above it.
+		hw, code := latest(l, 0)
+		return code == 0 && hw == 8
+	})
+	if got, _ := lso(last); got != 7 {
+		t.Fatalf("LSO after kill -9 of every node %d, want 7: producer 400's transaction is open", got)
+	}
+	if code := marker(last, 400, false); code != 0 {
+		t.Fatalf("abort marker after the restart: %v", kerr.ErrorForCode(code))
+	}
+	if got, _ := lso(last); got != 9 {
+		t.Fatalf("LSO after the abort %d, want 9", got)
+	}
+	// Producer 500 commits one more record: a consumer reading up to it has
+	// skipped everything aborted before.
+	produce(last, 500, "e0") // 9
+	if code := marker(last, 500, true); code != 0 {
+		t.Fatalf("commit marker: %v", kerr.ErrorForCode(code))
+	}
+	consumeCommitted("after kill -9 of every node", "2:b0", "5:c0", "9:e0")
 }
 
 func ptr(s string) *string { return &s }
