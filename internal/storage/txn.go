@@ -213,11 +213,17 @@ func (l *Log) completeTxn(s *segment, c *completedTxn) {
 
 // LastStableOffset is the partition's last stable offset given its high
 // watermark: the first offset of the earliest transaction that is ongoing
-// or whose marker is not below hw, else hw. Completed transactions whose
-// marker is below hw are forgotten.
+// or whose marker is not below hw (at least the log start offset), else
+// hw. Completed transactions whose marker is below hw are forgotten.
 func (l *Log) LastStableOffset(hw int64) int64 {
 	l.mu.RLock()
 	lso, prune := l.producers.firstUnstable(hw)
+	if lso >= 0 && lso < l.logStart {
+		// DeleteRecords moved the log start into the transaction: what
+		// is left of it starts there (Kafka bounds its first unstable
+		// offset the same way).
+		lso = l.logStart
+	}
 	l.mu.RUnlock()
 	if prune {
 		l.mu.Lock()

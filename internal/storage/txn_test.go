@@ -21,6 +21,7 @@ import (
 //	state [hw=N] [of=follower]   the last stable offset, producers and transaction indexes
 //	aborted from=N upper=N [of=follower]   AbortedTxns
 //	retention up-to=N         EnforceRetention (retention.ms 0: every segment is due)
+//	delete-records before=N   DeleteRecordsBefore
 //	follower                  open an empty follower log
 //	replicate                 AppendAsFollower of everything the follower lacks
 //	truncate to=N [of=follower] | truncate-fully at=N [of=follower]
@@ -115,6 +116,12 @@ func (e *txnEnv) run(t *testing.T, td *datadriven.TestData) string {
 		tl.cfg.RetentionMs = -1
 		tl.SetConfig(tl.cfg)
 		return fmt.Sprintf("log start %d\n", tl.LogStartOffset())
+	case "delete-records":
+		start, err := tl.DeleteRecordsBefore(intArg(t, td, "before", 0))
+		if err != nil {
+			return fmt.Sprintf("error: %v\n", err)
+		}
+		return fmt.Sprintf("log start %d\n", start)
 	case "follower":
 		e.follower = openTestLog(t, tl.cfg)
 		return ""
