@@ -131,6 +131,7 @@ func TestProduceTxnVerification(t *testing.T) {
 		2: kerr.InvalidTxnState,
 		3: kerr.NotCoordinator,
 		4: errors.New("partition not in the transaction"),
+		6: kerr.ProducerFenced,
 	}}
 	b.opts.TxnVerifier = v
 	tid := "tx-app"
@@ -148,7 +149,7 @@ func TestProduceTxnVerification(t *testing.T) {
 	if v.ncalls() != 1 {
 		t.Fatalf("verifier called again: %v", v.calls)
 	}
-	for pid, want := range map[int64]*kerr.Error{2: kerr.InvalidTxnState, 3: kerr.NotEnoughReplicas, 4: kerr.InvalidTxnState} {
+	for pid, want := range map[int64]*kerr.Error{2: kerr.InvalidTxnState, 3: kerr.NotEnoughReplicas, 4: kerr.InvalidTxnState, 6: kerr.InvalidProducerEpoch} {
 		if code, _ := produced(roundTrip(t, b, txnProduceReq(t, &tid, "t", pid, 0, true))); code != want.Code {
 			t.Errorf("producer %d: %v, want %v", pid, kerr.ErrorForCode(code), want)
 		}
