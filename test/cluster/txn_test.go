@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -198,6 +199,25 @@ func TestTxnMarkersReplicate(t *testing.T) {
 	})
 	if got, _ := lso(last); got != 7 {
 		t.Fatalf("LSO after kill -9 of every node %d, want 7: producer 400's transaction is open", got)
+	}
+	// What kafka-transactions.sh describe-producers shows for a hanging
+	// transaction, through kadm (which asks the partition's leader).
+	// (A broker still replaying the metadata log answers Metadata with
+	// LEADER_NOT_AVAILABLE for a moment: ask again.)
+	var part kadm.DescribedProducersPartition
+	waitFor(t, "DescribeProducers", 20*time.Second, func() bool {
+		dp, err := kadm.NewClient(cl).DescribeProducers(ctx, kadm.TopicsSet{"txr": {0: {}}})
+		if err != nil {
+			return false
+		}
+		part = dp["txr"].Partitions[0]
+		return part.Err == nil
+	})
+	if p400, ok := part.ActiveProducers[400]; part.Err != nil || !ok || p400.CurrentTxnStartOffset != 7 || p400.LastSequence != 0 {
+		t.Fatalf("described producers of txr-0: %+v (err %v)", part.ActiveProducers, part.Err)
+	}
+	if p300 := part.ActiveProducers[300]; p300.CurrentTxnStartOffset != -1 || p300.CoordinatorEpoch != 1 {
+		t.Fatalf("producer 300 after its commit: %+v", p300)
 	}
 	if code := marker(last, 400, false); code != 0 {
 		t.Fatalf("abort marker after the restart: %v", kerr.ErrorForCode(code))
