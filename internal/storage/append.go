@@ -118,6 +118,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	if h.HasProducerID() {
 		l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
+		l.noteTxns()
 	}
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart

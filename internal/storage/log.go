@@ -62,6 +62,11 @@ type Log struct {
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1
 	// if none: the cleaner does not clean past it.
 	cleanHW atomic.Int64
+	// txnsSeen is set (for good) once the producer state has held a
+	// transaction, under mu: until then the last stable offset is the
+	// high watermark without taking mu (the common, non-transactional
+	// case on every fetch and high watermark move).
+	txnsSeen atomic.Bool
 
 	hwMu sync.Mutex   // serializes SaveHighWatermark
 	hw   atomic.Int64 // high watermark last saved or read at Open (follower.go)

@@ -202,6 +202,14 @@ func BuildTxnMarker(producerID int64, producerEpoch int16, coordinatorEpoch int3
 	return b
 }
 
+// noteTxns records that the producer state holds transactions; mu held
+// (write).
+func (l *Log) noteTxns() {
+	if len(l.producers.txns) > 0 {
+		l.txnsSeen.Store(true)
+	}
+}
+
 // completeTxn records what a marker completed: an aborted transaction goes
 // to the transaction index of s (the marker's segment); mu held.
 func (l *Log) completeTxn(s *segment, c *completedTxn) {
@@ -216,6 +224,9 @@ func (l *Log) completeTxn(s *segment, c *completedTxn) {
 // or whose marker is not below hw (at least the log start offset), else
 // hw. Completed transactions whose marker is below hw are forgotten.
 func (l *Log) LastStableOffset(hw int64) int64 {
+	if !l.txnsSeen.Load() {
+		return hw
+	}
 	l.mu.RLock()
 	lso, prune := l.producers.firstUnstable(hw)
 	if lso >= 0 && lso < l.logStart {
