@@ -67,12 +67,18 @@ type producerState struct {
 	txns []txnMeta // ascending first offset
 	// guards are the pending transaction verifications by producer id
 	// (not persisted: a restart makes the producer verify again).
-	guards    map[int64]uint64
+	guards    map[int64]verification
 	nextGuard uint64
 }
 
 func newProducerState() producerState {
-	return producerState{m: make(map[int64]*producerEntry), guards: make(map[int64]uint64)}
+	return producerState{m: make(map[int64]*producerEntry), guards: make(map[int64]verification)}
+}
+
+// verification is a pending verification guard and when it was made.
+type verification struct {
+	guard     uint64
+	createdMs int64
 }
 
 // expired reports whether e has been idle for expiryMs; a producer with an
@@ -121,7 +127,7 @@ func (p *producerState) check(h *record.Header, ci *controlInfo, verify bool, gu
 		return nil, nil
 	}
 	if h.IsTransactional() && verify && (e == nil || e.txnFirst < 0 || e.epoch != h.ProducerEpoch) {
-		if g, ok := p.guards[h.ProducerID]; !ok || g != guard {
+		if g, ok := p.guards[h.ProducerID]; !ok || g.guard != guard {
 			return nil, fmt.Errorf("%w: producer %d epoch %d has no verified transaction on this partition", ErrInvalidTxnState, h.ProducerID, h.ProducerEpoch)
 		}
 	}
@@ -256,12 +262,12 @@ func (p *producerState) ongoingFirst() int64 {
 // newGuard returns the producer's pending verification guard, or a new one
 // (Kafka's maybeCreateVerificationStateEntry: requests that verify
 // concurrently share it).
-func (p *producerState) newGuard(pid int64) uint64 {
+func (p *producerState) newGuard(pid int64, nowMs int64) uint64 {
 	if g, ok := p.guards[pid]; ok {
-		return g
+		return g.guard
 	}
 	p.nextGuard++
-	p.guards[pid] = p.nextGuard
+	p.guards[pid] = verification{guard: p.nextGuard, createdMs: nowMs}
 	return p.nextGuard
 }
 
@@ -297,6 +303,12 @@ func (p *producerState) prune(logStart, nowMs, expiryMs int64) {
 	for pid, e := range p.m {
 		if e.lastOffset < logStart || expired(e, nowMs, expiryMs) {
 			p.remove(pid)
+		}
+	}
+	// Verifications whose batch never came (the producer went away).
+	for pid, g := range p.guards {
+		if expiryMs >= 0 && nowMs-g.createdMs >= expiryMs {
+			delete(p.guards, pid)
 		}
 	}
 }

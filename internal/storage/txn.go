@@ -307,5 +307,5 @@ func (l *Log) StartTxnVerification(pid int64, epoch int16) (guard uint64, needed
 	if e := l.producers.m[pid]; e != nil && e.txnFirst >= 0 && e.epoch == epoch {
 		return 0, false
 	}
-	return l.producers.newGuard(pid), true
+	return l.producers.newGuard(pid, l.nowMs()), true
 }
