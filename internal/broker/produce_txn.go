@@ -37,6 +37,16 @@ type TxnVerifier interface {
 	VerifyPartition(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, topic string, partition int32) error
 }
 
+// TxnPartitionAdder is optionally implemented by a TxnVerifier for
+// transaction version 2 (KIP-890 part 2): a client that sends Produce v12+
+// no longer adds partitions itself (AddPartitionsToTxn), the partition
+// leader does, so for those requests the broker calls
+// AddPartitionToTxn (AddPartitionsToTxn without VerifyOnly) instead of
+// VerifyPartition. Its errors are mapped the same way.
+type TxnPartitionAdder interface {
+	AddPartitionToTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, topic string, partition int32) error
+}
+
 type topicPartition struct {
 	topic     string
 	partition int32
@@ -186,7 +196,12 @@ func (b *Broker) runVerifications(req *kmsg.ProduceRequest, version int16, pend 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := b.opts.TxnVerifier.VerifyPartition(ctx, *req.TransactionID, pv.pid, pv.epoch, pv.tp.topic, pv.tp.partition)
+			var err error
+			if adder, ok := b.opts.TxnVerifier.(TxnPartitionAdder); ok && version >= 12 {
+				err = adder.AddPartitionToTxn(ctx, *req.TransactionID, pv.pid, pv.epoch, pv.tp.topic, pv.tp.partition)
+			} else {
+				err = b.opts.TxnVerifier.VerifyPartition(ctx, *req.TransactionID, pv.pid, pv.epoch, pv.tp.topic, pv.tp.partition)
+			}
 			if err != nil {
 				b.log.Info("transactional produce not verified by the coordinator", "transactional_id", *req.TransactionID,
 					"producer_id", pv.pid, "epoch", pv.epoch, "topic", pv.tp.topic, "partition", pv.tp.partition, "err", err)

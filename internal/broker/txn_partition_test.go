@@ -40,6 +40,15 @@ func (v *fakeVerifier) VerifyPartition(ctx context.Context, txnID string, pid in
 	return err
 }
 
+// AddPartitionToTxn makes fakeVerifier a TxnPartitionAdder too.
+func (v *fakeVerifier) AddPartitionToTxn(ctx context.Context, txnID string, pid int64, epoch int16, topic string, partition int32) error {
+	v.mu.Lock()
+	v.calls = append(v.calls, "add:"+txnID+"/"+topic)
+	err := v.errs[pid]
+	v.mu.Unlock()
+	return err
+}
+
 func (v *fakeVerifier) ncalls() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -153,6 +162,12 @@ func TestProduceTxnVerification(t *testing.T) {
 		if code, _ := produced(roundTrip(t, b, txnProduceReq(t, &tid, "t", pid, 0, true))); code != want.Code {
 			t.Errorf("producer %d: %v, want %v", pid, kerr.ErrorForCode(code), want)
 		}
+	}
+	// Produce v12+ (transaction version 2): the leader adds the partition.
+	req := txnProduceReq(t, &tid, "t", 7, 0, true)
+	req.SetVersion(12)
+	if code, _ := produced(roundTrip(t, b, req)); code != 0 || v.calls[len(v.calls)-1] != "add:tx-app/t" {
+		t.Fatalf("produce v12: %v, calls %v", kerr.ErrorForCode(code), v.calls)
 	}
 	// Non-transactional batches are never verified.
 	n := v.ncalls()
