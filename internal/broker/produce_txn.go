@@ -168,8 +168,8 @@ func (b *Broker) verificationsNeeded(r *request, req *kmsg.ProduceRequest) []pen
 				continue
 			}
 			p, err := b.partition(t.Name, rt.Partitions[j].Partition)
-			if err != nil || p == nil {
-				continue
+			if err != nil || p == nil || !p.IsLeader() {
+				continue // the append answers the error
 			}
 			pid := int64(binary.BigEndian.Uint64(rec[43:]))
 			epoch := int16(binary.BigEndian.Uint16(rec[51:]))
