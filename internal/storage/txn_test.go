@@ -25,7 +25,7 @@ import (
 //	follower                  open an empty follower log
 //	replicate                 AppendAsFollower of everything the follower lacks
 //	truncate to=N [of=follower] | truncate-fully at=N [of=follower]
-//	crash ... [tear-txnindex] [drop-txnindex]   also tear (or remove) every .txnindex
+//	crash [drop-snapshots|tear-snapshots] [tear-txnindex] [drop-txnindex]   kill -9, damaging files
 //	files [of=follower]       the .txnindex and .snapshot files
 func TestTxnDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata/txn", func(t *testing.T, path string) {
@@ -163,6 +163,8 @@ func (e *txnEnv) run(t *testing.T, td *datadriven.TestData) string {
 				err = os.Remove(p)
 			case strings.HasSuffix(n, txnIndexSuffix) && td.HasArg("tear-txnindex"):
 				err = os.Truncate(p, txnEntrySize+txnEntrySize/2)
+			case strings.HasSuffix(n, snapshotSuffix) && td.HasArg("tear-snapshots"):
+				err = truncateHalf(p)
 			}
 			if err != nil {
 				t.Fatal(err)
