@@ -327,7 +327,11 @@ func (l *Log) Close() error {
 	leo := l.leo.Load()
 	if err == nil {
 		l.producers.prune(l.logStart, l.nowMs(), l.cfg.ProducerIDExpiryMs)
-		err = l.producers.writeSnapshot(l.dir, leo, true)
+		activeBase := leo
+		if len(l.segs) > 0 {
+			activeBase = l.active().base
+		}
+		err = l.producers.writeSnapshot(l.dir, leo, activeBase, true)
 	}
 	if err == nil && l.failed == nil {
 		err = writeFileAtomic(l.dir, cleanShutdownFile, nil, true)

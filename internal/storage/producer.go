@@ -462,10 +462,13 @@ func listSnapshots(dir string) ([]int64, error) {
 }
 
 // writeSnapshot writes the producer state at offset and keeps only the two
-// newest snapshots. The file is renamed into place but not fsynced: a torn
-// snapshot fails its checksum on load and an older one (or a replay of the
-// log) takes over.
-func (p *producerState) writeSnapshot(dir string, offset int64, fsync bool) error {
+// newest snapshots and the newest at or below activeBase, the active
+// segment's base: recovery after a crash rescans the active segment and
+// rebuilds its transaction index with a replay that must start at or below
+// its base, which that snapshot keeps short. The file is renamed into place
+// but not fsynced: a torn snapshot fails its checksum on load and an older
+// one (or a replay of the log) takes over.
+func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, fsync bool) error {
 	if err := writeFileAtomic(dir, fileName(offset, snapshotSuffix), p.encode(offset), fsync); err != nil {
 		return fmt.Errorf("producer snapshot: %w", err)
 	}
@@ -473,8 +476,16 @@ func (p *producerState) writeSnapshot(dir string, offset int64, fsync bool) erro
 	if err != nil {
 		return err
 	}
+	keep := -1 // the newest at or below activeBase
+	for i, o := range offs {
+		if o <= activeBase {
+			keep = i
+		}
+	}
 	for i := 0; i+2 < len(offs); i++ {
-		os.Remove(filepath.Join(dir, fileName(offs[i], snapshotSuffix)))
+		if i != keep {
+			os.Remove(filepath.Join(dir, fileName(offs[i], snapshotSuffix)))
+		}
 	}
 	return nil
 }

@@ -194,3 +194,37 @@ func (e *txnEnv) run(t *testing.T, td *datadriven.TestData) string {
 	}
 	return e.cleanEnv.run(t, td)
 }
+
+// The snapshot at the active segment's base outlives newer ones from clean
+// shutdowns: recovery after a crash replays the active segment from it
+// rather than the whole log.
+func TestSnapshotAtActiveBaseKept(t *testing.T) {
+	tl := openTestLog(t, testConfig())
+	for i := range 3 {
+		tl.mustAppend(makeBatch(t, batchSpec{pid: 1, seq: int32(i), ts: tl.clock.Ms()}))
+	}
+	tl.mu.Lock()
+	if err := tl.roll(); err != nil {
+		t.Fatal(err)
+	}
+	base := tl.active().base
+	tl.mu.Unlock()
+	for round := range 3 {
+		tl.mustAppend(makeBatch(t, batchSpec{pid: 1, seq: int32(3 + round), ts: tl.clock.Ms()}))
+		tl.reopen() // a snapshot at the log end each time
+	}
+	snaps, err := listSnapshots(tl.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 3 || snaps[0] != base {
+		t.Fatalf("snapshots %v, want the one at the active base %d and the two newest", snaps, base)
+	}
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.ActiveProducers(); len(got) != 1 || got[0].LastSequence != 5 {
+		t.Fatalf("producers after the crash: %+v", got)
+	}
+}
