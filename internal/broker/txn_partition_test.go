@@ -243,6 +243,19 @@ func TestWriteTxnMarkersHandler(t *testing.T) {
 	if len(seen) != 1 || seen[0] != (markerSeen{partition: 0, pid: 11, epoch: 0, commit: false, offset: 0}) {
 		t.Fatalf("marker hook saw %+v, want the __consumer_offsets marker at 0", seen)
 	}
+	// WriteTxnMarkers v2, transaction version 2: a marker must bump the
+	// epoch (KIP-890 part 2).
+	v2 := kmsg.NewPtrWriteTxnMarkersRequest()
+	v2.SetVersion(2)
+	wm := kmsg.NewWriteTxnMarkersRequestMarker()
+	wm.ProducerID, wm.ProducerEpoch, wm.CoordinatorEpoch, wm.TransactionVersion = 11, 0, 1, 2
+	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+	mt.Topic, mt.Partitions = "t", []int32{0}
+	wm.Topics = append(wm.Topics, mt)
+	v2.Markers = append(v2.Markers, wm)
+	if code := roundTrip(t, b, v2).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("TV2 marker with the producer's epoch: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
+	}
 	// The aborted transaction is in t-0's producer state and index.
 	p, err := b.opts.Partitions.Get("t", 0)
 	if err != nil {

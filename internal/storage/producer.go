@@ -109,10 +109,10 @@ func inSequence(last, next int32) bool {
 
 // check applies the idempotence and transaction rules to a batch about to
 // be appended by the leader. ci is the control record of a control batch.
-// With verify, a transactional batch that would start a transaction must
+// With o.verify, a transactional batch that would start a transaction must
 // carry the guard of a verification still pending (KIP-890). It returns
 // the cached metadata when the batch is a duplicate.
-func (p *producerState) check(h *record.Header, ci *controlInfo, verify bool, guard uint64, nowMs, expiryMs int64) (*batchMeta, error) {
+func (p *producerState) check(h *record.Header, ci *controlInfo, o appendOpts, nowMs, expiryMs int64) (*batchMeta, error) {
 	e := p.live(h.ProducerID, nowMs, expiryMs)
 	if h.IsControl() {
 		if e == nil {
@@ -121,13 +121,16 @@ func (p *producerState) check(h *record.Header, ci *controlInfo, verify bool, gu
 		if h.ProducerEpoch < e.epoch {
 			return nil, fmt.Errorf("%w: producer %d epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
 		}
+		if o.strictEpoch && h.ProducerEpoch == e.epoch {
+			return nil, fmt.Errorf("%w: transaction version 2 marker for producer %d has epoch %d, not newer than the producer's", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch)
+		}
 		if ci != nil && ci.coordinatorEpoch < e.coordinatorEpoch {
 			return nil, fmt.Errorf("%w: marker for producer %d has coordinator epoch %d, older than %d", ErrCoordinatorFenced, h.ProducerID, ci.coordinatorEpoch, e.coordinatorEpoch)
 		}
 		return nil, nil
 	}
-	if h.IsTransactional() && verify && (e == nil || e.txnFirst < 0 || e.epoch != h.ProducerEpoch) {
-		if g, ok := p.guards[h.ProducerID]; !ok || g.guard != guard {
+	if h.IsTransactional() && o.verify && (e == nil || e.txnFirst < 0 || e.epoch != h.ProducerEpoch) {
+		if g, ok := p.guards[h.ProducerID]; !ok || g.guard != o.guard {
 			return nil, fmt.Errorf("%w: producer %d epoch %d has no verified transaction on this partition", ErrInvalidTxnState, h.ProducerID, h.ProducerEpoch)
 		}
 	}
