@@ -105,6 +105,14 @@ type Options struct {
 	// EnsureOffsetsTopic, if set, starts creating __consumer_offsets when
 	// FindCoordinator finds it missing; it must not block.
 	EnsureOffsetsTopic func()
+	// TxnVerifier, if set, verifies with the transaction coordinator
+	// that a transactional batch's partition is in its transaction
+	// (KIP-890 part 1, produce_txn.go); nil: no verification.
+	TxnVerifier TxnVerifier
+	// TxnMarkers, if set, hears of each transaction marker written to a
+	// __consumer_offsets partition once it is replicated
+	// (write_txn_markers.go).
+	TxnMarkers TxnMarkers
 }
 
 // Broker is the network.Handler that serves Kafka requests.
@@ -115,6 +123,7 @@ type Broker struct {
 	pids     *producerIDs
 	auto     autoCreator
 	sessions *fetchsession.Cache // incremental fetch sessions (fetch_session.go)
+	order    produceOrder        // produce requests served off the reader (produce_txn.go)
 	// shutdown is closed when the broker stops: long polls return early.
 	shutdown chan struct{}
 }

@@ -100,7 +100,7 @@ func (f *fetch) response() (*kmsg.FetchResponse, [][][]network.Chunk) {
 	results := make([]fetchsession.Result, len(f.out))
 	for i := range f.out {
 		o := &f.out[i]
-		results[i] = fetchsession.Result{HighWatermark: o.rp.HighWatermark, LogStartOffset: o.rp.LogStartOffset,
+		results[i] = fetchsession.Result{HighWatermark: o.rp.HighWatermark, LogStartOffset: o.rp.LogStartOffset, LastStableOffset: o.rp.LastStableOffset,
 			HasRecords: len(o.chunks) > 0, Error: o.rp.ErrorCode != 0, Diverging: o.diverging}
 	}
 	id, include := f.sess.Finish(results)

@@ -75,9 +75,12 @@ type Partition struct {
 type Result struct {
 	HighWatermark  int64
 	LogStartOffset int64
-	HasRecords     bool
-	Error          bool // any partition error
-	Diverging      bool // a diverging epoch for a follower
+	// LastStableOffset moves read_committed fetchers (Kafka sends the
+	// partition when it changes).
+	LastStableOffset int64
+	HasRecords       bool
+	Error            bool // any partition error
+	Diverging        bool // a diverging epoch for a follower
 }
 
 // Config sizes the cache.
@@ -174,8 +177,9 @@ type session struct {
 // what the last response told it.
 type cached struct {
 	Partition
-	highWatermark  int64
-	logStartOffset int64
+	highWatermark    int64
+	logStartOffset   int64
+	lastStableOffset int64
 }
 
 // less orders sessions for eviction as Kafka's EvictableKey: unprivileged

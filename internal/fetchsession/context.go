@@ -89,7 +89,7 @@ func (c *Cache) NewContext(r Request) (*Context, error) {
 			cp.Params = p.Params
 			continue
 		}
-		cp := &cached{Partition: p, highWatermark: -1, logStartOffset: -1}
+		cp := &cached{Partition: p, highWatermark: -1, logStartOffset: -1, lastStableOffset: -1}
 		s.parts = append(s.parts, cp)
 		s.index[p.Key] = cp
 	}
@@ -211,6 +211,10 @@ func (cp *cached) observe(r Result) bool {
 	if cp.logStartOffset != r.LogStartOffset {
 		must = true
 		cp.logStartOffset = r.LogStartOffset
+	}
+	if cp.lastStableOffset != r.LastStableOffset {
+		must = true
+		cp.lastStableOffset = r.LastStableOffset
 	}
 	if r.Error {
 		// An error clears what the fetcher knows: once it goes away,

@@ -14,6 +14,40 @@ import (
 // duplicate of one of its last five batches writes nothing and returns the
 // original offsets with Duplicate set.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, appendOpts{})
+}
+
+// appendOpts are the leader's transaction checks beyond Append's.
+type appendOpts struct {
+	verify bool   // a transaction needs a verification guard (KIP-890 part 1)
+	guard  uint64 // the guard the batch comes with
+	// strictEpoch: a marker of transaction version 2 must carry an epoch
+	// newer than the producer's (KIP-890 part 2).
+	strictEpoch bool
+}
+
+// AppendMarker appends a transaction marker (record.BuildTxnMarker) written
+// by WriteTxnMarkers for a transaction of transactionVersion. From version
+// 2 (KIP-890 part 2) the coordinator bumps the producer's epoch when a
+// transaction ends and writes its markers with the new epoch, so a marker
+// whose epoch is not newer than the producer's is a stale one (a retry of
+// an earlier transaction's marker, delayed past the start of the next) and
+// is refused with ErrInvalidProducerEpoch; before version 2 only an older
+// epoch is.
+func (l *Log) AppendMarker(batch []byte, leaderEpoch int32, transactionVersion int8) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, appendOpts{strictEpoch: transactionVersion >= 2})
+}
+
+// AppendVerified is Append for a leader that verifies transactions with
+// their coordinator (KIP-890 part 1): a transactional batch that would
+// start a transaction of its producer here must come with the guard that
+// StartTxnVerification returned, still pending (no marker for the producer
+// since), or it is refused with ErrInvalidTxnState.
+func (l *Log) AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, appendOpts{verify: true, guard: guard})
+}
+
+func (l *Log) append(batch []byte, leaderEpoch int32, o appendOpts) (AppendResult, error) {
 	h, err := record.ParseHeader(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append: %w", err)
@@ -22,8 +56,18 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append: %w: batch length field says %d bytes, have %d", record.ErrCorrupt, h.Size(), len(batch))
 	}
 
+	var ci *controlInfo
+	if h.IsControl() {
+		c, marker, err := parseControl(batch)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("storage: append: %w", err)
+		}
+		if marker {
+			ci = &c
+		}
+	}
 	l.mu.Lock()
-	res, flushNow, err := l.appendLocked(batch, &h, leaderEpoch)
+	res, flushNow, err := l.appendLocked(batch, &h, ci, leaderEpoch, o)
 	l.mu.Unlock()
 	if err != nil || res.Duplicate {
 		return res, err
@@ -36,7 +80,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 	return res, nil
 }
 
-func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (AppendResult, bool, error) {
+func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, leaderEpoch int32, o appendOpts) (AppendResult, bool, error) {
 	if err := l.errClosedOrFailed(); err != nil {
 		return AppendResult{}, false, err
 	}
@@ -46,7 +90,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (A
 	}
 	nowMs := l.nowMs()
 	if h.HasProducerID() {
-		dup, err := l.producers.check(h, nowMs, cfg.ProducerIDExpiryMs)
+		dup, err := l.producers.check(h, ci, o, nowMs, cfg.ProducerIDExpiryMs)
 		if err != nil {
 			return AppendResult{}, false, err
 		}
@@ -94,7 +138,8 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (A
 		}
 	}
 	if h.HasProducerID() {
-		l.producers.update(h, nowMs, cfg.ProducerIDExpiryMs)
+		l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
+		l.noteTxns()
 	}
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart
@@ -158,7 +203,7 @@ func (l *Log) rollAt(base int64) error {
 	s.onClose = l.reportCloseError
 	l.segs = append(l.segs, s)
 	l.logger.Debug("rolled segment", "base_offset", base)
-	if err := l.producers.writeSnapshot(l.dir, base, false); err != nil {
+	if err := l.producers.writeSnapshot(l.dir, base, base, false); err != nil {
 		l.logger.Warn("writing producer snapshot failed", "err", err)
 	}
 	if l.rollFlush.CompareAndSwap(false, true) {

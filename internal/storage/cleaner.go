@@ -40,11 +40,15 @@ import (
 // (batches may have offset gaps), batches keep their base offset, producer
 // fields, last offset delta (so the last sequence stays right), attributes
 // and codec; only batches that lost records are rebuilt (recompressed with
-// their codec). Records without a key are kept. Control batches are kept
-// verbatim. A batch that loses all its records is dropped, except when it is
-// one of the last five batches of a live producer: then an empty batch (a
-// header with no records, as Kafka writes) keeps the producer's sequence and
-// offsets for duplicate detection after a replay.
+// their codec). Records without a key are kept. Transactions follow
+// cleaner_txn.go: aborted data goes, markers stay until their
+// transaction's data is gone and a delete horizon has passed, and nothing
+// at or above the first unstable offset (or the last reported high
+// watermark) is cleaned. A batch that loses all its records (or an empty
+// batch left by an earlier pass) is dropped, except when it is one of the
+// last five batches of a live producer: then an empty batch (a header with
+// no records, as Kafka writes) keeps the producer's sequence and offsets for
+// duplicate detection after a replay.
 //
 // Tombstones use Kafka's batch-level delete horizon (KIP-534): when a batch
 // holding a kept tombstone is first cleaned, it is rebuilt with attribute
@@ -173,6 +177,20 @@ func (l *Log) planClean(nowMs int64) cleanPlan {
 			}
 		}
 	}
+	// Nothing at or above the first unstable offset (an ongoing
+	// transaction's data, or one whose marker is not replicated yet) nor
+	// the high watermark is cleaned: whole segments below it only.
+	hw := l.cleanHW.Load()
+	if hw < 0 {
+		hw = math.MaxInt64
+	}
+	limit := hw
+	if fu, _ := l.producers.firstUnstable(hw); fu >= 0 {
+		limit = min(limit, fu)
+	}
+	if limit != math.MaxInt64 {
+		u = min(u, sort.Search(n, func(i int) bool { return l.segs[i].next > limit }))
+	}
 	p.uncleanable = l.segs[u].base
 	p.dirtyIdx = min(d, u)
 	for i := range u {
@@ -233,6 +251,7 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 		for _, b := range e.batches {
 			protect[b.firstOffset] = true
 		}
+		protect[e.lastOffset] = true // a marker last: see filterControl
 	}
 	cfg := l.cfg
 	l.bg.Add(1)
@@ -362,6 +381,7 @@ type cleanPass struct {
 	protect    map[int64]bool // base offsets of live producers' last batches
 	throttle   *Throttle
 	stats      *CleanStats
+	txn        *txnCleanState // transactions of the range being read (cleaner_txn.go)
 	minHorizon int64
 
 	readBuf []byte
@@ -376,6 +396,9 @@ type cleanPass struct {
 // that did not fit the map.
 func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 	fd := p.firstDirty
+	if p.dirtyIdx < len(p.segs) {
+		c.txn = newTxnCleanState(c.l.AbortedTxns(p.segs[p.dirtyIdx].base, p.uncleanable), nil)
+	}
 	for _, s := range p.segs[p.dirtyIdx:] {
 		if c.l.isClosed() {
 			return 0, ErrClosed
@@ -398,7 +421,17 @@ func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 			}
 			c.throttle.Wait(len(b))
 			c.stats.BytesRead += int64(len(b))
-			if h.LastOffset() < fd || h.IsControl() || h.NumRecords == 0 {
+			if h.IsControl() && h.NumRecords > 0 {
+				ci, marker, err := parseControl(b)
+				if err != nil {
+					return 0, fmt.Errorf("%w: %s at position %d: %v", ErrCorruptSegment, s.path(logSuffix), pos, err)
+				}
+				if marker {
+					c.txn.onControl(&h, &ci)
+				}
+				continue
+			}
+			if aborted := c.txn.onBatch(&h); aborted || h.LastOffset() < fd || h.IsControl() || h.NumRecords == 0 {
 				continue
 			}
 			if len(c.m.m) > 0 && len(c.m.m)+int(h.NumRecords) > limit {
