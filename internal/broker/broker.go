@@ -211,6 +211,26 @@ func skipTags(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// decodeBody decodes a request body (after the header's client id) of a
+// supported key and version. Its cost is linear in len(body): kmsg bounds
+// every array count by the bytes left and stops reading tag sections once
+// the input is exhausted (see decode_test.go and "Security" in
+// docs/design-notes.md), and skipTags fails at the first tag that overruns.
+func decodeBody(key, version int16, body []byte) (kmsg.Request, error) {
+	kreq := kmsg.RequestForKey(key)
+	kreq.SetVersion(version)
+	if kreq.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := kreq.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(key), version, err)
+	}
+	return kreq, nil
+}
+
 // Serve implements network.Handler.
 func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Responder) {
 	key, version, corrID, clientID, body, err := parseHeader(nr.Data)
@@ -232,16 +252,9 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		resp.CloseConn(fmt.Errorf("%s version %d is outside the supported %d..%d", kmsg.NameForKey(key), version, h.min, h.max))
 		return
 	}
-	kreq := kmsg.RequestForKey(key)
-	kreq.SetVersion(version)
-	if kreq.IsFlexible() {
-		if body, err = skipTags(body); err != nil {
-			resp.CloseConn(err)
-			return
-		}
-	}
-	if err := kreq.ReadFrom(body); err != nil {
-		resp.CloseConn(fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(key), version, err))
+	kreq, err := decodeBody(key, version, body)
+	if err != nil {
+		resp.CloseConn(err)
 		return
 	}
 	req.body = kreq
