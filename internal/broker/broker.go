@@ -238,6 +238,10 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		resp.CloseConn(err)
 		return
 	}
+	if err := b.checkAuthenticated(nr.Conn, key); err != nil {
+		resp.CloseConn(err)
+		return
+	}
 	h, ok := b.handlers[key]
 	if !ok {
 		resp.CloseConn(fmt.Errorf("unsupported api key %d (version %d) from %s", key, version, nr.Conn.RemoteAddr))

@@ -91,7 +91,7 @@ func brokerOnlyDefs() []Def {
 // broker-level synonyms of topic configs (cluster-wide defaults, which are
 // dynamic).
 func BrokerDefs() []Def {
-	defs := brokerOnlyDefs()
+	defs := append(brokerOnlyDefs(), securityDefs()...)
 	seen := map[string]bool{}
 	for _, d := range defs {
 		seen[d.Name] = true
@@ -224,6 +224,13 @@ func (b *Broker) put(k, v string) error {
 		k = "data.dir"
 	}
 	v = strings.TrimSpace(v)
+	if strings.HasPrefix(k, listenerPrefix) {
+		if err := b.validateListenerKey(k, v); err != nil {
+			return err
+		}
+		b.set[k] = v
+		return nil
+	}
 	if err := b.reg.Validate(k, v); err != nil {
 		return err
 	}

@@ -60,6 +60,11 @@ type ConnInfo struct {
 	ID         uint64
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// Listener is the listener the connection came on; nil means a
+	// PLAINTEXT one (see auth.go).
+	Listener *Listener
+
+	auth connAuth
 }
 
 // Responder completes one request. Exactly one of its methods must be called,

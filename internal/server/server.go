@@ -200,8 +200,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Ready:              ready,
 	})
 	s.net = network.New(network.Config{
-		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),
-		Logger:         logger.With("component", "network"),
+		MaxRequestSize:        int32(cfg.Int64("socket.request.max.bytes")),
+		SASLMaxReceiveSize:    int32(cfg.Int64("sasl.server.max.receive.size")),
+		QueuedMaxRequestBytes: cfg.Int64("queued.max.request.bytes"),
+		Logger:                logger.With("component", "network"),
 	}, s.broker)
 
 	if single {
