@@ -136,6 +136,17 @@ type RegisterBrokerRecord struct {
 	Fenced bool `json:"fenced,omitempty"`
 	// Incarnation identifies the broker process that registered.
 	Incarnation UUID `json:"incarnation"`
+	// Listeners are every client listener of the broker (Host and Port
+	// are the inter-broker one's); absent in older logs.
+	Listeners []ListenerEndpoint `json:"listeners,omitempty"`
+}
+
+// ListenerEndpoint is one advertised listener of a broker.
+type ListenerEndpoint struct {
+	Name             string `json:"name"`
+	Host             string `json:"host"`
+	Port             int32  `json:"port"`
+	SecurityProtocol string `json:"security_protocol"`
 }
 
 // FenceBrokerRecord fences (Fenced) or unfences a registered broker. A

@@ -272,7 +272,7 @@ func (c *clusterController) register(r controller.BrokerRegistration, clusterID 
 	req.SetVersion(3)
 	req.BrokerID, req.ClusterID, req.IncarnationID, req.Rack = r.NodeID, clusterID, r.Incarnation, r.Rack
 	req.PreviousBrokerEpoch = r.PreviousBrokerEpoch
-	req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: r.Host, Port: uint16(r.Port)}}
+	req.Listeners = registrationRequestListeners(r)
 	resp, err := c.forward(req)
 	if err != nil {
 		return -1, err

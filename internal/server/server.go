@@ -58,7 +58,8 @@ type Server struct {
 	groupLoads *groupLoader
 	broker     *broker.Broker
 	net        *network.Server
-	ln         net.Listener
+	ln         net.Listener     // the inter-broker listener's socket (lns[0])
+	lns        []*boundListener // every client listener (listeners.go)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -131,11 +132,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 
-	s.ln, err = net.Listen("tcp", cfg.Listen())
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen(), err)
-	}
-	host, port, err := advertised(cfg, s.ln.Addr())
+	host, port, endpoints, err := s.openClientListeners(logger)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +176,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			}
 		}}
 	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
-		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
+		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Listeners: endpoints, Rack: rack, PreviousBrokerEpoch: prevEpoch},
 		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
 	lc.rebalanceEvery = time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second
 	s.life = lc
@@ -239,8 +236,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.serveErr <- s.net.Serve(s.ln)
+		s.serveErr <- s.net.ServeListener(s.ln, s.lns[0].net)
 	}()
+	s.serveExtraListeners()
 	s.log.Info("strata started", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
 		"data_dir", dir, "node_id", nodeID, "roles", cfg.String("process.roles"), "cluster_id", clusterID, "voters", len(voters),
 		"fsync", cfg.String("log.fsync"))
@@ -281,7 +279,7 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		StateMachine:  s.ctrl,
 	}
 	if len(voters) > 1 {
-		addr := cfg.String("controller.listen")
+		addr := controllerListenAddr(cfg)
 		if addr == "" {
 			addr = voters[cfg.NodeID()]
 		}
@@ -429,8 +427,10 @@ func (s *Server) controlledShutdown(epoch int64) {
 // records a clean shutdown for the next start (cleanshutdown.go).
 func (s *Server) closeStorage(epoch int64) error {
 	var errs []error
-	if s.ln != nil && s.net == nil {
-		s.ln.Close()
+	if s.net == nil {
+		for _, l := range s.lns {
+			l.ln.Close()
+		}
 	}
 	if s.parts != nil {
 		err := s.parts.Close()
@@ -530,28 +530,6 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// advertised returns the host and port clients should connect to: the
-// advertised address if set, else the bound address (an unspecified host
-// becomes localhost; port 0 becomes the bound port).
-func advertised(cfg *config.Broker, bound net.Addr) (string, int32, error) {
-	addr := cfg.Advertised()
-	host, port, err := broker.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, fmt.Errorf("advertised address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	if port == 0 {
-		_, bp, err := broker.SplitHostPort(bound.String())
-		if err != nil {
-			return "", 0, err
-		}
-		port = bp
-	}
-	return strings.Trim(host, "[]"), port, nil
 }
 
 // cleanerConfig maps Kafka's log.cleaner.* broker settings to the cleaner's.
