@@ -2,10 +2,16 @@ package network
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/security"
+	"github.com/stratalog/strata/internal/security/certtest"
 )
 
 func TestMemPoolAdmitsWhileAnyBudgetIsLeft(t *testing.T) {
@@ -155,5 +161,65 @@ func TestSASLListenerLimitsRequestsBeforeAuthentication(t *testing.T) {
 	}
 	if got, err := readResp(c); err != nil || string(got) != "User:ANONYMOUS" {
 		t.Fatalf("PLAINTEXT listener answered %q, %v", got, err)
+	}
+}
+
+// TestTLSListenerPrincipalFromClientCertificate: an SSL listener
+// authenticates a connection as its certificate's subject, mapped by the
+// listener's rules; a mapping that fails closes the connection.
+func TestTLSListenerPrincipalFromClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "ca")
+	srvLeaf := ca.Issue(t, pkix.Name{CommonName: "broker"})
+	src, err := security.NewTLSSource(security.TLSOptions{
+		KeystoreLocation:       certtest.Write(t, dir, "ks.pem", srvLeaf.Keystore()),
+		TruststoreCertificates: string(ca.CertPEM),
+		ClientAuth:             "requested",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := src.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := security.ParsePrincipalMappingRules("RULE:^CN=(.*?),O=Strata$/$1/L")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlerFunc(func(_ context.Context, req *Request, r Responder) {
+		r.Respond(&Response{Chunks: []Chunk{{Bytes: []byte(req.Conn.Principal().String())}}})
+	})
+	_, addr := startListener(t, Config{}, Listener{Name: "SSL", Protocol: ProtocolSSL, TLS: sc,
+		CertPrincipal: func(c *x509.Certificate) (string, error) { return mapper.Map(c.Subject.ToRDNSequence().String()) }}, h)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	ask := func(subject *pkix.Name) (string, error) {
+		cfg := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+		if subject != nil {
+			leaf := ca.Issue(t, *subject)
+			cert, _ := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(frame(1, nil)); err != nil {
+			return "", err
+		}
+		b, err := readResp(c)
+		return string(b), err
+	}
+	if got, err := ask(&pkix.Name{CommonName: "Alice", Organization: []string{"Strata"}}); err != nil || got != "User:alice" {
+		t.Fatalf("mapped principal %q, %v; want User:alice", got, err)
+	}
+	if got, err := ask(nil); err != nil || got != "User:ANONYMOUS" {
+		t.Fatalf("without a certificate %q, %v; want User:ANONYMOUS", got, err)
+	}
+	if got, err := ask(&pkix.Name{CommonName: "bob", Organization: []string{"Other"}}); err == nil {
+		t.Fatalf("a subject no rule maps was served as %q", got)
 	}
 }

@@ -275,8 +275,11 @@ func (s *Server) openClientListeners(logger *slog.Logger) (string, int32, []meta
 	if err != nil {
 		return "", 0, nil, err
 	}
-	s.lns, err = openListeners(r, s.networkListener)
+	s.lns, err = openListeners(r, func(spec listenerSpec) (network.Listener, error) { return s.networkListener(spec, logger) })
 	if err != nil {
+		return "", 0, nil, err
+	}
+	if err := s.setInterBrokerDial(r.inter(), logger); err != nil {
 		return "", 0, nil, err
 	}
 	s.ln = s.lns[0].ln
@@ -305,11 +308,6 @@ func (s *Server) serveExtraListeners() {
 			}
 		}()
 	}
-}
-
-// networkListener describes a listener to the network layer.
-func (s *Server) networkListener(spec listenerSpec) (network.Listener, error) {
-	return network.Listener{Name: spec.Name, Protocol: spec.Protocol}, nil
 }
 
 // ListenerAddr returns the bound address of the named client listener.

@@ -60,6 +60,7 @@ type Server struct {
 	net        *network.Server
 	ln         net.Listener     // the inter-broker listener's socket (lns[0])
 	lns        []*boundListener // every client listener (listeners.go)
+	sec        listenerSecurity // TLS and SASL of the listeners (security.go)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -150,6 +151,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			PartitionMaxByte: int32(cfg.Int64("replica.fetch.max.bytes")),
 			ResponseMaxBytes: int32(cfg.Int64("replica.fetch.response.max.bytes")),
 			Backoff:          ms("replica.fetch.backoff.ms"),
+			Dial:             s.sec.interBrokerDial,
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: isrChannel{s},
@@ -162,7 +164,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	// while it catches up.
 	s.ctrl.Subscribe(s.parts.Publish)
 
-	s.rpc = kclient.New(forwardTimeout)
+	s.rpc = kclient.NewWithDial(forwardTimeout, s.sec.interBrokerDial)
 	var rack *string
 	if r := cfg.String("broker.rack"); r != "" {
 		rack = &r
