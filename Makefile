@@ -8,7 +8,7 @@ RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replicatio
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -76,6 +76,10 @@ bench: build
 ## bench-replication: rf=1 vs rf=3 acks=all on 3 local brokers, kfake beside (see BENCHMARKS.md)
 bench-replication: build
 	scripts/bench-replication.sh
+
+## docs: regenerate docs/configuration.md from the broker's key registry
+docs:
+	$(GO) run ./cmd/strata config list --markdown > docs/configuration.md
 
 clean:
 	rm -rf bin

@@ -74,6 +74,9 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 			if err != nil {
 				return err
 			}
+			if w := cfg.Warnings(); len(w) > 0 {
+				logger.Warn("ignoring Kafka settings that mean nothing in Strata", "settings", strings.Join(w, "; "))
+			}
 			if debugAddr != "" {
 				if err := startDebugServer(debugAddr, logger); err != nil {
 					return err
