@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
+	"github.com/stratalog/strata/internal/security"
 )
 
 // Controller is what the broker needs from the metadata controller.
@@ -49,6 +51,9 @@ type Controller interface {
 	QuorumState() controller.QuorumState
 	// IsActive reports whether this node is the active controller.
 	IsActive() bool
+	// AlterUserScramCredentials changes SCRAM users
+	// (user_scram_credentials.go); results by user name.
+	AlterUserScramCredentials(dels []controller.ScramDeletion, ups []controller.ScramUpsertion) map[string]error
 }
 
 // Partitions is what the broker needs from the partition manager.
@@ -104,6 +109,23 @@ type Options struct {
 	// EnsureOffsetsTopic, if set, starts creating __consumer_offsets when
 	// FindCoordinator finds it missing; it must not block.
 	EnsureOffsetsTopic func()
+	// SASL configures SaslHandshake and SaslAuthenticate.
+	SASL SASLOptions
+}
+
+// SASLOptions configure SASL authentication on SASL listeners.
+type SASLOptions struct {
+	// Mechanisms are the enabled mechanisms (sasl.enabled.mechanisms).
+	Mechanisms []string
+	// PlainUsers returns the PLAIN users of a listener; nil: none.
+	PlainUsers func(listener string) *security.PlainUsers
+	// ReauthAfter is connections.max.reauth.ms; zero: sessions never
+	// expire.
+	ReauthAfter time.Duration
+	// FailureDelay is connection.failed.authentication.delay.ms.
+	FailureDelay time.Duration
+	// AfterFunc runs f after d (nil: time.AfterFunc); tests inject it.
+	AfterFunc func(d time.Duration, f func())
 }
 
 // Broker is the network.Handler that serves Kafka requests.
@@ -115,6 +137,8 @@ type Broker struct {
 	auto     autoCreator
 	// shutdown is closed when the broker stops: long polls return early.
 	shutdown chan struct{}
+	// saslFakeKey keys the fake SCRAM salts of users that do not exist.
+	saslFakeKey []byte
 }
 
 // New returns a broker.
@@ -130,6 +154,8 @@ func New(opts Options) *Broker {
 		log:      opts.Logger.With("component", "broker"),
 		shutdown: make(chan struct{}),
 	}
+	b.saslFakeKey = make([]byte, 32)
+	_, _ = rand.Read(b.saslFakeKey)
 	b.pids = &producerIDs{alloc: opts.Controller.AllocateProducerIDs}
 	b.handlers = b.register()
 	return b
@@ -151,7 +177,13 @@ type request struct {
 }
 
 // respond encodes resp with the request's version and queues it.
-func (r *request) respond(resp kmsg.Response) {
+func (r *request) respond(resp kmsg.Response) { r.respondWith(resp, false) }
+
+// respondClose is respond, then the connection closes once the response
+// is written.
+func (r *request) respondClose(resp kmsg.Response) { r.respondWith(resp, true) }
+
+func (r *request) respondWith(resp kmsg.Response, closeAfter bool) {
 	resp.SetVersion(r.version)
 	buf := make([]byte, 4, 256)
 	binary.BigEndian.PutUint32(buf, uint32(r.corrID))
@@ -161,7 +193,7 @@ func (r *request) respond(resp kmsg.Response) {
 		buf = append(buf, 0)
 	}
 	buf = resp.AppendTo(buf)
-	r.resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: buf}}})
+	r.resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: buf}}, CloseAfter: closeAfter})
 }
 
 var errHeader = errors.New("malformed request header")

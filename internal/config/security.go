@@ -21,6 +21,7 @@ func securityDefs() []Def {
 		{Name: "sasl.mechanism.inter.broker.protocol", Type: TypeString, Default: "PLAIN", Check: oneOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), Doc: "mechanism brokers use with each other on a SASL inter-broker listener"},
 		{Name: "sasl.plain.users", Type: TypeString, Default: "", Doc: "file of user=password lines for SASL/PLAIN (alternative to a JAAS config with user_<name>=\"<password>\" options)"},
 		{Name: "sasl.jaas.config", Type: TypeString, Default: "", Sensitive: true, Doc: "JAAS login module line; for PLAIN, user_<name>=\"<password>\" options list the users, username/password the broker's own credentials"},
+		{Name: "connection.failed.authentication.delay.ms", Type: TypeInt, Default: "100", Check: atLeast(0), Doc: "a failed authentication is answered, and its connection closed, after this long"},
 		{Name: "connections.max.reauth.ms", Type: TypeLong, Default: "0", Check: atLeast(0), Doc: "KIP-368: a SASL session lasts at most this long before the client must re-authenticate; 0: forever"},
 		{Name: "ssl.keystore.type", Type: TypeString, Default: "PEM", Check: oneOf("PEM"), Doc: "only PEM (Kafka 2.7+ PEM keys)"},
 		{Name: "ssl.keystore.location", Type: TypeString, Default: "", Doc: "PEM file with the private key and the certificate chain; reloaded when it changes"},

@@ -20,6 +20,8 @@ type Image struct {
 	// requests, by node id.
 	Controllers    map[int32]Endpoint
 	NextProducerID int64
+	// ScramCredentials are the SCRAM users (security.go).
+	ScramCredentials map[ScramKey]ScramCredential
 }
 
 // Endpoint is a host and port.
@@ -160,7 +162,7 @@ func (im *Image) SortedConfigResources() []ConfigResource {
 func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 	next := *im
 	next.Offset = offset
-	var copiedTopics, copiedConfigs, copiedBrokers bool
+	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram bool
 	cowTopics := func() {
 		if !copiedTopics {
 			next.Topics = maps.Clone(im.Topics)
@@ -260,6 +262,15 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 			nb := *b
 			nb.Fenced = r.Fenced
 			next.Brokers[r.NodeID] = &nb
+		case *UserScramCredentialRecord, *RemoveUserScramCredentialRecord:
+			if !copiedScram {
+				next.ScramCredentials = maps.Clone(im.ScramCredentials)
+				if next.ScramCredentials == nil {
+					next.ScramCredentials = map[ScramKey]ScramCredential{}
+				}
+				copiedScram = true
+			}
+			applyScram(next.ScramCredentials, r)
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
 		}

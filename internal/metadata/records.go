@@ -62,6 +62,9 @@ const (
 	TypeClusterID      RecordType = 7
 	TypeFenceBroker    RecordType = 8
 	TypeController     RecordType = 9
+	// SCRAM credentials (security.go).
+	TypeUserScramCredential       RecordType = 10
+	TypeRemoveUserScramCredential RecordType = 11
 )
 
 // Record is one metadata record.
@@ -230,6 +233,10 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(FenceBrokerRecord)
 	case TypeController:
 		r = new(RegisterControllerRecord)
+	case TypeUserScramCredential:
+		r = new(UserScramCredentialRecord)
+	case TypeRemoveUserScramCredential:
+		r = new(RemoveUserScramCredentialRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

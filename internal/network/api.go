@@ -30,6 +30,9 @@ func (c Chunk) Size() int64 {
 type Response struct {
 	Chunks  []Chunk
 	Release func()
+	// CloseAfter closes the connection once the response is written (a
+	// failed authentication: the client is told why, then dropped).
+	CloseAfter bool
 }
 
 // Request is one framed request. Data is the whole request after the size

@@ -40,7 +40,22 @@ type Session struct {
 type connAuth struct {
 	session atomic.Pointer[Session]
 	tls     atomic.Pointer[tls.ConnectionState]
+	handler atomic.Pointer[handlerState]
 }
+
+type handlerState struct{ v any }
+
+// HandlerState returns what the handler stored for this connection with
+// SetHandlerState (the SASL exchange in progress), nil if nothing.
+func (c *ConnInfo) HandlerState() any {
+	if h := c.auth.handler.Load(); h != nil {
+		return h.v
+	}
+	return nil
+}
+
+// SetHandlerState stores the handler's own per-connection state.
+func (c *ConnInfo) SetHandlerState(v any) { c.auth.handler.Store(&handlerState{v}) }
 
 // Session returns the connection's authenticated session, or nil before
 // authentication. A ConnInfo without a Listener (tests, in-process

@@ -331,8 +331,16 @@ func (c *conn) writeAll() error {
 		}
 		switch s.kind {
 		case kindRespond:
+			closeAfter := s.resp != nil && s.resp.CloseAfter
 			if err := c.w.add(s.resp); err != nil {
 				return err
+			}
+			if closeAfter {
+				if err := c.w.flush(); err != nil {
+					return err
+				}
+				c.log.Info("closing connection after its response", "listener", c.info.ListenerName())
+				return nil
 			}
 		case kindNoResponse:
 		case kindClose:

@@ -4,12 +4,22 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/security"
@@ -130,10 +140,156 @@ func (s *Server) setInterBrokerDial(spec listenerSpec, logger *slog.Logger) erro
 }
 
 // interBrokerSASL returns how to authenticate on the inter-broker
-// listener, nil when it is not a SASL listener.
+// listener, nil when it is not a SASL listener: with
+// sasl.mechanism.inter.broker.protocol and the username and password of
+// that mechanism's JAAS config for the listener, as Kafka's brokers do.
 func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c net.Conn) error, error) {
 	if spec.Protocol != network.ProtocolSASLPlaintext && spec.Protocol != network.ProtocolSASLSSL {
 		return nil, nil
 	}
-	return nil, fmt.Errorf("inter-broker listener %s uses SASL, which the inter-broker client cannot do yet", spec.Name)
+	mechName := s.cfg.String("sasl.mechanism.inter.broker.protocol")
+	jaas := s.cfg.ListenerJAAS(spec.Name, mechName)
+	opts, err := security.ParseJAAS(jaas)
+	if err != nil {
+		return nil, err
+	}
+	user, pass := opts["username"], opts["password"]
+	if user == "" || pass == "" {
+		return nil, fmt.Errorf("inter-broker listener %s uses SASL: set username and password in listener.name.%s.%s.sasl.jaas.config (or sasl.jaas.config)",
+			spec.Name, strings.ToLower(spec.Name), strings.ToLower(mechName))
+	}
+	var mech sasl.Mechanism
+	switch mechName {
+	case security.MechPlain:
+		mech = plain.Auth{User: user, Pass: pass}.AsMechanism()
+	case security.MechScramSHA256:
+		mech = scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()
+	case security.MechScramSHA512:
+		mech = scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()
+	default:
+		return nil, fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not supported", mechName)
+	}
+	return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+}
+
+// saslClient authenticates a fresh connection: SaslHandshake v1, then
+// SaslAuthenticate v2 until the mechanism is done.
+func saslClient(ctx context.Context, c net.Conn, mech sasl.Mechanism) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+		defer c.SetDeadline(time.Time{})
+	}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = mech.Name()
+	resp, err := rawRoundTrip(c, 1, hs)
+	if err != nil {
+		return err
+	}
+	if code := resp.(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
+		return fmt.Errorf("SaslHandshake %s: %w", mech.Name(), kerr.ErrorForCode(code))
+	}
+	sess, msg, err := mech.Authenticate(ctx, c.RemoteAddr().String())
+	if err != nil {
+		return err
+	}
+	for corr := int32(2); ; corr++ {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.SetVersion(2)
+		req.SASLAuthBytes = msg
+		resp, err := rawRoundTrip(c, corr, req)
+		if err != nil {
+			return err
+		}
+		ar := resp.(*kmsg.SASLAuthenticateResponse)
+		if ar.ErrorCode != 0 {
+			detail := ""
+			if ar.ErrorMessage != nil {
+				detail = *ar.ErrorMessage
+			}
+			return fmt.Errorf("SaslAuthenticate: %w: %s", kerr.ErrorForCode(ar.ErrorCode), detail)
+		}
+		done, next, err := sess.Challenge(ar.SASLAuthBytes)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		msg = next
+	}
+}
+
+// rawRoundTrip writes one request on c and reads its response.
+func rawRoundTrip(c net.Conn, corr int32, req kmsg.Request) (kmsg.Response, error) {
+	buf := make([]byte, 4, 64)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(corr))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len("strata-broker")))
+	buf = append(buf, "strata-broker"...)
+	if req.IsFlexible() {
+		buf = append(buf, 0)
+	}
+	buf = req.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := c.Write(buf); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n < 4 || n > 1<<20 {
+		return nil, fmt.Errorf("%s response of %d bytes", kmsg.NameForKey(req.Key()), n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c, body); err != nil {
+		return nil, err
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+		return nil, fmt.Errorf("response for correlation id %d, want %d", got, corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() {
+		if len(body) == 0 {
+			return nil, errors.New("truncated response header")
+		}
+		body = body[1:]
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}
+
+// saslOptions are the broker's SASL settings; PLAIN users are loaded
+// once per SASL listener at start.
+func (s *Server) saslOptions() (broker.SASLOptions, error) {
+	cfg := s.cfg
+	opts := broker.SASLOptions{
+		ReauthAfter:  time.Duration(cfg.Int64("connections.max.reauth.ms")) * time.Millisecond,
+		FailureDelay: time.Duration(cfg.Int64("connection.failed.authentication.delay.ms")) * time.Millisecond,
+	}
+	for _, m := range strings.Split(cfg.String("sasl.enabled.mechanisms"), ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			opts.Mechanisms = append(opts.Mechanisms, m)
+		}
+	}
+	users := map[string]*security.PlainUsers{}
+	for _, l := range s.lns {
+		if !l.net.UsesSASL() {
+			continue
+		}
+		u, err := security.NewPlainUsers(cfg.ListenerJAAS(l.spec.Name, security.MechPlain), cfg.ListenerString(l.spec.Name, "sasl.plain.users"))
+		if err != nil {
+			return opts, fmt.Errorf("listener %s: %w", l.spec.Name, err)
+		}
+		users[l.spec.Name] = u
+	}
+	opts.PlainUsers = func(listener string) *security.PlainUsers { return users[listener] }
+	return opts, nil
 }

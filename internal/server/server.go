@@ -187,7 +187,12 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if s.roles.broker {
 		ready = lc.isReady
 	}
+	saslOpts, err := s.saslOptions()
+	if err != nil {
+		return nil, err
+	}
 	s.broker = broker.New(broker.Options{
+		SASL:               saslOpts,
 		NodeID:             nodeID,
 		Static:             cfg,
 		Controller:         s.cc,

@@ -1,0 +1,141 @@
+package broker
+
+// SaslAuthenticate (v0..2): one step of the SASL exchange whose mechanism
+// SaslHandshake chose. When the exchange completes the connection is
+// authenticated as the mechanism's user (network.ConnInfo.SetSession,
+// where an authorizer reads the principal). With
+// connections.max.reauth.ms the session lasts that long (v1+ tell the
+// client, SessionLifetimeMs) and the client re-authenticates on the same
+// connection (KIP-368) with the same mechanism and as the same user.
+//
+// A failed exchange is answered SASL_AUTHENTICATION_FAILED (or
+// ILLEGAL_SASL_STATE for a malformed message) after
+// connection.failed.authentication.delay.ms, and the connection is closed
+// once the answer is written. The message is the same for a user that
+// does not exist and a wrong password.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/security"
+)
+
+// saslState is a connection's SASL progress (network.ConnInfo's handler
+// state). Requests of one connection are served in order on its reader,
+// so it needs no lock.
+type saslState struct {
+	mechanism string
+	exchange  security.ServerExchange
+	failed    bool
+}
+
+func saslStateOf(c *network.ConnInfo) *saslState {
+	if st, ok := c.HandlerState().(*saslState); ok {
+		return st
+	}
+	st := &saslState{}
+	c.SetHandlerState(st)
+	return st
+}
+
+var errSASLFailedBefore = errors.New("SASL request after a failed authentication")
+
+func (b *Broker) handleSaslAuthenticate(_ context.Context, r *request) {
+	req := r.body.(*kmsg.SASLAuthenticateRequest)
+	resp := kmsg.NewPtrSASLAuthenticateResponse()
+	st := saslStateOf(r.conn)
+	if st.failed {
+		r.resp.CloseConn(errSASLFailedBefore)
+		return
+	}
+	if !r.conn.RequiresSASL() || st.mechanism == "" {
+		b.saslFail(r, resp, kerr.IllegalSaslState, "SaslAuthenticate before SaslHandshake", nil)
+		return
+	}
+	if st.exchange == nil {
+		ex, err := b.newExchange(st.mechanism, r.conn.ListenerName())
+		if err != nil {
+			b.saslFail(r, resp, kerr.IllegalSaslState, err.Error(), err)
+			return
+		}
+		st.exchange = ex
+	}
+	challenge, done, err := st.exchange.Step(req.SASLAuthBytes)
+	if err != nil {
+		code, msg := kerr.SaslAuthenticationFailed, security.ErrAuthentication.Error()
+		if errors.Is(err, security.ErrIllegalState) {
+			code, msg = kerr.IllegalSaslState, err.Error()
+		}
+		b.saslFail(r, resp, code, msg, err)
+		return
+	}
+	resp.SASLAuthBytes = challenge
+	if !done {
+		r.respond(resp)
+		return
+	}
+	user := st.exchange.Principal()
+	mech := st.mechanism
+	st.exchange, st.mechanism = nil, ""
+	principal := network.Principal{Type: "User", Name: user}
+	if prev := r.conn.Session(); prev != nil && r.conn.RequiresSASL() && prev.Principal != principal && prev.Mechanism != "" {
+		b.saslFail(r, resp, kerr.SaslAuthenticationFailed, "re-authentication as another user ("+prev.Principal.String()+" before)", nil)
+		return
+	}
+	sess := network.Session{Principal: principal, Mechanism: mech}
+	if d := b.opts.SASL.ReauthAfter; d > 0 {
+		sess.Expires = b.opts.Now().Add(d)
+		resp.SessionLifetimeMillis = d.Milliseconds()
+	}
+	r.conn.SetSession(sess)
+	b.log.Debug("SASL authenticated", "principal", principal.String(), "mechanism", mech, "remote", r.conn.RemoteAddr, "listener", r.conn.ListenerName())
+	r.respond(resp)
+}
+
+// newExchange starts the server side of mechanism on listener.
+func (b *Broker) newExchange(mechanism, listener string) (security.ServerExchange, error) {
+	switch mechanism {
+	case security.MechPlain:
+		var users *security.PlainUsers
+		if b.opts.SASL.PlainUsers != nil {
+			users = b.opts.SASL.PlainUsers(listener)
+		}
+		if users == nil {
+			users, _ = security.NewPlainUsers("", "")
+		}
+		return security.NewPlainServer(users), nil
+	case security.MechScramSHA256, security.MechScramSHA512:
+		lookup := func(user string) (security.ScramCredential, bool) {
+			c, ok := b.image().ScramCredentials[scramKey(user, mechanism)]
+			return security.ScramCredential{Salt: c.Salt, StoredKey: c.StoredKey, ServerKey: c.ServerKey, Iterations: int(c.Iterations)}, ok
+		}
+		return security.NewScramServer(mechanism, lookup, b.saslFakeKey, nil)
+	}
+	return nil, errors.New("mechanism " + mechanism + " has no server")
+}
+
+// saslFail answers a failed exchange after the failure delay and closes
+// the connection once the answer is written.
+func (b *Broker) saslFail(r *request, resp *kmsg.SASLAuthenticateResponse, code *kerr.Error, msg string, cause error) {
+	st := saslStateOf(r.conn)
+	st.failed, st.exchange = true, nil
+	resp.ErrorCode, resp.ErrorMessage = code.Code, &msg
+	b.log.Info("SASL authentication failed", "remote", r.conn.RemoteAddr, "listener", r.conn.ListenerName(), "error", code.Message, "detail", cause)
+	resp.SetVersion(r.version)
+	answer := func() { r.respondClose(resp) }
+	if d := b.opts.SASL.FailureDelay; d > 0 {
+		after := b.opts.SASL.AfterFunc
+		if after == nil {
+			after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+		}
+		after(d, answer)
+		return
+	}
+	answer()
+}
