@@ -255,8 +255,15 @@ func (p Problems) Error() string {
 // Unwrap lets errors.Is see each problem.
 func (p Problems) Unwrap() []error { return p }
 
-// clientEnv are STRATA_* variables that belong to the command-line client.
-var clientEnv = map[string]bool{"STRATA_BROKERS": true}
+// clientEnv are STRATA_* variables that belong to the command-line client
+// (its connection and security flags) or to the test harness (STRATA_BIN,
+// the binary the process-level suites run).
+var clientEnv = map[string]bool{
+	"STRATA_BROKERS": true,
+	"STRATA_TLS":     true, "STRATA_TLS_CA": true, "STRATA_TLS_CERT": true, "STRATA_TLS_KEY": true,
+	"STRATA_SASL_MECHANISM": true, "STRATA_USER": true, "STRATA_PASSWORD": true, "STRATA_NEW_PASSWORD": true,
+	"STRATA_BIN": true,
+}
 
 // Warnings lists the Kafka keys that were set and mean nothing in Strata,
 // with the reason, sorted: the broker logs them once at start.

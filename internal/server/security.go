@@ -22,6 +22,7 @@ import (
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/quorum"
 	"github.com/stratalog/strata/internal/security"
 )
 
@@ -292,4 +293,57 @@ func (s *Server) saslOptions() (broker.SASLOptions, error) {
 	}
 	opts.PlainUsers = func(listener string) *security.PlainUsers { return users[listener] }
 	return opts, nil
+}
+
+// quorumTLS secures the metadata quorum's transport when the controller
+// listener (controller.listener.names) is an SSL listener: its socket
+// runs TLS with the listener's keystore and ssl.client.auth, and nodes dial
+// voters over TLS with the same keystore as client certificate and the
+// listener's truststore. The quorum speaks its own protocol, not Kafka's,
+// so a SASL controller listener is refused.
+func (s *Server) quorumTLS(logger *slog.Logger) (wrap func(net.Listener) net.Listener, dial quorum.DialFunc, err error) {
+	wrap = func(ln net.Listener) net.Listener { return ln }
+	r, err := resolveListeners(s.cfg, osHostname)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, ok := r.controller()
+	if !ok {
+		return wrap, nil, nil
+	}
+	switch spec.Protocol {
+	case network.ProtocolPlaintext:
+		return wrap, nil, nil
+	case network.ProtocolSASLPlaintext, network.ProtocolSASLSSL:
+		return nil, nil, fmt.Errorf("controller listener %s: the metadata quorum does not speak SASL; map it to SSL or PLAINTEXT in listener.security.protocol.map", spec.Name)
+	}
+	src, err := s.tlsSource(spec.Name, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	serverCfg, err := src.ServerConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("controller listener %s: %w", spec.Name, err)
+	}
+	verifyHost := strings.EqualFold(s.cfg.ListenerString(spec.Name, "ssl.endpoint.identification.algorithm"), "https")
+	clientCfg := src.ClientConfig(verifyHost)
+	wrap = func(ln net.Listener) net.Listener { return tls.NewListener(ln, serverCfg) }
+	dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg := clientCfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS to voter %s: %w", addr, err)
+		}
+		return tc, nil
+	}
+	return wrap, dial, nil
 }

@@ -290,11 +290,15 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		if addr == "" {
 			addr = voters[cfg.NodeID()]
 		}
+		wrap, dial, err := s.quorumTLS(logger)
+		if err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("controller listener on %s: %w", addr, err)
 		}
-		qcfg.Listener = ln
+		qcfg.Listener, qcfg.Dial = wrap(ln), dial
 	}
 	q, err := quorum.New(qcfg)
 	if err != nil {
