@@ -265,6 +265,10 @@ func decodeBody(key, version int16, body []byte) (kmsg.Request, error) {
 
 // Serve implements network.Handler.
 func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Responder) {
+	if rawSASL(nr.Conn) {
+		b.serveRawSASL(nr, resp)
+		return
+	}
 	key, version, corrID, clientID, body, err := parseHeader(nr.Data)
 	if err != nil {
 		resp.CloseConn(err)

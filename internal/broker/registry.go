@@ -33,7 +33,7 @@ func (b *Broker) register() handlerTable {
 		1:  {min: 4, max: 18, fn: b.handleFetch},
 		2:  {min: 0, max: 10, fn: b.handleListOffsets},
 		3:  {min: 0, max: 13, fn: b.handleMetadata},
-		17: {min: 1, max: 1, fn: b.handleSaslHandshake},
+		17: {min: 0, max: 1, fn: b.handleSaslHandshake},
 		18: {min: 0, max: 4, fn: b.handleApiVersions},
 		19: {min: 0, max: 7, fn: b.handleCreateTopics, toController: true},
 		20: {min: 0, max: 6, fn: b.handleDeleteTopics, toController: true},

@@ -17,6 +17,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,6 +34,8 @@ type saslState struct {
 	mechanism string
 	exchange  security.ServerExchange
 	failed    bool
+	// raw: a v0 handshake; the next frames are bare SASL tokens.
+	raw bool
 }
 
 func saslStateOf(c *network.ConnInfo) *saslState {
@@ -138,4 +141,52 @@ func (b *Broker) saslFail(r *request, resp *kmsg.SASLAuthenticateResponse, code 
 		return
 	}
 	answer()
+}
+
+// rawSASL reports whether the connection's next frame is a bare SASL
+// token (after a SaslHandshake v0).
+func rawSASL(c *network.ConnInfo) bool {
+	st, ok := c.HandlerState().(*saslState)
+	return ok && st.raw
+}
+
+// serveRawSASL runs one step of a v0 exchange: the frame is the client's
+// token and the answer the server's, both without Kafka headers. A
+// failure closes the connection (v0 has no way to say why).
+func (b *Broker) serveRawSASL(nr *network.Request, resp network.Responder) {
+	st := saslStateOf(nr.Conn)
+	if st.exchange == nil {
+		ex, err := b.newExchange(st.mechanism, nr.Conn.ListenerName())
+		if err != nil {
+			resp.CloseConn(err)
+			return
+		}
+		st.exchange = ex
+	}
+	challenge, done, err := st.exchange.Step(nr.Data)
+	if err != nil {
+		st.failed, st.raw, st.exchange = true, false, nil
+		b.log.Info("SASL authentication failed", "remote", nr.Conn.RemoteAddr, "listener", nr.Conn.ListenerName(), "detail", err)
+		close := func() { resp.CloseConn(fmt.Errorf("SASL authentication failed (SaslHandshake v0): %w", err)) }
+		if d := b.opts.SASL.FailureDelay; d > 0 {
+			after := b.opts.SASL.AfterFunc
+			if after == nil {
+				after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+			}
+			after(d, close)
+			return
+		}
+		close()
+		return
+	}
+	if done {
+		st.raw = false
+		sess := network.Session{Principal: network.Principal{Type: "User", Name: st.exchange.Principal()}, Mechanism: st.mechanism}
+		if d := b.opts.SASL.ReauthAfter; d > 0 {
+			sess.Expires = b.opts.Now().Add(d)
+		}
+		st.exchange, st.mechanism = nil, ""
+		nr.Conn.SetSession(sess)
+	}
+	resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: append([]byte(nil), challenge...)}}})
 }

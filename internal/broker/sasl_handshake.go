@@ -1,9 +1,11 @@
 package broker
 
-// SaslHandshake (v1): the client names the SASL mechanism it will use;
-// SaslAuthenticate requests then carry the exchange (sasl_authenticate.go).
-// Version 0, whose exchange follows as raw frames outside the Kafka
-// protocol, is not offered: every maintained client uses v1.
+// SaslHandshake (v0..1): the client names the SASL mechanism it will use;
+// with v1, SaslAuthenticate requests then carry the exchange
+// (sasl_authenticate.go). After a v0 handshake the exchange follows as raw
+// size-prefixed tokens outside the Kafka protocol (serveRawSASL); a failure
+// there closes the connection, as Kafka does. librdkafka only enables SASL
+// when v0 is advertised, though it then uses v1.
 //
 // On a listener without SASL the request is answered ILLEGAL_SASL_STATE.
 // A mechanism that is not enabled (sasl.enabled.mechanisms) gets
@@ -42,6 +44,7 @@ func (b *Broker) handleSaslHandshake(_ context.Context, r *request) {
 			break
 		}
 		st.mechanism = req.Mechanism
+		st.raw = r.version == 0
 	}
 	r.respond(resp)
 }

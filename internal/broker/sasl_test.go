@@ -188,3 +188,49 @@ func TestSASLFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestSASLHandshakeV0RawTokens: after a v0 handshake the exchange runs as
+// bare tokens; a failure closes the connection.
+func TestSASLHandshakeV0RawTokens(t *testing.T) {
+	h := newSASLHarness(t)
+	raw := func(c *network.ConnInfo, token string) *recorder {
+		rec := newRecorder()
+		h.b.Serve(context.Background(), &network.Request{Conn: c, Data: []byte(token)}, rec)
+		for len(h.delayed) > 0 {
+			f := h.delayed[0]
+			h.delayed = h.delayed[1:]
+			f()
+		}
+		<-rec.done
+		return rec
+	}
+	v0 := func(c *network.ConnInfo) {
+		req := kmsg.NewPtrSASLHandshakeRequest()
+		req.SetVersion(0)
+		req.Mechanism = "PLAIN"
+		if rec := serveOn(t, h.b, c, req); rec.closed != nil || decodeResp(t, rec, req).(*kmsg.SASLHandshakeResponse).ErrorCode != 0 {
+			t.Fatalf("v0 handshake: %+v", rec)
+		}
+	}
+	c := h.conn(network.ProtocolSASLPlaintext)
+	v0(c)
+	rec := raw(c, "\x00alice\x00alice-pw")
+	if rec.closed != nil || rec.resp == nil || len(rec.resp.Chunks) != 1 || len(rec.resp.Chunks[0].Bytes) != 0 {
+		t.Fatalf("raw PLAIN token: %+v", rec)
+	}
+	if c.Principal().String() != "User:alice" {
+		t.Fatalf("principal %s", c.Principal())
+	}
+	// Back to Kafka requests.
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(12)
+	if rec := serveOn(t, h.b, c, meta); rec.closed != nil {
+		t.Fatalf("Metadata after a v0 exchange: %v", rec.closed)
+	}
+
+	c = h.conn(network.ProtocolSASLPlaintext)
+	v0(c)
+	if rec := raw(c, "\x00alice\x00nope"); rec.closed == nil {
+		t.Fatal("a failed raw exchange left the connection open")
+	}
+}

@@ -78,9 +78,12 @@ func TestScramFinalMessageChecks(t *testing.T) {
 		// The client's own nonce only, the server's part dropped: the
 		// vulnerable servers accepted a final message whose nonce they
 		// never checked.
-		"client nonce only":       "c=biws,r=rOprNGfwEbeRWgbNEkqO" + proof,
-		"server nonce altered":    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k1" + proof,
-		"nonce extended":          "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0x" + proof,
+		"client nonce only":    "c=biws,r=rOprNGfwEbeRWgbNEkqO" + proof,
+		"server nonce altered": "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k1" + proof,
+		"nonce extended":       "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0x" + proof,
+		// Kafka 3.9's endsWith accepted any prefix; only librdkafka's
+		// (the client nonce once more) is accepted here.
+		"arbitrary prefix":        "c=biws,r=xyzrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" + proof,
 		"channel binding of y,,":  "c=eSws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" + proof,
 		"no channel binding":      "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" + proof,
 		"no proof":                "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
@@ -261,4 +264,30 @@ func FuzzPlain(f *testing.F) {
 func FuzzParseJAAS(f *testing.F) {
 	f.Add(`org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="b\"c" user_a="b";`)
 	f.Fuzz(func(t *testing.T, s string) { _, _ = ParseJAAS(s) })
+}
+
+// TestScramLibrdkafkaNonce: librdkafka before 2.6.1 sends the client nonce
+// followed by the server-first nonce; with a proof computed over that
+// message, the exchange succeeds.
+func TestScramLibrdkafkaNonce(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	salted := SaltPassword(sha256.New, "pw", salt, 4096)
+	cred := CredentialFromSalted(sha256.New, salted, salt, 4096)
+	s := newScramServer(sha256.New, func(string) (ScramCredential, bool) { return cred, true }, nil, func() string { return "SRV" })
+	first, _, err := s.Step([]byte("n,,n=u,r=CLI"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutProof := "c=biws,r=CLICLISRV"
+	auth := []byte("n=u,r=CLI," + string(first) + "," + withoutProof)
+	clientKey := hmacSum(sha256.New, salted, []byte("Client Key"))
+	sig := hmacSum(sha256.New, hashSum(sha256.New, clientKey), auth)
+	proof := make([]byte, len(sig))
+	for i := range sig {
+		proof[i] = clientKey[i] ^ sig[i]
+	}
+	final := withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)
+	if _, done, err := s.Step([]byte(final)); err != nil || !done {
+		t.Fatalf("librdkafka's final message: %v", err)
+	}
 }

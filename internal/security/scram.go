@@ -335,7 +335,7 @@ func (s *scramServer) final(msg string) ([]byte, error) {
 	}
 	// CVE-2024-56128: the nonce must be the one the server sent, and the
 	// channel binding the first message's gs2 header.
-	if subtle.ConstantTimeCompare([]byte(cf.Nonce), []byte(s.fullNonce)) != 1 {
+	if !s.nonceMatches(cf.Nonce) {
 		return nil, illegal("the client's final nonce is not the server's")
 	}
 	if cf.ChannelBinding != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
@@ -356,4 +356,19 @@ func (s *scramServer) final(msg string) ([]byte, error) {
 	}
 	s.principal = s.user
 	return []byte("v=" + base64.StdEncoding.EncodeToString(hmacSum(s.h, s.cred.ServerKey, authMessage))), nil
+}
+
+// nonceMatches checks the final message's nonce: exactly the nonce of the
+// server-first message (RFC 5802, and Kafka 4's check), or exactly the
+// client's nonce followed by it, which librdkafka before 2.6.1 sends
+// (confluentinc/librdkafka#4895; Debian's kcat and confluent-kafka-python
+// link such a version). Kafka 3.8.1 and 3.9, the first fixed for
+// CVE-2024-56128, accept any prefix (endsWith) for the same reason; only
+// that one prefix is accepted here, so the server's nonce is still bound
+// to the exchange.
+func (s *scramServer) nonceMatches(got string) bool {
+	clientNonce := strings.TrimPrefix(strings.SplitN(s.clientFirst, ",", 3)[1], "r=")
+	exact := subtle.ConstantTimeCompare([]byte(got), []byte(s.fullNonce)) == 1
+	librdkafka := subtle.ConstantTimeCompare([]byte(got), []byte(clientNonce+s.fullNonce)) == 1
+	return exact || librdkafka
 }
