@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzScramServer$$' -fuzztime=$(FUZZTIME) ./internal/security
 	$(GO) test -run='^$$' -fuzz='^FuzzPlain$$' -fuzztime=$(FUZZTIME) ./internal/security
 	$(GO) test -run='^$$' -fuzz='^FuzzParseJAAS$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzOAuthBearer$$' -fuzztime=$(FUZZTIME) ./internal/security
 
 ## chaos: fault-injection runs (see RELIABILITY.md); override CHAOS_* or add CHAOS_FLAGS
 CHAOS_SCHEDULES ?= 20

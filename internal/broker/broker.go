@@ -119,6 +119,9 @@ type SASLOptions struct {
 	Mechanisms []string
 	// PlainUsers returns the PLAIN users of a listener; nil: none.
 	PlainUsers func(listener string) *security.PlainUsers
+	// OAuth returns the OAUTHBEARER token validator of a listener; nil:
+	// OAUTHBEARER fails.
+	OAuth func(listener string) security.TokenValidator
 	// ReauthAfter is connections.max.reauth.ms; zero: sessions never
 	// expire.
 	ReauthAfter time.Duration

@@ -85,16 +85,19 @@ func (b *Broker) handleSaslAuthenticate(_ context.Context, r *request) {
 	}
 	user := st.exchange.Principal()
 	mech := st.mechanism
+	var expires time.Time // the credential's own end (an OAuth token's exp)
+	if e, ok := st.exchange.(interface{ Expires() time.Time }); ok {
+		expires = e.Expires()
+	}
 	st.exchange, st.mechanism = nil, ""
 	principal := network.Principal{Type: "User", Name: user}
 	if prev := r.conn.Session(); prev != nil && r.conn.RequiresSASL() && prev.Principal != principal && prev.Mechanism != "" {
 		b.saslFail(r, resp, kerr.SaslAuthenticationFailed, "re-authentication as another user ("+prev.Principal.String()+" before)", nil)
 		return
 	}
-	sess := network.Session{Principal: principal, Mechanism: mech}
-	if d := b.opts.SASL.ReauthAfter; d > 0 {
-		sess.Expires = b.opts.Now().Add(d)
-		resp.SessionLifetimeMillis = d.Milliseconds()
+	sess := network.Session{Principal: principal, Mechanism: mech, Expires: sessionEnd(b.opts.Now(), b.opts.SASL.ReauthAfter, expires)}
+	if !sess.Expires.IsZero() {
+		resp.SessionLifetimeMillis = max(sess.Expires.Sub(b.opts.Now()).Milliseconds(), 1)
 	}
 	r.conn.SetSession(sess)
 	b.log.Debug("SASL authenticated", "principal", principal.String(), "mechanism", mech, "remote", r.conn.RemoteAddr, "listener", r.conn.ListenerName())
@@ -113,6 +116,15 @@ func (b *Broker) newExchange(mechanism, listener string) (security.ServerExchang
 			users, _ = security.NewPlainUsers("", "")
 		}
 		return security.NewPlainServer(users), nil
+	case security.MechOAuthBearer:
+		var v security.TokenValidator
+		if b.opts.SASL.OAuth != nil {
+			v = b.opts.SASL.OAuth(listener)
+		}
+		if v == nil {
+			return nil, errors.New("OAUTHBEARER has no token validator on listener " + listener)
+		}
+		return security.NewOAuthBearerServer(v), nil
 	case security.MechScramSHA256, security.MechScramSHA512:
 		lookup := func(user string) (security.ScramCredential, bool) {
 			c, ok := b.image().ScramCredentials[scramKey(user, mechanism)]
@@ -181,12 +193,28 @@ func (b *Broker) serveRawSASL(nr *network.Request, resp network.Responder) {
 	}
 	if done {
 		st.raw = false
-		sess := network.Session{Principal: network.Principal{Type: "User", Name: st.exchange.Principal()}, Mechanism: st.mechanism}
-		if d := b.opts.SASL.ReauthAfter; d > 0 {
-			sess.Expires = b.opts.Now().Add(d)
+		var expires time.Time
+		if e, ok := st.exchange.(interface{ Expires() time.Time }); ok {
+			expires = e.Expires()
 		}
+		sess := network.Session{Principal: network.Principal{Type: "User", Name: st.exchange.Principal()}, Mechanism: st.mechanism,
+			Expires: sessionEnd(b.opts.Now(), b.opts.SASL.ReauthAfter, expires)}
 		st.exchange, st.mechanism = nil, ""
 		nr.Conn.SetSession(sess)
 	}
 	resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: append([]byte(nil), challenge...)}}})
+}
+
+// sessionEnd is when a session must re-authenticate: after reauth
+// (connections.max.reauth.ms) or when its credential expires, whichever
+// comes first; zero when neither applies.
+func sessionEnd(now time.Time, reauth time.Duration, credential time.Time) time.Time {
+	var end time.Time
+	if reauth > 0 {
+		end = now.Add(reauth)
+	}
+	if !credential.IsZero() && (end.IsZero() || credential.Before(end)) {
+		end = credential
+	}
+	return end
 }

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -232,5 +234,30 @@ func TestSASLHandshakeV0RawTokens(t *testing.T) {
 	v0(c)
 	if rec := raw(c, "\x00alice\x00nope"); rec.closed == nil {
 		t.Fatal("a failed raw exchange left the connection open")
+	}
+}
+
+// TestOAuthBearerSessionEndsWithTheToken: the session lasts until the
+// token's exp when that comes before connections.max.reauth.ms.
+func TestOAuthBearerSessionEndsWithTheToken(t *testing.T) {
+	h := newSASLHarness(t)
+	v, err := security.NewUnsecuredJWSValidator("", func() time.Time { return h.now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.b.opts.SASL.Mechanisms = append(h.b.opts.SASL.Mechanisms, "OAUTHBEARER")
+	h.b.opts.SASL.OAuth = func(string) security.TokenValidator { return v }
+	e := base64.RawURLEncoding.EncodeToString
+	token := e([]byte(`{"alg":"none"}`)) + "." + e(fmt.Appendf(nil, `{"sub":"svc","exp":%d}`, h.now.Add(30*time.Second).Unix())) + "."
+	c := h.conn(network.ProtocolSASLSSL)
+	if r := h.handshake(c, "OAUTHBEARER"); r.ErrorCode != 0 {
+		t.Fatalf("handshake: %d", r.ErrorCode)
+	}
+	resp, _ := h.authenticate(c, "n,,\x01auth=Bearer "+token+"\x01\x01")
+	if resp.ErrorCode != 0 || resp.SessionLifetimeMillis != 30000 {
+		t.Fatalf("answer %+v, want a 30 s session (the token's, before the 60 s reauth)", resp)
+	}
+	if s := c.Session(); s.Principal.Name != "svc" || !s.Expires.Equal(h.now.Add(30*time.Second)) {
+		t.Fatalf("session %+v", s)
 	}
 }

@@ -17,7 +17,7 @@ func securityDefs() []Def {
 		{Name: "controller.listener.names", Type: TypeList, Default: "", Doc: "listeners that serve the metadata quorum (Raft) instead of Kafka clients"},
 		{Name: "queued.max.request.bytes", Type: TypeLong, Default: "-1", Doc: "bytes of requests being read and served, all connections together; reading waits (never disconnects) when it is used up; -1: unbounded"},
 		{Name: "sasl.server.max.receive.size", Type: TypeInt, Default: "524288", Check: atLeast(1), Doc: "largest request a connection on a SASL listener may send before it has authenticated"},
-		{Name: "sasl.enabled.mechanisms", Type: TypeList, Default: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", Check: listOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), Doc: "SASL mechanisms SASL listeners offer"},
+		{Name: "sasl.enabled.mechanisms", Type: TypeList, Default: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", Check: listOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"), Doc: "SASL mechanisms SASL listeners offer; OAUTHBEARER (off by default) validates unsecured JWS tokens as Kafka's default handler, for development only"},
 		{Name: "sasl.mechanism.inter.broker.protocol", Type: TypeString, Default: "PLAIN", Check: oneOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), Doc: "mechanism brokers use with each other on a SASL inter-broker listener"},
 		{Name: "sasl.plain.users", Type: TypeString, Default: "", Doc: "file of user=password lines for SASL/PLAIN (alternative to a JAAS config with user_<name>=\"<password>\" options)"},
 		{Name: "sasl.jaas.config", Type: TypeString, Default: "", Sensitive: true, Doc: "JAAS login module line; for PLAIN, user_<name>=\"<password>\" options list the users, username/password the broker's own credentials"},

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -135,4 +138,38 @@ func newPlainClient(t *testing.T, addr string) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+// TestOAuthBearerWithFranzGo: with OAUTHBEARER enabled, franz-go
+// authenticates with an unsecured JWS; an expired token is refused; a
+// mechanism that is not enabled gets UNSUPPORTED_SASL_MECHANISM.
+func TestOAuthBearerWithFranzGo(t *testing.T) {
+	pki := newTestPKI(t)
+	_, external := saslBroker(t, pki, map[string]string{"sasl.enabled.mechanisms": "SCRAM-SHA-512,OAUTHBEARER"})
+	ctx := ctxT(t)
+	token := func(exp time.Time) string {
+		e := base64.RawURLEncoding.EncodeToString
+		return e([]byte(`{"alg":"none"}`)) + "." + e(fmt.Appendf(nil, `{"sub":"svc-orders","exp":%d}`, exp.Unix())) + "."
+	}
+	cl := newSASLClient(t, pki, external, oauth.Auth{Token: token(time.Now().Add(time.Hour))}.AsMechanism(),
+		kgo.AllowAutoTopicCreation())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "oauth", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce with OAUTHBEARER: %v", err)
+	}
+	expired := newSASLClient(t, pki, external, oauth.Auth{Token: token(time.Now().Add(-time.Hour))}.AsMechanism(), kgo.RequestRetries(0))
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// The broker answers RFC 7628's invalid_token challenge, as Kafka's
+	// does; franz-go gives up on it at once (the Java client would send
+	// \x01 and then get SASL_AUTHENTICATION_FAILED).
+	if err := expired.Ping(pctx); err == nil || !strings.Contains(err.Error(), "oauth") {
+		t.Fatalf("expired token: %v, want franz-go's refusal of the invalid_token challenge", err)
+	}
+	// PLAIN is not enabled on this broker.
+	pl := newSASLClient(t, pki, external, plain.Auth{User: "carol", Pass: "carol-secret"}.AsMechanism(), kgo.RequestRetries(0))
+	pctx2, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	if err := pl.Ping(pctx2); !errors.Is(err, kerr.UnsupportedSaslMechanism) {
+		t.Fatalf("PLAIN when not enabled: %v, want UNSUPPORTED_SASL_MECHANISM", err)
+	}
 }

@@ -292,6 +292,18 @@ func (s *Server) saslOptions() (broker.SASLOptions, error) {
 		users[l.spec.Name] = u
 	}
 	opts.PlainUsers = func(listener string) *security.PlainUsers { return users[listener] }
+	oauth := map[string]security.TokenValidator{}
+	for _, l := range s.lns {
+		if !l.net.UsesSASL() {
+			continue
+		}
+		v, err := security.NewUnsecuredJWSValidator(cfg.ListenerJAAS(l.spec.Name, security.MechOAuthBearer), nil)
+		if err != nil {
+			return opts, fmt.Errorf("listener %s: OAUTHBEARER: %w", l.spec.Name, err)
+		}
+		oauth[l.spec.Name] = v
+	}
+	opts.OAuth = func(listener string) security.TokenValidator { return oauth[listener] }
 	return opts, nil
 }
 
