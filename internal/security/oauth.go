@@ -45,9 +45,7 @@ func NewUnsecuredJWSValidator(jaas string, now func() time.Time) (*UnsecuredJWSV
 		if s := opts["unsecuredValidatorScopeClaimName"]; s != "" {
 			v.ScopeClaim = s
 		}
-		for _, s := range strings.Fields(strings.ReplaceAll(opts["unsecuredValidatorRequiredScope"], ",", " ")) {
-			v.RequiredScopes = append(v.RequiredScopes, s)
-		}
+		v.RequiredScopes = append(v.RequiredScopes, strings.Fields(strings.ReplaceAll(opts["unsecuredValidatorRequiredScope"], ",", " "))...)
 		if s := opts["unsecuredValidatorAllowableClockSkewMs"]; s != "" {
 			ms, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || ms < 0 {

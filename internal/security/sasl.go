@@ -13,8 +13,11 @@ const (
 )
 
 // ErrAuthentication is wrapped by every failed authentication. Its text
-// is what the client is told, the same whether the user exists or not;
-// the wrapped detail is for the broker's log only.
+// is what the client is told, the same whether the user exists or not
+// (Kafka's words, capital included); the wrapped detail is for the
+// broker's log only.
+//
+//lint:ignore ST1005 the message is Kafka's, which clients show as is
 var ErrAuthentication = errors.New("Authentication failed: Invalid username or password")
 
 // ErrIllegalState is wrapped when a client's message does not fit the

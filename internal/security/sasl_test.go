@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -37,13 +38,22 @@ var scramVectors = map[string]scramVector{
 	},
 }
 
+// vectorCreds caches the vectors' credentials: salting costs 4096
+// iterations, too slow to repeat for every fuzz input.
+var vectorCreds sync.Map // salt string -> ScramCredential
+
 func vectorServer(t *testing.T, v scramVector) *scramServer {
 	t.Helper()
 	salt, err := base64.StdEncoding.DecodeString(v.salt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred := CredentialFromSalted(v.h, SaltPassword(v.h, v.password, salt, 4096), salt, 4096)
+	c, ok := vectorCreds.Load(v.salt)
+	if !ok {
+		c = CredentialFromSalted(v.h, SaltPassword(v.h, v.password, salt, 4096), salt, 4096)
+		vectorCreds.Store(v.salt, c)
+	}
+	cred := c.(ScramCredential)
 	lookup := func(user string) (ScramCredential, bool) { return cred, user == "user" }
 	return newScramServer(v.h, lookup, []byte("fake"), func() string { return v.serverNonce })
 }
