@@ -1,5 +1,3 @@
-// Package certtest makes throwaway certificate authorities and
-// certificates for tests: PEM files a TLS listener or client can load.
 package certtest
 
 import (
