@@ -115,8 +115,11 @@ type Options struct {
 
 // SASLOptions configure SASL authentication on SASL listeners.
 type SASLOptions struct {
-	// Mechanisms are the enabled mechanisms (sasl.enabled.mechanisms).
-	Mechanisms []string
+	// Mechanisms are the enabled mechanisms (sasl.enabled.mechanisms);
+	// ListenerMechanisms overrides them per listener
+	// (listener.name.<l>.sasl.enabled.mechanisms).
+	Mechanisms         []string
+	ListenerMechanisms map[string][]string
 	// PlainUsers returns the PLAIN users of a listener; nil: none.
 	PlainUsers func(listener string) *security.PlainUsers
 	// OAuth returns the OAUTHBEARER token validator of a listener; nil:

@@ -23,7 +23,13 @@ import (
 func (b *Broker) handleSaslHandshake(_ context.Context, r *request) {
 	req := r.body.(*kmsg.SASLHandshakeRequest)
 	resp := kmsg.NewPtrSASLHandshakeResponse()
-	resp.SupportedMechanisms = b.opts.SASL.Mechanisms
+	enabled := b.opts.SASL.Mechanisms
+	if b.opts.SASL.ListenerMechanisms != nil {
+		if m, ok := b.opts.SASL.ListenerMechanisms[r.conn.ListenerName()]; ok {
+			enabled = m
+		}
+	}
+	resp.SupportedMechanisms = enabled
 	st := saslStateOf(r.conn)
 	switch {
 	case !r.conn.RequiresSASL():
@@ -34,7 +40,7 @@ func (b *Broker) handleSaslHandshake(_ context.Context, r *request) {
 	case st.exchange != nil || st.mechanism != "":
 		// A second handshake before the exchange completed.
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-	case !slices.Contains(b.opts.SASL.Mechanisms, req.Mechanism):
+	case !slices.Contains(enabled, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		b.log.Info("SASL mechanism not enabled", "mechanism", req.Mechanism, "remote", r.conn.RemoteAddr, "listener", r.conn.ListenerName())
 	default:

@@ -145,7 +145,8 @@ func newPlainClient(t *testing.T, addr string) *kgo.Client {
 // mechanism that is not enabled gets UNSUPPORTED_SASL_MECHANISM.
 func TestOAuthBearerWithFranzGo(t *testing.T) {
 	pki := newTestPKI(t)
-	_, external := saslBroker(t, pki, map[string]string{"sasl.enabled.mechanisms": "SCRAM-SHA-512,OAUTHBEARER"})
+	// Per listener, as Kafka's listener.name.<l>.sasl.enabled.mechanisms.
+	_, external := saslBroker(t, pki, map[string]string{"listener.name.external.sasl.enabled.mechanisms": "SCRAM-SHA-512,OAUTHBEARER"})
 	ctx := ctxT(t)
 	token := func(exp time.Time) string {
 		e := base64.RawURLEncoding.EncodeToString

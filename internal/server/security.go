@@ -281,10 +281,18 @@ func (s *Server) saslOptions() (broker.SASLOptions, error) {
 		}
 	}
 	users := map[string]*security.PlainUsers{}
+	opts.ListenerMechanisms = map[string][]string{}
 	for _, l := range s.lns {
 		if !l.net.UsesSASL() {
 			continue
 		}
+		var mechs []string
+		for _, m := range strings.Split(cfg.ListenerString(l.spec.Name, "sasl.enabled.mechanisms"), ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				mechs = append(mechs, m)
+			}
+		}
+		opts.ListenerMechanisms[l.spec.Name] = mechs
 		u, err := security.NewPlainUsers(cfg.ListenerJAAS(l.spec.Name, security.MechPlain), cfg.ListenerString(l.spec.Name, "sasl.plain.users"))
 		if err != nil {
 			return opts, fmt.Errorf("listener %s: %w", l.spec.Name, err)
