@@ -35,6 +35,7 @@ func brokerOnlyDefs() []Def {
 	return []Def{
 		{Name: "node.id", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "this node's id (1 or more: the metadata quorum's Raft reserves 0)"},
 		{Name: "listen", Type: TypeString, Default: "localhost:9092", Doc: "host:port the Kafka listener binds"},
+		{Name: "http.listen", Type: TypeString, Default: "localhost:9644", Doc: "host:port of the HTTP listener: /metrics (Prometheus), /healthz, /readyz, /debug/pprof; empty: off"},
 		{Name: "advertised.address", Type: TypeString, Default: "", Doc: "host:port clients are told to connect to; defaults to listen"},
 		{Name: "data.dir", Type: TypeString, Default: "./data", Doc: "directory holding every partition log"},
 		{Name: "num.partitions", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "partitions of auto-created topics and of CreateTopics with -1"},

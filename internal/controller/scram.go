@@ -40,7 +40,7 @@ type ScramDeletion struct {
 func (c *Controller) AlterUserScramCredentials(dels []ScramDeletion, ups []ScramUpsertion) map[string]error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	img := c.image.Load()
+	img := c.images.Image()
 	out := map[string]error{}
 	var order []string
 	seen := map[metadata.ScramKey]int{}

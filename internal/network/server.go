@@ -50,6 +50,8 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
+	// Observer, if set, sees connections and request timings (metrics).
+	Observer Observer
 }
 
 // Server accepts Kafka connections and feeds their requests to a Handler.
@@ -62,6 +64,7 @@ type Server struct {
 	mem     *memPool  // queued.max.request.bytes (see memory.go)
 
 	nextID atomic.Uint64
+	epoch  time.Time // origin of the observer's monotonic stamps
 
 	// Counters of file-region bytes written, by path (for tests and
 	// benchmarks; candidates for metrics).
@@ -101,6 +104,7 @@ func New(cfg Config, h Handler) *Server {
 		mem:       newMemPool(cfg.QueuedMaxRequestBytes),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		epoch:     time.Now(),
 	}
 	s.bufPool.New = func() any {
 		b := make([]byte, copyBufSize)
@@ -216,6 +220,9 @@ func (s *Server) startConn(nc net.Conn, l *Listener) {
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ConnOpened()
+	}
 	c.start()
 }
 
@@ -223,6 +230,9 @@ func (s *Server) connDone(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ConnClosed()
+	}
 	s.connWG.Done()
 }
 

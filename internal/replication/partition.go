@@ -35,6 +35,7 @@ type Partition struct {
 	log    *storage.Log
 	env    *env
 	logger *slog.Logger
+	stats  partitionStats // metrics (stats.go)
 
 	cfg         atomic.Pointer[config.Topic]
 	hw          atomic.Int64
@@ -97,12 +98,15 @@ type env struct {
 	// spawn runs an ISR change's round trip to the controller: go f() in
 	// the server; tests queue it to run when the script says.
 	spawn func(f func())
+	// stats are the broker-wide counters (stats.go).
+	stats brokerStats
 }
 
 func newPartition(e *env, topic string, id metadata.UUID, idx int32, log *storage.Log, cfg *config.Topic) *Partition {
 	p := &Partition{Topic: topic, TopicID: id, Index: idx, log: log, env: e,
 		logger: e.logger.With("partition", TopicPartition{topic, idx}.DirName())}
 	p.cfg.Store(cfg)
+	e.observeFsync(log)
 	hw := log.HighWatermarkCheckpoint()
 	if e.fsyncAlways {
 		hw = min(hw, log.DurableOffset())
@@ -189,12 +193,13 @@ type AppendResult = storage.AppendResult
 // appends it with the current leader epoch. records must be exactly one
 // record batch v2. With acks=all (-1), fewer in-sync replicas than
 // min.insync.replicas refuses the batch before it is written.
-func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, error) {
+func (p *Partition) AppendAsLeader(records []byte, acks int16) (res AppendResult, err error) {
+	defer func(size int) { p.countAppend(size, res, err) }(len(records))
 	if err := p.checkLeader(-1); err != nil {
 		return AppendResult{}, err
 	}
 	cfg := p.Config()
-	records, err := validateProduced(records, cfg, p.env.now().UnixMilli())
+	records, err = validateProduced(records, cfg, p.env.now().UnixMilli())
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -213,6 +218,7 @@ func (p *Partition) Append(batch []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrNotLeader, p.Topic, p.Index)
 	}
 	res, err := p.log.Append(batch, p.leaderEpoch.Load())
+	p.env.countLogError(err)
 	if err != nil || res.Duplicate {
 		return res, err
 	}
@@ -283,6 +289,7 @@ func (p *Partition) Sync(offset int64) error {
 		return nil
 	}
 	if err := p.log.Sync(offset); err != nil {
+		p.env.countLogError(err)
 		return err
 	}
 	p.mu.Lock()

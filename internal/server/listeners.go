@@ -9,11 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/config"
-	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 )
@@ -253,19 +249,6 @@ func openListeners(r *resolvedListeners, tlsFor func(listenerSpec) (network.List
 
 // osHostname is os.Hostname, the name advertised for a wildcard listener.
 func osHostname() (string, error) { return os.Hostname() }
-
-// registrationRequestListeners lists r's listeners for a
-// BrokerRegistration request, the inter-broker one (Host:Port) first.
-func registrationRequestListeners(r controller.BrokerRegistration) []kmsg.BrokerRegistrationRequestListener {
-	if len(r.Listeners) == 0 {
-		return []kmsg.BrokerRegistrationRequestListener{{Name: network.ProtocolPlaintext, Host: r.Host, Port: uint16(r.Port)}}
-	}
-	out := make([]kmsg.BrokerRegistrationRequestListener, 0, len(r.Listeners))
-	for _, l := range r.Listeners {
-		out = append(out, kmsg.BrokerRegistrationRequestListener{Name: l.Name, Host: l.Host, Port: uint16(l.Port), SecurityProtocol: broker.SecurityProtocolID(l.SecurityProtocol)})
-	}
-	return out
-}
 
 // openClientListeners resolves and binds the client listeners and returns
 // the inter-broker listener's advertised host and port and every

@@ -36,7 +36,7 @@ func TestSecureCluster(t *testing.T) {
 	c := &testCluster{t: t}
 	var quorum, clients []string
 	for i := 1; i <= 3; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t)}
+		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), http: freeAddr(t)}
 		client := freeAddr(t)
 		clients = append(clients, client)
 		nd.listeners = fmt.Sprintf("BROKER://%s,CLIENT://%s,CONTROLLER://%s", nd.addr, client, nd.ctrl)
