@@ -367,3 +367,14 @@ func (s *Server) quorumTLS(logger *slog.Logger) (wrap func(net.Listener) net.Lis
 	}
 	return wrap, dial, nil
 }
+
+// dial opens a connection to another broker's inter-broker listener, with
+// TLS and SASL as that listener needs; it reads interBrokerDial at each
+// call, so clients built before the listeners were resolved use it too.
+func (ls *listenerSecurity) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if ls.interBrokerDial != nil {
+		return ls.interBrokerDial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}

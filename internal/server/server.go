@@ -158,7 +158,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc = kclient.NewWithDial(forwardTimeout, s.sec.interBrokerDial)
+	s.rpc = kclient.NewWithDial(forwardTimeout, s.sec.dial)
 	s.link = brokerlink.New(brokerlink.Config{NodeID: nodeID, Local: s.ctrl, Quorum: s.quorumView, Images: s.loader, Client: s.rpc,
 		Logger: logger.With("component", "controller-channel"), Timeout: forwardTimeout,
 		Settle: func(offset int64) {
@@ -185,7 +185,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			PartitionMaxByte: int32(cfg.Int64("replica.fetch.max.bytes")),
 			ResponseMaxBytes: int32(cfg.Int64("replica.fetch.response.max.bytes")),
 			Backoff:          ms("replica.fetch.backoff.ms"),
-			Dial:             s.sec.interBrokerDial,
+			Dial:             s.sec.dial,
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: brokerlink.ISR{L: s.link},
