@@ -82,6 +82,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) ./internal/broker
 	$(GO) test -run='^$$' -fuzz='^FuzzFraming$$' -fuzztime=$(FUZZTIME) ./internal/network
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEntry$$' -fuzztime=$(FUZZTIME) ./internal/metadata
+	$(GO) test -run='^$$' -fuzz='^FuzzScramServer$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzPlain$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzParseJAAS$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzOAuthBearer$$' -fuzztime=$(FUZZTIME) ./internal/security
 
 ## chaos: fault-injection runs (see RELIABILITY.md); override CHAOS_* or add CHAOS_FLAGS
 CHAOS_SCHEDULES ?= 20

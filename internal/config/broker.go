@@ -94,7 +94,7 @@ func brokerOnlyDefs() []Def {
 // broker-level synonyms of topic configs (cluster-wide defaults, which are
 // dynamic).
 func BrokerDefs() []Def {
-	defs := brokerOnlyDefs()
+	defs := append(brokerOnlyDefs(), securityDefs()...)
 	seen := map[string]bool{}
 	for _, d := range defs {
 		seen[d.Name] = true
@@ -261,8 +261,15 @@ func (p Problems) Error() string {
 // Unwrap lets errors.Is see each problem.
 func (p Problems) Unwrap() []error { return p }
 
-// clientEnv are STRATA_* variables that belong to the command-line client.
-var clientEnv = map[string]bool{"STRATA_BROKERS": true}
+// clientEnv are STRATA_* variables that belong to the command-line client
+// (its connection and security flags) or to the test harness (STRATA_BIN,
+// the binary the process-level suites run).
+var clientEnv = map[string]bool{
+	"STRATA_BROKERS": true,
+	"STRATA_TLS":     true, "STRATA_TLS_CA": true, "STRATA_TLS_CERT": true, "STRATA_TLS_KEY": true,
+	"STRATA_SASL_MECHANISM": true, "STRATA_USER": true, "STRATA_PASSWORD": true, "STRATA_NEW_PASSWORD": true,
+	"STRATA_BIN": true,
+}
 
 // Warnings lists the Kafka keys that were set and mean nothing in Strata,
 // with the reason, sorted: the broker logs them once at start.
@@ -312,6 +319,13 @@ func (b *Broker) put(k, v string) error {
 			return fmt.Errorf("%w: %s=%q: several log directories are not supported; give one directory", ErrInvalid, k, v)
 		}
 		k = "data.dir"
+	}
+	if strings.HasPrefix(k, listenerPrefix) {
+		if err := b.validateListenerKey(k, v); err != nil {
+			return err
+		}
+		b.set[k] = v
+		return nil
 	}
 	if _, ok := b.reg.Lookup(k); !ok {
 		if r, refused := kafkaRefused[k]; refused {

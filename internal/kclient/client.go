@@ -23,6 +23,7 @@ import (
 type Client struct {
 	timeout  time.Duration
 	maxBytes int32
+	dial     DialFunc
 
 	mu    sync.Mutex
 	conns map[string]*conn
@@ -38,7 +39,23 @@ type conn struct {
 // New returns a client whose requests time out after timeout (or the
 // context's deadline, if sooner).
 func New(timeout time.Duration) *Client {
-	return &Client{timeout: timeout, maxBytes: 64 << 20, conns: map[string]*conn{}}
+	return NewWithDial(timeout, nil)
+}
+
+// DialFunc opens a connection to another node's listener, ready for
+// requests: for a TLS or SASL inter-broker listener it runs the TLS
+// handshake and the SASL exchange before returning.
+type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// NewWithDial is New with connections opened by dial (nil: plain TCP).
+func NewWithDial(timeout time.Duration, dial DialFunc) *Client {
+	if dial == nil {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return &Client{timeout: timeout, maxBytes: 64 << 20, dial: dial, conns: map[string]*conn{}}
 }
 
 // Do sends req to addr with the given client id and returns the decoded
@@ -90,8 +107,9 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 		deadline = d
 	}
 	if rc.c == nil {
-		d := net.Dialer{Deadline: deadline}
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		conn, err := c.dial(dctx, addr)
+		cancel()
 		if err != nil {
 			return nil, err
 		}

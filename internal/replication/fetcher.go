@@ -41,6 +41,9 @@ type FetcherConfig struct {
 	PartitionMaxByte int32         // replica.fetch.max.bytes
 	ResponseMaxBytes int32         // replica.fetch.response.max.bytes
 	Backoff          time.Duration // replica.fetch.backoff.ms
+	// Dial connects to leaders (TLS and SASL on the inter-broker
+	// listener); nil means plain TCP.
+	Dial kclient.DialFunc
 }
 
 func (c *FetcherConfig) withDefaults() FetcherConfig {
@@ -96,7 +99,7 @@ type fetcher struct {
 func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, logger *slog.Logger) *fetcher {
 	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg, quota: q,
 		log:    logger.With("component", "replica-fetcher", "leader", leader),
-		client: kclient.New(cfg.MaxWait + 30*time.Second),
+		client: kclient.NewWithDial(cfg.MaxWait+30*time.Second, cfg.Dial),
 		parts:  map[TopicPartition]*Partition{}, epochs: map[TopicPartition]int32{}, delay: map[TopicPartition]time.Time{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
