@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf16"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -50,12 +51,17 @@ type StateMachine interface {
 // Result is what an operation returns: records to write (none for a
 // read), the options of their batch (nil for a plain batch without a
 // producer), and the value or error to answer with once the records and
-// everything written before them are durable.
+// everything written before them are durable. The records are written even
+// with an error (an operation may change state and still answer an error,
+// as InitProducerId fencing an ongoing transaction does). AfterDurable, if
+// set, runs once the records are durable, before the answer (it must not
+// block).
 type Result struct {
-	Records []Record
-	Batch   *record.BatchOptions
-	Value   any
-	Err     error
+	Records      []Record
+	Batch        *record.BatchOptions
+	Value        any
+	Err          error
+	AfterDurable func()
 }
 
 // Op is an operation on a shard's state machine; it runs on the shard's
@@ -110,6 +116,7 @@ type completion struct {
 	value  any
 	err    error
 	done   Done
+	after  func()
 }
 
 type shard[S StateMachine] struct {
@@ -306,16 +313,16 @@ func (sh *shard[S]) run(loaded Op[S], done Done) {
 // everything written so far.
 func (sh *shard[S]) exec(t task[S]) {
 	res := t.op(sh.sm)
-	if res.Err == nil && len(res.Records) > 0 {
+	if len(res.Records) > 0 {
 		if err := sh.write(res); err != nil {
 			res = Result{Err: err}
 		}
 	}
-	if t.done == nil {
+	if t.done == nil && res.AfterDurable == nil {
 		return
 	}
 	sh.cmu.Lock()
-	sh.pending = append(sh.pending, completion{offset: sh.lastWritten, value: res.Value, err: res.Err, done: t.done})
+	sh.pending = append(sh.pending, completion{offset: sh.lastWritten, value: res.Value, err: res.Err, done: t.done, after: res.AfterDurable})
 	sh.cmu.Unlock()
 	select {
 	case sh.cwake <- struct{}{}:
@@ -366,7 +373,7 @@ func (sh *shard[S]) completions() {
 				sh.pending = nil
 				sh.cmu.Unlock()
 				for _, c := range rest {
-					c.done(nil, ErrNotCoordinator)
+					c.answer(nil, ErrNotCoordinator)
 				}
 				return
 			case <-sh.cwake:
@@ -387,10 +394,34 @@ func (sh *shard[S]) completions() {
 					sh.rt.log.Warn("coordinator write not durable", "partition", sh.p, "offset", c.offset, "err", err)
 					err = fmt.Errorf("%w: %v", ErrNotAvailable, err)
 				}
-				c.done(nil, err)
+				c.answer(nil, err)
 				continue
 			}
 		}
-		c.done(c.value, c.err)
+		if c.after != nil {
+			c.after()
+		}
+		c.answer(c.value, c.err)
 	}
+}
+
+func (c completion) answer(v any, err error) {
+	if c.done != nil {
+		c.done(v, err)
+	}
+}
+
+// PartitionFor is the partition of key among n, as Kafka places groups and
+// transactional ids: abs(Java String.hashCode(key)) % n.
+func PartitionFor(key string, n int32) int32 {
+	var h int32
+	for _, u := range utf16.Encode([]rune(key)) {
+		h = 31*h + int32(u)
+	}
+	if h == -1<<31 {
+		h = 0
+	} else if h < 0 {
+		h = -h
+	}
+	return h % n
 }
