@@ -154,9 +154,7 @@ func (c *Coordinator) Load(p int32, log Log) error {
 	groups := map[string]*group{}
 	now := c.opts.Now()
 	err := log.ForEachBatch(func(batch []byte) error {
-		return forEachRecord(batch, func(key, value []byte, ts int64) error {
-			return applyRecord(groups, p, key, value, ts, now)
-		})
+		return applyBatch(groups, p, batch, now)
 	})
 	if err != nil {
 		c.mu.Lock()
@@ -276,11 +274,17 @@ func (c *Coordinator) newGroup(id string) *group {
 // write appends records to the group's partition and applies them to
 // memory with the replay code. Callers hold c.mu.
 func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
+	return c.writeTxn(part, g, recs, -1, -1)
+}
+
+// writeTxn is write, as a transactional batch of producer pid (at epoch)
+// when pid >= 0: the offsets stay pending until the transaction's marker.
+func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, epoch int16) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	now := c.opts.Now()
-	batch, err := buildBatch(recs, now.UnixMilli())
+	batch, err := buildBatch(recs, now.UnixMilli(), pid, epoch)
 	if err != nil {
 		return err
 	}
@@ -290,7 +294,7 @@ func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
 	}
 	groups := map[string]*group{g.id: g}
 	for _, r := range recs {
-		if err := applyRecord(groups, g.partition, r.key, r.value, now.UnixMilli(), now); err != nil {
+		if err := applyRecord(groups, g.partition, r.key, r.value, now.UnixMilli(), now, pid); err != nil {
 			return fmt.Errorf("apply own record: %w", err)
 		}
 	}
