@@ -56,9 +56,11 @@ type Server struct {
 	groups          *group.Coordinator
 	// groupLoads moves group partitions with __consumer_offsets leadership.
 	groupLoads *groupLoader
-	broker     *broker.Broker
-	net        *network.Server
-	ln         net.Listener
+	// tx is the transaction coordinator and its wiring (txn.go).
+	tx     *txnServer
+	broker *broker.Broker
+	net    *network.Server
+	ln     net.Listener
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -156,9 +158,13 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: isrChannel{s},
-		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
+		AfterApply: func(img *metadata.Image) {
+			s.groupLoads.follow(img, s.parts)
+			s.tx.follow(img, s.parts)
+		},
 	})
 	s.startGroups(logger)
+	s.startTxns(logger)
 	// The manager applies images once this broker has registered
 	// (onRegistered): a restarted node replays the metadata log from its
 	// start, and must not lead or serve a partition in an epoch long gone
@@ -196,6 +202,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Groups:             s.groups,
 		Logger:             logger,
 		EnsureOffsetsTopic: s.ensureOffsetsTopic,
+		Txns:               s.tx.coord,
+		EnsureTxnTopic:     s.tx.ensureTopic,
 		Forward:            s.cc.ForwardRequest,
 		Ready:              ready,
 	})
@@ -222,10 +230,14 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		defer close(s.lifeDone)
 		lc.run(lifeCtx)
 	}()
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		s.groups.Run(ctx, groupTick)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.tx.run(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -383,6 +395,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Waiting joins and syncs are in-flight requests: answer them
 	// (NOT_COORDINATOR) so the network can drain.
 	s.groups.Close()
+	s.tx.close()
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
