@@ -222,6 +222,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		produceCommand(env),
 		consumeCommand(env),
 		groupCommand(env),
+		txnCommand(env),
 		clusterCommand(env),
 		perfCommand(env),
 	)
