@@ -130,6 +130,14 @@ type Options struct {
 	// EnsureTxnTopic, if set, starts creating __transaction_state when
 	// FindCoordinator finds it missing; it must not block.
 	EnsureTxnTopic func()
+	// TxnVerifier, if set, verifies with the transaction coordinator
+	// that a transactional batch's partition is in its transaction
+	// (KIP-890 part 1, produce_txn.go); nil: no verification.
+	TxnVerifier TxnVerifier
+	// TxnMarkers, if set, hears of each transaction marker written to a
+	// __consumer_offsets partition once it is replicated
+	// (write_txn_markers.go).
+	TxnMarkers TxnMarkers
 }
 
 // Broker is the network.Handler that serves Kafka requests.
@@ -139,6 +147,7 @@ type Broker struct {
 	handlers handlerTable
 	pids     *producerIDs
 	auto     autoCreator
+	order    produceOrder // produce requests served off the reader (produce_txn.go)
 	// shutdown is closed when the broker stops: long polls return early.
 	shutdown chan struct{}
 }

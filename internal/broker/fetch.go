@@ -3,9 +3,9 @@ package broker
 // Fetch, v4..18. Record bytes go from segment files to the socket with
 // sendfile: the response framing is encoded by internal/kwire around file
 // regions from replication.Partition.Read. A consumer's read stops at the
-// high watermark (equal to the last stable offset: there are no
-// transactions yet, so read_committed and read_uncommitted see the same
-// records); a follower's (replica id >= 0: the field before v15,
+// high watermark, or with read_committed (IsolationLevel 1) at the last
+// stable offset, with the aborted transactions it covers (fetch_txn.go); a
+// follower's (replica id >= 0: the field before v15,
 // ReplicaState after) at the log end, and its fetch offset tells the leader
 // how far it has replicated. The first batch of the first non-empty
 // partition is returned whole even past max_bytes (KIP-74). A fetch that
@@ -183,6 +183,7 @@ func (f *fetch) read() {
 			fr, err := p.Read(replication.FetchParams{
 				Offset: rq.FetchOffset, MaxBytes: int(max(limit, 0)), MinOneBatch: minOne,
 				CurrentLeaderEpoch: rq.CurrentLeaderEpoch, ReplicaID: replica, LastFetchedEpoch: rq.LastFetchedEpoch,
+				Isolation: fetchIsolation(req),
 			})
 			if err == nil || errors.Is(err, replication.ErrOffsetOutOfRange) {
 				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset
@@ -198,6 +199,7 @@ func (f *fetch) read() {
 				f.urgent = true
 				continue
 			}
+			rp.AbortedTransactions = abortedTransactions(fr.AbortedTxns)
 			rr := &fr.Records
 			if rr.Size == 0 {
 				fr.Release()

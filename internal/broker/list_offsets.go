@@ -1,10 +1,12 @@
 package broker
 
-// ListOffsets, v0..10. Timestamps: -2 earliest (log start), -1 latest (high
-// watermark, which is also the last stable offset), -3 the record with the
-// largest timestamp (KIP-734), -4 earliest local (KIP-1005; all data is
-// local, so the log start), a time >= 0 the first record at or after it
-// through the time index. v0 answers with a list of old-style offsets.
+// ListOffsets, v0..10. Timestamps: -2 earliest (log start), -1 latest (the
+// high watermark, or with read_committed, IsolationLevel 1 from v2, the last
+// stable offset), -3 the record with the largest timestamp (KIP-734), -4
+// earliest local (KIP-1005; all data is local, so the log start), a time >=
+// 0 the first record at or after it through the time index (below the
+// bound of the isolation level). v0 answers with a list of old-style
+// offsets.
 
 import (
 	"context"
@@ -36,7 +38,11 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			offset, ts, err := b.listOffset(t.Name, rq)
+			isolation := replication.ReadUncommitted
+			if r.version >= 2 && req.IsolationLevel == 1 {
+				isolation = replication.ReadCommitted
+			}
+			offset, ts, err := b.listOffset(t.Name, rq, isolation)
 			if err != nil {
 				rp.ErrorCode = errorCode(err)
 				continue
@@ -55,7 +61,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) {
 	r.respond(resp)
 }
 
-func (b *Broker) listOffset(topic string, rq *kmsg.ListOffsetsRequestTopicPartition) (offset, ts int64, err error) {
+func (b *Broker) listOffset(topic string, rq *kmsg.ListOffsetsRequestTopicPartition, isolation replication.IsolationLevel) (offset, ts int64, err error) {
 	p, err := b.partition(topic, rq.Partition)
 	if err != nil {
 		return -1, -1, err
@@ -69,6 +75,8 @@ func (b *Broker) listOffset(topic string, rq *kmsg.ListOffsetsRequestTopicPartit
 	switch t := rq.Timestamp; {
 	case t == -2 || t == -4:
 		return p.LogStartOffset(), -1, nil
+	case t == -1 && isolation == replication.ReadCommitted:
+		return p.LastStableOffset(), -1, nil
 	case t == -1:
 		return p.HighWatermark(), -1, nil
 	case t == -3:
@@ -78,7 +86,7 @@ func (b *Broker) listOffset(topic string, rq *kmsg.ListOffsetsRequestTopicPartit
 		}
 		return off, ts, nil
 	case t >= 0:
-		off, ts, _, err := p.OffsetForTimestamp(t)
+		off, ts, _, err := p.OffsetForTimestamp(t, isolation)
 		return off, ts, err
 	case t == -5:
 		// Latest tiered offset: nothing is tiered.

@@ -39,6 +39,25 @@ type pendingSync struct {
 
 func (b *Broker) handleProduce(_ context.Context, r *request) {
 	req := r.body.(*kmsg.ProduceRequest)
+	// Transactional batches may need their coordinator's word first
+	// (produce_txn.go); then the request, and every later one on the
+	// connection until it is appended, goes off the reader, in order.
+	if run, async := b.produceOrdered(r, req); async {
+		go run()
+		return
+	}
+	// Every append below is synchronous and nothing kept refers to the
+	// request's bytes (record slices alias them; topic names were copied
+	// by the decoder), so the buffer can go back for the next request.
+	resp, syncs, failed := b.produceAppend(r, req, nil)
+	r.raw.Recycle()
+	b.produceFinish(r, req, resp, syncs, failed)
+}
+
+// produceAppend appends every partition's batch and fills the response;
+// verified holds the outcome of the transaction verifications done for the
+// request (nil when none were).
+func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified map[topicPartition]txnVerification) (*kmsg.ProduceResponse, []pendingSync, bool) {
 	img := b.image()
 	resp := kmsg.NewPtrProduceResponse()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -46,10 +65,6 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 	fsyncAlways := b.opts.Static.FsyncAlways()
 	var syncs []pendingSync
 	failed := false
-	// Every append below is synchronous and nothing kept refers to the
-	// request's bytes (record slices alias them; topic names were copied
-	// by the decoder), so the buffer can go back for the next request.
-	defer r.raw.Recycle()
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := &resp.Topics[i]
@@ -65,6 +80,7 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 			rp := &st.Partitions[j]
 			rp.Default()
 			rp.Partition = rt.Partitions[j].Partition
+			records := rt.Partitions[j].Records
 			var err error
 			switch {
 			case !acksOK:
@@ -78,11 +94,15 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 				// client id lifts this, so a client cannot claim one.
 				err = fmt.Errorf("%w: cannot append to internal topic %s", kerr.InvalidTopicException, t.Name)
 			default:
+				err = b.checkTxnProduce(req, records)
+				if err != nil {
+					break
+				}
 				var p *replication.Partition
 				p, err = b.partition(t.Name, rp.Partition)
 				if err == nil {
 					var last int64
-					last, err = b.produceOne(p, rt.Partitions[j].Records, req.Acks, rp)
+					last, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}])
 					// acks=all waits only if the high watermark is not
 					// past the batch already (it is at once when the
 					// leader is the only in-sync replica).
@@ -100,6 +120,13 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 			}
 		}
 	}
+	return resp, syncs, failed
+}
+
+// produceFinish answers once the appended batches are durable and, for
+// acks=all, replicated; it may wait, and so runs off the reader unless
+// nothing is to be waited for.
+func (b *Broker) produceFinish(r *request, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, syncs []pendingSync, failed bool) {
 	if req.Acks == 0 {
 		// Nobody waits, but with log.fsync=always the high watermark
 		// moves only once a batch is durable: without this sync, records
@@ -149,8 +176,19 @@ func (b *Broker) syncAll(ctx context.Context, syncs []pendingSync, acks int16) {
 
 // produceOne appends the partition's records through the partition's rules,
 // filling rp, and returns the offset of the batch's last record.
-func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
-	res, err := p.AppendAsLeader(records, acks)
+func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition, v txnVerification) (int64, error) {
+	var res replication.AppendResult
+	var err error
+	switch {
+	case v.err != nil:
+		err = v.err
+	case b.opts.TxnVerifier != nil && batchTransactional(records):
+		// Verified, or not in need of it when the partition looked: the
+		// log refuses the batch if a marker ended the transaction since.
+		res, err = p.AppendAsLeaderVerified(records, acks, v.guard)
+	default:
+		res, err = p.AppendAsLeader(records, acks)
+	}
 	if err != nil {
 		return -1, err
 	}

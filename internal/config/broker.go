@@ -56,6 +56,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "transaction.state.log.segment.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(14), Doc: "segment size of __transaction_state partitions"},
 		{Name: "transaction.max.timeout.ms", Type: TypeInt, Default: "900000", Check: atLeast(1), Doc: "largest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT above)"},
 		{Name: "transactional.id.expiration.ms", Type: TypeInt, Default: "604800000", Check: atLeast(1), Doc: "a transactional id idle this long (no transaction) is expired"},
+		{Name: "transaction.partition.verification.enable", Type: TypeBoolean, Default: "true", Doc: "partition leaders ask the transaction coordinator that a transactional batch's partition is in its transaction before it starts one there (KIP-890 part 1)"},
 		{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: TypeInt, Default: "10000", Check: atLeast(1), Doc: "how often the transaction coordinator aborts timed-out transactions and expires idle ids"},
 		{Name: "offsets.topic.segment.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(14), Doc: "segment size of __consumer_offsets partitions; the active segment is never compacted"},
 		{Name: "offsets.commit.timeout.ms", Type: TypeInt, Default: "5000", Check: atLeast(1), Doc: "how long a group write waits for the __consumer_offsets ISR"},

@@ -27,7 +27,9 @@ import (
 //	follower leader=L epoch=E [pepoch=P] isr=.. [replicas=..]
 //	append [n=N] [acks=-1|1]     (a produced batch of N records, as the leader)
 //	fetch replica=R offset=O [last-epoch=E] [epoch=C]   (a follower's fetch at the leader)
-//	consume offset=O             (a consumer's fetch at the leader: what it may read)
+//	consume offset=O [committed] (a consumer's fetch at the leader: what it may read; read_committed shows the LSO and aborted transactions)
+//	append-txn pid=P [epoch=E] [seq=S] [n=N]   (a transactional batch, acks=all)
+//	marker pid=P [epoch=E] [coord=C] commit|abort   (WriteTxnMarkers' append)
 //	advance ms=N                 (the manual clock)
 //	shrink                       (the periodic ISR check)
 //	controller [err=fenced|version|ineligible]   (answers the ISR change in flight)
@@ -145,12 +147,41 @@ func (h *harness) run(t *testing.T, td *datadriven.TestData) string {
 		}
 		return out + "\n" + h.state()
 	case "consume":
-		fr, err := p.Read(FetchParams{Offset: num("offset", 0), MaxBytes: 1 << 20, MinOneBatch: true, ReplicaID: -1, LastFetchedEpoch: -1, CurrentLeaderEpoch: -1})
+		iso := ReadUncommitted
+		if td.HasArg("committed") {
+			iso = ReadCommitted
+		}
+		fr, err := p.Read(FetchParams{Offset: num("offset", 0), MaxBytes: 1 << 20, MinOneBatch: true, ReplicaID: -1, LastFetchedEpoch: -1, CurrentLeaderEpoch: -1, Isolation: iso})
 		defer fr.Release()
 		if err != nil {
 			return "error: " + errName(err)
 		}
+		if iso == ReadCommitted {
+			return fmt.Sprintf("bytes %d, records to %d, hw %d, lso %d, aborted %v", fr.Records.Size, fr.Records.End, fr.HighWatermark, fr.LastStableOffset, fr.AbortedTxns)
+		}
 		return fmt.Sprintf("bytes %d, hw %d", fr.Records.Size, fr.HighWatermark)
+	case "append-txn":
+		opts := record.NewBatchOptions(record.CodecNone)
+		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = num("pid", 1), int16(num("epoch", 0)), int32(num("seq", 0)), true
+		recs := make([]record.Record, num("n", 1))
+		for i := range recs {
+			recs[i] = record.Record{OffsetDelta: int32(i), Value: []byte("v")}
+		}
+		b, err := record.Build(nil, opts, h.now.UnixMilli(), recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.AppendAsLeader(b, -1)
+		if err != nil {
+			return "error: " + errName(err)
+		}
+		return fmt.Sprintf("offsets %d..%d, lso %d\n%s", res.BaseOffset, res.LastOffset, p.LastStableOffset(), h.state())
+	case "marker":
+		res, err := p.AppendTxnMarker(num("pid", 1), int16(num("epoch", 0)), int32(num("coord", 0)), td.HasArg("commit"))
+		if err != nil {
+			return "error: " + errName(err)
+		}
+		return fmt.Sprintf("marker at %d, lso %d\n%s", res.BaseOffset, p.LastStableOffset(), h.state())
 	case "advance":
 		h.now = h.now.Add(time.Duration(num("ms", 0)) * time.Millisecond)
 		return ""
@@ -241,7 +272,7 @@ func (h *harness) state() string {
 // errName is the sentinel an error wraps, for stable script output.
 func errName(err error) string {
 	for _, e := range []error{ErrNotLeader, ErrFencedLeaderEpoch, ErrUnknownLeaderEpoch, ErrNotEnoughReplicas,
-		ErrNotEnoughReplicasAfterAppend, ErrReplicationTimeout, ErrOffsetOutOfRange} {
+		ErrNotEnoughReplicasAfterAppend, ErrReplicationTimeout, ErrOffsetOutOfRange, ErrInvalidProducerEpoch, ErrCoordinatorFenced, ErrInvalidTxnState} {
 		if errors.Is(err, e) {
 			return e.Error()
 		}

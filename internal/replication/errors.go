@@ -17,7 +17,6 @@ var (
 	ErrNotEnoughReplicasAfterAppend = errors.New("written, but the ISR shrank below min.insync.replicas")
 	ErrReplicationTimeout           = errors.New("not replicated to the ISR within the request timeout")
 	ErrMessageTooLarge              = errors.New("batch larger than max.message.bytes")
-	ErrTransactionsUnsupported      = errors.New("transactional batch")
 	// ErrStorage is returned by Manager.Get for a partition whose log failed to open.
 	ErrStorage = errors.New("partition log unavailable")
 
@@ -29,6 +28,8 @@ var (
 	ErrInvalidTimestamp     = storage.ErrInvalidTimestamp
 	ErrClosed               = storage.ErrClosed
 	ErrCorruptSegment       = storage.ErrCorruptSegment
+	ErrInvalidTxnState      = storage.ErrInvalidTxnState
+	ErrCoordinatorFenced    = storage.ErrCoordinatorFenced
 )
 
 // ISRChange is an AlterPartition request of a leader, or the controller's

@@ -108,6 +108,7 @@ func newPartition(e *env, topic string, id metadata.UUID, idx int32, log *storag
 		hw = min(hw, log.DurableOffset())
 	}
 	p.hw.Store(max(hw, log.LogStartOffset()))
+	log.OnHighWatermark(p.hw.Load())
 	p.leaderHW.Store(-1)
 	p.st.leader = -1
 	return p
@@ -190,6 +191,10 @@ type AppendResult = storage.AppendResult
 // record batch v2. With acks=all (-1), fewer in-sync replicas than
 // min.insync.replicas refuses the batch before it is written.
 func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, error) {
+	return p.appendAsLeader(records, acks, false, 0)
+}
+
+func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, guard uint64) (AppendResult, error) {
 	if err := p.checkLeader(-1); err != nil {
 		return AppendResult{}, err
 	}
@@ -203,16 +208,24 @@ func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, er
 			return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
 		}
 	}
-	return p.Append(records)
+	return p.append(records, verified, guard)
 }
 
 // Append appends an already validated batch as the leader (the group
 // coordinator writes its own batches this way).
-func (p *Partition) Append(batch []byte) (AppendResult, error) {
+func (p *Partition) Append(batch []byte) (AppendResult, error) { return p.append(batch, false, 0) }
+
+func (p *Partition) append(batch []byte, verified bool, guard uint64) (AppendResult, error) {
 	if !p.leader.Load() {
 		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrNotLeader, p.Topic, p.Index)
 	}
-	res, err := p.log.Append(batch, p.leaderEpoch.Load())
+	var res AppendResult
+	var err error
+	if verified {
+		res, err = p.log.AppendVerified(batch, p.leaderEpoch.Load(), guard)
+	} else {
+		res, err = p.log.Append(batch, p.leaderEpoch.Load())
+	}
 	if err != nil || res.Duplicate {
 		return res, err
 	}
@@ -250,9 +263,6 @@ func validateProduced(records []byte, cfg *config.Topic, now int64) ([]byte, err
 	}
 	if h.IsControl() {
 		return nil, fmt.Errorf("%w: clients may not write control batches", record.ErrInvalid)
-	}
-	if h.IsTransactional() {
-		return nil, fmt.Errorf("%w: transactions are not supported yet", ErrTransactionsUnsupported)
 	}
 	if !cfg.LogAppendTime {
 		if (cfg.TimestampBeforeMaxMs < now && h.FirstTimestamp < now-cfg.TimestampBeforeMaxMs) ||

@@ -42,6 +42,9 @@ func (p *Partition) setHWLocked(hw int64) bool {
 		return false
 	}
 	p.hw.Store(hw)
+	// Completed transactions below the new high watermark stop holding
+	// the last stable offset back (waiters woken below see it move).
+	p.log.OnHighWatermark(hw)
 	p.wakeLocked()
 	return true
 }

@@ -22,6 +22,9 @@ type FetchParams struct {
 	// none): the leader checks it against its own epochs, so a follower
 	// learns where its log diverges in the fetch itself.
 	LastFetchedEpoch int32
+	// Isolation is a consumer's: ReadCommitted reads stop at the last
+	// stable offset and report the aborted transactions they cover.
+	Isolation IsolationLevel
 }
 
 // FetchResult is what a read found. Release it once the regions are sent.
@@ -30,6 +33,10 @@ type FetchResult struct {
 	LastStableOffset int64
 	LogStartOffset   int64
 	Records          storage.ReadResult
+	// AbortedTxns are, for a read_committed read, the aborted transactions
+	// that overlap the records returned (non-nil, possibly empty); nil
+	// for other reads.
+	AbortedTxns []AbortedTxn
 	// Diverging is set for a follower whose log diverges from the
 	// leader's: truncate to DivergingEndOffset and fetch again.
 	Diverging          bool
@@ -67,10 +74,16 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 	}
 	res := FetchResult{LogStartOffset: p.log.LogStartOffset()}
 	maxOffset := p.hw.Load()
+	committed := fp.ReplicaID < 0 && fp.Isolation == ReadCommitted
+	if committed {
+		maxOffset = p.log.LastStableOffset(maxOffset)
+		res.AbortedTxns = []AbortedTxn{}
+	}
 	if fp.ReplicaID >= 0 {
 		if d, epoch, end := p.diverging(fp); d {
 			res.Diverging, res.DivergingEpoch, res.DivergingEndOffset = true, epoch, end
-			res.HighWatermark, res.LastStableOffset = p.hw.Load(), p.hw.Load()
+			res.HighWatermark = p.hw.Load()
+			res.LastStableOffset = p.log.LastStableOffset(res.HighWatermark)
 			return res, nil
 		}
 		maxOffset = p.log.LogEndOffset()
@@ -85,8 +98,11 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 			res.Throttled = !p.inISR(fp.ReplicaID) && res.quota.exceeded()
 		}
 	}
-	hw := p.hw.Load()
-	res.HighWatermark, res.LastStableOffset = hw, hw
+	// Read after the follower's progress moved it: the follower learns
+	// its new high watermark in this response. (A consumer's records stop
+	// at the bound read above, at or below these.)
+	res.HighWatermark = p.hw.Load()
+	res.LastStableOffset = p.log.LastStableOffset(res.HighWatermark)
 	if fp.Offset >= maxOffset {
 		if fp.Offset > p.log.LogEndOffset() {
 			return res, fmt.Errorf("%w: fetch offset %d is past the log end %d", storage.ErrOffsetOutOfRange, fp.Offset, p.log.LogEndOffset())
@@ -106,6 +122,9 @@ func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
 		return res, err
 	}
 	res.Records = rr
+	if committed && rr.Size > 0 {
+		res.AbortedTxns = p.log.AbortedTxns(fp.Offset, rr.End)
+	}
 	return res, nil
 }
 
@@ -158,10 +177,15 @@ func (p *Partition) diverging(fp FetchParams) (bool, int32, int64) {
 }
 
 // OffsetForTimestamp is the first offset with a timestamp at or after ts
-// below the high watermark (ListOffsets).
-func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error) {
+// below the high watermark, or for ReadCommitted below the last stable
+// offset (ListOffsets).
+func (p *Partition) OffsetForTimestamp(ts int64, isolation IsolationLevel) (offset, timestamp int64, found bool, err error) {
+	limit := p.hw.Load()
+	if isolation == ReadCommitted {
+		limit = p.LastStableOffset()
+	}
 	off, t, ok, err := p.log.OffsetForTimestamp(ts)
-	if err != nil || !ok || off >= p.hw.Load() {
+	if err != nil || !ok || off >= limit {
 		return -1, -1, false, err
 	}
 	return off, t, true, nil

@@ -204,6 +204,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		EnsureOffsetsTopic: s.ensureOffsetsTopic,
 		Txns:               s.tx.coord,
 		EnsureTxnTopic:     s.tx.ensureTopic,
+		TxnVerifier:        s.tx.verifier(),
+		TxnMarkers:         s.groups,
 		Forward:            s.cc.ForwardRequest,
 		Ready:              ready,
 	})

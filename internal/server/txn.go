@@ -388,3 +388,62 @@ func (tx *txnServer) Verify(ctx context.Context, id string, pid int64, epoch int
 	}
 	return out, nil
 }
+
+// verifier is the broker's TxnVerifier: nil (no verification) when
+// transaction.partition.verification.enable is off, as in Kafka.
+func (tx *txnServer) verifier() broker.TxnVerifier {
+	if !tx.s.cfg.Bool("transaction.partition.verification.enable") {
+		return nil
+	}
+	return tx
+}
+
+// VerifyPartition implements broker.TxnVerifier (KIP-890 part 1) with
+// Verify: nil when the partition is in the producer's ongoing transaction,
+// else an error carrying the Kafka code to answer the produce with
+// (PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH, as Kafka's
+// AddPartitionsToTxnManager answers producers).
+func (tx *txnServer) VerifyPartition(ctx context.Context, id string, pid int64, epoch int16, topic string, partition int32) error {
+	errs, err := tx.Verify(ctx, id, pid, epoch, []txn.TopicPartition{{Topic: topic, Partition: partition}})
+	if err == nil {
+		err = errs[0]
+	}
+	if err == nil {
+		return nil
+	}
+	code := txnErrorCode(err)
+	if code == kerr.ProducerFenced {
+		code = kerr.InvalidProducerEpoch
+	}
+	return fmt.Errorf("verify %s-%d in the transaction of %q: %w (%w)", topic, partition, id, code, err)
+}
+
+// txnErrorCode is the Kafka error of a coordinator error (a *kerr.Error
+// from a remote coordinator is kept).
+func txnErrorCode(err error) *kerr.Error {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	for _, m := range []struct {
+		err  error
+		code *kerr.Error
+	}{
+		{txn.ErrNotCoordinator, kerr.NotCoordinator},
+		{txn.ErrLoadInProgress, kerr.CoordinatorLoadInProgress},
+		{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+		{txn.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+		{txn.ErrProducerFenced, kerr.ProducerFenced},
+		{txn.ErrInvalidProducerIDMap, kerr.InvalidProducerIDMapping},
+		{txn.ErrTransactionAbortable, kerr.TransactionAbortable},
+		{txn.ErrInvalidRequest, kerr.InvalidRequest},
+	} {
+		if errors.Is(err, m.err) {
+			return m.code
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return kerr.CoordinatorNotAvailable
+	}
+	return kerr.UnknownServerError
+}

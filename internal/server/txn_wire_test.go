@@ -162,8 +162,14 @@ func TestTxnCoordinatorWire(t *testing.T) {
 	if er.ProducerID != bp || er.ProducerEpoch != be+1 {
 		t.Fatalf("EndTxn v5 answered %d/%d, want %d/%d", er.ProducerID, er.ProducerEpoch, bp, be+1)
 	}
-	// The same end retried is answered the same.
-	er = c.roundTrip(end).(*kmsg.EndTxnResponse)
+	// The same end retried is answered the same (once the abort
+	// completed: CONCURRENT_TRANSACTIONS before, and the client retries).
+	for end0 := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		er = c.roundTrip(end).(*kmsg.EndTxnResponse)
+		if er.ErrorCode != kerr.ConcurrentTransactions.Code || time.Now().After(end0) {
+			break
+		}
+	}
 	check("retried abort, v5", er.ErrorCode, nil)
 	if er.ProducerEpoch != be+1 {
 		t.Fatalf("retried EndTxn v5 answered epoch %d, want %d", er.ProducerEpoch, be+1)

@@ -101,6 +101,9 @@ type Region struct {
 type ReadResult struct {
 	Regions []Region
 	Size    int64 // sum of region lengths
+	// End is the offset after the last batch returned (the bound of the
+	// aborted transactions a read_committed fetch reports).
+	End     int64
 	release func()
 }
 

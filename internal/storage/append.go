@@ -14,6 +14,19 @@ import (
 // duplicate of one of its last five batches writes nothing and returns the
 // original offsets with Duplicate set.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, false, 0)
+}
+
+// AppendVerified is Append for a leader that verifies transactions with
+// their coordinator (KIP-890 part 1): a transactional batch that would
+// start a transaction of its producer here must come with the guard that
+// StartTxnVerification returned, still pending (no marker for the producer
+// since), or it is refused with ErrInvalidTxnState.
+func (l *Log) AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, true, guard)
+}
+
+func (l *Log) append(batch []byte, leaderEpoch int32, verify bool, guard uint64) (AppendResult, error) {
 	h, err := record.ParseHeader(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append: %w", err)
@@ -22,8 +35,18 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append: %w: batch length field says %d bytes, have %d", record.ErrCorrupt, h.Size(), len(batch))
 	}
 
+	var ci *controlInfo
+	if h.IsControl() {
+		c, marker, err := parseControl(batch)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("storage: append: %w", err)
+		}
+		if marker {
+			ci = &c
+		}
+	}
 	l.mu.Lock()
-	res, flushNow, err := l.appendLocked(batch, &h, leaderEpoch)
+	res, flushNow, err := l.appendLocked(batch, &h, ci, leaderEpoch, verify, guard)
 	l.mu.Unlock()
 	if err != nil || res.Duplicate {
 		return res, err
@@ -36,7 +59,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 	return res, nil
 }
 
-func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (AppendResult, bool, error) {
+func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, leaderEpoch int32, verify bool, guard uint64) (AppendResult, bool, error) {
 	if err := l.errClosedOrFailed(); err != nil {
 		return AppendResult{}, false, err
 	}
@@ -46,7 +69,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (A
 	}
 	nowMs := l.nowMs()
 	if h.HasProducerID() {
-		dup, err := l.producers.check(h, nowMs, cfg.ProducerIDExpiryMs)
+		dup, err := l.producers.check(h, ci, verify, guard, nowMs, cfg.ProducerIDExpiryMs)
 		if err != nil {
 			return AppendResult{}, false, err
 		}
@@ -94,7 +117,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, leaderEpoch int32) (A
 		}
 	}
 	if h.HasProducerID() {
-		l.producers.update(h, nowMs, cfg.ProducerIDExpiryMs)
+		l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
 	}
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart

@@ -173,6 +173,20 @@ func (l *Log) planClean(nowMs int64) cleanPlan {
 			}
 		}
 	}
+	// Nothing at or above the first unstable offset (an ongoing
+	// transaction's data, or one whose marker is not replicated yet) nor
+	// the high watermark is cleaned: whole segments below it only.
+	hw := l.cleanHW.Load()
+	if hw < 0 {
+		hw = math.MaxInt64
+	}
+	limit := hw
+	if fu, _ := l.producers.firstUnstable(hw); fu >= 0 {
+		limit = min(limit, fu)
+	}
+	if limit != math.MaxInt64 {
+		u = min(u, sort.Search(n, func(i int) bool { return l.segs[i].next > limit }))
+	}
 	p.uncleanable = l.segs[u].base
 	p.dirtyIdx = min(d, u)
 	for i := range u {
@@ -233,6 +247,7 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 		for _, b := range e.batches {
 			protect[b.firstOffset] = true
 		}
+		protect[e.lastOffset] = true // a marker last: see filterControl
 	}
 	cfg := l.cfg
 	l.bg.Add(1)
@@ -362,6 +377,7 @@ type cleanPass struct {
 	protect    map[int64]bool // base offsets of live producers' last batches
 	throttle   *Throttle
 	stats      *CleanStats
+	txn        *txnCleanState // transactions of the range being read (cleaner_txn.go)
 	minHorizon int64
 
 	readBuf []byte
@@ -376,6 +392,9 @@ type cleanPass struct {
 // that did not fit the map.
 func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 	fd := p.firstDirty
+	if p.dirtyIdx < len(p.segs) {
+		c.txn = newTxnCleanState(c.l.AbortedTxns(p.segs[p.dirtyIdx].base, p.uncleanable), nil)
+	}
 	for _, s := range p.segs[p.dirtyIdx:] {
 		if c.l.isClosed() {
 			return 0, ErrClosed
@@ -398,7 +417,17 @@ func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 			}
 			c.throttle.Wait(len(b))
 			c.stats.BytesRead += int64(len(b))
-			if h.LastOffset() < fd || h.IsControl() || h.NumRecords == 0 {
+			if h.IsControl() && h.NumRecords > 0 {
+				ci, marker, err := parseControl(b)
+				if err != nil {
+					return 0, fmt.Errorf("%w: %s at position %d: %v", ErrCorruptSegment, s.path(logSuffix), pos, err)
+				}
+				if marker {
+					c.txn.onControl(&h, &ci)
+				}
+				continue
+			}
+			if aborted := c.txn.onBatch(&h); aborted || h.LastOffset() < fd || h.IsControl() || h.NumRecords == 0 {
 				continue
 			}
 			if len(c.m.m) > 0 && len(c.m.m)+int(h.NumRecords) > limit {

@@ -45,12 +45,13 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 			return
 		}
 		f.Close()
-		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		for _, suf := range segmentSuffixes {
 			os.Remove(path(suf + cleanedSuffix))
 			os.Remove(path(suf + swapSuffix))
 		}
 	}()
 
+	c.txn = newTxnCleanState(l.AbortedTxns(base, group[len(group)-1].next), &ns.txn)
 	var pos int64
 	var mtime time.Time
 	out := c.out[:0]
@@ -127,7 +128,12 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 	if err := writeSynced(path(timeIndexSuffix+cleanedSuffix), ns.timeIdx.buf); err != nil {
 		return false, err
 	}
-	ns.offIdx.written, ns.timeIdx.written = len(ns.offIdx.buf), len(ns.timeIdx.buf)
+	if len(ns.txn.buf) > 0 {
+		if err := writeSynced(path(txnIndexSuffix+cleanedSuffix), ns.txn.buf); err != nil {
+			return false, err
+		}
+	}
+	ns.offIdx.written, ns.timeIdx.written, ns.txn.written = len(ns.offIdx.buf), len(ns.timeIdx.buf), len(ns.txn.buf)
 	if !mtime.IsZero() {
 		// Keep the old files' age for time retention of record-less data.
 		os.Chtimes(f.Name(), mtime, mtime)
@@ -167,9 +173,12 @@ func (l *Log) swapIn(ns *segment, group []*segment, committed *bool) (bool, erro
 	if crash("marker") {
 		return false, errSimulatedCrash
 	}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix, logSuffix} { // the log last: the commit
+	for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix, logSuffix} { // the log last: the commit
 		if suf == logSuffix && crash("index-swapped") {
 			return false, errSimulatedCrash
+		}
+		if suf == txnIndexSuffix && len(ns.txn.buf) == 0 {
+			continue // none written
 		}
 		if err := os.Rename(path(suf+cleanedSuffix), path(suf+swapSuffix)); err != nil {
 			return false, fmt.Errorf("storage: clean: %w", err)
@@ -206,9 +215,12 @@ func (l *Log) swapIn(ns *segment, group []*segment, committed *bool) (bool, erro
 		return true, errSimulatedCrash
 	}
 	if len(errs) == 0 {
-		for _, suf := range []string{indexSuffix, timeIndexSuffix, logSuffix} {
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix, logSuffix} {
 			if suf == logSuffix && crash("index-final") {
 				return true, errSimulatedCrash
+			}
+			if suf == txnIndexSuffix && len(ns.txn.buf) == 0 {
+				continue
 			}
 			if err := os.Rename(path(suf+swapSuffix), path(suf)); err != nil {
 				errs = append(errs, err)
@@ -269,8 +281,31 @@ func writeSynced(path string, data []byte) error {
 
 // filterBatch appends to dst what remains of batch b after cleaning.
 func (c *cleanPass) filterBatch(dst, b []byte, h *record.Header) ([]byte, error) {
-	if h.IsControl() || h.NumRecords == 0 {
+	if h.IsControl() && h.NumRecords > 0 {
+		return c.filterControl(dst, b, h)
+	}
+	if h.IsControl() {
 		return append(dst, b...), nil
+	}
+	if h.NumRecords == 0 {
+		// Emptied by an earlier pass: kept while it is one of a live
+		// producer's last batches (Kafka's RETAIN_EMPTY), else removed. Seen
+		// now, it keeps its transaction's marker for one more pass.
+		c.txn.onBatch(h)
+		if h.HasProducerID() && c.protect[h.BaseOffset] {
+			return append(dst, b...), nil
+		}
+		c.stats.BatchesRemoved++
+		return dst, nil
+	}
+	if c.txn.onBatch(h) {
+		// Aborted transactional data.
+		c.stats.RecordsRemoved += int64(h.NumRecords)
+		if h.HasProducerID() && c.protect[h.BaseOffset] {
+			return appendEmptyBatch(dst, b), nil
+		}
+		c.stats.BatchesRemoved++
+		return dst, nil
 	}
 	hasHorizon := h.Attributes&record.AttrDeleteHorizon != 0
 	horizon := h.FirstTimestamp // the delete horizon when hasHorizon
@@ -325,28 +360,35 @@ func (c *cleanPass) filterBatch(dst, b []byte, h *record.Header) ([]byte, error)
 		firstTs = hz
 		c.noteHorizon(hz)
 	}
+	return c.rebuild(dst, h, firstTs, c.recs, newHorizon || hasHorizon)
+}
+
+// rebuild appends a batch with h's batch fields holding recs, with first
+// timestamp firstTs and, with horizon, the delete horizon attribute; the
+// last offset delta (and so the last sequence) and a LogAppendTime batch's
+// timestamp stay the original's, as Kafka keeps them.
+func (c *cleanPass) rebuild(dst []byte, h *record.Header, firstTs int64, recs []record.Record, horizon bool) ([]byte, error) {
 	opts := record.BatchOptions{
 		Codec:                h.Codec(),
 		ProducerID:           h.ProducerID,
 		ProducerEpoch:        h.ProducerEpoch,
 		BaseSequence:         h.BaseSequence,
 		Transactional:        h.IsTransactional(),
+		Control:              h.IsControl(),
 		LogAppendTime:        h.IsLogAppendTime(),
 		PartitionLeaderEpoch: h.PartitionLeaderEpoch,
 		BaseOffset:           h.BaseOffset,
 	}
 	start := len(dst)
-	dst, err = record.Build(dst, opts, firstTs, c.recs)
+	dst, err := record.Build(dst, opts, firstTs, recs)
 	if err != nil {
 		return dst, err
 	}
 	nb := dst[start:]
 	be := binary.BigEndian
-	if newHorizon || hasHorizon {
+	if horizon {
 		be.PutUint16(nb[hdrAttributes:], be.Uint16(nb[hdrAttributes:])|record.AttrDeleteHorizon)
 	}
-	// Keep the last offset (and so the last sequence) of the original, as
-	// Kafka does, and a LogAppendTime batch's timestamp.
 	be.PutUint32(nb[hdrLastOffsetDelta:], uint32(h.LastOffsetDelta))
 	if h.IsLogAppendTime() {
 		be.PutUint64(nb[hdrMaxTimestamp:], uint64(h.MaxTimestamp))
@@ -445,7 +487,7 @@ func (l *Log) recoverCleanerSwap() error {
 			last = markerLast
 		} else if _, err := os.Stat(filepath.Join(l.dir, fileName(base, logSuffix))); err == nil {
 			l.logger.Warn("discarding a cleaned segment swap without its marker", "segment", fileName(base, logSuffix+swapSuffix))
-			for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			for _, suf := range segmentSuffixes {
 				if err := remove(fileName(base, suf+swapSuffix)); err != nil {
 					return err
 				}
@@ -454,7 +496,7 @@ func (l *Log) recoverCleanerSwap() error {
 		}
 		l.logger.Warn("completing an interrupted cleaner swap", "segment", fileName(base, logSuffix), "replaces_through", fileName(last, logSuffix))
 		for _, de := range ents {
-			for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			for _, suf := range segmentSuffixes {
 				if b, ok := parseBase(de.Name(), suf); ok && b >= base && b <= last {
 					if err := remove(de.Name()); err != nil {
 						return err
@@ -465,7 +507,7 @@ func (l *Log) recoverCleanerSwap() error {
 		if err := syncDir(l.dir); err != nil {
 			return err
 		}
-		for _, suf := range []string{indexSuffix, timeIndexSuffix, logSuffix} {
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix, logSuffix} {
 			err := os.Rename(filepath.Join(l.dir, fileName(base, suf+swapSuffix)), filepath.Join(l.dir, fileName(base, suf)))
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("finish cleaner swap: %w", err)

@@ -51,6 +51,7 @@ type cleanEnv struct {
 	tl    *testLog
 	start int64
 	seqs  map[int64]int32
+	guard uint64 // the last transaction verification's (txn_test.go)
 }
 
 func dur(t *testing.T, td *datadriven.TestData, key string, def int64) int64 {
@@ -147,7 +148,7 @@ func (e *cleanEnv) run(t *testing.T, td *datadriven.TestData) string {
 		data := readBytes(t, res)
 		if err := record.Split(data, func(b []byte) error {
 			h, err := validateStored(b)
-			if err != nil {
+			if err != nil || h.IsControl() {
 				return err
 			}
 			return record.ForEach(b, func(r *record.Record) error {
@@ -240,12 +241,21 @@ func (e *cleanEnv) appendBatches(t *testing.T, td *datadriven.TestData) string {
 				e.seqs[pid] = seq + int32(len(recs))
 			}
 		}
+		opts.Transactional = td.HasArg("txn")
 		b, err := record.Build(nil, opts, tl.clock.Ms(), recs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := tl.Append(b, 0)
+		var res AppendResult
+		if td.HasArg("verified") {
+			res, err = tl.AppendVerified(b, 0, uint64(intArg(t, td, "guard", int64(e.guard))))
+		} else {
+			res, err = tl.Append(b, 0)
+		}
 		if err != nil {
+			if pid >= 0 && !td.HasArg("expect-dup") {
+				e.seqs[pid] = opts.BaseSequence
+			}
 			fmt.Fprintf(&sb, "error: %v\n", err)
 			continue
 		}
@@ -291,8 +301,14 @@ func (e *cleanEnv) dump(t *testing.T) string {
 			if h.HasProducerID() {
 				flags = append(flags, fmt.Sprintf("pid=%d seq=%d-%d", h.ProducerID, h.BaseSequence, h.LastSequence()))
 			}
+			if h.IsTransactional() {
+				flags = append(flags, "txn")
+			}
 			if h.IsControl() {
 				flags = append(flags, "control")
+				if ci, marker, err := parseControl(b); err == nil && marker {
+					flags = append(flags, map[bool]string{true: "commit", false: "abort"}[ci.commit])
+				}
 			}
 			if h.Attributes&record.AttrDeleteHorizon != 0 {
 				flags = append(flags, fmt.Sprintf("horizon=@%d", h.FirstTimestamp-e.start))

@@ -20,6 +20,7 @@ func (l *Log) flush(full bool) error {
 		size   int64
 		offIdx []byte
 		timIdx []byte
+		txnIdx []byte
 	}
 	l.mu.RLock()
 	leo := l.leo.Load()
@@ -29,9 +30,9 @@ func (l *Log) flush(full bool) error {
 		size := s.size.Load()
 		j := job{s: s, size: size}
 		if full {
-			j.offIdx, j.timIdx = s.offIdx.buf, s.timeIdx.buf
+			j.offIdx, j.timIdx, j.txnIdx = s.offIdx.buf, s.timeIdx.buf, s.txn.buf
 		}
-		if size > s.syncedSize || (full && (len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written)) {
+		if size > s.syncedSize || (full && (len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written || len(j.txnIdx) > s.txn.written)) {
 			s.acquire()
 			jobs = append(jobs, j)
 		}
@@ -63,6 +64,9 @@ func (l *Log) flush(full bool) error {
 			return fmt.Errorf("storage: %w", err)
 		}
 		if s.timeIdx.written, err = writeIndexTail(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		if s.txn.written, err = writeIndexTail(s.path(txnIndexSuffix), j.txnIdx, s.txn.written); err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
 	}

@@ -149,6 +149,7 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 			j++
 		}
 		run := b[:end-pos]
+		start := pos
 		if n, werr := s.f.WriteAt(run, pos); werr != nil {
 			// Cut off whatever part was written so the file stays whole batches.
 			if terr := s.f.Truncate(pos); terr != nil {
@@ -165,12 +166,22 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 		for k := i; k < j; k++ {
 			h := &hs[k]
 			s.track(h, pos, cfg.IndexIntervalBytes)
+			if h.HasProducerID() {
+				var ci *controlInfo
+				if h.IsControl() {
+					// Validated by splitFollowerBatches; a control record
+					// that does not parse is not a marker.
+					if c, marker, cerr := parseControl(run[pos-start : pos-start+int64(h.Size())]); cerr == nil && marker {
+						ci = &c
+					} else if cerr != nil {
+						l.logger.Warn("replicated control batch does not parse", "offset", h.BaseOffset, "err", cerr)
+					}
+				}
+				l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
+			}
 			pos += int64(h.Size())
 			if l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
 				epochsChanged = true
-			}
-			if h.HasProducerID() {
-				l.producers.update(h, nowMs, cfg.ProducerIDExpiryMs)
 			}
 			l.unflushed += int64(h.NumRecords)
 		}
@@ -365,7 +376,7 @@ func (l *Log) afterTruncation() error {
 	}
 	epochsChanged := l.epochs.truncateFromEnd(leo)
 	l.producers = newProducerState()
-	if err := l.loadProducerState(); err != nil {
+	if _, err := l.loadProducerState(); err != nil {
 		l.failed = fmt.Errorf("rebuild producer state after truncation: %w", err)
 		l.logger.Error("log failed", "err", l.failed)
 		errs = append(errs, l.failed)
@@ -448,7 +459,8 @@ func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 	if cut == 0 {
 		s.created = l.now()
 	}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+	s.txn.trim(s.next)
+	for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := os.Remove(s.path(suf)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove stale index: %w", err))
 		}
@@ -488,6 +500,7 @@ func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
 		dir: s.dir, base: s.base, f: f, next: s.next,
 		offIdx:       offsetIndex{buf: slices.Clone(s.offIdx.buf)},
 		timeIdx:      timeIndex{buf: slices.Clone(s.timeIdx.buf)},
+		txn:          txnIndex{entries: slices.Clone(s.txn.entries), buf: slices.Clone(s.txn.buf)},
 		firstBatchTs: s.firstBatchTs,
 		created:      s.created,
 		syncedSize:   cut,

@@ -59,6 +59,9 @@ type Log struct {
 	rebuilt     bool         // Open rebuilt some index
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
+	// cleanHW is the high watermark last reported by OnHighWatermark, -1
+	// if none: the cleaner does not clean past it.
+	cleanHW atomic.Int64
 
 	hwMu sync.Mutex   // serializes SaveHighWatermark
 	hw   atomic.Int64 // high watermark last saved or read at Open (follower.go)
@@ -87,6 +90,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		producers: newProducerState(),
 	}
 	l.syncCond = sync.NewCond(&l.syncMu)
+	l.cleanHW.Store(-1)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create log dir: %w", err)
 	}
@@ -183,10 +187,11 @@ func (l *Log) load() error {
 			return err
 		}
 	}
-	if err := l.loadProducerState(); err != nil {
+	rebuiltTxn, err := l.loadProducerState()
+	if err != nil {
 		return err
 	}
-	if recovered || !clean {
+	if recovered || !clean || rebuiltTxn {
 		// Make everything recovered durable (after a process crash it may
 		// still be only in the page cache) and record the recovery point.
 		return l.flush(true)
@@ -218,7 +223,7 @@ func (l *Log) cleanDir() ([]int64, error) {
 	for _, de := range ents {
 		name := de.Name()
 		remove := strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, tmpSuffix)
-		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 			if strings.HasSuffix(name, suf) {
 				b, err := strconv.ParseInt(strings.TrimSuffix(name, suf), 10, 64)
 				remove = remove || err != nil || !logs[b]

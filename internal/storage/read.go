@@ -77,6 +77,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 		full := false
 		{
 			end := start
+			lastInRun := int64(-1)
 			for end < size {
 				if end > start {
 					if h, err = readHeader(s.f, end, hdr); err != nil {
@@ -95,10 +96,12 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 				}
 				budget -= n
 				end += n
+				lastInRun = h.LastOffset()
 			}
 			if end > start {
 				res.Regions = append(res.Regions, Region{File: s.f, Offset: start, Len: end - start})
 				res.Size += end - start
+				res.End = lastInRun + 1
 			}
 			if end < size {
 				full = true

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -38,6 +40,10 @@ func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
 			err := l.loadIndexes(s)
 			if err == nil {
 				recovered = recovered || l.rebuilt
+				if terr := s.loadTxnIndex(); terr != nil {
+					l.logger.Warn("rebuilding transaction index", "segment", s.path(txnIndexSuffix), "reason", terr.Error())
+					s.txnRebuild = true
+				}
 				continue
 			}
 			if !last || !errors.Is(err, ErrCorruptSegment) {
@@ -52,13 +58,14 @@ func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
 		if err != nil {
 			return recovered, err
 		}
+		s.txnRebuild = true
 		if !last && !truncated {
 			s.finishTimeIndex()
 		}
 		if truncated && !last {
 			for _, b := range bases[i+1:] {
 				l.logger.Warn("deleting segment after a truncated one", "segment", fileName(b, logSuffix))
-				for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				for _, suf := range segmentSuffixes {
 					if err := os.Remove(filepath.Join(l.dir, fileName(b, suf))); err != nil && !errors.Is(err, os.ErrNotExist) {
 						return recovered, fmt.Errorf("delete segment after truncation: %w", err)
 					}
@@ -214,19 +221,31 @@ func (l *Log) recoverSegment(s *segment) (bool, error) {
 }
 
 // loadProducerState loads the newest valid snapshot at or below the log end
-// and replays the batch headers after it (from the log start when there is
-// none). Snapshots past the log end are deleted.
-func (l *Log) loadProducerState() error {
+// and replays the batches after it (from the log start when there is none).
+// Snapshots past the log end are deleted. Segments whose transaction index
+// is to be rebuilt (txnRebuild) get it from the replay, which then starts
+// at or below the first of them; it reports whether it rebuilt any.
+func (l *Log) loadProducerState() (bool, error) {
 	leo := l.leo.Load()
+	rebuildFrom := int64(math.MaxInt64)
+	for _, s := range l.segs {
+		if s.txnRebuild {
+			rebuildFrom = s.base
+			break
+		}
+	}
 	offs, err := listSnapshots(l.dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	from := int64(-1)
 	for i := len(offs) - 1; i >= 0; i-- {
 		name := filepath.Join(l.dir, fileName(offs[i], snapshotSuffix))
 		if offs[i] > leo {
 			os.Remove(name)
+			continue
+		}
+		if offs[i] > rebuildFrom {
 			continue
 		}
 		b, err := os.ReadFile(name)
@@ -245,12 +264,18 @@ func (l *Log) loadProducerState() error {
 	if from < l.logStart {
 		if from >= 0 {
 			l.logger.Info("producer snapshot is below the log start; replaying", "snapshot", from)
+			l.producers = newProducerState()
 		}
 		from = l.segs[0].base
 	}
+	rebuilt := false
 	hdr := make([]byte, record.HeaderSize)
+	var buf []byte
 	for i := l.segmentFor(from); i < len(l.segs); i++ {
 		s := l.segs[i]
+		if s.txnRebuild {
+			s.txn.reset()
+		}
 		pos, size := int64(0), s.size.Load()
 		if from > s.base {
 			pos = s.offIdx.lookup(from - s.base)
@@ -258,14 +283,36 @@ func (l *Log) loadProducerState() error {
 		for pos < size {
 			h, err := readHeader(s.f, pos, hdr)
 			if err != nil {
-				return fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
+				return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
 			}
 			if h.LastOffset() >= from && h.HasProducerID() {
-				l.producers.update(&h, nowMs, -1)
+				var ci *controlInfo
+				if h.IsControl() {
+					buf = slices.Grow(buf[:0], h.Size())[:h.Size()]
+					if _, err := s.f.ReadAt(buf, pos); err != nil {
+						return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
+					}
+					if c, marker, err := parseControl(buf); err == nil && marker {
+						ci = &c
+					} else if err != nil {
+						l.logger.Warn("control batch does not parse", "segment", s.path(logSuffix), "offset", h.BaseOffset, "err", err)
+					}
+				}
+				c := l.producers.update(&h, ci, nowMs, -1)
+				if s.txnRebuild {
+					l.completeTxn(s, c)
+				}
 			}
 			pos += int64(h.Size())
 		}
+		if s.txnRebuild {
+			s.txnRebuild = false
+			rebuilt = true
+			if err := os.Remove(s.path(txnIndexSuffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return false, fmt.Errorf("remove stale transaction index: %w", err)
+			}
+		}
 	}
 	l.producers.prune(l.logStart, nowMs, l.cfg.ProducerIDExpiryMs)
-	return nil
+	return rebuilt, nil
 }

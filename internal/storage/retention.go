@@ -18,7 +18,8 @@ import (
 // It also forgets expired idle producers. A segment is deleted only when
 // all of it lies below upTo, the partition's high watermark: retention
 // never removes records that are not yet replicated (or visible), as
-// Kafka's.
+// Kafka's. Nor does it remove the data of an ongoing transaction: upTo is
+// lowered to the first offset of the earliest one.
 func (l *Log) EnforceRetention(upTo int64) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
@@ -29,6 +30,11 @@ func (l *Log) EnforceRetention(upTo int64) error {
 	}
 	nowMs := l.nowMs()
 	cfg := &l.cfg
+	if first := l.producers.ongoingFirst(); first >= 0 && first < upTo {
+		// Never delete the data of an ongoing transaction: its producer's
+		// state and the last stable offset refer to it.
+		upTo = first
+	}
 	var total int64
 	for _, s := range l.segs {
 		total += s.size.Load()

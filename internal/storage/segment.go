@@ -25,6 +25,9 @@ const (
 	swapSuffix      = ".swap"    // a cleaned segment committed to replace old ones
 )
 
+// segmentSuffixes are the files of a segment.
+var segmentSuffixes = []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix}
+
 func fileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
 
 // segment is one .log file with its indexes. The log file descriptor stays
@@ -45,6 +48,8 @@ type segment struct {
 	next            int64 // offset after the last batch (base when empty)
 	offIdx          offsetIndex
 	timeIdx         timeIndex
+	txn             txnIndex // aborted transactions whose marker is here (txn.go)
+	txnRebuild      bool     // the transaction index is to be rebuilt by the producer state replay at Open
 	bytesSinceIndex int64
 	maxTs           int64 // largest batch MaxTimestamp, -1 if none
 	maxTsOffset     int64 // last offset of the first batch with maxTs
@@ -87,6 +92,7 @@ func openSegment(dir string, base int64, now time.Time, create bool) (*segment, 
 		// otherwise be mistaken for this one's.
 		os.Remove(s.path(indexSuffix))
 		os.Remove(s.path(timeIndexSuffix))
+		os.Remove(s.path(txnIndexSuffix))
 	}
 	return s, nil
 }
@@ -101,7 +107,7 @@ func (s *segment) release() {
 	}
 	err := s.f.Close()
 	if s.deleted.Load() {
-		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		for _, suf := range segmentSuffixes {
 			if e := os.Remove(s.path(suf + deletedSuffix)); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
 				err = e
 			}
@@ -117,7 +123,7 @@ func (s *segment) release() {
 func (s *segment) markDeleted() error {
 	s.deleted.Store(true)
 	var first error
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range segmentSuffixes {
 		if err := os.Rename(s.path(suf), s.path(suf+deletedSuffix)); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
 			first = fmt.Errorf("rename deleted segment file: %w", err)
 		}
