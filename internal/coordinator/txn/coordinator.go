@@ -180,13 +180,17 @@ func (c *Coordinator) submit(id string, op func(s *shard, newPID int64) runtime.
 	attempt = func(newPID int64) {
 		c.rt.Submit(p, func(s *shard) runtime.Result { return op(s, newPID) }, func(v any, err error) {
 			if errors.Is(err, errNeedProducerID) && newPID < 0 {
-				pid, aerr := c.opts.AllocateProducerID()
-				if aerr != nil {
-					c.log.Error("allocate a producer id", "transactional_id", id, "err", aerr)
-					done(nil, fmt.Errorf("%w: allocate a producer id: %v", ErrCoordinatorNotAvailable, aerr))
-					return
-				}
-				attempt(pid)
+				// The allocation may ask the controller: not on the
+				// shard's answering goroutine.
+				go func() {
+					pid, aerr := c.opts.AllocateProducerID()
+					if aerr != nil {
+						c.log.Error("allocate a producer id", "transactional_id", id, "err", aerr)
+						done(nil, fmt.Errorf("%w: allocate a producer id: %v", ErrCoordinatorNotAvailable, aerr))
+						return
+					}
+					attempt(pid)
+				}()
 				return
 			}
 			done(v, err)
