@@ -30,9 +30,14 @@ import (
 
 // txnServer is the node's transaction coordinator and what drives it.
 type txnServer struct {
-	s      *Server
-	coord  *txn.Coordinator
+	s     *Server
+	coord *txn.Coordinator
+	// rpc sends the markers; verify, a few clients used in turn, the
+	// verifications (each client has one request in flight per broker, so
+	// neither waits behind the other).
 	rpc    *kclient.Client
+	verify [4]*kclient.Client
+	next   atomic.Uint32
 	log    *slog.Logger
 	pids   pidBlocks
 	tick   time.Duration
@@ -53,6 +58,9 @@ func (s *Server) startTxns(logger *slog.Logger) {
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
 	tx := &txnServer{s: s, rpc: kclient.New(forwardTimeout), log: logger.With("component", "txn-wiring"), led: map[int32]led{},
 		tick: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms")}
+	for i := range tx.verify {
+		tx.verify[i] = kclient.New(forwardTimeout)
+	}
 	tx.pids.alloc = func(n int64) (int64, error) { return s.cc.AllocateProducerIDs(n) }
 	tx.coord = txn.New(txn.Options{
 		Logger:             logger,
@@ -77,6 +85,9 @@ func (tx *txnServer) run(ctx context.Context) {
 func (tx *txnServer) close() {
 	tx.coord.Close()
 	tx.rpc.Close()
+	for _, c := range tx.verify {
+		c.Close()
+	}
 }
 
 // follow runs after the partition manager applied img: the
@@ -301,16 +312,16 @@ func markerError(code int16) error {
 
 // send sends req to node, in-process when it is this node.
 func (tx *txnServer) send(ctx context.Context, img *metadata.Image, node int32, req kmsg.Request) (*kmsg.WriteTxnMarkersResponse, error) {
-	resp, err := tx.request(ctx, img, node, req)
+	resp, err := tx.request(ctx, tx.rpc, img, node, req)
 	if err != nil {
 		return nil, err
 	}
 	return resp.(*kmsg.WriteTxnMarkersResponse), nil
 }
 
-// request sends req to node's Kafka listener, or through this broker's
-// handlers in-process when node is this one.
-func (tx *txnServer) request(ctx context.Context, img *metadata.Image, node int32, req kmsg.Request) (kmsg.Response, error) {
+// request sends req to node's Kafka listener with rpc, or through this
+// broker's handlers in-process when node is this one.
+func (tx *txnServer) request(ctx context.Context, rpc *kclient.Client, img *metadata.Image, node int32, req kmsg.Request) (kmsg.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
 	if node == tx.s.cfg.NodeID() {
@@ -320,7 +331,7 @@ func (tx *txnServer) request(ctx context.Context, img *metadata.Image, node int3
 	if b == nil {
 		return nil, fmt.Errorf("%w: broker %d unknown", errNoLeader, node)
 	}
-	return tx.rpc.Do(ctx, fmt.Sprintf("%s:%d", b.Host, b.Port), "strata-txn-coordinator", req)
+	return rpc.Do(ctx, fmt.Sprintf("%s:%d", b.Host, b.Port), "strata-txn-coordinator", req)
 }
 
 // Verify is KIP-890 part 1 for a partition leader: it asks the
@@ -360,7 +371,8 @@ func (tx *txnServer) Verify(ctx context.Context, id string, pid int64, epoch int
 		rt.Topics[len(rt.Topics)-1].Partitions = append(rt.Topics[len(rt.Topics)-1].Partitions, tp.Partition)
 	}
 	req.Transactions = append(req.Transactions, rt)
-	resp, err := tx.request(ctx, img, leader, req)
+	rpc := tx.verify[tx.next.Add(1)%uint32(len(tx.verify))]
+	resp, err := tx.request(ctx, rpc, img, leader, req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", kerr.CoordinatorNotAvailable, err)
 	}

@@ -74,9 +74,15 @@ type Coordinator struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	parts  map[int32]*partition
-	groups map[string]*group
+	mu    sync.Mutex
+	parts map[int32]*partition
+	// txnSeqs are the next sequence numbers of the transactional batches
+	// this coordinator writes for producers (TxnOffsetCommit), per
+	// partition: the partition's producer state checks them as any
+	// producer's, so each write continues where the last one of the same
+	// producer and epoch ended.
+	txnSeqs map[txnSeqKey]txnSeq
+	groups  map[string]*group
 }
 
 type partition struct {
@@ -108,10 +114,11 @@ func New(opts Options) *Coordinator {
 		opts.MaxMemberMetadataBytes = DefaultMaxMemberMetadataBytes
 	}
 	return &Coordinator{
-		opts:   opts,
-		log:    opts.Logger.With("component", "group-coordinator"),
-		parts:  map[int32]*partition{},
-		groups: map[string]*group{},
+		opts:    opts,
+		log:     opts.Logger.With("component", "group-coordinator"),
+		parts:   map[int32]*partition{},
+		groups:  map[string]*group{},
+		txnSeqs: map[txnSeqKey]txnSeq{},
 	}
 }
 
@@ -153,7 +160,9 @@ func (c *Coordinator) Load(p int32, log Log) error {
 	c.mu.Unlock()
 	groups := map[string]*group{}
 	now := c.opts.Now()
+	seqs := map[txnSeqKey]txnSeq{}
 	err := log.ForEachBatch(func(batch []byte) error {
+		noteTxnSeq(seqs, p, batch)
 		return applyBatch(groups, p, batch, now)
 	})
 	if err != nil {
@@ -172,6 +181,9 @@ func (c *Coordinator) Load(p int32, log Log) error {
 		g.loaded(now)
 		c.groups[id] = g
 	}
+	for k, v := range seqs {
+		c.txnSeqs[k] = v
+	}
 	c.parts[p].loading = false
 	c.log.Debug("loaded group partition", "partition", p, "groups", len(groups))
 	return nil
@@ -183,6 +195,11 @@ func (c *Coordinator) Unload(p int32) {
 	var fx effects
 	c.mu.Lock()
 	delete(c.parts, p)
+	for k := range c.txnSeqs {
+		if k.partition == p {
+			delete(c.txnSeqs, k)
+		}
+	}
 	for id, g := range c.groups {
 		if g.partition == p {
 			g.failWaiters(&fx, ErrNotCoordinator)
@@ -284,13 +301,21 @@ func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, 
 		return nil
 	}
 	now := c.opts.Now()
-	batch, err := buildBatch(recs, now.UnixMilli(), pid, epoch)
+	k := txnSeqKey{g.partition, pid}
+	seq := int32(0)
+	if cur, ok := c.txnSeqs[k]; ok && cur.epoch == epoch {
+		seq = cur.next
+	}
+	batch, err := buildBatch(recs, now.UnixMilli(), pid, epoch, seq)
 	if err != nil {
 		return err
 	}
 	if err := part.log.Append(batch); err != nil {
 		c.log.Error("append to __consumer_offsets", "partition", g.partition, "group", g.id, "err", err)
 		return fmt.Errorf("%w: append: %v", ErrCoordinatorNotAvail, err)
+	}
+	if pid >= 0 {
+		c.txnSeqs[k] = txnSeq{epoch, seq + int32(len(recs))}
 	}
 	groups := map[string]*group{g.id: g}
 	for _, r := range recs {

@@ -92,16 +92,16 @@ func groupValue(g *group) []byte {
 }
 
 // buildBatch makes an uncompressed batch of recs, offset deltas 0..n-1; a
-// transactional one of producer pid at epoch when pid >= 0 (sequence 0, as
-// Kafka's group coordinator writes TxnOffsetCommit).
-func buildBatch(recs []kv, ts int64, pid int64, epoch int16) ([]byte, error) {
+// transactional one of producer pid at epoch from sequence seq when pid >=
+// 0 (TxnOffsetCommit).
+func buildBatch(recs []kv, ts int64, pid int64, epoch int16, seq int32) ([]byte, error) {
 	rs := make([]record.Record, len(recs))
 	for i, r := range recs {
 		rs[i] = record.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
 	}
 	opts := record.NewBatchOptions(record.CodecNone)
 	if pid >= 0 {
-		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = pid, epoch, 0, true
+		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = pid, epoch, seq, true
 	}
 	b, err := record.Build(nil, opts, ts, rs)
 	if err != nil {

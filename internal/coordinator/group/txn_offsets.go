@@ -9,6 +9,8 @@ package group
 // abort marker drops them; the same happens when a load replays the
 // partition's control batches (applyBatch).
 
+import "github.com/stratalog/strata/internal/record"
+
 // TxnCommitRequest is a TxnOffsetCommit. Generation -1 and an empty member
 // id skip the member checks (clients before KIP-447).
 type TxnCommitRequest struct {
@@ -161,4 +163,30 @@ func (c *Coordinator) PendingTxnOffsets(groupID string, tps []TopicPartition) ([
 		}
 	}
 	return out, nil
+}
+
+// txnSeqKey and txnSeq: the next sequence of a producer's transactional
+// batches on a partition, in its epoch.
+type txnSeqKey struct {
+	partition int32
+	pid       int64
+}
+
+type txnSeq struct {
+	epoch int16
+	next  int32
+}
+
+// noteTxnSeq records, at load, where a transactional data batch leaves its
+// producer's sequence on partition p (a newer epoch starts over).
+func noteTxnSeq(seqs map[txnSeqKey]txnSeq, p int32, batch []byte) {
+	h, err := record.ParseHeader(batch)
+	if err != nil || h.IsControl() || !h.IsTransactional() || h.ProducerID < 0 {
+		return
+	}
+	k := txnSeqKey{p, h.ProducerID}
+	if cur, ok := seqs[k]; ok && cur.epoch > h.ProducerEpoch {
+		return
+	}
+	seqs[k] = txnSeq{h.ProducerEpoch, h.LastSequence() + 1}
 }

@@ -391,8 +391,14 @@ func (sh *shard[S]) completions() {
 				if sh.ctx.Err() != nil || errors.Is(err, ErrNotCoordinator) {
 					err = ErrNotCoordinator
 				} else {
-					sh.rt.log.Warn("coordinator write not durable", "partition", sh.p, "offset", c.offset, "err", err)
+					sh.rt.log.Warn("coordinator write not durable in time", "partition", sh.p, "offset", c.offset, "err", err)
 					err = fmt.Errorf("%w: %v", ErrNotAvailable, err)
+					if c.after != nil {
+						// The state already holds the records: if they
+						// become durable later (the ISR shrank, say),
+						// their side effects must still run.
+						go sh.lateDurable(c.offset, c.after)
+					}
 				}
 				c.answer(nil, err)
 				continue
@@ -403,6 +409,16 @@ func (sh *shard[S]) completions() {
 		}
 		c.answer(c.value, c.err)
 	}
+}
+
+// lateDurable runs after once offset is durable, unless the shard stops
+// (or the leadership goes) first.
+func (sh *shard[S]) lateDurable(offset int64, after func()) {
+	if err := sh.log.WaitDurable(sh.ctx, offset); err != nil {
+		return
+	}
+	sh.rt.log.Info("coordinator write durable after its answer timed out; running its effects", "partition", sh.p, "offset", offset)
+	after()
 }
 
 func (c completion) answer(v any, err error) {

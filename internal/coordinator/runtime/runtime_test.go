@@ -141,3 +141,35 @@ func waitLoaded(t *testing.T, r *Runtime[*counter], p int32) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestEffectsOfALateDurableWrite: a write whose answer timed out (not
+// durable in time) still runs its AfterDurable once it becomes durable:
+// the state already holds it, so its effects (a coordinator's markers)
+// must follow.
+func TestEffectsOfALateDurableWrite(t *testing.T) {
+	r := New[*counter](Options{WriteTimeout: time.Millisecond})
+	defer r.Close()
+	log := NewMemLog(false)
+	r.Load(0, 1, log, &counter{}, nil, nil)
+	waitLoaded(t, r, 0)
+	ran := make(chan struct{})
+	w := submit(r, 0, func(c *counter) Result {
+		res := add(1)(c)
+		res.AfterDurable = func() { close(ran) }
+		return res
+	})
+	if a := await(t, w); !errors.Is(a.err, ErrNotAvailable) {
+		t.Fatalf("answer of a write not durable in time: %+v", a)
+	}
+	select {
+	case <-ran:
+		t.Fatal("effects ran before the write was durable")
+	default:
+	}
+	log.SetDurable(1)
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("effects of the write never ran once it was durable")
+	}
+}
