@@ -15,7 +15,11 @@ package broker
 // happens on another goroutine, except for acks=0, whose sync runs on the
 // reader (nobody waits for it, and the next request then waits its turn).
 // acks=0 gets no response; if any partition failed, the connection is
-// closed instead, as Kafka does, so the client notices.
+// closed instead, as Kafka does, so the client notices. Transactional
+// batches (produce_txn.go) need the request's transactional id, and with a
+// TxnVerifier the coordinator's word before they open a transaction on a
+// partition: such a request, and the connection's later produce requests
+// until it has appended, are served off the reader, in order.
 
 import (
 	"context"

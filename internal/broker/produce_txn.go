@@ -30,10 +30,21 @@ import (
 // added to the producer's ongoing transaction (KIP-890 part 1). A nil
 // error means it was; an error with a Kafka code (a *kerr.Error in its
 // chain) answers the produce with that code, as Kafka does (retriable
-// coordinator errors become NOT_ENOUGH_REPLICAS), and any other error with
+// coordinator errors become NOT_ENOUGH_REPLICAS, PRODUCER_FENCED
+// INVALID_PRODUCER_EPOCH: see verifyError), and any other error with
 // INVALID_TXN_STATE.
 type TxnVerifier interface {
 	VerifyPartition(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, topic string, partition int32) error
+}
+
+// TxnPartitionAdder is optionally implemented by a TxnVerifier for
+// transaction version 2 (KIP-890 part 2): a client that sends Produce v12+
+// no longer adds partitions itself (AddPartitionsToTxn), the partition
+// leader does, so for those requests the broker calls
+// AddPartitionToTxn (AddPartitionsToTxn without VerifyOnly) instead of
+// VerifyPartition. Its errors are mapped the same way.
+type TxnPartitionAdder interface {
+	AddPartitionToTxn(ctx context.Context, transactionalID string, producerID int64, producerEpoch int16, topic string, partition int32) error
 }
 
 type topicPartition struct {
@@ -126,7 +137,7 @@ func (b *Broker) produceOrdered(r *request, req *kmsg.ProduceRequest) (func(), b
 		if prev != nil {
 			<-prev
 		}
-		verified := b.runVerifications(req, pend)
+		verified := b.runVerifications(req, r.version, pend)
 		resp, syncs, failed := b.produceAppend(r, req, verified)
 		b.order.done(conn, mine)
 		r.raw.Recycle()
@@ -157,8 +168,8 @@ func (b *Broker) verificationsNeeded(r *request, req *kmsg.ProduceRequest) []pen
 				continue
 			}
 			p, err := b.partition(t.Name, rt.Partitions[j].Partition)
-			if err != nil || p == nil {
-				continue
+			if err != nil || p == nil || !p.IsLeader() {
+				continue // the append answers the error
 			}
 			pid := int64(binary.BigEndian.Uint64(rec[43:]))
 			epoch := int16(binary.BigEndian.Uint16(rec[51:]))
@@ -172,7 +183,7 @@ func (b *Broker) verificationsNeeded(r *request, req *kmsg.ProduceRequest) []pen
 
 // runVerifications asks the coordinator about every pending partition,
 // concurrently, within the request's timeout.
-func (b *Broker) runVerifications(req *kmsg.ProduceRequest, pend []pendingVerification) map[topicPartition]txnVerification {
+func (b *Broker) runVerifications(req *kmsg.ProduceRequest, version int16, pend []pendingVerification) map[topicPartition]txnVerification {
 	if len(pend) == 0 {
 		return nil
 	}
@@ -185,11 +196,16 @@ func (b *Broker) runVerifications(req *kmsg.ProduceRequest, pend []pendingVerifi
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := b.opts.TxnVerifier.VerifyPartition(ctx, *req.TransactionID, pv.pid, pv.epoch, pv.tp.topic, pv.tp.partition)
+			var err error
+			if adder, ok := b.opts.TxnVerifier.(TxnPartitionAdder); ok && version >= 12 {
+				err = adder.AddPartitionToTxn(ctx, *req.TransactionID, pv.pid, pv.epoch, pv.tp.topic, pv.tp.partition)
+			} else {
+				err = b.opts.TxnVerifier.VerifyPartition(ctx, *req.TransactionID, pv.pid, pv.epoch, pv.tp.topic, pv.tp.partition)
+			}
 			if err != nil {
 				b.log.Info("transactional produce not verified by the coordinator", "transactional_id", *req.TransactionID,
 					"producer_id", pv.pid, "epoch", pv.epoch, "topic", pv.tp.topic, "partition", pv.tp.partition, "err", err)
-				err = verifyError(err)
+				err = verifyError(err, version)
 			}
 			mu.Lock()
 			out[pv.tp] = txnVerification{guard: pv.guard, err: err}
@@ -200,16 +216,24 @@ func (b *Broker) runVerifications(req *kmsg.ProduceRequest, pend []pendingVerifi
 	return out
 }
 
-// verifyError maps a verifier's error to the produce answer, as Kafka's
-// AddPartitionsToTxnManager does for produce requests.
-func verifyError(err error) error {
+// verifyError maps a verifier's error to the produce answer of a request
+// of version v, as Kafka's AddPartitionsToTxnManager and ReplicaManager do:
+// PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH (producers expect it
+// here), TRANSACTION_ABORTABLE becomes INVALID_TXN_STATE before Produce
+// v12 (older clients do not know it), retriable coordinator errors become
+// NOT_ENOUGH_REPLICAS, and an error without a Kafka code INVALID_TXN_STATE.
+func verifyError(err error, v int16) error {
 	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		switch ke {
-		case kerr.CoordinatorLoadInProgress, kerr.CoordinatorNotAvailable, kerr.NotCoordinator, kerr.ConcurrentTransactions:
-			return fmt.Errorf("%w: transaction verification: %v", kerr.NotEnoughReplicas, err)
-		}
-		return err
+	if !errors.As(err, &ke) {
+		return fmt.Errorf("%w: transaction verification: %v", kerr.InvalidTxnState, err)
 	}
-	return fmt.Errorf("%w: transaction verification: %v", kerr.InvalidTxnState, err)
+	switch {
+	case ke == kerr.CoordinatorLoadInProgress, ke == kerr.CoordinatorNotAvailable, ke == kerr.NotCoordinator, ke == kerr.ConcurrentTransactions:
+		return fmt.Errorf("%w: unable to verify the partition was added to the transaction: %v", kerr.NotEnoughReplicas, err)
+	case ke == kerr.ProducerFenced:
+		return fmt.Errorf("%w: transaction verification: %v", kerr.InvalidProducerEpoch, err)
+	case ke == kerr.TransactionAbortable && v < 12, ke == kerr.ClusterAuthorizationFailed:
+		return fmt.Errorf("%w: transaction verification: %v", kerr.InvalidTxnState, err)
+	}
+	return err
 }

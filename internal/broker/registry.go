@@ -59,7 +59,7 @@ func (b *Broker) register() handlerTable {
 	// The partition side of transactions (write_txn_markers.go,
 	// describe_producers.go). WriteTxnMarkers is listed: the admin
 	// client's kafka-transactions.sh abort sends it.
-	t[27] = handler{min: 0, max: 1, fn: b.handleWriteTxnMarkers}
+	t[27] = handler{min: 0, max: 2, fn: b.handleWriteTxnMarkers}
 	t[61] = handler{min: 0, max: 0, fn: b.handleDescribeProducers}
 	if b.opts.Groups != nil {
 		// Group APIs from version 0: old clients need them (DESIGN.md 4).

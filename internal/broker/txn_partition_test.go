@@ -40,6 +40,15 @@ func (v *fakeVerifier) VerifyPartition(ctx context.Context, txnID string, pid in
 	return err
 }
 
+// AddPartitionToTxn makes fakeVerifier a TxnPartitionAdder too.
+func (v *fakeVerifier) AddPartitionToTxn(ctx context.Context, txnID string, pid int64, epoch int16, topic string, partition int32) error {
+	v.mu.Lock()
+	v.calls = append(v.calls, "add:"+txnID+"/"+topic)
+	err := v.errs[pid]
+	v.mu.Unlock()
+	return err
+}
+
 func (v *fakeVerifier) ncalls() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -131,6 +140,7 @@ func TestProduceTxnVerification(t *testing.T) {
 		2: kerr.InvalidTxnState,
 		3: kerr.NotCoordinator,
 		4: errors.New("partition not in the transaction"),
+		6: kerr.ProducerFenced,
 	}}
 	b.opts.TxnVerifier = v
 	tid := "tx-app"
@@ -148,10 +158,16 @@ func TestProduceTxnVerification(t *testing.T) {
 	if v.ncalls() != 1 {
 		t.Fatalf("verifier called again: %v", v.calls)
 	}
-	for pid, want := range map[int64]*kerr.Error{2: kerr.InvalidTxnState, 3: kerr.NotEnoughReplicas, 4: kerr.InvalidTxnState} {
+	for pid, want := range map[int64]*kerr.Error{2: kerr.InvalidTxnState, 3: kerr.NotEnoughReplicas, 4: kerr.InvalidTxnState, 6: kerr.InvalidProducerEpoch} {
 		if code, _ := produced(roundTrip(t, b, txnProduceReq(t, &tid, "t", pid, 0, true))); code != want.Code {
 			t.Errorf("producer %d: %v, want %v", pid, kerr.ErrorForCode(code), want)
 		}
+	}
+	// Produce v12+ (transaction version 2): the leader adds the partition.
+	req := txnProduceReq(t, &tid, "t", 7, 0, true)
+	req.SetVersion(12)
+	if code, _ := produced(roundTrip(t, b, req)); code != 0 || v.calls[len(v.calls)-1] != "add:tx-app/t" {
+		t.Fatalf("produce v12: %v, calls %v", kerr.ErrorForCode(code), v.calls)
 	}
 	// Non-transactional batches are never verified.
 	n := v.ncalls()
@@ -226,6 +242,19 @@ func TestWriteTxnMarkersHandler(t *testing.T) {
 	hook.mu.Unlock()
 	if len(seen) != 1 || seen[0] != (markerSeen{partition: 0, pid: 11, epoch: 0, commit: false, offset: 0}) {
 		t.Fatalf("marker hook saw %+v, want the __consumer_offsets marker at 0", seen)
+	}
+	// WriteTxnMarkers v2, transaction version 2: a marker must bump the
+	// epoch (KIP-890 part 2).
+	v2 := kmsg.NewPtrWriteTxnMarkersRequest()
+	v2.SetVersion(2)
+	wm := kmsg.NewWriteTxnMarkersRequestMarker()
+	wm.ProducerID, wm.ProducerEpoch, wm.CoordinatorEpoch, wm.TransactionVersion = 11, 0, 1, 2
+	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+	mt.Topic, mt.Partitions = "t", []int32{0}
+	wm.Topics = append(wm.Topics, mt)
+	v2.Markers = append(v2.Markers, wm)
+	if code := roundTrip(t, b, v2).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("TV2 marker with the producer's epoch: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
 	}
 	// The aborted transaction is in t-0's producer state and index.
 	p, err := b.opts.Partitions.Get("t", 0)

@@ -1,6 +1,6 @@
 package broker
 
-// WriteTxnMarkers, v0..1: the transaction coordinator (or an admin's
+// WriteTxnMarkers, v0..2: the transaction coordinator (or an admin's
 // kafka-transactions.sh abort) asks the leaders of a transaction's
 // partitions to write its commit or abort marker. Each marker is appended
 // as the partition leader (replication.Partition.AppendTxnMarker: producer
@@ -8,6 +8,9 @@ package broker
 // reader, in request order; the answer waits, off the reader, until every
 // marker written is durable by the fsync policy and replicated to the ISR
 // (Kafka appends markers with acks=all), within writeTxnMarkersTimeout.
+// v2 carries the transaction version: a version 2 marker (KIP-890 part 2)
+// must carry an epoch newer than the producer's, else
+// INVALID_PRODUCER_EPOCH, which the coordinator takes as already done.
 // Errors are per partition: UNKNOWN_TOPIC_OR_PARTITION,
 // NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH,
 // TRANSACTION_COORDINATOR_FENCED, NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
@@ -75,7 +78,11 @@ func (b *Broker) handleWriteTxnMarkers(_ context.Context, r *request) {
 				p, err := b.partition(mt.Topic, idx)
 				if err == nil {
 					var res replication.AppendResult
-					res, err = p.AppendTxnMarker(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Committed)
+					tv := int8(0)
+					if r.version >= 2 {
+						tv = m.TransactionVersion
+					}
+					res, err = p.AppendTxnMarkerVersion(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Committed, tv)
 					if err == nil {
 						writes = append(writes, markerWrite{p: p, m: m, offset: res.BaseOffset, rp: rp})
 					}

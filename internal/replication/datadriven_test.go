@@ -29,7 +29,7 @@ import (
 //	fetch replica=R offset=O [last-epoch=E] [epoch=C]   (a follower's fetch at the leader)
 //	consume offset=O [committed] (a consumer's fetch at the leader: what it may read; read_committed shows the LSO and aborted transactions)
 //	append-txn pid=P [epoch=E] [seq=S] [n=N]   (a transactional batch, acks=all)
-//	marker pid=P [epoch=E] [coord=C] commit|abort   (WriteTxnMarkers' append)
+//	marker pid=P [epoch=E] [coord=C] [tv=V] commit|abort   (WriteTxnMarkers' append; tv: transaction version)
 //	advance ms=N                 (the manual clock)
 //	shrink                       (the periodic ISR check)
 //	controller [err=fenced|version|ineligible]   (answers the ISR change in flight)
@@ -177,7 +177,7 @@ func (h *harness) run(t *testing.T, td *datadriven.TestData) string {
 		}
 		return fmt.Sprintf("offsets %d..%d, lso %d\n%s", res.BaseOffset, res.LastOffset, p.LastStableOffset(), h.state())
 	case "marker":
-		res, err := p.AppendTxnMarker(num("pid", 1), int16(num("epoch", 0)), int32(num("coord", 0)), td.HasArg("commit"))
+		res, err := p.AppendTxnMarkerVersion(num("pid", 1), int16(num("epoch", 0)), int32(num("coord", 0)), td.HasArg("commit"), int8(num("tv", 0)))
 		if err != nil {
 			return "error: " + errName(err)
 		}

@@ -3,8 +3,9 @@
 // leading, following and deleting replicas), and each Partition owns the
 // partition rules: validation of produced batches, reads up to the high
 // watermark (consumers) or the log end (followers), the leader's view of
-// its followers, the ISR changes it asks the controller for, and the high
-// watermark. Followers replicate through fetchers, one per leader broker,
+// its followers, the ISR changes it asks the controller for, the high
+// watermark, and the partition side of transactions (partition_txn.go:
+// markers, the last stable offset, read_committed reads). Followers replicate through fetchers, one per leader broker,
 // that long-poll the leader with the Fetch API and truncate where the
 // leader says their log diverges.
 //

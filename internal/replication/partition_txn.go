@@ -65,6 +65,14 @@ func (p *Partition) AppendAsLeaderVerified(records []byte, acks int16, guard uin
 // becomes the producer's (KIP-890 part 2: markers carry the epoch the
 // coordinator bumped when the transaction ended).
 func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool) (AppendResult, error) {
+	return p.AppendTxnMarkerVersion(producerID, producerEpoch, coordinatorEpoch, commit, 0)
+}
+
+// AppendTxnMarkerVersion is AppendTxnMarker for a transaction of
+// transactionVersion (WriteTxnMarkers v2): from version 2 the marker's
+// epoch must be newer than the producer's (storage.Log.AppendMarker), so a
+// stale marker cannot end the producer's next transaction.
+func (p *Partition) AppendTxnMarkerVersion(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool, transactionVersion int8) (AppendResult, error) {
 	if err := p.checkLeader(-1); err != nil {
 		return AppendResult{}, err
 	}
@@ -73,5 +81,13 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, coord
 		return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
 	}
 	marker := storage.BuildTxnMarker(producerID, producerEpoch, coordinatorEpoch, commit, p.env.now().UnixMilli())
-	return p.Append(marker)
+	res, err := p.log.AppendMarker(marker, p.leaderEpoch.Load(), transactionVersion)
+	if err != nil {
+		return res, err
+	}
+	p.mu.Lock()
+	p.maybeAdvanceLocked()
+	p.wakeLocked()
+	p.mu.Unlock()
+	return res, nil
 }

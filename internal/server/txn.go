@@ -242,7 +242,7 @@ func (tx *txnServer) Write(ctx context.Context, markers []txn.Marker) [][]error 
 			defer wg.Done()
 			// One request entry per marker, with this leader's partitions.
 			req := kmsg.NewPtrWriteTxnMarkersRequest()
-			req.Version = 1
+			req.Version = 2
 			entry := map[int]int{} // marker index -> request entry
 			var where [][]loc      // request entry -> partition positions
 			for _, l := range locs {
@@ -340,6 +340,13 @@ func (tx *txnServer) request(ctx context.Context, rpc *kclient.Client, img *meta
 // the like as *kerr.Error). The coordinator is found as FindCoordinator
 // finds it; it is asked in-process when it is this node.
 func (tx *txnServer) Verify(ctx context.Context, id string, pid int64, epoch int16, parts []txn.TopicPartition) ([]error, error) {
+	return tx.ask(ctx, id, pid, epoch, parts, true)
+}
+
+// ask sends AddPartitionsToTxn to id's coordinator as a partition leader
+// does: verify-only (KIP-890 part 1), or adding the partitions for a
+// transaction-version-2 producer (part 2).
+func (tx *txnServer) ask(ctx context.Context, id string, pid int64, epoch int16, parts []txn.TopicPartition, verifyOnly bool) ([]error, error) {
 	img := tx.s.ctrl.Image()
 	t := img.Topics[broker.TransactionStateTopic]
 	if t == nil {
@@ -353,7 +360,11 @@ func (tx *txnServer) Verify(ctx context.Context, id string, pid int64, epoch int
 			err  error
 		}
 		ch := make(chan answer, 1)
-		tx.coord.VerifyPartitions(id, pid, epoch, parts, func(errs []error, err error) { ch <- answer{errs, err} })
+		if verifyOnly {
+			tx.coord.VerifyPartitions(id, pid, epoch, parts, func(errs []error, err error) { ch <- answer{errs, err} })
+		} else {
+			tx.coord.AddPartitions(id, pid, epoch, parts, 2, func(err error) { ch <- answer{make([]error, len(parts)), err} })
+		}
 		select {
 		case a := <-ch:
 			return a.errs, a.err
@@ -362,8 +373,8 @@ func (tx *txnServer) Verify(ctx context.Context, id string, pid int64, epoch int
 		}
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 4
-	rt := kmsg.AddPartitionsToTxnRequestTransaction{TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, VerifyOnly: true}
+	req.Version = 5
+	rt := kmsg.AddPartitionsToTxnRequestTransaction{TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, VerifyOnly: verifyOnly}
 	for _, tp := range parts {
 		if n := len(rt.Topics); n == 0 || rt.Topics[n-1].Topic != tp.Topic {
 			rt.Topics = append(rt.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})
@@ -416,7 +427,18 @@ func (tx *txnServer) verifier() broker.TxnVerifier {
 // (PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH, as Kafka's
 // AddPartitionsToTxnManager answers producers).
 func (tx *txnServer) VerifyPartition(ctx context.Context, id string, pid int64, epoch int16, topic string, partition int32) error {
-	errs, err := tx.Verify(ctx, id, pid, epoch, []txn.TopicPartition{{Topic: topic, Partition: partition}})
+	return tx.askPartition(ctx, id, pid, epoch, topic, partition, true)
+}
+
+// AddPartitionToTxn implements broker.TxnPartitionAdder (KIP-890 part 2):
+// a Produce v12+ of a transaction-version-2 producer has its partition
+// added to the transaction by the partition leader.
+func (tx *txnServer) AddPartitionToTxn(ctx context.Context, id string, pid int64, epoch int16, topic string, partition int32) error {
+	return tx.askPartition(ctx, id, pid, epoch, topic, partition, false)
+}
+
+func (tx *txnServer) askPartition(ctx context.Context, id string, pid int64, epoch int16, topic string, partition int32, verifyOnly bool) error {
+	errs, err := tx.ask(ctx, id, pid, epoch, []txn.TopicPartition{{Topic: topic, Partition: partition}}, verifyOnly)
 	if err == nil {
 		err = errs[0]
 	}
@@ -427,7 +449,11 @@ func (tx *txnServer) VerifyPartition(ctx context.Context, id string, pid int64, 
 	if code == kerr.ProducerFenced {
 		code = kerr.InvalidProducerEpoch
 	}
-	return fmt.Errorf("verify %s-%d in the transaction of %q: %w (%w)", topic, partition, id, code, err)
+	what := "verify"
+	if !verifyOnly {
+		what = "add"
+	}
+	return fmt.Errorf("%s %s-%d in the transaction of %q: %w (%w)", what, topic, partition, id, code, err)
 }
 
 // txnErrorCode is the Kafka error of a coordinator error (a *kerr.Error

@@ -111,13 +111,17 @@ func listLatest(t *testing.T, c *rawConn, topic string, isolation int8) int64 {
 }
 
 func listLatestCode(c *rawConn, topic string, isolation int8) (int64, int16) {
+	return listOffsetCode(c, topic, -1, isolation)
+}
+
+func listOffsetCode(c *rawConn, topic string, ts int64, isolation int8) (int64, int16) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.SetVersion(5)
 	req.ReplicaID, req.IsolationLevel = -1, isolation
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Timestamp = -1
+	rp.Timestamp = ts
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp := c.roundTrip(req).(*kmsg.ListOffsetsResponse)
@@ -196,6 +200,13 @@ func TestTxnPartitionWire(t *testing.T) {
 	}
 	if got := listLatest(t, c, "tx", 1); got != 0 {
 		t.Fatalf("latest read_committed %d, want 0 (the first transaction's start)", got)
+	}
+	// A timestamp lookup stops below the LSO too.
+	if off, code := listOffsetCode(c, "tx", 0, 1); code != 0 || off != -1 {
+		t.Fatalf("offset for timestamp 0, read_committed: %d (%v), want -1", off, kerr.ErrorForCode(code))
+	}
+	if off, code := listOffsetCode(c, "tx", 0, 0); code != 0 || off != 0 {
+		t.Fatalf("offset for timestamp 0, read_uncommitted: %d (%v), want 0", off, kerr.ErrorForCode(code))
 	}
 	f := fetchRaw(t, c, "tx", 0, 1, 0)
 	if f.errCode != 0 || f.lso != 0 || f.hw != 6 || len(f.values) != 0 || f.nullAbrt || len(f.aborted) != 0 {

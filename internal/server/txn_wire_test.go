@@ -182,3 +182,60 @@ func TestTxnCoordinatorWire(t *testing.T) {
 	end.Commit = true
 	check("commit of a completed abort, v4", c.roundTrip(end).(*kmsg.EndTxnResponse).ErrorCode, kerr.InvalidTxnState)
 }
+
+// TestTxnVersion2ImplicitAdd: KIP-890 part 2. A producer of transaction
+// version 2 sends Produce v12 without AddPartitionsToTxn: the partition
+// leader adds the partition to the transaction at the coordinator; EndTxn
+// v5 commits with an epoch bump, and a read_committed consumer sees the
+// record.
+func TestTxnVersion2ImplicitAdd(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "", map[string]string{"transaction.state.log.num.partitions": "1"})
+	if _, err := n.admin().CreateTopic(ctxT(t), 1, 1, nil, "tv2"); err != nil {
+		t.Fatal(err)
+	}
+	c := n.raw()
+	id := "tv2-app"
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(4)
+	fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{id}
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.SetVersion(5)
+	init.TransactionalID, init.TransactionTimeoutMillis, init.ProducerID, init.ProducerEpoch = &id, 30000, -1, -1
+	var ir *kmsg.InitProducerIDResponse
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c.roundTrip(fc)
+		ir = c.roundTrip(init).(*kmsg.InitProducerIDResponse)
+		if ir.ErrorCode == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	if ir.ErrorCode != 0 {
+		t.Fatalf("init: %v", kerr.ErrorForCode(ir.ErrorCode))
+	}
+	produce := kmsg.NewPtrProduceRequest()
+	produce.SetVersion(12)
+	produce.TransactionID, produce.Acks, produce.TimeoutMillis = &id, -1, 10000
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "tv2", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0,
+		Records: txnBatch(t, ir.ProducerID, ir.ProducerEpoch, 0, true, "v2-record")}}}}
+	pr := c.roundTrip(produce).(*kmsg.ProduceResponse)
+	if code := pr.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce v12 without AddPartitionsToTxn: %v", kerr.ErrorForCode(code))
+	}
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{id}
+	d := c.roundTrip(dt).(*kmsg.DescribeTransactionsResponse).TransactionStates[0]
+	if d.State != "Ongoing" || len(d.Topics) != 1 || d.Topics[0].Topic != "tv2" {
+		t.Fatalf("after the produce: %+v", d)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.SetVersion(5)
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, ir.ProducerID, ir.ProducerEpoch, true
+	er := c.roundTrip(end).(*kmsg.EndTxnResponse)
+	if er.ErrorCode != 0 || er.ProducerEpoch != ir.ProducerEpoch+1 {
+		t.Fatalf("EndTxn v5: %v, epoch %d", kerr.ErrorForCode(er.ErrorCode), er.ProducerEpoch)
+	}
+	if got := consumeTopic(t, n, "tv2", true, 1); len(got) != 1 || got[0] != "v2-record" {
+		t.Fatalf("read_committed: %v", got)
+	}
+}

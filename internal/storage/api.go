@@ -119,6 +119,12 @@ func (r *ReadResult) Release() {
 //
 //   Open(dir string, cfg Config, opts Options) (*Log, error)
 //   Append(batch []byte, leaderEpoch int32) (AppendResult, error)
+//   AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error)   (txn.go: transactions)
+//   StartTxnVerification(pid int64, epoch int16) (guard uint64, needed bool)
+//   LastStableOffset(hw int64) int64
+//   OnHighWatermark(hw int64)
+//   AbortedTxns(from, upper int64) []AbortedTxn
+//   ActiveProducers() []ProducerInfo
 //   AppendAsFollower(batches []byte) (AppendResult, error)   (follower.go)
 //   TruncateTo(offset int64) error   (follower.go)
 //   TruncateFullyAndStartAt(offset int64) error   (follower.go)

@@ -14,7 +14,28 @@ import (
 // duplicate of one of its last five batches writes nothing and returns the
 // original offsets with Duplicate set.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
-	return l.append(batch, leaderEpoch, false, 0)
+	return l.append(batch, leaderEpoch, appendOpts{})
+}
+
+// appendOpts are the leader's transaction checks beyond Append's.
+type appendOpts struct {
+	verify bool   // a transaction needs a verification guard (KIP-890 part 1)
+	guard  uint64 // the guard the batch comes with
+	// strictEpoch: a marker of transaction version 2 must carry an epoch
+	// newer than the producer's (KIP-890 part 2).
+	strictEpoch bool
+}
+
+// AppendMarker appends a transaction marker (record.BuildTxnMarker) written
+// by WriteTxnMarkers for a transaction of transactionVersion. From version
+// 2 (KIP-890 part 2) the coordinator bumps the producer's epoch when a
+// transaction ends and writes its markers with the new epoch, so a marker
+// whose epoch is not newer than the producer's is a stale one (a retry of
+// an earlier transaction's marker, delayed past the start of the next) and
+// is refused with ErrInvalidProducerEpoch; before version 2 only an older
+// epoch is.
+func (l *Log) AppendMarker(batch []byte, leaderEpoch int32, transactionVersion int8) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, appendOpts{strictEpoch: transactionVersion >= 2})
 }
 
 // AppendVerified is Append for a leader that verifies transactions with
@@ -23,10 +44,10 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 // StartTxnVerification returned, still pending (no marker for the producer
 // since), or it is refused with ErrInvalidTxnState.
 func (l *Log) AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error) {
-	return l.append(batch, leaderEpoch, true, guard)
+	return l.append(batch, leaderEpoch, appendOpts{verify: true, guard: guard})
 }
 
-func (l *Log) append(batch []byte, leaderEpoch int32, verify bool, guard uint64) (AppendResult, error) {
+func (l *Log) append(batch []byte, leaderEpoch int32, o appendOpts) (AppendResult, error) {
 	h, err := record.ParseHeader(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append: %w", err)
@@ -46,7 +67,7 @@ func (l *Log) append(batch []byte, leaderEpoch int32, verify bool, guard uint64)
 		}
 	}
 	l.mu.Lock()
-	res, flushNow, err := l.appendLocked(batch, &h, ci, leaderEpoch, verify, guard)
+	res, flushNow, err := l.appendLocked(batch, &h, ci, leaderEpoch, o)
 	l.mu.Unlock()
 	if err != nil || res.Duplicate {
 		return res, err
@@ -59,7 +80,7 @@ func (l *Log) append(batch []byte, leaderEpoch int32, verify bool, guard uint64)
 	return res, nil
 }
 
-func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, leaderEpoch int32, verify bool, guard uint64) (AppendResult, bool, error) {
+func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, leaderEpoch int32, o appendOpts) (AppendResult, bool, error) {
 	if err := l.errClosedOrFailed(); err != nil {
 		return AppendResult{}, false, err
 	}
@@ -69,7 +90,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	nowMs := l.nowMs()
 	if h.HasProducerID() {
-		dup, err := l.producers.check(h, ci, verify, guard, nowMs, cfg.ProducerIDExpiryMs)
+		dup, err := l.producers.check(h, ci, o, nowMs, cfg.ProducerIDExpiryMs)
 		if err != nil {
 			return AppendResult{}, false, err
 		}
@@ -118,6 +139,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	if h.HasProducerID() {
 		l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
+		l.noteTxns()
 	}
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart
@@ -181,7 +203,7 @@ func (l *Log) rollAt(base int64) error {
 	s.onClose = l.reportCloseError
 	l.segs = append(l.segs, s)
 	l.logger.Debug("rolled segment", "base_offset", base)
-	if err := l.producers.writeSnapshot(l.dir, base, false); err != nil {
+	if err := l.producers.writeSnapshot(l.dir, base, base, false); err != nil {
 		l.logger.Warn("writing producer snapshot failed", "err", err)
 	}
 	if l.rollFlush.CompareAndSwap(false, true) {

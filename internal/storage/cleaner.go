@@ -40,11 +40,15 @@ import (
 // (batches may have offset gaps), batches keep their base offset, producer
 // fields, last offset delta (so the last sequence stays right), attributes
 // and codec; only batches that lost records are rebuilt (recompressed with
-// their codec). Records without a key are kept. Control batches are kept
-// verbatim. A batch that loses all its records is dropped, except when it is
-// one of the last five batches of a live producer: then an empty batch (a
-// header with no records, as Kafka writes) keeps the producer's sequence and
-// offsets for duplicate detection after a replay.
+// their codec). Records without a key are kept. Transactions follow
+// cleaner_txn.go: aborted data goes, markers stay until their
+// transaction's data is gone and a delete horizon has passed, and nothing
+// at or above the first unstable offset (or the last reported high
+// watermark) is cleaned. A batch that loses all its records (or an empty
+// batch left by an earlier pass) is dropped, except when it is one of the
+// last five batches of a live producer: then an empty batch (a header with
+// no records, as Kafka writes) keeps the producer's sequence and offsets for
+// duplicate detection after a replay.
 //
 // Tombstones use Kafka's batch-level delete horizon (KIP-534): when a batch
 // holding a kept tombstone is first cleaned, it is rebuilt with attribute

@@ -1,11 +1,13 @@
 // Package storage owns partition logs on disk, in Kafka's layout: a directory
 // per partition holding segments named by base offset (.log, .index,
-// .timeindex), producer-state snapshots (.snapshot), the
+// .timeindex, .txnindex), producer-state snapshots (.snapshot), the
 // leader-epoch-checkpoint and partition.metadata.
 //
 // A Log appends record batches verbatim (rewriting only the base offset, the
 // partition leader epoch and, for LogAppendTime, the timestamps), enforces
-// idempotent-producer sequence rules atomically with the append, serves reads
+// idempotent-producer sequence rules and the transaction rules (txn.go:
+// markers, the last stable offset, the aborted transaction index)
+// atomically with the append, serves reads
 // as file regions for sendfile, finds offsets by timestamp through the sparse
 // time index, rolls segments by size and age, deletes old segments by
 // retention, moves the log start offset for DeleteRecords, fsyncs by policy

@@ -178,6 +178,7 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 					}
 				}
 				l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
+				l.noteTxns()
 			}
 			pos += int64(h.Size())
 			if l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {

@@ -62,6 +62,11 @@ type Log struct {
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1
 	// if none: the cleaner does not clean past it.
 	cleanHW atomic.Int64
+	// txnsSeen is set (for good) once the producer state has held a
+	// transaction, under mu: until then the last stable offset is the
+	// high watermark without taking mu (the common, non-transactional
+	// case on every fetch and high watermark move).
+	txnsSeen atomic.Bool
 
 	hwMu sync.Mutex   // serializes SaveHighWatermark
 	hw   atomic.Int64 // high watermark last saved or read at Open (follower.go)
@@ -322,7 +327,11 @@ func (l *Log) Close() error {
 	leo := l.leo.Load()
 	if err == nil {
 		l.producers.prune(l.logStart, l.nowMs(), l.cfg.ProducerIDExpiryMs)
-		err = l.producers.writeSnapshot(l.dir, leo, true)
+		activeBase := leo
+		if len(l.segs) > 0 {
+			activeBase = l.active().base
+		}
+		err = l.producers.writeSnapshot(l.dir, leo, activeBase, true)
 	}
 	if err == nil && l.failed == nil {
 		err = writeFileAtomic(l.dir, cleanShutdownFile, nil, true)

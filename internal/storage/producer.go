@@ -67,12 +67,18 @@ type producerState struct {
 	txns []txnMeta // ascending first offset
 	// guards are the pending transaction verifications by producer id
 	// (not persisted: a restart makes the producer verify again).
-	guards    map[int64]uint64
+	guards    map[int64]verification
 	nextGuard uint64
 }
 
 func newProducerState() producerState {
-	return producerState{m: make(map[int64]*producerEntry), guards: make(map[int64]uint64)}
+	return producerState{m: make(map[int64]*producerEntry), guards: make(map[int64]verification)}
+}
+
+// verification is a pending verification guard and when it was made.
+type verification struct {
+	guard     uint64
+	createdMs int64
 }
 
 // expired reports whether e has been idle for expiryMs; a producer with an
@@ -103,10 +109,10 @@ func inSequence(last, next int32) bool {
 
 // check applies the idempotence and transaction rules to a batch about to
 // be appended by the leader. ci is the control record of a control batch.
-// With verify, a transactional batch that would start a transaction must
+// With o.verify, a transactional batch that would start a transaction must
 // carry the guard of a verification still pending (KIP-890). It returns
 // the cached metadata when the batch is a duplicate.
-func (p *producerState) check(h *record.Header, ci *controlInfo, verify bool, guard uint64, nowMs, expiryMs int64) (*batchMeta, error) {
+func (p *producerState) check(h *record.Header, ci *controlInfo, o appendOpts, nowMs, expiryMs int64) (*batchMeta, error) {
 	e := p.live(h.ProducerID, nowMs, expiryMs)
 	if h.IsControl() {
 		if e == nil {
@@ -115,13 +121,16 @@ func (p *producerState) check(h *record.Header, ci *controlInfo, verify bool, gu
 		if h.ProducerEpoch < e.epoch {
 			return nil, fmt.Errorf("%w: producer %d epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
 		}
+		if o.strictEpoch && h.ProducerEpoch == e.epoch {
+			return nil, fmt.Errorf("%w: transaction version 2 marker for producer %d has epoch %d, not newer than the producer's", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch)
+		}
 		if ci != nil && ci.coordinatorEpoch < e.coordinatorEpoch {
 			return nil, fmt.Errorf("%w: marker for producer %d has coordinator epoch %d, older than %d", ErrCoordinatorFenced, h.ProducerID, ci.coordinatorEpoch, e.coordinatorEpoch)
 		}
 		return nil, nil
 	}
-	if h.IsTransactional() && verify && (e == nil || e.txnFirst < 0 || e.epoch != h.ProducerEpoch) {
-		if g, ok := p.guards[h.ProducerID]; !ok || g != guard {
+	if h.IsTransactional() && o.verify && (e == nil || e.txnFirst < 0 || e.epoch != h.ProducerEpoch) {
+		if g, ok := p.guards[h.ProducerID]; !ok || g.guard != o.guard {
 			return nil, fmt.Errorf("%w: producer %d epoch %d has no verified transaction on this partition", ErrInvalidTxnState, h.ProducerID, h.ProducerEpoch)
 		}
 	}
@@ -256,12 +265,12 @@ func (p *producerState) ongoingFirst() int64 {
 // newGuard returns the producer's pending verification guard, or a new one
 // (Kafka's maybeCreateVerificationStateEntry: requests that verify
 // concurrently share it).
-func (p *producerState) newGuard(pid int64) uint64 {
+func (p *producerState) newGuard(pid int64, nowMs int64) uint64 {
 	if g, ok := p.guards[pid]; ok {
-		return g
+		return g.guard
 	}
 	p.nextGuard++
-	p.guards[pid] = p.nextGuard
+	p.guards[pid] = verification{guard: p.nextGuard, createdMs: nowMs}
 	return p.nextGuard
 }
 
@@ -297,6 +306,12 @@ func (p *producerState) prune(logStart, nowMs, expiryMs int64) {
 	for pid, e := range p.m {
 		if e.lastOffset < logStart || expired(e, nowMs, expiryMs) {
 			p.remove(pid)
+		}
+	}
+	// Verifications whose batch never came (the producer went away).
+	for pid, g := range p.guards {
+		if expiryMs >= 0 && nowMs-g.createdMs >= expiryMs {
+			delete(p.guards, pid)
 		}
 	}
 }
@@ -450,10 +465,13 @@ func listSnapshots(dir string) ([]int64, error) {
 }
 
 // writeSnapshot writes the producer state at offset and keeps only the two
-// newest snapshots. The file is renamed into place but not fsynced: a torn
-// snapshot fails its checksum on load and an older one (or a replay of the
-// log) takes over.
-func (p *producerState) writeSnapshot(dir string, offset int64, fsync bool) error {
+// newest snapshots and the newest at or below activeBase, the active
+// segment's base: recovery after a crash rescans the active segment and
+// rebuilds its transaction index with a replay that must start at or below
+// its base, which that snapshot keeps short. The file is renamed into place
+// but not fsynced: a torn snapshot fails its checksum on load and an older
+// one (or a replay of the log) takes over.
+func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, fsync bool) error {
 	if err := writeFileAtomic(dir, fileName(offset, snapshotSuffix), p.encode(offset), fsync); err != nil {
 		return fmt.Errorf("producer snapshot: %w", err)
 	}
@@ -461,8 +479,16 @@ func (p *producerState) writeSnapshot(dir string, offset int64, fsync bool) erro
 	if err != nil {
 		return err
 	}
+	keep := -1 // the newest at or below activeBase
+	for i, o := range offs {
+		if o <= activeBase {
+			keep = i
+		}
+	}
 	for i := 0; i+2 < len(offs); i++ {
-		os.Remove(filepath.Join(dir, fileName(offs[i], snapshotSuffix)))
+		if i != keep {
+			os.Remove(filepath.Join(dir, fileName(offs[i], snapshotSuffix)))
+		}
 	}
 	return nil
 }

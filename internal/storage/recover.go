@@ -314,5 +314,6 @@ func (l *Log) loadProducerState() (bool, error) {
 		}
 	}
 	l.producers.prune(l.logStart, nowMs, l.cfg.ProducerIDExpiryMs)
+	l.noteTxns()
 	return rebuilt, nil
 }

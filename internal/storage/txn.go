@@ -32,12 +32,8 @@ import (
 // checks) have theirs rebuilt by replaying the producer state over them.
 
 const (
-	txnIndexSuffix    = ".txnindex"
-	txnEntrySize      = 34
-	controlAbort      = 0
-	controlCommit     = 1
-	controlKeyVersion = 0
-	markerVersion     = 0
+	txnIndexSuffix = ".txnindex"
+	txnEntrySize   = 34
 )
 
 // ErrInvalidTxnState: a non-transactional batch from a producer with an
@@ -141,65 +137,29 @@ func (s *segment) loadTxnIndex() error {
 	return nil
 }
 
-// controlInfo is what a control batch's single record says.
+// controlInfo is what a control batch's marker says.
 type controlInfo struct {
 	commit           bool
 	coordinatorEpoch int32
 }
 
-// parseControl reads the control record of a control batch: its key
-// (version int16, type int16: 0 abort, 1 commit) and, for markers, its
-// value (version int16, coordinator epoch int32). Other control types
-// (KRaft's) are reported as not markers.
-func parseControl(batch []byte) (ci controlInfo, marker bool, err error) {
-	found := false
-	err = record.ForEach(batch, func(r *record.Record) error {
-		if found {
-			return fmt.Errorf("%w: control batch with more than one record", record.ErrInvalid)
-		}
-		found = true
-		if len(r.Key) < 4 {
-			return fmt.Errorf("%w: control record key of %d bytes", record.ErrInvalid, len(r.Key))
-		}
-		typ := int16(binary.BigEndian.Uint16(r.Key[2:]))
-		if typ != controlAbort && typ != controlCommit {
-			return nil
-		}
-		if len(r.Value) < 6 {
-			return fmt.Errorf("%w: transaction marker value of %d bytes", record.ErrInvalid, len(r.Value))
-		}
-		marker = true
-		ci.commit = typ == controlCommit
-		ci.coordinatorEpoch = int32(binary.BigEndian.Uint32(r.Value[2:]))
-		return nil
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("%w: control batch without a record", record.ErrInvalid)
-	}
-	return ci, marker, err
+// parseControl reads a control batch's record (record.ParseTxnMarker).
+func parseControl(batch []byte) (controlInfo, bool, error) {
+	m, marker, err := record.ParseTxnMarker(batch)
+	return controlInfo{commit: m.Commit, coordinatorEpoch: m.CoordinatorEpoch}, marker, err
 }
 
-// BuildTxnMarker returns a control batch holding one commit or abort
-// marker as Kafka writes it (MemoryRecords.withEndTransactionMarker):
-// transactional and control attributes, the producer's id and epoch, no
-// sequence, and a record with key (version 0, type) and value (version 0,
-// coordinator epoch).
+// BuildTxnMarker is record.BuildTxnMarker.
 func BuildTxnMarker(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool, timestamp int64) []byte {
-	typ := uint16(controlAbort)
-	if commit {
-		typ = controlCommit
+	return record.BuildTxnMarker(producerID, producerEpoch, coordinatorEpoch, commit, timestamp)
+}
+
+// noteTxns records that the producer state holds transactions; mu held
+// (write).
+func (l *Log) noteTxns() {
+	if len(l.producers.txns) > 0 {
+		l.txnsSeen.Store(true)
 	}
-	be := binary.BigEndian
-	key := be.AppendUint16(be.AppendUint16(nil, controlKeyVersion), typ)
-	val := be.AppendUint32(be.AppendUint16(nil, markerVersion), uint32(coordinatorEpoch))
-	opts := record.NewBatchOptions(record.CodecNone)
-	opts.ProducerID, opts.ProducerEpoch = producerID, producerEpoch
-	opts.Transactional, opts.Control = true, true
-	b, err := record.Build(nil, opts, timestamp, []record.Record{{Key: key, Value: val}})
-	if err != nil {
-		panic(fmt.Sprintf("storage: building a transaction marker: %v", err)) // fixed, valid input
-	}
-	return b
 }
 
 // completeTxn records what a marker completed: an aborted transaction goes
@@ -213,11 +173,20 @@ func (l *Log) completeTxn(s *segment, c *completedTxn) {
 
 // LastStableOffset is the partition's last stable offset given its high
 // watermark: the first offset of the earliest transaction that is ongoing
-// or whose marker is not below hw, else hw. Completed transactions whose
-// marker is below hw are forgotten.
+// or whose marker is not below hw (at least the log start offset), else
+// hw. Completed transactions whose marker is below hw are forgotten.
 func (l *Log) LastStableOffset(hw int64) int64 {
+	if !l.txnsSeen.Load() {
+		return hw
+	}
 	l.mu.RLock()
 	lso, prune := l.producers.firstUnstable(hw)
+	if lso >= 0 && lso < l.logStart {
+		// DeleteRecords moved the log start into the transaction: what
+		// is left of it starts there (Kafka bounds its first unstable
+		// offset the same way).
+		lso = l.logStart
+	}
 	l.mu.RUnlock()
 	if prune {
 		l.mu.Lock()
@@ -290,5 +259,5 @@ func (l *Log) StartTxnVerification(pid int64, epoch int16) (guard uint64, needed
 	if e := l.producers.m[pid]; e != nil && e.txnFirst >= 0 && e.epoch == epoch {
 		return 0, false
 	}
-	return l.producers.newGuard(pid), true
+	return l.producers.newGuard(pid, l.nowMs()), true
 }

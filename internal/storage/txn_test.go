@@ -21,10 +21,11 @@ import (
 //	state [hw=N] [of=follower]   the last stable offset, producers and transaction indexes
 //	aborted from=N upper=N [of=follower]   AbortedTxns
 //	retention up-to=N         EnforceRetention (retention.ms 0: every segment is due)
+//	delete-records before=N   DeleteRecordsBefore
 //	follower                  open an empty follower log
 //	replicate                 AppendAsFollower of everything the follower lacks
 //	truncate to=N [of=follower] | truncate-fully at=N [of=follower]
-//	crash ... [tear-txnindex] [drop-txnindex]   also tear (or remove) every .txnindex
+//	crash [drop-snapshots|tear-snapshots] [tear-txnindex] [drop-txnindex]   kill -9, damaging files
 //	files [of=follower]       the .txnindex and .snapshot files
 func TestTxnDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata/txn", func(t *testing.T, path string) {
@@ -115,6 +116,12 @@ func (e *txnEnv) run(t *testing.T, td *datadriven.TestData) string {
 		tl.cfg.RetentionMs = -1
 		tl.SetConfig(tl.cfg)
 		return fmt.Sprintf("log start %d\n", tl.LogStartOffset())
+	case "delete-records":
+		start, err := tl.DeleteRecordsBefore(intArg(t, td, "before", 0))
+		if err != nil {
+			return fmt.Sprintf("error: %v\n", err)
+		}
+		return fmt.Sprintf("log start %d\n", start)
 	case "follower":
 		e.follower = openTestLog(t, tl.cfg)
 		return ""
@@ -156,6 +163,8 @@ func (e *txnEnv) run(t *testing.T, td *datadriven.TestData) string {
 				err = os.Remove(p)
 			case strings.HasSuffix(n, txnIndexSuffix) && td.HasArg("tear-txnindex"):
 				err = os.Truncate(p, txnEntrySize+txnEntrySize/2)
+			case strings.HasSuffix(n, snapshotSuffix) && td.HasArg("tear-snapshots"):
+				err = truncateHalf(p)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -184,4 +193,38 @@ func (e *txnEnv) run(t *testing.T, td *datadriven.TestData) string {
 		return sb.String()
 	}
 	return e.cleanEnv.run(t, td)
+}
+
+// The snapshot at the active segment's base outlives newer ones from clean
+// shutdowns: recovery after a crash replays the active segment from it
+// rather than the whole log.
+func TestSnapshotAtActiveBaseKept(t *testing.T) {
+	tl := openTestLog(t, testConfig())
+	for i := range 3 {
+		tl.mustAppend(makeBatch(t, batchSpec{pid: 1, seq: int32(i), ts: tl.clock.Ms()}))
+	}
+	tl.mu.Lock()
+	if err := tl.roll(); err != nil {
+		t.Fatal(err)
+	}
+	base := tl.active().base
+	tl.mu.Unlock()
+	for round := range 3 {
+		tl.mustAppend(makeBatch(t, batchSpec{pid: 1, seq: int32(3 + round), ts: tl.clock.Ms()}))
+		tl.reopen() // a snapshot at the log end each time
+	}
+	snaps, err := listSnapshots(tl.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 3 || snaps[0] != base {
+		t.Fatalf("snapshots %v, want the one at the active base %d and the two newest", snaps, base)
+	}
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.ActiveProducers(); len(got) != 1 || got[0].LastSequence != 5 {
+		t.Fatalf("producers after the crash: %+v", got)
+	}
 }
