@@ -94,3 +94,79 @@ func TestTxnListDescribe(t *testing.T) {
 		t.Fatalf("abort with partial flags: %v", r.err)
 	}
 }
+
+// TestTxnDescribeProducersAndAbort: a transaction left open on a partition
+// holds its last stable offset; strata txn describe-producers shows it with
+// its start offset, and strata txn abort --start-offset writes the abort
+// marker that lets the last stable offset move on.
+func TestTxnDescribeProducersAndAbort(t *testing.T) {
+	addr := startBroker(t)
+	mustRun(t, addr, "", "topic", "create", "hang", "-p", "1")
+	mustRun(t, addr, "a\nb\n", "produce", "hang", "-p", "0")
+	p, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("hanging"), kgo.DefaultProduceTopic("hang"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The producer goes away without ending its transaction.
+
+	var producers []struct {
+		ProducerID            int64 `json:"producer_id"`
+		ProducerEpoch         int16 `json:"producer_epoch"`
+		CurrentTxnStartOffset int64 `json:"current_txn_start_offset"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, addr, "", "txn", "describe-producers", "--topic", "hang", "--partition", "0", "--json")), &producers); err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, p := range producers {
+		if p.CurrentTxnStartOffset == 2 {
+			open++
+		} else if p.CurrentTxnStartOffset != -1 {
+			t.Errorf("producer %d has a transaction open at %d", p.ProducerID, p.CurrentTxnStartOffset)
+		}
+	}
+	if open != 1 {
+		t.Fatalf("describe-producers: %+v, want one producer with a transaction open at 2 (and the idempotent one of strata produce)", producers)
+	}
+	text := mustRun(t, addr, "", "txn", "describe-producers", "--topic", "hang", "--partition", "0")
+	if !strings.Contains(text, "TXN-START-OFFSET") || !strings.Contains(text, "hang-0, leader 1") {
+		t.Fatalf("describe-producers:\n%s", text)
+	}
+	stable := func() int64 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.IsolationLevel = 1
+		req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "hang", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}}}}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].Offset
+	}
+	if lso := stable(); lso != 2 {
+		t.Fatalf("last stable offset %d with the transaction open, want 2", lso)
+	}
+	if r := run(t, addr, "", "txn", "abort", "--topic", "hang", "--partition", "0", "--start-offset", "7"); r.err == nil {
+		t.Fatal("abort of a transaction that does not start at 7 succeeded")
+	}
+	out := mustRun(t, addr, "", "txn", "abort", "--topic", "hang", "--partition", "0", "--start-offset", "2")
+	if !strings.Contains(out, "aborted the transaction of producer") {
+		t.Fatalf("abort: %s", out)
+	}
+	if lso := stable(); lso != 4 { // the open record and the abort marker
+		t.Fatalf("last stable offset %d after the abort, want 4", lso)
+	}
+}
