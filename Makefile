@@ -4,18 +4,49 @@ GO        ?= go
 BIN       := bin/strata
 PY        := /usr/bin/python3
 # Packages with concurrency, tested under the race detector.
-RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/...
+RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/... ./internal/metadata/... ./internal/brokerlink/...
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# What `strata version` reports: set at link time (internal/version). The
+# date is the commit's, so the same commit builds the same binary.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+DATE      ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+VPKG      := github.com/stratalog/strata/internal/version
+LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
 	./$(BIN) serve --listen localhost:9092 --data-dir ./data
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/strata
+
+## install: build and copy strata to $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/strata
+
+## dist: static release archives dist/strata-VERSION-OS-ARCH.tar.gz (binary, LICENSE, README, deploy files) and SHA256SUMS
+dist:
+	rm -rf dist
+	mkdir -p dist
+	set -e; for p in $(DIST_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; name=strata-$(VERSION)-$$os-$$arch; \
+	  mkdir -p dist/$$name/deploy; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o dist/$$name/strata ./cmd/strata; \
+	  cp LICENSE README.md dist/$$name/; \
+	  cp -R deploy/systemd deploy/grafana dist/$$name/deploy/; \
+	  tar -C dist --sort=name --owner=0 --group=0 --numeric-owner --mtime='$(DATE)' -czf dist/$$name.tar.gz $$name; \
+	  rm -rf dist/$$name; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS
+	@ls -l dist
 
 ## test: install what the tests need, then lint, unit, race, interop, crash, cluster, chaos smoke and fuzz smoke
 test: deps lint unit race interop crash cluster chaos-smoke fuzz
@@ -77,5 +108,9 @@ bench: build
 bench-replication: build
 	scripts/bench-replication.sh
 
+## docs: regenerate docs/configuration.md from the broker's key registry
+docs:
+	$(GO) run ./cmd/strata config list --markdown > docs/configuration.md
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

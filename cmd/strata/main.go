@@ -4,13 +4,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stratalog/strata/internal/cli"
+	"github.com/stratalog/strata/internal/version"
 )
 
 func main() {
@@ -19,8 +22,11 @@ func main() {
 		Short:         "Strata: a Kafka-compatible streaming log in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
-	root.AddCommand(serveCommand())
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
+	root.AddCommand(serveCommand(), configCommand(), versionCommand())
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", oneLine(err))
@@ -38,4 +44,30 @@ func oneLine(err error) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// Go's parse errors in flag values ("strconv.ParseInt: parsing "abc":
+// invalid syntax") say what the value should have been instead.
+var goParseErr = regexp.MustCompile(`(strconv\.Parse(Int|Uint|Float|Bool): parsing "([^"]*)": (invalid syntax|value out of range))|(time: (invalid|unknown unit .* in) duration "([^"]*)")`)
+
+func plainFlagError(err error) error {
+	msg := goParseErr.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := goParseErr.FindStringSubmatch(m)
+		switch {
+		case sub[2] == "Bool":
+			return fmt.Sprintf("%q is not true or false", sub[3])
+		case sub[4] == "value out of range":
+			return fmt.Sprintf("%s is out of range", sub[3])
+		case sub[2] == "Float":
+			return fmt.Sprintf("%q is not a number", sub[3])
+		case sub[2] != "":
+			return fmt.Sprintf("%q is not a whole number", sub[3])
+		default:
+			return fmt.Sprintf("%q is not a duration (write it as 500ms, 10s, 2m or 1h)", sub[7])
+		}
+	})
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +132,38 @@ func TestOneLine(t *testing.T) {
 	err := errors.New("unknown command \"x\" for \"strata\"\n\nDid you mean this?\n\ttopic\n")
 	if got, want := oneLine(err), `unknown command "x" for "strata" Did you mean this? topic`; got != want {
 		t.Errorf("oneLine = %q, want %q", got, want)
+	}
+}
+
+// Flag values that do not parse are explained without Go's wording.
+func TestPlainFlagError(t *testing.T) {
+	for in, want := range map[string]string{
+		`invalid argument "abc" for "-p, --partitions" flag: strconv.ParseInt: parsing "abc": invalid syntax`:        `invalid argument "abc" for "-p, --partitions" flag: "abc" is not a whole number`,
+		`invalid argument "99999999999" for "--x" flag: strconv.ParseInt: parsing "99999999999": value out of range`: `invalid argument "99999999999" for "--x" flag: 99999999999 is out of range`,
+		`invalid argument "maybe" for "--y" flag: strconv.ParseBool: parsing "maybe": invalid syntax`:                `invalid argument "maybe" for "--y" flag: "maybe" is not true or false`,
+		`invalid argument "5x" for "--timeout" flag: time: unknown unit "x" in duration "5x"`:                        `invalid argument "5x" for "--timeout" flag: "5x" is not a duration (write it as 500ms, 10s, 2m or 1h)`,
+		`invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"`:                                `invalid argument "soon" for "--timeout" flag: "soon" is not a duration (write it as 500ms, 10s, 2m or 1h)`,
+		`unknown flag: --nope`: `unknown flag: --nope`,
+	} {
+		if got := plainFlagError(errors.New(in)).Error(); got != want {
+			t.Errorf("plainFlagError(%q)\n got %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+// TestVersion: --version prints one line, `version --json` the fields.
+func TestVersion(t *testing.T) {
+	r := strata(t, nil, "", "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "strata ") || !strings.Contains(r.stdout, runtime.Version()) || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("--version: %+v", r)
+	}
+	r = strata(t, nil, "", "version", "--json")
+	var info struct {
+		Version   string `json:"version"`
+		Commit    string `json:"commit"`
+		GoVersion string `json:"go_version"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &info); r.code != 0 || err != nil || info.Version == "" || info.Commit == "" || info.GoVersion != runtime.Version() {
+		t.Fatalf("version --json: %+v (%v)", r, err)
 	}
 }

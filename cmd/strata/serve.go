@@ -22,7 +22,6 @@ func serveCommand() *cobra.Command {
 		sets       []string
 		logLevel   string
 		logFormat  string
-		debugAddr  string
 	)
 	// Each flag maps to a broker config key; only flags given on the
 	// command line override the file and the environment.
@@ -41,6 +40,7 @@ func serveCommand() *cobra.Command {
 		"controller-listen":   "controller.listen",
 		"cluster-id":          "cluster.id",
 		"rack":                "broker.rack",
+		"http-listen":         "http.listen",
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -54,6 +54,11 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			overrides := map[string]string{}
+			// --debug-addr is the old name of --http-listen (pprof is
+			// served there); the new name wins when both are given.
+			if f := cmd.Flags().Lookup("debug-addr"); f.Changed {
+				overrides["http.listen"] = f.Value.String()
+			}
 			for flag, key := range flagKeys {
 				if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
 					overrides[key] = f.Value.String()
@@ -74,10 +79,8 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 			if err != nil {
 				return err
 			}
-			if debugAddr != "" {
-				if err := startDebugServer(debugAddr, logger); err != nil {
-					return err
-				}
+			if w := cfg.Warnings(); len(w) > 0 {
+				logger.Warn("ignoring Kafka settings that mean nothing in Strata", "settings", strings.Join(w, "; "))
 			}
 			return runServer(cfg, logger)
 		},
@@ -101,7 +104,9 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 	f.StringArrayVar(&sets, "set", nil, "any broker setting as key=value (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
-	f.StringVar(&debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this host:port (off when empty)")
+	f.String("http-listen", "localhost:9644", "host:port of the HTTP listener: /metrics, /healthz, /readyz, /debug/pprof (empty: off)")
+	f.String("debug-addr", "", "old name of --http-listen")
+	_ = f.MarkDeprecated("debug-addr", "use --http-listen (it serves /debug/pprof too)")
 	return cmd
 }
 

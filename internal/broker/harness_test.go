@@ -8,11 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata/loader"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
 )
@@ -31,7 +33,8 @@ func newTestBroker(tb testing.TB) *Broker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctrl, err := controller.New(ml, controller.Options{NodeID: 1, Static: cfg, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true})
+	images := loader.New(loader.Options{Logger: logger})
+	ctrl, err := controller.New(ml, images, controller.Options{NodeID: 1, Static: cfg, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -39,13 +42,18 @@ func newTestBroker(tb testing.TB) *Broker {
 		tb.Fatal(err)
 	}
 	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger})
-	ctrl.Subscribe(parts.Apply)
+	images.Register(parts)
+	images.Start()
 	tb.Cleanup(func() {
+		images.Close()
 		parts.Close()
 		ml.Close()
 	})
 	if res := ctrl.CreateTopics([]controller.CreateTopic{{Name: "t", Partitions: 2, ReplicationFactor: 1}}, false); res[0].Err != nil {
 		tb.Fatal(res[0].Err)
+	}
+	if !parts.WaitApplied(ctrl.Image().Offset, 10*time.Second) {
+		tb.Fatal("the partitions did not follow the image")
 	}
 	return New(Options{NodeID: 1, Static: cfg, Controller: ctrl, Partitions: parts, Logger: logger})
 }

@@ -16,7 +16,7 @@ import (
 // startBroker starts an in-process single-node Strata broker.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	cfg, err := config.LoadBroker("", nil, map[string]string{"listen": "127.0.0.1:0", "data.dir": t.TempDir(), "group.initial.rebalance.delay.ms": "0"})
+	cfg, err := config.LoadBroker("", nil, map[string]string{"listen": "127.0.0.1:0", "data.dir": t.TempDir(), "group.initial.rebalance.delay.ms": "0", "http.listen": ""})
 	if err != nil {
 		t.Fatalf("broker config: %v", err)
 	}

@@ -159,6 +159,11 @@ func isNetErr(err error) bool {
 // with the code in brackets.
 func describeErr(err error) error {
 	var ke *kerr.Error
+	if errors.Is(err, kerr.LeaderNotAvailable) {
+		// Kafka's text ("in the middle of a leadership election") is
+		// wrong when every replica is down, the usual cause.
+		return fmt.Errorf("no leader: the partition's replicas are offline, or a leader is being elected (%s)", kerr.LeaderNotAvailable.Message)
+	}
 	if errors.As(err, &ke) {
 		return fmt.Errorf("%s (%s)", strings.TrimSuffix(ke.Description, "."), ke.Message)
 	}

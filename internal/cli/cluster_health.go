@@ -13,6 +13,7 @@ import (
 )
 
 func clusterHealthCommand(env *Env) *cobra.Command {
+	var httpAddrs []string
 	cmd := &cobra.Command{
 		Use:   "health",
 		Short: "Offline, under-replicated, under- and at-min-ISR partitions; exit status 2 when unhealthy",
@@ -28,15 +29,22 @@ each topic from DescribeConfigs, 1 where unset) and lists those that are:
                     replicas than min.insync.replicas, rf 1 say, is not
                     listed: that is its configuration, not a failure)
 
-Exit status: 0 when no partition is offline or under min ISR, 2 when any is
-(under-replicated and at-min-ISR partitions are listed but are not failures),
-1 when the cluster cannot be asked.`,
+With --http, it also asks each node's HTTP listener (its --http-listen
+address) for /readyz, as a load balancer would: a node is ready when it is
+registered, caught up with the metadata log and has every hosted partition
+open.
+
+Exit status: 0 when no partition is offline or under min ISR (and every node
+named with --http is ready), 2 when any is (under-replicated and at-min-ISR
+partitions are listed but are not failures), 1 when the cluster cannot be
+asked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return ClusterHealth(cmd.Context(), env)
+			return clusterHealth(cmd.Context(), env, httpAddrs)
 		},
 	}
 	addJSONFlag(cmd, env)
+	cmd.Flags().StringSliceVar(&httpAddrs, "http", nil, "host:port of nodes' HTTP listeners (--http-listen) to ask for /readyz (comma-separated or repeated)")
 	return cmd
 }
 
@@ -68,6 +76,8 @@ type healthReport struct {
 	UnderReplicated int               `json:"under_replicated"`
 	AtMinISR        int               `json:"at_min_isr"`
 	Problems        []partitionHealth `json:"problems"` // partitions in any state, by topic and partition
+	// Nodes are the /readyz answers of the nodes named with --http.
+	Nodes []nodeReadiness `json:"nodes,omitempty"`
 }
 
 // partitionStates is what is wrong with one partition, worst first; live
@@ -142,7 +152,9 @@ func orEmpty(s []int32) []int32 {
 
 // ClusterHealth prints the health report; an unhealthy cluster is an
 // *ExitStatus with code 2, after the report.
-func ClusterHealth(ctx context.Context, env *Env) error {
+func ClusterHealth(ctx context.Context, env *Env) error { return clusterHealth(ctx, env, nil) }
+
+func clusterHealth(ctx context.Context, env *Env, httpAddrs []string) error {
 	adm, cl, err := env.newAdmin()
 	if err != nil {
 		return err
@@ -159,15 +171,32 @@ func ClusterHealth(ctx context.Context, env *Env) error {
 		return err
 	}
 	r := assessHealth(v, func(t string) int { return minISR[t] })
+	notReady := 0
+	if len(httpAddrs) > 0 {
+		r.Nodes = readNodes(ctx, httpAddrs)
+		for _, n := range r.Nodes {
+			if !n.Ready {
+				notReady++
+			}
+		}
+		r.Healthy = r.Healthy && notReady == 0
+	}
 	if env.JSON {
 		err = writeJSON(env.Stdout, r)
 	} else {
 		err = printHealth(env.Stdout, env.Color, r)
+		if err == nil && len(r.Nodes) > 0 {
+			err = printNodes(env.Stdout, env.Color, r.Nodes)
+		}
 	}
 	if err != nil || r.Healthy {
 		return err
 	}
-	return &ExitStatus{Code: 2, Err: fmt.Errorf("cluster unhealthy: %d offline, %d under min ISR (of %d partitions)", r.Offline, r.UnderMinISR, r.Partitions)}
+	msg := fmt.Sprintf("cluster unhealthy: %d offline, %d under min ISR (of %d partitions)", r.Offline, r.UnderMinISR, r.Partitions)
+	if notReady > 0 {
+		msg += fmt.Sprintf(", %d of %d nodes not ready", notReady, len(r.Nodes))
+	}
+	return &ExitStatus{Code: 2, Err: fmt.Errorf("%s", msg)}
 }
 
 // loadMinISR resolves min.insync.replicas of topics: the topic's value,

@@ -231,3 +231,31 @@ func TestTopicDescribeReplication(t *testing.T) {
 		t.Errorf("describe with ELR:\n%s", out)
 	}
 }
+
+// A partition whose every replica is on a broker that is down is shown
+// offline, not as waiting for an election.
+func TestTopicDescribeOffline(t *testing.T) {
+	c, addr := newKfake(t, 3)
+	mustRun(t, addr, "", "topic", "create", "t", "-p", "2", "-r", "3")
+	fakeMetadata(t, c, addr, func(m *kmsg.MetadataResponse) {
+		for i := range m.Topics {
+			for j := range m.Topics[i].Partitions {
+				p := &m.Topics[i].Partitions[j]
+				p.Leader, p.Replicas, p.ISR = -1, []int32{0, 1, 2}, []int32{0}
+				if p.Partition == 0 {
+					p.OfflineReplicas = []int32{0, 1, 2}
+				}
+			}
+		}
+	})
+	out := run(t, addr, "", "topic", "describe", "t").stdout
+	var rows []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && (f[0] == "0" || f[0] == "1") {
+			rows = append(rows, f[0]+" "+f[1])
+		}
+	}
+	if want := []string{"0 offline", "1 none"}; !slices.Equal(rows, want) {
+		t.Errorf("partition leader cells %q, want %q:\n%s", rows, want, out)
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -41,8 +44,11 @@ func produceCommand(env *Env) *cobra.Command {
 		Long: `Produce one record per input line. With -k, each line is split at the first
 delimiter into key and value. At the end the number of acknowledged records and
 any failures are reported; the exit code is non-zero if any record failed.
-Ctrl-C stops reading: the lines already read are still delivered and counted,
-and the exit code is non-zero (a second Ctrl-C exits at once).`,
+Ctrl-C or SIGTERM stops reading: the lines already read are still delivered
+and counted, and the exit code is non-zero (a second Ctrl-C exits at once).
+If the cluster answers nothing for --timeout while records wait (a broker gone
+mid-request), the command stops reading and reports those records as
+unanswered: they may or may not have been written.`,
 		Example: `  echo hello | strata produce orders
   printf 'k1:v1\nk2:v2\n' | strata produce orders -k :
   strata produce orders --file events.txt --compression zstd -H source=import`,
@@ -118,6 +124,10 @@ type ProduceResult struct {
 	Partitions   map[int32]int64 `json:"records_per_partition"`
 	Errors       []string        `json:"errors,omitempty"`
 	Interrupted  bool            `json:"interrupted,omitempty"` // input was not read to its end
+	// Unanswered records got neither an acknowledgement nor an error
+	// within --timeout of the cluster's last answer: they may or may not
+	// have been written.
+	Unanswered int64 `json:"unanswered,omitempty"`
 }
 
 // maxReportedErrors bounds how many individual failures are printed; the
@@ -153,7 +163,7 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		defer f.Close()
 		in = f
 	}
-	batchMax, err := produceCheckTopic(ctx, env, o)
+	batchMax, maxMessage, err := produceCheckTopic(ctx, env, o)
 	if err != nil {
 		return err
 	}
@@ -182,7 +192,15 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		wg            sync.WaitGroup
 		stopped       bool  // under mu: no more lines are produced
 		line          int64 // under mu: lines read and produced
+		pending       int64 // under mu: produced, not yet answered
+		lastAnswer    time.Time
 	)
+	timeout := env.timeout()
+	// gaveUp closes when the cluster is gone: no answer for --timeout
+	// while records wait, or a record that timed out in the client.
+	stalled := make(chan struct{})
+	var stallOnce sync.Once
+	giveUp := func() { stallOnce.Do(func() { close(stalled) }) }
 	// Records are not tied to ctx: an interrupt stops reading, and what
 	// was read is still delivered (or reported failed).
 	produce := func(b []byte) bool {
@@ -202,16 +220,29 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		}
 		line++
 		n := line
+		if pending == 0 {
+			lastAnswer = time.Now()
+		}
+		pending++
 		wg.Add(1)
 		mu.Unlock()
+		size := len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
 		cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 			defer wg.Done()
 			mu.Lock()
 			defer mu.Unlock()
+			pending--
+			lastAnswer = time.Now()
 			if err != nil {
+				if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) {
+					giveUp()
+				}
 				failed.Add(1)
 				if len(errs) < maxReportedErrors {
-					errs = append(errs, fmt.Sprintf("line %d: %v", n, describeErr(err)))
+					errs = append(errs, fmt.Sprintf("line %d: %v", n, describeProduceErr(err, o.Topic, size, maxMessage)))
 				}
 				return
 			}
@@ -238,20 +269,56 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 			}
 		}
 	}()
+	// kgo cannot time out an idempotent record whose request got no
+	// answer (a broker killed mid-request): it would retry it forever.
+	// The command bounds it instead: when records wait and the cluster
+	// has not answered any for --timeout, it stops reading and reports
+	// them as unanswered.
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		tick := time.NewTicker(max(timeout/8, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-watchDone:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			stall := pending > 0 && time.Since(lastAnswer) > timeout
+			mu.Unlock()
+			if stall {
+				giveUp()
+				return
+			}
+		}
+	}()
 	var readErr error
-	interrupted := false
+	interrupted, gaveUp, unread := false, false, ""
 	select {
 	case readErr = <-readDone:
 	case <-ctx.Done():
 		interrupted = true
+	case <-stalled:
+		gaveUp, unread = true, "; the rest of the input was not read"
 	}
 	mu.Lock()
 	stopped = true
 	lines := line
 	mu.Unlock()
-	wg.Wait()
+	delivered := make(chan struct{})
+	go func() { wg.Wait(); close(delivered) }()
+	select {
+	case <-delivered:
+	case <-stalled:
+		gaveUp = true
+	}
 
-	res := ProduceResult{Topic: o.Topic, Acknowledged: acked.Load(), Failed: failed.Load(), Partitions: perPartition, Errors: errs, Interrupted: interrupted}
+	mu.Lock()
+	res := ProduceResult{Topic: o.Topic, Acknowledged: acked.Load(), Failed: failed.Load(), Partitions: maps.Clone(perPartition),
+		Errors: slices.Clone(errs), Interrupted: interrupted, Unanswered: pending}
+	mu.Unlock()
 	if env.JSON {
 		if err := writeJSON(env.Stdout, res); err != nil {
 			return err
@@ -263,9 +330,16 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 		if more := res.Failed - int64(len(errs)); more > 0 {
 			fmt.Fprintf(env.Stderr, "strata: ... and %d more failures\n", more)
 		}
-		fmt.Fprintf(env.Stdout, "produced %d records to %s: %d acknowledged, %d failed\n", lines, o.Topic, res.Acknowledged, res.Failed)
+		if res.Unanswered > 0 {
+			fmt.Fprintf(env.Stdout, "produced %d records to %s: %d acknowledged, %d failed, %d unanswered\n", lines, o.Topic, res.Acknowledged, res.Failed, res.Unanswered)
+		} else {
+			fmt.Fprintf(env.Stdout, "produced %d records to %s: %d acknowledged, %d failed\n", lines, o.Topic, res.Acknowledged, res.Failed)
+		}
 	}
 	switch {
+	case gaveUp && res.Unanswered > 0:
+		return fmt.Errorf("produce: the cluster did not answer for %v: %d of %d records unanswered (they may or may not have been written), %d acknowledged, %d failed%s",
+			timeout, res.Unanswered, lines, res.Acknowledged, res.Failed, unread)
 	case readErr != nil:
 		return fmt.Errorf("produce: reading input after %d lines: %w", lines, readErr)
 	case res.Failed > 0:
@@ -282,32 +356,36 @@ func Produce(ctx context.Context, env *Env, o ProduceOptions) error {
 
 // produceCheckTopic fails with a clear error if the topic or partition does
 // not exist (instead of every record failing after retries), and returns
-// the topic's max.message.bytes as a batch size bound for kgo (0: unknown).
-func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (int32, error) {
+// the topic's max.message.bytes as a batch size bound for kgo (0: unknown)
+// and as it is (for error messages; 0: unknown).
+func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (batchMax int32, maxMessage int64, err error) {
 	adm, cl, err := env.newAdmin()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cl.Close()
 	ctx, cancel := env.opCtx(ctx)
 	defer cancel()
 	details, err := requireTopics(ctx, env, adm, o.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("produce: %w", err)
+		if errors.Is(err, errNoSuchTopic) {
+			return 0, 0, fmt.Errorf("produce: %w; create it first: strata topic create %s", err, o.Topic)
+		}
+		return 0, 0, fmt.Errorf("produce: %w", err)
 	}
 	if o.Partition >= 0 {
 		if _, ok := details[o.Topic].Partitions[o.Partition]; !ok {
-			return 0, fmt.Errorf("produce: topic %q has no partition %d (it has %d)", o.Topic, o.Partition, len(details[o.Topic].Partitions))
+			return 0, 0, fmt.Errorf("produce: topic %q has no partition %d (it has %d)", o.Topic, o.Partition, len(details[o.Topic].Partitions))
 		}
 	}
 	// Best effort: not every cluster lets every client describe configs.
 	rcs, err := adm.DescribeTopicConfigs(ctx, o.Topic)
 	if err != nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	rc, err := rcs.On(o.Topic, nil)
 	if err != nil || rc.Err != nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	for _, c := range rc.Configs {
 		if c.Key != "max.message.bytes" {
@@ -315,13 +393,26 @@ func produceCheckTopic(ctx context.Context, env *Env, o ProduceOptions) (int32, 
 		}
 		n, err := strconv.ParseInt(c.MaybeValue(), 10, 64)
 		if err != nil {
-			return 0, nil
+			return 0, 0, nil
 		}
 		// kgo takes [512, 1 GiB]; below 512 lines too large by
 		// themselves still fail at the broker, one by one.
-		return int32(min(max(n, 512), 1<<30)), nil
+		return int32(min(max(n, 512), 1<<30)), n, nil
 	}
-	return 0, nil
+	return 0, 0, nil
+}
+
+// describeProduceErr says what a failed record means to the user: a record
+// too large names its size, the limit and how to raise it.
+func describeProduceErr(err error, topic string, size int, maxMessage int64) error {
+	if errors.Is(err, kerr.MessageTooLarge) {
+		limit := "the topic's max.message.bytes"
+		if maxMessage > 0 {
+			limit = fmt.Sprintf("the topic's max.message.bytes (%d, counting the batch header)", maxMessage)
+		}
+		return fmt.Errorf("a record of %d bytes is larger than %s; raise it with: strata topic alter-config %s -c max.message.bytes=N (MESSAGE_TOO_LARGE)", size, limit, topic)
+	}
+	return describeErr(err)
 }
 
 func isAcksAll(acks string) bool {

@@ -54,11 +54,24 @@ func TestProduceOversizedLine(t *testing.T) {
 	if msg := r.err.Error(); !strings.Contains(msg, "1 of 3 records failed: first: line 2: ") || !strings.Contains(msg, "MESSAGE_TOO_LARGE") {
 		t.Errorf("error = %q, want line 2 failing with MESSAGE_TOO_LARGE", msg)
 	}
+	if msg := r.err.Error(); !strings.Contains(msg, "a record of 2000 bytes is larger than the topic's max.message.bytes (1000") ||
+		!strings.Contains(msg, "strata topic alter-config small -c max.message.bytes=N") {
+		t.Errorf("error = %q, want the size, the limit and how to raise it", msg)
+	}
 	if !strings.Contains(r.stderr, "strata: line 2: ") {
 		t.Errorf("stderr does not name the failed line: %q", r.stderr)
 	}
 	if got := mustRun(t, addr, "", "consume", "small"); got != "short\nafter\n" {
 		t.Errorf("consume = %q, want short and after", got)
+	}
+}
+
+// Producing to a topic that does not exist says how to create it.
+func TestProduceUnknownTopic(t *testing.T) {
+	addr := startBroker(t)
+	r := run(t, addr, "x\n", "produce", "nosuch")
+	if r.err == nil || !strings.Contains(r.err.Error(), `topic "nosuch" does not exist; create it first: strata topic create nosuch`) {
+		t.Fatalf("error = %v, want the topic named and the command to create it", r.err)
 	}
 }
 

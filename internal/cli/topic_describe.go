@@ -40,10 +40,13 @@ from the default are highlighted (on a terminal) and their source is shown.`,
 }
 
 type partitionJSON struct {
-	Partition     int32   `json:"partition"`
-	Leader        int32   `json:"leader"`
-	LeaderEpoch   int32   `json:"leader_epoch"`
-	Replicas      []int32 `json:"replicas"`
+	Partition   int32   `json:"partition"`
+	Leader      int32   `json:"leader"`
+	LeaderEpoch int32   `json:"leader_epoch"`
+	Replicas    []int32 `json:"replicas"`
+	// Offline lists replicas on brokers that are down (Metadata's
+	// offline replicas).
+	Offline       []int32 `json:"offline_replicas,omitempty"`
 	ISR           []int32 `json:"isr"`
 	LogStart      int64   `json:"log_start_offset"`
 	HighWatermark int64   `json:"high_watermark"`
@@ -75,6 +78,10 @@ type topicJSON struct {
 
 // requireTopics loads metadata for topics and fails with one clear line if
 // any is missing or unloadable.
+// errNoSuchTopic is wrapped by requireTopics for a topic the cluster does
+// not have.
+var errNoSuchTopic = errors.New("does not exist")
+
 func requireTopics(ctx context.Context, env *Env, adm *kadm.Client, topics ...string) (kadm.TopicDetails, error) {
 	md, err := adm.Metadata(ctx, topics...)
 	if err != nil {
@@ -83,7 +90,7 @@ func requireTopics(ctx context.Context, env *Env, adm *kadm.Client, topics ...st
 	for _, t := range topics {
 		d, ok := md.Topics[t]
 		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			return nil, fmt.Errorf("topic %q does not exist", t)
+			return nil, fmt.Errorf("topic %q %w", t, errNoSuchTopic)
 		}
 		if d.Err != nil {
 			return nil, fmt.Errorf("topic %q: %w", t, describeErr(d.Err))
@@ -134,7 +141,7 @@ func TopicDescribe(ctx context.Context, env *Env, o TopicDescribeOptions) error 
 			tj.ID = topicIDString(d.ID)
 		}
 		for _, p := range d.Partitions.Sorted() {
-			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+			pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Offline: p.OfflineReplicas,
 				Replicas: orEmpty(p.Replicas), ISR: orEmpty(p.ISR), LogStart: -1, HighWatermark: -1, SizeBytes: -1, Error: errString(p.Err),
 				UnderReplicated: len(p.ISR) < len(p.Replicas), ELR: elrs[name][p.Partition].ELR, LastKnownELR: elrs[name][p.Partition].LastKnown}
 			if s, ok := starts.Lookup(name, p.Partition); ok && s.Err == nil {
@@ -233,7 +240,11 @@ func printTopic(w io.Writer, color bool, tj topicJSON) error {
 		if p.Error != "" {
 			s = red
 		}
-		cells := []any{p.Partition, leaderCell(p.Leader), p.LeaderEpoch, p.Replicas, isr, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes)}
+		leader := leaderCell(p.Leader)
+		if p.Leader < 0 && len(p.Replicas) > 0 && len(p.Offline) == len(p.Replicas) {
+			leader = "offline" // every replica's broker is down: no election can help
+		}
+		cells := []any{p.Partition, leader, p.LeaderEpoch, p.Replicas, isr, offsetCell(p.LogStart), offsetCell(p.HighWatermark), humanBytes(p.SizeBytes)}
 		if withELR {
 			cells = slices.Insert(cells, 5, any(p.ELR), any(p.LastKnownELR))
 		}

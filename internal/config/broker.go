@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -34,6 +35,7 @@ func brokerOnlyDefs() []Def {
 	return []Def{
 		{Name: "node.id", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "this node's id (1 or more: the metadata quorum's Raft reserves 0)"},
 		{Name: "listen", Type: TypeString, Default: "localhost:9092", Doc: "host:port the Kafka listener binds"},
+		{Name: "http.listen", Type: TypeString, Default: "localhost:9644", Doc: "host:port of the HTTP listener: /metrics (Prometheus), /healthz, /readyz, /debug/pprof; empty: off"},
 		{Name: "advertised.address", Type: TypeString, Default: "", Doc: "host:port clients are told to connect to; defaults to listen"},
 		{Name: "data.dir", Type: TypeString, Default: "./data", Doc: "directory holding every partition log"},
 		{Name: "num.partitions", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "partitions of auto-created topics and of CreateTopics with -1"},
@@ -142,8 +144,9 @@ func IsDynamicBrokerKey(key string) bool {
 
 // Broker is the static broker configuration.
 type Broker struct {
-	reg *Registry
-	set map[string]string // explicitly set (file, env, flags)
+	reg     *Registry
+	set     map[string]string // explicitly set (file, env, flags)
+	ignored map[string]bool   // Kafka keys set that mean nothing here
 }
 
 // envAliases maps the documented short environment names to keys; every key
@@ -161,10 +164,13 @@ func EnvName(key string) string {
 
 // LoadBroker builds the static configuration from defaults, then the
 // properties file (if path is not empty), then the environment (entries as
-// os.Environ returns them), then overrides (flags). Every value is validated;
-// the first problem is returned naming its origin.
+// os.Environ returns them), then overrides (flags). Every value is
+// validated, and every problem is reported at once, each naming its origin
+// (with "did you mean" for near misses). Kafka keys that mean nothing here
+// are accepted and listed by Warnings.
 func LoadBroker(path string, environ []string, overrides map[string]string) (*Broker, error) {
 	b := &Broker{reg: NewRegistry(BrokerDefs()), set: map[string]string{}}
+	var problems []error
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
@@ -175,9 +181,14 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 		if err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
-		for k, v := range props {
-			if err := b.put(k, v); err != nil {
-				return nil, fmt.Errorf("config file %s: %w", path, err)
+		keys := make([]string, 0, len(props))
+		for k := range props {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if err := b.put(k, props[k]); err != nil {
+				problems = append(problems, fmt.Errorf("config file %s: %w", path, err))
 			}
 		}
 	}
@@ -188,6 +199,10 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 	for a, k := range envAliases {
 		byEnv[a] = k
 	}
+	var envNames []string
+	for name := range byEnv {
+		envNames = append(envNames, name)
+	}
 	for _, kv := range environ {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, "STRATA_") {
@@ -195,16 +210,31 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 		}
 		k, known := byEnv[name]
 		if !known {
-			continue // STRATA_BROKERS and friends belong to the CLI
+			if clientEnv[name] {
+				continue // the CLI's (STRATA_BROKERS)
+			}
+			problems = append(problems, fmt.Errorf("environment %s: %w: no broker setting has this name%s", name, ErrUnknown, didYouMean(closest(name, envNames))))
+			continue
 		}
 		if err := b.put(k, val); err != nil {
-			return nil, fmt.Errorf("environment %s: %w", name, err)
+			problems = append(problems, fmt.Errorf("environment %s: %w", name, err))
 		}
 	}
-	for k, v := range overrides {
-		if err := b.put(k, v); err != nil {
-			return nil, fmt.Errorf("flag: %w", err)
+	keys := make([]string, 0, len(overrides))
+	for k := range overrides {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := b.put(k, overrides[k]); err != nil {
+			problems = append(problems, fmt.Errorf("flag: %w", err))
 		}
+	}
+	if len(problems) == 1 {
+		return nil, problems[0]
+	}
+	if len(problems) > 1 {
+		return nil, Problems(problems)
 	}
 	// Kafka's precedence: log.retention.ms over minutes over hours.
 	if _, ok := b.set["log.retention.ms"]; !ok {
@@ -219,6 +249,53 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 	return b, nil
 }
 
+// Problems are every problem found in the broker settings at once.
+type Problems []error
+
+func (p Problems) Error() string {
+	parts := make([]string, len(p))
+	for i, e := range p {
+		parts[i] = e.Error()
+	}
+	return fmt.Sprintf("%d problems with the broker settings: %s", len(p), strings.Join(parts, "; "))
+}
+
+// Unwrap lets errors.Is see each problem.
+func (p Problems) Unwrap() []error { return p }
+
+// clientEnv are STRATA_* variables that belong to the command-line client.
+var clientEnv = map[string]bool{"STRATA_BROKERS": true}
+
+// Warnings lists the Kafka keys that were set and mean nothing in Strata,
+// with the reason, sorted: the broker logs them once at start.
+func (b *Broker) Warnings() []string {
+	out := make([]string, 0, len(b.ignored))
+	for k := range b.ignored {
+		out = append(out, fmt.Sprintf("%s (%s)", k, kafkaIgnored[k]))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// closest returns the names nearest to name by edit distance (at most 3).
+func closest(name string, names []string) []string {
+	best, bestD := []string(nil), 4
+	for _, n := range names {
+		d := editDistance(name, n)
+		switch {
+		case d < bestD:
+			best, bestD = []string{n}, d
+		case d == bestD:
+			best = append(best, n)
+		}
+	}
+	sort.Strings(best)
+	if len(best) > 3 {
+		best = best[:3]
+	}
+	return best
+}
+
 func retentionMul(n, unit int64) int64 {
 	if n < 0 {
 		return -1
@@ -227,10 +304,29 @@ func retentionMul(n, unit int64) int64 {
 }
 
 func (b *Broker) put(k, v string) error {
+	v = strings.TrimSpace(v)
 	if k == "log.dirs" || k == "log.dir" {
+		if strings.Contains(v, ",") {
+			return fmt.Errorf("%w: %s=%q: several log directories are not supported; give one directory", ErrInvalid, k, v)
+		}
 		k = "data.dir"
 	}
-	v = strings.TrimSpace(v)
+	if _, ok := b.reg.Lookup(k); !ok {
+		if r, refused := kafkaRefused[k]; refused {
+			if v == r.off {
+				return nil
+			}
+			return fmt.Errorf("%w: %s=%q: %s", ErrInvalid, k, v, r.reason)
+		}
+		if _, ok := kafkaIgnored[k]; ok {
+			if b.ignored == nil {
+				b.ignored = map[string]bool{}
+			}
+			b.ignored[k] = true
+			return nil
+		}
+		return fmt.Errorf("%w: %q%s", ErrUnknown, k, didYouMean(b.reg.Suggest(k)))
+	}
 	if err := b.reg.Validate(k, v); err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	}
 	c.resetLivenessIfNewTerm()
 	now := c.now()
-	img := c.image.Load()
+	img := c.images.Image()
 	b := img.Brokers[r.NodeID]
 	l := c.live[r.NodeID]
 	if b != nil && b.Incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && sameRack(b.Rack, r.Rack) && !b.Fenced {
@@ -132,7 +132,7 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 		return false, ErrNotController
 	}
 	c.resetLivenessIfNewTerm()
-	img := c.image.Load()
+	img := c.images.Image()
 	b := img.Brokers[node]
 	switch {
 	case b == nil:
@@ -167,7 +167,7 @@ func (c *Controller) RegisterSelf(host string, port int32) error {
 		return ErrNotController
 	}
 	want := metadata.Endpoint{Host: host, Port: port}
-	if e, ok := c.image.Load().Controllers[c.opts.NodeID]; ok && e == want {
+	if e, ok := c.images.Image().Controllers[c.opts.NodeID]; ok && e == want {
 		return nil
 	}
 	_, err := c.commit([]metadata.Record{&metadata.RegisterControllerRecord{NodeID: c.opts.NodeID, Host: host, Port: port}})
@@ -182,7 +182,7 @@ func (c *Controller) ActiveEndpoint() (metadata.Endpoint, error) {
 	if id < 0 {
 		return metadata.Endpoint{}, fmt.Errorf("%w: no active controller is known (the metadata quorum has no leader)", ErrNotController)
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	if e, ok := img.Controllers[id]; ok {
 		return e, nil
 	}
@@ -202,7 +202,7 @@ func (c *Controller) BrokerShutdown(node int32, epoch int64) error {
 	if !c.IsActive() {
 		return ErrNotController
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	b := img.Brokers[node]
 	switch {
 	case b == nil:
@@ -235,7 +235,7 @@ func (c *Controller) FenceExpired() ([]int32, error) {
 	}
 	c.resetLivenessIfNewTerm()
 	now := c.now()
-	img := c.image.Load()
+	img := c.images.Image()
 	var fenced []int32
 	var recs []metadata.Record
 	for _, id := range sortedBrokers(img) {

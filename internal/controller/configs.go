@@ -40,7 +40,7 @@ type AlterConfigResource struct {
 func (c *Controller) AlterConfigs(reqs []AlterConfigResource, validateOnly bool) []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	img := c.image.Load()
+	img := c.images.Image()
 	out := make([]error, len(reqs))
 	var recs []metadata.Record
 	var changed []int

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/stratalog/strata/internal/config"
@@ -38,9 +37,23 @@ var (
 // for more is a policy violation rather than a broker that opens 10^6 files.
 const MaxPartitionsPerTopic = 10000
 
-// Listener is told about every new image, in order, before the write that
-// produced it returns.
-type Listener func(prev, next *metadata.Image)
+// Images is the committed metadata the controller validates against: the
+// node's metadata loader (internal/metadata/loader), which the quorum
+// feeds. The quorum applies an entry there before Propose returns.
+type Images interface {
+	// Image is the newest image.
+	Image() *metadata.Image
+	// Rejected returns (once) why the image skipped the entry at index,
+	// nil if it applied it.
+	Rejected(index uint64) error
+}
+
+// StateMachine is Images that also applies entries: what a local log
+// (New) replays into and appends through.
+type StateMachine interface {
+	Images
+	Apply(index uint64, data []byte) error
+}
 
 // Options configure a Controller.
 type Options struct {
@@ -95,155 +108,62 @@ type QuorumReplica struct {
 	LastCaughtUpTimestamp int64
 }
 
-// Controller serialises metadata changes and keeps the image of the
-// metadata log. It is the state machine of the quorum (Apply, Snapshot,
-// Restore): every node applies every committed entry, and listeners see
-// each new image in log order.
+// Controller is the active controller's write path: it validates a
+// change against the image, turns it into records and proposes them to
+// the quorum; it also keeps the sessions of registered brokers. The image
+// itself, and telling the rest of the node about it, is the metadata
+// loader's (Images).
 type Controller struct {
-	opts Options
-	q    Quorum
-	mu   sync.Mutex // serialises writes (validate, then propose) on this node
-
-	amu       sync.Mutex // serialises Apply, Restore and listener calls
-	image     atomic.Pointer[metadata.Image]
-	changed   chan struct{} // closed and replaced at each new image; amu held to replace
-	listeners []Listener
-	applyErrs map[uint64]error // entries the image rejected, for their proposer
+	opts   Options
+	q      Quorum
+	images Images
+	mu     sync.Mutex // serialises writes (validate, then propose) on this node
 
 	// Broker sessions, on the active controller (brokers.go); c.mu held.
 	live      map[int32]*liveness
 	wasActive bool
 }
 
-// NewReplicated returns a controller with an empty image; Attach its quorum
-// before use. The quorum replays the log into it through Restore and Apply.
-func NewReplicated(opts Options) *Controller {
+// NewReplicated returns a controller over images; Attach its quorum before
+// use. The quorum replays the log into images (the loader), not into the
+// controller.
+func NewReplicated(images Images, opts Options) *Controller {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	c := &Controller{opts: opts, applyErrs: map[uint64]error{}, live: map[int32]*liveness{}, changed: make(chan struct{})}
-	c.image.Store(metadata.Empty())
-	return c
+	return &Controller{opts: opts, images: images, live: map[int32]*liveness{}}
 }
 
 // Attach sets the quorum writes go through.
 func (c *Controller) Attach(q Quorum) { c.q = q }
 
-// New replays a local log into an image and returns a controller that
-// writes to it: a node that is its own quorum, without Raft.
-func New(log metadata.Log, opts Options) (*Controller, error) {
-	c := NewReplicated(opts)
-	img := metadata.Empty()
+// New replays a local log into sm and returns a controller that writes to
+// it: a node that is its own quorum, without Raft (tests, and reading a
+// pre-quorum metadata log).
+func New(log metadata.Log, sm StateMachine, opts Options) (*Controller, error) {
+	c := NewReplicated(sm, opts)
 	err := log.Replay(func(offset int64, recs []metadata.Record) error {
-		next, err := img.Apply(offset, recs)
+		data, err := metadata.EncodeEntry(recs)
 		if err != nil {
 			return err
 		}
-		img = next
-		return nil
+		if err := sm.Apply(uint64(offset), data); err != nil {
+			return err
+		}
+		return sm.Rejected(uint64(offset))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay metadata log: %w", err)
 	}
-	c.image.Store(img)
-	c.Attach(&localQuorum{log: log, sm: c, node: opts.NodeID})
+	c.Attach(&localQuorum{log: log, sm: sm, node: opts.NodeID})
 	return c, nil
 }
 
 // Image returns the current image.
-func (c *Controller) Image() *metadata.Image { return c.image.Load() }
-
-// Subscribe adds a listener and calls it once with the current image.
-func (c *Controller) Subscribe(l Listener) {
-	c.amu.Lock()
-	defer c.amu.Unlock()
-	c.listeners = append(c.listeners, l)
-	l(metadata.Empty(), c.image.Load())
-}
-
-// Apply applies a committed entry (the quorum calls it in log order). An
-// entry the image rejects is skipped with an error log on every node alike
-// (its proposer gets the error); it never stops the node.
-func (c *Controller) Apply(index uint64, data []byte) error {
-	c.amu.Lock()
-	defer c.amu.Unlock()
-	prev := c.image.Load()
-	if int64(index) <= prev.Offset {
-		return nil // already in the image (a snapshot covered it)
-	}
-	recs, err := metadata.DecodeEntry(data)
-	var next *metadata.Image
-	if err == nil {
-		next, err = prev.Apply(int64(index), recs)
-	}
-	if err != nil {
-		c.opts.Logger.Error("metadata entry rejected", "index", index, "err", err)
-		c.applyErrs[index] = err
-		skipped := *prev
-		skipped.Offset = int64(index)
-		c.image.Store(&skipped)
-		return nil
-	}
-	c.publish(prev, next)
-	return nil
-}
-
-// publish stores next and tells the listeners. amu held.
-func (c *Controller) publish(prev, next *metadata.Image) {
-	c.image.Store(next)
-	for _, l := range c.listeners {
-		l(prev, next)
-	}
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-// WaitFor waits until cond holds for the current image or timeout passes,
-// and reports whether it held.
-func (c *Controller) WaitFor(cond func(*metadata.Image) bool, timeout time.Duration) bool {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		c.amu.Lock()
-		ch := c.changed
-		c.amu.Unlock()
-		if cond(c.image.Load()) {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			return cond(c.image.Load())
-		}
-	}
-}
-
-// Snapshot encodes the current image for the quorum's log compaction.
-func (c *Controller) Snapshot() ([]byte, error) {
-	return metadata.EncodeEntry(c.image.Load().Records())
-}
-
-// Restore replaces the image by a snapshot taken at index.
-func (c *Controller) Restore(data []byte, index uint64) error {
-	var recs []metadata.Record
-	if len(data) > 0 { // the quorum's bootstrap snapshot has no data
-		var err error
-		if recs, err = metadata.DecodeEntry(data); err != nil {
-			return fmt.Errorf("restore metadata snapshot: %w", err)
-		}
-	}
-	next, err := metadata.Empty().Apply(int64(index), recs)
-	if err != nil {
-		return fmt.Errorf("restore metadata snapshot: %w", err)
-	}
-	c.amu.Lock()
-	defer c.amu.Unlock()
-	c.publish(c.image.Load(), next)
-	return nil
-}
+func (c *Controller) Image() *metadata.Image { return c.images.Image() }
 
 // commit proposes recs and returns the image that includes them. Callers
 // hold c.mu, so the image they validated against is the one the records
@@ -265,14 +185,10 @@ func (c *Controller) commitCtx(ctx context.Context, recs []metadata.Record) (*me
 	if err != nil {
 		return nil, err
 	}
-	c.amu.Lock()
-	aerr := c.applyErrs[idx]
-	delete(c.applyErrs, idx)
-	c.amu.Unlock()
-	if aerr != nil {
+	if aerr := c.images.Rejected(idx); aerr != nil {
 		return nil, fmt.Errorf("metadata write rejected: %w", aerr)
 	}
-	return c.image.Load(), nil
+	return c.images.Image(), nil
 }
 
 // ControllerID is the node id of the active controller, -1 if unknown.
@@ -283,7 +199,7 @@ func (c *Controller) ControllerID() int32 { return c.q.Leader() }
 func (c *Controller) EnsureClusterID(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	img := c.image.Load()
+	img := c.images.Image()
 	if img.ClusterID != "" {
 		if img.ClusterID != id {
 			return fmt.Errorf("metadata log belongs to cluster %s, but this node is configured for cluster %s", img.ClusterID, id)
@@ -302,7 +218,7 @@ func (c *Controller) EnsureClusterID(id string) error {
 func (c *Controller) Import(recs []metadata.Record) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if img := c.image.Load(); img.ClusterID != "" || len(img.Topics) > 0 {
+	if img := c.images.Image(); img.ClusterID != "" || len(img.Topics) > 0 {
 		return fmt.Errorf("%w: import into a metadata log that is not empty", ErrInvalidRequest)
 	}
 	if !c.IsActive() {
@@ -331,7 +247,7 @@ func (c *Controller) Bootstrap(clusterID, host string, port int32, rack *string)
 	if _, err := c.RegisterBroker(BrokerRegistration{NodeID: c.opts.NodeID, Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: -1}); err != nil {
 		return "", err
 	}
-	return c.image.Load().ClusterID, nil
+	return c.images.Image().ClusterID, nil
 }
 
 func sameRack(a, b *string) bool {
@@ -348,7 +264,7 @@ func (c *Controller) AllocateProducerIDs(count int64) (int64, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	start := c.image.Load().NextProducerID
+	start := c.images.Image().NextProducerID
 	if _, err := c.commit([]metadata.Record{&metadata.ProducerIDsRecord{NodeID: c.opts.NodeID, NextProducerID: start + count}}); err != nil {
 		return 0, err
 	}

@@ -6,52 +6,66 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metadata/loader"
 )
 
+// countingLog counts the entries appended to a metadata log.
+type countingLog struct {
+	metadata.Log
+	appends int
+}
+
+func (l *countingLog) Append(recs []metadata.Record) (int64, error) {
+	l.appends++
+	return l.Log.Append(recs)
+}
+
 func openTest(t *testing.T, dir string) (*LocalLog, *Controller) {
+	l, c, _ := openCounting(t, dir)
+	return l, c
+}
+
+// openCounting is openTest with a count of the entries written.
+func openCounting(t *testing.T, dir string) (*LocalLog, *Controller, *countingLog) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	l, err := OpenLocalLog(dir, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(l, Options{NodeID: 1, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true})
+	cl := &countingLog{Log: l}
+	c, err := New(cl, loader.New(loader.Options{Logger: logger}), Options{NodeID: 1, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true})
 	if err != nil {
 		l.Close()
 		t.Fatal(err)
 	}
-	return l, c
+	return l, c, cl
 }
 
-func TestSubscribe(t *testing.T) {
-	l, c := openTest(t, t.TempDir())
+// TestOneEntryPerWrite: a write commits one entry before it returns, and
+// validate-only, failed and no-op requests commit nothing.
+func TestOneEntryPerWrite(t *testing.T) {
+	l, c, cl := openCounting(t, t.TempDir())
 	defer l.Close()
 	if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	type call struct{ prev, next *metadata.Image }
-	var calls []call
-	c.Subscribe(func(prev, next *metadata.Image) { calls = append(calls, call{prev, next}) })
-	if len(calls) != 1 || calls[0].prev.Offset != -1 || len(calls[0].prev.Brokers) != 0 || calls[0].next != c.Image() {
-		t.Fatalf("Subscribe's first call = %+v", calls)
-	}
+	n := cl.appends
 	res := c.CreateTopics([]CreateTopic{{Name: "a", Partitions: 2, ReplicationFactor: 1}}, false)
 	if res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
-	// The listener ran before CreateTopics returned, with the new image.
-	if len(calls) != 2 || calls[1].prev != calls[0].next || calls[1].next != c.Image() || calls[1].next.Topics["a"] == nil {
-		t.Fatalf("calls after create = %+v", calls)
+	after := c.Image()
+	if cl.appends != n+1 || after.Topics["a"] == nil {
+		t.Fatalf("after create: %d entries written, topic %v; want 1 entry and the topic in the image", cl.appends-n, after.Topics["a"])
 	}
-	// Validate-only and failed requests publish nothing.
 	c.CreateTopics([]CreateTopic{{Name: "b", Partitions: 1, ReplicationFactor: 1}}, true)
 	c.CreateTopics([]CreateTopic{{Name: "a", Partitions: 1, ReplicationFactor: 1}}, false)
 	c.AlterConfigs([]AlterConfigResource{{Type: metadata.ResourceTopic, Name: "a"}}, false) // no ops: no change
-	if len(calls) != 2 {
-		t.Fatalf("%d listener calls, want 2", len(calls))
+	if cl.appends != n+1 || c.Image() != after {
+		t.Fatalf("%d more entries written on requests that change nothing", cl.appends-n-1)
 	}
 }
 
@@ -212,27 +226,5 @@ func TestConcurrentWrites(t *testing.T) {
 		if got := c2.Image().Topics[n]; got == nil || got.ID != tp.ID {
 			t.Fatalf("topic %s replayed as %+v, want id %s", n, got, tp.ID)
 		}
-	}
-}
-
-// TestWaitFor: WaitFor wakes on the image change that satisfies its
-// condition, and gives up after its timeout otherwise.
-func TestWaitFor(t *testing.T) {
-	l, c := openTest(t, t.TempDir())
-	defer l.Close()
-	if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	has := func(img *metadata.Image) bool { return img.Topics["later"] != nil }
-	done := make(chan bool)
-	go func() { done <- c.WaitFor(has, time.Minute) }()
-	if res := c.CreateTopics([]CreateTopic{{Name: "later", Partitions: 1, ReplicationFactor: 1}}, false); res[0].Err != nil {
-		t.Fatal(res[0].Err)
-	}
-	if !<-done {
-		t.Fatal("WaitFor did not see the topic")
-	}
-	if c.WaitFor(func(img *metadata.Image) bool { return img.Topics["never"] != nil }, 10*time.Millisecond) {
-		t.Fatal("WaitFor held for a topic that does not exist")
 	}
 }

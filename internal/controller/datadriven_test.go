@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metadata/loader"
 )
 
 // TestDataDriven runs the scripts in testdata/. Commands:
@@ -127,7 +128,7 @@ func (e *env) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(l, e.opts)
+	c, err := New(l, loader.New(loader.Options{Logger: e.opts.Logger}), e.opts)
 	if err != nil {
 		l.Close()
 		t.Fatal(err)

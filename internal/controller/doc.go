@@ -1,14 +1,18 @@
-// Package controller decides cluster metadata changes: it validates requests
-// (topic names, partition counts, replication factors, configs), places
-// partitions on brokers, turns each change into metadata records, commits
-// them through a metadata.Log, and publishes the resulting Image to
-// listeners. Partition leadership and ISRs change as in KRaft
+// Package controller is the active controller's write path: it validates
+// requests (topic names, partition counts, replication factors, configs),
+// places partitions on brokers, turns each change into metadata records and
+// proposes them to the metadata quorum (Quorum). It also keeps the sessions
+// of registered brokers (brokers.go): heartbeats, fencing, controlled
+// shutdown. Partition leadership and ISRs change as in KRaft
 // (partitions.go, election.go, elect.go), and so do partition
 // reassignments (reassign.go, KIP-455).
 //
-// In this version a node is its own single-voter quorum: LocalLog keeps the
-// __cluster_metadata log on local disk, fsynced before a write returns. A
-// Raft-backed metadata.Log replaces it without touching the rest.
+// The image it validates against is not its own: every node's metadata
+// loader (internal/metadata/loader) is the quorum's state machine and
+// publishes the image and its deltas to the rest of the node. A node that
+// is its own quorum without Raft (tests, and reading a pre-quorum
+// metadata log) writes through LocalLog, a local partition log fsynced
+// before a write returns.
 //
 // It imports internal/metadata, internal/config, internal/storage and
 // internal/record.

@@ -58,7 +58,7 @@ func (c *Controller) ElectLeaders(typ ElectionType, partitions map[string][]int3
 	if !c.IsActive() {
 		return nil, ErrNotController
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	var out []ElectLeadersResult
 	var recs []metadata.Record
 	elect := func(t *metadata.Topic, i int) error {
@@ -163,7 +163,7 @@ func (c *Controller) RebalanceLeaders() error {
 	if !c.IsActive() {
 		return nil
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	if on, err := strconv.ParseBool(c.brokerConfig(img, "auto.leader.rebalance.enable")); err != nil || !on {
 		return nil
 	}

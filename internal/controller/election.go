@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -40,6 +41,7 @@ func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metada
 	gone := func(id int32) bool { return slices.Contains(nodes, id) }
 	live := func(id int32) bool { return !gone(id) && usable(img, id) }
 	var recs []metadata.Record
+	var offline []string
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
 		if !gone(p.Leader) && !slices.ContainsFunc(p.ISR, gone) {
 			return
@@ -67,9 +69,19 @@ func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metada
 			}
 		}
 		if p.Leader >= 0 {
+			offline = append(offline, fmt.Sprintf("%s-%d", t.Name, i))
 			recs = append(recs, c.change(img, t, i, p, -1, p.ISR, nil))
 		}
 	})
+	if len(offline) > 0 {
+		// One line for all of them: a broker leaving may take thousands.
+		shown := offline
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		c.opts.Logger.Warn("partitions offline: no live in-sync replica to lead them (they return when one does; unclean.leader.election.enable would elect an out-of-sync one, losing records)",
+			"brokers_leaving", nodes, "count", len(offline), "partitions", shown)
+	}
 	return recs
 }
 

@@ -94,7 +94,7 @@ func (l *LocalLog) Close() error { return l.log.Close() }
 // a proposal is appended to the local log (fsynced) and applied at once.
 type localQuorum struct {
 	log  metadata.Log
-	sm   *Controller
+	sm   StateMachine
 	node int32
 }
 

@@ -95,7 +95,7 @@ func (c *Controller) AlterPartition(ctx context.Context, req AlterPartitionReque
 	if !c.IsActive() {
 		return nil, ErrNotController
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	if b := img.Brokers[req.BrokerID]; b == nil || b.Epoch != req.BrokerEpoch {
 		have := int64(-1)
 		if b != nil {

@@ -80,7 +80,7 @@ func (c *Controller) AlterPartitionReassignments(ctx context.Context, reqs []Rea
 	if !c.IsActive() {
 		return nil, ErrNotController
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	out := make([]ReassignmentResult, len(reqs))
 	var recs []metadata.Record
 	type tp struct {
@@ -263,7 +263,7 @@ func (c *Controller) CompleteReassignments() error {
 	if !c.IsActive() {
 		return nil
 	}
-	img := c.image.Load()
+	img := c.images.Image()
 	var recs []metadata.Record
 	var done []string
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
@@ -294,7 +294,7 @@ func (c *Controller) CompleteReassignments() error {
 // partition when partitions is nil. The order is by topic, then
 // partition as named.
 func (c *Controller) ListPartitionReassignments(partitions map[string][]int32) []OngoingReassignment {
-	img := c.image.Load()
+	img := c.images.Image()
 	var out []OngoingReassignment
 	add := func(t *metadata.Topic, i int, p *metadata.Partition) {
 		if p.Reassigning() {

@@ -60,7 +60,7 @@ type CreateTopicResult struct {
 func (c *Controller) CreateTopics(reqs []CreateTopic, validateOnly bool) []CreateTopicResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	img := c.image.Load()
+	img := c.images.Image()
 	out := make([]CreateTopicResult, len(reqs))
 	seen := map[string]int{}
 	for _, r := range reqs {
@@ -271,7 +271,7 @@ type DeleteTopicResult struct {
 func (c *Controller) DeleteTopics(reqs []DeleteTopic) []DeleteTopicResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	img := c.image.Load()
+	img := c.images.Image()
 	out := make([]DeleteTopicResult, len(reqs))
 	var recs []metadata.Record
 	var deleted []int
@@ -339,7 +339,7 @@ type CreatePartitions struct {
 func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly bool) []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	img := c.image.Load()
+	img := c.images.Image()
 	out := make([]error, len(reqs))
 	seen := map[string]int{}
 	for _, r := range reqs {

@@ -43,6 +43,7 @@ type slot struct {
 	kind   slotKind
 	resp   *Response
 	reason error
+	st     reqStamp // for the Observer; zero without one
 }
 
 func (s *slot) Respond(resp *Response) { s.complete(kindRespond, resp, nil) }
@@ -65,6 +66,9 @@ func (s *slot) tryComplete(kind slotKind, resp *Response, reason error) bool {
 		return false
 	}
 	s.kind, s.resp, s.reason = kind, resp, reason
+	if s.st.read != 0 {
+		s.st.completed = s.c.srv.nanos()
+	}
 	s.state.Store(slotCompleted)
 	if s.c.dead.Load() {
 		// The writer may already have drained this slot while it was
@@ -211,8 +215,15 @@ func (c *conn) readLoop() {
 			return
 		}
 		s := &slot{c: c}
+		obs := c.srv.cfg.Observer
+		if obs != nil {
+			s.st = reqStamp{apiKey: int16(binary.BigEndian.Uint16(data)), size: size, read: c.srv.nanos()}
+		}
 		if !c.enqueue(s) {
 			return
+		}
+		if obs != nil {
+			obs.RequestRead(s.st.apiKey, int(size))
 		}
 		haveToken = false
 		if !c.serve(s, &Request{Conn: &c.info, Data: data, pool: &c.srv.bufs, buf: buf}) {
@@ -272,6 +283,9 @@ func (c *conn) serve(s *slot, req *Request) (ok bool) {
 		}
 	}()
 	c.srv.h.Serve(c.ctx, req, s)
+	if s.st.read != 0 {
+		s.st.served.Store(c.srv.nanos())
+	}
 	return true
 }
 
@@ -311,11 +325,15 @@ func (c *conn) writeAll() error {
 		}
 		switch s.kind {
 		case kindRespond:
-			if err := c.w.add(s.resp); err != nil {
+			err := c.w.add(s.resp)
+			c.observeDone(s, err == nil)
+			if err != nil {
 				return err
 			}
 		case kindNoResponse:
+			c.observeDone(s, false)
 		case kindClose:
+			c.observeDone(s, false)
 			if err := c.w.flush(); err != nil {
 				return err
 			}
@@ -344,6 +362,7 @@ func (c *conn) waitCompleted(s *slot) error {
 	// Write what is ready before waiting.
 	if err := c.w.flush(); err != nil {
 		c.abandon(s)
+		c.observeDone(s, false)
 		return err
 	}
 	for s.state.Load() != slotCompleted {
@@ -352,6 +371,7 @@ func (c *conn) waitCompleted(s *slot) error {
 		case <-c.killed:
 			// Put s back in the way of the drain.
 			c.abandon(s)
+			c.observeDone(s, false)
 			return errKilled
 		}
 	}
@@ -375,6 +395,7 @@ func (c *conn) die() {
 				return
 			}
 			c.abandon(s)
+			c.observeDone(s, false)
 		default:
 			// The queue is empty and, with dead set under mu, stays so.
 			return

@@ -40,6 +40,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
+	// Observer, if set, sees connections and request timings (metrics).
+	Observer Observer
 }
 
 // Server accepts Kafka connections and feeds their requests to a Handler.
@@ -51,6 +53,7 @@ type Server struct {
 	bufs    bufPool   // request bodies (see bufpool.go)
 
 	nextID atomic.Uint64
+	epoch  time.Time // origin of the observer's monotonic stamps
 
 	// Counters of file-region bytes written, by path (for tests and
 	// benchmarks; candidates for metrics).
@@ -83,6 +86,7 @@ func New(cfg Config, h Handler) *Server {
 		log:       log.With("component", "network"),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		epoch:     time.Now(),
 	}
 	s.bufPool.New = func() any {
 		b := make([]byte, copyBufSize)
@@ -193,6 +197,9 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ConnOpened()
+	}
 	c.start()
 }
 
@@ -200,6 +207,9 @@ func (s *Server) connDone(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ConnClosed()
+	}
 	s.connWG.Done()
 }
 

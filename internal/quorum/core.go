@@ -241,7 +241,13 @@ func (c *core) process(send func([]raftpb.Message)) error {
 func (c *core) handleReady(send func([]raftpb.Message)) error {
 	rd := c.rn.Ready()
 	if ss := rd.SoftState; ss != nil && (ss.Lead != c.lead || ss.RaftState != c.state) {
-		c.log.Info("raft state changed", "role", roleName(ss.RaftState), "leader", ss.Lead, "term", c.rn.BasicStatus().Term)
+		// Elections pass through pre-candidate and candidate: only where
+		// they end (a leader known) is worth an INFO line.
+		level := slog.LevelInfo
+		if ss.Lead == 0 {
+			level = slog.LevelDebug
+		}
+		c.log.Log(context.Background(), level, "raft state changed", "role", roleName(ss.RaftState), "leader", ss.Lead, "term", c.rn.BasicStatus().Term)
 		c.lead, c.state = ss.Lead, ss.RaftState
 	}
 	if err := c.st.save(&rd); err != nil {

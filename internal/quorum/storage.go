@@ -117,7 +117,7 @@ func openStorage(cfg *Config, log *slog.Logger) (_ *diskStorage, _ raftpb.Snapsh
 			return nil, snap, err
 		}
 	}
-	log.Info("opened raft storage", "snapshot_index", sm.Index, "snapshot_term", sm.Term,
+	log.Debug("opened raft storage", "snapshot_index", sm.Index, "snapshot_term", sm.Term,
 		"last_index", last, "term", hs.Term, "commit", hs.Commit, "wal_segments", len(w.segs))
 	return s, snap, nil
 }

@@ -37,6 +37,7 @@ import (
 //	diverge epoch=E end=O        (a leader's diverging-epoch answer: truncate)
 //	wait-replicated offset=O     (acks=all: is offset in every ISR member?)
 //	state                        (role, epochs, ISR, pending change, LEO, HW)
+//	counters                     (the partition's and the broker's metrics counters)
 func TestPartitionDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata/partition", func(t *testing.T, path string) {
 		h := newHarness(t)
@@ -222,6 +223,10 @@ func (h *harness) run(t *testing.T, td *datadriven.TestData) string {
 			return "error: " + err.Error()
 		}
 		return h.state()
+	case "counters":
+		c, b := p.Counters(), &p.env.stats
+		return fmt.Sprintf("in %d bytes, %d messages; out %d bytes, %d to followers; errors produce %d fetch %d; isr shrinks %d expands %d",
+			c.BytesIn, c.MessagesIn, c.BytesOut, b.replicationBytesOut.Load(), c.ProduceFailures, c.FetchFailures, b.isrShrinks.Load(), b.isrExpands.Load())
 	case "wait-replicated":
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // answer from the current state: replicated or not yet

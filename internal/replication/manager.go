@@ -19,6 +19,7 @@ import (
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metadata/loader"
 	"github.com/stratalog/strata/internal/storage"
 )
 
@@ -55,15 +56,17 @@ type Options struct {
 	LagMax time.Duration
 	// Now is the clock of ISR decisions (time.Now if nil).
 	Now func() time.Time
-	// AfterApply, if set, is called on the manager's goroutine after each
-	// image is applied (the group coordinator follows leadership of
-	// __consumer_offsets with it).
+	// AfterApply, if set, is called after each delta is applied, on the
+	// goroutine that published it (the metadata loader's), before
+	// WaitApplied callers are told: the group coordinator follows
+	// leadership of __consumer_offsets with it.
 	AfterApply func(img *metadata.Image)
 }
 
-// Manager hosts the replicas the image assigns to this broker. Images
-// arrive through Publish, from the metadata quorum's goroutine, and are
-// applied on the manager's own goroutine: opening or recovering a log, or
+// Manager hosts the replicas the image assigns to this broker. It is a
+// metadata loader publisher (internal/metadata/loader): each delta arrives
+// through Publish on the loader's goroutine, and only the partitions its
+// LocalChanges name are touched, so opening or recovering a log, or
 // truncating a follower, never holds up the quorum.
 type Manager struct {
 	opts Options
@@ -83,16 +86,10 @@ type Manager struct {
 	settled   int64
 	appliedCh chan struct{}
 	closed    bool
-
-	latest    atomic.Pointer[metadata.Image] // the newest published image
-	publish   chan struct{}                  // signals a new latest image
-	startOnce sync.Once
-	done      chan struct{} // closed when the publisher loop ends
-	stop      chan struct{}
 }
 
-// NewManager returns an empty manager: Start it, then subscribe Publish to
-// the metadata image.
+// NewManager returns an empty manager: register it with the metadata
+// loader (it then applies the image from the start).
 func NewManager(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -114,8 +111,7 @@ func NewManager(opts Options) *Manager {
 	}
 	opts.Quota = opts.Quota.withDefaults()
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "partitions"),
-		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(), appliedCh: make(chan struct{}),
-		publish: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(), settled: -1, appliedCh: make(chan struct{})}
 	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
 		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() },
 		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now)}
@@ -126,37 +122,24 @@ func NewManager(opts Options) *Manager {
 	return m
 }
 
-// Start runs the publisher: images given to Publish are applied in order
-// (coalesced: only the newest matters) until Close. Images published
-// before Start wait for it; calls after the first do nothing.
-func (m *Manager) Start() {
-	m.startOnce.Do(m.run)
-}
-
-func (m *Manager) run() {
-	go func() {
-		defer close(m.done)
-		for {
-			select {
-			case <-m.stop:
-				return
-			case <-m.publish:
-				if img := m.latest.Load(); img != nil {
-					m.applyLatest(img)
-				}
-			}
-		}
-	}()
-}
-
-// Publish hands the manager a new image (a controller listener: it only
-// stores it and returns).
-func (m *Manager) Publish(_, next *metadata.Image) {
-	m.latest.Store(next)
-	select {
-	case m.publish <- struct{}{}:
-	default:
+// Publish applies a metadata delta (the manager is a loader publisher):
+// the replicas its LocalChanges name are deleted, opened, led or
+// followed; configs and broker addresses follow. Then the AfterApply hook
+// runs and WaitApplied callers are told. A delta that does not start at
+// the image last applied is taken as the full difference from it; one
+// older than that image is ignored.
+func (m *Manager) Publish(d *loader.Delta) {
+	m.mu.Lock()
+	if m.closed || d.Image.Offset < m.applied.Offset || d.Image == m.applied {
+		m.mu.Unlock()
+		return
 	}
+	if d.Prev != m.applied {
+		d = loader.Diff(m.applied, d.Image)
+	}
+	m.applyLocked(d)
+	m.mu.Unlock()
+	m.afterApply(d)
 }
 
 // WaitApplied waits until the manager has applied an image at offset or
@@ -181,25 +164,13 @@ func (m *Manager) WaitApplied(offset int64, timeout time.Duration) bool {
 	}
 }
 
-func (m *Manager) applyLatest(img *metadata.Image) {
-	m.mu.Lock()
-	prev := m.applied
-	if img.Offset < prev.Offset || img == prev {
-		m.mu.Unlock()
-		return
-	}
-	m.applyLocked(prev, img)
-	m.mu.Unlock()
-	m.afterApply(img)
-}
-
 // afterApply runs the AfterApply hook, then tells WaitApplied callers.
-func (m *Manager) afterApply(img *metadata.Image) {
+func (m *Manager) afterApply(d *loader.Delta) {
 	if m.opts.AfterApply != nil {
-		m.opts.AfterApply(img)
+		m.opts.AfterApply(d.Image)
 	}
 	m.mu.Lock()
-	m.settled = max(m.settled, img.Offset)
+	m.settled = max(m.settled, d.Image.Offset)
 	close(m.appliedCh)
 	m.appliedCh = make(chan struct{})
 	m.mu.Unlock()
@@ -268,39 +239,33 @@ func storageConfig(t *config.Topic, static *config.Broker) storage.Config {
 	return c
 }
 
-// Apply brings hosted replicas in line with next at once, on the caller's
-// goroutine (tests; the server goes through Publish).
+// Apply brings hosted replicas from prev in line with next at once, on
+// the caller's goroutine (tests; the server goes through the loader).
 func (m *Manager) Apply(prev, next *metadata.Image) {
-	m.mu.Lock()
-	m.applyLocked(prev, next)
-	m.mu.Unlock()
-	m.afterApply(next)
+	m.Publish(loader.Diff(prev, next))
 }
 
-// applyLocked is Kafka's TopicsDelta.localChanges and ReplicaManager's
-// applyDelta in one: replicas of this broker that the image removes are
-// deleted; the ones it has are opened if needed and become leader or
-// follower of the partition's leader; configs follow. mu held.
-func (m *Manager) applyLocked(prev, next *metadata.Image) {
-	if m.closed {
-		return
-	}
+// applyLocked is ReplicaManager.applyDelta: the replicas d.LocalChanges
+// names are deleted first, then opened if needed and made leader or
+// follower of the partition's leader; configs that changed reach the
+// hosted logs, and followers of a broker whose registration changed
+// fetch from its new address. mu held.
+func (m *Manager) applyLocked(d *loader.Delta) {
+	next := d.Image
 	m.applied = next
 	cur := *m.parts.Load()
 	parts := maps.Clone(cur)
 	failed := maps.Clone(*m.failed.Load())
-	configsChanged := !maps.EqualFunc(prev.Configs, next.Configs, maps.Equal)
 	node := m.opts.NodeID
-	if configsChanged {
-		m.applyThrottleRates(next)
-	}
+	lc := d.LocalChanges(node)
 
-	for tp, p := range cur {
-		t := next.Topics[tp.Topic]
-		if t != nil && t.ID == p.TopicID && int(tp.Partition) < len(t.Partitions) && slices.Contains(t.Partitions[tp.Partition].Replicas, node) {
+	for _, r := range lc.Deletes {
+		tp := TopicPartition{r.Topic, r.Partition}
+		delete(failed, tp)
+		p, ok := parts[tp]
+		if !ok || p.TopicID != r.TopicID {
 			continue
 		}
-		// The topic, the partition or this replica is gone.
 		delete(parts, tp)
 		m.unfollow(tp)
 		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch() + 1})
@@ -310,36 +275,62 @@ func (m *Manager) applyLocked(prev, next *metadata.Image) {
 			m.log.Info("deleted replica", "partition", tp.DirName())
 		}
 	}
-	for tp := range failed {
-		if next.Topics[tp.Topic] == nil {
-			delete(failed, tp)
+
+	// Configs: a broker-level change reaches every hosted log, a topic's
+	// the logs of that topic.
+	var allConfigs bool
+	topicConfigs := map[string]bool{}
+	for _, r := range d.Configs() {
+		if r.Type == metadata.ResourceTopic {
+			topicConfigs[r.Name] = true
+		} else {
+			allConfigs = true
 		}
 	}
-	for name, t := range next.Topics {
-		var tcfg *config.Topic
-		for i, pm := range t.Partitions {
-			if !slices.Contains(pm.Replicas, node) {
-				continue
+	if allConfigs {
+		m.applyThrottleRates(next)
+	}
+	tcfgs := map[string]*config.Topic{}
+	topicConfig := func(name string) *config.Topic {
+		c, ok := tcfgs[name]
+		if !ok {
+			c = m.TopicConfig(next, name)
+			tcfgs[name] = c
+		}
+		return c
+	}
+	if allConfigs || len(topicConfigs) > 0 {
+		for tp, p := range parts {
+			if allConfigs || topicConfigs[tp.Topic] {
+				tcfg := topicConfig(tp.Topic)
+				p.cfg.Store(tcfg)
+				p.log.SetConfig(storageConfig(tcfg, m.opts.Static))
 			}
-			tp := TopicPartition{name, int32(i)}
+		}
+	}
+
+	for _, set := range [][]loader.LocalReplica{lc.Leaders, lc.Followers} {
+		for _, r := range set {
+			tp := TopicPartition{r.Topic, r.Partition}
 			if _, ok := failed[tp]; ok {
 				continue
 			}
-			if tcfg == nil {
-				tcfg = m.TopicConfig(next, name)
-			}
+			pm := r.Registration
 			p, ok := parts[tp]
+			if ok && p.TopicID != r.TopicID {
+				// Only a topic deleted and created again under its name
+				// (its deletion came first in Deletes); never expected.
+				m.log.Error("hosted replica of another topic id", "partition", tp.DirName(), "hosted", p.TopicID, "image", r.TopicID)
+				continue
+			}
 			if !ok {
 				var err error
-				if p, err = m.open(tp, t.ID, tcfg); err != nil {
+				if p, err = m.open(tp, r.TopicID, topicConfig(tp.Topic)); err != nil {
 					m.log.Error("open partition log; the partition stays offline", "partition", tp.DirName(), "err", err)
 					failed[tp] = err
 					continue
 				}
 				parts[tp] = p
-			} else if configsChanged {
-				p.cfg.Store(tcfg)
-				p.log.SetConfig(storageConfig(tcfg, m.opts.Static))
 			}
 			st := state{leader: pm.Leader, leaderEpoch: pm.LeaderEpoch, partitionEpoch: pm.PartitionEpoch,
 				replicas: slices.Clone(pm.Replicas), isr: slices.Clone(pm.ISR)}
@@ -350,6 +341,24 @@ func (m *Manager) applyLocked(prev, next *metadata.Image) {
 			}
 			p.becomeFollower(st)
 			m.follow(next, tp, p, pm.Leader)
+		}
+	}
+
+	// Followers of a broker whose registration changed (a new address,
+	// or a leader that had none) fetch from where it is now.
+	if changed := d.Brokers(); len(changed) > 0 {
+		moved := map[int32]bool{}
+		for _, id := range changed {
+			moved[id] = true
+		}
+		for tp, p := range parts {
+			t := next.Topics[tp.Topic]
+			if t == nil || int(tp.Partition) >= len(t.Partitions) {
+				continue
+			}
+			if l := t.Partitions[tp.Partition].Leader; l != node && moved[l] {
+				m.follow(next, tp, p, l)
+			}
 		}
 	}
 	for id, f := range m.fetchers {
@@ -583,7 +592,7 @@ func (m *Manager) compactedLogs() []*storage.Log {
 	return out
 }
 
-// Close stops the publisher and the fetchers, checkpoints high watermarks,
+// Close stops the fetchers (and applying deltas), checkpoints high watermarks,
 // and flushes and closes every log.
 func (m *Manager) Close() error {
 	m.mu.Lock()
@@ -592,7 +601,6 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
-	close(m.stop)
 	for id, f := range m.fetchers {
 		f.stop()
 		delete(m.fetchers, id)

@@ -35,6 +35,7 @@ type Partition struct {
 	log    *storage.Log
 	env    *env
 	logger *slog.Logger
+	stats  partitionStats // metrics (stats.go)
 
 	cfg         atomic.Pointer[config.Topic]
 	hw          atomic.Int64
@@ -97,12 +98,15 @@ type env struct {
 	// spawn runs an ISR change's round trip to the controller: go f() in
 	// the server; tests queue it to run when the script says.
 	spawn func(f func())
+	// stats are the broker-wide counters (stats.go).
+	stats brokerStats
 }
 
 func newPartition(e *env, topic string, id metadata.UUID, idx int32, log *storage.Log, cfg *config.Topic) *Partition {
 	p := &Partition{Topic: topic, TopicID: id, Index: idx, log: log, env: e,
 		logger: e.logger.With("partition", TopicPartition{topic, idx}.DirName())}
 	p.cfg.Store(cfg)
+	e.observeFsync(log)
 	hw := log.HighWatermarkCheckpoint()
 	if e.fsyncAlways {
 		hw = min(hw, log.DurableOffset())
@@ -194,12 +198,13 @@ func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, er
 	return p.appendAsLeader(records, acks, false, 0)
 }
 
-func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, guard uint64) (AppendResult, error) {
+func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, guard uint64) (res AppendResult, err error) {
+	defer func(size int) { p.countAppend(size, res, err) }(len(records))
 	if err := p.checkLeader(-1); err != nil {
 		return AppendResult{}, err
 	}
 	cfg := p.Config()
-	records, err := validateProduced(records, cfg, p.env.now().UnixMilli())
+	records, err = validateProduced(records, cfg, p.env.now().UnixMilli())
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -226,6 +231,7 @@ func (p *Partition) append(batch []byte, verified bool, guard uint64) (AppendRes
 	} else {
 		res, err = p.log.Append(batch, p.leaderEpoch.Load())
 	}
+	p.env.countLogError(err)
 	if err != nil || res.Duplicate {
 		return res, err
 	}
@@ -293,6 +299,7 @@ func (p *Partition) Sync(offset int64) error {
 		return nil
 	}
 	if err := p.log.Sync(offset); err != nil {
+		p.env.countLogError(err)
 		return err
 	}
 	p.mu.Lock()

@@ -54,13 +54,17 @@ func (p *Partition) maybeAdvanceLocked() {
 	if !p.leader.Load() {
 		return
 	}
-	isr := p.maximalISRLocked()
-	if len(isr) < int(p.Config().MinInsyncReplicas) {
-		// KIP-966: below min.insync.replicas the high watermark stands
-		// still, so that the eligible leader replicas (which left the ISR
-		// while it was this small) hold everything below it.
+	// KIP-966: below min.insync.replicas the high watermark stands still,
+	// so that the eligible leader replicas (which left the ISR while it was
+	// this small) hold everything below it. The committed ISR decides, as
+	// in Kafka: a pending expansion is not in the controller's ISR yet, and
+	// the controller may still elect an eligible leader replica that lacks
+	// what the pending member has (the chaos harness found exactly that:
+	// records read by consumers, then truncated by an ELR leader).
+	if len(p.st.isr) < int(p.Config().MinInsyncReplicas) {
 		return
 	}
+	isr := p.maximalISRLocked()
 	hw := p.log.LogEndOffset()
 	if p.env.fsyncAlways {
 		hw = p.log.DurableOffset()
@@ -178,6 +182,7 @@ func (p *Partition) proposeLocked(isr []int32, why string) {
 			return
 		}
 		if got.LeaderEpoch == p.st.leaderEpoch && got.PartitionEpoch > p.st.partitionEpoch {
+			p.env.countISRChange(len(p.st.isr), len(got.ISR))
 			p.st.isr, p.st.partitionEpoch = got.ISR, got.PartitionEpoch
 		}
 		p.maybeAdvanceLocked()

@@ -50,6 +50,9 @@ type FetchResult struct {
 	// quota is the leader's throttle when this read is of a throttled
 	// replica for a follower: its bytes count once sent.
 	quota *quota
+	// part and follower say whose bytes-out counter Sent adds to.
+	part     *Partition
+	follower bool
 }
 
 // Release returns the file references of the read.
@@ -63,16 +66,30 @@ func (r *FetchResult) Sent() {
 	if r.quota != nil {
 		r.quota.record(r.Records.Size)
 	}
+	if p := r.part; p != nil && r.Records.Size > 0 {
+		if r.follower {
+			p.env.stats.replicationBytesOut.Add(r.Records.Size)
+		} else {
+			p.stats.bytesOut.Add(r.Records.Size)
+			p.env.stats.bytesOut.Add(r.Records.Size)
+		}
+	}
 }
 
 // Read serves a fetch: consumers read up to the high watermark, followers up
 // to the log end; only the leader serves either. A follower's fetch also
 // reports its progress (its fetch offset is its log end offset).
-func (p *Partition) Read(fp FetchParams) (FetchResult, error) {
+func (p *Partition) Read(fp FetchParams) (res FetchResult, err error) {
+	defer func() {
+		if err != nil {
+			p.stats.fetchFailures.Add(1)
+			p.env.stats.fetchFailures.Add(1)
+		}
+	}()
 	if err := p.checkLeader(fp.CurrentLeaderEpoch); err != nil {
 		return FetchResult{}, err
 	}
-	res := FetchResult{LogStartOffset: p.log.LogStartOffset()}
+	res = FetchResult{LogStartOffset: p.log.LogStartOffset(), part: p, follower: fp.ReplicaID >= 0}
 	maxOffset := p.hw.Load()
 	committed := fp.ReplicaID < 0 && fp.Isolation == ReadCommitted
 	if committed {

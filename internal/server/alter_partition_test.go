@@ -7,8 +7,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/stratalog/strata/internal/brokerlink"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/kclient"
+	"github.com/stratalog/strata/internal/metadata/loader"
 )
 
 // followerQuorum makes a controller that is not the active one: node 1 is.
@@ -30,16 +32,19 @@ func TestAlterPartitionRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second controller with node 1's image, not active.
-	other := controller.NewReplicated(controller.Options{NodeID: 2, Logger: testLogger(t)})
+	images := loader.New(loader.Options{Logger: testLogger(t)})
+	other := controller.NewReplicated(images, controller.Options{NodeID: 2, Logger: testLogger(t)})
 	other.Attach(followerQuorum{})
-	snap, err := n.srv.ctrl.Snapshot()
+	snap, err := n.srv.loader.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Restore(snap, uint64(n.srv.ctrl.Image().Offset)); err != nil {
+	if err := images.Restore(snap, uint64(n.srv.loader.Image().Offset)); err != nil {
 		t.Fatal(err)
 	}
-	cc := &clusterController{Controller: other, nodeID: 2, rpc: kclient.New(forwardTimeout), log: testLogger(t), settle: func(int64) {}}
+	rpc := kclient.New(forwardTimeout)
+	defer rpc.Close()
+	cc := brokerlink.New(brokerlink.Config{NodeID: 2, Local: other, Quorum: followerQuorum{}, Images: images, Client: rpc, Logger: testLogger(t)})
 	img := other.Image()
 	tp := img.Topics["ap"]
 	epoch := img.Brokers[1].Epoch

@@ -16,7 +16,7 @@ func TestCleanShutdownRecorded(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("clean-shutdown file while running: %v", err)
 	}
-	epoch := n.srv.life.epoch.Load()
+	epoch := n.srv.link.Epoch()
 	n.stop()
 	b, err := os.ReadFile(path)
 	if err != nil {

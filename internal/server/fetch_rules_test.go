@@ -527,7 +527,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	hb := kmsg.NewPtrBrokerHeartbeatRequest()
 	hb.Version = 0
 	hb.BrokerID = 1
-	hb.BrokerEpoch = n.srv.life.epoch.Load()
+	hb.BrokerEpoch = n.srv.link.Epoch()
 	hb.WantShutdown = true
 	hb.CurrentMetadataOffset = -1
 	if resp := c.roundTrip(hb).(*kmsg.BrokerHeartbeatResponse); resp.ErrorCode != 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/replication"
@@ -21,7 +22,7 @@ const groupTick = 100 * time.Millisecond
 func (s *Server) startGroups(logger *slog.Logger) {
 	cfg := s.cfg
 	parts := int32(cfg.Int64("offsets.topic.num.partitions"))
-	if t := s.ctrl.Image().Topics[broker.OffsetsTopic]; t != nil {
+	if t := s.loader.Image().Topics[broker.OffsetsTopic]; t != nil {
 		parts = int32(len(t.Partitions))
 	}
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
@@ -123,6 +124,21 @@ func (g *groupLoader) run(ctx context.Context) {
 }
 
 func strPtr(s string) *string { return &s }
+
+// offsetsTopic is the request that creates __consumer_offsets.
+func offsetsTopic(partitions int32, segmentBytes string) controller.CreateTopic {
+	return controller.CreateTopic{
+		Name:              broker.OffsetsTopic,
+		Partitions:        partitions,
+		ReplicationFactor: -1,
+		Configs: map[string]*string{
+			"cleanup.policy":   strPtr("compact"),
+			"segment.bytes":    strPtr(segmentBytes),
+			"compression.type": strPtr("producer"),
+		},
+		Internal: true,
+	}
+}
 
 // offsetsLog is a __consumer_offsets partition as the coordinator uses it:
 // a write returns once it is durable and in every in-sync replica (Kafka's

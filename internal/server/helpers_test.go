@@ -39,7 +39,7 @@ func startNode(t *testing.T, dir string, overrides map[string]string) *testNode 
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	over := map[string]string{"listen": "127.0.0.1:0", "data.dir": dir}
+	over := map[string]string{"listen": "127.0.0.1:0", "data.dir": dir, "http.listen": "127.0.0.1:0"}
 	for k, v := range overrides {
 		over[k] = v
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata/loader"
 )
 
 // TestMigratesPreQuorumMetadataLog starts a node on a data dir written
@@ -29,7 +30,7 @@ func TestMigratesPreQuorumMetadataLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := controller.New(ll, controller.Options{NodeID: 1, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1})
+	old, err := controller.New(ll, loader.New(loader.Options{Logger: logger}), controller.Options{NodeID: 1, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestMigratesPreQuorumMetadataLog(t *testing.T) {
 	n := startNode(t, dir, nil)
 	ctx := ctxT(t)
 	check := func(when string) {
-		img := n.srv.ctrl.Image()
+		img := n.srv.loader.Image()
 		topic := img.Topics["kept"]
 		switch {
 		case img.ClusterID != cluster:

@@ -161,7 +161,7 @@ func TestMetadataVersionsAndAutoCreate(t *testing.T) {
 		if resp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
 			t.Fatalf("v4 without allow: %+v", resp.Topics)
 		}
-		if _, ok := n.srv.ctrl.Image().Topics[topic]; ok {
+		if _, ok := n.srv.loader.Image().Topics[topic]; ok {
 			t.Fatalf("v4 without allow created the topic")
 		}
 	}
@@ -177,7 +177,7 @@ func TestMetadataVersionsAndAutoCreate(t *testing.T) {
 		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 		req.AllowAutoTopicCreation = true
 		deadline := time.Now().Add(10 * time.Second)
-		for n.srv.ctrl.Image().Topics[topic] != nil && time.Now().Before(deadline) {
+		for n.srv.loader.Image().Topics[topic] != nil && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		resp := c.roundTrip(req).(*kmsg.MetadataResponse)

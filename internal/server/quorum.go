@@ -214,10 +214,10 @@ func isLegacyLog(dir string) bool {
 }
 
 // startObserver follows the metadata quorum without voting: a broker-only
-// node. Its controller applies what the observer fetches; every write it
-// needs goes to the active controller.
+// node. It runs no controller: its metadata loader applies what the
+// observer fetches, and every write it needs goes to the active
+// controller over the broker-to-controller channel.
 func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clusterID string) error {
-	s.ctrl = controller.NewReplicated(s.controllerOptions(logger))
 	peers := make(map[uint64]string, len(voters))
 	for id, addr := range voters {
 		peers[raftID(id)] = addr
@@ -227,28 +227,24 @@ func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clu
 		Voters:       peers,
 		ClusterID:    clusterID,
 		Logger:       logger,
-		StateMachine: s.ctrl,
+		StateMachine: s.loader,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata quorum observer: %w", err)
 	}
 	s.observer = o
-	s.ctrl.Attach(observerAdapter{o: o, voters: peers})
+	s.quorumView = observerAdapter{o: o, voters: peers}
 	if err := o.Start(); err != nil {
 		return fmt.Errorf("metadata quorum observer: %w", err)
 	}
 	return nil
 }
 
-// observerAdapter is the controller's view of a quorum it only observes:
-// it never accepts a write.
+// observerAdapter is the broker-to-controller channel's view of a quorum
+// this node only observes.
 type observerAdapter struct {
 	o      *quorum.Observer
 	voters map[uint64]string
-}
-
-func (q observerAdapter) Propose(context.Context, []byte) (uint64, error) {
-	return 0, fmt.Errorf("%w: this node is a broker only (the active controller is node %d)", controller.ErrNotController, q.Leader())
 }
 
 func (q observerAdapter) Leader() int32 {

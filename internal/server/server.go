@@ -16,23 +16,30 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"golang.org/x/sys/unix"
 
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/brokerlink"
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/metadata/loader"
+	"github.com/stratalog/strata/internal/metrics"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/quorum"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/storage"
+	"github.com/stratalog/strata/internal/version"
 )
 
 // MetadataDir is the directory of the __cluster_metadata log in the data dir.
 const MetadataDir = "__cluster_metadata-0"
+
+// forwardTimeout bounds one request to the active controller, and the
+// waits for the partitions to follow a change this node made.
+const forwardTimeout = 10 * time.Second
 
 // Server is one running Strata node.
 type Server struct {
@@ -42,10 +49,15 @@ type Server struct {
 	quorum *quorum.Node
 	// observer follows the quorum on a broker-only node (quorum is nil).
 	observer *quorum.Observer
-	ctrl     *controller.Controller
-	cc       *clusterController
-	rpc      *kclient.Client
-	life     *lifecycle
+	// ctrl is nil on a broker-only node: it runs the loader only.
+	ctrl *controller.Controller
+	// quorumView is the metadata quorum as this node sees it.
+	quorumView brokerlink.Quorum
+	// link is the broker-to-controller channel; life its registration
+	// and heartbeats.
+	link *brokerlink.Link
+	rpc  *kclient.Client
+	life *brokerlink.Lifecycle
 	// single is set for a node that is its own quorum.
 	single bool
 	voters int // controller.quorum.voters
@@ -61,6 +73,11 @@ type Server struct {
 	broker *broker.Broker
 	net    *network.Server
 	ln     net.Listener
+	// metrics and http are the registry and the HTTP listener
+	// (observability.go); stopping makes /readyz say so at Shutdown.
+	metrics  *metrics.Metrics
+	http     *metrics.Server
+	stopping atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -69,6 +86,10 @@ type Server struct {
 	stopLife func()
 	lifeDone chan struct{}
 	serveErr chan error
+
+	// loader is the quorum's state machine on every node: it keeps the
+	// image and publishes deltas to the partition manager.
+	loader *loader.Loader
 }
 
 // Start builds and starts a node. On error everything opened is closed.
@@ -105,6 +126,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if s.lock, err = lockDir(dir); err != nil {
 		return nil, err
 	}
+	if err := s.startHTTP(); err != nil {
+		return nil, err
+	}
 	prevEpoch, err := takeCleanShutdown(dir)
 	if err != nil {
 		return nil, err
@@ -124,6 +148,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if len(legacy) > 0 && !single {
 		return nil, fmt.Errorf("%s holds a single-node metadata log; start this node alone once to migrate it before joining a quorum", dir)
 	}
+	s.loader = loader.New(loader.Options{Logger: logger})
+	s.loader.Start()
 	if s.roles.controller {
 		err = s.startController(logger, voters, clusterID)
 	} else {
@@ -132,6 +158,14 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.rpc = kclient.New(forwardTimeout)
+	s.link = brokerlink.New(brokerlink.Config{NodeID: nodeID, Local: s.ctrl, Quorum: s.quorumView, Images: s.loader, Client: s.rpc,
+		Logger: logger.With("component", "controller-channel"), Timeout: forwardTimeout,
+		Settle: func(offset int64) {
+			if s.roles.broker { // a controller-only node hosts no partitions
+				s.parts.WaitApplied(offset, forwardTimeout)
+			}
+		}})
 
 	s.ln, err = net.Listen("tcp", cfg.Listen())
 	if err != nil {
@@ -157,47 +191,45 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			Backoff:          ms("replica.fetch.backoff.ms"),
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
-		Controller: isrChannel{s},
+		Controller: brokerlink.ISR{L: s.link},
 		AfterApply: func(img *metadata.Image) {
 			s.groupLoads.follow(img, s.parts)
 			s.tx.follow(img, s.parts)
 		},
 	})
+	s.parts.SetFsyncObserver(s.metrics.ObserveFsync)
+	// The manager applies the image once this broker has registered
+	// (onRegistered registers it with the loader): a restarted node
+	// replays the metadata log from its start, and must not lead or serve
+	// a partition in an epoch long gone while it catches up.
 	s.startGroups(logger)
 	s.startTxns(logger)
-	// The manager applies images once this broker has registered
-	// (onRegistered): a restarted node replays the metadata log from its
-	// start, and must not lead or serve a partition in an epoch long gone
-	// while it catches up.
-	s.ctrl.Subscribe(s.parts.Publish)
 
-	s.rpc = kclient.New(forwardTimeout)
 	var rack *string
 	if r := cfg.String("broker.rack"); r != "" {
 		rack = &r
 	}
-	var lc *lifecycle
-	s.cc = &clusterController{Controller: s.ctrl, nodeID: nodeID, rpc: s.rpc, log: s.log,
-		epoch: func() int64 { return lc.epoch.Load() },
-		settle: func(offset int64) {
-			if s.roles.broker { // a controller-only node hosts no partitions
-				s.parts.WaitApplied(offset, forwardTimeout)
-			}
-		}}
-	lc = newLifecycle(s.cc, logger.With("component", "lifecycle"), clusterID, s.roles,
-		controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
-		time.Duration(cfg.Int64("broker.heartbeat.interval.ms"))*time.Millisecond, dir, legacy, s.onRegistered)
-	lc.rebalanceEvery = time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second
+	lc := brokerlink.NewLifecycle(s.link, brokerlink.LifecycleConfig{
+		ClusterID:      clusterID,
+		Broker:         s.roles.broker,
+		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
+		Every:          time.Duration(cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
+		RebalanceEvery: time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second,
+		Legacy:         legacy,
+		FinishImport:   func() error { return finishLegacyImport(dir) },
+		OnReady:        s.onRegistered,
+		Logger:         logger.With("component", "lifecycle"),
+	})
 	s.life = lc
 
 	var ready func() bool // a controller-only node has no broker to catch up
 	if s.roles.broker {
-		ready = lc.isReady
+		ready = lc.IsReady
 	}
 	s.broker = broker.New(broker.Options{
 		NodeID:             nodeID,
 		Static:             cfg,
-		Controller:         s.cc,
+		Controller:         s.link,
 		Partitions:         s.parts,
 		Groups:             s.groups,
 		Logger:             logger,
@@ -206,17 +238,19 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		EnsureTxnTopic:     s.tx.ensureTopic,
 		TxnVerifier:        s.tx.verifier(),
 		TxnMarkers:         s.groups,
-		Forward:            s.cc.ForwardRequest,
+		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
 	})
 	s.net = network.New(network.Config{
 		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),
 		Logger:         logger.With("component", "network"),
+		Observer:       s.metrics.Requests(),
 	}, s.broker)
+	s.attachMetrics()
 
 	if single {
 		// Alone, the node is ready at once: register before serving.
-		if err := lc.waitReady(30 * time.Second); err != nil {
+		if err := lc.WaitReady(30 * time.Second); err != nil {
 			return nil, fmt.Errorf("start: %w", err)
 		}
 	}
@@ -230,7 +264,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s.lifeDone = make(chan struct{})
 	go func() {
 		defer close(s.lifeDone)
-		lc.run(lifeCtx)
+		lc.Run(lifeCtx)
 	}()
 	s.wg.Add(5)
 	go func() {
@@ -253,7 +287,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		defer s.wg.Done()
 		s.serveErr <- s.net.Serve(s.ln)
 	}()
-	s.log.Info("strata started", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+	s.log.Info("strata started", "version", version.Get().String(), "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
 		"data_dir", dir, "node_id", nodeID, "roles", cfg.String("process.roles"), "cluster_id", clusterID, "voters", len(voters),
 		"fsync", cfg.String("log.fsync"))
 	return s, nil
@@ -277,7 +311,7 @@ func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 // state machine.
 func (s *Server) startController(logger *slog.Logger, voters map[int32]string, clusterID string) error {
 	cfg := s.cfg
-	s.ctrl = controller.NewReplicated(s.controllerOptions(logger))
+	s.ctrl = controller.NewReplicated(s.loader, s.controllerOptions(logger))
 	peers := make(map[uint64]string, len(voters))
 	for id, addr := range voters {
 		peers[raftID(id)] = addr
@@ -290,7 +324,7 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		Logger:        logger,
 		TickInterval:  time.Duration(cfg.Int64("controller.quorum.tick.ms")) * time.Millisecond,
 		ElectionTicks: int(cfg.Int64("controller.quorum.election.timeout.ms") / max(cfg.Int64("controller.quorum.tick.ms"), 1)),
-		StateMachine:  s.ctrl,
+		StateMachine:  s.loader,
 	}
 	if len(voters) > 1 {
 		addr := cfg.String("controller.listen")
@@ -311,7 +345,9 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		return fmt.Errorf("metadata quorum: %w", err)
 	}
 	s.quorum = q
-	s.ctrl.Attach(quorumAdapter{q})
+	qa := quorumAdapter{q}
+	s.quorumView = qa
+	s.ctrl.Attach(qa)
 	if err := q.Start(); err != nil {
 		return fmt.Errorf("metadata quorum: %w", err)
 	}
@@ -320,17 +356,18 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 
 // onRegistered runs once this broker's registration is in its image: the
 // image has caught up at least that far, so logs of topics it no longer
-// has can go, the partition manager starts following the image, and a
-// node that is its own quorum creates __consumer_offsets.
+// has can go, the partition manager starts following the image (a loader
+// publisher from now on), and a node that is its own quorum creates
+// __consumer_offsets.
 func (s *Server) onRegistered() {
-	if err := s.parts.RemoveStray(s.ctrl.Image()); err != nil {
+	if err := s.parts.RemoveStray(s.loader.Image()); err != nil {
 		s.log.Warn("removing logs of deleted topics", "err", err)
 	}
-	s.parts.Start()
+	s.loader.Register(s.parts)
 	// Serve clients only once the partitions follow the image this broker
 	// registered in (a long log recovery here delays the heartbeats; the
 	// controller may fence the broker meanwhile, as Kafka's would).
-	s.parts.WaitApplied(s.ctrl.Image().Offset, 30*time.Second)
+	s.parts.WaitApplied(s.loader.Image().Offset, 30*time.Second)
 	if s.single {
 		s.ensureOffsetsTopicNow()
 	}
@@ -340,7 +377,7 @@ func (s *Server) onRegistered() {
 // does not exist yet (FindCoordinator calls it, as Kafka creates the topic
 // on first use, once the brokers are up to spread it over).
 func (s *Server) ensureOffsetsTopic() {
-	if s.ctrl.Image().Topics[broker.OffsetsTopic] != nil || !s.creatingOffsets.CompareAndSwap(false, true) {
+	if s.loader.Image().Topics[broker.OffsetsTopic] != nil || !s.creatingOffsets.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -350,13 +387,13 @@ func (s *Server) ensureOffsetsTopic() {
 }
 
 func (s *Server) ensureOffsetsTopicNow() {
-	if s.ctrl.Image().Topics[broker.OffsetsTopic] != nil {
+	if s.loader.Image().Topics[broker.OffsetsTopic] != nil {
 		return
 	}
 	req := offsetsTopic(s.groups.NumPartitions(), s.cfg.String("offsets.topic.segment.bytes"))
 	req.ReplicationFactor = s.internalReplicationFactor("offsets.topic.replication.factor")
-	res := s.cc.CreateTopics([]controller.CreateTopic{req}, false)
-	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
+	res := s.link.CreateTopics([]controller.CreateTopic{req}, false)
+	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) {
 		s.log.Warn("create "+broker.OffsetsTopic, "err", err)
 	}
 }
@@ -374,7 +411,7 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 	if s.single {
 		return 1
 	}
-	size := len(s.ctrl.Image().Brokers)
+	size := len(s.loader.Image().Brokers)
 	if s.roles.broker && s.roles.controller {
 		size = max(size, s.voters)
 	}
@@ -388,10 +425,13 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // then flushes and closes every log.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down")
+	s.stopping.Store(true)
 	// No heartbeat may unfence this broker once it has asked to stop.
 	s.stopLife()
-	if e := s.life.epoch.Load(); e >= 0 && !s.single {
-		s.controlledShutdown(e)
+	if !s.single {
+		if err := s.link.ControlledShutdown(); err != nil {
+			s.log.Warn("controlled shutdown", "err", err)
+		}
 	}
 	s.broker.Stop()
 	// Waiting joins and syncs are in-flight requests: answer them
@@ -401,40 +441,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
-	err := errors.Join(netErr, s.closeStorage(s.life.epoch.Load()))
+	err := errors.Join(netErr, s.closeStorage(s.link.Epoch()))
 	if err == nil {
 		s.log.Info("shut down cleanly")
 	}
 	return err
-}
-
-// controlledShutdown asks the active controller to move this broker's
-// leaderships to other in-sync replicas (Kafka's controlled shutdown)
-// while it still serves, and waits until its own partitions follow: a
-// produce waiting for acks=all here is answered NOT_LEADER_OR_FOLLOWER
-// and retried at the new leader, and clients see no offline window. A
-// single node keeps its partitions.
-func (s *Server) controlledShutdown(epoch int64) {
-	if err := s.cc.shutdown(epoch); err != nil {
-		s.log.Warn("controlled shutdown", "err", err)
-		return
-	}
-	node := s.cfg.NodeID()
-	leadsNothing := func(img *metadata.Image) bool {
-		for _, t := range img.Topics {
-			for _, p := range t.Partitions {
-				if p.Leader == node {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	if !s.ctrl.WaitFor(leadsNothing, forwardTimeout) {
-		s.log.Warn("controlled shutdown: leadership did not move in time", "timeout", forwardTimeout)
-		return
-	}
-	s.parts.WaitApplied(s.ctrl.Image().Offset, forwardTimeout)
 }
 
 // closeStorage closes the logs, the quorum and the data dir. If every
@@ -444,6 +455,9 @@ func (s *Server) closeStorage(epoch int64) error {
 	var errs []error
 	if s.ln != nil && s.net == nil {
 		s.ln.Close()
+	}
+	if s.loader != nil {
+		s.loader.Close() // no delta reaches the partitions from here on
 	}
 	if s.parts != nil {
 		err := s.parts.Close()
@@ -462,6 +476,9 @@ func (s *Server) closeStorage(epoch int64) error {
 	}
 	if s.observer != nil {
 		errs = append(errs, s.observer.Stop())
+	}
+	if s.http != nil {
+		s.http.Close()
 	}
 	if s.lock != nil {
 		s.lock.Close()

@@ -52,7 +52,7 @@ type txnServer struct {
 func (s *Server) startTxns(logger *slog.Logger) {
 	cfg := s.cfg
 	parts := int32(cfg.Int64("transaction.state.log.num.partitions"))
-	if t := s.ctrl.Image().Topics[broker.TransactionStateTopic]; t != nil {
+	if t := s.loader.Image().Topics[broker.TransactionStateTopic]; t != nil {
 		parts = int32(len(t.Partitions))
 	}
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
@@ -61,7 +61,7 @@ func (s *Server) startTxns(logger *slog.Logger) {
 	for i := range tx.verify {
 		tx.verify[i] = kclient.New(forwardTimeout)
 	}
-	tx.pids.alloc = func(n int64) (int64, error) { return s.cc.AllocateProducerIDs(n) }
+	tx.pids.alloc = func(n int64) (int64, error) { return s.link.AllocateProducerIDs(n) }
 	tx.coord = txn.New(txn.Options{
 		Logger:             logger,
 		NumPartitions:      parts,
@@ -157,12 +157,12 @@ func (l txnLog) EndOffset() int64 { return l.p.LogEndOffset() }
 // first use).
 func (tx *txnServer) ensureTopic() {
 	s := tx.s
-	if s.ctrl.Image().Topics[broker.TransactionStateTopic] != nil || !tx.create.CompareAndSwap(false, true) {
+	if s.loader.Image().Topics[broker.TransactionStateTopic] != nil || !tx.create.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer tx.create.Store(false)
-		if s.ctrl.Image().Topics[broker.TransactionStateTopic] != nil {
+		if s.loader.Image().Topics[broker.TransactionStateTopic] != nil {
 			return
 		}
 		rf := s.internalReplicationFactor("transaction.state.log.replication.factor")
@@ -179,7 +179,7 @@ func (tx *txnServer) ensureTopic() {
 			},
 			Internal: true,
 		}
-		res := s.cc.CreateTopics([]controller.CreateTopic{req}, false)
+		res := s.link.CreateTopics([]controller.CreateTopic{req}, false)
 		if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) && !errors.Is(err, kerr.TopicAlreadyExists) {
 			tx.log.Warn("create "+broker.TransactionStateTopic, "err", err)
 		}
@@ -215,7 +215,7 @@ var errNoLeader = errors.New("partition has no leader")
 // leader, one WriteTxnMarkers request per broker (in-process to this one),
 // the brokers in parallel.
 func (tx *txnServer) Write(ctx context.Context, markers []txn.Marker) [][]error {
-	img := tx.s.ctrl.Image()
+	img := tx.s.loader.Image()
 	out := make([][]error, len(markers))
 	type loc struct{ i, k int }
 	byLeader := map[int32][]loc{}
@@ -347,7 +347,7 @@ func (tx *txnServer) Verify(ctx context.Context, id string, pid int64, epoch int
 // does: verify-only (KIP-890 part 1), or adding the partitions for a
 // transaction-version-2 producer (part 2).
 func (tx *txnServer) ask(ctx context.Context, id string, pid int64, epoch int16, parts []txn.TopicPartition, verifyOnly bool) ([]error, error) {
-	img := tx.s.ctrl.Image()
+	img := tx.s.loader.Image()
 	t := img.Topics[broker.TransactionStateTopic]
 	if t == nil {
 		return nil, kerr.CoordinatorNotAvailable

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -185,5 +187,37 @@ func TestConcurrentAppendRead(t *testing.T) {
 	close(fail)
 	for err := range fail {
 		t.Fatal(err)
+	}
+}
+
+// TestFsyncObserver: every fsync of a segment file is reported once with
+// its duration; an observer set to nil sees nothing more.
+func TestFsyncObserver(t *testing.T) {
+	cfg := testConfig()
+	clock := newClock()
+	tl := &testLog{t: t, dir: t.TempDir(), cfg: cfg, clock: clock, opts: Options{Now: clock.Now, FsyncAlways: true}}
+	tl.reopen()
+	defer tl.Close()
+	var seen atomic.Int64
+	tl.SetFsyncObserver(func(d time.Duration) {
+		if d < 0 {
+			t.Errorf("negative fsync duration %v", d)
+		}
+		seen.Add(1)
+	})
+	res := tl.mustAppend(makeBatch(t, batchSpec{ts: 1}))
+	if err := tl.Sync(res.LastOffset); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Load() != 1 {
+		t.Fatalf("observer saw %d fsyncs after one sync of one segment, want 1", seen.Load())
+	}
+	tl.SetFsyncObserver(nil)
+	res = tl.mustAppend(makeBatch(t, batchSpec{ts: 2}))
+	if err := tl.Sync(res.LastOffset); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Load() != 1 {
+		t.Fatalf("observer removed but saw %d fsyncs, want 1", seen.Load())
 	}
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"time"
 )
 
 // flush fsyncs the log files of every segment with unsynced data, covering
@@ -51,7 +52,7 @@ func (l *Log) flush(full bool) error {
 	for _, j := range jobs {
 		s := j.s
 		if j.size > s.syncedSize {
-			if err := s.f.Sync(); err != nil {
+			if err := l.syncFile(s); err != nil {
 				return fmt.Errorf("storage: fsync %s: %w", s.path(logSuffix), err)
 			}
 			s.syncedSize = j.size
@@ -159,4 +160,26 @@ func (l *Log) Flush() error {
 		return ErrClosed
 	}
 	return l.flush(true)
+}
+
+// syncFile fsyncs a segment's log file, timing it for the observer.
+func (l *Log) syncFile(s *segment) error {
+	obs := l.fsyncObs.Load()
+	if obs == nil {
+		return s.f.Sync()
+	}
+	start := time.Now()
+	err := s.f.Sync()
+	(*obs)(time.Since(start))
+	return err
+}
+
+// SetFsyncObserver makes f see the duration of every fsync of a segment
+// file (nil stops it). f must be cheap and safe for concurrent use.
+func (l *Log) SetFsyncObserver(f func(time.Duration)) {
+	if f == nil {
+		l.fsyncObs.Store(nil)
+		return
+	}
+	l.fsyncObs.Store(&f)
 }

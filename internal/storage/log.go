@@ -52,11 +52,12 @@ type Log struct {
 	syncCond *sync.Cond
 	syncing  bool
 
-	fsyncRounds atomic.Int64 // number of flush rounds (observed by the group commit test)
-	syncWaiters atomic.Int64 // Sync callers waiting for a running fsync (test observation)
-	beforeFsync func()       // test hook, called by flush before fsyncing; set before use
-	scratch     []byte       // scan buffer reused during Open
-	rebuilt     bool         // Open rebuilt some index
+	fsyncRounds atomic.Int64                        // number of flush rounds (observed by the group commit test)
+	fsyncObs    atomic.Pointer[func(time.Duration)] // sees each log file fsync's duration (metrics)
+	syncWaiters atomic.Int64                        // Sync callers waiting for a running fsync (test observation)
+	beforeFsync func()                              // test hook, called by flush before fsyncing; set before use
+	scratch     []byte                              // scan buffer reused during Open
+	rebuilt     bool                                // Open rebuilt some index
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1

@@ -37,27 +37,53 @@ type Injector struct {
 	net   Net
 	topic string
 	tl    *Timeline
+	// mu guards applied and crashes: overlapping steps run concurrently.
+	mu sync.Mutex
 	// applied counts faults by kind.
 	applied map[string]int
 	// crashes counts nodes found exited on their own.
 	crashes int
 }
 
-func (in *Injector) isolate(ids []int, others []int) error {
+// cuts are the links one step cut, undone by that step alone.
+type cuts [][2]int
+
+func (in *Injector) cut(c *cuts, from, to int) error {
+	if err := in.net.Cut(from, to); err != nil {
+		return err
+	}
+	*c = append(*c, [2]int{from, to})
+	return nil
+}
+
+// isolate cuts ids from others, both ways.
+func (in *Injector) isolate(c *cuts, ids []int, others []int) error {
 	for _, a := range ids {
 		for _, b := range others {
 			if a == b {
 				continue
 			}
-			if err := in.net.Cut(a, b); err != nil {
+			if err := in.cut(c, a, b); err != nil {
 				return err
 			}
-			if err := in.net.Cut(b, a); err != nil {
+			if err := in.cut(c, b, a); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// heal undoes a step's cuts (others' stay).
+func (in *Injector) heal(c cuts) error {
+	in.tl.Add("heal the links it cut")
+	var first error
+	for _, l := range c {
+		if err := in.net.Uncut(l[0], l[1]); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (in *Injector) all() []int {
@@ -94,7 +120,10 @@ func (in *Injector) Apply(ctx context.Context, st Step) error {
 		}
 	}
 	bg := context.Background() // restarts must finish even when the run is cut short
+	in.mu.Lock()
 	in.applied[st.Kind]++
+	in.mu.Unlock()
+	var cut cuts
 	switch st.Kind {
 	case FKill:
 		n := in.c.node(st.Nodes[0])
@@ -136,39 +165,43 @@ func (in *Injector) Apply(ctx context.Context, st Step) error {
 			in.tl.Add("%s: target unknown now, isolating n%d (from the step seed)", st.Kind, target)
 		}
 		in.tl.Add("%s: isolate n%d from its peers", st, target)
-		if err := in.isolate([]int{target}, in.all()); err != nil {
+		if err := in.isolate(&cut, []int{target}, in.all()); err != nil {
 			return err
 		}
 		hold()
-		in.tl.Add("heal network")
-		return in.net.Heal()
+		return in.heal(cut)
 	case FSplit:
 		in.tl.Add("split: minority %v | majority %v", st.Nodes, without(in.all(), st.Nodes))
-		if err := in.isolate(st.Nodes, without(in.all(), st.Nodes)); err != nil {
+		if err := in.isolate(&cut, st.Nodes, without(in.all(), st.Nodes)); err != nil {
 			return err
 		}
 		hold()
-		in.tl.Add("heal network")
-		return in.net.Heal()
+		return in.heal(cut)
 	case FBridge:
 		bridge := st.Nodes[len(st.Nodes)-1]
 		a := st.Nodes[:len(st.Nodes)-1]
 		b := without(in.all(), st.Nodes)
 		in.tl.Add("bridge: %v | n%d | %v (n%d sees both sides)", a, bridge, b, bridge)
-		if err := in.isolate(a, b); err != nil {
+		if err := in.isolate(&cut, a, b); err != nil {
 			return err
 		}
 		hold()
-		in.tl.Add("heal network")
-		return in.net.Heal()
+		return in.heal(cut)
 	case FAsym:
 		in.tl.Add("asymmetric: drop n%d -> n%d only", st.Nodes[0], st.Peer)
-		if err := in.net.Cut(st.Nodes[0], st.Peer); err != nil {
+		if err := in.cut(&cut, st.Nodes[0], st.Peer); err != nil {
 			return err
 		}
 		hold()
-		in.tl.Add("heal network")
-		return in.net.Heal()
+		return in.heal(cut)
+	case FClients:
+		id := st.Nodes[0]
+		in.tl.Add("%s: the clients cannot reach n%d, nor n%d them (its peers can)", st, id, id)
+		if err := in.isolate(&cut, []int{id}, []int{0}); err != nil {
+			return err
+		}
+		hold()
+		return in.heal(cut)
 	case FDiskFull:
 		n := in.c.node(st.Nodes[0])
 		in.tl.Add("disk full on n%d", n.ID)
@@ -245,7 +278,9 @@ func (in *Injector) HealAll(ctx context.Context) error {
 		n.Resume()
 		n.unfill()
 		if err := n.Unexpected(); err != nil {
+			in.mu.Lock()
 			in.crashes++
+			in.mu.Unlock()
 			in.tl.Add("n%d had %v; log tail:\n%s", n.ID, err, n.Tail(5))
 		}
 		if !n.Running() {

@@ -63,6 +63,8 @@ type History struct {
 	FinalIncomplete []int32 `json:"final_incomplete,omitempty"`
 	// ConsumerErrors counts fetch errors the consumers reported.
 	ConsumerErrors int `json:"consumer_errors"`
+	// Txn is the transactional workload's history (--txn), if any.
+	Txn *TxnHistory `json:"txn,omitempty"`
 }
 
 func newHistory() *History {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,8 @@ type config struct {
 	producers     int
 	rate          int
 	faults        string
+	overlap       float64
+	txn           int
 	control       bool
 	unsafeCorrupt bool
 	netMode       string
@@ -63,6 +66,8 @@ func main() {
 	flag.IntVar(&cfg.producers, "producers", 2, "main producers")
 	flag.IntVar(&cfg.rate, "rate", 40, "records per second per producer")
 	flag.StringVar(&cfg.faults, "faults", "all", "comma-separated fault kinds ("+strings.Join(AllFaults, ",")+"), all, or none")
+	flag.Float64Var(&cfg.overlap, "overlap", 0.3, "fraction of steps that start while the previous one is held, on other nodes (kill, pause, isolate, asym, restart, clients only; 0: one fault at a time)")
+	flag.IntVar(&cfg.txn, "txn", 0, "transactional producers on a topic of their own, read read_committed (0: none)")
 	flag.BoolVar(&cfg.control, "control", true, "also run an acks=1 control producer (its anomalies are reported, not failed on)")
 	flag.BoolVar(&cfg.unsafeCorrupt, "unsafe-corrupt", false, "allow corrupting segment tails even when that is a majority of replicas (rf<3): a known data loss, to show the checker catches it")
 	flag.StringVar(&cfg.netMode, "net", "auto", "netns, proxy, or auto (netns when possible)")
@@ -91,7 +96,8 @@ func (cfg config) rerun(seed int64) string {
 	args := []string{"bin/strata-chaos", "--bin", "bin/strata", "--schedules", "1", "--seed", fmt.Sprint(seed), "--nodes", fmt.Sprint(cfg.nodes),
 		"--duration", cfg.duration.String(), "--rf", fmt.Sprint(cfg.rf), "--acks", cfg.acks, "--min-insync", fmt.Sprint(cfg.minISR),
 		"--partitions", fmt.Sprint(cfg.partitions), "--producers", fmt.Sprint(cfg.producers), "--rate", fmt.Sprint(cfg.rate),
-		"--faults", cfg.faults, fmt.Sprintf("--control=%v", cfg.control), "--net", cfg.netMode}
+		"--faults", cfg.faults, fmt.Sprintf("--control=%v", cfg.control), "--net", cfg.netMode,
+		"--overlap", fmt.Sprint(cfg.overlap), "--txn", fmt.Sprint(cfg.txn)}
 	if cfg.unsafeCorrupt {
 		args = append(args, "--unsafe-corrupt")
 	}
@@ -142,6 +148,7 @@ type Totals struct {
 	Landed                        int
 	ConsumerErrors, Crashes       int
 	Main, Control                 map[string]int
+	Txns                          map[Outcome]int
 }
 
 func runAll(cfg config) (code int) {
@@ -227,7 +234,7 @@ func runAll(cfg config) (code int) {
 		fmt.Printf("not injected: %s\n", d)
 	}
 
-	tot := Totals{Faults: map[string]int{}, Main: map[string]int{}, Control: map[string]int{}}
+	tot := Totals{Faults: map[string]int{}, Main: map[string]int{}, Control: map[string]int{}, Txns: map[Outcome]int{}}
 	start := time.Now()
 	for i := 0; i < cfg.schedules && ctx.Err() == nil; i++ {
 		seed := cfg.seed + int64(i)
@@ -235,6 +242,9 @@ func runAll(cfg config) (code int) {
 		res := s.run(ctx, &cleanups)
 		line := fmt.Sprintf("schedule %d/%d seed=%d %6.1fs faults=[%s] writes ok=%d unknown=%d (landed %d) failed=%d reads=%d",
 			i+1, cfg.schedules, seed, res.elapsed.Seconds(), strings.Join(res.faults, " "), res.ok, res.unknown, res.landed, res.failed, res.reads)
+		if cfg.txn > 0 {
+			line += fmt.Sprintf(" txns committed=%d aborted=%d unknown=%d", res.txns[TxnCommitted], res.txns[TxnAborted], res.txns[TxnUnknown])
+		}
 		switch {
 		case res.skipped != "":
 			tot.Skipped++
@@ -259,6 +269,9 @@ func runAll(cfg config) (code int) {
 		tot.Reads += res.reads
 		tot.ConsumerErrors += res.consumerErrors
 		tot.Crashes += res.crashes
+		for o, n := range res.txns {
+			tot.Txns[o] += n
+		}
 		for _, a := range res.anomalies {
 			if a.Class == "control" {
 				tot.Control[a.Kind]++
@@ -318,9 +331,18 @@ func printSummary(cfg config, t Totals, took time.Duration) {
 	fmt.Printf("%-28s %d ok, %d unknown (%d of them read: they landed), %d failed\n", "writes", t.OK, t.Unknown, t.Landed, t.Failed)
 	fmt.Printf("%-28s %d (consumer fetch errors %d)\n", "records polled", t.Reads, t.ConsumerErrors)
 	fmt.Printf("%-28s %d\n", "nodes that exited by themselves", t.Crashes)
+	if cfg.txn > 0 {
+		fmt.Printf("%-28s %d committed, %d aborted, %d unknown\n", "transactions", t.Txns[TxnCommitted], t.Txns[TxnAborted], t.Txns[TxnUnknown])
+	}
 	fmt.Printf("%-28s %-8s %s\n", "anomaly", "main", "control(acks=1)")
 	for _, k := range AnomalyKinds {
 		fmt.Printf("%-28s %-8d %d\n", k, t.Main[k], t.Control[k])
+	}
+	if cfg.txn > 0 {
+		fmt.Printf("%-28s %s\n", "transactional anomaly", "txn (counted in main above when shared)")
+		for _, k := range []string{AbortedRead, LostCommitted, NonAtomic, HangingTxn} {
+			fmt.Printf("%-28s %d\n", k, t.Main[k])
+		}
 	}
 }
 
@@ -333,6 +355,7 @@ type scheduleResult struct {
 	crashes                    int
 	landed                     int
 	anomalies                  []Anomaly
+	txns                       map[Outcome]int
 	skipped                    string
 	err                        error
 	saved                      string
@@ -350,7 +373,7 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	start := time.Now()
 	defer func() { res.elapsed = time.Since(start) }()
 	cfg := s.cfg
-	sched := Generate(s.seed, cfg.nodes, cfg.duration, s.kinds, cfg.rf, int32(cfg.partitions))
+	sched := Generate(s.seed, cfg.nodes, cfg.duration, s.kinds, cfg.rf, int32(cfg.partitions), cfg.overlap)
 	tmpfs := map[int]int{}
 	for _, st := range sched.Steps {
 		res.faults = append(res.faults, st.String())
@@ -400,30 +423,34 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 	}
 	tl.Add("topic %s: %d partitions, rf=%d", topic, cfg.partitions, cfg.rf)
 
+	var tw *TxnWorkload
+	if cfg.txn > 0 {
+		h.Txn = newTxnHistory(topic + "-txn")
+		if err := c.CreateTopic(ctx, h.Txn.Topic, int32(cfg.partitions), int16(cfg.rf), cfg.minISR); err != nil {
+			res.err = fmt.Errorf("transactional topic: %w", err)
+			return
+		}
+		tw = &TxnWorkload{c: c, h: h.Txn, parts: int32(cfg.partitions), producers: cfg.txn, seed: s.seed}
+		tl.Add("transactions: %d producers on %s, one read_committed reader", cfg.txn, h.Txn.Topic)
+	}
 	w := &Workload{c: c, h: h, topic: topic, parts: int32(cfg.partitions), acks: cfg.acks, producers: cfg.producers, rate: cfg.rate,
 		group: "chaos-group-" + topic}
 	in := &Injector{c: c, net: s.nw, topic: topic, tl: tl, applied: map[string]int{}}
 	wctx, stopWork := context.WithTimeout(ctx, cfg.duration)
 	defer stopWork()
 	faultsDone := make(chan error, 1)
-	go func() {
-		t0 := time.Now()
-		for _, st := range sched.Steps {
-			select {
-			case <-wctx.Done():
-				faultsDone <- nil
-				return
-			case <-time.After(time.Until(t0.Add(st.At))):
-			}
-			if err := in.Apply(wctx, st); err != nil {
-				faultsDone <- fmt.Errorf("%s: %w", st, err)
-				return
-			}
-		}
-		faultsDone <- nil
-	}()
+	go func() { faultsDone <- runSteps(wctx, in, sched.Steps) }()
 	tl.Add("workload: %d producers acks=%s, control=%v, 2 group consumers, 1 assigned reader", cfg.producers, cfg.acks, cfg.control)
+	txnDone := make(chan error, 1)
+	if tw != nil {
+		go func() { txnDone <- tw.Run(wctx) }()
+	} else {
+		txnDone <- nil
+	}
 	werr := w.Run(wctx, cfg.control)
+	if terr := <-txnDone; werr == nil {
+		werr = terr
+	}
 	ferr := <-faultsDone
 	tl.Add("workload stopped")
 	res.applied = in.applied
@@ -457,15 +484,35 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 		tl.Add("%v", err)
 	}
 	tl.Add("final read: end offsets %v", h.FinalEnd)
+	if tw != nil {
+		// The coordinator aborts what a fault left open after the
+		// transaction timeout (10 s): wait a little longer than that.
+		if err := tw.FinalRead(hctx, 45*time.Second); err != nil {
+			tl.Add("%v", err)
+		}
+		tl.Add("transactional final read: end offsets %v", h.Txn.FinalEnd)
+		res.txns = map[Outcome]int{}
+		for _, t := range h.Txn.Txns {
+			res.txns[t.Outcome]++
+		}
+	}
 	res.ok, res.failed, res.unknown, res.landed, res.reads = h.counts()
 	res.consumerErrors = h.ConsumerErrors
 	res.anomalies = Check(h).Anomalies
+	if h.Txn != nil {
+		res.anomalies = append(res.anomalies, CheckTxn(h.Txn)...)
+	}
 	if cfg.rf > 1 {
 		// Replicas agree below the high watermark once they have all
 		// caught up; one restarted at the end of the schedule may still
 		// be fetching.
 		if err := c.AwaitFullISR(hctx, topic, 60*time.Second); err != nil {
 			tl.Add("after healing: %v", err)
+		}
+		if h.Txn != nil {
+			if err := c.AwaitFullISR(hctx, h.Txn.Topic, 60*time.Second); err != nil {
+				tl.Add("after healing: %v", err)
+			}
 		}
 	}
 	for _, n := range c.Nodes {
@@ -474,6 +521,9 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 		}
 	}
 	res.anomalies = append(res.anomalies, CompareReplicas(c, topic, cfg.rf, h.FinalEnd)...)
+	if h.Txn != nil {
+		res.anomalies = append(res.anomalies, CompareReplicas(c, h.Txn.Topic, cfg.rf, h.Txn.FinalEnd)...)
+	}
 	if ferr != nil && res.err == nil {
 		res.err = ferr
 	}
@@ -506,4 +556,46 @@ func (s *scheduleRun) save(sched Schedule, tl *Timeline, h *History, res schedul
 	write("history.json", h)
 	h.mu.Unlock()
 	return dir
+}
+
+// runSteps applies the schedule's steps at their times. A step waits for
+// every earlier one to heal unless it overlaps its predecessor, in which
+// case both are held at once. The first error stops new steps.
+func runSteps(ctx context.Context, in *Injector, steps []Step) error {
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	}
+steps:
+	for _, st := range steps {
+		if !st.Overlap {
+			wg.Wait()
+		}
+		if failed() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			break steps
+		case <-time.After(time.Until(t0.Add(st.At))):
+		}
+		wg.Add(1)
+		go func(st Step) {
+			defer wg.Done()
+			if err := in.Apply(ctx, st); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", st, err)
+				}
+				mu.Unlock()
+			}
+		}(st)
+	}
+	wg.Wait()
+	return failed()
 }

@@ -22,8 +22,12 @@ type Net interface {
 	Listen(i int) (kafka, ctrl string)
 	// Command wraps node i's command line (into its namespace).
 	Command(i int, argv []string) *exec.Cmd
-	// Cut drops what node from sends to node to; Heal removes every cut.
+	// Cut drops what node from sends to node to (node 0 is the harness,
+	// where the clients run). Cuts are counted: Uncut removes one, and the
+	// link carries traffic again when none is left, so that overlapping
+	// faults heal independently. Heal removes every cut.
 	Cut(from, to int) error
+	Uncut(from, to int) error
 	Heal() error
 	Teardown()
 }
@@ -43,7 +47,7 @@ type netnsNet struct {
 	n      int
 	subnet string // "10.77.K"
 	mu     sync.Mutex
-	cuts   map[[2]int]bool
+	cuts   map[[2]int]int
 }
 
 const nsPrefix = "schaos"
@@ -78,7 +82,7 @@ func freeSubnet() (string, error) {
 }
 
 func newNetns(n int) (*netnsNet, error) {
-	e := &netnsNet{id: fmt.Sprint(os.Getpid()), n: n, cuts: map[[2]int]bool{}}
+	e := &netnsNet{id: fmt.Sprint(os.Getpid()), n: n, cuts: map[[2]int]int{}}
 	var err error
 	if e.subnet, err = freeSubnet(); err != nil {
 		return nil, err
@@ -113,17 +117,45 @@ func (e *netnsNet) Command(i int, argv []string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", e.ns(i)}, argv...)...)
 }
 
+// route is the blackhole that drops from's packets to to: inside from's
+// namespace, or in the root namespace (where the clients are) for from 0.
+func (e *netnsNet) route(op string, from, to int) []string {
+	dst := e.ip(to)
+	if to == 0 {
+		dst = e.ip(254)
+	}
+	cmd := []string{"ip", "route", op, "blackhole", dst + "/32"}
+	if from == 0 {
+		return cmd
+	}
+	return append([]string{"ip", "netns", "exec", e.ns(from)}, cmd...)
+}
+
 func (e *netnsNet) Cut(from, to int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.cuts[[2]int{from, to}] {
+	k := [2]int{from, to}
+	if e.cuts[k] == 0 {
+		if err := run(e.route("add", from, to)...); err != nil {
+			return err
+		}
+	}
+	e.cuts[k]++
+	return nil
+}
+
+func (e *netnsNet) Uncut(from, to int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := [2]int{from, to}
+	if e.cuts[k] == 0 {
 		return nil
 	}
-	if err := run("ip", "netns", "exec", e.ns(from), "ip", "route", "add", "blackhole", e.ip(to)+"/32"); err != nil {
-		return err
+	if e.cuts[k]--; e.cuts[k] > 0 {
+		return nil
 	}
-	e.cuts[[2]int{from, to}] = true
-	return nil
+	delete(e.cuts, k)
+	return run(e.route("del", from, to)...)
 }
 
 func (e *netnsNet) Heal() error {
@@ -131,7 +163,7 @@ func (e *netnsNet) Heal() error {
 	defer e.mu.Unlock()
 	var first error
 	for c := range e.cuts {
-		if err := run("ip", "netns", "exec", e.ns(c[0]), "ip", "route", "del", "blackhole", e.ip(c[1])+"/32"); err != nil && first == nil {
+		if err := run(e.route("del", c[0], c[1])...); err != nil && first == nil {
 			first = err
 		}
 		delete(e.cuts, c)
@@ -245,13 +277,13 @@ type proxyNet struct {
 	listen  map[int][2]string
 	public  map[int][2]string
 	mu      sync.Mutex
-	blocked map[int]bool
+	blocked map[int]int // cuts towards node i, counted
 	conns   map[int]map[net.Conn]bool
 	lns     []net.Listener
 }
 
 func newProxyNet(n int) (*proxyNet, error) {
-	e := &proxyNet{n: n, listen: map[int][2]string{}, public: map[int][2]string{}, blocked: map[int]bool{}, conns: map[int]map[net.Conn]bool{}}
+	e := &proxyNet{n: n, listen: map[int][2]string{}, public: map[int][2]string{}, blocked: map[int]int{}, conns: map[int]map[net.Conn]bool{}}
 	free := func() (string, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -296,7 +328,7 @@ func (e *proxyNet) serve(i int, ln net.Listener, target string) {
 			return
 		}
 		e.mu.Lock()
-		if e.blocked[i] {
+		if e.blocked[i] > 0 {
 			e.mu.Unlock()
 			c.Close()
 			continue
@@ -326,12 +358,27 @@ func (e *proxyNet) serve(i int, ln net.Listener, target string) {
 	}
 }
 
-func (e *proxyNet) Cut(_, to int) error {
+func (e *proxyNet) Cut(from, to int) error {
+	if to == 0 { // the harness's side cannot be proxied: block the node
+		to = from
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.blocked[to] = true
+	e.blocked[to]++
 	for c := range e.conns[to] {
 		c.Close()
+	}
+	return nil
+}
+
+func (e *proxyNet) Uncut(from, to int) error {
+	if to == 0 {
+		to = from
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.blocked[to] > 0 {
+		e.blocked[to]--
 	}
 	return nil
 }
@@ -339,7 +386,7 @@ func (e *proxyNet) Cut(_, to int) error {
 func (e *proxyNet) Heal() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.blocked = map[int]bool{}
+	e.blocked = map[int]int{}
 	return nil
 }
 

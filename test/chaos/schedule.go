@@ -21,10 +21,18 @@ const (
 	FCorrupt           = "corrupt"            // kill a minority of replicas, damage their last segments' tails, restart
 	FRestart           = "restart"            // clean stop (SIGTERM) and start
 	FRolling           = "rolling-restart"    // clean restart of every node, one at a time
+	FClients           = "clients"            // the clients cut from one node, both ways; its peers still reach it
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = []string{FKill, FPause, FIsolate, FIsolateLeader, FIsolateController, FSplit, FBridge, FAsym, FDiskFull, FCorrupt, FRestart, FRolling}
+var AllFaults = []string{FKill, FPause, FIsolate, FIsolateLeader, FIsolateController, FSplit, FBridge, FAsym, FDiskFull, FCorrupt, FRestart, FRolling, FClients}
+
+// overlapKinds may start while the previous step (also of these kinds) is
+// still held, on other nodes. Kinds that damage data (corrupt, disk-full),
+// touch every node (split, bridge, rolling-restart) or resolve their target
+// only when applied are never overlapped, so that overlapping never damages
+// a majority of replicas by construction.
+var overlapKinds = map[string]bool{FKill: true, FPause: true, FIsolate: true, FAsym: true, FRestart: true, FClients: true}
 
 // Step is one fault of a schedule: applied at At (from the start of the
 // workload), held for Hold, then healed.
@@ -36,10 +44,16 @@ type Step struct {
 	Part  int32         `json:"part,omitempty"`  // isolate-leader: which partition's leader
 	Hold  time.Duration `json:"hold"`
 	Seed  int64         `json:"seed"` // for choices made when applied (corruption offsets)
+	// Overlap: the step starts while the previous one is held (at At,
+	// not after the previous step has healed).
+	Overlap bool `json:"overlap,omitempty"`
 }
 
 func (s Step) String() string {
 	var b strings.Builder
+	if s.Overlap {
+		b.WriteString("+")
+	}
 	fmt.Fprintf(&b, "%s", s.Kind)
 	switch s.Kind {
 	case FIsolateLeader:
@@ -70,8 +84,11 @@ type Schedule struct {
 
 // Generate builds the schedule for seed: faults of the enabled kinds, one
 // after another with quiet gaps, until dur is used up. rf and parts bound
-// the choices (corruption damages a minority of rf replicas).
-func Generate(seed int64, nodes int, dur time.Duration, kinds []string, rf int, parts int32) Schedule {
+// the choices (corruption damages a minority of rf replicas). With overlap
+// > 0, that fraction of the steps of overlapKinds that follow a step of
+// overlapKinds start during its hold instead, on nodes that no step of the
+// chain of overlaps touches; overlap 0 draws nothing extra from the seed.
+func Generate(seed int64, nodes int, dur time.Duration, kinds []string, rf int, parts int32, overlap float64) Schedule {
 	rng := rand.New(rand.NewSource(seed))
 	s := Schedule{Seed: seed, Nodes: nodes}
 	if len(kinds) == 0 {
@@ -86,8 +103,24 @@ func Generate(seed int64, nodes int, dur time.Duration, kinds []string, rf int, 
 		for i := range perm {
 			perm[i]++
 		}
+		var prev *Step
+		if n := len(s.Steps); n > 0 {
+			prev = &s.Steps[n-1]
+		}
+		if overlap > 0 && prev != nil && overlapKinds[kind] && overlapKinds[prev.Kind] && rng.Float64() < overlap {
+			// Start inside the previous hold, on nodes it leaves alone.
+			st.Overlap = true
+			st.At = prev.At + time.Duration(rng.Int63n(int64(prev.Hold)))
+			perm = without(perm, chainTouched(s.Steps))
+			if len(perm) < 2 {
+				st.Overlap, st.At, perm = false, t, rng.Perm(nodes)
+				for i := range perm {
+					perm[i]++
+				}
+			}
+		}
 		switch kind {
-		case FKill, FPause, FIsolate, FDiskFull, FRestart:
+		case FKill, FPause, FIsolate, FDiskFull, FRestart, FClients:
 			st.Nodes = perm[:1]
 		case FIsolateLeader:
 			st.Part = int32(rng.Intn(int(parts)))
@@ -105,11 +138,37 @@ func Generate(seed int64, nodes int, dur time.Duration, kinds []string, rf int, 
 			}
 			st.Nodes = perm[:minority]
 		}
-		if t+hold > dur {
+		if st.At+hold > dur {
 			break
 		}
 		s.Steps = append(s.Steps, st)
-		t += hold + time.Duration(500+rng.Intn(1500))*time.Millisecond
+		if end := st.At + hold; end > t {
+			t = end
+		}
+		t += time.Duration(500+rng.Intn(1500)) * time.Millisecond
 	}
 	return s
+}
+
+// chainTouched lists the nodes touched by the trailing run of overlapping
+// steps (back to the last step that did not overlap): a step's apply can
+// outlast its hold (restarts), so every step of a chain counts as active.
+func chainTouched(steps []Step) []int {
+	var out []int
+	for i := len(steps) - 1; i >= 0; i-- {
+		out = append(out, steps[i].touched()...)
+		if !steps[i].Overlap {
+			break
+		}
+	}
+	return out
+}
+
+// touched lists the nodes a step acts on (asym: both ends).
+func (s Step) touched() []int {
+	out := append([]int{}, s.Nodes...)
+	if s.Peer > 0 {
+		out = append(out, s.Peer)
+	}
+	return out
 }

@@ -26,6 +26,7 @@ type node struct {
 	dir     string
 	addr    string // Kafka listener
 	ctrl    string // controller listener
+	http    string // HTTP listener (metrics, health)
 	voters  string // the --controller-quorum flag
 	roles   string // process.roles; empty: broker,controller
 	extra   []string
@@ -62,11 +63,21 @@ func newCluster(t *testing.T, n int) *testCluster { return newRolesCluster(t, n,
 // each with the extra serve flags, and starts them all.
 func newRolesCluster(t *testing.T, voters, brokers int, voterRoles string, extra ...string) *testCluster {
 	t.Helper()
+	c := prepareCluster(t, voters, brokers, voterRoles, extra...)
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	return c
+}
+
+// prepareCluster is newRolesCluster without starting the nodes.
+func prepareCluster(t *testing.T, voters, brokers int, voterRoles string, extra ...string) *testCluster {
+	t.Helper()
 	bin := binary(t)
 	c := &testCluster{t: t}
 	var quorum []string
 	for i := 1; i <= voters+brokers; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), roles: voterRoles, extra: extra}
+		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), http: freeAddr(t), roles: voterRoles, extra: extra}
 		if i <= voters {
 			nd.ctrl = freeAddr(t)
 			quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))
@@ -77,9 +88,6 @@ func newRolesCluster(t *testing.T, voters, brokers int, voterRoles string, extra
 	}
 	for _, nd := range c.nodes {
 		nd.voters = strings.Join(quorum, ",")
-	}
-	for _, nd := range c.nodes {
-		nd.start()
 	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
@@ -96,7 +104,7 @@ func newRolesCluster(t *testing.T, voters, brokers int, voterRoles string, extra
 
 func (n *node) args() []string {
 	args := []string{"serve", "--node-id", fmt.Sprint(n.id), "--listen", n.addr, "--data-dir", filepath.Join(n.dir, "data"),
-		"--controller-quorum", n.voters}
+		"--controller-quorum", n.voters, "--http-listen", n.http}
 	if n.ctrl != "" {
 		args = append(args, "--controller-listen", n.ctrl)
 	}

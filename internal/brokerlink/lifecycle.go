@@ -1,0 +1,209 @@
+package brokerlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+)
+
+// LifecycleConfig configures a Lifecycle.
+type LifecycleConfig struct {
+	ClusterID string
+	// Broker is whether this node is a broker (process.roles); a
+	// controller-only node registers no broker.
+	Broker bool
+	// Registration is this broker's registration.
+	Registration controller.BrokerRegistration
+	// Every is the heartbeat interval (broker.heartbeat.interval.ms).
+	Every time.Duration
+	// RebalanceEvery is leader.imbalance.check.interval.seconds (0: never).
+	RebalanceEvery time.Duration
+	// Legacy, if set, is a pre-quorum metadata log's content for the first
+	// active controller to import; FinishImport marks it imported.
+	Legacy       []metadata.Record
+	FinishImport func() error
+	// OnReady runs once, when this broker's registration has reached its
+	// image (the image has caught up at least that far), before the
+	// broker counts as ready.
+	OnReady func()
+	Logger  *slog.Logger
+}
+
+// Lifecycle keeps this broker registered with the active controller and
+// heartbeating, as a KRaft broker does (BrokerLifecycleManager); on the
+// active controller it also formats a new cluster (its id), imports a
+// pre-quorum metadata log, publishes its endpoint for brokers, fences
+// brokers whose heartbeats stopped, completes reassignments and moves
+// leadership back to preferred replicas every RebalanceEvery
+// (auto.leader.rebalance.enable decides in the controller).
+type Lifecycle struct {
+	l   *Link
+	cfg LifecycleConfig
+	log *slog.Logger
+
+	legacy []metadata.Record
+
+	// ready is closed once this node's image holds its registration.
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	lastErr   string
+	lastErrAt time.Time
+
+	lastRebalance time.Time
+}
+
+// NewLifecycle returns the lifecycle of l's broker; Run (or WaitReady)
+// drives it.
+func NewLifecycle(l *Link, cfg LifecycleConfig) *Lifecycle {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Lifecycle{l: l, cfg: cfg, log: cfg.Logger, legacy: cfg.Legacy, ready: make(chan struct{}), lastRebalance: time.Now()}
+}
+
+// step does one round and returns how long to wait before the next.
+func (lc *Lifecycle) step() time.Duration {
+	l := lc.l
+	retry := min(lc.cfg.Every, 200*time.Millisecond)
+	if l.IsActive() {
+		c := l.cfg.Local
+		if lc.legacy != nil {
+			if err := c.Import(lc.legacy); err != nil {
+				lc.warn("import the pre-quorum metadata log", err)
+				return retry
+			}
+			if lc.cfg.FinishImport != nil {
+				if err := lc.cfg.FinishImport(); err != nil {
+					lc.warn("mark the pre-quorum metadata log imported", err)
+				}
+			}
+			lc.log.Info("imported the pre-quorum metadata log", "records", len(lc.legacy))
+			lc.legacy = nil
+		}
+		if err := c.EnsureClusterID(lc.cfg.ClusterID); err != nil {
+			lc.warn("format the metadata log", err)
+			return retry
+		}
+		reg := lc.cfg.Registration
+		if err := c.RegisterSelf(reg.Host, reg.Port); err != nil {
+			lc.warn("publish the controller endpoint", err)
+		}
+		if _, err := c.FenceExpired(); err != nil {
+			lc.warn("fence brokers", err)
+		}
+		if err := c.CompleteReassignments(); err != nil {
+			lc.warn("complete partition reassignments", err)
+		}
+		if now := time.Now(); lc.cfg.RebalanceEvery > 0 && now.Sub(lc.lastRebalance) >= lc.cfg.RebalanceEvery {
+			lc.lastRebalance = now
+			if err := c.RebalanceLeaders(); err != nil {
+				lc.warn("move leadership back to preferred replicas", err)
+			}
+		}
+	}
+	if l.Image().ClusterID == "" {
+		return retry // no active controller has formatted the log yet
+	}
+	if !lc.cfg.Broker {
+		return lc.cfg.Every // a controller only: no broker to register
+	}
+	epoch := l.Epoch()
+	if epoch < 0 {
+		e, err := l.register(lc.cfg.Registration, lc.cfg.ClusterID)
+		if err != nil {
+			lc.warn("register with the controller", err)
+			return retry
+		}
+		lc.log.Info("registered with the controller", "epoch", e, "controller", l.ControllerID())
+		l.epoch.Store(e)
+		epoch = e
+	} else if _, err := l.heartbeat(epoch); err != nil {
+		if NeedsRegistration(err) {
+			lc.log.Warn("registering again", "reason", err)
+			l.epoch.Store(-1)
+			return retry
+		}
+		lc.warn("heartbeat", err)
+		return retry
+	}
+	if b := l.Image().Brokers[lc.cfg.Registration.NodeID]; b == nil || b.Epoch != epoch {
+		return retry // the registration has not reached this node's image yet
+	}
+	lc.readyOnce.Do(func() {
+		// OnReady (the partitions follow the image) before ready opens
+		// the broker to clients.
+		if lc.cfg.OnReady != nil {
+			lc.cfg.OnReady()
+		}
+		close(lc.ready)
+	})
+	return lc.cfg.Every
+}
+
+// warn logs a failure, at most once every 5 s for the same text.
+func (lc *Lifecycle) warn(what string, err error) {
+	msg := what + ": " + err.Error()
+	if msg == lc.lastErr && time.Since(lc.lastErrAt) < 5*time.Second {
+		return
+	}
+	lc.lastErr, lc.lastErrAt = msg, time.Now()
+	level := slog.LevelWarn
+	if errors.Is(err, controller.ErrNotController) {
+		level = slog.LevelInfo // an election, or the controller not registered yet
+	}
+	lc.log.Log(context.Background(), level, what, "err", err)
+}
+
+// Run steps until ctx ends.
+func (lc *Lifecycle) Run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(lc.step())
+	}
+}
+
+// IsReady reports whether this broker's registration has reached its
+// image (it has caught up with the metadata log that far).
+func (lc *Lifecycle) IsReady() bool {
+	select {
+	case <-lc.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady steps in the caller's goroutine until this broker is
+// registered and its image has caught up that far, or the timeout passes
+// (a node that is its own quorum, before it serves).
+func (lc *Lifecycle) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		d := lc.step()
+		select {
+		case <-lc.ready:
+			return nil
+		default:
+		}
+		if time.Now().After(deadline) {
+			if lc.lastErr != "" {
+				return fmt.Errorf("timed out after %v registering the broker with the controller; last failure: %s", timeout, lc.lastErr)
+			}
+			return fmt.Errorf("timed out after %v registering the broker with the controller", timeout)
+		}
+		time.Sleep(min(max(d, time.Millisecond), 10*time.Millisecond))
+	}
+}

@@ -1,0 +1,102 @@
+package metrics
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/network"
+)
+
+// maxAPIKey bounds the per-key arrays; requests with a key outside
+// [0, maxAPIKey] (undecodable garbage) count under api="unknown".
+const maxAPIKey = 127
+
+// latencyBuckets spans 50 µs to 30 s: fast metadata answers to long-poll
+// fetches and acks=all produces.
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// Requests implements network.Observer.
+type Requests struct {
+	duration *prometheus.HistogramVec
+	// Plain atomics, read by GaugeFuncs at scrape time: cheaper than a
+	// float gauge's compare-and-swap loop on every request.
+	inFlight, inFlightB, conns, connsOpened atomic.Int64
+	// apis holds each key's histograms once the key has been seen: one
+	// map lookup per key for the life of the process, then an atomic load.
+	apis    [maxAPIKey + 2]atomic.Pointer[apiObservers]
+	unknown int // index of api="unknown" in apis
+}
+
+type apiObservers struct {
+	total, local, remote, send prometheus.Observer
+}
+
+func newRequests(reg prometheus.Registerer) *Requests {
+	r := &Requests{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "strata_request_duration_seconds",
+			Help:    "Time requests spend in each stage, by API: total (read to written), local (handler on the reader goroutine), remote (waiting for acks, long poll, fsync or a group), send (queued behind earlier answers, then written). Its _count by api with stage=\"total\" is the request rate.",
+			Buckets: latencyBuckets,
+		}, []string{"api", "stage"}),
+		unknown: maxAPIKey + 1,
+	}
+	load := func(v *atomic.Int64) func() float64 { return func() float64 { return float64(v.Load()) } }
+	reg.MustRegister(r.duration,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_requests_in_flight", Help: "Requests read and not yet answered."}, load(&r.inFlight)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_request_bytes_in_flight", Help: "Bytes of requests read and not yet answered."}, load(&r.inFlightB)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_connections", Help: "Open client connections on the Kafka listener."}, load(&r.conns)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_connections_opened_total", Help: "Client connections accepted on the Kafka listener."}, load(&r.connsOpened)),
+	)
+	return r
+}
+
+var _ network.Observer = (*Requests)(nil)
+
+// ConnOpened implements network.Observer.
+func (r *Requests) ConnOpened() { r.conns.Add(1); r.connsOpened.Add(1) }
+
+// ConnClosed implements network.Observer.
+func (r *Requests) ConnClosed() { r.conns.Add(-1) }
+
+// RequestRead implements network.Observer.
+func (r *Requests) RequestRead(_ int16, size int) {
+	r.inFlight.Add(1)
+	r.inFlightB.Add(int64(size))
+}
+
+// RequestDone implements network.Observer.
+func (r *Requests) RequestDone(key int16, size int, t network.RequestTimes) {
+	r.inFlight.Add(-1)
+	r.inFlightB.Add(-int64(size))
+	o := r.api(key)
+	o.total.Observe(t.Total().Seconds())
+	o.local.Observe(t.Local.Seconds())
+	o.remote.Observe(t.Remote.Seconds())
+	o.send.Observe(t.Send.Seconds())
+}
+
+func (r *Requests) api(key int16) *apiObservers {
+	i := r.unknown
+	if key >= 0 && int(key) <= maxAPIKey {
+		i = int(key)
+	}
+	if o := r.apis[i].Load(); o != nil {
+		return o
+	}
+	name := "unknown"
+	if i != r.unknown {
+		if name = kmsg.NameForKey(key); name == "" {
+			name = "unknown"
+		}
+	}
+	o := &apiObservers{
+		total:  r.duration.WithLabelValues(name, "total"),
+		local:  r.duration.WithLabelValues(name, "local"),
+		remote: r.duration.WithLabelValues(name, "remote"),
+		send:   r.duration.WithLabelValues(name, "send"),
+	}
+	r.apis[i].CompareAndSwap(nil, o) // a racing first request built the same children
+	return r.apis[i].Load()
+}
