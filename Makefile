@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin/strata
 PY        := /usr/bin/python3
 # Packages with concurrency, tested under the race detector.
-RACE_PKGS := ./internal/network/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/... ./internal/metadata/... ./internal/brokerlink/...
+RACE_PKGS := ./internal/network/... ./internal/fetchsession/... ./internal/kclient/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/... ./internal/metadata/... ./internal/brokerlink/...
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # What `strata version` reports: set at link time (internal/version). The
@@ -82,6 +82,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) ./internal/broker
 	$(GO) test -run='^$$' -fuzz='^FuzzFraming$$' -fuzztime=$(FUZZTIME) ./internal/network
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEntry$$' -fuzztime=$(FUZZTIME) ./internal/metadata
+	$(GO) test -run='^$$' -fuzz='^FuzzScramServer$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzPlain$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzParseJAAS$$' -fuzztime=$(FUZZTIME) ./internal/security
+	$(GO) test -run='^$$' -fuzz='^FuzzOAuthBearer$$' -fuzztime=$(FUZZTIME) ./internal/security
 
 ## chaos: fault-injection runs (see RELIABILITY.md); override CHAOS_* or add CHAOS_FLAGS
 CHAOS_SCHEDULES ?= 20

@@ -82,6 +82,9 @@ STRATA_FSYNC, or any key as STRATA_<KEY_WITH_UNDERSCORES>), then flags.`,
 			if w := cfg.Warnings(); len(w) > 0 {
 				logger.Warn("ignoring Kafka settings that mean nothing in Strata", "settings", strings.Join(w, "; "))
 			}
+			for _, w := range cfg.EnvWarnings() {
+				logger.Warn("ignoring an environment variable", "problem", w)
+			}
 			return runServer(cfg, logger)
 		},
 	}

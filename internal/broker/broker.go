@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,9 +16,11 @@ import (
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
 	"github.com/stratalog/strata/internal/coordinator/txn"
+	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
+	"github.com/stratalog/strata/internal/security"
 )
 
 // Controller is what the broker needs from the metadata controller.
@@ -50,6 +53,9 @@ type Controller interface {
 	QuorumState() controller.QuorumState
 	// IsActive reports whether this node is the active controller.
 	IsActive() bool
+	// AlterUserScramCredentials changes SCRAM users
+	// (user_scram_credentials.go); results by user name.
+	AlterUserScramCredentials(dels []controller.ScramDeletion, ups []controller.ScramUpsertion) map[string]error
 }
 
 // Partitions is what the broker needs from the partition manager.
@@ -138,6 +144,29 @@ type Options struct {
 	// __consumer_offsets partition once it is replicated
 	// (write_txn_markers.go).
 	TxnMarkers TxnMarkers
+	// SASL configures SaslHandshake and SaslAuthenticate.
+	SASL SASLOptions
+}
+
+// SASLOptions configure SASL authentication on SASL listeners.
+type SASLOptions struct {
+	// Mechanisms are the enabled mechanisms (sasl.enabled.mechanisms);
+	// ListenerMechanisms overrides them per listener
+	// (listener.name.<l>.sasl.enabled.mechanisms).
+	Mechanisms         []string
+	ListenerMechanisms map[string][]string
+	// PlainUsers returns the PLAIN users of a listener; nil: none.
+	PlainUsers func(listener string) *security.PlainUsers
+	// OAuth returns the OAUTHBEARER token validator of a listener; nil:
+	// OAUTHBEARER fails.
+	OAuth func(listener string) security.TokenValidator
+	// ReauthAfter is connections.max.reauth.ms; zero: sessions never
+	// expire.
+	ReauthAfter time.Duration
+	// FailureDelay is connection.failed.authentication.delay.ms.
+	FailureDelay time.Duration
+	// AfterFunc runs f after d (nil: time.AfterFunc); tests inject it.
+	AfterFunc func(d time.Duration, f func())
 }
 
 // Broker is the network.Handler that serves Kafka requests.
@@ -147,9 +176,12 @@ type Broker struct {
 	handlers handlerTable
 	pids     *producerIDs
 	auto     autoCreator
-	order    produceOrder // produce requests served off the reader (produce_txn.go)
+	sessions *fetchsession.Cache // incremental fetch sessions (fetch_session.go)
+	order    produceOrder        // produce requests served off the reader (produce_txn.go)
 	// shutdown is closed when the broker stops: long polls return early.
 	shutdown chan struct{}
+	// saslFakeKey keys the fake SCRAM salts of users that do not exist.
+	saslFakeKey []byte
 }
 
 // New returns a broker.
@@ -165,7 +197,10 @@ func New(opts Options) *Broker {
 		log:      opts.Logger.With("component", "broker"),
 		shutdown: make(chan struct{}),
 	}
+	b.saslFakeKey = make([]byte, 32)
+	_, _ = rand.Read(b.saslFakeKey)
 	b.pids = &producerIDs{alloc: opts.Controller.AllocateProducerIDs}
+	b.sessions = newSessionCache(opts)
 	b.handlers = b.register()
 	return b
 }
@@ -186,7 +221,13 @@ type request struct {
 }
 
 // respond encodes resp with the request's version and queues it.
-func (r *request) respond(resp kmsg.Response) {
+func (r *request) respond(resp kmsg.Response) { r.respondWith(resp, false) }
+
+// respondClose is respond, then the connection closes once the response
+// is written.
+func (r *request) respondClose(resp kmsg.Response) { r.respondWith(resp, true) }
+
+func (r *request) respondWith(resp kmsg.Response, closeAfter bool) {
 	resp.SetVersion(r.version)
 	buf := make([]byte, 4, 256)
 	binary.BigEndian.PutUint32(buf, uint32(r.corrID))
@@ -196,7 +237,7 @@ func (r *request) respond(resp kmsg.Response) {
 		buf = append(buf, 0)
 	}
 	buf = resp.AppendTo(buf)
-	r.resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: buf}}})
+	r.resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: buf}}, CloseAfter: closeAfter})
 }
 
 var errHeader = errors.New("malformed request header")
@@ -246,10 +287,38 @@ func skipTags(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// decodeBody decodes a request body (after the header's client id) of a
+// supported key and version. Its cost is linear in len(body): kmsg bounds
+// every array count by the bytes left and stops reading tag sections once
+// the input is exhausted (see decode_test.go and "Security" in
+// docs/design-notes.md), and skipTags fails at the first tag that overruns.
+func decodeBody(key, version int16, body []byte) (kmsg.Request, error) {
+	kreq := kmsg.RequestForKey(key)
+	kreq.SetVersion(version)
+	if kreq.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := kreq.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(key), version, err)
+	}
+	return kreq, nil
+}
+
 // Serve implements network.Handler.
 func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Responder) {
+	if rawSASL(nr.Conn) {
+		b.serveRawSASL(nr, resp)
+		return
+	}
 	key, version, corrID, clientID, body, err := parseHeader(nr.Data)
 	if err != nil {
+		resp.CloseConn(err)
+		return
+	}
+	if err := b.checkAuthenticated(nr.Conn, key); err != nil {
 		resp.CloseConn(err)
 		return
 	}
@@ -267,16 +336,9 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		resp.CloseConn(fmt.Errorf("%s version %d is outside the supported %d..%d", kmsg.NameForKey(key), version, h.min, h.max))
 		return
 	}
-	kreq := kmsg.RequestForKey(key)
-	kreq.SetVersion(version)
-	if kreq.IsFlexible() {
-		if body, err = skipTags(body); err != nil {
-			resp.CloseConn(err)
-			return
-		}
-	}
-	if err := kreq.ReadFrom(body); err != nil {
-		resp.CloseConn(fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(key), version, err))
+	kreq, err := decodeBody(key, version, body)
+	if err != nil {
+		resp.CloseConn(err)
 		return
 	}
 	req.body = kreq

@@ -27,9 +27,12 @@ func (b *Broker) handleBrokerRegistration(_ context.Context, r *request) {
 	case len(req.Listeners) == 0:
 		resp.ErrorCode = kerr.InvalidRequest.Code
 	default:
+		// The first listener is the inter-broker one (Strata brokers send
+		// it first); every one is recorded for clients.
 		l := req.Listeners[0]
 		epoch, err := b.opts.Controller.RegisterBroker(controller.BrokerRegistration{
 			NodeID: req.BrokerID, Incarnation: metadata.UUID(req.IncarnationID), Host: l.Host, Port: int32(l.Port), Rack: req.Rack,
+			Listeners:           registrationListeners(req.Listeners),
 			PreviousBrokerEpoch: previousBrokerEpoch(r.version, req),
 		})
 		resp.ErrorCode, resp.BrokerEpoch = errorCode(err), epoch
@@ -80,4 +83,30 @@ func previousBrokerEpoch(version int16, req *kmsg.BrokerRegistrationRequest) int
 		return req.PreviousBrokerEpoch
 	}
 	return -1
+}
+
+// Security protocol ids of BrokerRegistration's listeners (Kafka's
+// SecurityProtocol).
+var securityProtocolIDs = []string{"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+
+// SecurityProtocolID is the wire id of a security protocol, -1 if unknown.
+func SecurityProtocolID(name string) int16 {
+	for i, n := range securityProtocolIDs {
+		if n == name {
+			return int16(i)
+		}
+	}
+	return -1
+}
+
+func registrationListeners(ls []kmsg.BrokerRegistrationRequestListener) []metadata.ListenerEndpoint {
+	out := make([]metadata.ListenerEndpoint, 0, len(ls))
+	for _, l := range ls {
+		proto := "PLAINTEXT"
+		if l.SecurityProtocol >= 0 && int(l.SecurityProtocol) < len(securityProtocolIDs) {
+			proto = securityProtocolIDs[l.SecurityProtocol]
+		}
+		out = append(out, metadata.ListenerEndpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port), SecurityProtocol: proto})
+	}
+	return out
 }

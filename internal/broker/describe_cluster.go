@@ -44,7 +44,11 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *request) {
 		if br.Fenced && (r.version < 2 || !req.IncludeFencedBrokers) {
 			continue
 		}
-		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack, IsFenced: br.Fenced})
+		ep, ok := br.EndpointFor(r.conn.ListenerName())
+		if !ok {
+			continue
+		}
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: br.NodeID, Host: ep.Host, Port: ep.Port, Rack: br.Rack, IsFenced: br.Fenced})
 	}
 	r.respond(resp)
 }

@@ -36,6 +36,10 @@ var errorTable = []struct {
 	code *kerr.Error
 }{
 	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
+	{controller.ErrUnacceptableCredential, kerr.UnacceptableCredential},
+	{controller.ErrUnsupportedSASLMechanism, kerr.UnsupportedSaslMechanism},
+	{controller.ErrResourceNotFound, kerr.ResourceNotFound},
+	{controller.ErrDuplicateResource, kerr.DuplicateResource},
 	{controller.ErrInvalidTopic, kerr.InvalidTopicException},
 	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{controller.ErrUnknownTopicID, kerr.UnknownTopicID},

@@ -14,11 +14,10 @@ package broker
 // with an error (or a follower's diverging epoch) answers at once, as
 // Kafka does, with whatever the other partitions have.
 //
-// Incremental fetch sessions (KIP-227) are declined: a full fetch (session
-// epoch 0 or -1) is served with session id 0, which tells the client to keep
-// sending full fetches; any session id it names is one Kafka would close, so
-// it is ignored. An incremental fetch (any other epoch) names a session that
-// does not exist here and gets FETCH_SESSION_ID_NOT_FOUND, as from Kafka.
+// Incremental fetch sessions (KIP-227) are kept in the broker's
+// fetchsession.Cache (fetch_session.go): the partitions read are the
+// request's for a full fetch and the session's for an incremental one, and
+// an incremental response leaves out the partitions with nothing new.
 
 import (
 	"context"
@@ -29,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/kwire"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
@@ -40,8 +40,9 @@ type fetch struct {
 	b       *Broker
 	r       *request
 	req     *kmsg.FetchRequest
-	resp    *kmsg.FetchResponse
-	records [][][]network.Chunk
+	sess    *fetchsession.Context
+	replica int32       // the fetching follower, -1 for a consumer
+	out     []fetchPart // one per sess.Partitions()
 	reads   []replication.FetchResult
 	bytes   int64
 	waits   []<-chan struct{}
@@ -52,13 +53,19 @@ type fetch struct {
 
 func (b *Broker) handleFetch(ctx context.Context, r *request) {
 	req := r.body.(*kmsg.FetchRequest)
-	if r.version >= 7 && req.SessionEpoch != 0 && req.SessionEpoch != -1 {
+	replica := req.ReplicaID
+	if r.version >= 15 {
+		replica = req.ReplicaState.ID
+	}
+	sess, err := b.sessions.NewContext(sessionRequest(r.version, req, replica))
+	if err != nil {
+		b.log.Debug("fetch session refused", "client", r.clientID, "session", req.SessionID, "epoch", req.SessionEpoch, "err", err)
 		resp := kmsg.NewPtrFetchResponse()
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		resp.ErrorCode = sessionErrorCode(err)
 		r.respond(resp)
 		return
 	}
-	f := &fetch{ctx: ctx, b: b, r: r, req: req}
+	f := &fetch{ctx: ctx, b: b, r: r, req: req, sess: sess, replica: replica}
 	f.read()
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.waits) == 0 || f.urgent {
@@ -116,7 +123,8 @@ func (f *fetch) send() {
 	for i := range reads {
 		reads[i].Sent() // the leader's replication throttle counts what goes out
 	}
-	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, f.resp, f.records)
+	resp, records := f.response()
+	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, resp, records)
 	f.r.resp.Respond(&network.Response{Chunks: chunks, Release: func() {
 		for i := range reads {
 			reads[i].Release()
@@ -130,91 +138,83 @@ func (f *fetch) send() {
 func (f *fetch) read() {
 	req, b := f.req, f.b
 	img := b.image()
-	resp := kmsg.NewPtrFetchResponse()
-	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
-	f.records = make([][][]network.Chunk, len(req.Topics))
+	parts := f.sess.Partitions()
+	f.out = make([]fetchPart, len(parts))
 	f.bytes = 0
 	f.waits = f.waits[:0]
 	f.urgent = false
-	replica := req.ReplicaID
-	if f.r.version >= 15 {
-		replica = req.ReplicaState.ID
-	}
 	// max_bytes 0 still gets the first batch (KIP-74), as from Kafka.
 	remaining := max(int64(req.MaxBytes), 0)
 	minOne := true
-	for i := range req.Topics {
-		rt := &req.Topics[i]
-		st := &resp.Topics[i]
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
-		f.records[i] = make([][]network.Chunk, len(rt.Partitions))
-		var t *metadata.Topic
-		if f.r.version >= 13 {
-			t = img.TopicsByID[metadata.UUID(rt.TopicID)]
-		} else {
-			t = img.Topics[rt.Topic]
+	var t *metadata.Topic
+	var tKey fetchsession.Key
+	for j := range parts {
+		rq := &parts[j]
+		o := &f.out[j]
+		rp := &o.rp
+		rp.Default()
+		rp.Partition = rq.Partition
+		rp.HighWatermark = -1
+		if j == 0 || rq.TopicID != tKey.TopicID || rq.Topic != tKey.Topic {
+			tKey = rq.Key
+			if f.r.version >= 13 {
+				t = img.TopicsByID[metadata.UUID(rq.TopicID)]
+			} else {
+				t = img.Topics[rq.Topic]
+			}
 		}
-		for j := range rt.Partitions {
-			rq := &rt.Partitions[j]
-			rp := &st.Partitions[j]
-			rp.Default()
-			rp.Partition = rq.Partition
-			rp.HighWatermark = -1
-			if t == nil {
-				if f.r.version >= 13 {
-					rp.ErrorCode = kerr.UnknownTopicID.Code
-				} else {
-					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				}
-				f.urgent = true
-				continue
+		if t == nil {
+			if f.r.version >= 13 {
+				rp.ErrorCode = kerr.UnknownTopicID.Code
+			} else {
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
-			p, err := b.partition(t.Name, rq.Partition)
-			if err != nil {
-				rp.ErrorCode = errorCode(err)
-				f.urgent = true
-				continue
-			}
-			// Take the wake-up channel before reading, so that a write
-			// landing between the read and the wait is not missed.
-			wait := p.Wait()
-			limit := min(int64(rq.PartitionMaxBytes), remaining)
-			fr, err := p.Read(replication.FetchParams{
-				Offset: rq.FetchOffset, MaxBytes: int(max(limit, 0)), MinOneBatch: minOne,
-				CurrentLeaderEpoch: rq.CurrentLeaderEpoch, ReplicaID: replica, LastFetchedEpoch: rq.LastFetchedEpoch,
-				Isolation: fetchIsolation(req),
-			})
-			if err == nil || errors.Is(err, replication.ErrOffsetOutOfRange) {
-				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset
-			}
-			if err != nil {
-				rp.ErrorCode = errorCode(err)
-				f.urgent = true
-				continue
-			}
-			f.waits = append(f.waits, wait)
-			if fr.Diverging {
-				rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = fr.DivergingEpoch, fr.DivergingEndOffset
-				f.urgent = true
-				continue
-			}
-			rp.AbortedTransactions = abortedTransactions(fr.AbortedTxns)
-			rr := &fr.Records
-			if rr.Size == 0 {
-				fr.Release()
-				continue
-			}
-			f.reads = append(f.reads, fr)
-			chunks := make([]network.Chunk, len(rr.Regions))
-			for k, reg := range rr.Regions {
-				chunks[k] = network.Chunk{File: reg.File, Offset: reg.Offset, Len: reg.Len}
-			}
-			f.records[i][j] = chunks
-			f.bytes += rr.Size
-			remaining -= rr.Size
-			minOne = false
+			f.urgent = true
+			continue
 		}
+		p, err := b.partition(t.Name, rq.Partition)
+		if err != nil {
+			rp.ErrorCode = errorCode(err)
+			f.urgent = true
+			continue
+		}
+		// Take the wake-up channel before reading, so that a write
+		// landing between the read and the wait is not missed.
+		wait := p.Wait()
+		limit := min(int64(rq.MaxBytes), remaining)
+		fr, err := p.Read(replication.FetchParams{
+			Offset: rq.FetchOffset, MaxBytes: int(max(limit, 0)), MinOneBatch: minOne,
+			CurrentLeaderEpoch: rq.CurrentLeaderEpoch, ReplicaID: f.replica, LastFetchedEpoch: rq.LastFetchedEpoch,
+			Isolation: fetchIsolation(req),
+		})
+		if err == nil || errors.Is(err, replication.ErrOffsetOutOfRange) {
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset
+		}
+		if err != nil {
+			rp.ErrorCode = errorCode(err)
+			f.urgent = true
+			continue
+		}
+		f.waits = append(f.waits, wait)
+		if fr.Diverging {
+			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = fr.DivergingEpoch, fr.DivergingEndOffset
+			o.diverging = true
+			f.urgent = true
+			continue
+		}
+		rp.AbortedTransactions = abortedTransactions(fr.AbortedTxns)
+		rr := &fr.Records
+		if rr.Size == 0 {
+			fr.Release()
+			continue
+		}
+		f.reads = append(f.reads, fr)
+		o.chunks = make([]network.Chunk, len(rr.Regions))
+		for k, reg := range rr.Regions {
+			o.chunks[k] = network.Chunk{File: reg.File, Offset: reg.Offset, Len: reg.Len}
+		}
+		f.bytes += rr.Size
+		remaining -= rr.Size
+		minOne = false
 	}
-	f.resp = resp
 }

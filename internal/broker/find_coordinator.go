@@ -35,12 +35,12 @@ func (b *Broker) handleFindCoordinator(_ context.Context, r *request) {
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	if r.version >= 4 {
 		for _, k := range req.CoordinatorKeys {
-			resp.Coordinators = append(resp.Coordinators, b.findCoordinator(req.CoordinatorType, k))
+			resp.Coordinators = append(resp.Coordinators, b.findCoordinator(req.CoordinatorType, k, r.conn.ListenerName()))
 		}
 		r.respond(resp)
 		return
 	}
-	c := b.findCoordinator(req.CoordinatorType, req.CoordinatorKey)
+	c := b.findCoordinator(req.CoordinatorType, req.CoordinatorKey, r.conn.ListenerName())
 	resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.NodeID, c.Host, c.Port
 	if r.version >= 1 {
 		resp.ErrorMessage = c.ErrorMessage
@@ -48,7 +48,7 @@ func (b *Broker) handleFindCoordinator(_ context.Context, r *request) {
 	r.respond(resp)
 }
 
-func (b *Broker) findCoordinator(typ int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+func (b *Broker) findCoordinator(typ int8, key, listener string) kmsg.FindCoordinatorResponseCoordinator {
 	c := kmsg.NewFindCoordinatorResponseCoordinator()
 	c.Key, c.NodeID, c.Port = key, -1, -1
 	fail := func(e *kerr.Error, msg string) kmsg.FindCoordinatorResponseCoordinator {
@@ -97,6 +97,10 @@ func (b *Broker) findCoordinator(typ int8, key string) kmsg.FindCoordinatorRespo
 	if br == nil {
 		return fail(kerr.CoordinatorNotAvailable, topic+" partition has no leader")
 	}
-	c.NodeID, c.Host, c.Port = leader, br.Host, br.Port
+	ep, ok := br.EndpointFor(listener)
+	if !ok {
+		return fail(kerr.CoordinatorNotAvailable, "the coordinator has no listener "+listener)
+	}
+	c.NodeID, c.Host, c.Port = leader, ep.Host, ep.Port
 	return c
 }

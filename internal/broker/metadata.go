@@ -27,7 +27,7 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
 	allowAuto := !all && (r.version < 4 || req.AllowAutoTopicCreation) && b.opts.Static.Bool("auto.create.topics.enable")
 
-	resp.Brokers = brokerList(img)
+	resp.Brokers = brokerList(img, r.conn.ListenerName())
 	resp.ClusterID = &img.ClusterID
 	resp.ControllerID = b.controllerForClients(img)
 	resp.AuthorizedOperations = -2147483648
@@ -92,14 +92,20 @@ func (b *Broker) handleMetadata(_ context.Context, r *request) {
 	r.respond(resp)
 }
 
-func brokerList(img *metadata.Image) []kmsg.MetadataResponseBroker {
+// brokerList lists the live brokers with their endpoints on listener, the
+// one the client connected to.
+func brokerList(img *metadata.Image, listener string) []kmsg.MetadataResponseBroker {
 	out := make([]kmsg.MetadataResponseBroker, 0, len(img.Brokers))
 	for _, id := range sortedBrokerIDs(img) {
 		br := img.Brokers[id]
 		if br.Fenced {
 			continue // as Kafka: fenced brokers are not offered to clients
 		}
-		out = append(out, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
+		ep, ok := br.EndpointFor(listener)
+		if !ok {
+			continue // as Kafka: a broker without the listener is not offered
+		}
+		out = append(out, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: ep.Host, Port: ep.Port, Rack: br.Rack})
 	}
 	return out
 }

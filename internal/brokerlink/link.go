@@ -406,7 +406,7 @@ func (l *Link) register(r controller.BrokerRegistration, clusterID string) (int6
 	req.SetVersion(3)
 	req.BrokerID, req.ClusterID, req.IncarnationID, req.Rack = r.NodeID, clusterID, r.Incarnation, r.Rack
 	req.PreviousBrokerEpoch = r.PreviousBrokerEpoch
-	req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: r.Host, Port: uint16(r.Port)}}
+	req.Listeners = registrationListeners(r)
 	resp, err := l.forward(req)
 	if err != nil {
 		return -1, err

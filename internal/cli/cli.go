@@ -22,12 +22,13 @@ import (
 // options struct and return an error; cobra is only a thin layer around them,
 // so tests drive the same functions with buffers.
 type Env struct {
-	Brokers  []string      // seed brokers, host:port
-	ClientID string        // Kafka client id
-	Timeout  time.Duration // per operation: connecting, a request, a delivery
-	Verbose  bool          // more detail in output and errors
-	JSON     bool          // machine-readable output
-	Color    bool          // ANSI colour in tables (only on a terminal)
+	Brokers  []string       // seed brokers, host:port
+	ClientID string         // Kafka client id
+	Timeout  time.Duration  // per operation: connecting, a request, a delivery
+	Verbose  bool           // more detail in output and errors
+	JSON     bool           // machine-readable output
+	Color    bool           // ANSI colour in tables (only on a terminal)
+	Security ClientSecurity // TLS and SASL (security.go)
 
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -96,7 +97,11 @@ func (e *Env) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	if len(e.Brokers) == 0 {
 		return nil, errors.New("no brokers given (--brokers or STRATA_BROKERS)")
 	}
-	cl, err := kgo.NewClient(e.clientOpts(extra...)...)
+	sec, err := e.Security.opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(e.clientOpts(append(sec, extra...)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
@@ -206,6 +211,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 	pf.StringVar(&env.ClientID, "client-id", "strata-cli", "Kafka client id")
 	pf.DurationVar(&env.Timeout, "timeout", 10*time.Second, "how long to wait for the cluster: connecting, each request, each delivery")
 	pf.BoolVarP(&env.Verbose, "verbose", "v", false, "log every connection, request and response to stderr")
+	addSecurityFlags(pf, &env.Security, getenv)
 
 	// Completion functions run without the pre-run hooks, so they resolve
 	// the brokers themselves.
@@ -230,6 +236,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		txnCommand(env),
 		clusterCommand(env),
 		perfCommand(env),
+		userCommand(env, getenv),
 	)
 }
 

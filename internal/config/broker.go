@@ -88,6 +88,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "replica.fetch.wait.max.ms", Type: TypeInt, Default: "500", Check: atLeast(0), Doc: "how long a follower's fetch waits at the leader for new data"},
 		{Name: "replica.fetch.max.bytes", Type: TypeInt, Default: "1048576", Check: atLeast(1), Doc: "bytes a follower asks for per partition in one fetch (the first batch always comes whole)"},
 		{Name: "replica.fetch.response.max.bytes", Type: TypeInt, Default: "10485760", Check: atLeast(1), Doc: "bytes a follower asks for in one fetch, all partitions together"},
+		{Name: "max.incremental.fetch.session.cache.slots", Type: TypeInt, Default: "1000", Check: atLeast(0), Doc: "incremental fetch sessions (KIP-227) the broker keeps at most; 0 disables them"},
 		{Name: "replica.fetch.backoff.ms", Type: TypeInt, Default: "1000", Check: atLeast(0), Doc: "how long a follower waits after a failed fetch before the next"},
 		{Name: "leader.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker sends to followers of the replicas in leader.replication.throttled.replicas that are not in the ISR (KIP-73; dynamic)"},
 		{Name: "follower.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker fetches as a follower for the replicas in follower.replication.throttled.replicas while they are behind the leader's high watermark (KIP-73; dynamic)"},
@@ -100,7 +101,7 @@ func brokerOnlyDefs() []Def {
 // broker-level synonyms of topic configs (cluster-wide defaults, which are
 // dynamic).
 func BrokerDefs() []Def {
-	defs := brokerOnlyDefs()
+	defs := append(brokerOnlyDefs(), securityDefs()...)
 	seen := map[string]bool{}
 	for _, d := range defs {
 		seen[d.Name] = true
@@ -147,6 +148,8 @@ type Broker struct {
 	reg     *Registry
 	set     map[string]string // explicitly set (file, env, flags)
 	ignored map[string]bool   // Kafka keys set that mean nothing here
+	// envWarnings are STRATA_* variables that name no setting.
+	envWarnings []string
 }
 
 // envAliases maps the documented short environment names to keys; every key
@@ -213,7 +216,9 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 			if clientEnv[name] {
 				continue // the CLI's (STRATA_BROKERS)
 			}
-			problems = append(problems, fmt.Errorf("environment %s: %w: no broker setting has this name%s", name, ErrUnknown, didYouMean(closest(name, envNames))))
+			// The environment is shared with other tools (test
+			// harnesses set STRATA_BIN): reported, not refused.
+			b.envWarnings = append(b.envWarnings, fmt.Sprintf("environment %s: no broker setting has this name%s", name, didYouMean(closest(name, envNames))))
 			continue
 		}
 		if err := b.put(k, val); err != nil {
@@ -263,8 +268,15 @@ func (p Problems) Error() string {
 // Unwrap lets errors.Is see each problem.
 func (p Problems) Unwrap() []error { return p }
 
-// clientEnv are STRATA_* variables that belong to the command-line client.
-var clientEnv = map[string]bool{"STRATA_BROKERS": true}
+// clientEnv are STRATA_* variables that belong to the command-line client
+// (its connection and security flags) or to the test harness (STRATA_BIN,
+// the binary the process-level suites run).
+var clientEnv = map[string]bool{
+	"STRATA_BROKERS": true,
+	"STRATA_TLS":     true, "STRATA_TLS_CA": true, "STRATA_TLS_CERT": true, "STRATA_TLS_KEY": true,
+	"STRATA_SASL_MECHANISM": true, "STRATA_USER": true, "STRATA_PASSWORD": true, "STRATA_NEW_PASSWORD": true,
+	"STRATA_BIN": true,
+}
 
 // Warnings lists the Kafka keys that were set and mean nothing in Strata,
 // with the reason, sorted: the broker logs them once at start.
@@ -276,6 +288,10 @@ func (b *Broker) Warnings() []string {
 	sort.Strings(out)
 	return out
 }
+
+// EnvWarnings lists the STRATA_* environment variables that name no broker
+// setting, with the nearest names: the broker logs them at start.
+func (b *Broker) EnvWarnings() []string { return b.envWarnings }
 
 // closest returns the names nearest to name by edit distance (at most 3).
 func closest(name string, names []string) []string {
@@ -310,6 +326,13 @@ func (b *Broker) put(k, v string) error {
 			return fmt.Errorf("%w: %s=%q: several log directories are not supported; give one directory", ErrInvalid, k, v)
 		}
 		k = "data.dir"
+	}
+	if strings.HasPrefix(k, listenerPrefix) {
+		if err := b.validateListenerKey(k, v); err != nil {
+			return err
+		}
+		b.set[k] = v
+		return nil
 	}
 	if _, ok := b.reg.Lookup(k); !ok {
 		if r, refused := kafkaRefused[k]; refused {

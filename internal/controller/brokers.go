@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -37,7 +38,10 @@ type BrokerRegistration struct {
 	Incarnation metadata.UUID // fresh per process start
 	Host        string
 	Port        int32
-	Rack        *string
+	// Listeners are every client listener (Host:Port is the inter-broker
+	// one).
+	Listeners []metadata.ListenerEndpoint
+	Rack      *string
 	// PreviousBrokerEpoch is the epoch this broker had when it last shut
 	// down cleanly (BrokerRegistration v3+), -1 after an unclean shutdown
 	// or when unknown. A new process (incarnation) registering with
@@ -89,7 +93,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	img := c.images.Image()
 	b := img.Brokers[r.NodeID]
 	l := c.live[r.NodeID]
-	if b != nil && b.Incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && sameRack(b.Rack, r.Rack) && !b.Fenced {
+	if b != nil && b.Incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && slices.Equal(b.Listeners, r.Listeners) && sameRack(b.Rack, r.Rack) && !b.Fenced {
 		c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now, heard: true}
 		return b.Epoch, nil // a retry of the registration in force
 	}
@@ -101,7 +105,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	if b != nil {
 		epoch = b.Epoch + 1
 	}
-	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation}}
+	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation, Listeners: r.Listeners}}
 	// The same process registering again (its session expired) lost
 	// nothing; a new one that does not name the registered epoch as its
 	// last clean shutdown may have.

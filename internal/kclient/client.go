@@ -23,6 +23,7 @@ import (
 type Client struct {
 	timeout  time.Duration
 	maxBytes int32
+	dial     DialFunc
 
 	mu    sync.Mutex
 	conns map[string]*conn
@@ -38,12 +39,39 @@ type conn struct {
 // New returns a client whose requests time out after timeout (or the
 // context's deadline, if sooner).
 func New(timeout time.Duration) *Client {
-	return &Client{timeout: timeout, maxBytes: 64 << 20, conns: map[string]*conn{}}
+	return NewWithDial(timeout, nil)
+}
+
+// DialFunc opens a connection to another node's listener, ready for
+// requests: for a TLS or SASL inter-broker listener it runs the TLS
+// handshake and the SASL exchange before returning.
+type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// NewWithDial is New with connections opened by dial (nil: plain TCP).
+func NewWithDial(timeout time.Duration, dial DialFunc) *Client {
+	if dial == nil {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return &Client{timeout: timeout, maxBytes: 64 << 20, dial: dial, conns: map[string]*conn{}}
 }
 
 // Do sends req to addr with the given client id and returns the decoded
 // response. Any transport error drops the connection.
 func (c *Client) Do(ctx context.Context, addr, clientID string, req kmsg.Request) (kmsg.Response, error) {
+	return c.DoInto(ctx, addr, clientID, req, nil)
+}
+
+// DoInto is Do reading the response into *buf, grown as needed and kept
+// there for the next call: the response may alias *buf (decoded byte
+// fields such as a fetch's records are slices of it) and is valid only
+// until the next call with the same buf. A caller that is done with each
+// response before it sends the next request (the replica fetcher) then
+// allocates no buffer per response, which at replication rates is most of
+// a follower's garbage. A nil buf allocates afresh, as Do.
+func (c *Client) DoInto(ctx context.Context, addr, clientID string, req kmsg.Request, buf *[]byte) (kmsg.Response, error) {
 	c.mu.Lock()
 	rc := c.conns[addr]
 	if rc == nil {
@@ -54,7 +82,7 @@ func (c *Client) Do(ctx context.Context, addr, clientID string, req kmsg.Request
 
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	resp, err := rc.roundTrip(ctx, addr, clientID, c, req)
+	resp, err := rc.roundTrip(ctx, addr, clientID, c, req, buf)
 	if err != nil && rc.c != nil {
 		rc.c.Close()
 		rc.c, rc.r = nil, nil
@@ -68,14 +96,20 @@ func (c *Client) Do(ctx context.Context, addr, clientID string, req kmsg.Request
 	return resp, nil
 }
 
-func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client, req kmsg.Request) (kmsg.Response, error) {
+// reuseLimit is the size above which a reused response buffer is dropped
+// once a response needs less than a quarter of it: one large catch-up
+// response does not pin its buffer for good.
+const reuseLimit = 1 << 20
+
+func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client, req kmsg.Request, reuse *[]byte) (kmsg.Response, error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if rc.c == nil {
-		d := net.Dialer{Deadline: deadline}
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		conn, err := c.dial(dctx, addr)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +147,16 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 	if n < 4 || n > c.maxBytes {
 		return nil, fmt.Errorf("response of %d bytes", n)
 	}
-	body := make([]byte, n)
+	var body []byte
+	switch {
+	case reuse == nil:
+		body = make([]byte, n)
+	case cap(*reuse) < int(n) || (cap(*reuse) > reuseLimit && int(n) < cap(*reuse)/4):
+		*reuse = make([]byte, n)
+		body = *reuse
+	default:
+		body = (*reuse)[:n]
+	}
 	if _, err := io.ReadFull(rc.r, body); err != nil {
 		return nil, err
 	}

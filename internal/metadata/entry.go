@@ -93,7 +93,7 @@ func (im *Image) Records() []Record {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		b := im.Brokers[id]
-		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced, Incarnation: b.Incarnation})
+		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced, Incarnation: b.Incarnation, Listeners: b.Listeners})
 	}
 	cids := make([]int32, 0, len(im.Controllers))
 	for id := range im.Controllers {
@@ -107,6 +107,7 @@ func (im *Image) Records() []Record {
 	if im.NextProducerID > 0 {
 		out = append(out, &ProducerIDsRecord{NextProducerID: im.NextProducerID})
 	}
+	out = append(out, im.scramRecords()...)
 	for _, name := range im.SortedTopicNames() {
 		t := im.Topics[name]
 		out = append(out, &TopicRecord{Name: t.Name, ID: t.ID})

@@ -12,7 +12,8 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 	a, b := UUID{1}, UUID{2}
 	im := Empty()
 	im = apply(t, im, 0, &ClusterIDRecord{ClusterID: "c1"},
-		&RegisterBrokerRecord{NodeID: 1, Epoch: 0, Host: "h1", Port: 9092},
+		&RegisterBrokerRecord{NodeID: 1, Epoch: 0, Host: "h1", Port: 9092, Listeners: []ListenerEndpoint{
+			{Name: "INTERNAL", Host: "h1", Port: 9092, SecurityProtocol: "SSL"}, {Name: "EXTERNAL", Host: "e1", Port: 19092, SecurityProtocol: "SASL_SSL"}}},
 		&RegisterBrokerRecord{NodeID: 2, Epoch: 3, Host: "h2", Port: 9093, Rack: strp("r2"), Fenced: true},
 		&RegisterControllerRecord{NodeID: 7, Host: "c7", Port: 9097})
 	im = apply(t, im, 1, &TopicRecord{Name: "a", ID: a},
@@ -29,7 +30,23 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 		&ProducerIDsRecord{NodeID: 1, NextProducerID: 3000},
 		&FenceBrokerRecord{NodeID: 1, Epoch: 0, Fenced: true},
 		&FenceBrokerRecord{NodeID: 2, Epoch: 2, Fenced: false}) // an old registration's: ignored
-	im = apply(t, im, 3, &RemoveTopicRecord{ID: b})
+	im = apply(t, im, 3, &RemoveTopicRecord{ID: b},
+		&UserScramCredentialRecord{Name: "alice", Mechanism: "SCRAM-SHA-256", Salt: []byte{1}, StoredKey: []byte{2}, ServerKey: []byte{3}, Iterations: 4096},
+		&UserScramCredentialRecord{Name: "alice", Mechanism: "SCRAM-SHA-512", Salt: []byte{4}, StoredKey: []byte{5}, ServerKey: []byte{6}, Iterations: 8192},
+		&UserScramCredentialRecord{Name: "bob", Mechanism: "SCRAM-SHA-512", Salt: []byte{7}, StoredKey: []byte{8}, ServerKey: []byte{9}, Iterations: 4096})
+	im = apply(t, im, 4, &RemoveUserScramCredentialRecord{Name: "alice", Mechanism: "SCRAM-SHA-256"})
+	if len(im.ScramCredentials) != 2 || im.ScramCredentials[ScramKey{"alice", "SCRAM-SHA-512"}].Iterations != 8192 {
+		t.Fatalf("credentials %+v", im.ScramCredentials)
+	}
+	if ep, ok := im.Brokers[1].EndpointFor("EXTERNAL"); !ok || ep.Host != "e1" || ep.Port != 19092 {
+		t.Fatalf("EXTERNAL endpoint %+v %v", ep, ok)
+	}
+	if _, ok := im.Brokers[1].EndpointFor("OTHER"); ok {
+		t.Fatal("endpoint for a listener the broker lacks")
+	}
+	if ep, ok := im.Brokers[2].EndpointFor("ANY"); !ok || ep.Host != "h2" {
+		t.Fatalf("broker registered without listeners: %+v %v", ep, ok)
+	}
 
 	if !im.Brokers[1].Fenced || !im.Brokers[2].Fenced {
 		t.Fatalf("fencing: broker 1 %+v, broker 2 %+v", im.Brokers[1], im.Brokers[2])

@@ -20,6 +20,8 @@ type Image struct {
 	// requests, by node id.
 	Controllers    map[int32]Endpoint
 	NextProducerID int64
+	// ScramCredentials are the SCRAM users (security.go).
+	ScramCredentials map[ScramKey]ScramCredential
 }
 
 // Endpoint is a host and port.
@@ -86,6 +88,28 @@ type Broker struct {
 	Fenced bool
 	// Incarnation identifies the registered broker process.
 	Incarnation UUID
+	// Listeners are the broker's client listeners; Host and Port are the
+	// inter-broker one's. Empty for a registration from before listeners
+	// were recorded.
+	Listeners []ListenerEndpoint
+}
+
+// EndpointFor returns where clients of the named listener reach the
+// broker: Metadata, FindCoordinator and DescribeCluster answer each client
+// with the endpoints of the listener it came on, as Kafka does. ok is
+// false when the broker has no such listener (it is left out of the
+// answer). A broker registered without listeners is reached at Host:Port
+// whatever the listener.
+func (b *Broker) EndpointFor(listener string) (e Endpoint, ok bool) {
+	if len(b.Listeners) == 0 {
+		return Endpoint{Host: b.Host, Port: b.Port}, true
+	}
+	for _, l := range b.Listeners {
+		if l.Name == listener {
+			return Endpoint{Host: l.Host, Port: l.Port}, true
+		}
+	}
+	return Endpoint{}, false
 }
 
 // Empty returns the image before any record.
@@ -138,7 +162,7 @@ func (im *Image) SortedConfigResources() []ConfigResource {
 func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 	next := *im
 	next.Offset = offset
-	var copiedTopics, copiedConfigs, copiedBrokers bool
+	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram bool
 	cowTopics := func() {
 		if !copiedTopics {
 			next.Topics = maps.Clone(im.Topics)
@@ -219,7 +243,7 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				next.Brokers = maps.Clone(im.Brokers)
 				copiedBrokers = true
 			}
-			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced, Incarnation: r.Incarnation}
+			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced, Incarnation: r.Incarnation, Listeners: r.Listeners}
 		case *RegisterControllerRecord:
 			next.Controllers = maps.Clone(im.Controllers)
 			if next.Controllers == nil {
@@ -238,6 +262,15 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 			nb := *b
 			nb.Fenced = r.Fenced
 			next.Brokers[r.NodeID] = &nb
+		case *UserScramCredentialRecord, *RemoveUserScramCredentialRecord:
+			if !copiedScram {
+				next.ScramCredentials = maps.Clone(im.ScramCredentials)
+				if next.ScramCredentials == nil {
+					next.ScramCredentials = map[ScramKey]ScramCredential{}
+				}
+				copiedScram = true
+			}
+			applyScram(next.ScramCredentials, r)
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
 		}

@@ -20,6 +20,7 @@ type snapshot struct {
 	brokers map[int32]Broker
 	ctrls   map[int32]Endpoint
 	nextPID int64
+	scram   map[ScramKey]ScramCredential
 }
 
 func snap(im *Image) snapshot {
@@ -47,6 +48,9 @@ func snap(im *Image) snapshot {
 	}
 	for id, b := range im.Brokers {
 		s.brokers[id] = *b
+	}
+	if len(im.ScramCredentials) > 0 {
+		s.scram = maps.Clone(im.ScramCredentials)
 	}
 	return s
 }

@@ -62,6 +62,9 @@ const (
 	TypeClusterID      RecordType = 7
 	TypeFenceBroker    RecordType = 8
 	TypeController     RecordType = 9
+	// SCRAM credentials (security.go).
+	TypeUserScramCredential       RecordType = 10
+	TypeRemoveUserScramCredential RecordType = 11
 )
 
 // Record is one metadata record.
@@ -136,6 +139,17 @@ type RegisterBrokerRecord struct {
 	Fenced bool `json:"fenced,omitempty"`
 	// Incarnation identifies the broker process that registered.
 	Incarnation UUID `json:"incarnation"`
+	// Listeners are every client listener of the broker (Host and Port
+	// are the inter-broker one's); absent in older logs.
+	Listeners []ListenerEndpoint `json:"listeners,omitempty"`
+}
+
+// ListenerEndpoint is one advertised listener of a broker.
+type ListenerEndpoint struct {
+	Name             string `json:"name"`
+	Host             string `json:"host"`
+	Port             int32  `json:"port"`
+	SecurityProtocol string `json:"security_protocol"`
 }
 
 // FenceBrokerRecord fences (Fenced) or unfences a registered broker. A
@@ -219,6 +233,10 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(FenceBrokerRecord)
 	case TypeController:
 		r = new(RegisterControllerRecord)
+	case TypeUserScramCredential:
+		r = new(UserScramCredentialRecord)
+	case TypeRemoveUserScramCredential:
+		r = new(RemoveUserScramCredentialRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

@@ -30,6 +30,9 @@ func (c Chunk) Size() int64 {
 type Response struct {
 	Chunks  []Chunk
 	Release func()
+	// CloseAfter closes the connection once the response is written (a
+	// failed authentication: the client is told why, then dropped).
+	CloseAfter bool
 }
 
 // Request is one framed request. Data is the whole request after the size
@@ -60,6 +63,11 @@ type ConnInfo struct {
 	ID         uint64
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// Listener is the listener the connection came on; nil means a
+	// PLAINTEXT one (see auth.go).
+	Listener *Listener
+
+	auth connAuth
 }
 
 // Responder completes one request. Exactly one of its methods must be called,

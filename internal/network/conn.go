@@ -3,6 +3,7 @@ package network
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -118,7 +119,9 @@ type conn struct {
 	killed chan struct{} // closed when the connection must die now
 	killMu sync.Once
 
-	stopping atomic.Bool // Shutdown: read no more requests
+	stopping atomic.Bool   // Shutdown: read no more requests
+	stopCh   chan struct{} // closed with stopping set (wakes a reader waiting for memory)
+	stopOnce sync.Once
 
 	mu   sync.Mutex // orders enqueue against the writer dying
 	dead atomic.Bool
@@ -129,19 +132,23 @@ type conn struct {
 	w writer
 }
 
-func newConn(s *Server, nc net.Conn, id uint64) *conn {
+func newConn(s *Server, nc net.Conn, id uint64, l *Listener) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
+	if l.UsesTLS() && l.TLS != nil {
+		nc = tls.Server(nc, l.TLS)
+	}
 	c := &conn{
 		srv:    s,
 		nc:     nc,
 		br:     bufio.NewReaderSize(nc, readBufSize),
-		info:   ConnInfo{ID: id, RemoteAddr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr()},
+		info:   ConnInfo{ID: id, RemoteAddr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr(), Listener: l},
 		ctx:    ctx,
 		cancel: cancel,
 		sem:    make(chan struct{}, s.cfg.MaxInFlightPerConn),
 		queue:  make(chan *slot, s.cfg.MaxInFlightPerConn),
 		notify: make(chan struct{}, 1),
 		killed: make(chan struct{}),
+		stopCh: make(chan struct{}),
 	}
 	c.log = s.log.With("conn", id, "remote", c.info.RemoteAddr)
 	c.w.init(c)
@@ -163,6 +170,7 @@ func (c *conn) start() {
 // written.
 func (c *conn) stopReading() {
 	c.stopping.Store(true)
+	c.stopOnce.Do(func() { close(c.stopCh) })
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
@@ -179,6 +187,11 @@ func (c *conn) readLoop() {
 	maxSize := c.srv.cfg.MaxRequestSize
 	var hdr [4]byte
 	haveToken := false
+	if err := c.handshake(c.srv.cfg.HandshakeTimeout); err != nil {
+		c.log.Info("closing connection", "listener", c.info.ListenerName(), "err", err)
+		c.kill()
+		return
+	}
 	for {
 		if !haveToken {
 			select {
@@ -203,13 +216,18 @@ func (c *conn) readLoop() {
 			return
 		}
 		size := int32(binary.BigEndian.Uint32(hdr[:]))
-		if size < minRequestSize || size > maxSize {
-			c.log.Warn("closing connection: bad request size", "size", size, "max", maxSize)
+		if limit := c.sizeLimit(maxSize); size < minRequestSize || size > limit {
+			c.log.Warn("closing connection: bad request size", "size", size, "max", limit, "authenticated", c.info.Authenticated())
 			c.cancel()
+			return
+		}
+		if !c.srv.mem.acquire(int64(size), c.stopCh, c.killed) {
+			c.readFailed(-1, errKilled)
 			return
 		}
 		data, buf := c.srv.bufs.get(int(size))
 		if _, err := io.ReadFull(c.br, data); err != nil {
+			c.srv.mem.release(int64(size))
 			c.srv.bufs.put(buf)
 			c.readFailed(-1, err)
 			return
@@ -226,7 +244,9 @@ func (c *conn) readLoop() {
 			obs.RequestRead(s.st.apiKey, int(size))
 		}
 		haveToken = false
-		if !c.serve(s, &Request{Conn: &c.info, Data: data, pool: &c.srv.bufs, buf: buf}) {
+		ok := c.serve(s, &Request{Conn: &c.info, Data: data, pool: &c.srv.bufs, buf: buf})
+		c.srv.mem.release(int64(size))
+		if !ok {
 			return
 		}
 	}
@@ -325,10 +345,18 @@ func (c *conn) writeAll() error {
 		}
 		switch s.kind {
 		case kindRespond:
+			closeAfter := s.resp != nil && s.resp.CloseAfter
 			err := c.w.add(s.resp)
 			c.observeDone(s, err == nil)
 			if err != nil {
 				return err
+			}
+			if closeAfter {
+				if err := c.w.flush(); err != nil {
+					return err
+				}
+				c.log.Info("closing connection after its response", "listener", c.info.ListenerName())
+				return nil
 			}
 		case kindNoResponse:
 			c.observeDone(s, false)

@@ -38,6 +38,16 @@ type Config struct {
 	// IdleTimeout closes a connection that has sent no request and has no
 	// request in flight for this long. Zero means no timeout.
 	IdleTimeout time.Duration
+	// SASLMaxReceiveSize is the largest request a connection on a SASL
+	// listener may send before it has authenticated (Kafka's
+	// sasl.server.max.receive.size). Zero means DefaultSASLMaxReceiveSize.
+	SASLMaxReceiveSize int32
+	// QueuedMaxRequestBytes bounds the bytes of requests being read and
+	// served across all connections (Kafka's queued.max.request.bytes; see
+	// memory.go). Zero or negative means unbounded, Kafka's default.
+	QueuedMaxRequestBytes int64
+	// HandshakeTimeout bounds a TLS handshake. Zero means 10 seconds.
+	HandshakeTimeout time.Duration
 	// Logger receives connection-level events. Nil discards them.
 	Logger *slog.Logger
 	// Observer, if set, sees connections and request timings (metrics).
@@ -51,6 +61,7 @@ type Server struct {
 	log     *slog.Logger
 	bufPool sync.Pool // *[]byte, for the pread+write fallback
 	bufs    bufPool   // request bodies (see bufpool.go)
+	mem     *memPool  // queued.max.request.bytes (see memory.go)
 
 	nextID atomic.Uint64
 	epoch  time.Time // origin of the observer's monotonic stamps
@@ -76,6 +87,12 @@ func New(cfg Config, h Handler) *Server {
 	if cfg.MaxInFlightPerConn <= 0 {
 		cfg.MaxInFlightPerConn = DefaultMaxInFlightPerConn
 	}
+	if cfg.SASLMaxReceiveSize <= 0 {
+		cfg.SASLMaxReceiveSize = DefaultSASLMaxReceiveSize
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -84,6 +101,7 @@ func New(cfg Config, h Handler) *Server {
 		cfg:       cfg,
 		h:         h,
 		log:       log.With("component", "network"),
+		mem:       newMemPool(cfg.QueuedMaxRequestBytes),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		epoch:     time.Now(),
@@ -102,6 +120,11 @@ var ErrServerClosed = errors.New("network: server closed")
 // It returns ErrServerClosed after Shutdown, otherwise the accept error.
 // Serve takes ownership of ln and closes it on return.
 func (s *Server) Serve(ln net.Listener) error {
+	l := plaintextListener
+	return s.serve(ln, &l)
+}
+
+func (s *Server) serve(ln net.Listener, l *Listener) error {
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()
@@ -136,7 +159,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("network: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		s.startConn(nc)
+		s.startConn(nc, l)
 	}
 }
 
@@ -186,8 +209,8 @@ func (s *Server) isShutting() bool {
 	return s.shutting
 }
 
-func (s *Server) startConn(nc net.Conn) {
-	c := newConn(s, nc, s.nextID.Add(1))
+func (s *Server) startConn(nc net.Conn, l *Listener) {
+	c := newConn(s, nc, s.nextID.Add(1), l)
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()
@@ -219,4 +242,10 @@ func (s *Server) connDone(c *conn) {
 func isTemporaryAcceptError(err error) bool {
 	var te interface{ Temporary() bool }
 	return errors.As(err, &te) && te.Temporary()
+}
+
+// QueuedBytes reports the request memory budget: bytes available (negative
+// when overdrawn) and readers waiting for some (see memory.go).
+func (s *Server) QueuedBytes() (available int64, waiting int) {
+	return s.mem.Available(), s.mem.Waiting()
 }

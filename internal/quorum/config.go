@@ -59,8 +59,11 @@ type Config struct {
 	StateMachine StateMachine
 
 	// Listener, when set, is used instead of listening on Peers[ID]; the
-	// Node owns it once New succeeds and closes it at Stop.
+	// Node owns it once New succeeds and closes it at Stop. (A TLS
+	// listener, with Dial dialing TLS, secures the quorum's traffic.)
 	Listener net.Listener
+	// Dial connects to a peer voter; nil: plain TCP.
+	Dial DialFunc
 	// MaxMessageBytes bounds one frame on the wire (default 256 MiB); it
 	// must exceed the largest snapshot.
 	MaxMessageBytes int

@@ -132,6 +132,7 @@ func (n *Node) Start() error {
 		deliver:   n.deliver,
 		report:    n.report,
 		view:      n.view,
+		dialFn:    n.cfg.Dial,
 	})
 	if n.core.singleVoter() {
 		if err := n.core.campaign(); err != nil {

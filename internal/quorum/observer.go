@@ -41,6 +41,8 @@ type ObserverConfig struct {
 	// in time is left for the next one.
 	DialTimeout    time.Duration
 	RequestTimeout time.Duration
+	// Dial connects to a voter (TLS, say); nil: plain TCP.
+	Dial DialFunc
 }
 
 func (c *ObserverConfig) withDefaults() (ObserverConfig, error) {
@@ -480,8 +482,7 @@ func (o *Observer) setApplied(applied uint64, r *fetchResponse) {
 
 // dial connects to voter id and runs the observer's handshake.
 func (o *Observer) dial(id uint64, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: o.cfg.DialTimeout}
-	c, err := d.DialContext(o.ctx, "tcp", addr)
+	c, err := dialWith(o.ctx, o.cfg.Dial, addr, o.cfg.DialTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,8 @@ type transportConfig struct {
 	report func(report)
 	// view serves observers' fetches; nil: observers are refused.
 	view *logView
+	// dialFn connects to a peer (TLS, say); nil: plain TCP.
+	dialFn DialFunc
 }
 
 // transport sends each peer's messages on one outgoing connection, through
@@ -402,8 +404,7 @@ func (t *transport) identify(id uint64) (uint64, error) {
 	addr := t.peers[id]
 	ctx, cancel := context.WithTimeout(t.ctx, identifyTimeout)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := dialWith(ctx, t.dialFn, addr, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -475,8 +476,7 @@ func (t *transport) dial(id uint64, addr string) (net.Conn, error) {
 // the connection.
 func (t *transport) dialVersion(id uint64, addr string, version byte) (net.Conn, answer, error) {
 	var a answer
-	d := net.Dialer{Timeout: dialTimeout}
-	c, err := d.DialContext(t.ctx, "tcp", addr)
+	c, err := dialWith(t.ctx, t.dialFn, addr, dialTimeout)
 	if err != nil {
 		return nil, a, err
 	}

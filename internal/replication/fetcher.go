@@ -1,12 +1,15 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +41,9 @@ type FetcherConfig struct {
 	PartitionMaxByte int32         // replica.fetch.max.bytes
 	ResponseMaxBytes int32         // replica.fetch.response.max.bytes
 	Backoff          time.Duration // replica.fetch.backoff.ms
+	// Dial connects to leaders (TLS and SASL on the inter-broker
+	// listener); nil means plain TCP.
+	Dial kclient.DialFunc
 }
 
 func (c *FetcherConfig) withDefaults() FetcherConfig {
@@ -68,12 +74,19 @@ type fetcher struct {
 	log    *slog.Logger
 	client *kclient.Client
 	quota  *quota // the broker's follower throttle, shared by its fetchers
+	// session is the incremental fetch session with the leader; only
+	// the run goroutine uses it, as respBuf: every response is read into
+	// it, and handled (appended) before the next fetch reuses it.
+	session fetchSession
+	respBuf []byte
 
 	mu    sync.Mutex
 	addr  string
 	parts map[TopicPartition]*Partition
-	delay map[TopicPartition]time.Time // partitions backing off after an error
-	wake  chan struct{}
+	// epochs are the partitions' leader epochs when added.
+	epochs map[TopicPartition]int32
+	delay  map[TopicPartition]time.Time // partitions backing off after an error
+	wake   chan struct{}
 	// interrupt ends the fetch in flight (nil when none): a partition
 	// added meanwhile is fetched at once instead of after the leader's
 	// long poll.
@@ -86,8 +99,8 @@ type fetcher struct {
 func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, logger *slog.Logger) *fetcher {
 	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg, quota: q,
 		log:    logger.With("component", "replica-fetcher", "leader", leader),
-		client: kclient.New(cfg.MaxWait + 30*time.Second),
-		parts:  map[TopicPartition]*Partition{}, delay: map[TopicPartition]time.Time{},
+		client: kclient.NewWithDial(cfg.MaxWait+30*time.Second, cfg.Dial),
+		parts:  map[TopicPartition]*Partition{}, epochs: map[TopicPartition]int32{}, delay: map[TopicPartition]time.Time{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
@@ -97,13 +110,27 @@ func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, 
 
 func (f *fetcher) setAddr(addr string) {
 	f.mu.Lock()
+	if addr != f.addr && f.interrupt != nil {
+		f.interrupt() // the fetch in flight went to the old address
+	}
 	f.addr = addr
 	f.mu.Unlock()
 }
 
+// add makes the fetcher replicate tp. A partition it already fetches in
+// the same leader epoch is left alone: the manager calls add for every
+// followed partition on every metadata image, and interrupting the fetch
+// in flight each time would cost a new connection and a full fetch
+// session for nothing.
 func (f *fetcher) add(tp TopicPartition, p *Partition) {
+	epoch := p.LeaderEpoch()
 	f.mu.Lock()
+	if cur, ok := f.parts[tp]; ok && cur == p && f.epochs[tp] == epoch {
+		f.mu.Unlock()
+		return
+	}
 	f.parts[tp] = p
+	f.epochs[tp] = epoch
 	delete(f.delay, tp)
 	if f.interrupt != nil {
 		f.interrupt()
@@ -115,6 +142,7 @@ func (f *fetcher) add(tp TopicPartition, p *Partition) {
 func (f *fetcher) remove(tp TopicPartition) {
 	f.mu.Lock()
 	delete(f.parts, tp)
+	delete(f.epochs, tp)
 	delete(f.delay, tp)
 	f.mu.Unlock()
 }
@@ -151,13 +179,16 @@ func (f *fetcher) run(ctx context.Context) {
 		f.mu.Lock()
 		f.interrupt = interrupt
 		f.mu.Unlock()
-		resp, err := f.client.Do(fctx, addr, ReplicaClientID, req)
+		resp, err := f.client.DoInto(fctx, addr, ReplicaClientID, req, &f.respBuf)
 		f.mu.Lock()
 		f.interrupt = nil
 		f.mu.Unlock()
 		interrupted := fctx.Err() != nil
 		interrupt()
 		if err != nil {
+			// The leader may or may not have taken the fetch: the
+			// session starts over.
+			f.session.failed()
 			if ctx.Err() != nil {
 				return
 			}
@@ -173,7 +204,12 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		failures = 0
 		fr := resp.(*kmsg.FetchResponse)
-		if fr.ErrorCode != 0 {
+		if !f.session.answered(fr) {
+			if sessionError(fr.ErrorCode) {
+				// Evicted, or out of step: a full fetch at once.
+				f.log.Info("fetch session refused by the leader; starting a new one", "session", req.SessionID, "epoch", req.SessionEpoch, "err", kerr.ErrorForCode(fr.ErrorCode))
+				continue
+			}
 			f.log.Warn("fetch from leader refused", "err", kerr.ErrorForCode(fr.ErrorCode))
 			f.sleep(ctx, time.Now().Add(f.cfg.Backoff))
 			continue
@@ -231,9 +267,8 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, stri
 	req.MaxWaitMillis = int32(f.cfg.MaxWait / time.Millisecond)
 	req.MinBytes = 1
 	req.MaxBytes = f.cfg.ResponseMaxBytes
-	req.SessionEpoch = -1
 	parts := make(map[TopicPartition]fetching, len(f.parts))
-	byTopic := map[string]int{}
+	list := make([]fetchPart, 0, len(f.parts))
 	for tp, p := range f.parts {
 		if d, ok := f.delay[tp]; ok {
 			if d.After(now) {
@@ -250,21 +285,20 @@ func (f *fetcher) build() (*kmsg.FetchRequest, map[TopicPartition]fetching, stri
 			}
 			continue
 		}
-		i, ok := byTopic[tp.Topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[tp.Topic] = i
-			t := kmsg.NewFetchRequestTopic()
-			t.Topic = tp.Topic
-			t.TopicID = p.TopicID
-			req.Topics = append(req.Topics, t)
+		fp := fetchPart{tp: tp, id: p.TopicID, params: fetchParams{maxBytes: f.cfg.PartitionMaxByte}}
+		fp.params.offset, fp.params.lastEpoch, fp.params.leaderEpoch, fp.params.logStart = p.fetchState()
+		parts[tp] = fetching{p, fp.params.leaderEpoch, fp.params.offset}
+		list = append(list, fp)
+	}
+	// A stable order, so that a full fetch lists partitions alike each time.
+	slices.SortFunc(list, func(a, b fetchPart) int {
+		if c := strings.Compare(a.tp.Topic, b.tp.Topic); c != 0 {
+			return c
 		}
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = tp.Partition
-		rp.FetchOffset, rp.LastFetchedEpoch, rp.CurrentLeaderEpoch, rp.LogStartOffset = p.fetchState()
-		rp.PartitionMaxBytes = f.cfg.PartitionMaxByte
-		parts[tp] = fetching{p, rp.CurrentLeaderEpoch, rp.FetchOffset}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		return cmp.Compare(a.tp.Partition, b.tp.Partition)
+	})
+	if len(list) > 0 {
+		f.session.fill(req, f.addr, list)
 	}
 	if !next.IsZero() {
 		// A partition backing off is due before the long poll would end:

@@ -2,7 +2,7 @@ package server
 
 // Broker-level tests, over the wire, for rules that were only tested at the
 // storage layer or not at all: Fetch size limits (max_bytes, partition_max_bytes,
-// KIP-74), min_bytes with max_wait, declined fetch sessions (KIP-227),
+// KIP-74), min_bytes with max_wait (fetch sessions: fetch_session_test.go),
 // OffsetForLeaderEpoch (KIP-101/320) and DescribeCluster (KIP-700/919).
 
 import (
@@ -358,70 +358,6 @@ func TestFetchErrorAnswersAtOnce(t *testing.T) {
 		t.Errorf("the consumer's reset took %v: the out-of-range answer waited", elapsed)
 	} else {
 		t.Logf("consumer past the end reset and read in %v", elapsed)
-	}
-}
-
-// TestFetchRulesSessions checks that incremental fetch sessions (KIP-227) are
-// declined the way Kafka answers a broker without the session: a full fetch
-// gets its data and session id 0 (no session); an incremental fetch (epoch
-// other than 0 and -1) names a session that does not exist and gets
-// FETCH_SESSION_ID_NOT_FOUND, whatever the id. A full fetch naming a session
-// id closes that session in Kafka and is served as a full fetch.
-func TestFetchRulesSessions(t *testing.T) {
-	n := startNode(t, "", nil)
-	ctx := ctxT(t)
-	const topic = "sessions"
-	if _, err := n.admin().CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	c := n.raw()
-	produceTo(t, c, topic, 0, buildBatch(t, record.NewBatchOptions(record.CodecNone), time.Now().UnixMilli(), 3))
-	id, _ := topicMetadata(t, c, topic)
-	cases := []struct {
-		name      string
-		sessionID int32
-		epoch     int32
-		want      *kerr.Error
-	}{
-		{"full fetch asking for a session", 0, 0, nil},
-		{"sessionless full fetch", 0, -1, nil},
-		{"incremental fetch on an unknown session", 12345, 1, kerr.FetchSessionIDNotFound},
-		{"incremental fetch at a later epoch", 12345, 7, kerr.FetchSessionIDNotFound},
-		{"incremental fetch without a session id", 0, 1, kerr.FetchSessionIDNotFound},
-		{"negative epoch other than -1", 0, -2, kerr.FetchSessionIDNotFound},
-		{"full fetch closing an unknown session", 12345, -1, nil},
-		{"full fetch replacing an unknown session", 12345, 0, nil},
-	}
-	for _, version := range []int16{7, 12, 13, 17} {
-		for _, tc := range cases {
-			t.Run(fmt.Sprintf("v%d/%s", version, tc.name), func(t *testing.T) {
-				req := newFetchRequest(version, fetchTopic{topic, id}, 0, 1, 1<<20, fetchPart{0, 0, 1 << 20})
-				req.SessionID, req.SessionEpoch = tc.sessionID, tc.epoch
-				resp := c.roundTrip(req).(*kmsg.FetchResponse)
-				if resp.SessionID != 0 {
-					t.Errorf("session id %d: sessions are declined, want 0", resp.SessionID)
-				}
-				if tc.want != nil {
-					if resp.ErrorCode != tc.want.Code {
-						t.Fatalf("error %v, want %v", kerr.ErrorForCode(resp.ErrorCode), tc.want)
-					}
-					if len(resp.Topics) != 0 {
-						t.Fatalf("error response carries %d topics, want none", len(resp.Topics))
-					}
-					return
-				}
-				if resp.ErrorCode != 0 {
-					t.Fatalf("error %v, want none", kerr.ErrorForCode(resp.ErrorCode))
-				}
-				if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-					t.Fatalf("full fetch answered %d topics", len(resp.Topics))
-				}
-				p := resp.Topics[0].Partitions[0]
-				if p.ErrorCode != 0 || len(batchesIn(t, p.RecordBatches)) != 1 {
-					t.Fatalf("full fetch: error %v, %d batches, want the one batch", kerr.ErrorForCode(p.ErrorCode), len(batchesIn(t, p.RecordBatches)))
-				}
-			})
-		}
 	}
 }
 

@@ -222,12 +222,17 @@ func (s *Server) startObserver(logger *slog.Logger, voters map[int32]string, clu
 	for id, addr := range voters {
 		peers[raftID(id)] = addr
 	}
+	_, dial, err := s.quorumTLS(logger)
+	if err != nil {
+		return err
+	}
 	o, err := quorum.NewObserver(quorum.ObserverConfig{
 		ID:           raftID(s.cfg.NodeID()),
 		Voters:       peers,
 		ClusterID:    clusterID,
 		Logger:       logger,
 		StateMachine: s.loader,
+		Dial:         dial,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata quorum observer: %w", err)

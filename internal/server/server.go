@@ -23,6 +23,7 @@ import (
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/metadata/loader"
@@ -72,7 +73,9 @@ type Server struct {
 	tx     *txnServer
 	broker *broker.Broker
 	net    *network.Server
-	ln     net.Listener
+	ln     net.Listener     // the inter-broker listener's socket (lns[0])
+	lns    []*boundListener // every client listener (listeners.go)
+	sec    listenerSecurity // TLS and SASL of the listeners (security.go)
 	// metrics and http are the registry and the HTTP listener
 	// (observability.go); stopping makes /readyz say so at Shutdown.
 	metrics  *metrics.Metrics
@@ -158,7 +161,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc = kclient.New(forwardTimeout)
+	s.rpc = kclient.NewWithDial(forwardTimeout, s.sec.dial)
 	s.link = brokerlink.New(brokerlink.Config{NodeID: nodeID, Local: s.ctrl, Quorum: s.quorumView, Images: s.loader, Client: s.rpc,
 		Logger: logger.With("component", "controller-channel"), Timeout: forwardTimeout,
 		Settle: func(offset int64) {
@@ -167,11 +170,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			}
 		}})
 
-	s.ln, err = net.Listen("tcp", cfg.Listen())
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen(), err)
-	}
-	host, port, err := advertised(cfg, s.ln.Addr())
+	host, port, endpoints, err := s.openClientListeners(logger)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +188,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 			PartitionMaxByte: int32(cfg.Int64("replica.fetch.max.bytes")),
 			ResponseMaxBytes: int32(cfg.Int64("replica.fetch.response.max.bytes")),
 			Backoff:          ms("replica.fetch.backoff.ms"),
+			Dial:             s.sec.dial,
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: brokerlink.ISR{L: s.link},
@@ -212,7 +212,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	lc := brokerlink.NewLifecycle(s.link, brokerlink.LifecycleConfig{
 		ClusterID:      clusterID,
 		Broker:         s.roles.broker,
-		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Rack: rack, PreviousBrokerEpoch: prevEpoch},
+		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Listeners: endpoints, Rack: rack, PreviousBrokerEpoch: prevEpoch},
 		Every:          time.Duration(cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 		RebalanceEvery: time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second,
 		Legacy:         legacy,
@@ -226,7 +226,12 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if s.roles.broker {
 		ready = lc.IsReady
 	}
+	saslOpts, err := s.saslOptions()
+	if err != nil {
+		return nil, err
+	}
 	s.broker = broker.New(broker.Options{
+		SASL:               saslOpts,
 		NodeID:             nodeID,
 		Static:             cfg,
 		Controller:         s.link,
@@ -242,9 +247,11 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Ready:              ready,
 	})
 	s.net = network.New(network.Config{
-		MaxRequestSize: int32(cfg.Int64("socket.request.max.bytes")),
-		Logger:         logger.With("component", "network"),
-		Observer:       s.metrics.Requests(),
+		MaxRequestSize:        int32(cfg.Int64("socket.request.max.bytes")),
+		SASLMaxReceiveSize:    int32(cfg.Int64("sasl.server.max.receive.size")),
+		QueuedMaxRequestBytes: cfg.Int64("queued.max.request.bytes"),
+		Logger:                logger.With("component", "network"),
+		Observer:              s.metrics.Requests(),
 	}, s.broker)
 	s.attachMetrics()
 
@@ -285,8 +292,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.serveErr <- s.net.Serve(s.ln)
+		s.serveErr <- s.net.ServeListener(s.ln, s.lns[0].net)
 	}()
+	s.serveExtraListeners()
 	s.log.Info("strata started", "version", version.Get().String(), "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
 		"data_dir", dir, "node_id", nodeID, "roles", cfg.String("process.roles"), "cluster_id", clusterID, "voters", len(voters),
 		"fsync", cfg.String("log.fsync"))
@@ -327,15 +335,19 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		StateMachine:  s.loader,
 	}
 	if len(voters) > 1 {
-		addr := cfg.String("controller.listen")
+		addr := controllerListenAddr(cfg)
 		if addr == "" {
 			addr = voters[cfg.NodeID()]
+		}
+		wrap, dial, err := s.quorumTLS(logger)
+		if err != nil {
+			return err
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("controller listener on %s: %w", addr, err)
 		}
-		qcfg.Listener = ln
+		qcfg.Listener, qcfg.Dial = wrap(ln), dial
 	}
 	q, err := quorum.New(qcfg)
 	if err != nil {
@@ -421,6 +433,9 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 // Addr is the bound listener address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// FetchSessions describes the broker's incremental fetch session cache.
+func (s *Server) FetchSessions() fetchsession.Stats { return s.broker.FetchSessions() }
+
 // Shutdown stops accepting, finishes in-flight requests (until ctx ends),
 // then flushes and closes every log.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -453,8 +468,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // records a clean shutdown for the next start (cleanshutdown.go).
 func (s *Server) closeStorage(epoch int64) error {
 	var errs []error
-	if s.ln != nil && s.net == nil {
-		s.ln.Close()
+	if s.net == nil {
+		for _, l := range s.lns {
+			l.ln.Close()
+		}
 	}
 	if s.loader != nil {
 		s.loader.Close() // no delta reaches the partitions from here on
@@ -560,28 +577,6 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// advertised returns the host and port clients should connect to: the
-// advertised address if set, else the bound address (an unspecified host
-// becomes localhost; port 0 becomes the bound port).
-func advertised(cfg *config.Broker, bound net.Addr) (string, int32, error) {
-	addr := cfg.Advertised()
-	host, port, err := broker.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, fmt.Errorf("advertised address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	if port == 0 {
-		_, bp, err := broker.SplitHostPort(bound.String())
-		if err != nil {
-			return "", 0, err
-		}
-		port = bp
-	}
-	return strings.Trim(host, "[]"), port, nil
 }
 
 // cleanerConfig maps Kafka's log.cleaner.* broker settings to the cleaner's.

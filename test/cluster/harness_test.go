@@ -20,19 +20,24 @@ import (
 
 // node is one strata serve process of a test cluster.
 type node struct {
-	t       *testing.T
-	id      int32
-	bin     string
-	dir     string
-	addr    string // Kafka listener
-	ctrl    string // controller listener
-	http    string // HTTP listener (metrics, health)
-	voters  string // the --controller-quorum flag
-	roles   string // process.roles; empty: broker,controller
-	extra   []string
-	cmd     *exec.Cmd
-	logFile *os.File
-	exited  chan error
+	t      *testing.T
+	id     int32
+	bin    string
+	dir    string
+	addr   string // Kafka listener
+	ctrl   string // controller listener
+	http   string // HTTP listener (metrics, health)
+	voters string // the --controller-quorum flag
+	roles  string // process.roles; empty: broker,controller
+	// listeners, when set, replaces --listen: the node's listeners key
+	// (addr must be one of them, for start to wait on).
+	listeners string
+	extra     []string
+	ns        string // network namespace to run in (isolation_test.go); empty: this one
+	paused    bool   // SIGSTOPped: clients must not pick it as a seed
+	cmd       *exec.Cmd
+	logFile   *os.File
+	exited    chan error
 }
 
 // testCluster is a set of nodes sharing one quorum.
@@ -103,8 +108,13 @@ func prepareCluster(t *testing.T, voters, brokers int, voterRoles string, extra 
 }
 
 func (n *node) args() []string {
-	args := []string{"serve", "--node-id", fmt.Sprint(n.id), "--listen", n.addr, "--data-dir", filepath.Join(n.dir, "data"),
+	args := []string{"serve", "--node-id", fmt.Sprint(n.id), "--data-dir", filepath.Join(n.dir, "data"),
 		"--controller-quorum", n.voters, "--http-listen", n.http}
+	if n.listeners != "" {
+		args = append(args, "--set", "listeners="+n.listeners)
+	} else {
+		args = append(args, "--listen", n.addr)
+	}
 	if n.ctrl != "" {
 		args = append(args, "--controller-listen", n.ctrl)
 	}
@@ -123,7 +133,12 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	n.logFile = f
-	n.cmd = exec.Command(n.bin, n.args()...)
+	if n.ns != "" {
+		// ip netns exec execs the binary: the process is strata itself.
+		n.cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, n.bin}, n.args()...)...)
+	} else {
+		n.cmd = exec.Command(n.bin, n.args()...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
@@ -188,7 +203,7 @@ func (n *node) tail() string {
 func (c *testCluster) seeds() []string {
 	var out []string
 	for _, n := range c.nodes {
-		if n.running() && n.roles != "controller" {
+		if n.running() && !n.paused && n.roles != "controller" {
 			out = append(out, n.addr)
 		}
 	}

@@ -318,6 +318,7 @@ func TestReplicationPausedFollower(t *testing.T) {
 		}
 	}
 	produce(100, "before")
+	follower.paused = true // a metadata request to it would hang
 	follower.cmd.Process.Signal(syscall.SIGSTOP)
 	waitFor(t, "the paused follower to leave the ISR", 30*time.Second, func() bool {
 		_, isr, _ := c.partitionState(topic, 0)
@@ -325,6 +326,7 @@ func TestReplicationPausedFollower(t *testing.T) {
 	})
 	produce(100, "during")
 	follower.cmd.Process.Signal(syscall.SIGCONT)
+	follower.paused = false
 	c.waitFullISR(topic, 1, 30*time.Second)
 	produce(100, "after")
 }

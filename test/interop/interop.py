@@ -735,6 +735,18 @@ TESTS = [
 ]
 
 
+def _security_tests():
+    # security_interop imports this module by name; when run as a script
+    # this module is __main__, so make it importable as interop too.
+    sys.modules.setdefault("interop", sys.modules[__name__])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import security_interop
+    return security_interop.TESTS
+
+
+TESTS += _security_tests()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)

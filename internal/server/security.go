@@ -1,0 +1,380 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/kclient"
+	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/quorum"
+	"github.com/stratalog/strata/internal/security"
+)
+
+// listenerSecurity is the TLS and SASL state of a node's listeners.
+type listenerSecurity struct {
+	tls map[string]*security.TLSSource // by listener name, TLS listeners only
+	// interBrokerDial opens connections to other brokers' inter-broker
+	// listener (nil: plain TCP).
+	interBrokerDial kclient.DialFunc
+}
+
+// tlsReloadCheck is how often a handshake looks at the key files.
+const tlsReloadCheck = 10 * time.Second
+
+// tlsSource loads the TLS settings of a listener: listener.name.<l>.ssl.*,
+// else ssl.*.
+func (s *Server) tlsSource(listener string, logger *slog.Logger) (*security.TLSSource, error) {
+	if src := s.sec.tls[listener]; src != nil {
+		return src, nil
+	}
+	get := func(k string) string { return s.cfg.ListenerString(listener, k) }
+	src, err := security.NewTLSSource(security.TLSOptions{
+		KeystoreLocation:       get("ssl.keystore.location"),
+		CertificateChain:       get("ssl.keystore.certificate.chain"),
+		Key:                    get("ssl.keystore.key"),
+		KeyPassword:            get("ssl.key.password"),
+		TruststoreLocation:     get("ssl.truststore.location"),
+		TruststoreCertificates: get("ssl.truststore.certificates"),
+		ClientAuth:             get("ssl.client.auth"),
+		ReloadCheck:            tlsReloadCheck,
+		Logger:                 logger.With("listener", listener),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", listener, err)
+	}
+	if s.sec.tls == nil {
+		s.sec.tls = map[string]*security.TLSSource{}
+	}
+	s.sec.tls[listener] = src
+	return src, nil
+}
+
+// networkListener describes a listener to the network layer: its TLS
+// configuration and how a client certificate maps to a principal.
+func (s *Server) networkListener(spec listenerSpec, logger *slog.Logger) (network.Listener, error) {
+	l := network.Listener{Name: spec.Name, Protocol: spec.Protocol}
+	if !l.UsesTLS() {
+		return l, nil
+	}
+	src, err := s.tlsSource(spec.Name, logger)
+	if err != nil {
+		return l, err
+	}
+	if l.TLS, err = src.ServerConfig(); err != nil {
+		return l, fmt.Errorf("listener %s: %w", spec.Name, err)
+	}
+	mapper, err := security.ParsePrincipalMappingRules(s.cfg.ListenerString(spec.Name, "ssl.principal.mapping.rules"))
+	if err != nil {
+		return l, fmt.Errorf("listener %s: %w", spec.Name, err)
+	}
+	l.CertPrincipal = func(cert *x509.Certificate) (string, error) {
+		return mapper.Map(cert.Subject.ToRDNSequence().String())
+	}
+	return l, nil
+}
+
+// setInterBrokerDial builds how this broker reaches the others: over TLS
+// when the inter-broker listener is SSL or SASL_SSL (its keystore as the
+// client certificate, its truststore to verify the peer, the host name
+// checked unless ssl.endpoint.identification.algorithm is empty), then
+// SASL when it is a SASL listener.
+func (s *Server) setInterBrokerDial(spec listenerSpec, logger *slog.Logger) error {
+	var tlsCfg *tls.Config
+	if spec.Protocol == network.ProtocolSSL || spec.Protocol == network.ProtocolSASLSSL {
+		src, err := s.tlsSource(spec.Name, logger)
+		if err != nil {
+			return err
+		}
+		verifyHost := strings.EqualFold(s.cfg.ListenerString(spec.Name, "ssl.endpoint.identification.algorithm"), "https")
+		tlsCfg = src.ClientConfig(verifyHost)
+	}
+	auth, err := s.interBrokerSASL(spec)
+	if err != nil {
+		return err
+	}
+	if tlsCfg == nil && auth == nil {
+		return nil
+	}
+	s.sec.interBrokerDial = func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if tlsCfg != nil {
+			cfg := tlsCfg.Clone()
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				cfg.ServerName = host
+			}
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("TLS to %s: %w", addr, err)
+			}
+			c = tc
+		}
+		if auth != nil {
+			if err := auth(ctx, c); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("SASL to %s: %w", addr, err)
+			}
+		}
+		return c, nil
+	}
+	return nil
+}
+
+// interBrokerSASL returns how to authenticate on the inter-broker
+// listener, nil when it is not a SASL listener: with
+// sasl.mechanism.inter.broker.protocol and the username and password of
+// that mechanism's JAAS config for the listener, as Kafka's brokers do.
+func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c net.Conn) error, error) {
+	if spec.Protocol != network.ProtocolSASLPlaintext && spec.Protocol != network.ProtocolSASLSSL {
+		return nil, nil
+	}
+	mechName := s.cfg.String("sasl.mechanism.inter.broker.protocol")
+	jaas := s.cfg.ListenerJAAS(spec.Name, mechName)
+	opts, err := security.ParseJAAS(jaas)
+	if err != nil {
+		return nil, err
+	}
+	user, pass := opts["username"], opts["password"]
+	if user == "" || pass == "" {
+		return nil, fmt.Errorf("inter-broker listener %s uses SASL: set username and password in listener.name.%s.%s.sasl.jaas.config (or sasl.jaas.config)",
+			spec.Name, strings.ToLower(spec.Name), strings.ToLower(mechName))
+	}
+	var mech sasl.Mechanism
+	switch mechName {
+	case security.MechPlain:
+		mech = plain.Auth{User: user, Pass: pass}.AsMechanism()
+	case security.MechScramSHA256:
+		mech = scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()
+	case security.MechScramSHA512:
+		mech = scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()
+	default:
+		return nil, fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not supported", mechName)
+	}
+	return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+}
+
+// saslClient authenticates a fresh connection: SaslHandshake v1, then
+// SaslAuthenticate v2 until the mechanism is done.
+func saslClient(ctx context.Context, c net.Conn, mech sasl.Mechanism) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+		defer c.SetDeadline(time.Time{})
+	}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = mech.Name()
+	resp, err := rawRoundTrip(c, 1, hs)
+	if err != nil {
+		return err
+	}
+	if code := resp.(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
+		return fmt.Errorf("SaslHandshake %s: %w", mech.Name(), kerr.ErrorForCode(code))
+	}
+	sess, msg, err := mech.Authenticate(ctx, c.RemoteAddr().String())
+	if err != nil {
+		return err
+	}
+	for corr := int32(2); ; corr++ {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.SetVersion(2)
+		req.SASLAuthBytes = msg
+		resp, err := rawRoundTrip(c, corr, req)
+		if err != nil {
+			return err
+		}
+		ar := resp.(*kmsg.SASLAuthenticateResponse)
+		if ar.ErrorCode != 0 {
+			detail := ""
+			if ar.ErrorMessage != nil {
+				detail = *ar.ErrorMessage
+			}
+			return fmt.Errorf("SaslAuthenticate: %w: %s", kerr.ErrorForCode(ar.ErrorCode), detail)
+		}
+		done, next, err := sess.Challenge(ar.SASLAuthBytes)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		msg = next
+	}
+}
+
+// rawRoundTrip writes one request on c and reads its response.
+func rawRoundTrip(c net.Conn, corr int32, req kmsg.Request) (kmsg.Response, error) {
+	buf := make([]byte, 4, 64)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(corr))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len("strata-broker")))
+	buf = append(buf, "strata-broker"...)
+	if req.IsFlexible() {
+		buf = append(buf, 0)
+	}
+	buf = req.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := c.Write(buf); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n < 4 || n > 1<<20 {
+		return nil, fmt.Errorf("%s response of %d bytes", kmsg.NameForKey(req.Key()), n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c, body); err != nil {
+		return nil, err
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+		return nil, fmt.Errorf("response for correlation id %d, want %d", got, corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() {
+		if len(body) == 0 {
+			return nil, errors.New("truncated response header")
+		}
+		body = body[1:]
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}
+
+// saslOptions are the broker's SASL settings; PLAIN users are loaded
+// once per SASL listener at start.
+func (s *Server) saslOptions() (broker.SASLOptions, error) {
+	cfg := s.cfg
+	opts := broker.SASLOptions{
+		ReauthAfter:  time.Duration(cfg.Int64("connections.max.reauth.ms")) * time.Millisecond,
+		FailureDelay: time.Duration(cfg.Int64("connection.failed.authentication.delay.ms")) * time.Millisecond,
+	}
+	for _, m := range strings.Split(cfg.String("sasl.enabled.mechanisms"), ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			opts.Mechanisms = append(opts.Mechanisms, m)
+		}
+	}
+	users := map[string]*security.PlainUsers{}
+	opts.ListenerMechanisms = map[string][]string{}
+	for _, l := range s.lns {
+		if !l.net.UsesSASL() {
+			continue
+		}
+		var mechs []string
+		for _, m := range strings.Split(cfg.ListenerString(l.spec.Name, "sasl.enabled.mechanisms"), ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				mechs = append(mechs, m)
+			}
+		}
+		opts.ListenerMechanisms[l.spec.Name] = mechs
+		u, err := security.NewPlainUsers(cfg.ListenerJAAS(l.spec.Name, security.MechPlain), cfg.ListenerString(l.spec.Name, "sasl.plain.users"))
+		if err != nil {
+			return opts, fmt.Errorf("listener %s: %w", l.spec.Name, err)
+		}
+		users[l.spec.Name] = u
+	}
+	opts.PlainUsers = func(listener string) *security.PlainUsers { return users[listener] }
+	oauth := map[string]security.TokenValidator{}
+	for _, l := range s.lns {
+		if !l.net.UsesSASL() {
+			continue
+		}
+		v, err := security.NewUnsecuredJWSValidator(cfg.ListenerJAAS(l.spec.Name, security.MechOAuthBearer), nil)
+		if err != nil {
+			return opts, fmt.Errorf("listener %s: OAUTHBEARER: %w", l.spec.Name, err)
+		}
+		oauth[l.spec.Name] = v
+	}
+	opts.OAuth = func(listener string) security.TokenValidator { return oauth[listener] }
+	return opts, nil
+}
+
+// quorumTLS secures the metadata quorum's transport when the controller
+// listener (controller.listener.names) is an SSL listener: its socket
+// runs TLS with the listener's keystore and ssl.client.auth, and nodes dial
+// voters over TLS with the same keystore as client certificate and the
+// listener's truststore. The quorum speaks its own protocol, not Kafka's,
+// so a SASL controller listener is refused.
+func (s *Server) quorumTLS(logger *slog.Logger) (wrap func(net.Listener) net.Listener, dial quorum.DialFunc, err error) {
+	wrap = func(ln net.Listener) net.Listener { return ln }
+	r, err := resolveListeners(s.cfg, osHostname)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, ok := r.controller()
+	if !ok {
+		return wrap, nil, nil
+	}
+	switch spec.Protocol {
+	case network.ProtocolPlaintext:
+		return wrap, nil, nil
+	case network.ProtocolSASLPlaintext, network.ProtocolSASLSSL:
+		return nil, nil, fmt.Errorf("controller listener %s: the metadata quorum does not speak SASL; map it to SSL or PLAINTEXT in listener.security.protocol.map", spec.Name)
+	}
+	src, err := s.tlsSource(spec.Name, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	serverCfg, err := src.ServerConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("controller listener %s: %w", spec.Name, err)
+	}
+	verifyHost := strings.EqualFold(s.cfg.ListenerString(spec.Name, "ssl.endpoint.identification.algorithm"), "https")
+	clientCfg := src.ClientConfig(verifyHost)
+	wrap = func(ln net.Listener) net.Listener { return tls.NewListener(ln, serverCfg) }
+	dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg := clientCfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS to voter %s: %w", addr, err)
+		}
+		return tc, nil
+	}
+	return wrap, dial, nil
+}
+
+// dial opens a connection to another broker's inter-broker listener, with
+// TLS and SASL as that listener needs; it reads interBrokerDial at each
+// call, so clients built before the listeners were resolved use it too.
+func (ls *listenerSecurity) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if ls.interBrokerDial != nil {
+		return ls.interBrokerDial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
