@@ -15,6 +15,7 @@ import (
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/coordinator/txn"
 	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
@@ -77,6 +78,10 @@ type Groups interface {
 	Heartbeat(groupID string, generation int32, memberID string, instanceID *string) error
 	Leave(groupID string, members []group.LeaveMember) ([]error, error)
 	Commit(req group.CommitRequest) ([]error, error)
+	// CommitTxn and PendingTxnOffsets: transactional offset commits
+	// (txn_offset_commit.go; OffsetFetch RequireStable).
+	CommitTxn(req group.TxnCommitRequest) ([]error, error)
+	PendingTxnOffsets(groupID string, tps []group.TopicPartition) ([]bool, error)
 	Offsets(groupID string) (map[string]map[int32]group.Offset, error)
 	DeleteOffsets(groupID string, tps []group.TopicPartition) ([]error, error)
 	DeleteGroups(ids []string) []error
@@ -85,6 +90,21 @@ type Groups interface {
 	// KIP-848 consumer protocol groups.
 	ConsumerHeartbeat(req group.ConsumerHeartbeatRequest) group.ConsumerHeartbeatResult
 	ConsumerDescribe(ids []string) []group.ConsumerDescription
+}
+
+// Txns is what the broker needs from the transaction coordinator
+// (internal/coordinator/txn). The calls answer through their callback,
+// later and from another goroutine.
+type Txns interface {
+	PartitionFor(id string) int32
+	InitProducerID(id string, timeoutMs int32, expected *txn.ProducerIDAndEpoch, done func(txn.ProducerIDAndEpoch, error))
+	AddPartitions(id string, pid int64, epoch int16, parts []txn.TopicPartition, tv int16, done func(error))
+	VerifyPartitions(id string, pid int64, epoch int16, parts []txn.TopicPartition, done func([]error, error))
+	EndTxn(id string, pid int64, epoch int16, commit bool, tv int16, done func(txn.ProducerIDAndEpoch, error))
+	// Describe and List wait for the shards; handlers call them off
+	// the request's goroutine.
+	Describe(ids []string) []txn.Description
+	List(f txn.ListFilter) ([]txn.Listed, error)
 }
 
 // Options are the broker's dependencies and settings.
@@ -110,6 +130,12 @@ type Options struct {
 	// EnsureOffsetsTopic, if set, starts creating __consumer_offsets when
 	// FindCoordinator finds it missing; it must not block.
 	EnsureOffsetsTopic func()
+	// Txns serves the transaction coordinator APIs; without it
+	// transactional ids are refused as before.
+	Txns Txns
+	// EnsureTxnTopic, if set, starts creating __transaction_state when
+	// FindCoordinator finds it missing; it must not block.
+	EnsureTxnTopic func()
 	// TxnVerifier, if set, verifies with the transaction coordinator
 	// that a transactional batch's partition is in its transaction
 	// (KIP-890 part 1, produce_txn.go); nil: no verification.

@@ -8,6 +8,7 @@ import (
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
+	"github.com/stratalog/strata/internal/coordinator/txn"
 	"github.com/stratalog/strata/internal/record"
 	"github.com/stratalog/strata/internal/replication"
 )
@@ -102,11 +103,33 @@ var errorTable = []struct {
 	{group.ErrStaleMemberEpoch, kerr.StaleMemberEpoch},
 	{group.ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
 	{group.ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
+	{txn.ErrNotCoordinator, kerr.NotCoordinator},
+	{txn.ErrLoadInProgress, kerr.CoordinatorLoadInProgress},
+	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{txn.ErrInvalidRequest, kerr.InvalidRequest},
+	{txn.ErrInvalidTimeout, kerr.InvalidTransactionTimeout},
+	{txn.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{txn.ErrProducerFenced, kerr.ProducerFenced},
+	{txn.ErrInvalidProducerIDMap, kerr.InvalidProducerIDMapping},
+	{txn.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{txn.ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound},
+	{txn.ErrTransactionAbortable, kerr.TransactionAbortable},
 	{record.ErrMagic, kerr.UnsupportedForMessageFormat},
 	{record.ErrBadCRC, kerr.CorruptMessage},
 	{record.ErrCorrupt, kerr.CorruptMessage},
 	{record.ErrShort, kerr.CorruptMessage},
 	{record.ErrInvalid, kerr.InvalidRecord},
+}
+
+// fencedCode is errorCode for the transaction APIs, whose versions before
+// KIP-588's (minVersion) know INVALID_PRODUCER_EPOCH instead of
+// PRODUCER_FENCED.
+func fencedCode(err error, version, minVersion int16) int16 {
+	c := errorCode(err)
+	if c == kerr.ProducerFenced.Code && version < minVersion {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return c
 }
 
 // errorMessage is the text for a response's error message field, or nil.

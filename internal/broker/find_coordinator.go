@@ -2,10 +2,12 @@ package broker
 
 // FindCoordinator, v0..6 (v4+ batches keys). Group keys (type 0) map to the
 // leader of __consumer_offsets partition abs(hashCode(group)) % partitions,
-// as Kafka places them. Transactional keys (type 1) get
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, matching InitProducerId, since
-// transactions are not supported yet: clients fail fast instead of
-// retrying forever.
+// transactional ids (type 1) to the leader of their __transaction_state
+// partition, placed the same way, as Kafka places them. A missing internal
+// topic is created in the background and the client told
+// COORDINATOR_NOT_AVAILABLE (it retries). Without a transaction coordinator
+// transactional keys get TRANSACTIONAL_ID_AUTHORIZATION_FAILED, matching
+// InitProducerId, so clients fail fast.
 
 import (
 	"context"
@@ -53,32 +55,47 @@ func (b *Broker) findCoordinator(typ int8, key, listener string) kmsg.FindCoordi
 		c.ErrorCode, c.ErrorMessage = e.Code, &msg
 		return c
 	}
+	var (
+		topic     string
+		partition func(string) int32
+		ensure    func()
+	)
 	switch typ {
 	case 0:
+		if key == "" {
+			return fail(kerr.InvalidGroupID, "empty group id")
+		}
+		if b.opts.Groups == nil {
+			return fail(kerr.CoordinatorNotAvailable, "no group coordinator")
+		}
+		topic, partition, ensure = OffsetsTopic, b.opts.Groups.PartitionFor, b.opts.EnsureOffsetsTopic
 	case 1:
-		return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
+		if b.opts.Txns == nil {
+			return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
+		}
+		if key == "" {
+			return fail(kerr.InvalidRequest, "empty transactional id")
+		}
+		topic, partition, ensure = TransactionStateTopic, b.opts.Txns.PartitionFor, b.opts.EnsureTxnTopic
 	default:
 		return fail(kerr.InvalidRequest, "unknown coordinator key type")
 	}
-	if key == "" {
-		return fail(kerr.InvalidGroupID, "empty group id")
-	}
 	img := b.image()
-	t := img.Topics[OffsetsTopic]
-	if t == nil || b.opts.Groups == nil {
-		if b.opts.EnsureOffsetsTopic != nil {
-			b.opts.EnsureOffsetsTopic() // created in the background; the client retries
+	t := img.Topics[topic]
+	if t == nil {
+		if ensure != nil {
+			ensure() // created in the background; the client retries
 		}
-		return fail(kerr.CoordinatorNotAvailable, "the offsets topic does not exist yet")
+		return fail(kerr.CoordinatorNotAvailable, topic+" does not exist yet")
 	}
-	p := b.opts.Groups.PartitionFor(key)
+	p := partition(key)
 	if int(p) >= len(t.Partitions) {
-		return fail(kerr.CoordinatorNotAvailable, "offsets topic partition missing")
+		return fail(kerr.CoordinatorNotAvailable, topic+" partition missing")
 	}
 	leader := t.Partitions[p].Leader
 	br := img.Brokers[leader]
 	if br == nil {
-		return fail(kerr.CoordinatorNotAvailable, "offsets topic partition has no leader")
+		return fail(kerr.CoordinatorNotAvailable, topic+" partition has no leader")
 	}
 	ep, ok := br.EndpointFor(listener)
 	if !ok {

@@ -3,11 +3,14 @@ package broker
 // OffsetFetch, v0..9. v0-7 ask for one group (v2+: null topics means all of
 // them, and errors are also given at the top level); v8+ ask for many
 // groups. Partitions without a committed offset answer -1. require_stable
-// (v7+) needs nothing: there are no pending transactional offsets yet.
+// (v7+, KIP-447): a partition with a transactional commit waiting for its
+// marker answers UNSTABLE_OFFSET_COMMIT (offset -1), and the client
+// retries.
 
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/coordinator/group"
@@ -30,11 +33,16 @@ func (b *Broker) handleOffsetFetch(_ context.Context, r *request) {
 				if rg.Topics == nil {
 					want = allTopics(offsets)
 				}
+				unstable := b.unstableOffsets(req.RequireStable, rg.Group, want)
 				for _, t := range want {
 					st := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}
 					for _, p := range t.partitions {
 						o := lookupOffset(offsets, t.topic, p)
-						st.Partitions = append(st.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition{Partition: p, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &o.Metadata})
+						sp := kmsg.OffsetFetchResponseGroupTopicPartition{Partition: p, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &o.Metadata}
+						if unstable[group.TopicPartition{Topic: t.topic, Partition: p}] {
+							sp.Offset, sp.LeaderEpoch, sp.ErrorCode = -1, -1, kerr.UnstableOffsetCommit.Code
+						}
+						st.Partitions = append(st.Partitions, sp)
 					}
 					sg.Topics = append(sg.Topics, st)
 				}
@@ -56,11 +64,18 @@ func (b *Broker) handleOffsetFetch(_ context.Context, r *request) {
 	if r.version >= 2 {
 		resp.ErrorCode = code
 	}
+	var unstable map[group.TopicPartition]bool
+	if err == nil {
+		unstable = b.unstableOffsets(r.version >= 7 && req.RequireStable, req.Group, want)
+	}
 	for _, t := range want {
 		st := kmsg.OffsetFetchResponseTopic{Topic: t.topic}
 		for _, p := range t.partitions {
 			o := lookupOffset(offsets, t.topic, p)
 			sp := kmsg.OffsetFetchResponseTopicPartition{Partition: p, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &o.Metadata, ErrorCode: code}
+			if unstable[group.TopicPartition{Topic: t.topic, Partition: p}] {
+				sp.Offset, sp.LeaderEpoch, sp.ErrorCode = -1, -1, kerr.UnstableOffsetCommit.Code
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -90,4 +105,29 @@ func lookupOffset(offsets map[string]map[int32]group.Offset, topic string, p int
 		return o
 	}
 	return group.Offset{Offset: -1, LeaderEpoch: -1}
+}
+
+// unstableOffsets lists the partitions of want with a transactional commit
+// waiting for its marker, when the request requires stable offsets.
+func (b *Broker) unstableOffsets(requireStable bool, groupID string, want []fetchTopic) map[group.TopicPartition]bool {
+	if !requireStable {
+		return nil
+	}
+	var tps []group.TopicPartition
+	for _, t := range want {
+		for _, p := range t.partitions {
+			tps = append(tps, group.TopicPartition{Topic: t.topic, Partition: p})
+		}
+	}
+	pending, err := b.opts.Groups.PendingTxnOffsets(groupID, tps)
+	if err != nil {
+		return nil
+	}
+	out := map[group.TopicPartition]bool{}
+	for i, tp := range tps {
+		if pending[i] {
+			out[tp] = true
+		}
+	}
+	return out
 }

@@ -81,6 +81,18 @@ func (b *Broker) register() handlerTable {
 		t[68] = handler{min: 0, max: 1, fn: b.handleConsumerGroupHeartbeat}
 		t[69] = handler{min: 0, max: 1, fn: b.handleConsumerGroupDescribe}
 	}
+	if b.opts.Txns != nil {
+		// Transaction coordinator APIs (add_partitions_to_txn.go ...).
+		t[10] = handler{min: 0, max: 6, fn: b.handleFindCoordinator}
+		t[24] = handler{min: 0, max: 5, fn: b.handleAddPartitionsToTxn}
+		t[26] = handler{min: 0, max: 5, fn: b.handleEndTxn}
+		t[65] = handler{min: 0, max: 0, fn: b.handleDescribeTransactions}
+		t[66] = handler{min: 0, max: 2, fn: b.handleListTransactions}
+		if b.opts.Groups != nil {
+			t[25] = handler{min: 0, max: 4, fn: b.handleAddOffsetsToTxn}
+			t[28] = handler{min: 0, max: 5, fn: b.handleTxnOffsetCommit}
+		}
+	}
 	return t
 }
 

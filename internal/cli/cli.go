@@ -233,6 +233,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		produceCommand(env),
 		consumeCommand(env),
 		groupCommand(env),
+		txnCommand(env),
 		clusterCommand(env),
 		perfCommand(env),
 		userCommand(env, getenv),

@@ -71,6 +71,9 @@ func TestLayering(t *testing.T) {
 		{"internal/storage", false, []string{"internal/metadata", "internal/replication", "internal/controller", "internal/broker"}},
 		{"internal/quorum", false, []string{"internal/metadata", "internal/controller", "internal/replication", "internal/broker", "internal/storage"}},
 		{"internal/brokerlink", true, []string{"internal/storage", "internal/quorum"}},
+		// Coordinators are state machines over their logs' seams
+		// (DESIGN 7.4): no partitions, network, controller or storage.
+		{"internal/coordinator", false, []string{"internal/broker", "internal/brokerlink", "internal/replication", "internal/controller", "internal/storage", "internal/network", "internal/quorum", "internal/metadata"}},
 		// The partition owns the partition rules (DESIGN 7.1).
 		{"internal/broker", true, []string{"internal/storage", "internal/quorum"}},
 	}

@@ -69,11 +69,13 @@ type Server struct {
 	groups          *group.Coordinator
 	// groupLoads moves group partitions with __consumer_offsets leadership.
 	groupLoads *groupLoader
-	broker     *broker.Broker
-	net        *network.Server
-	ln         net.Listener     // the inter-broker listener's socket (lns[0])
-	lns        []*boundListener // every client listener (listeners.go)
-	sec        listenerSecurity // TLS and SASL of the listeners (security.go)
+	// tx is the transaction coordinator and its wiring (txn.go).
+	tx     *txnServer
+	broker *broker.Broker
+	net    *network.Server
+	ln     net.Listener     // the inter-broker listener's socket (lns[0])
+	lns    []*boundListener // every client listener (listeners.go)
+	sec    listenerSecurity // TLS and SASL of the listeners (security.go)
 	// metrics and http are the registry and the HTTP listener
 	// (observability.go); stopping makes /readyz say so at Shutdown.
 	metrics  *metrics.Metrics
@@ -190,7 +192,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: brokerlink.ISR{L: s.link},
-		AfterApply: func(img *metadata.Image) { s.groupLoads.follow(img, s.parts) },
+		AfterApply: func(img *metadata.Image) {
+			s.groupLoads.follow(img, s.parts)
+			s.tx.follow(img, s.parts)
+		},
 	})
 	s.parts.SetFsyncObserver(s.metrics.ObserveFsync)
 	// The manager applies the image once this broker has registered
@@ -198,6 +203,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	// replays the metadata log from its start, and must not lead or serve
 	// a partition in an epoch long gone while it catches up.
 	s.startGroups(logger)
+	s.startTxns(logger)
 
 	var rack *string
 	if r := cfg.String("broker.rack"); r != "" {
@@ -233,6 +239,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Groups:             s.groups,
 		Logger:             logger,
 		EnsureOffsetsTopic: s.ensureOffsetsTopic,
+		Txns:               s.tx.coord,
+		EnsureTxnTopic:     s.tx.ensureTopic,
+		TxnVerifier:        s.tx.verifier(),
+		TxnMarkers:         s.groups,
 		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
 	})
@@ -263,10 +273,14 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		defer close(s.lifeDone)
 		lc.Run(lifeCtx)
 	}()
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		s.groups.Run(ctx, groupTick)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.tx.run(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -438,6 +452,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Waiting joins and syncs are in-flight requests: answer them
 	// (NOT_COORDINATOR) so the network can drain.
 	s.groups.Close()
+	s.tx.close()
 	netErr := s.net.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()

@@ -167,7 +167,9 @@ func consumeAll(t *testing.T, n *testNode, topic string, isolation kgo.Isolation
 }
 
 func TestTxnPartitionWire(t *testing.T) {
-	n := startNode(t, "", nil)
+	// Batches built by hand, without a coordinator: no KIP-890
+	// verification (it is on by default and asks the coordinator).
+	n := startNode(t, "", map[string]string{"transaction.partition.verification.enable": "false"})
 	ctx := ctxT(t)
 	if _, err := n.admin().CreateTopic(ctx, 1, 1, nil, "tx"); err != nil {
 		t.Fatal(err)

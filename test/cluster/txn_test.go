@@ -23,7 +23,9 @@ import (
 // transaction the old leader saw begin. The transaction coordinator is
 // played by hand (WriteTxnMarkers).
 func TestTxnMarkersReplicate(t *testing.T) {
-	c := newCluster(t, 3)
+	// Batches built by hand, without a coordinator: no KIP-890
+	// verification (on by default, it asks the coordinator).
+	c := newRolesCluster(t, 3, 0, "", "--set", "transaction.partition.verification.enable=false")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waitFor(t, "three registered brokers", 30*time.Second, func() bool {

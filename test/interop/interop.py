@@ -620,6 +620,103 @@ def test_replicated_topic_clients_across_leader_kill(b):
         c.stop()
     shutil.rmtree(work, ignore_errors=True)
 
+# ---------------------------------------------------------------- transactions
+
+def test_confluent_transactions(b):
+    """confluent-kafka (librdkafka) transactional producer: a commit, an
+    abort, a commit; a read_committed consumer sees exactly the committed
+    records and no aborted one, a read_uncommitted one sees all. Then a
+    consume-transform-produce step with send_offsets_to_transaction: the
+    group's committed offset moves with the committed transaction only."""
+    from confluent_kafka import Producer, Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": b.addr})
+    topic, out = unique("cktx"), unique("cktx-out")
+    fs = admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1) for t in (topic, out)])
+    for t in (topic, out):
+        fs[t].result(15)
+    p = Producer({"bootstrap.servers": b.addr, "transactional.id": unique("tx"), "linger.ms": 5})
+    p.init_transactions(30)
+    for name, count, commit in (("c1", 100, True), ("ab", 50, False), ("c2", 20, True)):
+        p.begin_transaction()
+        for i in range(count):
+            p.produce(topic, value="%s-%d" % (name, i), partition=i % 2)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.flush(30)
+            p.abort_transaction(30)
+
+    def read(isolation, want):
+        c = Consumer({"bootstrap.servers": b.addr, "group.id": unique("g"), "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "isolation.level": isolation})
+        c.assign([TopicPartition(topic, i, 0) for i in range(2)])
+        got = []
+        deadline = time.time() + 30
+        while len(got) < want and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            expect(m.error() is None, "consume error %r" % m.error())
+            got.append(m.value().decode())
+        # a little longer: nothing more may come
+        end = time.time() + 1
+        while time.time() < end:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m.value().decode())
+        c.close()
+        return got
+    committed = read("read_committed", 120)
+    expect(not [v for v in committed if v.startswith("ab-")], "read_committed consumer saw aborted records")
+    expect(sorted(committed) == sorted(["c1-%d" % i for i in range(100)] + ["c2-%d" % i for i in range(20)]),
+           "read_committed: %d records, want the 120 committed" % len(committed))
+    everything = read("read_uncommitted", 170)
+    expect(len(everything) == 170, "read_uncommitted: %d records, want 170" % len(everything))
+
+    # consume-transform-produce: offsets committed in the transaction.
+    group = unique("eos")
+    c = Consumer({"bootstrap.servers": b.addr, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.subscribe([topic])
+    batch = []
+    deadline = time.time() + 30
+    while len(batch) < 120 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            batch.append(m)
+    expect(len(batch) == 120, "transform input: %d of 120" % len(batch))
+
+    def offsets(msgs):
+        last = {}
+        for m in msgs:
+            last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
+        return [TopicPartition(topic, part, off + 1) for part, off in sorted(last.items())]
+    # An aborted attempt leaves the group's offsets where they were ...
+    p.begin_transaction()
+    for m in batch:
+        p.produce(out, value=m.value())
+    p.send_offsets_to_transaction(offsets(batch), c.consumer_group_metadata(), 30)
+    p.abort_transaction(30)
+    got = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+    expect(all(tp.offset < 0 for tp in got), "offsets committed by an aborted transaction: %r" % got)
+    # ... a committed one moves them.
+    p.begin_transaction()
+    for m in batch:
+        p.produce(out, value=m.value())
+    want = offsets(batch)
+    p.send_offsets_to_transaction(want, c.consumer_group_metadata(), 30)
+    p.commit_transaction(30)
+    deadline = time.time() + 15
+    while True:
+        got = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+        if sorted((t.partition, t.offset) for t in got) == sorted((t.partition, t.offset) for t in want) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    expect(sorted((t.partition, t.offset) for t in got) == sorted((t.partition, t.offset) for t in want),
+           "group offsets after the commit: %r, want %r" % (got, want))
+    c.close()
+
 
 TESTS = [
     test_kcat_metadata,
@@ -634,6 +731,7 @@ TESTS = [
     test_kcat_group,
     test_confluent_cooperative_sticky,
     test_replicated_topic_clients_across_leader_kill,
+    test_confluent_transactions,
 ]
 
 

@@ -74,9 +74,15 @@ type Coordinator struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	parts  map[int32]*partition
-	groups map[string]*group
+	mu    sync.Mutex
+	parts map[int32]*partition
+	// txnSeqs are the next sequence numbers of the transactional batches
+	// this coordinator writes for producers (TxnOffsetCommit), per
+	// partition: the partition's producer state checks them as any
+	// producer's, so each write continues where the last one of the same
+	// producer and epoch ended.
+	txnSeqs map[txnSeqKey]txnSeq
+	groups  map[string]*group
 }
 
 type partition struct {
@@ -108,10 +114,11 @@ func New(opts Options) *Coordinator {
 		opts.MaxMemberMetadataBytes = DefaultMaxMemberMetadataBytes
 	}
 	return &Coordinator{
-		opts:   opts,
-		log:    opts.Logger.With("component", "group-coordinator"),
-		parts:  map[int32]*partition{},
-		groups: map[string]*group{},
+		opts:    opts,
+		log:     opts.Logger.With("component", "group-coordinator"),
+		parts:   map[int32]*partition{},
+		groups:  map[string]*group{},
+		txnSeqs: map[txnSeqKey]txnSeq{},
 	}
 }
 
@@ -153,10 +160,10 @@ func (c *Coordinator) Load(p int32, log Log) error {
 	c.mu.Unlock()
 	groups := map[string]*group{}
 	now := c.opts.Now()
+	seqs := map[txnSeqKey]txnSeq{}
 	err := log.ForEachBatch(func(batch []byte) error {
-		return forEachRecord(batch, func(key, value []byte, ts int64) error {
-			return applyRecord(groups, p, key, value, ts, now)
-		})
+		noteTxnSeq(seqs, p, batch)
+		return applyBatch(groups, p, batch, now)
 	})
 	if err != nil {
 		c.mu.Lock()
@@ -174,6 +181,9 @@ func (c *Coordinator) Load(p int32, log Log) error {
 		g.loaded(now)
 		c.groups[id] = g
 	}
+	for k, v := range seqs {
+		c.txnSeqs[k] = v
+	}
 	c.parts[p].loading = false
 	c.log.Debug("loaded group partition", "partition", p, "groups", len(groups))
 	return nil
@@ -185,6 +195,11 @@ func (c *Coordinator) Unload(p int32) {
 	var fx effects
 	c.mu.Lock()
 	delete(c.parts, p)
+	for k := range c.txnSeqs {
+		if k.partition == p {
+			delete(c.txnSeqs, k)
+		}
+	}
 	for id, g := range c.groups {
 		if g.partition == p {
 			g.failWaiters(&fx, ErrNotCoordinator)
@@ -276,11 +291,22 @@ func (c *Coordinator) newGroup(id string) *group {
 // write appends records to the group's partition and applies them to
 // memory with the replay code. Callers hold c.mu.
 func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
+	return c.writeTxn(part, g, recs, -1, -1)
+}
+
+// writeTxn is write, as a transactional batch of producer pid (at epoch)
+// when pid >= 0: the offsets stay pending until the transaction's marker.
+func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, epoch int16) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	now := c.opts.Now()
-	batch, err := buildBatch(recs, now.UnixMilli())
+	k := txnSeqKey{g.partition, pid}
+	seq := int32(0)
+	if cur, ok := c.txnSeqs[k]; ok && cur.epoch == epoch {
+		seq = cur.next
+	}
+	batch, err := buildBatch(recs, now.UnixMilli(), pid, epoch, seq)
 	if err != nil {
 		return err
 	}
@@ -288,9 +314,12 @@ func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
 		c.log.Error("append to __consumer_offsets", "partition", g.partition, "group", g.id, "err", err)
 		return fmt.Errorf("%w: append: %v", ErrCoordinatorNotAvail, err)
 	}
+	if pid >= 0 {
+		c.txnSeqs[k] = txnSeq{epoch, seq + int32(len(recs))}
+	}
 	groups := map[string]*group{g.id: g}
 	for _, r := range recs {
-		if err := applyRecord(groups, g.partition, r.key, r.value, now.UnixMilli(), now); err != nil {
+		if err := applyRecord(groups, g.partition, r.key, r.value, now.UnixMilli(), now, pid); err != nil {
 			return fmt.Errorf("apply own record: %w", err)
 		}
 	}

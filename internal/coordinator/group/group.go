@@ -90,6 +90,11 @@ type group struct {
 	delayUntil, delayMax time.Time
 
 	offsets map[topicPartition]committed
+	// pendingTxn holds transactional offset commits (TxnOffsetCommit) by
+	// producer id until their transaction's marker; seq numbers the
+	// group's commits in log order.
+	pendingTxn map[int64]map[topicPartition]committed
+	seq        uint64
 
 	// consumer is set for a KIP-848 consumer protocol group (consumer.go).
 	consumer *consumerGroup

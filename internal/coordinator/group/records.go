@@ -35,6 +35,10 @@ type committed struct {
 	leaderEpoch int32
 	metadata    string
 	commitTime  int64 // unix millis
+	// seq orders the commits of a group as their records are in the log:
+	// a transactional commit materialized by its marker does not replace
+	// a later plain commit (Kafka compares their log offsets).
+	seq uint64
 }
 
 func offsetKey(groupID string, tp topicPartition) []byte {
@@ -87,37 +91,63 @@ func groupValue(g *group) []byte {
 	return v.AppendTo(nil)
 }
 
-// buildBatch makes an uncompressed batch of recs, offset deltas 0..n-1.
-func buildBatch(recs []kv, ts int64) ([]byte, error) {
+// buildBatch makes an uncompressed batch of recs, offset deltas 0..n-1; a
+// transactional one of producer pid at epoch from sequence seq when pid >=
+// 0 (TxnOffsetCommit).
+func buildBatch(recs []kv, ts int64, pid int64, epoch int16, seq int32) ([]byte, error) {
 	rs := make([]record.Record, len(recs))
 	for i, r := range recs {
 		rs[i] = record.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
 	}
-	b, err := record.Build(nil, record.NewBatchOptions(record.CodecNone), ts, rs)
+	opts := record.NewBatchOptions(record.CodecNone)
+	if pid >= 0 {
+		opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = pid, epoch, seq, true
+	}
+	b, err := record.Build(nil, opts, ts, rs)
 	if err != nil {
 		return nil, fmt.Errorf("build __consumer_offsets batch: %w", err)
 	}
 	return b, nil
 }
 
-// forEachRecord calls fn for every record of a data batch (control batches
-// are skipped) with its timestamp.
-func forEachRecord(batch []byte, fn func(key, value []byte, ts int64) error) error {
+// applyBatch applies one batch at load: its records, transactional ones
+// pending under their producer, or a control batch's commit or abort of
+// the pending offsets of its producer.
+func applyBatch(groups map[string]*group, p int32, batch []byte, now time.Time) error {
 	h, err := record.ParseHeader(batch)
 	if err != nil {
 		return err
 	}
 	if h.IsControl() {
+		var commit, found bool
+		err := record.ForEach(batch, func(r *record.Record) error {
+			if len(r.Key) >= 4 {
+				commit, found = binary.BigEndian.Uint16(r.Key[2:]) == 1, true
+			}
+			return nil
+		})
+		if err != nil || !found {
+			return err
+		}
+		for _, g := range groups {
+			g.completeTxn(h.ProducerID, commit)
+		}
 		return nil
 	}
+	pid := int64(-1)
+	if h.IsTransactional() {
+		pid = h.ProducerID
+	}
 	return record.ForEach(batch, func(r *record.Record) error {
-		return fn(r.Key, r.Value, h.FirstTimestamp+r.TimestampDelta)
+		return applyRecord(groups, p, r.Key, r.Value, h.FirstTimestamp+r.TimestampDelta, now, pid)
 	})
 }
 
 // applyRecord applies one record to groups (the groups of partition p). It
 // copies what it keeps. Unknown key versions are skipped, as Kafka does.
-func applyRecord(groups map[string]*group, p int32, key, value []byte, ts int64, now time.Time) error {
+// An offset commit of a transaction (txnPID >= 0) stays pending until the
+// transaction's marker.
+func applyRecord(groups map[string]*group, p int32, key, value []byte, ts int64, now time.Time, txnPID int64) error {
 	if len(key) < 2 {
 		return fmt.Errorf("__consumer_offsets record with a %d-byte key", len(key))
 	}
@@ -146,7 +176,13 @@ func applyRecord(groups map[string]*group, p int32, key, value []byte, ts int64,
 		if v.Version < 3 {
 			v.LeaderEpoch = -1
 		}
-		g.offsets[tp] = committed{offset: v.Offset, leaderEpoch: v.LeaderEpoch, metadata: v.Metadata, commitTime: v.CommitTimestamp}
+		g.seq++
+		c := committed{offset: v.Offset, leaderEpoch: v.LeaderEpoch, metadata: v.Metadata, commitTime: v.CommitTimestamp, seq: g.seq}
+		if txnPID >= 0 {
+			g.addPendingTxn(txnPID, tp, c)
+			return nil
+		}
+		g.offsets[tp] = c
 	case 2:
 		var k kmsg.GroupMetadataKey
 		if err := k.ReadFrom(key); err != nil {

@@ -1,0 +1,205 @@
+package txn
+
+// The marker sender (Kafka's TransactionMarkerChannelManager): once a
+// PrepareCommit or PrepareAbort is durable, every partition of the
+// transaction gets its marker through the MarkerChannel (WriteTxnMarkers to
+// the partition leaders, grouped per broker by the channel). Partitions
+// that fail (leader moved, broker down, not enough replicas) are retried
+// after MarkerBackoff until written; a partition whose topic is gone needs
+// no marker; a marker the partition fences (a newer coordinator epoch)
+// stops the job, since a newer coordinator owns it. When every partition
+// has its marker, the CompleteCommit or CompleteAbort record is written.
+// All jobs waiting in a round go out together, so concurrent transactions
+// share requests.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/stratalog/strata/internal/coordinator/runtime"
+)
+
+// Marker is the commit or abort marker of one transaction, for its
+// partitions.
+type Marker struct {
+	TransactionalID  string
+	ProducerID       int64
+	ProducerEpoch    int16
+	Commit           bool
+	CoordinatorEpoch int32
+	// TransactionVersion is the client's (WriteTxnMarkers v2).
+	TransactionVersion int8
+	Partitions         []TopicPartition
+}
+
+// MarkerChannel writes markers on partitions.
+type MarkerChannel interface {
+	// Write writes each marker on its partitions and returns, per marker
+	// and partition, nil (written), ErrPartitionGone (needs none),
+	// ErrMarkerFenced (stop), or another error (retry).
+	Write(ctx context.Context, markers []Marker) [][]error
+}
+
+type markerJob struct {
+	p                int32
+	coordinatorEpoch int32
+	id               string
+	pid              int64
+	epoch            int16
+	commit           bool
+	tv               int16
+	partitions       []TopicPartition
+}
+
+type markerSender struct {
+	c *Coordinator
+
+	mu   sync.Mutex
+	jobs []*markerJob
+	wake chan struct{}
+}
+
+func newMarkerSender(c *Coordinator) *markerSender {
+	return &markerSender{c: c, wake: make(chan struct{}, 1)}
+}
+
+func (m *markerSender) add(jobs ...markerJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	m.mu.Lock()
+	for i := range jobs {
+		j := jobs[i]
+		m.jobs = append(m.jobs, &j)
+	}
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drop forgets the jobs of partition p (unloaded, or loaded again: the
+// load resends them).
+func (m *markerSender) drop(p int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kept := m.jobs[:0]
+	for _, j := range m.jobs {
+		if j.p != p {
+			kept = append(kept, j)
+		}
+	}
+	clear(m.jobs[len(kept):])
+	m.jobs = kept
+}
+
+func (m *markerSender) run(ctx context.Context) {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wake:
+		case <-retry:
+		}
+		retry = nil
+		if m.round(ctx) {
+			retry = time.After(m.c.opts.MarkerBackoff)
+		}
+	}
+}
+
+// round sends every waiting job once; it reports whether some must be
+// retried.
+func (m *markerSender) round(ctx context.Context) (again bool) {
+	m.mu.Lock()
+	jobs := append([]*markerJob(nil), m.jobs...)
+	m.mu.Unlock()
+	if len(jobs) == 0 {
+		return false
+	}
+	var (
+		send    []Marker
+		sendFor []*markerJob
+		done    []*markerJob
+	)
+	for _, j := range jobs {
+		if len(j.partitions) == 0 {
+			done = append(done, j)
+			continue
+		}
+		send = append(send, Marker{TransactionalID: j.id, ProducerID: j.pid, ProducerEpoch: j.epoch, Commit: j.commit,
+			CoordinatorEpoch: j.coordinatorEpoch, TransactionVersion: int8(j.tv), Partitions: j.partitions})
+		sendFor = append(sendFor, j)
+	}
+	var fenced []*markerJob
+	if len(send) > 0 {
+		results := m.c.opts.Markers.Write(ctx, send)
+		for i, j := range sendFor {
+			var left []TopicPartition
+			stop := false
+			for k, tp := range j.partitions {
+				var err error
+				if i < len(results) && k < len(results[i]) {
+					err = results[i][k]
+				} else {
+					err = errors.New("no result")
+				}
+				switch {
+				case err == nil, errors.Is(err, ErrPartitionGone):
+				case errors.Is(err, ErrMarkerFenced):
+					stop = true
+					m.c.log.Info("marker fenced: a newer coordinator owns the transaction", "transactional_id", j.id, "partition", tp, "err", err)
+				default:
+					left = append(left, tp)
+					m.c.log.Debug("marker not written yet; will retry", "transactional_id", j.id, "topic", tp.Topic, "partition", tp.Partition, "err", err)
+				}
+			}
+			switch {
+			case stop:
+				fenced = append(fenced, j)
+			case len(left) == 0:
+				done = append(done, j)
+			default:
+				m.mu.Lock()
+				j.partitions = left
+				m.mu.Unlock()
+				again = true
+			}
+		}
+	}
+	finished := map[*markerJob]bool{}
+	for _, j := range append(done, fenced...) {
+		finished[j] = true
+	}
+	m.mu.Lock()
+	kept := m.jobs[:0]
+	for _, j := range m.jobs {
+		if !finished[j] {
+			kept = append(kept, j)
+		}
+	}
+	clear(m.jobs[len(kept):])
+	m.jobs = kept
+	m.mu.Unlock()
+	for _, j := range done {
+		j := *j
+		m.c.rt.Submit(j.p, func(s *shard) runtime.Result {
+			if s.epoch != j.coordinatorEpoch {
+				return runtime.Result{}
+			}
+			return s.complete(j)
+		}, func(_ any, err error) {
+			if err != nil && !errors.Is(err, ErrNotCoordinator) {
+				// The Complete record failed (not durable in time): the
+				// transaction stays prepared; send again, then complete.
+				m.c.log.Warn("write the completion of a transaction; resending its markers", "transactional_id", j.id, "err", err)
+				m.add(j)
+			}
+		})
+	}
+	return again
+}
