@@ -101,7 +101,7 @@ chaos-bin:
 
 ## chaos-smoke: a few short fixed-seed schedules (part of make test)
 chaos-smoke: build chaos-bin
-	./bin/strata-chaos --bin $(BIN) --schedules 3 --seed 1 --nodes 3 --duration 12s --rf 3 --min-insync 2
+	./bin/strata-chaos --bin $(BIN) --schedules 3 --seed 1 --nodes 3 --duration 12s --rf 3 --min-insync 2 --txn 1
 	./bin/strata-chaos --bin $(BIN) --schedules 1 --seed 101 --nodes 5 --duration 12s --rf 3 --min-insync 2
 
 ## bench: Strata vs kfake, side by side (see BENCHMARKS.md)
