@@ -718,6 +718,18 @@ def test_confluent_transactions(b):
     c.close()
 
 
+def test_kafkajs_transactions(b):
+    """KafkaJS (from the npm registry, pinned in test/interop/js): a
+    transactional producer commits, aborts and commits across two
+    partitions; a read_committed group consumer sees exactly the committed
+    records and an idempotent producer's record (test/interop/js/transactions.js)."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+    expect(os.path.isdir(os.path.join(here, "node_modules", "kafkajs")),
+           "kafkajs is not installed: scripts/install-deps.sh runs npm ci in test/interop/js")
+    r = subprocess.run(["node", os.path.join(here, "transactions.js"), b.addr], capture_output=True, text=True, timeout=120)
+    expect(r.returncode == 0, "kafkajs: %s%s" % (r.stdout, r.stderr))
+
+
 TESTS = [
     test_kcat_metadata,
     test_kcat_produce_consume_codecs,
@@ -732,6 +744,7 @@ TESTS = [
     test_confluent_cooperative_sticky,
     test_replicated_topic_clients_across_leader_kill,
     test_confluent_transactions,
+    test_kafkajs_transactions,
 ]
 
 
