@@ -18,7 +18,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -111,6 +111,10 @@ bench: build
 ## bench-replication: rf=1 vs rf=3 acks=all on 3 local brokers, kfake beside (see BENCHMARKS.md)
 bench-replication: build
 	scripts/bench-replication.sh
+
+## bench-txn: transactional produce (10k records per transaction) beside idempotent, strata and kfake (see BENCHMARKS.md)
+bench-txn: build
+	scripts/bench-txn.sh
 
 ## docs: regenerate docs/configuration.md from the broker's key registry
 docs:

@@ -46,6 +46,7 @@ type options struct {
 	waitBrokers       int
 	warmup            bool
 	latencyFile       string
+	txnRecords        int64
 }
 
 // result is the JSON line printed at the end. Byte counts are record value
@@ -108,6 +109,7 @@ func run() error {
 	flag.IntVar(&o.waitBrokers, "wait-brokers", 1, "before creating the topic, wait until the cluster's metadata lists this many brokers")
 	flag.BoolVar(&o.warmup, "warmup", true, "after creating the topic, produce one record to each partition and wait for their acknowledgements before measuring (a new topic's followers may not be fetching yet)")
 	flag.StringVar(&o.latencyFile, "latency-file", "", "write one line per produced record to this file: its send (or due) time since the start and its latency, both in ms, in completion order")
+	flag.Int64Var(&o.txnRecords, "txn-records", 0, "produce in transactions of this many records each, committed one after another (0: idempotent, no transactions)")
 	flag.BoolVar(&o.consume, "consume", true, "after producing, consume the topic from the start (false: produce only)")
 	flag.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes (records have no key)")
 	flag.Int64Var(&o.records, "records", 0, "records to produce (overrides --bytes)")
@@ -426,7 +428,14 @@ func producerOpts(seeds []string, o options) ([]kgo.Opt, error) {
 	default:
 		return nil, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", o.compression)
 	}
-	return append(opts, kgo.ProducerBatchCompression(codec)), nil
+	opts = append(opts, kgo.ProducerBatchCompression(codec))
+	if o.txnRecords > 0 {
+		if o.acks != "all" && o.acks != "-1" {
+			return nil, fmt.Errorf("--txn-records needs --acks all")
+		}
+		opts = append(opts, kgo.TransactionalID(fmt.Sprintf("loadgen-%d", os.Getpid())))
+	}
+	return opts, nil
 }
 
 // produce writes o.records records and fills the produce fields of res.
@@ -484,8 +493,26 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		interval = 1e9 / o.rate
 		fmt.Fprintf(os.Stderr, "loadgen: open loop at %.0f records/s (%.1f MB/s)\n", o.rate, o.rate*float64(o.recordSize)/1e6)
 	}
+	var txns int64
+	endTxn := func() error {
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return fmt.Errorf("commit of transaction %d: %w", txns+1, err)
+		}
+		txns++
+		return nil
+	}
 	start = time.Now()
 	for i := int64(0); i < o.records; i++ {
+		if o.txnRecords > 0 && i%o.txnRecords == 0 {
+			if i > 0 {
+				if err := endTxn(); err != nil {
+					return err
+				}
+			}
+			if err := cl.BeginTransaction(); err != nil {
+				return fmt.Errorf("begin transaction: %w", err)
+			}
+		}
 		var r *kgo.Record
 		select {
 		case r = <-free:
@@ -510,6 +537,12 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if o.txnRecords > 0 && o.records > 0 {
+		if err := endTxn(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "loadgen: %d transactions of up to %d records committed\n", txns, o.txnRecords)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return fmt.Errorf("flush after %s, %d of %d records acknowledged (%d failed): %w",
@@ -559,6 +592,7 @@ func writeLatencies(name string, sent, lat []uint32) error {
 // warmup produces one record to each partition with the run's producer
 // settings and waits until all are acknowledged.
 func warmup(ctx context.Context, seeds []string, o options, res *result) error {
+	o.txnRecords = 0 // the warm-up is plain idempotent produce
 	opts, err := producerOpts(seeds, o)
 	if err != nil {
 		return err
