@@ -101,7 +101,7 @@ func brokerOnlyDefs() []Def {
 // broker-level synonyms of topic configs (cluster-wide defaults, which are
 // dynamic).
 func BrokerDefs() []Def {
-	defs := append(brokerOnlyDefs(), securityDefs()...)
+	defs := append(append(brokerOnlyDefs(), securityDefs()...), connectionDefs()...)
 	seen := map[string]bool{}
 	for _, d := range defs {
 		seen[d.Name] = true

@@ -43,8 +43,6 @@ var kafkaIgnored = map[string]string{
 	"log.flush.scheduler.interval.ms":                  "flushes are scheduled per partition by flush.ms",
 	"log.flush.offset.checkpoint.interval.ms":          "recovery points are checkpointed at close and on roll",
 	"log.flush.start.offset.checkpoint.interval.ms":    "log start offsets are checkpointed when they move",
-	"max.connections":                                  "connections are not limited yet",
-	"max.connections.per.ip":                           "connections are not limited yet",
 	"connections.max.idle.ms":                          "idle connections are not closed",
 	"delegation.token.master.key":                      "delegation tokens are not supported",
 	"kafka.metrics.reporters":                          "metrics are not exported through JMX reporters",

@@ -100,11 +100,12 @@ func release(resp *Response) {
 const readBufSize = 32 << 10
 
 type conn struct {
-	srv  *Server
-	nc   net.Conn
-	br   *bufio.Reader // reads nc: small requests cost one syscall, not two
-	info ConnInfo
-	log  interface {
+	srv   *Server
+	limIP string // the address the connection limits counted it under
+	nc    net.Conn
+	br    *bufio.Reader // reads nc: small requests cost one syscall, not two
+	info  ConnInfo
+	log   interface {
 		Error(msg string, args ...any)
 		Warn(msg string, args ...any)
 		Info(msg string, args ...any)

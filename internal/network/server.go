@@ -52,6 +52,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, if set, sees connections and request timings (metrics).
 	Observer Observer
+	// Limits are the connection limits (connlimit.go); zero: none.
+	Limits ConnLimits
+	// Now is the clock of the connection-creation rate; nil: time.Now.
+	Now func() time.Time
 }
 
 // Server accepts Kafka connections and feeds their requests to a Handler.
@@ -62,6 +66,8 @@ type Server struct {
 	bufPool sync.Pool // *[]byte, for the pread+write fallback
 	bufs    bufPool   // request bodies (see bufpool.go)
 	mem     *memPool  // queued.max.request.bytes (see memory.go)
+	lim     *connLimiter
+	closing chan struct{} // closed by Shutdown
 
 	nextID atomic.Uint64
 	epoch  time.Time // origin of the observer's monotonic stamps
@@ -97,7 +103,13 @@ func New(cfg Config, h Handler) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	s := &Server{
+		lim:       newConnLimiter(cfg.Limits, now),
+		closing:   make(chan struct{}),
 		cfg:       cfg,
 		h:         h,
 		log:       log.With("component", "network"),
@@ -142,6 +154,7 @@ func (s *Server) serve(ln net.Listener, l *Listener) error {
 
 	var backoff time.Duration
 	for {
+		s.lim.waitAccept(s.closing)
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isShutting() {
@@ -159,7 +172,16 @@ func (s *Server) serve(ln net.Listener, l *Listener) error {
 			return fmt.Errorf("network: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		s.startConn(nc, l)
+		ok, ip, limit := s.lim.admit(nc.RemoteAddr())
+		if !ok {
+			if s.lim.shouldLog(ip) {
+				s.log.Info("rejected connection: the address already holds its maximum (max.connections.per.ip); logged once a minute per address",
+					"addr", ip, "max", limit, "listener", l.Name)
+			}
+			_ = nc.Close()
+			continue
+		}
+		s.startConn(nc, l, ip)
 	}
 }
 
@@ -169,6 +191,9 @@ func (s *Server) serve(ln net.Listener, l *Listener) error {
 // connections are closed at once and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shutting {
+		close(s.closing)
+	}
 	s.shutting = true
 	for ln := range s.listeners {
 		_ = ln.Close()
@@ -209,11 +234,13 @@ func (s *Server) isShutting() bool {
 	return s.shutting
 }
 
-func (s *Server) startConn(nc net.Conn, l *Listener) {
+func (s *Server) startConn(nc net.Conn, l *Listener, ip string) {
 	c := newConn(s, nc, s.nextID.Add(1), l)
+	c.limIP = ip
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()
+		s.lim.release(ip)
 		_ = nc.Close()
 		return
 	}
@@ -230,6 +257,7 @@ func (s *Server) connDone(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.lim.release(c.limIP)
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.ConnClosed()
 	}

@@ -246,7 +246,12 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
 	})
+	limits, err := connLimits(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s.net = network.New(network.Config{
+		Limits:                limits,
 		MaxRequestSize:        int32(cfg.Int64("socket.request.max.bytes")),
 		SASLMaxReceiveSize:    int32(cfg.Int64("sasl.server.max.receive.size")),
 		QueuedMaxRequestBytes: cfg.Int64("queued.max.request.bytes"),
