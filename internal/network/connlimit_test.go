@@ -101,3 +101,11 @@ func TestConnectionCreationRate(t *testing.T) {
 	}
 	close(done)
 }
+
+// The inter-broker listener is exempt from max.connections.
+func TestUnthrottledListenerIgnoresMaxConnections(t *testing.T) {
+	_, addr := startListener(t, Config{Limits: ConnLimits{Max: 1}}, Listener{Name: "BROKER", Protocol: "PLAINTEXT", Unthrottled: true}, echoHandler)
+	for i := range 3 {
+		roundTrip(t, dial(t, addr), int32(i))
+	}
+}

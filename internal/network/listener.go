@@ -24,6 +24,10 @@ const DefaultSASLMaxReceiveSize = 512 << 10
 type Listener struct {
 	Name     string
 	Protocol string
+	// Unthrottled exempts the listener from max.connections and the
+	// connection creation rate (Kafka's rule for the inter-broker
+	// listener, so that brokers can always reach each other).
+	Unthrottled bool
 	// TLS is the server configuration for SSL and SASL_SSL listeners. It
 	// may reload certificates itself (GetConfigForClient).
 	TLS *tls.Config

@@ -154,7 +154,9 @@ func (s *Server) serve(ln net.Listener, l *Listener) error {
 
 	var backoff time.Duration
 	for {
-		s.lim.waitAccept(s.closing)
+		if !l.Unthrottled {
+			s.lim.waitAccept(s.closing)
+		}
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isShutting() {

@@ -258,7 +258,13 @@ func (s *Server) openClientListeners(logger *slog.Logger) (string, int32, []meta
 	if err != nil {
 		return "", 0, nil, err
 	}
-	s.lns, err = openListeners(r, func(spec listenerSpec) (network.Listener, error) { return s.networkListener(spec, logger) })
+	s.lns, err = openListeners(r, func(spec listenerSpec) (network.Listener, error) {
+		nl, err := s.networkListener(spec, logger)
+		// Brokers always reach each other: their listener is exempt from
+		// max.connections, as in Kafka (connlimit.go).
+		nl.Unthrottled = spec.Name == r.InterBroker
+		return nl, err
+	})
 	if err != nil {
 		return "", 0, nil, err
 	}
