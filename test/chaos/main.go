@@ -244,6 +244,9 @@ func runAll(cfg config) (code int) {
 			i+1, cfg.schedules, seed, res.elapsed.Seconds(), strings.Join(res.faults, " "), res.ok, res.unknown, res.landed, res.failed, res.reads)
 		if cfg.txn > 0 {
 			line += fmt.Sprintf(" txns committed=%d aborted=%d unknown=%d", res.txns[TxnCommitted], res.txns[TxnAborted], res.txns[TxnUnknown])
+			if res.txnStuck > 0 {
+				line += fmt.Sprintf(" (given up unanswered: %d)", res.txnStuck)
+			}
 		}
 		switch {
 		case res.skipped != "":
@@ -356,6 +359,7 @@ type scheduleResult struct {
 	landed                     int
 	anomalies                  []Anomaly
 	txns                       map[Outcome]int
+	txnStuck                   int
 	skipped                    string
 	err                        error
 	saved                      string
@@ -491,6 +495,7 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 			tl.Add("%v", err)
 		}
 		tl.Add("transactional final read: end offsets %v", h.Txn.FinalEnd)
+		res.txnStuck = h.Txn.Stuck
 		res.txns = map[Outcome]int{}
 		for _, t := range h.Txn.Txns {
 			res.txns[t.Outcome]++

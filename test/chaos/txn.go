@@ -57,7 +57,15 @@ type TxnHistory struct {
 	FinalStuck map[int32]int64 `json:"final_stuck,omitempty"` // partition -> LSO that never reached the end
 	// FinalIncomplete lists partitions the final read could not finish.
 	FinalIncomplete []int32 `json:"final_incomplete,omitempty"`
+	// Stuck counts transactions whose records the client neither
+	// acknowledged nor failed within stuckAfter: the producer gave up on
+	// them (closing the client) instead of waiting for ever.
+	Stuck int `json:"stuck,omitempty"`
 }
+
+// stuckAfter bounds how long a transaction waits for its records'
+// answers (the client's delivery timeout is 8 s).
+const stuckAfter = 30 * time.Second
 
 func newTxnHistory(topic string) *TxnHistory {
 	return &TxnHistory{start: time.Now(), Topic: topic, Final: map[int32][]Rec{}, FinalEnd: map[int32]int64{}}
@@ -134,11 +142,25 @@ func (w *TxnWorkload) produce(ctx context.Context, name string, wg *sync.WaitGro
 					t.Values[idx].Offset = r.Offset
 				})
 			}
-			pwg.Wait()
-			commit := !produceErr && rng.Intn(4) != 0
+			answered := make(chan struct{})
+			go func() { pwg.Wait(); close(answered) }()
+			stuck := false
+			select {
+			case <-answered:
+			case <-time.After(stuckAfter):
+				// franz-go never fails an idempotent record whose
+				// request got no answer; do not wait for ever. The
+				// transaction was never asked to commit: it aborts.
+				stuck = true
+			}
+			mu.Lock()
+			commit := !produceErr && !stuck && rng.Intn(4) != 0
+			mu.Unlock()
 			ectx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			var err error
-			if commit {
+			if stuck {
+				err = fmt.Errorf("records unanswered after %v", stuckAfter)
+			} else if commit {
 				err = cl.EndTransaction(ectx, kgo.TryCommit)
 			} else {
 				if aerr := cl.AbortBufferedRecords(ectx); aerr != nil {
@@ -160,7 +182,12 @@ func (w *TxnWorkload) produce(ctx context.Context, name string, wg *sync.WaitGro
 			default:
 				t.Outcome = TxnUnknown
 			}
-			if err != nil || produceErr {
+			if stuck {
+				w.h.mu.Lock()
+				w.h.Stuck++
+				w.h.mu.Unlock()
+			}
+			if err != nil || produceErr || stuck {
 				if err != nil {
 					t.Err = err.Error()
 				}
