@@ -156,7 +156,11 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 			if fatal := lc.duplicate(err, l.Image().Brokers[lc.cfg.Registration.NodeID]); fatal != nil {
 				return 0, fatal
 			}
-			lc.warn("register with the controller", err)
+			what := "register with the controller"
+			if errors.Is(err, controller.ErrDuplicateRegistration) {
+				what = "register with the controller: this node id has a live registration, this node's previous process if it stopped less than broker.session.timeout.ms ago; retrying until the session has expired"
+			}
+			lc.warn(what, err)
 			return retry, nil
 		}
 		lc.dupSince = time.Time{}
