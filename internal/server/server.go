@@ -284,7 +284,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		defer close(s.lifeDone)
 		if err := lc.Run(lifeCtx); err != nil {
 			s.log.Error("stopping: the broker cannot register", "err", err)
-			s.fatal <- err
+			s.fail(err)
 		}
 	}()
 	s.wg.Add(4)
@@ -360,6 +360,13 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		return fmt.Errorf("metadata quorum: %w", err)
 	}
 	s.quorum = q
+	go func() {
+		<-q.Failed()
+		if err := q.Err(); err != nil && !errors.Is(err, quorum.ErrStopped) {
+			s.log.Error("stopping: the metadata quorum stopped", "err", err)
+			s.fail(err)
+		}
+	}()
 	qa := quorumAdapter{q}
 	s.quorumView = qa
 	s.ctrl.Attach(qa)
@@ -436,6 +443,14 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 // Fatal delivers the error that makes the node stop on its own; the
 // caller shuts it down (Shutdown) and exits non-zero.
 func (s *Server) Fatal() <-chan error { return s.fatal }
+
+// fail hands the first error that stops the node on its own to Fatal.
+func (s *Server) fail(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
 
 // Addr is the bound listener address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }

@@ -459,6 +459,20 @@ func TestBadInput(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "belongs to cluster") {
 		t.Errorf("wrong cluster id: exited with %v, output %q", err, out)
 	}
+	// Node 3 on a fresh data dir (its disk lost, or another machine given
+	// its configuration): a voter that forgot the log it acknowledged
+	// stops with a message, or, if the leader does not remember how far
+	// it had replicated to node 3, registers and refuses as a known node
+	// id on a fresh data dir; it exits non-zero either way.
+	fresh := &node{t: t, id: 3, bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: n3.ctrl, http: freeAddr(t), voters: n3.voters}
+	sout := runUntilExit(t, bin, fresh.args(), 60*time.Second)
+	if !strings.Contains(sout, "lacks entries the quorum has committed") && !strings.Contains(sout, "node id 3 is already known to the cluster") {
+		t.Errorf("node 3 on a fresh data dir: want a refusal, output:\n%s", sout)
+	}
+	if strings.Contains(sout, "goroutine ") {
+		t.Errorf("node 3 on a fresh data dir: a stack trace:\n%s", sout)
+	}
+	t.Logf("node 3 on a fresh data dir: %s", sout[strings.LastIndex(strings.TrimSpace(sout), "\n")+1:])
 	n3.start()
 
 	// Garbage on the controller port: the connection is closed.
