@@ -132,19 +132,25 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	// Every port is bound before the data dir is touched: a start that
 	// fails on a busy port leaves no half-formatted directory (and keeps
 	// the record of the last clean shutdown).
+	dir := cfg.DataDir()
+	portErr := func(err error) error {
+		if inUse(dir) {
+			return fmt.Errorf("data dir %s is in use by another strata process (%w)", dir, err)
+		}
+		return err
+	}
 	if err := s.startHTTP(); err != nil {
-		return nil, err
+		return nil, portErr(err)
 	}
 	if s.roles.controller && len(voters) > 1 {
 		if err := s.bindControllerListener(voters); err != nil {
-			return nil, err
+			return nil, portErr(err)
 		}
 	}
 	host, port, endpoints, err := s.openClientListeners(logger)
 	if err != nil {
-		return nil, err
+		return nil, portErr(err)
 	}
-	dir := cfg.DataDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -233,7 +239,9 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		MarkRegistered: func() error { return markRegistered(dir) },
 		FreshHint: fmt.Sprintf("If it is that node with its data lost (a replaced disk) and its partitions should re-replicate from the other replicas, delete %s and start it again.",
 			filepath.Join(dir, unregisteredFile)),
-		DuplicateGrace: time.Duration(cfg.Int64("broker.session.timeout.ms")+2*cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
+		// Twice the session: the previous process's session ends within
+		// one, whatever the load on this node or the controller.
+		DuplicateGrace: time.Duration(2*cfg.Int64("broker.session.timeout.ms")+2*cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 	})
 	s.life = lc
 
@@ -544,6 +552,21 @@ func lockDir(dir string) (*os.File, error) {
 // unregisteredFile marks a data dir formatted by a start that has not
 // registered with the controller yet (meta.properties is written first).
 const unregisteredFile = "meta.properties.unregistered"
+
+// inUse reports whether another process holds dir's lock (lockDir),
+// without creating anything.
+func inUse(dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
 
 // checkMetaProperties reads DIR/meta.properties, creating it on first start
 // with want as the cluster id (a new random one if want is empty), and

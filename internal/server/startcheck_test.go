@@ -179,3 +179,21 @@ func TestMetaPropertiesFresh(t *testing.T) {
 		t.Errorf("another node id: %v", err)
 	}
 }
+
+// TestStartSameDataDirTwice: a second node on a running node's data dir
+// (and so, usually, its ports) says the data dir is in use.
+func TestStartSameDataDirTwice(t *testing.T) {
+	n := startNode(t, "", nil)
+	cfg, err := config.LoadBroker("", nil, map[string]string{"listen": n.srv.Addr().String(), "data.dir": n.dir, "http.listen": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(cfg, testLogger(t))
+	if err == nil {
+		srv.closeStorage(-1)
+		t.Fatal("a second node started on the same data dir")
+	}
+	if !strings.Contains(err.Error(), "in use by another strata process") || !strings.Contains(err.Error(), n.srv.Addr().String()) {
+		t.Errorf("error %q: want the data dir in use, and the port", err)
+	}
+}
