@@ -632,16 +632,11 @@ func markRegistered(dir string) error {
 	return syncDir(dir)
 }
 
-// ValidateClusterID checks a configured cluster id: Kafka's format, a
-// UUID in URL-safe base64 without padding (22 characters), as
-// kafka-storage.sh random-uuid prints. Empty is valid (derived or random).
+// ValidateClusterID checks a configured cluster id (config.CheckClusterID;
+// LoadBroker checks it too, but Start may be given any *config.Broker).
 func ValidateClusterID(id string) error {
-	if id == "" {
-		return nil
-	}
-	if b, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(id) != 22 || len(b) != 16 {
-		return fmt.Errorf("cluster.id (--cluster-id) %q is not a valid cluster id: want a UUID in URL-safe base64, 22 characters such as %q (kafka-storage.sh random-uuid prints one), or leave it unset",
-			id, "MkU3OEVBNTcwNTJENDM2Qk")
+	if err := config.CheckClusterID(id); err != nil {
+		return fmt.Errorf("cluster.id (--cluster-id) %q: %w", id, err)
 	}
 	return nil
 }
