@@ -167,7 +167,7 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 		if lc.cfg.Fresh {
 			if e > 0 {
 				// Epochs count a node id's registrations from 0.
-				return 0, fmt.Errorf("%w: node id %d is already known to the cluster (this is its registration number %d), but this data dir was formatted by this start; refusing to serve it empty: is this a copy of another node's configuration? Give this node a node.id of its own. %s",
+				return 0, fmt.Errorf("%w: node id %d is already known to the cluster (this is its registration number %d), but this data dir is new (formatted by a start that never registered); refusing to serve it empty: is this a copy of another node's configuration? Give this node a node.id of its own. %s",
 					ErrNodeIDTaken, lc.cfg.Registration.NodeID, e+1, lc.cfg.FreshHint)
 			}
 			if lc.cfg.MarkRegistered != nil {
