@@ -472,7 +472,7 @@ func TestBadInput(t *testing.T) {
 	if strings.Contains(sout, "goroutine ") {
 		t.Errorf("node 3 on a fresh data dir: a stack trace:\n%s", sout)
 	}
-	t.Logf("node 3 on a fresh data dir: %s", sout[strings.LastIndex(strings.TrimSpace(sout), "\n")+1:])
+	t.Logf("node 3 on a fresh data dir: %s", lastLine(sout))
 	n3.start()
 
 	// Garbage on the controller port: the connection is closed.
@@ -542,6 +542,7 @@ func TestNodeIDTaken(t *testing.T) {
 	if !strings.Contains(out, "node id 4 is registered by another live broker") || !strings.Contains(out, n4.addr) {
 		t.Errorf("a second broker 4: want a refusal naming node id 4 and %s, output:\n%s", n4.addr, out)
 	}
+	t.Logf("a second broker 4: %s", lastLine(out))
 	if _, err := os.Stat(filepath.Join(impostor.dir, "data", "meta.properties.unregistered")); err != nil {
 		t.Errorf("the refused data dir should stay unregistered: %v", err)
 	}
@@ -553,6 +554,7 @@ func TestNodeIDTaken(t *testing.T) {
 	if !strings.Contains(out, "node id 4 is already known to the cluster") || !strings.Contains(out, "meta.properties.unregistered") {
 		t.Errorf("a fresh data dir with a known node id: want a refusal naming node id 4 and how to replace a disk, output:\n%s", out)
 	}
+	t.Logf("broker 4 on a fresh data dir: %s", lastLine(out))
 	// A restart of the real node 4 registers and serves.
 	n4.start()
 	waitFor(t, "node 4 back at its own address", 30*time.Second, func() bool {
@@ -567,6 +569,13 @@ func TestNodeIDTaken(t *testing.T) {
 	if err := c.createTopic(ctx, "after-impostors", 1, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lastLine is the last line of a process's output: the error it exited
+// with.
+func lastLine(out string) string {
+	out = strings.TrimSpace(out)
+	return out[strings.LastIndex(out, "\n")+1:]
 }
 
 // runUntilExit runs strata with args and returns its output once it has
