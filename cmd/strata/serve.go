@@ -135,8 +135,12 @@ func runServer(cfg *config.Broker, logger *slog.Logger) error {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	sig := <-sigs
-	logger.Info("signal received; stopping", "signal", sig.String())
+	var fatal error
+	select {
+	case sig := <-sigs:
+		logger.Info("signal received; stopping", "signal", sig.String())
+	case fatal = <-srv.Fatal():
+	}
 	timeout := time.Duration(cfg.Int64("shutdown.timeout.ms")) * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -145,8 +149,8 @@ func runServer(cfg *config.Broker, logger *slog.Logger) error {
 		logger.Warn("second signal: exiting without a clean shutdown")
 		os.Exit(130)
 	}()
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := srv.Shutdown(ctx); err != nil && fatal == nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	return nil
+	return fatal
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,7 +35,29 @@ type LifecycleConfig struct {
 	// broker counts as ready.
 	OnReady func()
 	Logger  *slog.Logger
+
+	// Fresh says the data dir was formatted by this start (or by one that
+	// never registered): a node id the cluster already knows is then
+	// another node's (a copied configuration) or a node whose data is
+	// lost, and the broker refuses to serve (ErrNodeIDTaken).
+	// MarkRegistered runs after the first registration of a fresh dir;
+	// FreshHint says how to start it on purpose anyway.
+	Fresh          bool
+	MarkRegistered func() error
+	FreshHint      string
+	// DuplicateGrace is how long registration answers
+	// DUPLICATE_BROKER_REGISTRATION before the broker gives up
+	// (ErrNodeIDTaken): the live registration may be this node's own
+	// previous process, killed less than a session timeout ago. Zero
+	// gives up at the first answer.
+	DuplicateGrace time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
 }
+
+// ErrNodeIDTaken is the fatal error of a broker whose node id belongs to
+// another broker: Run and WaitReady return it, and the node must stop.
+var ErrNodeIDTaken = errors.New("node id taken")
 
 // Lifecycle keeps this broker registered with the active controller and
 // heartbeating, as a KRaft broker does (BrokerLifecycleManager); on the
@@ -57,6 +81,9 @@ type Lifecycle struct {
 	lastErrAt time.Time
 
 	lastRebalance time.Time
+	// dupSince is when registration first answered
+	// DUPLICATE_BROKER_REGISTRATION in a row (zero: it did not).
+	dupSince time.Time
 }
 
 // NewLifecycle returns the lifecycle of l's broker; Run (or WaitReady)
@@ -68,8 +95,16 @@ func NewLifecycle(l *Link, cfg LifecycleConfig) *Lifecycle {
 	return &Lifecycle{l: l, cfg: cfg, log: cfg.Logger, legacy: cfg.Legacy, ready: make(chan struct{}), lastRebalance: time.Now()}
 }
 
-// step does one round and returns how long to wait before the next.
-func (lc *Lifecycle) step() time.Duration {
+func (lc *Lifecycle) now() time.Time {
+	if lc.cfg.Now != nil {
+		return lc.cfg.Now()
+	}
+	return time.Now()
+}
+
+// step does one round and returns how long to wait before the next, or a
+// fatal error (ErrNodeIDTaken).
+func (lc *Lifecycle) step() (time.Duration, error) {
 	l := lc.l
 	retry := min(lc.cfg.Every, 200*time.Millisecond)
 	if l.IsActive() {
@@ -77,7 +112,7 @@ func (lc *Lifecycle) step() time.Duration {
 		if lc.legacy != nil {
 			if err := c.Import(lc.legacy); err != nil {
 				lc.warn("import the pre-quorum metadata log", err)
-				return retry
+				return retry, nil
 			}
 			if lc.cfg.FinishImport != nil {
 				if err := lc.cfg.FinishImport(); err != nil {
@@ -89,7 +124,7 @@ func (lc *Lifecycle) step() time.Duration {
 		}
 		if err := c.EnsureClusterID(lc.cfg.ClusterID); err != nil {
 			lc.warn("format the metadata log", err)
-			return retry
+			return retry, nil
 		}
 		reg := lc.cfg.Registration
 		if err := c.RegisterSelf(reg.Host, reg.Port); err != nil {
@@ -109,17 +144,38 @@ func (lc *Lifecycle) step() time.Duration {
 		}
 	}
 	if l.Image().ClusterID == "" {
-		return retry // no active controller has formatted the log yet
+		return retry, nil // no active controller has formatted the log yet
 	}
 	if !lc.cfg.Broker {
-		return lc.cfg.Every // a controller only: no broker to register
+		return lc.cfg.Every, nil // a controller only: no broker to register
 	}
 	epoch := l.Epoch()
 	if epoch < 0 {
 		e, err := l.register(lc.cfg.Registration, lc.cfg.ClusterID)
 		if err != nil {
-			lc.warn("register with the controller", err)
-			return retry
+			if fatal := lc.duplicate(err, l.Image().Brokers[lc.cfg.Registration.NodeID]); fatal != nil {
+				return 0, fatal
+			}
+			what := "register with the controller"
+			if errors.Is(err, controller.ErrDuplicateRegistration) {
+				what = "register with the controller: this node id has a live registration, this node's previous process if it stopped less than broker.session.timeout.ms ago; retrying until the session has expired"
+			}
+			lc.warn(what, err)
+			return retry, nil
+		}
+		lc.dupSince = time.Time{}
+		if lc.cfg.Fresh {
+			if e > 0 {
+				// Epochs count a node id's registrations from 0.
+				return 0, fmt.Errorf("%w: node id %d is already known to the cluster (this is its registration number %d), but this data dir is new (formatted by a start that never registered); refusing to serve it empty: is this a copy of another node's configuration? Give this node a node.id of its own. %s",
+					ErrNodeIDTaken, lc.cfg.Registration.NodeID, e+1, lc.cfg.FreshHint)
+			}
+			if lc.cfg.MarkRegistered != nil {
+				if err := lc.cfg.MarkRegistered(); err != nil {
+					lc.warn("record the first registration in the data dir", err)
+				}
+			}
+			lc.cfg.Fresh = false
 		}
 		lc.log.Info("registered with the controller", "epoch", e, "controller", l.ControllerID())
 		l.epoch.Store(e)
@@ -128,13 +184,13 @@ func (lc *Lifecycle) step() time.Duration {
 		if NeedsRegistration(err) {
 			lc.log.Warn("registering again", "reason", err)
 			l.epoch.Store(-1)
-			return retry
+			return retry, nil
 		}
 		lc.warn("heartbeat", err)
-		return retry
+		return retry, nil
 	}
 	if b := l.Image().Brokers[lc.cfg.Registration.NodeID]; b == nil || b.Epoch != epoch {
-		return retry // the registration has not reached this node's image yet
+		return retry, nil // the registration has not reached this node's image yet
 	}
 	lc.readyOnce.Do(func() {
 		// OnReady (the partitions follow the image) before ready opens
@@ -144,8 +200,43 @@ func (lc *Lifecycle) step() time.Duration {
 		}
 		close(lc.ready)
 	})
-	return lc.cfg.Every
+	return lc.cfg.Every, nil
 }
+
+// duplicate returns ErrNodeIDTaken when err says another live broker holds
+// this node id and the grace has passed (a fresh data dir has none: its
+// node never registered, so the live registration is not its own). other
+// is the registration in this node's image: the error names its address,
+// so it waits up to imageWait more for the image to have it
+// (BrokerRegistrationResponse carries no message).
+func (lc *Lifecycle) duplicate(err error, other *metadata.Broker) error {
+	if !errors.Is(err, controller.ErrDuplicateRegistration) {
+		lc.dupSince = time.Time{}
+		return nil
+	}
+	now := lc.now()
+	if lc.dupSince.IsZero() {
+		lc.dupSince = now
+	}
+	grace := lc.cfg.DuplicateGrace
+	if lc.cfg.Fresh {
+		grace = 0
+	}
+	waited := now.Sub(lc.dupSince)
+	if waited < grace || (other == nil && waited < grace+imageWait) {
+		return nil
+	}
+	where := "at an address this node's metadata does not show yet"
+	if other != nil {
+		where = fmt.Sprintf("at %s (registration epoch %d)", net.JoinHostPort(other.Host, strconv.Itoa(int(other.Port))), other.Epoch)
+	}
+	return fmt.Errorf("%w: node id %d is registered by another live broker %s; refusing to start: give this node a node.id of its own, or stop the other process first (the controller answered: %v)",
+		ErrNodeIDTaken, lc.cfg.Registration.NodeID, where, err)
+}
+
+// imageWait bounds the wait for this node's image to show the other
+// registration of its node id.
+const imageWait = 5 * time.Second
 
 // warn logs a failure, at most once every 5 s for the same text.
 func (lc *Lifecycle) warn(what string, err error) {
@@ -161,17 +252,22 @@ func (lc *Lifecycle) warn(what string, err error) {
 	lc.log.Log(context.Background(), level, what, "err", err)
 }
 
-// Run steps until ctx ends.
-func (lc *Lifecycle) Run(ctx context.Context) {
+// Run steps until ctx ends (nil) or a step fails for good
+// (ErrNodeIDTaken).
+func (lc *Lifecycle) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		t.Reset(lc.step())
+		d, err := lc.step()
+		if err != nil {
+			return err
+		}
+		t.Reset(d)
 	}
 }
 
@@ -192,7 +288,10 @@ func (lc *Lifecycle) IsReady() bool {
 func (lc *Lifecycle) WaitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		d := lc.step()
+		d, err := lc.step()
+		if err != nil {
+			return err
+		}
 		select {
 		case <-lc.ready:
 			return nil

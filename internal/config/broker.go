@@ -77,7 +77,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "process.roles", Type: TypeList, Default: "broker,controller", Doc: "roles of this node; only broker,controller (combined) so far"},
 		{Name: "controller.quorum.voters", Type: TypeList, Default: "", Check: votersList, Doc: "voters of the metadata quorum as id@host:port of their controller listeners; empty: this node alone"},
 		{Name: "controller.listen", Type: TypeString, Default: "", Doc: "host:port the controller (Raft) listener binds; defaults to this node's address in controller.quorum.voters"},
-		{Name: "cluster.id", Type: TypeString, Default: "", Doc: "cluster id; empty: random for a single node, derived from the voters for a quorum"},
+		{Name: "cluster.id", Type: TypeString, Default: "", Check: CheckClusterID, Doc: "cluster id, a UUID in URL-safe base64 (22 characters, as kafka-storage.sh random-uuid prints); empty: random for a single node, derived from the voters for a quorum"},
 		{Name: "broker.rack", Type: TypeString, Default: "", Doc: "rack of this broker, for rack-aware placement"},
 		{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", Check: atLeast(1), Doc: "how often the broker heartbeats to the active controller"},
 		{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", Check: atLeast(1), Doc: "the active controller fences a broker after this long without heartbeats"},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -218,6 +219,21 @@ func votersList(v string) error {
 		if _, err := strconv.ParseUint(id, 10, 31); !ok || err != nil || !strings.Contains(addr, ":") {
 			return fmt.Errorf("%q is not id@host:port", strings.TrimSpace(p))
 		}
+	}
+	return nil
+}
+
+// CheckClusterID checks a cluster id: Kafka's format, a UUID in URL-safe
+// base64 without padding, 22 characters, as kafka-storage.sh random-uuid
+// prints (Kafka's Uuid.fromString). Empty is valid: the node derives one
+// (a quorum) or draws one (a single node).
+func CheckClusterID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(id) != 22 || len(b) != 16 {
+		return fmt.Errorf("not a valid cluster id: want a UUID in URL-safe base64, 22 characters such as %q (kafka-storage.sh random-uuid prints one), or leave it unset",
+			"MkU3OEVBNTcwNTJENDM2Qk")
 	}
 	return nil
 }

@@ -512,10 +512,14 @@ func (r raftLogger) Fatalf(format string, v ...any) { r.Panicf(format, v...) }
 func (r raftLogger) Panic(v ...any) {
 	msg := fmt.Sprint(v...)
 	r.l.Error(msg)
-	panic(errors.New(msg))
+	panic(raftPanic{errors.New(msg)})
 }
 func (r raftLogger) Panicf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	r.l.Error(msg)
-	panic(errors.New(msg))
+	panic(raftPanic{errors.New(msg)})
 }
+
+// raftPanic is what raftLogger panics with: Node.run recovers it and
+// stops the node with its error.
+type raftPanic struct{ error }

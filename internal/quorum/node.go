@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,6 +180,21 @@ func (n *Node) Stop() error {
 	return n.stopErr
 }
 
+// Failed is closed when the node has stopped on its own (not by Stop);
+// Err then says why.
+func (n *Node) Failed() <-chan struct{} { return n.donec }
+
+// Err is why the node stopped, once Failed is closed (ErrStopped after
+// Stop).
+func (n *Node) Err() error {
+	select {
+	case <-n.donec:
+		return n.err
+	default:
+		return nil
+	}
+}
+
 // ID returns this node's id.
 func (n *Node) ID() uint64 { return n.cfg.ID }
 
@@ -288,6 +304,26 @@ func (n *Node) run() {
 		s := n.core.status()
 		s.Role = "stopped"
 		n.final.Store(&s)
+	}()
+	// etcd raft panics (through raftLogger) on what it cannot go on from,
+	// a voter whose log lost entries the quorum committed above all: the
+	// node stops with that error (Failed) instead of taking the process
+	// down with a stack trace.
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		rp, ok := r.(raftPanic)
+		if !ok {
+			panic(r)
+		}
+		n.err = fmt.Errorf("quorum: node %d stopped: %w", n.cfg.ID, rp.error)
+		if strings.Contains(rp.Error(), "raft log corrupted, truncated, or lost") {
+			n.err = fmt.Errorf("quorum: node %d: its metadata log (%s) lacks entries the quorum has committed: the directory was lost, replaced or copied from elsewhere, and a voter must never forget what it acknowledged (%w)",
+				n.cfg.ID, n.cfg.Dir, rp.error)
+		}
+		n.core.failAll(n.err)
 	}()
 	send := func(msgs []raftpb.Message) {
 		for _, r := range n.tr.send(msgs) {

@@ -309,6 +309,11 @@ func (m *Manager) applyLocked(d *loader.Delta) {
 		}
 	}
 
+	// One INFO line per delta sums up what this node leads and follows
+	// (a first start leads every partition of __consumer_offsets at once);
+	// each partition's line is DEBUG, but for a leader change of a
+	// partition that was hosted already.
+	var sum applySummary
 	for _, set := range [][]loader.LocalReplica{lc.Leaders, lc.Followers} {
 		for _, r := range set {
 			tp := TopicPartition{r.Topic, r.Partition}
@@ -336,12 +341,27 @@ func (m *Manager) applyLocked(d *loader.Delta) {
 				replicas: slices.Clone(pm.Replicas), isr: slices.Clone(pm.ISR)}
 			if pm.Leader == node {
 				m.unfollow(tp)
+				if ok && !p.IsLeader() {
+					m.log.Info("became leader", "partition", tp.DirName(), "leader_epoch", pm.LeaderEpoch, "previous_epoch", p.LeaderEpoch(), "isr", pm.ISR)
+				}
+				if !ok || !p.IsLeader() || p.LeaderEpoch() != pm.LeaderEpoch {
+					sum.add(&sum.leaders, tp)
+				}
 				p.becomeLeader(st)
 				continue
 			}
-			p.becomeFollower(st)
+			if ok && p.IsLeader() {
+				m.log.Info("became follower", "partition", tp.DirName(), "leader", pm.Leader, "leader_epoch", pm.LeaderEpoch, "previous_epoch", p.LeaderEpoch(), "isr", pm.ISR)
+			}
+			if p.becomeFollower(st) || !ok {
+				sum.add(&sum.followers, tp)
+			}
 			m.follow(next, tp, p, pm.Leader)
 		}
+	}
+	if sum.leaders.n+sum.followers.n > 0 {
+		m.log.Info(fmt.Sprintf("leading %d partitions, following %d", sum.leaders.n, sum.followers.n),
+			"leading", sum.leaders.String(), "following", sum.followers.String(), "metadata_offset", next.Offset)
 	}
 
 	// Followers of a broker whose registration changed (a new address,
@@ -606,7 +626,11 @@ func (m *Manager) Close() error {
 		delete(m.fetchers, id)
 	}
 	var errs []error
+	var led applySummary
 	for tp, p := range *m.parts.Load() {
+		if p.IsLeader() {
+			led.add(&led.leaders, tp)
+		}
 		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch()})
 		if err := p.checkpointHW(); err != nil {
 			errs = append(errs, fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), err))
@@ -615,8 +639,38 @@ func (m *Manager) Close() error {
 			errs = append(errs, fmt.Errorf("close %s: %w", tp.DirName(), err))
 		}
 	}
+	if n := len(*m.parts.Load()); n > 0 {
+		m.log.Info(fmt.Sprintf("closed %d partitions, %d of them led here", n, led.leaders.n), "led", led.leaders.String())
+	}
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
 	m.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// applySummary counts the replicas one delta made leader or follower,
+// with the first few names, for one log line.
+type applySummary struct{ leaders, followers nameSample }
+
+// nameSample counts names and keeps the first few.
+type nameSample struct {
+	n     int
+	names []string
+}
+
+const summaryNames = 5
+
+func (applySummary) add(s *nameSample, tp TopicPartition) {
+	s.n++
+	if len(s.names) < summaryNames {
+		s.names = append(s.names, tp.DirName())
+	}
+}
+
+func (s nameSample) String() string {
+	out := strings.Join(s.names, " ")
+	if more := s.n - len(s.names); more > 0 {
+		out += fmt.Sprintf(" and %d more", more)
+	}
+	return out
 }

@@ -337,7 +337,7 @@ func (p *Partition) becomeLeader(st state) {
 		p.updateStateLocked(st)
 		return
 	}
-	p.logger.Info("became leader", "leader_epoch", st.leaderEpoch, "isr", st.isr, "log_end", p.log.LogEndOffset(), "high_watermark", p.hw.Load())
+	p.logger.Debug("became leader", "leader_epoch", st.leaderEpoch, "isr", st.isr, "log_end", p.log.LogEndOffset(), "high_watermark", p.hw.Load())
 	p.st = st
 	p.followers = map[int32]*follower{}
 	p.pending = nil
@@ -360,7 +360,7 @@ func (p *Partition) becomeFollower(st state) bool {
 		return false
 	}
 	if p.leader.Load() {
-		p.logger.Info("became follower", "leader", st.leader, "leader_epoch", st.leaderEpoch, "log_end", p.log.LogEndOffset())
+		p.logger.Debug("became follower", "leader", st.leader, "leader_epoch", st.leaderEpoch, "log_end", p.log.LogEndOffset())
 	}
 	p.st = st
 	p.followers = nil

@@ -266,7 +266,11 @@ func (s *Server) openClientListeners(logger *slog.Logger) (string, int32, []meta
 		return nl, err
 	})
 	if err != nil {
-		return "", 0, nil, err
+		key := "listeners"
+		if raw, _ := s.cfg.Get("listeners"); raw == "" {
+			key = "listen (--listen)"
+		}
+		return "", 0, nil, fmt.Errorf("%w (%s)", err, key)
 	}
 	if err := s.setInterBrokerDial(r.inter(), logger); err != nil {
 		return "", 0, nil, err
@@ -322,4 +326,19 @@ func controllerListenAddr(cfg *config.Broker) string {
 		}
 	}
 	return ""
+}
+
+// bindControllerListener binds the metadata quorum's (Raft) listener:
+// controllerListenAddr, else this node's voter address.
+func (s *Server) bindControllerListener(voters map[int32]string) error {
+	addr, key := controllerListenAddr(s.cfg), "controller.listen / listeners"
+	if addr == "" {
+		addr, key = voters[s.cfg.NodeID()], "controller.quorum.voters"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("controller listener on %s (%s): %w", addr, key, err)
+	}
+	s.ctrlLn = ln
+	return nil
 }

@@ -73,7 +73,10 @@ type Server struct {
 	tx     *txnServer
 	broker *broker.Broker
 	net    *network.Server
-	ln     net.Listener     // the inter-broker listener's socket (lns[0])
+	ln     net.Listener // the inter-broker listener's socket (lns[0])
+	// ctrlLn is the controller (Raft) listener's socket from its bind
+	// until the quorum takes it.
+	ctrlLn net.Listener
 	lns    []*boundListener // every client listener (listeners.go)
 	sec    listenerSecurity // TLS and SASL of the listeners (security.go)
 	// metrics and http are the registry and the HTTP listener
@@ -89,6 +92,9 @@ type Server struct {
 	stopLife func()
 	lifeDone chan struct{}
 	serveErr chan error
+	// fatal receives the error that stops the node on its own (a node id
+	// taken by another broker).
+	fatal chan error
 
 	// loader is the quorum's state machine on every node: it keeps the
 	// image and publishes deltas to the partition manager.
@@ -105,7 +111,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: logger.With("component", "server"), serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: logger.With("component", "server"), serveErr: make(chan error, 1), fatal: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.closeStorage(-1)
@@ -122,14 +128,35 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	single := strings.TrimSpace(cfg.String("controller.quorum.voters")) == ""
 	s.single = single
 	s.voters = len(voters)
+	if err := ValidateClusterID(cfg.String("cluster.id")); err != nil {
+		return nil, err
+	}
+	// Every port is bound before the data dir is touched: a start that
+	// fails on a busy port leaves no half-formatted directory (and keeps
+	// the record of the last clean shutdown).
 	dir := cfg.DataDir()
+	portErr := func(err error) error {
+		if inUse(dir) {
+			return fmt.Errorf("data dir %s is in use by another strata process (%w)", dir, err)
+		}
+		return err
+	}
+	if err := s.startHTTP(); err != nil {
+		return nil, portErr(err)
+	}
+	if s.roles.controller && len(voters) > 1 {
+		if err := s.bindControllerListener(voters); err != nil {
+			return nil, portErr(err)
+		}
+	}
+	host, port, endpoints, err := s.openClientListeners(logger)
+	if err != nil {
+		return nil, portErr(err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	if s.lock, err = lockDir(dir); err != nil {
-		return nil, err
-	}
-	if err := s.startHTTP(); err != nil {
 		return nil, err
 	}
 	prevEpoch, err := takeCleanShutdown(dir)
@@ -140,7 +167,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if wantCluster == "" && !single {
 		wantCluster = derivedClusterID(voters)
 	}
-	clusterID, err := checkMetaProperties(dir, nodeID, wantCluster)
+	clusterID, fresh, err := checkMetaProperties(dir, nodeID, wantCluster)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +196,6 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 				s.parts.WaitApplied(offset, forwardTimeout)
 			}
 		}})
-
-	host, port, endpoints, err := s.openClientListeners(logger)
-	if err != nil {
-		return nil, err
-	}
 
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
 	s.parts = replication.NewManager(replication.Options{
@@ -219,6 +241,13 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		FinishImport:   func() error { return finishLegacyImport(dir) },
 		OnReady:        s.onRegistered,
 		Logger:         logger.With("component", "lifecycle"),
+		Fresh:          fresh,
+		MarkRegistered: func() error { return markRegistered(dir) },
+		FreshHint: fmt.Sprintf("If it is that node with its data lost (a replaced disk) and its partitions should re-replicate from the other replicas, delete %s and start it again.",
+			filepath.Join(dir, unregisteredFile)),
+		// Twice the session: the previous process's session ends within
+		// one, whatever the load on this node or the controller.
+		DuplicateGrace: time.Duration(2*cfg.Int64("broker.session.timeout.ms")+2*cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 	})
 	s.life = lc
 
@@ -276,7 +305,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	s.lifeDone = make(chan struct{})
 	go func() {
 		defer close(s.lifeDone)
-		lc.Run(lifeCtx)
+		if err := lc.Run(lifeCtx); err != nil {
+			s.log.Error("stopping: the broker cannot register", "err", err)
+			s.fail(err)
+		}
 	}()
 	s.wg.Add(5)
 	go func() {
@@ -340,19 +372,12 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		StateMachine:  s.loader,
 	}
 	if len(voters) > 1 {
-		addr := controllerListenAddr(cfg)
-		if addr == "" {
-			addr = voters[cfg.NodeID()]
-		}
 		wrap, dial, err := s.quorumTLS(logger)
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("controller listener on %s: %w", addr, err)
-		}
-		qcfg.Listener, qcfg.Dial = wrap(ln), dial
+		qcfg.Listener, qcfg.Dial = wrap(s.ctrlLn), dial
+		s.ctrlLn = nil // the quorum owns the socket from here
 	}
 	q, err := quorum.New(qcfg)
 	if err != nil {
@@ -362,6 +387,13 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 		return fmt.Errorf("metadata quorum: %w", err)
 	}
 	s.quorum = q
+	go func() {
+		<-q.Failed()
+		if err := q.Err(); err != nil && !errors.Is(err, quorum.ErrStopped) {
+			s.log.Error("stopping: the metadata quorum stopped", "err", err)
+			s.fail(err)
+		}
+	}()
 	qa := quorumAdapter{q}
 	s.quorumView = qa
 	s.ctrl.Attach(qa)
@@ -435,6 +467,18 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 	return min(want, int16(max(size, 1)))
 }
 
+// Fatal delivers the error that makes the node stop on its own; the
+// caller shuts it down (Shutdown) and exits non-zero.
+func (s *Server) Fatal() <-chan error { return s.fatal }
+
+// fail hands the first error that stops the node on its own to Fatal.
+func (s *Server) fail(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
+
 // Addr is the bound listener address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -499,6 +543,9 @@ func (s *Server) closeStorage(epoch int64) error {
 	if s.observer != nil {
 		errs = append(errs, s.observer.Stop())
 	}
+	if s.ctrlLn != nil {
+		s.ctrlLn.Close()
+	}
 	if s.http != nil {
 		s.http.Close()
 	}
@@ -522,11 +569,32 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// unregisteredFile marks a data dir formatted by a start that has not
+// registered with the controller yet (meta.properties is written first).
+const unregisteredFile = "meta.properties.unregistered"
+
+// inUse reports whether another process holds dir's lock (lockDir),
+// without creating anything.
+func inUse(dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
 // checkMetaProperties reads DIR/meta.properties, creating it on first start
 // with want as the cluster id (a new random one if want is empty), and
 // checks the node id and, when want is set, the cluster id. It returns the
-// cluster id.
-func checkMetaProperties(dir string, nodeID int32, want string) (string, error) {
+// cluster id, and whether the dir is fresh: formatted by this start or by
+// one that never registered (unregisteredFile is there until the first
+// registration, see markRegistered).
+func checkMetaProperties(dir string, nodeID int32, want string) (clusterID string, fresh bool, err error) {
 	path := filepath.Join(dir, "meta.properties")
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -534,34 +602,63 @@ func checkMetaProperties(dir string, nodeID int32, want string) (string, error) 
 		if clusterID == "" {
 			var id [16]byte
 			if _, err := rand.Read(id[:]); err != nil {
-				return "", err
+				return "", false, err
 			}
 			clusterID = base64.RawURLEncoding.EncodeToString(id[:])
 		}
+		if err := writeFileSync(filepath.Join(dir, unregisteredFile), nil); err != nil {
+			return "", false, fmt.Errorf("write %s: %w", unregisteredFile, err)
+		}
 		body := fmt.Sprintf("#\n#%s\nversion=1\ncluster.id=%s\nnode.id=%d\n", time.Now().UTC().Format(time.RFC3339), clusterID, nodeID)
 		if err := writeFileSync(path, []byte(body)); err != nil {
-			return "", fmt.Errorf("write meta.properties: %w", err)
+			return "", false, fmt.Errorf("write meta.properties: %w", err)
 		}
-		return clusterID, nil
+		if err := syncDir(dir); err != nil {
+			return "", false, err
+		}
+		return clusterID, true, nil
 	} else if err != nil {
-		return "", fmt.Errorf("read meta.properties: %w", err)
+		return "", false, fmt.Errorf("read meta.properties: %w", err)
 	}
 	defer f.Close()
 	props, err := config.ParseProperties(f)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", false, fmt.Errorf("%s: %w", path, err)
 	}
 	if n, err := strconv.Atoi(props["node.id"]); err != nil || int32(n) != nodeID {
-		return "", fmt.Errorf("%s says node.id=%s but this node is configured as %d; use the right data dir or node id", path, props["node.id"], nodeID)
+		return "", false, fmt.Errorf("%s says node.id=%s but this node is configured as %d; use the right data dir or node id", path, props["node.id"], nodeID)
 	}
 	if props["cluster.id"] == "" {
-		return "", fmt.Errorf("%s has no cluster.id", path)
+		return "", false, fmt.Errorf("%s has no cluster.id", path)
 	}
 	if want != "" && props["cluster.id"] != want {
-		return "", fmt.Errorf("%s belongs to cluster %s, but this node is configured for cluster %s (another cluster's data dir, or a changed controller quorum); refusing to start",
+		return "", false, fmt.Errorf("%s belongs to cluster %s, but this node is configured for cluster %s (another cluster's data dir, or a changed controller quorum); refusing to start",
 			path, props["cluster.id"], want)
 	}
-	return props["cluster.id"], nil
+	_, err = os.Stat(filepath.Join(dir, unregisteredFile))
+	return props["cluster.id"], err == nil, nil
+}
+
+// markRegistered removes unregisteredFile: the data dir belongs to the
+// node id it registered as.
+func markRegistered(dir string) error {
+	err := os.Remove(filepath.Join(dir, unregisteredFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// ValidateClusterID checks a configured cluster id (config.CheckClusterID;
+// LoadBroker checks it too, but Start may be given any *config.Broker).
+func ValidateClusterID(id string) error {
+	if err := config.CheckClusterID(id); err != nil {
+		return fmt.Errorf("cluster.id (--cluster-id) %q: %w", id, err)
+	}
+	return nil
 }
 
 func writeFileSync(path string, data []byte) error {

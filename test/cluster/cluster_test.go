@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -454,10 +455,24 @@ func TestBadInput(t *testing.T) {
 	// Another cluster's id on node 3's data dir.
 	n3 := c.node(3)
 	n3.stop()
-	out, err := exec.Command(bin, append(n3.args(), "--cluster-id", "someothercluster")...).CombinedOutput()
+	out, err := exec.Command(bin, append(n3.args(), "--cluster-id", "MkU3OEVBNTcwNTJENDM2Qk")...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "belongs to cluster") {
 		t.Errorf("wrong cluster id: exited with %v, output %q", err, out)
 	}
+	// Node 3 on a fresh data dir (its disk lost, or another machine given
+	// its configuration): a voter that forgot the log it acknowledged
+	// stops with a message, or, if the leader does not remember how far
+	// it had replicated to node 3, registers and refuses as a known node
+	// id on a fresh data dir; it exits non-zero either way.
+	fresh := &node{t: t, id: 3, bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: n3.ctrl, http: freeAddr(t), voters: n3.voters}
+	sout := runUntilExit(t, bin, fresh.args(), 60*time.Second)
+	if !strings.Contains(sout, "lacks entries the quorum has committed") && !strings.Contains(sout, "node id 3 is already known to the cluster") {
+		t.Errorf("node 3 on a fresh data dir: want a refusal, output:\n%s", sout)
+	}
+	if strings.Contains(sout, "goroutine ") {
+		t.Errorf("node 3 on a fresh data dir: a stack trace:\n%s", sout)
+	}
+	t.Logf("node 3 on a fresh data dir: %s", lastLine(sout))
 	n3.start()
 
 	// Garbage on the controller port: the connection is closed.
@@ -472,21 +487,16 @@ func TestBadInput(t *testing.T) {
 	}
 	conn.Close()
 
-	// A second process claiming node 2: refused, the real node 2 stays.
+	// A second voter claiming node 2 at another controller address: the
+	// quorum's peers refuse it (they check a voter at its address), so it
+	// never registers; the real node 2 stays. (A broker claiming a live
+	// node id exits: TestNodeIDTaken.)
 	impostor := &node{t: t, id: 2, bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), voters: c.node(1).voters}
 	impostor.start()
 	defer impostor.kill()
-	rejected := ""
-	waitFor(t, "the impostor to log its rejection", 30*time.Second, func() bool {
-		for _, line := range strings.Split(impostor.tail(), "\n") {
-			if strings.Contains(line, "DUPLICATE_BROKER_REGISTRATION") || strings.Contains(line, "rejected") || strings.Contains(line, "refused") {
-				rejected = line
-				return true
-			}
-		}
-		return false
+	waitFor(t, "the voters to refuse the impostor", 30*time.Second, func() bool {
+		return strings.Contains(c.node(1).tail()+c.node(3).tail(), "rejected peer connection")
 	})
-	t.Logf("the impostor node 2: %s", rejected)
 	// Node 2 stays registered at its own address in every answer; node 3,
 	// restarted above, may take a while to register again (its first
 	// attempt can find no active controller), so wait for all three.
@@ -509,6 +519,80 @@ func TestBadInput(t *testing.T) {
 	if err := c.createTopic(ctx, "still-working", 3, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestNodeIDTaken: a broker started with the node id of a live broker
+// exits non-zero, naming the node id and the live broker's address,
+// instead of serving an empty cluster; a broker started with a fresh data
+// dir and a node id the cluster knows (another node's configuration
+// copied, or a node whose data dir was lost) refuses too, and says how to
+// replace a lost disk on purpose. The real broker stays.
+func TestNodeIDTaken(t *testing.T) {
+	c := newRolesCluster(t, 3, 1, "controller")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitFor(t, "broker 4 registered", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		return err == nil && len(md.Brokers) == 1
+	})
+	bin := binary(t)
+	n4 := c.node(4)
+	impostor := &node{t: t, id: 4, bin: bin, dir: t.TempDir(), addr: freeAddr(t), http: freeAddr(t), voters: n4.voters, roles: "broker"}
+	out := runUntilExit(t, bin, impostor.args(), 60*time.Second)
+	if !strings.Contains(out, "node id 4 is registered by another live broker") || !strings.Contains(out, n4.addr) {
+		t.Errorf("a second broker 4: want a refusal naming node id 4 and %s, output:\n%s", n4.addr, out)
+	}
+	t.Logf("a second broker 4: %s", lastLine(out))
+	if _, err := os.Stat(filepath.Join(impostor.dir, "data", "meta.properties.unregistered")); err != nil {
+		t.Errorf("the refused data dir should stay unregistered: %v", err)
+	}
+
+	// Node 4 stopped: its configuration on a fresh data dir.
+	n4.stop()
+	fresh := &node{t: t, id: 4, bin: bin, dir: t.TempDir(), addr: freeAddr(t), http: freeAddr(t), voters: n4.voters, roles: "broker"}
+	out = runUntilExit(t, bin, fresh.args(), 60*time.Second)
+	if !strings.Contains(out, "node id 4 is already known to the cluster") || !strings.Contains(out, "meta.properties.unregistered") {
+		t.Errorf("a fresh data dir with a known node id: want a refusal naming node id 4 and how to replace a disk, output:\n%s", out)
+	}
+	t.Logf("broker 4 on a fresh data dir: %s", lastLine(out))
+	// A restart of the real node 4 registers and serves.
+	n4.start()
+	waitFor(t, "node 4 back at its own address", 30*time.Second, func() bool {
+		md, err := c.metadata(ctx)
+		if err != nil {
+			return false
+		}
+		return slices.ContainsFunc(md.Brokers, func(b kadm.BrokerDetail) bool {
+			return b.NodeID == 4 && net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) == n4.addr
+		})
+	})
+	if err := c.createTopic(ctx, "after-impostors", 1, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lastLine is the last line of a process's output: the error it exited
+// with.
+func lastLine(out string) string {
+	out = strings.TrimSpace(out)
+	return out[strings.LastIndex(out, "\n")+1:]
+}
+
+// runUntilExit runs strata with args and returns its output once it has
+// exited non-zero; it fails the test if it exits cleanly or runs longer
+// than timeout.
+func runUntilExit(t *testing.T, bin string, args []string, timeout time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("strata %s still running after %v; output:\n%s", strings.Join(args, " "), timeout, out)
+	}
+	if err == nil {
+		t.Fatalf("strata %s exited cleanly, want a refusal; output:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out)
 }
 
 // runCLI runs the strata command line against the cluster.
