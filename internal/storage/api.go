@@ -71,6 +71,17 @@ var (
 	ErrCorruptSegment       = errors.New("storage: corrupt data in flushed segment")
 	ErrRecordTooLarge       = errors.New("storage: batch larger than segment.bytes")
 	ErrInvalidTimestamp     = errors.New("storage: invalid timestamp")
+	// ErrIO wraps every failure of the file system under a log: a write,
+	// fsync, truncation, file creation or checkpoint that failed (a full
+	// disk, an I/O error). A failed write leaves nothing of the batch in
+	// the log (it is cut back to the last whole batch) and the next append
+	// may succeed; a failed fsync of a segment, or a write that could not
+	// be cut back, fails the log for good (every later append returns
+	// ErrIO until it is reopened, which recovers it): after a failed fsync
+	// the kernel may have dropped the dirty pages, so nothing written since
+	// the last good fsync can be trusted (Kafka takes the log directory
+	// offline; PostgreSQL panics).
+	ErrIO = errors.New("storage: I/O error")
 	// ErrUnexpectedAppendOffset: AppendAsFollower got a batch whose base
 	// offset is below the log end offset or not above the previous batch's
 	// last offset (Kafka's UnexpectedAppendOffsetException and
