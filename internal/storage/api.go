@@ -60,6 +60,9 @@ type Options struct {
 	Now         func() time.Time // clock; time.Now if nil
 	FsyncAlways bool             // Sync makes data durable before acks; see Log.Sync
 	TopicID     [16]byte         // written to partition.metadata
+	// IO, if set, replaces the writes and fsyncs of segment files
+	// (faults.go: tests inject storage faults through it).
+	IO *FileIO
 }
 
 // Errors. The broker maps them to Kafka error codes.

@@ -12,26 +12,26 @@ import (
 // be cut back, or a failed fsync of a segment file, fails the log for good
 // (see ErrIO).
 
-// fileIO is the seam under the two calls through which appended data
-// reaches the disk: the positional write of a batch and the fsync of a
-// segment file. Tests replace them to inject a full disk, a short write or
-// a failing fsync deterministically (faults_test.go); the zero value calls
-// the operating system.
-type fileIO struct {
-	writeAtFn func(f *os.File, b []byte, off int64) (int, error)
-	syncFn    func(f *os.File) error
+// FileIO is the seam under the two calls through which appended data
+// reaches the disk: the positional write of a batch to a segment file and
+// the fsync of a segment file. Tests set it (Options.IO) to inject a full
+// disk, a short write or a failing fsync deterministically, as pebble's
+// errorfs does; a nil field calls the operating system.
+type FileIO struct {
+	WriteAt func(f *os.File, b []byte, off int64) (int, error)
+	Sync    func(f *os.File) error
 }
 
-func (io *fileIO) writeAt(f *os.File, b []byte, off int64) (int, error) {
-	if io.writeAtFn != nil {
-		return io.writeAtFn(f, b, off)
+func (io *FileIO) writeAt(f *os.File, b []byte, off int64) (int, error) {
+	if io != nil && io.WriteAt != nil {
+		return io.WriteAt(f, b, off)
 	}
 	return f.WriteAt(b, off)
 }
 
-func (io *fileIO) sync(f *os.File) error {
-	if io.syncFn != nil {
-		return io.syncFn(f)
+func (io *FileIO) sync(f *os.File) error {
+	if io != nil && io.Sync != nil {
+		return io.Sync(f)
 	}
 	return f.Sync()
 }

@@ -62,7 +62,7 @@ func checkWholeBatches(t *testing.T, dir string, end int64) {
 func TestAppendOnFullDiskCutsBackAndRecovers(t *testing.T) {
 	tl := openTestLog(t, testConfig())
 	full := false
-	tl.io.writeAtFn = fullDisk(&full)
+	tl.io = &FileIO{WriteAt: fullDisk(&full)}
 	want := tl.appendMany(5, 100)
 	leo := tl.LogEndOffset()
 	size := tl.Size()
@@ -130,7 +130,7 @@ func TestFollowerAppendOnFullDiskCutsBack(t *testing.T) {
 
 	tl := openTestLog(t, testConfig())
 	full := false
-	tl.io.writeAtFn = fullDisk(&full)
+	tl.io = &FileIO{WriteAt: fullDisk(&full)}
 	if _, err := tl.AppendAsFollower(bytes.Clone(all[:half])); err != nil {
 		t.Fatal(err)
 	}
@@ -157,14 +157,15 @@ func TestFailedFsyncFailsTheLog(t *testing.T) {
 	tl := openTestLog(t, testConfig())
 	tl.opts.FsyncAlways = true
 	tl.reopen()
+	// Set after Open: the fault is for appends, not for Open's recovery.
 	fail := true
-	tl.io.syncFn = func(f *os.File) error {
+	tl.io = &FileIO{Sync: func(f *os.File) error {
 		if fail {
 			fail = false // as Linux: the error is reported once, the next fsync "succeeds"
 			return &os.PathError{Op: "fsync", Path: f.Name(), Err: syscall.EIO}
 		}
 		return f.Sync()
-	}
+	}}
 	tl.appendMany(3, 100)
 	durable := tl.DurableOffset()
 	if err := tl.Sync(tl.LogEndOffset() - 1); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.EIO) {

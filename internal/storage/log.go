@@ -58,7 +58,7 @@ type Log struct {
 	fsyncObs    atomic.Pointer[func(time.Duration)] // sees each log file fsync's duration (metrics)
 	syncWaiters atomic.Int64                        // Sync callers waiting for a running fsync (test observation)
 	beforeFsync func()                              // test hook, called by flush before fsyncing; set before use
-	io          fileIO                              // the write/fsync seam (faults.go); tests set it before use
+	io          *FileIO                             // the write/fsync seam (faults.go), from Options.IO
 	scratch     []byte                              // scan buffer reused during Open
 	rebuilt     bool                                // Open rebuilt some index
 
@@ -97,6 +97,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		logger:    opts.Logger.With("component", "storage", "dir", dir),
 		cfg:       cfg,
 		producers: newProducerState(),
+		io:        opts.IO,
 	}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	l.cleanHW.Store(-1)
