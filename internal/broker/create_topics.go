@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/controller"
@@ -165,5 +163,5 @@ func openFailure(name string, t *metadata.Topic, failed map[replication.TopicPar
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: the log of %d of %d partitions could not be opened on this broker: %s", kerr.KafkaStorageError, len(errs), len(t.Partitions), strings.Join(errs, "; "))
+	return fmt.Errorf("%w: the log of %d of %d partitions could not be opened on this broker: %s", replication.ErrStorage, len(errs), len(t.Partitions), strings.Join(errs, "; "))
 }

@@ -20,7 +20,8 @@ import (
 // disk has room again, producers' retries succeed and nothing acknowledged
 // is lost. A failed fsync fails the log for good (storage.ErrIO explains
 // why), so such a partition stays in error until the broker restarts and
-// recovers the log.
+// recovers the log. A partition nobody writes to also leaves the state
+// when the periodic write that put it there (a checkpoint) succeeds.
 
 // noteLog takes the outcome of a write to the log by op (append, fsync,
 // checkpoint...). An I/O error puts the partition in error and comes back
@@ -34,7 +35,7 @@ func (p *Partition) noteLog(op string, err error) error {
 	p.env.stats.storageErrors.Add(1)
 	p.ioMu.Lock()
 	first := p.ioErr == nil
-	p.ioErr = err
+	p.ioErr, p.ioOp = err, op
 	p.ioFailed.Store(true)
 	p.ioMu.Unlock()
 	if first {
@@ -48,13 +49,36 @@ func (p *Partition) noteLog(op string, err error) error {
 }
 
 // logWritten clears the error state after an append succeeded.
-func (p *Partition) logWritten() {
+func (p *Partition) logWritten() { p.clearIOError("") }
+
+// noteMaintenance is noteLog for the periodic writes of a partition
+// (checkpoints, flushes): one that succeeds clears an error state that
+// the same operation caused, so that a partition nobody produces to does
+// not stay failed after space returns.
+func (p *Partition) noteMaintenance(op string, err error) error {
+	if err != nil {
+		return p.noteLog(op, err)
+	}
+	p.clearIOError(op)
+	return nil
+}
+
+// clearIOError leaves the error state, if the partition is in one caused
+// by op (any op if op is empty), and says so.
+func (p *Partition) clearIOError(op string) {
 	if !p.ioFailed.Load() {
 		return
 	}
+	if op != "" && p.log.Failed() != nil {
+		return // a no-op success of a failed log says nothing
+	}
 	p.ioMu.Lock()
 	was := p.ioErr
-	p.ioErr = nil
+	if was == nil || (op != "" && p.ioOp != op) {
+		p.ioMu.Unlock()
+		return
+	}
+	p.ioErr, p.ioOp = nil, ""
 	p.ioFailed.Store(false)
 	p.ioMu.Unlock()
 	if was != nil {

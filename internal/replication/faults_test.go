@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -208,5 +209,45 @@ func TestFailedFsyncKeepsPartitionInError(t *testing.T) {
 		t.Fatal("another partition went into error")
 	} else if _, err := p2.AppendAsLeader(buildBatch(t, 1), -1); err != nil {
 		t.Fatalf("another partition refuses appends: %v", err)
+	}
+}
+
+func TestMaintenanceClearsOnlyItsOwnError(t *testing.T) {
+	m, d, logs := faultyManager(t, false)
+	p := mustGet(t, m, "t", 0)
+	ckpt := "high watermark checkpoint"
+	err := p.noteMaintenance(ckpt, fmt.Errorf("%w: write replication-offset-checkpoint: %w", storage.ErrIO, syscall.ENOSPC))
+	if !errors.Is(err, ErrStorage) || p.StorageError() == nil {
+		t.Fatalf("a failed checkpoint: %v, state %v", err, p.StorageError())
+	}
+	if p.noteMaintenance("flush", nil); p.StorageError() == nil {
+		t.Fatal("another operation's success cleared a checkpoint failure")
+	}
+	if p.noteMaintenance(ckpt, nil); p.StorageError() != nil {
+		t.Fatal("the checkpoint's success did not clear its failure")
+	}
+	// An append failure is cleared by an append only.
+	d.set(true, false)
+	if _, err := p.AppendAsLeader(buildBatch(t, 1), -1); !errors.Is(err, ErrStorage) {
+		t.Fatal(err)
+	}
+	d.set(false, false)
+	if p.noteMaintenance(ckpt, nil); p.StorageError() == nil {
+		t.Fatal("a checkpoint's success cleared an append failure")
+	}
+	if _, err := p.AppendAsLeader(buildBatch(t, 1), -1); err != nil || p.StorageError() != nil {
+		t.Fatalf("append after space returned: %v, state %v", err, p.StorageError())
+	}
+	if e, i := logs.count("level=ERROR", "partition=t-0"), logs.count("level=INFO", "recovered", "partition=t-0"); e != 2 || i != 2 {
+		t.Fatalf("%d ERROR and %d recovered lines, want 2 and 2", e, i)
+	}
+	// A failed log is not cleared by a maintenance no-op.
+	d.set(false, true)
+	if err := p.noteMaintenance("flush", p.log.Flush()); !errors.Is(err, ErrStorage) {
+		t.Fatalf("flush with failing fsyncs: %v", err)
+	}
+	d.set(false, false)
+	if p.noteMaintenance("flush", nil); p.StorageError() == nil {
+		t.Fatal("a no-op flush cleared the failure of a failed log")
 	}
 }

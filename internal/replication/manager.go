@@ -580,7 +580,7 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			each("flush", func(p *Partition) error { return p.noteLog("flush", p.log.MaybeFlush()) })
+			each("flush", func(p *Partition) error { return p.noteMaintenance("flush", p.log.MaybeFlush()) })
 		case <-retention.C:
 			each("retention", func(p *Partition) error { return p.noteLog("retention", p.log.EnforceRetention(p.HighWatermark())) })
 		case <-isr.C:

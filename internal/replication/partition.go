@@ -42,6 +42,7 @@ type Partition struct {
 	ioFailed atomic.Bool
 	ioMu     sync.Mutex
 	ioErr    error
+	ioOp     string // what failed
 
 	cfg         atomic.Pointer[config.Topic]
 	hw          atomic.Int64

@@ -81,5 +81,5 @@ func (p *Partition) localEndOffsetForEpoch(epoch int32) int64 {
 // checkpointHW saves the high watermark so a restarted broker serves
 // consumers at once.
 func (p *Partition) checkpointHW() error {
-	return p.noteLog("high watermark checkpoint", p.log.SaveHighWatermark(p.hw.Load()))
+	return p.noteMaintenance("high watermark checkpoint", p.log.SaveHighWatermark(p.hw.Load()))
 }
