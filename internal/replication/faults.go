@@ -35,7 +35,13 @@ func (p *Partition) noteLog(op string, err error) error {
 	p.env.stats.storageErrors.Add(1)
 	p.ioMu.Lock()
 	first := p.ioErr == nil
-	p.ioErr, p.ioOp = err, op
+	switch {
+	case first:
+		p.ioOp = op
+	case p.ioOp != op:
+		p.ioOp = severalOps // only an append clears it now
+	}
+	p.ioErr = err
 	p.ioFailed.Store(true)
 	p.ioMu.Unlock()
 	if first {
@@ -48,13 +54,18 @@ func (p *Partition) noteLog(op string, err error) error {
 	return fmt.Errorf("%w: %s-%d: %s: %w", ErrStorage, p.Topic, p.Index, op, err)
 }
 
+// severalOps is the operation of an error state that more than one kind of
+// write failed in.
+const severalOps = "several operations"
+
 // logWritten clears the error state after an append succeeded.
 func (p *Partition) logWritten() { p.clearIOError("") }
 
 // noteMaintenance is noteLog for the periodic writes of a partition
 // (checkpoints, flushes): one that succeeds clears an error state that
-// the same operation caused, so that a partition nobody produces to does
-// not stay failed after space returns.
+// only the same operation caused, so that a partition nobody produces to
+// does not stay failed after space returns, while a partition whose
+// appends failed waits for an append.
 func (p *Partition) noteMaintenance(op string, err error) error {
 	if err != nil {
 		return p.noteLog(op, err)

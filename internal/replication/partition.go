@@ -42,7 +42,7 @@ type Partition struct {
 	ioFailed atomic.Bool
 	ioMu     sync.Mutex
 	ioErr    error
-	ioOp     string // what failed
+	ioOp     string // what failed (severalOps if more than one kind)
 
 	cfg         atomic.Pointer[config.Topic]
 	hw          atomic.Int64
