@@ -101,8 +101,8 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	l.cleanHW.Store(-1)
-	_, statErr := os.Stat(dir)
-	created := errors.Is(statErr, os.ErrNotExist)
+	_, statErr := os.Lstat(dir)
+	created := errors.Is(statErr, os.ErrNotExist) // nothing by that name, not even a dangling link
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		if created {
 			os.RemoveAll(dir) // MkdirAll may have made it before failing
