@@ -12,9 +12,9 @@ import (
 // be cut back, or a failed fsync of a segment file, fails the log for good
 // (see ErrIO).
 
-// FileIO is the seam under the two calls through which appended data
-// reaches the disk: the positional write of a batch to a segment file and
-// the fsync of a segment file. Tests set it (Options.IO) to inject a full
+// FileIO is the seam under the two calls through which appended (and
+// cleaned) data reaches the disk: the positional write to a segment file
+// and the fsync of a segment file. Tests set it (Options.IO) to inject a full
 // disk, a short write or a failing fsync deterministically, as pebble's
 // errorfs does; a nil field calls the operating system.
 type FileIO struct {

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -223,4 +224,36 @@ func TestOpenFailureKeepsExistingDirectory(t *testing.T) {
 	}
 	// A new log that cannot be opened leaves no directory: the full-disk
 	// test in test/crash (TestCrashFullDisk) opens one on a full tmpfs.
+}
+
+// A cleaning pass that runs out of space leaves no partial cleaned segment
+// and the log's contents as they were (a group swapped in before the
+// failure, one whose output was empty, stays swapped: each swap is whole);
+// the next pass, with space, cleans.
+func TestCleanOnFullDisk(t *testing.T) {
+	tl := openTestLog(t, compactConfig())
+	fillLog(t, tl, 10, 8, record.CodecNone)
+	full := true
+	tl.io = &FileIO{WriteAt: fullDisk(&full)}
+	want := latestValues(t, tl)
+	before := tl.Size()
+	c := NewCleaner(CleanerConfig{Now: tl.clock.Now})
+	l, _, err := c.CleanDirtiest([]*Log{tl.Log})
+	if l != tl.Log || !errors.Is(err, ErrIO) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("clean on a full disk: %v, want ErrIO wrapping ENOSPC", err)
+	}
+	if got := latestValues(t, tl); fmt.Sprint(got) != fmt.Sprint(want) || tl.Failed() != nil {
+		t.Fatalf("after a failed clean: %v (log failed: %v), want %v", got, tl.Failed(), want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tl.dir, "*"+cleanedSuffix)); len(left) > 0 {
+		t.Fatalf("a failed clean left %v", left)
+	}
+	full = false
+	mid := tl.Size()
+	if _, st, err := c.CleanDirtiest([]*Log{tl.Log}); err != nil || !st.Cleaned || tl.Size() >= mid {
+		t.Fatalf("clean with space: %+v %v, size %d -> %d -> %d", st, err, before, mid, tl.Size())
+	}
+	if got := latestValues(t, tl); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after cleaning: %v, want %v", got, want)
+	}
 }
