@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,51 +22,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/record"
+	"github.com/stratalog/strata/test/internal/testbin"
 )
 
 const fullTopic = "full"
-
-// mountTmpfs mounts a tmpfs of size bytes at dir for the test, or skips
-// the test where that is not allowed (not root, no mount(8)).
-func mountTmpfs(t *testing.T, dir string, size int64) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
-
-// fill writes a file in dir until the file system is full and returns
-// its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !strings.Contains(err.Error(), "no space left") {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return path
-		}
-	}
-}
 
 // rawProduce sends one batch per partition with a plain Produce request
 // (no client retries) and returns each partition's error code and message.
@@ -165,17 +123,7 @@ func TestCrashFullDisk(t *testing.T) {
 	httpAddr := freeAddr(t)
 	p.args = []string{"--http-listen", httpAddr}
 	data := filepath.Join(p.dir, "data")
-	mountTmpfs(t, data, 64<<20)
-	// The metadata log stays off the disk that fills up: this test is about
-	// partition storage, and the quorum stops for good when its own write
-	// fails (a gap noted in docs/design-notes.md, "Storage faults").
-	meta := filepath.Join(p.dir, "metadata")
-	if err := os.MkdirAll(meta, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(meta, filepath.Join(data, "__cluster_metadata-0")); err != nil {
-		t.Fatal(err)
-	}
+	testbin.MountTmpfs(t, data, 64<<20) // the metadata log stays off it
 	p.start()
 	defer func() {
 		if p.cmd.ProcessState == nil {
@@ -221,7 +169,7 @@ func TestCrashFullDisk(t *testing.T) {
 	}
 
 	// The disk fills up.
-	filler := fill(t, data)
+	filler := testbin.Fill(t, data)
 	// A batch may still fit in the last page of a segment file: produce
 	// until both partitions fail, then every request must fail.
 	for i := 0; ; i++ {
