@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -15,9 +16,12 @@ import (
 // fullDisk makes every write of a segment file write half of what it was
 // given and fail with ENOSPC, as a write(2) that runs out of space does,
 // while on is set.
-func fullDisk(on *bool) func(f *os.File, b []byte, off int64) (int, error) {
+//
+// Tests install it through Options.IO before Open: a roll's background
+// flush may use the seam at any time after.
+func fullDisk(on *atomic.Bool) func(f *os.File, b []byte, off int64) (int, error) {
 	return func(f *os.File, b []byte, off int64) (int, error) {
-		if !*on {
+		if !on.Load() {
 			return f.WriteAt(b, off)
 		}
 		n, err := f.WriteAt(b[:len(b)/2], off)
@@ -62,13 +66,14 @@ func checkWholeBatches(t *testing.T, dir string, end int64) {
 
 func TestAppendOnFullDiskCutsBackAndRecovers(t *testing.T) {
 	tl := openTestLog(t, testConfig())
-	full := false
-	tl.io = &FileIO{WriteAt: fullDisk(&full)}
+	var full atomic.Bool
+	tl.opts.IO = &FileIO{WriteAt: fullDisk(&full)}
+	tl.reopen()
 	want := tl.appendMany(5, 100)
 	leo := tl.LogEndOffset()
 	size := tl.Size()
 
-	full = true
+	full.Store(true)
 	for range 3 {
 		_, err := tl.Append(makeBatch(t, batchSpec{n: 2, size: 100, ts: 5000}), 0)
 		if !errors.Is(err, ErrIO) || !errors.Is(err, syscall.ENOSPC) {
@@ -87,7 +92,7 @@ func TestAppendOnFullDiskCutsBackAndRecovers(t *testing.T) {
 	checkWholeBatches(t, tl.dir, leo)
 
 	// Space returns: the next append lands right after the last whole batch.
-	full = false
+	full.Store(false)
 	b := makeBatch(t, batchSpec{n: 2, size: 100, ts: 6000})
 	res := tl.mustAppend(b)
 	if res.BaseOffset != leo {
@@ -130,13 +135,14 @@ func TestFollowerAppendOnFullDiskCutsBack(t *testing.T) {
 	}
 
 	tl := openTestLog(t, testConfig())
-	full := false
-	tl.io = &FileIO{WriteAt: fullDisk(&full)}
+	var full atomic.Bool
+	tl.opts.IO = &FileIO{WriteAt: fullDisk(&full)}
+	tl.reopen()
 	if _, err := tl.AppendAsFollower(bytes.Clone(all[:half])); err != nil {
 		t.Fatal(err)
 	}
 	leo := tl.LogEndOffset()
-	full = true
+	full.Store(true)
 	if _, err := tl.AppendAsFollower(bytes.Clone(all[half:])); !errors.Is(err, ErrIO) {
 		t.Fatalf("follower append on a full disk: %v, want ErrIO", err)
 	}
@@ -144,7 +150,7 @@ func TestFollowerAppendOnFullDiskCutsBack(t *testing.T) {
 		t.Fatalf("log end %d after a failed follower append, want %d", tl.LogEndOffset(), leo)
 	}
 	checkWholeBatches(t, tl.dir, leo)
-	full = false
+	full.Store(false)
 	if _, err := tl.AppendAsFollower(bytes.Clone(all[half:])); err != nil {
 		t.Fatalf("follower append after space returned: %v", err)
 	}
@@ -156,17 +162,16 @@ func TestFollowerAppendOnFullDiskCutsBack(t *testing.T) {
 
 func TestFailedFsyncFailsTheLog(t *testing.T) {
 	tl := openTestLog(t, testConfig())
+	var fail atomic.Bool
 	tl.opts.FsyncAlways = true
-	tl.reopen()
-	// Set after Open: the fault is for appends, not for Open's recovery.
-	fail := true
-	tl.io = &FileIO{Sync: func(f *os.File) error {
-		if fail {
-			fail = false // as Linux: the error is reported once, the next fsync "succeeds"
+	tl.opts.IO = &FileIO{Sync: func(f *os.File) error {
+		if fail.CompareAndSwap(true, false) { // as Linux: the error is reported once, the next fsync "succeeds"
 			return &os.PathError{Op: "fsync", Path: f.Name(), Err: syscall.EIO}
 		}
 		return f.Sync()
 	}}
+	tl.reopen()
+	fail.Store(true)
 	tl.appendMany(3, 100)
 	durable := tl.DurableOffset()
 	if err := tl.Sync(tl.LogEndOffset() - 1); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.EIO) {
@@ -232,9 +237,11 @@ func TestOpenFailureKeepsExistingDirectory(t *testing.T) {
 // the next pass, with space, cleans.
 func TestCleanOnFullDisk(t *testing.T) {
 	tl := openTestLog(t, compactConfig())
+	var full atomic.Bool
+	tl.opts.IO = &FileIO{WriteAt: fullDisk(&full)}
+	tl.reopen()
 	fillLog(t, tl, 10, 8, record.CodecNone)
-	full := true
-	tl.io = &FileIO{WriteAt: fullDisk(&full)}
+	full.Store(true)
 	want := latestValues(t, tl)
 	before := tl.Size()
 	c := NewCleaner(CleanerConfig{Now: tl.clock.Now})
@@ -248,7 +255,7 @@ func TestCleanOnFullDisk(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(tl.dir, "*"+cleanedSuffix)); len(left) > 0 {
 		t.Fatalf("a failed clean left %v", left)
 	}
-	full = false
+	full.Store(false)
 	mid := tl.Size()
 	if _, st, err := c.CleanDirtiest([]*Log{tl.Log}); err != nil || !st.Cleaned || tl.Size() >= mid {
 		t.Fatalf("clean with space: %+v %v, size %d -> %d -> %d", st, err, before, mid, tl.Size())
