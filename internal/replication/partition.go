@@ -241,10 +241,10 @@ func (p *Partition) append(batch []byte, verified bool, guard uint64) (AppendRes
 	if err != nil {
 		return res, p.noteLog("append", err)
 	}
-	p.logWritten()
 	if res.Duplicate {
-		return res, nil
+		return res, nil // nothing was written
 	}
+	p.logWritten()
 	p.mu.Lock()
 	p.maybeAdvanceLocked()
 	p.wakeLocked()
