@@ -357,7 +357,7 @@ func (l *Log) afterTruncation() error {
 		}
 		s, err := openSegment(l.dir, l.logStart, l.now(), true)
 		if err != nil {
-			l.failed = fmt.Errorf("truncation left the log end %d below the log start %d: %w", end, l.logStart, err)
+			l.failed = fmt.Errorf("%w: truncation left the log end %d below the log start %d: %w", ErrIO, end, l.logStart, err)
 			l.logger.Error("log failed", "err", l.failed)
 			return l.failed
 		}
@@ -437,7 +437,7 @@ func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 		s = ns
 	} else {
 		if err := s.f.Truncate(cut); err != nil {
-			return fmt.Errorf("truncate %s: %w", s.path(logSuffix), err)
+			return fmt.Errorf("%w: truncate %s: %w", ErrIO, s.path(logSuffix), err)
 		}
 		s.size.Store(cut)
 		s.syncedSize = min(s.syncedSize, cut)
@@ -604,7 +604,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	s, err := openSegment(l.dir, offset, l.now(), true)
 	if err != nil {
 		// No segment at all: the log cannot go on.
-		l.failed = fmt.Errorf("truncate fully: %w", err)
+		l.failed = fmt.Errorf("%w: truncate fully: %w", ErrIO, err)
 		l.logger.Error("log failed", "err", l.failed)
 		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, errors.Join(append(errs, err)...))
 	}
