@@ -66,6 +66,9 @@ type Partitions interface {
 	WaitApplied(offset int64, timeout time.Duration) bool
 	All() []*replication.Partition
 	TopicConfig(img *metadata.Image, topic string) *config.Topic
+	// Failed returns the hosted partitions whose logs could not be
+	// opened, with why.
+	Failed() map[replication.TopicPartition]error
 }
 
 // Groups is what the broker needs from the group coordinator

@@ -4,13 +4,25 @@ package broker
 // defaults (v4+). validate_only checks everything and creates nothing. v5+
 // answers with the partition count, replication factor and resulting
 // configs; v7+ with the topic id.
+//
+// A created topic with a replica on this broker whose log cannot be opened
+// (a full disk, an I/O error) is reported as failed, KAFKA_STORAGE_ERROR
+// with the cause, and deleted again, rather than answered as created with
+// an offline partition (openFailure).
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/controller"
+	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/replication"
 )
 
 func (b *Broker) handleCreateTopics(_ context.Context, r *request) {
@@ -33,6 +45,9 @@ func (b *Broker) handleCreateTopics(_ context.Context, r *request) {
 		reqs[i] = c
 	}
 	results := b.opts.Controller.CreateTopics(reqs, req.ValidateOnly)
+	if !req.ValidateOnly {
+		b.checkCreatedLogs(results)
+	}
 	img := b.image()
 	resp := kmsg.NewPtrCreateTopicsResponse()
 	for i, res := range results {
@@ -72,3 +87,81 @@ func (b *Broker) handleCreateTopics(_ context.Context, r *request) {
 // brokers authenticate, this is trust in the network, as Kafka's
 // PLAINTEXT inter-broker listener is.
 const InterBrokerClientID = "strata-broker"
+
+// createSettleWait bounds how long CreateTopics waits for this broker to
+// open the logs of the topics it created.
+const createSettleWait = 5 * time.Second
+
+// checkCreatedLogs turns the result of each created topic that has a
+// replica on this broker whose log could not be opened into a
+// KAFKA_STORAGE_ERROR naming the cause, and deletes the topic again: a
+// topic reported as failed must not exist (Kafka would answer it created,
+// with the partition offline until the log directory is back; a topic
+// nobody can write to is not what the caller asked for). The storage
+// layer removes a partition directory it created and could not open, so
+// nothing is left behind.
+func (b *Broker) checkCreatedLogs(results []controller.CreateTopicResult) {
+	img := b.image()
+	var created []int
+	for i, res := range results {
+		if res.Err == nil && b.hostsReplicaOf(img.Topics[res.Name]) {
+			created = append(created, i)
+		}
+	}
+	if len(created) == 0 {
+		return
+	}
+	b.opts.Partitions.WaitApplied(img.Offset, createSettleWait)
+	failed := b.opts.Partitions.Failed()
+	for _, i := range created {
+		res := &results[i]
+		err := openFailure(res.Name, img.Topics[res.Name], failed)
+		if err == nil {
+			continue
+		}
+		b.log.Error("created topic's log could not be opened; deleting the topic", "topic", res.Name, "err", err)
+		del := b.opts.Controller.DeleteTopics([]controller.DeleteTopic{{Name: res.Name, ID: res.ID}})
+		if derr := del[0].Err; derr != nil {
+			err = fmt.Errorf("%w; deleting the topic again failed too (%v): it exists with its partition offline on this broker", err, derr)
+		} else {
+			err = fmt.Errorf("%w; the topic was not created", err)
+		}
+		res.Err = err
+	}
+}
+
+// hostsReplicaOf reports whether this broker holds a replica of t.
+func (b *Broker) hostsReplicaOf(t *metadata.Topic) bool {
+	if t == nil {
+		return false
+	}
+	for _, p := range t.Partitions {
+		if slices.Contains(p.Replicas, b.opts.NodeID) {
+			return true
+		}
+	}
+	return false
+}
+
+// openFailure is the error for topic t's partitions whose log failed to
+// open here, or nil.
+func openFailure(name string, t *metadata.Topic, failed map[replication.TopicPartition]error) error {
+	if t == nil {
+		return nil
+	}
+	var errs []string
+	var parts []int
+	for i := range t.Partitions {
+		if _, ok := failed[replication.TopicPartition{Topic: name, Partition: int32(i)}]; ok {
+			parts = append(parts, i)
+		}
+	}
+	sort.Ints(parts)
+	for _, i := range parts {
+		errs = append(errs, fmt.Sprintf("partition %d: %v", i, failed[replication.TopicPartition{Topic: name, Partition: int32(i)}]))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the log of %d of %d partitions could not be opened on this broker: %s", replication.ErrStorage, len(errs), len(t.Partitions), strings.Join(errs, "; "))
+}

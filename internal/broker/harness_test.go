@@ -17,11 +17,16 @@ import (
 	"github.com/stratalog/strata/internal/metadata/loader"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/replication"
+	"github.com/stratalog/strata/internal/storage"
 )
 
 // newTestBroker wires a broker over a real metadata log and partition
 // manager in a temp dir, with one topic "t" of two partitions.
-func newTestBroker(tb testing.TB) *Broker {
+func newTestBroker(tb testing.TB) *Broker { return newTestBrokerIO(tb, nil) }
+
+// newTestBrokerIO is newTestBroker with the partition logs' writes and
+// fsyncs going through fio (storage faults).
+func newTestBrokerIO(tb testing.TB, fio *storage.FileIO) *Broker {
 	tb.Helper()
 	dir := tb.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -41,7 +46,7 @@ func newTestBroker(tb testing.TB) *Broker {
 	if _, err := ctrl.Bootstrap("test-cluster", "localhost", 9092, nil); err != nil {
 		tb.Fatal(err)
 	}
-	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger})
+	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger, StorageIO: fio})
 	images.Register(parts)
 	images.Start()
 	tb.Cleanup(func() {

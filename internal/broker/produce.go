@@ -164,8 +164,10 @@ func (b *Broker) produceFinish(r *request, req *kmsg.ProduceRequest, resp *kmsg.
 func (b *Broker) syncAll(ctx context.Context, syncs []pendingSync, acks int16) {
 	for _, s := range syncs {
 		if err := s.p.Sync(s.offset); err != nil {
-			b.log.Error("fsync of produced batch", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
+			// The partition logged the failure (once, not per request).
+			b.log.Debug("fsync of produced batch", "topic", s.p.Topic, "partition", s.p.Index, "err", err)
 			s.rp.ErrorCode = kerr.KafkaStorageError.Code
+			s.rp.ErrorMessage = errorMessage(err) // encoded from v8 only
 			continue
 		}
 		if acks != -1 {

@@ -54,7 +54,7 @@ var (
 	dUnderMin   = desc("strata_partitions_under_min_isr", "Partitions this broker leads with fewer in-sync replicas than min.insync.replicas.")
 	dAtMin      = desc("strata_partitions_at_min_isr", "Partitions this broker leads with exactly min.insync.replicas in-sync replicas.")
 	dOffline    = desc("strata_partitions_offline", "Partitions without a leader (reported by the active controller, 0 elsewhere).")
-	dFailedLogs = desc("strata_partitions_failed", "Hosted partitions whose logs could not be opened.")
+	dFailedLogs = desc("strata_partitions_failed", "Hosted partitions whose logs could not be opened, or whose last write failed with an I/O error (a full disk, a failed fsync) and has not succeeded since.")
 
 	// Controller and quorum.
 	dActive   = desc("strata_controller_active", "1 on the active controller (the metadata quorum's leader), else 0.")

@@ -38,6 +38,9 @@ import (
 //	wait-replicated offset=O     (acks=all: is offset in every ISR member?)
 //	state                        (role, epochs, ISR, pending change, LEO, HW)
 //	counters                     (the partition's and the broker's metrics counters)
+//	disk [full] [fail-fsync]     (the injected disk: writes fail with ENOSPC after a short write, fsyncs with EIO; neither: healthy)
+//	flush                        (the periodic flush of the maintenance loop, fsyncing everything)
+//	storage                      (the storage error state, the storage error counter and the ERROR / recovered log lines so far)
 func TestPartitionDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata/partition", func(t *testing.T, path string) {
 		h := newHarness(t)
@@ -53,6 +56,8 @@ type harness struct {
 	ctrl    *scriptedController
 	queued  []func()
 	builder func(n int) []byte
+	disk    *disk     // faults_test.go
+	logs    *logLines // the partition's log, as text
 }
 
 // scriptedController answers ISR changes as the script says: it records
@@ -72,10 +77,10 @@ func (c *scriptedController) AlterPartition(_ context.Context, req ISRChange) (I
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{now: time.Unix(1_700_000_000, 0), ctrl: &scriptedController{}}
+	h := &harness{now: time.Unix(1_700_000_000, 0), ctrl: &scriptedController{}, disk: &disk{}, logs: &logLines{}}
 	e := &env{nodeID: 1, now: func() time.Time { return h.now }, lagMax: 30 * time.Second, ctrl: h.ctrl,
-		logger: slog.New(slog.DiscardHandler), spawn: func(f func()) { h.queued = append(h.queued, f) }}
-	l, err := storage.Open(t.TempDir(), storage.DefaultConfig(), storage.Options{Now: e.now})
+		logger: slog.New(slog.NewTextHandler(h.logs, nil)), spawn: func(f func()) { h.queued = append(h.queued, f) }}
+	l, err := storage.Open(t.TempDir(), storage.DefaultConfig(), storage.Options{Now: e.now, IO: h.disk.io()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +219,9 @@ func (h *harness) run(t *testing.T, td *datadriven.TestData) string {
 		b := h.builder(int(num("n", 1)))
 		setBase(b, p.LogEndOffset(), int32(num("epoch", 0)))
 		if err := p.appendAsFollower(b, num("hw", 0)); err != nil {
+			if errors.Is(err, ErrStorage) {
+				return "error: " + errName(err) // without the temp dir's path
+			}
 			return "error: " + err.Error()
 		}
 		return h.state()
@@ -234,6 +242,26 @@ func (h *harness) run(t *testing.T, td *datadriven.TestData) string {
 			return "not acknowledged: " + errName(err)
 		}
 		return "acknowledged"
+	case "disk":
+		h.disk.set(td.HasArg("full"), td.HasArg("fail-fsync"))
+		return ""
+	case "flush":
+		if err := p.noteMaintenance("flush", p.log.Flush()); err != nil {
+			return "error: " + errName(err)
+		}
+		return "flushed"
+	case "storage":
+		state := "ok"
+		if err := p.StorageError(); err != nil {
+			p.ioMu.Lock()
+			state = "in error after " + p.ioOp
+			p.ioMu.Unlock()
+		}
+		if p.log.Failed() != nil {
+			state += ", log failed until reopened"
+		}
+		return fmt.Sprintf("%s; storage errors %d; ERROR lines %d, recovered lines %d", state, p.env.stats.storageErrors.Load(),
+			h.logs.count("level=ERROR", "partition storage failed"), h.logs.count("level=INFO", "partition storage recovered"))
 	case "state":
 		return h.state()
 	}
@@ -276,7 +304,7 @@ func (h *harness) state() string {
 
 // errName is the sentinel an error wraps, for stable script output.
 func errName(err error) string {
-	for _, e := range []error{ErrNotLeader, ErrFencedLeaderEpoch, ErrUnknownLeaderEpoch, ErrNotEnoughReplicas,
+	for _, e := range []error{ErrStorage, ErrNotLeader, ErrFencedLeaderEpoch, ErrUnknownLeaderEpoch, ErrNotEnoughReplicas,
 		ErrNotEnoughReplicasAfterAppend, ErrReplicationTimeout, ErrOffsetOutOfRange, ErrInvalidProducerEpoch, ErrCoordinatorFenced, ErrInvalidTxnState} {
 		if errors.Is(err, e) {
 			return e.Error()

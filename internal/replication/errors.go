@@ -17,8 +17,11 @@ var (
 	ErrNotEnoughReplicasAfterAppend = errors.New("written, but the ISR shrank below min.insync.replicas")
 	ErrReplicationTimeout           = errors.New("not replicated to the ISR within the request timeout")
 	ErrMessageTooLarge              = errors.New("batch larger than max.message.bytes")
-	// ErrStorage is returned by Manager.Get for a partition whose log failed to open.
-	ErrStorage = errors.New("partition log unavailable")
+	// ErrStorage is returned by Manager.Get for a partition whose log
+	// failed to open, and by the writes of a partition whose log failed
+	// (a full disk, a failed fsync: faults.go). Kafka's
+	// KAFKA_STORAGE_ERROR.
+	ErrStorage = errors.New("partition storage failed")
 
 	// Storage's errors, so that callers need not import storage.
 	ErrOffsetOutOfRange     = storage.ErrOffsetOutOfRange

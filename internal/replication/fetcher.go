@@ -331,6 +331,9 @@ func (f *fetcher) handle(resp *kmsg.FetchResponse, parts map[TopicPartition]fetc
 					// leadership moved on and the next image says so.
 					level, backoff = slog.LevelDebug, min(backoff, leaderMovedBackoff)
 				}
+				if errors.Is(err, ErrStorage) {
+					level = slog.LevelDebug // the partition logged it when it went into error
+				}
 				f.log.Log(context.Background(), level, "replicating partition; backing off", "partition", tp.DirName(), "after", backoff, "err", err)
 				f.mu.Lock()
 				if _, ok := f.parts[tp]; ok {

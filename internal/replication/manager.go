@@ -61,6 +61,9 @@ type Options struct {
 	// WaitApplied callers are told: the group coordinator follows
 	// leadership of __consumer_offsets with it.
 	AfterApply func(img *metadata.Image)
+	// StorageIO, if set, is every log's storage.Options.IO (tests inject
+	// storage faults through it).
+	StorageIO *storage.FileIO
 }
 
 // Manager hosts the replicas the image assigns to this broker. It is a
@@ -433,6 +436,7 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		Logger:      m.opts.Logger.With("partition", tp.DirName()),
 		FsyncAlways: m.env.fsyncAlways,
 		TopicID:     id,
+		IO:          m.opts.StorageIO,
 	})
 	if err != nil {
 		return nil, err
@@ -580,7 +584,13 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 	defer hw.Stop()
 	each := func(what string, fn func(p *Partition) error) {
 		for _, p := range m.All() {
-			if err := fn(p); err != nil && !errors.Is(err, storage.ErrClosed) {
+			err := fn(p)
+			switch {
+			case err == nil || errors.Is(err, storage.ErrClosed):
+			case errors.Is(err, ErrStorage):
+				// The partition logged it when it went into error.
+				m.log.Debug(what, "partition", p.Topic, "index", p.Index, "err", err)
+			default:
 				m.log.Error(what, "partition", p.Topic, "index", p.Index, "err", err)
 			}
 		}
@@ -590,9 +600,9 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			each("flush", func(p *Partition) error { return p.log.MaybeFlush() })
+			each("flush", func(p *Partition) error { return p.noteMaintenance("flush", p.log.MaybeFlush()) })
 		case <-retention.C:
-			each("retention", func(p *Partition) error { return p.log.EnforceRetention(p.HighWatermark()) })
+			each("retention", func(p *Partition) error { return p.noteLog("retention", p.log.EnforceRetention(p.HighWatermark())) })
 		case <-isr.C:
 			each("isr", func(p *Partition) error { p.maybeShrinkISR(); return nil })
 		case <-hw.C:

@@ -37,6 +37,13 @@ type Partition struct {
 	logger *slog.Logger
 	stats  partitionStats // metrics (stats.go)
 
+	// The storage error state (faults.go): ioFailed is set while ioErr,
+	// guarded by ioMu, is not nil.
+	ioFailed atomic.Bool
+	ioMu     sync.Mutex
+	ioErr    error
+	ioOp     string // what failed (severalOps if more than one kind)
+
 	cfg         atomic.Pointer[config.Topic]
 	hw          atomic.Int64
 	leaderHW    atomic.Int64 // a follower's last word from the leader on its high watermark
@@ -231,10 +238,13 @@ func (p *Partition) append(batch []byte, verified bool, guard uint64) (AppendRes
 	} else {
 		res, err = p.log.Append(batch, p.leaderEpoch.Load())
 	}
-	p.env.countLogError(err)
-	if err != nil || res.Duplicate {
-		return res, err
+	if err != nil {
+		return res, p.noteLog("append", err)
 	}
+	if res.Duplicate {
+		return res, nil // nothing was written
+	}
+	p.logWritten()
 	p.mu.Lock()
 	p.maybeAdvanceLocked()
 	p.wakeLocked()
@@ -299,8 +309,7 @@ func (p *Partition) Sync(offset int64) error {
 		return nil
 	}
 	if err := p.log.Sync(offset); err != nil {
-		p.env.countLogError(err)
-		return err
+		return p.noteLog("fsync", err)
 	}
 	p.mu.Lock()
 	p.maybeAdvanceLocked()

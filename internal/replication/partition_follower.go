@@ -9,13 +9,14 @@ package replication
 func (p *Partition) appendAsFollower(batches []byte, leaderHW int64) error {
 	if len(batches) > 0 {
 		if _, err := p.log.AppendAsFollower(batches); err != nil {
-			return err
+			return p.noteLog("append as follower", err)
 		}
 		if p.env.fsyncAlways {
 			if err := p.log.Sync(p.log.LogEndOffset() - 1); err != nil {
-				return err
+				return p.noteLog("fsync", err)
 			}
 		}
+		p.logWritten()
 	}
 	p.leaderHW.Store(leaderHW)
 	p.mu.Lock()
@@ -34,7 +35,7 @@ func (p *Partition) truncateTo(offset int64) error {
 	}
 	p.logger.Info("truncating diverging log", "from", p.log.LogEndOffset(), "to", offset)
 	if err := p.log.TruncateTo(offset); err != nil {
-		return err
+		return p.noteLog("truncate", err)
 	}
 	p.mu.Lock()
 	if hw := p.hw.Load(); hw > offset {
@@ -51,7 +52,7 @@ func (p *Partition) truncateTo(offset int64) error {
 func (p *Partition) resetTo(offset int64) error {
 	p.logger.Info("log is behind the leader's log start; starting over", "log_end", p.log.LogEndOffset(), "leader_log_start", offset)
 	if err := p.log.TruncateFullyAndStartAt(offset); err != nil {
-		return err
+		return p.noteLog("truncate fully", err)
 	}
 	p.mu.Lock()
 	p.hw.Store(offset)
@@ -79,4 +80,6 @@ func (p *Partition) localEndOffsetForEpoch(epoch int32) int64 {
 
 // checkpointHW saves the high watermark so a restarted broker serves
 // consumers at once.
-func (p *Partition) checkpointHW() error { return p.log.SaveHighWatermark(p.hw.Load()) }
+func (p *Partition) checkpointHW() error {
+	return p.noteMaintenance("high watermark checkpoint", p.log.SaveHighWatermark(p.hw.Load()))
+}

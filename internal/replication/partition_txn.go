@@ -83,8 +83,9 @@ func (p *Partition) AppendTxnMarkerVersion(producerID int64, producerEpoch int16
 	marker := storage.BuildTxnMarker(producerID, producerEpoch, coordinatorEpoch, commit, p.env.now().UnixMilli())
 	res, err := p.log.AppendMarker(marker, p.leaderEpoch.Load(), transactionVersion)
 	if err != nil {
-		return res, err
+		return res, p.noteLog("append transaction marker", err)
 	}
+	p.logWritten()
 	p.mu.Lock()
 	p.maybeAdvanceLocked()
 	p.wakeLocked()

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"errors"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -130,22 +129,4 @@ func (e *env) countISRChange(from, to int) {
 	case to > from:
 		e.stats.isrExpands.Add(1)
 	}
-}
-
-// countLogError counts an error from the log's append or sync if it is an
-// I/O failure rather than a verdict on the data.
-func (e *env) countLogError(err error) {
-	if err != nil && isStorageError(err) {
-		e.stats.storageErrors.Add(1)
-	}
-}
-
-func isStorageError(err error) bool {
-	for _, semantic := range []error{storage.ErrOffsetOutOfRange, storage.ErrOutOfOrderSequence, storage.ErrInvalidProducerEpoch,
-		storage.ErrClosed, storage.ErrRecordTooLarge, storage.ErrInvalidTimestamp, storage.ErrUnexpectedAppendOffset} {
-		if errors.Is(err, semantic) {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -150,10 +152,13 @@ type offsetsLog struct {
 
 func (l offsetsLog) Append(batch []byte) error {
 	res, err := l.p.Append(batch)
-	if err != nil {
-		return err
+	if err == nil {
+		err = l.p.Sync(res.LastOffset)
 	}
-	if err := l.p.Sync(res.LastOffset); err != nil {
+	if errors.Is(err, replication.ErrStorage) {
+		return fmt.Errorf("%w: %w", group.ErrLogStorage, err)
+	}
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)

@@ -124,7 +124,7 @@ func (ps partitionSource) Totals() metrics.Totals {
 	leader, follower := ps.s.parts.ThrottleRates()
 	return metrics.Totals{BytesIn: c.BytesIn, MessagesIn: c.MessagesIn, BytesOut: c.BytesOut, ReplicationBytesOut: c.ReplicationBytesOut,
 		ProduceErrors: c.ProduceFailures, FetchErrors: c.FetchFailures, ISRShrinks: c.ISRShrinks, ISRExpands: c.ISRExpands,
-		StorageErrors: c.StorageErrors, FailedPartitions: len(ps.s.parts.Failed()),
+		StorageErrors: c.StorageErrors, FailedPartitions: len(ps.s.parts.Failed()) + len(ps.s.parts.StorageFailed()),
 		LeaderThrottleRate: leader, FollowerThrottleRate: follower}
 }
 

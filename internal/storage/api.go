@@ -60,6 +60,9 @@ type Options struct {
 	Now         func() time.Time // clock; time.Now if nil
 	FsyncAlways bool             // Sync makes data durable before acks; see Log.Sync
 	TopicID     [16]byte         // written to partition.metadata
+	// IO, if set, replaces the writes and fsyncs of segment files
+	// (faults.go: tests inject storage faults through it).
+	IO *FileIO
 }
 
 // Errors. The broker maps them to Kafka error codes.
@@ -71,6 +74,17 @@ var (
 	ErrCorruptSegment       = errors.New("storage: corrupt data in flushed segment")
 	ErrRecordTooLarge       = errors.New("storage: batch larger than segment.bytes")
 	ErrInvalidTimestamp     = errors.New("storage: invalid timestamp")
+	// ErrIO wraps every failure of the file system under a log: a write,
+	// fsync, truncation, file creation or checkpoint that failed (a full
+	// disk, an I/O error). A failed write leaves nothing of the batch in
+	// the log (it is cut back to the last whole batch) and the next append
+	// may succeed; a failed fsync of a segment, or a write that could not
+	// be cut back, fails the log for good (every later append returns
+	// ErrIO until it is reopened, which recovers it): after a failed fsync
+	// the kernel may have dropped the dirty pages, so nothing written since
+	// the last good fsync can be trusted (Kafka takes the log directory
+	// offline; PostgreSQL panics).
+	ErrIO = errors.New("storage: I/O error")
 	// ErrUnexpectedAppendOffset: AppendAsFollower got a batch whose base
 	// offset is below the log end offset or not above the previous batch's
 	// last offset (Kafka's UnexpectedAppendOffsetException and

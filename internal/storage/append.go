@@ -120,22 +120,17 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	s := l.active()
 	pos := s.size.Load()
-	if n, err := s.f.WriteAt(batch, pos); err != nil {
+	if n, err := l.io.writeAt(s.f, batch, pos); err != nil {
 		// Cut off whatever part was written so the file stays whole batches.
-		if terr := s.f.Truncate(pos); terr != nil {
-			l.failed = fmt.Errorf("write at %d of %s failed (%v), and so did truncating it back: %w", pos, s.path(logSuffix), err, terr)
-			l.logger.Error("log failed", "err", l.failed)
-		}
-		return AppendResult{}, false, fmt.Errorf("storage: append: wrote %d of %d bytes: %w", n, len(batch), err)
+		l.cutBack(s, pos, err)
+		return AppendResult{}, false, fmt.Errorf("%w: append to %s: wrote %d of %d bytes: %w", ErrIO, s.path(logSuffix), n, len(batch), err)
 	}
 	s.track(h, pos, cfg.IndexIntervalBytes)
 	s.size.Store(pos + int64(len(batch)))
 	l.leo.Store(h.LastOffset() + 1)
 
-	if l.epochs.assign(leaderEpoch, base) {
-		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
-			l.logger.Error("writing leader epoch checkpoint failed", "err", err)
-		}
+	if l.epochs.assign(leaderEpoch, base) || l.epochsDirty {
+		l.writeEpochs()
 	}
 	if h.HasProducerID() {
 		l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
@@ -198,7 +193,7 @@ func (l *Log) rollAt(base int64) error {
 	old.finishTimeIndex()
 	s, err := openSegment(l.dir, base, l.now(), true)
 	if err != nil {
-		return fmt.Errorf("storage: roll: %w", err)
+		return fmt.Errorf("%w: roll to a new segment at %d: %w", ErrIO, base, err)
 	}
 	s.onClose = l.reportCloseError
 	l.segs = append(l.segs, s)
@@ -211,9 +206,24 @@ func (l *Log) rollAt(base int64) error {
 		go func() {
 			defer l.bg.Done()
 			if err := l.flush(true); err != nil {
-				l.logger.Error("flushing rolled segment failed", "err", err)
+				// A failed fsync fails the log, and the next append
+				// reports it; a failed index write costs a rebuild.
+				l.logger.Warn("flushing rolled segment failed", "err", err)
 			}
 		}()
 	}
 	return nil
+}
+
+// writeEpochs writes the leader epoch checkpoint after the cache changed;
+// if that fails (a full disk), the next append tries again. mu held.
+func (l *Log) writeEpochs() {
+	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+		if !l.epochsDirty {
+			l.logger.Warn("writing leader epoch checkpoint failed; retrying with the next append", "err", err)
+		}
+		l.epochsDirty = true
+		return
+	}
+	l.epochsDirty = false
 }

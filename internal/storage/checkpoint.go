@@ -39,8 +39,18 @@ const (
 var ErrInconsistentTopicID = errors.New("storage: partition.metadata holds a different topic id")
 
 // writeFileAtomic replaces dir/name with data durably.
+// A failure is wrapped in ErrIO, and the temporary file is removed (on a
+// full disk it would hold on to space).
 func writeFileAtomic(dir, name string, data []byte, fsync bool) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
+	if err := writeFileAtomicTmp(dir, name, tmp, data, fsync); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%w: %w", ErrIO, err)
+	}
+	return nil
+}
+
+func writeFileAtomicTmp(dir, name, tmp string, data []byte, fsync bool) error {
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)

@@ -85,6 +85,9 @@ func (c *Cleaner) Run(ctx context.Context, logs func() []*Log) {
 	}
 	t := time.NewTimer(c.cfg.Interval)
 	defer t.Stop()
+	// Logs whose cleaning failed with an I/O error (a full disk): logged
+	// at ERROR once, not every pass, until a pass over the log succeeds.
+	ioFailed := map[*Log]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,8 +102,25 @@ func (c *Cleaner) Run(ctx context.Context, logs func() []*Log) {
 				return
 			}
 			l, st, err := c.CleanDirtiest(all)
-			if err != nil && !errors.Is(err, ErrClosed) {
+			switch {
+			case err == nil:
+				if l != nil && ioFailed[l] {
+					delete(ioFailed, l)
+					c.log.Info("cleaning recovered", "dir", l.dir)
+				}
+			case errors.Is(err, ErrClosed):
+			case errors.Is(err, ErrIO) && ioFailed[l]:
+				c.log.Debug("cleaning failed", "dir", l.dir, "err", err)
+			case errors.Is(err, ErrIO):
+				ioFailed[l] = true
+				c.log.Error("cleaning failed; retrying every pass", "dir", l.dir, "err", err)
+			default:
 				c.log.Error("cleaning failed", "dir", l.dir, "err", err)
+			}
+			for fl := range ioFailed {
+				if fl.isClosed() {
+					delete(ioFailed, fl) // deleted or moved away: forget it
+				}
 			}
 			if l == nil || !st.Cleaned {
 				break

@@ -35,7 +35,7 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 	path := func(suf string) string { return filepath.Join(l.dir, fileName(base, suf)) }
 	f, err := os.OpenFile(path(logSuffix+cleanedSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return false, fmt.Errorf("storage: clean: %w", err)
+		return false, fmt.Errorf("storage: clean: %w: %w", ErrIO, err)
 	}
 	ns := &segment{dir: l.dir, base: base, f: f, next: base, maxTs: -1, maxTsOffset: -1, firstBatchTs: -1, created: time.UnixMilli(c.nowMs)}
 	ns.refs.Store(1)
@@ -60,8 +60,8 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 			return nil
 		}
 		c.throttle.Wait(len(out))
-		if _, err := f.WriteAt(out, pos); err != nil {
-			return fmt.Errorf("storage: clean: write %s: %w", f.Name(), err)
+		if _, err := l.io.writeAt(f, out, pos); err != nil {
+			return fmt.Errorf("storage: clean: %w: write %s: %w", ErrIO, f.Name(), err)
 		}
 		c.stats.BytesWritten += int64(len(out))
 		pos += int64(len(out))
@@ -119,8 +119,8 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 	ns.size.Store(pos)
 	ns.syncedSize = pos
 	ns.finishTimeIndex()
-	if err := f.Sync(); err != nil {
-		return false, fmt.Errorf("storage: clean: fsync %s: %w", f.Name(), err)
+	if err := l.io.sync(f); err != nil {
+		return false, fmt.Errorf("storage: clean: %w: fsync %s: %w", ErrIO, f.Name(), err)
 	}
 	if err := writeSynced(path(indexSuffix+cleanedSuffix), ns.offIdx.buf); err != nil {
 		return false, err
@@ -181,11 +181,11 @@ func (l *Log) swapIn(ns *segment, group []*segment, committed *bool) (bool, erro
 			continue // none written
 		}
 		if err := os.Rename(path(suf+cleanedSuffix), path(suf+swapSuffix)); err != nil {
-			return false, fmt.Errorf("storage: clean: %w", err)
+			return false, fmt.Errorf("storage: clean: %w: %w", ErrIO, err)
 		}
 	}
 	if err := syncDir(l.dir); err != nil {
-		return false, fmt.Errorf("storage: clean: %w", err)
+		return false, fmt.Errorf("storage: clean: %w: %w", ErrIO, err)
 	}
 	*committed = true
 	if crash("committed") {
@@ -263,18 +263,18 @@ func (l *Log) groupIndex(group []*segment) int {
 func writeSynced(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("storage: clean: %w", err)
+		return fmt.Errorf("storage: clean: %w: %w", ErrIO, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("storage: clean: write %s: %w", path, err)
+		return fmt.Errorf("storage: clean: %w: write %s: %w", ErrIO, path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("storage: clean: fsync %s: %w", path, err)
+		return fmt.Errorf("storage: clean: %w: fsync %s: %w", ErrIO, path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("storage: clean: close %s: %w", path, err)
+		return fmt.Errorf("storage: clean: %w: close %s: %w", ErrIO, path, err)
 	}
 	return nil
 }

@@ -24,6 +24,11 @@ func (l *Log) flush(full bool) error {
 		txnIdx []byte
 	}
 	l.mu.RLock()
+	if l.failed != nil {
+		err := l.failed
+		l.mu.RUnlock()
+		return fmt.Errorf("storage: log failed earlier: %w", err)
+	}
 	leo := l.leo.Load()
 	unflushed := l.unflushed
 	jobs := make([]job, 0, 2)
@@ -53,7 +58,7 @@ func (l *Log) flush(full bool) error {
 		s := j.s
 		if j.size > s.syncedSize {
 			if err := l.syncFile(s); err != nil {
-				return fmt.Errorf("storage: fsync %s: %w", s.path(logSuffix), err)
+				return l.failFsync(s, err)
 			}
 			s.syncedSize = j.size
 		}
@@ -62,13 +67,13 @@ func (l *Log) flush(full bool) error {
 		}
 		var err error
 		if s.offIdx.written, err = writeIndexTail(s.path(indexSuffix), j.offIdx, s.offIdx.written); err != nil {
-			return fmt.Errorf("storage: %w", err)
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
 		if s.timeIdx.written, err = writeIndexTail(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written); err != nil {
-			return fmt.Errorf("storage: %w", err)
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
 		if s.txn.written, err = writeIndexTail(s.path(txnIndexSuffix), j.txnIdx, s.txn.written); err != nil {
-			return fmt.Errorf("storage: %w", err)
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
 	}
 
@@ -166,10 +171,10 @@ func (l *Log) Flush() error {
 func (l *Log) syncFile(s *segment) error {
 	obs := l.fsyncObs.Load()
 	if obs == nil {
-		return s.f.Sync()
+		return l.io.sync(s.f)
 	}
 	start := time.Now()
-	err := s.f.Sync()
+	err := l.io.sync(s.f)
 	(*obs)(time.Since(start))
 	return err
 }

@@ -150,17 +150,14 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 		}
 		run := b[:end-pos]
 		start := pos
-		if n, werr := s.f.WriteAt(run, pos); werr != nil {
+		if n, werr := l.io.writeAt(s.f, run, pos); werr != nil {
 			// Cut off whatever part was written so the file stays whole batches.
-			if terr := s.f.Truncate(pos); terr != nil {
-				l.failed = fmt.Errorf("write at %d of %s failed (%v), and so did truncating it back: %w", pos, s.path(logSuffix), werr, terr)
-				l.logger.Error("log failed", "err", l.failed)
-			} else if pos == 0 && s.base > l.leo.Load() {
+			if l.cutBack(s, pos, werr) && pos == 0 && s.base > l.leo.Load() {
 				// A segment rolled at a gap stays empty: the log ends at its
 				// base, as it will after a restart.
 				l.leo.Store(s.base)
 			}
-			err = fmt.Errorf("storage: append as follower: wrote %d of %d bytes: %w", n, len(run), werr)
+			err = fmt.Errorf("%w: append as follower to %s: wrote %d of %d bytes: %w", ErrIO, s.path(logSuffix), n, len(run), werr)
 			break
 		}
 		for k := i; k < j; k++ {
@@ -195,10 +192,8 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 		b = b[len(run):]
 		i = j
 	}
-	if epochsChanged {
-		if werr := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); werr != nil {
-			l.logger.Error("writing leader epoch checkpoint failed", "err", werr)
-		}
+	if epochsChanged || l.epochsDirty {
+		l.writeEpochs()
 	}
 	res.LogStartOffset = l.logStart
 	return res, l.unflushed >= cfg.FlushMessages, err
@@ -362,7 +357,7 @@ func (l *Log) afterTruncation() error {
 		}
 		s, err := openSegment(l.dir, l.logStart, l.now(), true)
 		if err != nil {
-			l.failed = fmt.Errorf("truncation left the log end %d below the log start %d: %w", end, l.logStart, err)
+			l.failed = fmt.Errorf("%w: truncation left the log end %d below the log start %d: %w", ErrIO, end, l.logStart, err)
 			l.logger.Error("log failed", "err", l.failed)
 			return l.failed
 		}
@@ -442,7 +437,7 @@ func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 		s = ns
 	} else {
 		if err := s.f.Truncate(cut); err != nil {
-			return fmt.Errorf("truncate %s: %w", s.path(logSuffix), err)
+			return fmt.Errorf("%w: truncate %s: %w", ErrIO, s.path(logSuffix), err)
 		}
 		s.size.Store(cut)
 		s.syncedSize = min(s.syncedSize, cut)
@@ -609,7 +604,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	s, err := openSegment(l.dir, offset, l.now(), true)
 	if err != nil {
 		// No segment at all: the log cannot go on.
-		l.failed = fmt.Errorf("truncate fully: %w", err)
+		l.failed = fmt.Errorf("%w: truncate fully: %w", ErrIO, err)
 		l.logger.Error("log failed", "err", l.failed)
 		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, errors.Join(append(errs, err)...))
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,6 +42,7 @@ type Log struct {
 	lastFlushMs int64
 	closed      bool
 	failed      error // a write failed and could not be undone: the log refuses appends
+	epochsDirty bool  // the leader epoch checkpoint is behind the cache (its write failed)
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
@@ -56,6 +58,7 @@ type Log struct {
 	fsyncObs    atomic.Pointer[func(time.Duration)] // sees each log file fsync's duration (metrics)
 	syncWaiters atomic.Int64                        // Sync callers waiting for a running fsync (test observation)
 	beforeFsync func()                              // test hook, called by flush before fsyncing; set before use
+	io          *FileIO                             // the write/fsync seam (faults.go), from Options.IO
 	scratch     []byte                              // scan buffer reused during Open
 	rebuilt     bool                                // Open rebuilt some index
 
@@ -94,15 +97,28 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		logger:    opts.Logger.With("component", "storage", "dir", dir),
 		cfg:       cfg,
 		producers: newProducerState(),
+		io:        opts.IO,
 	}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	l.cleanHW.Store(-1)
+	_, statErr := os.Lstat(dir)
+	created := errors.Is(statErr, os.ErrNotExist) // nothing by that name, not even a dangling link
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: create log dir: %w", err)
+		if created {
+			os.RemoveAll(dir) // MkdirAll may have made it before failing
+		}
+		return nil, fmt.Errorf("storage: %w: create log dir %s: %w", ErrIO, dir, err)
 	}
 	if err := l.load(); err != nil {
 		for _, s := range l.segs {
 			s.release()
+		}
+		if created {
+			// A log that never opened leaves no directory behind (a new
+			// partition on a full disk would otherwise be an orphan).
+			if rerr := os.RemoveAll(dir); rerr != nil {
+				opts.Logger.Warn("removing the directory of a log that failed to open", "dir", dir, "err", rerr)
+			}
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}

@@ -29,12 +29,19 @@ var (
 	ErrInvalidRequest       = errors.New("invalid request")
 	ErrCoordinatorNotAvail  = errors.New("coordinator not available")
 	ErrGroupMaxSize         = errors.New("group reached its maximum size")
+	// ErrLogStorage is what a Log's Append wraps when the partition's
+	// storage failed (a full disk, a failed fsync): the partition logged
+	// it already, and the request answers NOT_COORDINATOR, as Kafka's
+	// coordinators turn KAFKA_STORAGE_ERROR into, so that the client
+	// retries.
+	ErrLogStorage = errors.New("__consumer_offsets partition storage failed")
 )
 
 // Log is one __consumer_offsets partition as the coordinator sees it.
 type Log interface {
 	// Append writes a record batch and returns once it is durable as the
-	// broker's fsync policy requires.
+	// broker's fsync policy requires; a storage failure wraps
+	// ErrLogStorage.
 	Append(batch []byte) error
 	// ForEachBatch calls fn for every batch of the log, in order.
 	ForEachBatch(fn func(batch []byte) error) error
@@ -311,6 +318,10 @@ func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, 
 		return err
 	}
 	if err := part.log.Append(batch); err != nil {
+		if errors.Is(err, ErrLogStorage) {
+			c.log.Debug("append to __consumer_offsets", "partition", g.partition, "group", g.id, "err", err)
+			return fmt.Errorf("%w: append: %v", ErrNotCoordinator, err)
+		}
 		c.log.Error("append to __consumer_offsets", "partition", g.partition, "group", g.id, "err", err)
 		return fmt.Errorf("%w: append: %v", ErrCoordinatorNotAvail, err)
 	}

@@ -378,3 +378,26 @@ func TestLoadInProgress(t *testing.T) {
 		t.Fatalf("offsets during load: %v", err)
 	}
 }
+
+// A storage failure of the offsets partition answers NOT_COORDINATOR, as
+// Kafka's coordinators turn KAFKA_STORAGE_ERROR into, and nothing is
+// applied; once the log takes writes again the commit goes through.
+func TestAppendStorageFailure(t *testing.T) {
+	f := newFixture(t, 0)
+	f.log.fail = fmt.Errorf("%w: __consumer_offsets-0: no space left on device", ErrLogStorage)
+	errs, err := f.c.Commit(CommitRequest{Group: "x", Generation: -1, Offsets: []OffsetCommit{{Topic: "t", Offset: 5}}})
+	if err != nil || !errors.Is(errs[0], ErrNotCoordinator) {
+		t.Fatalf("commit with a full offsets partition: %v %v", errs, err)
+	}
+	if offs, err := f.c.Offsets("x"); err != nil || len(offs["t"]) != 0 {
+		t.Fatalf("a failed commit was applied: %v %v", offs, err)
+	}
+	f.log.fail = nil
+	errs, err = f.c.Commit(CommitRequest{Group: "x", Generation: -1, Offsets: []OffsetCommit{{Topic: "t", Offset: 5}}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("commit once the log takes writes: %v %v", errs, err)
+	}
+	if offs, _ := f.c.Offsets("x"); offs["t"][0].Offset != 5 {
+		t.Fatalf("offsets after the commit: %v", offs)
+	}
+}

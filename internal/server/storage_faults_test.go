@@ -1,0 +1,62 @@
+package server
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/stratalog/strata/internal/replication"
+)
+
+// A topic whose log cannot be opened is reported as failed, with the
+// cause, and does not exist afterwards (a full disk is tested with a real
+// tmpfs in test/crash: TestCrashFullDisk).
+func TestCreateTopicWhoseLogCannotBeOpened(t *testing.T) {
+	n := startNode(t, "", nil)
+	ctx := ctxT(t)
+	adm := n.admin()
+	// A file where the partition's directory would go: MkdirAll fails.
+	block := filepath.Join(n.dir, "blocked-1")
+	if err := os.WriteFile(block, []byte("not a log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := adm.CreateTopic(ctx, 2, 1, nil, "blocked")
+	if err == nil {
+		err = resp.Err
+	}
+	if !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("create with an unopenable log: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	for _, want := range []string{"partition 1", "blocked-1", "not a directory", "the topic was not created"} {
+		if !strings.Contains(resp.ErrMessage, want) {
+			t.Fatalf("error message %q does not say %q", resp.ErrMessage, want)
+		}
+	}
+	td, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td.Has("blocked") {
+		t.Fatal("the failed topic exists")
+	}
+	if _, err := os.Stat(filepath.Join(n.dir, "blocked-0")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("partition 0 of the failed topic left a directory: %v", err)
+	}
+	if data, err := os.ReadFile(block); err != nil || string(data) != "not a log" {
+		t.Fatalf("the file in the way was touched: %q, %v", data, err)
+	}
+	// Once the way is clear, the same name creates the topic.
+	if err := os.Remove(block); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := adm.CreateTopic(ctx, 2, 1, nil, "blocked"); err != nil || resp.Err != nil {
+		t.Fatalf("create after clearing the way: %v, %v", err, resp.Err)
+	}
+	if _, ok := n.srv.parts.Failed()[replication.TopicPartition{Topic: "blocked", Partition: 1}]; ok {
+		t.Fatal("the recreated topic's partition is still failed")
+	}
+}

@@ -1,0 +1,75 @@
+package storage
+
+import (
+	"fmt"
+	"os"
+)
+
+// Storage faults. A write that fails (ENOSPC, EIO) is cut back to the last
+// whole batch, so the log never holds a torn batch for the next append to
+// land behind, and the append returns ErrIO; the log stays usable, and the
+// next append succeeds once the disk has room again. A write that cannot
+// be cut back, or a failed fsync of a segment file, fails the log for good
+// (see ErrIO).
+
+// FileIO is the seam under the two calls through which appended (and
+// cleaned) data reaches the disk: the positional write to a segment file
+// and the fsync of a segment file. Tests set it (Options.IO) to inject a full
+// disk, a short write or a failing fsync deterministically, as pebble's
+// errorfs does; a nil field calls the operating system.
+type FileIO struct {
+	WriteAt func(f *os.File, b []byte, off int64) (int, error)
+	Sync    func(f *os.File) error
+}
+
+func (io *FileIO) writeAt(f *os.File, b []byte, off int64) (int, error) {
+	if io != nil && io.WriteAt != nil {
+		return io.WriteAt(f, b, off)
+	}
+	return f.WriteAt(b, off)
+}
+
+func (io *FileIO) sync(f *os.File) error {
+	if io != nil && io.Sync != nil {
+		return io.Sync(f)
+	}
+	return f.Sync()
+}
+
+// cutBack truncates s's log file back to pos after a failed write (werr)
+// and reports whether it could. If it could not, whatever part of the batch
+// reached the file stays there, and the log fails: a later append would
+// land behind the torn bytes. mu held.
+func (l *Log) cutBack(s *segment, pos int64, werr error) bool {
+	if terr := s.f.Truncate(pos); terr != nil {
+		l.failed = fmt.Errorf("%w: write at %d of %s failed (%v), and so did truncating it back: %w", ErrIO, pos, s.path(logSuffix), werr, terr)
+		return false
+	}
+	return true
+}
+
+// failFsync fails the log after an fsync of s's log file failed: the
+// kernel may have marked the unwritten pages clean, so a later fsync that
+// succeeds says nothing about them, and the durable offset must not move
+// past the last good fsync again until the log is reopened (and
+// recovered).
+func (l *Log) failFsync(s *segment, err error) error {
+	err = fmt.Errorf("%w: fsync %s: %w", ErrIO, s.path(logSuffix), err)
+	l.mu.Lock()
+	if l.failed == nil {
+		l.failed = err
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// Failed returns the error that failed the log for good (a failed fsync,
+// a torn write that could not be cut back), or nil.
+func (l *Log) Failed() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.failed
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }

@@ -1,0 +1,345 @@
+package crash
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/record"
+	"github.com/stratalog/strata/test/internal/testbin"
+)
+
+const fullTopic = "full"
+
+// rawProduce sends one batch per partition with a plain Produce request
+// (no client retries) and returns each partition's error code and message.
+func rawProduce(t *testing.T, ctx context.Context, cl *kgo.Client, seq *int64) map[int32]string {
+	t.Helper()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, fullTopic)
+	if err != nil || td[fullTopic].Err != nil {
+		t.Fatalf("list %s: %v %v", fullTopic, err, td[fullTopic].Err)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.TopicID = fullTopic, td[fullTopic].ID
+	for part := range int32(2) {
+		*seq++
+		b, err := record.Build(nil, record.NewBatchOptions(record.CodecNone), time.Now().UnixMilli(),
+			[]record.Record{{Value: []byte(fmt.Sprintf("raw%08d", *seq))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = part, b
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	out := map[int32]string{}
+	for _, rp := range resp.Topics[0].Partitions {
+		s := "OK"
+		if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+			s = err.(*kerr.Error).Message
+			if rp.ErrorMessage != nil {
+				s += ": " + *rp.ErrorMessage
+			}
+		}
+		out[rp.Partition] = s
+	}
+	return out
+}
+
+// metric returns the value of the sample of name (no labels) in a
+// Prometheus text scrape.
+func metric(t *testing.T, httpAddr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// logLines counts the lines of the broker's log that hold every one of subs.
+func logLines(t *testing.T, p *process, subs ...string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dir, "strata.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		ok := len(line) > 0
+		for _, s := range subs {
+			ok = ok && bytes.Contains(line, []byte(s))
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCrashFullDisk runs a broker on a small tmpfs and fills it: produce
+// answers KAFKA_STORAGE_ERROR (one ERROR line per partition, however many
+// requests fail), a topic created meanwhile is reported as failed and
+// leaves no directory, and once space is freed an idempotent producer's
+// retries succeed; every acknowledged record is read back, and after a
+// kill -9 the recovered log ends at the same offsets with every batch
+// whole and CRC-valid.
+func TestCrashFullDisk(t *testing.T) {
+	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t)}
+	httpAddr := freeAddr(t)
+	p.args = []string{"--http-listen", httpAddr}
+	data := filepath.Join(p.dir, "data")
+	testbin.MountTmpfs(t, data, 64<<20) // the metadata log stays off it
+	p.start()
+	defer func() {
+		if p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	producer := newProducer(t, ctx, p, fullTopic, 2, nil)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	adm := kadm.NewClient(raw)
+
+	ack := &acked{offset: map[string]int64{}}
+	var seq int64
+	var failMu sync.Mutex
+	var failures []error
+	produce := func(n int) {
+		for range n {
+			seq++
+			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
+			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
+				if err != nil {
+					failMu.Lock()
+					failures = append(failures, err)
+					failMu.Unlock()
+					return
+				}
+				ack.add(r)
+			})
+		}
+	}
+	produce(2000)
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rawSeq int64
+	if got := rawProduce(t, ctx, raw, &rawSeq); got[0] != "OK" || got[1] != "OK" {
+		t.Fatalf("produce before the disk is full: %v", got)
+	}
+
+	// The disk fills up.
+	filler := testbin.Fill(t, data)
+	// A batch may still fit in the last page of a segment file: produce
+	// until both partitions fail, then every request must fail.
+	for i := 0; ; i++ {
+		got := rawProduce(t, ctx, raw, &rawSeq)
+		if got[0] != "OK" && got[1] != "OK" {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("produce still succeeds on a full disk: %v", got)
+		}
+	}
+	for i := range 5 {
+		got := rawProduce(t, ctx, raw, &rawSeq)
+		for part, s := range got {
+			if !strings.HasPrefix(s, "KAFKA_STORAGE_ERROR") || !strings.Contains(s, "no space left on device") {
+				t.Fatalf("produce %d to partition %d on a full disk: %s, want KAFKA_STORAGE_ERROR naming ENOSPC", i, part, s)
+			}
+		}
+	}
+	produce(500) // retried by the client until space returns
+	for part := range 2 {
+		tp := fmt.Sprintf("partition=%s-%d", fullTopic, part)
+		if n := logLines(t, p, "level=ERROR", "partition storage failed", tp, "no space left on device", "dir="); n != 1 {
+			t.Fatalf("%d ERROR lines for %s, want 1; log:\n%s", n, tp, p.tail())
+		}
+	}
+	if v := metric(t, httpAddr, "strata_partitions_failed"); v != 2 {
+		t.Fatalf("strata_partitions_failed = %v, want 2", v)
+	}
+	if v := metric(t, httpAddr, "strata_storage_errors_total"); v < 10 {
+		t.Fatalf("strata_storage_errors_total = %v, want at least 10", v)
+	}
+
+	// A topic created now cannot get its logs: it is reported as failed
+	// and leaves nothing behind.
+	res, err := adm.CreateTopic(ctx, 1, 1, nil, "late")
+	if err == nil {
+		err = res.Err
+	}
+	if err == nil {
+		t.Fatal("a topic created on a full disk was reported created")
+	}
+	t.Logf("create on a full disk: %v (%s)", err, res.ErrMessage)
+	if !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("create on a full disk: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "late-0")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed topic left a directory: %v", err)
+	}
+
+	// Space returns: the client's retries go through, and so do new
+	// requests; each partition says it recovered.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatalf("producer could not flush once space returned: %v", err)
+	}
+	if got := rawProduce(t, ctx, raw, &rawSeq); got[0] != "OK" || got[1] != "OK" {
+		t.Fatalf("produce after space returned: %v", got)
+	}
+	for part := range 2 {
+		tp := fmt.Sprintf("partition=%s-%d", fullTopic, part)
+		if n := logLines(t, p, "level=INFO", "partition storage recovered", tp); n != 1 {
+			t.Fatalf("%d recovered lines for %s, want 1", n, tp)
+		}
+	}
+	if v := metric(t, httpAddr, "strata_partitions_failed"); v != 0 {
+		t.Fatalf("strata_partitions_failed = %v after recovery, want 0", v)
+	}
+	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "late"); err != nil || res.Err != nil {
+		t.Fatalf("create after space returned: %v, %v", err, res.Err)
+	}
+	failMu.Lock()
+	if len(failures) > 0 {
+		t.Fatalf("%d records failed for good, first: %v", len(failures), failures[0])
+	}
+	failMu.Unlock()
+
+	// Everything acknowledged is there; the raw batches too.
+	verifyFull(t, p, ack, "before the crash")
+	ends := endOffsets(t, ctx, p, fullTopic, 0)
+	p.kill()
+	p.start()
+	after := endOffsets(t, ctx, p, fullTopic, 1)
+	ends.Each(func(o kadm.ListedOffset) {
+		if a, _ := after.Lookup(fullTopic, o.Partition); a.Offset != o.Offset {
+			t.Fatalf("partition %d ends at %d after kill -9, %d before", o.Partition, a.Offset, o.Offset)
+		}
+	})
+	verifyFull(t, p, ack, "after kill -9")
+	for part := range 2 {
+		checkSegments(t, filepath.Join(data, fmt.Sprintf("%s-%d", fullTopic, part)))
+	}
+	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
+	b, _ := os.ReadFile(filepath.Join(p.dir, "strata.log"))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			t.Log(line) // for the record: what an operator saw
+		}
+	}
+	p.stop()
+}
+
+// verifyFull reads topic full from the start to its end offsets and checks
+// that every acknowledged record is at its offset.
+func verifyFull(t *testing.T, p *process, ack *acked, when string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ends := endOffsets(t, ctx, p, fullTopic, 0)
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+		fullTopic: {0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	found := map[string]int64{}
+	for int64(len(found)) < total {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: read %d of %d records", when, len(found), total)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if _, dup := found[string(r.Value)]; dup {
+				t.Fatalf("%s: %s appears twice", when, r.Value)
+			}
+			found[string(r.Value)] = r.Offset
+		})
+	}
+	ack.mu.Lock()
+	defer ack.mu.Unlock()
+	for v, off := range ack.offset {
+		if at, ok := found[v]; !ok || at != off {
+			t.Fatalf("%s: acknowledged %s at %d, found at %d (present: %v)", when, v, off, at, ok)
+		}
+	}
+	t.Logf("%s: %d records read, %d acknowledged, all present", when, total, len(ack.offset))
+}
+
+// checkSegments fails unless every segment of the partition directory is
+// a sequence of whole, CRC-valid batches with contiguous offsets.
+func checkSegments(t *testing.T, dir string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no segments in %s: %v", dir, err)
+	}
+	next := int64(-1)
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pos := 0; pos < len(data); {
+			n, err := record.PeekSize(data[pos:])
+			if err != nil || pos+n > len(data) {
+				t.Fatalf("%s: torn batch at byte %d of %d: %v", name, pos, len(data), err)
+			}
+			h, err := record.Validate(data[pos : pos+n])
+			if err != nil {
+				t.Fatalf("%s: invalid batch at byte %d: %v", name, pos, err)
+			}
+			if next >= 0 && h.BaseOffset != next {
+				t.Fatalf("%s: batch at offset %d follows one that ended before %d", name, h.BaseOffset, next)
+			}
+			next = h.LastOffset() + 1
+			pos += n
+		}
+	}
+}
