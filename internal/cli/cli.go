@@ -212,12 +212,17 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 	pf.DurationVar(&env.Timeout, "timeout", 10*time.Second, "how long to wait for the cluster: connecting, each request, each delivery")
 	pf.BoolVarP(&env.Verbose, "verbose", "v", false, "log every connection, request and response to stderr")
 	addSecurityFlags(pf, &env.Security, getenv)
+	var profile string
+	pf.StringVar(&profile, "profile", getenv("STRATA_PROFILE"), "use this saved profile's brokers and security settings (env STRATA_PROFILE; default: the current one, see strata profile)")
 
 	// Completion functions run without the pre-run hooks, so they resolve
 	// the brokers themselves.
 	env.resolveBrokers = func() { env.Brokers = splitList(brokerList) }
 	prev := root.PersistentPreRunE
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := applyProfile(cmd, env, profile, &brokerList, getenv); err != nil {
+			return err
+		}
 		env.resolveBrokers()
 		if env.Stdout != nil {
 			env.Color = isTerminal(env.Stdout) && getenv("NO_COLOR") == ""
@@ -237,6 +242,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		clusterCommand(env),
 		perfCommand(env),
 		userCommand(env, getenv),
+		profileCommand(env, getenv),
 	)
 }
 
