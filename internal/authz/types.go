@@ -182,7 +182,9 @@ func parse[K ~int8](m map[K]string, what, s string) (K, error) {
 
 // ParseResourceType, ParsePatternType, ParseOperation and ParsePermission
 // read a name ("topic", "transactional-id", "describe-configs", "allow").
-func ParseResourceType(s string) (ResourceType, error) { return parse(resourceNames, "resource type", s) }
-func ParsePatternType(s string) (PatternType, error)   { return parse(patternNames, "pattern type", s) }
-func ParseOperation(s string) (Operation, error)       { return parse(opNames, "operation", s) }
-func ParsePermission(s string) (Permission, error)     { return parse(permNames, "permission", s) }
+func ParseResourceType(s string) (ResourceType, error) {
+	return parse(resourceNames, "resource type", s)
+}
+func ParsePatternType(s string) (PatternType, error) { return parse(patternNames, "pattern type", s) }
+func ParseOperation(s string) (Operation, error)     { return parse(opNames, "operation", s) }
+func ParsePermission(s string) (Permission, error)   { return parse(permNames, "permission", s) }

@@ -69,7 +69,8 @@ func TestLoadBrokerKafkaKeys(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		"zookeeper.connect=localhost:2181\n":                "Strata has no ZooKeeper",
-		"authorizer.class.name=kafka.security.Authorizer\n": "ACLs are not supported yet",
+		"authorizer.class.name=com.example.MyAuthorizer\n":  "must be one of",
+		"super.users=alice\n":                               "not of the form",
 		"remote.log.storage.system.enable=true\n":           "tiered storage is not supported",
 		"log.dirs=/a,/b\n":                                  "several log directories are not supported",
 		"controller.quorum.bootstrap.servers=h:9093\n":      "controller.quorum.voters",
