@@ -194,3 +194,53 @@ func (f Filter) Matches(b Binding) bool {
 		(f.Operation == OpAny || f.Operation == b.Operation) &&
 		(f.Permission == PermissionAny || f.Permission == b.Permission)
 }
+
+// SupportedOperations is the bit field of every operation of a resource
+// type: the authorized operations when no authorizer is configured.
+func SupportedOperations(rt ResourceType) int32 {
+	var bits int32
+	for op := OpRead; op <= OpDescribeTokens; op++ {
+		if validOp(rt, op) {
+			bits |= 1 << op
+		}
+	}
+	return bits
+}
+
+// AuthorizeAny reports whether principal may do op on some resource of
+// type rt (Kafka's authorizeByResourceType, which InitProducerId uses for
+// an idempotent producer allowed to write to any topic): a super user, an
+// ALLOW for the principal and host that is not cancelled by a DENY of
+// the same pattern or of the literal wildcard, or no ACL of the type at
+// all when AllowIfNoACL.
+func (a *Authorizer) AuthorizeAny(principal, host string, op Operation, rt ResourceType) bool {
+	if a.super[principal] {
+		return true
+	}
+	acls := a.byType[rt]
+	if len(acls) == 0 {
+		return a.cfg.AllowIfNoACL
+	}
+	applies := func(b Binding) bool {
+		return principalMatches(b.Principal, principal) && (b.Host == Wildcard || b.Host == host)
+	}
+	denied := func(pattern Binding) bool {
+		for _, d := range acls {
+			if d.Permission != Deny || !applies(d) || (d.Operation != op && d.Operation != OpAll) {
+				continue
+			}
+			if d.PatternType == PatternLiteral && d.ResourceName == Wildcard ||
+				d.PatternType == PatternPrefixed && strings.HasPrefix(pattern.ResourceName, d.ResourceName) ||
+				d.PatternType == pattern.PatternType && d.ResourceName == pattern.ResourceName {
+				return true
+			}
+		}
+		return false
+	}
+	for _, b := range acls {
+		if b.Permission == Allow && applies(b) && implies(b.Operation, op) && !denied(b) {
+			return true
+		}
+	}
+	return false
+}
