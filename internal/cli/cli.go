@@ -236,6 +236,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		clusterCommand(env),
 		perfCommand(env),
 		userCommand(env, getenv),
+		aclCommand(env),
 	)
 }
 
