@@ -58,10 +58,12 @@ var aclRules = map[int16]aclRule{
 	21: {check: checkDeleteRecords},
 	22: {check: checkInitProducerID},
 	23: {check: checkOffsetForLeaderEpoch},
-	// Transactions (the coordinator's APIs; a row for each, as Kafka).
+	// Transactions (the coordinator's APIs, acl_checks_txn.go).
+	24: {check: checkAddPartitionsToTxn},
 	25: {check: checkAddOffsetsToTxn},
 	26: txnRule(authz.OpWrite, func(q kmsg.Request) string { return q.(*kmsg.EndTxnRequest).TransactionalID }),
 	27: {check: checkWriteTxnMarkers},
+	28: {check: checkTxnOffsetCommit},
 	29: clusterRule(authz.OpDescribe),
 	30: {check: checkCreateAcls},
 	31: {check: checkDeleteAcls},
@@ -84,6 +86,8 @@ var aclRules = map[int16]aclRule{
 	60: {check: checkDescribeCluster, ops: true},
 	61: {check: checkDescribeProducers},
 	62: clusterRule(authz.OpClusterAction),
+	65: {check: checkDescribeTransactions},
+	66: {check: checkListTransactions},
 	63: clusterRule(authz.OpClusterAction),
 	67: clusterRule(authz.OpClusterAction),
 	68: groupRule(authz.OpRead, func(q kmsg.Request) string { return q.(*kmsg.ConsumerGroupHeartbeatRequest).Group }),

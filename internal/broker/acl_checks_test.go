@@ -435,6 +435,9 @@ func aclCases() map[int16]aclCase {
 func TestACLChecksCoverEveryAPI(t *testing.T) {
 	keyBroker := newACLBroker(t, authz.Config{})
 	cases := aclCases()
+	for k, c := range txnACLCases() {
+		cases[k] = c
+	}
 	keys := make([]int, 0, len(keyBroker.handlers))
 	for k := range keyBroker.handlers {
 		keys = append(keys, int(k))
@@ -457,32 +460,7 @@ func TestACLChecksCoverEveryAPI(t *testing.T) {
 				}
 				return // served before authentication: no authorization
 			}
-			for _, granted := range []bool{false, true} {
-				b := newACLBroker(t, authz.Config{})
-				if granted {
-					if errs := b.opts.Controller.CreateAcls(c.grant); errs[0] != nil {
-						t.Fatal(errs)
-					}
-				}
-				resp, closed := serveAs(t, b, aliceConn(), c.req(b))
-				if resp == nil {
-					t.Fatalf("granted=%v: connection closed: %v", granted, closed)
-				}
-				codes := codesOf(resp)
-				if !granted && c.deny != 0 && !codes[c.deny] {
-					t.Fatalf("denied: codes %v, want %s", codes, kerr.ErrorForCode(c.deny))
-				}
-				if granted {
-					for _, a := range authzCodes {
-						if codes[a] {
-							t.Fatalf("granted %v: still %s", c.grant, kerr.ErrorForCode(a))
-						}
-					}
-				}
-				if c.hidden != nil {
-					c.hidden(t, resp, granted)
-				}
-			}
+			runACLCase(t, c, nil)
 		})
 	}
 }
@@ -619,5 +597,106 @@ func TestACLProduceSplitsTopics(t *testing.T) {
 	setup(open)
 	if got := produce(open, aliceConn()); got["t"] != 0 || got["t2"] != 0 {
 		t.Fatalf("no authorizer: %v", got)
+	}
+}
+
+// runACLCase serves c's request without and with its ACLs; prepare, if
+// set, adjusts each fresh broker.
+func runACLCase(t *testing.T, c aclCase, prepare func(*Broker)) {
+	t.Helper()
+	for _, granted := range []bool{false, true} {
+		b := newACLBroker(t, authz.Config{})
+		if prepare != nil {
+			prepare(b)
+		}
+		if granted {
+			if errs := b.opts.Controller.CreateAcls(c.grant); errs[0] != nil {
+				t.Fatal(errs)
+			}
+		}
+		resp, closed := serveAs(t, b, aliceConn(), c.req(b))
+		if resp == nil {
+			t.Fatalf("granted=%v: connection closed: %v", granted, closed)
+		}
+		codes := codesOf(resp)
+		if !granted && c.deny != 0 && !codes[c.deny] {
+			t.Fatalf("denied: codes %v, want %s", codes, kerr.ErrorForCode(c.deny))
+		}
+		if granted {
+			for _, a := range authzCodes {
+				if codes[a] {
+					t.Fatalf("granted %v: still %s", c.grant, kerr.ErrorForCode(a))
+				}
+			}
+		}
+		if c.hidden != nil {
+			c.hidden(t, resp, granted)
+		}
+	}
+}
+
+// txnACLCases are the transaction coordinator's APIs; until their
+// handlers are registered, TestACLChecksTransactionAPIs serves them with
+// a stand-in that answers an empty success, so the checks are tested now
+// and by TestACLChecksCoverEveryAPI once the handlers exist.
+func txnACLCases() map[int16]aclCase {
+	txn := func(op authz.Operation) authz.Binding { return allow(authz.ResourceTransactionalID, "tx", op) }
+	return map[int16]aclCase{
+		24: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrAddPartitionsToTxnRequest(), 3)
+			r.TransactionalID, r.ProducerID = "tx", 1
+			r.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+			return r
+		}, deny: codeTxn, grant: []authz.Binding{txn(authz.OpWrite), allow(authz.ResourceTopic, "t", authz.OpWrite)}},
+		25: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrAddOffsetsToTxnRequest(), 3)
+			r.TransactionalID, r.Group, r.ProducerID = "tx", "g", 1
+			return r
+		}, deny: codeTxn, grant: []authz.Binding{txn(authz.OpWrite), allow(authz.ResourceGroup, "g", authz.OpRead)}},
+		26: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrEndTxnRequest(), 3)
+			r.TransactionalID, r.ProducerID = "tx", 1
+			return r
+		}, deny: codeTxn, grant: []authz.Binding{txn(authz.OpWrite)}},
+		28: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrTxnOffsetCommitRequest(), 3)
+			r.TransactionalID, r.Group, r.ProducerID = "tx", "g", 1
+			r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+			return r
+		}, deny: codeTxn, grant: []authz.Binding{txn(authz.OpWrite), allow(authz.ResourceGroup, "g", authz.OpRead), allow(authz.ResourceTopic, "t", authz.OpRead)}},
+		65: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrDescribeTransactionsRequest(), 0)
+			r.TransactionalIDs = []string{"tx"}
+			return r
+		}, deny: codeTxn, grant: []authz.Binding{txn(authz.OpDescribe)}},
+		66: {req: func(*Broker) kmsg.Request { return v(kmsg.NewPtrListTransactionsRequest(), 0) },
+			grant: []authz.Binding{txn(authz.OpWrite)}, // WRITE implies DESCRIBE
+			hidden: func(t *testing.T, resp kmsg.Response, granted bool) {
+				if n := len(resp.(*kmsg.ListTransactionsResponse).TransactionStates); granted != (n == 1) {
+					t.Fatalf("granted=%v: %d transactions listed", granted, n)
+				}
+			}},
+	}
+}
+
+func TestACLChecksTransactionAPIs(t *testing.T) {
+	for key, c := range txnACLCases() {
+		t.Run(kmsg.NameForKey(key), func(t *testing.T) {
+			if _, ok := aclRules[key]; !ok {
+				t.Fatalf("no row for %s", kmsg.NameForKey(key))
+			}
+			runACLCase(t, c, func(b *Broker) {
+				if _, ok := b.handlers[key]; ok {
+					return // the real handler
+				}
+				b.handlers[key] = handler{min: 0, max: 5, fn: func(_ context.Context, r *request) {
+					resp := r.body.ResponseKind()
+					if lr, ok := resp.(*kmsg.ListTransactionsResponse); ok {
+						lr.TransactionStates = []kmsg.ListTransactionsResponseTransactionState{{TransactionalID: "tx", ProducerID: 1, TransactionState: "Ongoing"}}
+					}
+					r.respond(resp)
+				}}
+			})
+		})
 	}
 }
