@@ -37,12 +37,12 @@ run them as a super user (super.users).`,
 // anything).
 type ACLOptions struct {
 	Topic, Group, TransactionalID, DelegationToken string
-	Cluster                                         bool
-	Pattern                                         string // literal, prefixed; list/delete also any, match
-	Principals                                      []string
-	Host                                            string
-	Operations                                      []string
-	Deny                                            bool
+	Cluster                                        bool
+	Pattern                                        string // literal, prefixed; list/delete also any, match
+	Principals                                     []string
+	Host                                           string
+	Operations                                     []string
+	Deny                                           bool
 	// Permission filters list and delete: allow, deny or "" (both).
 	Permission string
 }
