@@ -133,13 +133,15 @@ func checkListOffsets(c *authCtx, r *request) bool {
 
 // checkMetadata: a topic the principal may not Describe is left out of an
 // all-topics answer, and answered TOPIC_AUTHORIZATION_FAILED when named
-// (which says nothing about whether it exists); a missing topic the
-// client wants auto-created also needs Create (on the cluster or the
-// topic). Authorized operations are filled when asked (v8+).
+// (which says nothing about whether it exists); a missing topic that
+// would be auto-created (the client asks, or v0-3, and
+// auto.create.topics.enable) also needs Create, on the cluster or the
+// topic. Authorized operations are filled when asked (v8+).
 func checkMetadata(c *authCtx, r *request) bool {
 	req := r.body.(*kmsg.MetadataRequest)
 	img := c.b.image()
 	var denied []kmsg.MetadataRequestTopic
+	autoCreate := (r.version < 4 || req.AllowAutoTopicCreation) && c.b.opts.Static != nil && c.b.opts.Static.Bool("auto.create.topics.enable")
 	if req.Topics != nil {
 		kept, den := split(req.Topics, func(t kmsg.MetadataRequestTopic) bool {
 			name := ""
@@ -153,7 +155,7 @@ func checkMetadata(c *authCtx, r *request) bool {
 			if !c.can(authz.OpDescribe, authz.ResourceTopic, name) {
 				return false
 			}
-			if _, exists := img.Topics[name]; !exists && req.AllowAutoTopicCreation && (r.version >= 4) {
+			if _, exists := img.Topics[name]; !exists && autoCreate {
 				return c.canQuiet(authz.OpCreate, authz.ResourceCluster, authz.ClusterName) || c.can(authz.OpCreate, authz.ResourceTopic, name)
 			}
 			return true

@@ -537,6 +537,24 @@ func TestACLMetadataHidesTopics(t *testing.T) {
 	if mt := resp.(*kmsg.MetadataResponse).Topics[0]; mt.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("u without auto-creation: %v", kerr.ErrorForCode(mt.ErrorCode))
 	}
+	// Create on u: auto-created (not an authorization error).
+	if errs := b.opts.Controller.CreateAcls([]authz.Binding{allow(authz.ResourceTopic, "u", authz.OpCreate)}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	named.AllowAutoTopicCreation = true
+	resp, err = serveAs(t, b, aliceConn(), named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt := resp.(*kmsg.MetadataResponse).Topics[0]; mt.ErrorCode == codeTopic {
+		t.Fatal("u with Describe and Create: TOPIC_AUTHORIZATION_FAILED")
+	}
+	for deadline := time.Now().Add(10 * time.Second); b.image().Topics["u"] == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("u was not auto-created")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// Granted Read on t: listed, with Read and Describe as its authorized operations.
 	if errs := b.opts.Controller.CreateAcls([]authz.Binding{allow(authz.ResourceTopic, "t", authz.OpRead)}); errs[0] != nil {
 		t.Fatal(errs)
@@ -546,8 +564,13 @@ func TestACLMetadataHidesTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := resp.(*kmsg.MetadataResponse).Topics
-	if len(ts) != 1 || *ts[0].Topic != "t" || ts[0].AuthorizedOperations != 1<<authz.OpRead|1<<authz.OpDescribe {
-		t.Fatalf("after the grant: %+v", ts)
+	listed := map[string]int32{}
+	for _, mt := range ts {
+		listed[*mt.Topic] = mt.AuthorizedOperations
+	}
+	// u (Read, Create) and t (Read) are listed; v does not exist.
+	if len(listed) != 2 || listed["t"] != 1<<authz.OpRead|1<<authz.OpDescribe || listed["u"] != 1<<authz.OpRead|1<<authz.OpDescribe|1<<authz.OpCreate {
+		t.Fatalf("after the grants: %v", listed)
 	}
 }
 
