@@ -723,3 +723,57 @@ func TestACLChecksTransactionAPIs(t *testing.T) {
 		})
 	}
 }
+
+// standbyController is a controller that is not the active one: the
+// broker relays metadata writes through Options.Forward.
+type standbyController struct{ *controller.Controller }
+
+func (standbyController) IsActive() bool { return false }
+
+// TestACLCheckedBeforeRelay: a CreateTopics relayed to the active
+// controller carries only the topics the client may create (the relay's
+// own principal would pass every check there), and the client's answer
+// has the denied one with TOPIC_AUTHORIZATION_FAILED.
+func TestACLCheckedBeforeRelay(t *testing.T) {
+	base := newTestBroker(t)
+	ctrl := base.opts.Controller.(*controller.Controller)
+	if errs := ctrl.CreateAcls([]authz.Binding{allow(authz.ResourceTopic, "ok", authz.OpCreate)}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	var relayed []string
+	opts := base.opts
+	opts.Controller = standbyController{ctrl}
+	opts.Authz = AuthzOptions{Enabled: true}
+	opts.Forward = func(_ context.Context, req kmsg.Request) (kmsg.Response, error) {
+		cr := req.(*kmsg.CreateTopicsRequest)
+		resp := cr.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, tp := range cr.Topics {
+			relayed = append(relayed, tp.Topic)
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic = tp.Topic
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil
+	}
+	b := New(opts)
+	req := v(kmsg.NewPtrCreateTopicsRequest(), 5)
+	for _, name := range []string{"ok", "nope"} {
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = name, 1, 1
+		req.Topics = append(req.Topics, ct)
+	}
+	resp, err := serveAs(t, b, aliceConn(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(relayed) != 1 || relayed[0] != "ok" {
+		t.Fatalf("relayed %v, want only ok", relayed)
+	}
+	got := map[string]int16{}
+	for _, rt := range resp.(*kmsg.CreateTopicsResponse).Topics {
+		got[rt.Topic] = rt.ErrorCode
+	}
+	if len(got) != 2 || got["ok"] != 0 || got["nope"] != codeTopic {
+		t.Fatalf("answer %v, want ok created and nope TOPIC_AUTHORIZATION_FAILED", got)
+	}
+}
