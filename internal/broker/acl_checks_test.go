@@ -777,3 +777,37 @@ func TestACLCheckedBeforeRelay(t *testing.T) {
 		t.Fatalf("answer %v, want ok created and nope TOPIC_AUTHORIZATION_FAILED", got)
 	}
 }
+
+// TestACLFetchSplitsTopics: a Fetch of a readable and an unreadable topic
+// answers both (the denied one TOPIC_AUTHORIZATION_FAILED) though fetch.go
+// encodes its response itself.
+func TestACLFetchSplitsTopics(t *testing.T) {
+	b := newACLBroker(t, authz.Config{})
+	if res := b.opts.Controller.CreateTopics([]controller.CreateTopic{{Name: "t2", Partitions: 1, ReplicationFactor: 1}}, false); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if !b.opts.Partitions.WaitApplied(b.image().Offset, 10*time.Second) {
+		t.Fatal("partitions did not follow")
+	}
+	if errs := b.opts.Controller.CreateAcls([]authz.Binding{allow(authz.ResourceTopic, "t", authz.OpRead)}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	r := v(kmsg.NewPtrFetchRequest(), 12)
+	r.ReplicaID, r.MaxWaitMillis, r.MaxBytes, r.SessionEpoch = -1, 0, 1<<20, -1
+	for _, n := range []string{"t", "t2"} {
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.PartitionMaxBytes = 1 << 20
+		r.Topics = append(r.Topics, kmsg.FetchRequestTopic{Topic: n, Partitions: []kmsg.FetchRequestTopicPartition{p}})
+	}
+	resp, err := serveAs(t, b, aliceConn(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int16{}
+	for _, ft := range resp.(*kmsg.FetchResponse).Topics {
+		got[ft.Topic] = ft.Partitions[0].ErrorCode
+	}
+	if len(got) != 2 || got["t"] != 0 || got["t2"] != codeTopic {
+		t.Fatalf("fetch answered %v, want t served and t2 TOPIC_AUTHORIZATION_FAILED", got)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratalog/strata/internal/authz"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/network"
 )
 
 // AuthzOptions configure ACL authorization.
@@ -131,6 +132,20 @@ func (b *Broker) authorize(r *request) (ok bool) {
 		}
 	}()
 	return rule.check(b.authContext(r), r)
+}
+
+// patchFetch applies the request's patch to a Fetch response that
+// fetch.go encodes itself (kwire, around file regions) rather than through
+// respond, giving the entries the patch added no records.
+func (r *request) patchFetch(resp *kmsg.FetchResponse, records [][][]network.Chunk) [][][]network.Chunk {
+	if r.patch == nil {
+		return records
+	}
+	r.patch(resp)
+	for i := len(records); i < len(resp.Topics); i++ {
+		records = append(records, make([][]network.Chunk, len(resp.Topics[i].Partitions)))
+	}
+	return records
 }
 
 // addPatch chains f after the request's current patch.

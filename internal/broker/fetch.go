@@ -124,6 +124,7 @@ func (f *fetch) send() {
 		reads[i].Sent() // the leader's replication throttle counts what goes out
 	}
 	resp, records := f.response()
+	records = f.r.patchFetch(resp, records)
 	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, resp, records)
 	f.r.resp.Respond(&network.Response{Chunks: chunks, Release: func() {
 		for i := range reads {
