@@ -77,6 +77,12 @@ func checkFetch(c *authCtx, r *request) bool {
 		ok := c.can(authz.OpClusterAction, authz.ResourceCluster, authz.ClusterName)
 		allowed = func(kmsg.FetchRequestTopic) bool { return ok }
 	}
+	if replica < 0 && c.a != nil {
+		// Partitions an incremental fetch session carries are not in the
+		// request: fetch.go asks again for each (quietly: the denial of
+		// a named topic was logged here).
+		r.topicDenied = func(topic string) bool { return !c.canQuiet(authz.OpRead, authz.ResourceTopic, topic) }
+	}
 	kept, denied := split(req.Topics, allowed)
 	if len(denied) == 0 {
 		return true

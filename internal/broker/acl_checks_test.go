@@ -811,3 +811,44 @@ func TestACLFetchSplitsTopics(t *testing.T) {
 		t.Fatalf("fetch answered %v, want t served and t2 TOPIC_AUTHORIZATION_FAILED", got)
 	}
 }
+
+// TestACLFetchSessionRevoked: a partition already in an incremental fetch
+// session is refused TOPIC_AUTHORIZATION_FAILED at the next fetch once its
+// READ ACL is deleted, though that fetch does not name it.
+func TestACLFetchSessionRevoked(t *testing.T) {
+	b := newACLBroker(t, authz.Config{})
+	grant := allow(authz.ResourceTopic, "t", authz.OpRead)
+	if errs := b.opts.Controller.CreateAcls([]authz.Binding{grant}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	full := v(kmsg.NewPtrFetchRequest(), 12)
+	full.ReplicaID, full.MaxWaitMillis, full.MaxBytes, full.SessionEpoch = -1, 0, 1<<20, 0
+	p := kmsg.NewFetchRequestTopicPartition()
+	p.PartitionMaxBytes = 1 << 20
+	full.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{p}}}
+	conn := aliceConn()
+	resp, err := serveAs(t, b, conn, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := resp.(*kmsg.FetchResponse)
+	if fr.SessionID == 0 || len(fr.Topics) != 1 || fr.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("full fetch: session %d, %+v", fr.SessionID, fr.Topics)
+	}
+	name := "t"
+	if res := b.opts.Controller.DeleteAcls([]authz.Filter{{ResourceType: authz.ResourceTopic, ResourceName: &name, PatternType: authz.PatternLiteral,
+		Operation: authz.OpAny, Permission: authz.PermissionAny}}); res[0].Err != nil || len(res[0].Deleted) != 1 {
+		t.Fatalf("DeleteAcls: %+v", res)
+	}
+	inc := v(kmsg.NewPtrFetchRequest(), 12)
+	inc.ReplicaID, inc.MaxWaitMillis, inc.MaxBytes = -1, 0, 1<<20
+	inc.SessionID, inc.SessionEpoch = fr.SessionID, 1
+	resp, err = serveAs(t, b, conn, inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr = resp.(*kmsg.FetchResponse)
+	if len(fr.Topics) != 1 || fr.Topics[0].Partitions[0].ErrorCode != codeTopic {
+		t.Fatalf("incremental fetch after the revocation: %+v, want t TOPIC_AUTHORIZATION_FAILED", fr.Topics)
+	}
+}

@@ -204,6 +204,9 @@ type request struct {
 	// patch, if set, completes the response before it is encoded: the
 	// entries the ACL checks took out of the request (acl_checks.go).
 	patch func(kmsg.Response)
+	// topicDenied, if set, reports a topic the principal may not read:
+	// Fetch checks it for every partition of its session too.
+	topicDenied func(topic string) bool
 }
 
 // respond encodes resp with the request's version and queues it.
