@@ -852,3 +852,38 @@ func TestACLFetchSessionRevoked(t *testing.T) {
 		t.Fatalf("incremental fetch after the revocation: %+v, want t TOPIC_AUTHORIZATION_FAILED", fr.Topics)
 	}
 }
+
+// TestACLOffsetFetchV8: the batched form checks DESCRIBE per group and
+// leaves out the committed offsets of topics the principal may not
+// Describe.
+func TestACLOffsetFetchV8(t *testing.T) {
+	b := newACLBroker(t, authz.Config{})
+	fetch := func() *kmsg.OffsetFetchResponse {
+		r := v(kmsg.NewPtrOffsetFetchRequest(), 8)
+		r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g"}, {Group: "h"}}
+		resp, err := serveAs(t, b, aliceConn(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.OffsetFetchResponse)
+	}
+	if errs := b.opts.Controller.CreateAcls([]authz.Binding{allow(authz.ResourceGroup, "g", authz.OpDescribe)}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	groups := map[string]kmsg.OffsetFetchResponseGroup{}
+	for _, g := range fetch().Groups {
+		groups[g.Group] = g
+	}
+	if groups["h"].ErrorCode != codeGroup || groups["g"].ErrorCode != 0 || len(groups["g"].Topics) != 0 {
+		t.Fatalf("g (Describe, no topic ACL) and h (no ACL): %+v", groups)
+	}
+	if errs := b.opts.Controller.CreateAcls([]authz.Binding{allow(authz.ResourceTopic, "t", authz.OpDescribe)}); errs[0] != nil {
+		t.Fatal(errs)
+	}
+	for _, g := range fetch().Groups {
+		groups[g.Group] = g
+	}
+	if gt := groups["g"].Topics; len(gt) != 1 || gt[0].Topic != "t" || gt[0].Partitions[0].Offset != 5 {
+		t.Fatalf("g with Describe on t: %+v", gt)
+	}
+}
