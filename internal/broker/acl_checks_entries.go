@@ -429,8 +429,21 @@ func checkListGroups(c *authCtx, r *request) bool {
 	return true
 }
 
+// checkCreateTopics: CREATE on the cluster or on each topic; the configs
+// of a created topic (v5+) are shown only with DESCRIBE_CONFIGS on it.
 func checkCreateTopics(c *authCtx, r *request) bool {
 	req := r.body.(*kmsg.CreateTopicsRequest)
+	if r.version >= 5 {
+		r.addPatch(func(resp kmsg.Response) {
+			cr := resp.(*kmsg.CreateTopicsResponse)
+			for i := range cr.Topics {
+				t := &cr.Topics[i]
+				if t.ErrorCode == 0 && !c.canQuiet(authz.OpDescribeConfigs, authz.ResourceTopic, t.Topic) {
+					t.Configs, t.NumPartitions, t.ReplicationFactor, t.ConfigErrorCode = nil, -1, -1, codeTopic
+				}
+			}
+		})
+	}
 	if c.canQuiet(authz.OpCreate, authz.ResourceCluster, authz.ClusterName) {
 		return true
 	}

@@ -887,3 +887,35 @@ func TestACLOffsetFetchV8(t *testing.T) {
 		t.Fatalf("g with Describe on t: %+v", gt)
 	}
 }
+
+// TestACLCreateTopicsHidesConfigs: a topic created without DESCRIBE_CONFIGS
+// on it is answered without its configs (ConfigErrorCode
+// TOPIC_AUTHORIZATION_FAILED), as Kafka's controller does.
+func TestACLCreateTopicsHidesConfigs(t *testing.T) {
+	b := newACLBroker(t, authz.Config{})
+	if errs := b.opts.Controller.CreateAcls([]authz.Binding{allow(authz.ResourceCluster, authz.ClusterName, authz.OpCreate),
+		allow(authz.ResourceTopic, "m", authz.OpAlterConfigs)}); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	req := v(kmsg.NewPtrCreateTopicsRequest(), 5)
+	req.TimeoutMillis = 5000
+	for _, n := range []string{"n", "m"} {
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = n, 1, 1
+		req.Topics = append(req.Topics, ct)
+	}
+	resp, err := serveAs(t, b, aliceConn(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]kmsg.CreateTopicsResponseTopic{}
+	for _, ct := range resp.(*kmsg.CreateTopicsResponse).Topics {
+		got[ct.Topic] = ct
+	}
+	if n := got["n"]; n.ErrorCode != 0 || n.ConfigErrorCode != codeTopic || n.NumPartitions != -1 || len(n.Configs) != 0 {
+		t.Fatalf("n (no DESCRIBE_CONFIGS): %+v", n)
+	}
+	if m := got["m"]; m.ErrorCode != 0 || m.ConfigErrorCode != 0 || m.NumPartitions != 1 || len(m.Configs) == 0 {
+		t.Fatalf("m (ALTER_CONFIGS implies DESCRIBE_CONFIGS): %+v", m)
+	}
+}
