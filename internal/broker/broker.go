@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/internal/authz"
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
@@ -56,6 +58,9 @@ type Controller interface {
 	// AlterUserScramCredentials changes SCRAM users
 	// (user_scram_credentials.go); results by user name.
 	AlterUserScramCredentials(dels []controller.ScramDeletion, ups []controller.ScramUpsertion) map[string]error
+	// CreateAcls and DeleteAcls change ACLs (acls.go).
+	CreateAcls(bindings []authz.Binding) []error
+	DeleteAcls(filters []authz.Filter) []controller.DeleteAclsResult
 }
 
 // Partitions is what the broker needs from the partition manager.
@@ -149,6 +154,8 @@ type Options struct {
 	TxnMarkers TxnMarkers
 	// SASL configures SaslHandshake and SaslAuthenticate.
 	SASL SASLOptions
+	// Authz configures ACL authorization (authorize.go).
+	Authz AuthzOptions
 }
 
 // SASLOptions configure SASL authentication on SASL listeners.
@@ -185,6 +192,8 @@ type Broker struct {
 	shutdown chan struct{}
 	// saslFakeKey keys the fake SCRAM salts of users that do not exist.
 	saslFakeKey []byte
+	// authz caches the authorizer of the latest image (authorize.go).
+	authz atomic.Pointer[imageAuthorizer]
 }
 
 // New returns a broker.
@@ -221,6 +230,12 @@ type request struct {
 	body     kmsg.Request
 	resp     network.Responder
 	raw      *network.Request
+	// patch, if set, completes the response before it is encoded: the
+	// entries the ACL checks took out of the request (acl_checks.go).
+	patch func(kmsg.Response)
+	// topicDenied, if set, reports a topic the principal may not read:
+	// Fetch checks it for every partition of its session too.
+	topicDenied func(topic string) bool
 }
 
 // respond encodes resp with the request's version and queues it.
@@ -231,6 +246,9 @@ func (r *request) respond(resp kmsg.Response) { r.respondWith(resp, false) }
 func (r *request) respondClose(resp kmsg.Response) { r.respondWith(resp, true) }
 
 func (r *request) respondWith(resp kmsg.Response, closeAfter bool) {
+	if r.patch != nil {
+		r.patch(resp)
+	}
 	resp.SetVersion(r.version)
 	buf := make([]byte, 4, 256)
 	binary.BigEndian.PutUint32(buf, uint32(r.corrID))
@@ -345,6 +363,9 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		return
 	}
 	req.body = kreq
+	if !b.authorize(req) {
+		return
+	}
 	if h.toController && b.opts.Forward != nil && !b.opts.Controller.IsActive() {
 		go b.forward(ctx, req, h)
 		return

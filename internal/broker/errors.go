@@ -50,6 +50,7 @@ var errorTable = []struct {
 	{config.ErrInvalid, kerr.InvalidConfig},
 	{config.ErrUnknown, kerr.InvalidConfig},
 	{controller.ErrInvalidRequest, kerr.InvalidRequest},
+	{controller.ErrInvalidACL, kerr.InvalidRequest},
 	{controller.ErrPolicyViolation, kerr.PolicyViolation},
 	{controller.ErrDeletionDisabled, kerr.TopicDeletionDisabled},
 	{controller.ErrNotController, kerr.NotController},

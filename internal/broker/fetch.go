@@ -124,6 +124,7 @@ func (f *fetch) send() {
 		reads[i].Sent() // the leader's replication throttle counts what goes out
 	}
 	resp, records := f.response()
+	records = f.r.patchFetch(resp, records)
 	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, resp, records)
 	f.r.resp.Respond(&network.Response{Chunks: chunks, Release: func() {
 		for i := range reads {
@@ -148,6 +149,7 @@ func (f *fetch) read() {
 	minOne := true
 	var t *metadata.Topic
 	var tKey fetchsession.Key
+	denied := false // READ refused on t (acl_checks_entries.go)
 	for j := range parts {
 		rq := &parts[j]
 		o := &f.out[j]
@@ -162,6 +164,12 @@ func (f *fetch) read() {
 			} else {
 				t = img.Topics[rq.Topic]
 			}
+			denied = t != nil && f.r.topicDenied != nil && f.r.topicDenied(t.Name)
+		}
+		if denied {
+			rp.ErrorCode = codeTopic
+			f.urgent = true
+			continue
 		}
 		if t == nil {
 			if f.r.version >= 13 {

@@ -243,6 +243,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		perfCommand(env),
 		userCommand(env, getenv),
 		profileCommand(env, getenv),
+		aclCommand(env),
 	)
 }
 

@@ -73,7 +73,6 @@ var kafkaRefused = map[string]struct {
 	"zookeeper.metadata.migration.enable": {"false", "there is no ZooKeeper to migrate from"},
 	"controller.quorum.bootstrap.servers": {"", "the quorum is static: list every voter as id@host:port in controller.quorum.voters"},
 	"remote.log.storage.system.enable":    {"false", "tiered storage is not supported"},
-	"authorizer.class.name":               {"", "ACLs are not supported yet: a broker with an authorizer configured would serve every client"},
 }
 
 // Suggest returns the known keys closest to name (edit distance at most a

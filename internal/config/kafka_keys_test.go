@@ -68,11 +68,12 @@ func TestLoadBrokerKafkaKeys(t *testing.T) {
 		t.Errorf("a refused key set to off is warned about: %q", w)
 	}
 	for body, want := range map[string]string{
-		"zookeeper.connect=localhost:2181\n":                "Strata has no ZooKeeper",
-		"authorizer.class.name=kafka.security.Authorizer\n": "ACLs are not supported yet",
-		"remote.log.storage.system.enable=true\n":           "tiered storage is not supported",
-		"log.dirs=/a,/b\n":                                  "several log directories are not supported",
-		"controller.quorum.bootstrap.servers=h:9093\n":      "controller.quorum.voters",
+		"zookeeper.connect=localhost:2181\n":               "Strata has no ZooKeeper",
+		"authorizer.class.name=com.example.MyAuthorizer\n": "must be one of",
+		"super.users=alice\n":                              "not of the form",
+		"remote.log.storage.system.enable=true\n":          "tiered storage is not supported",
+		"log.dirs=/a,/b\n":                                 "several log directories are not supported",
+		"controller.quorum.bootstrap.servers=h:9093\n":     "controller.quorum.voters",
 	} {
 		_, err := LoadBroker(writeProps(t, body), nil, nil)
 		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {

@@ -34,8 +34,30 @@ func securityDefs() []Def {
 		{Name: "ssl.truststore.certificates", Type: TypeString, Default: "", Doc: "inline PEM CA certificates (instead of ssl.truststore.location)"},
 		{Name: "ssl.client.auth", Type: TypeString, Default: "none", Check: oneOf("required", "requested", "none"), Doc: "whether SSL listeners ask clients for a certificate"},
 		{Name: "ssl.principal.mapping.rules", Type: TypeString, Default: "DEFAULT", Doc: "RULE:pattern/replacement/[LU],...,DEFAULT: maps a client certificate's subject to a principal name"},
+		{Name: "authorizer.class.name", Type: TypeString, Default: "", Check: oneOf(AuthorizerNames...), Doc: "empty: no authorization, every request is allowed; Kafka's standard authorizer's class name: ACLs (metadata records) are checked on every request"},
+		{Name: "super.users", Type: TypeString, Default: "", Check: superUsers, Doc: "User:alice;User:bob: principals every ACL check allows (with an authorizer); the inter-broker SASL user is one implicitly"},
+		{Name: "allow.everyone.if.no.acl.found", Type: TypeBoolean, Default: "false", Doc: "with an authorizer, allow an operation on a resource no ACL matches at all"},
 		{Name: "ssl.endpoint.identification.algorithm", Type: TypeString, Default: "https", Doc: "https: a broker dialing another over TLS checks its host name; empty: it does not"},
 	}
+}
+
+// AuthorizerNames are the accepted values of authorizer.class.name: none,
+// or the class names of Kafka's ACL authorizer (KRaft's and the older
+// one, with the same semantics).
+var AuthorizerNames = []string{"", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer"}
+
+// superUsers checks super.users: Type:Name entries separated by ';'.
+func superUsers(v string) error {
+	for _, u := range strings.Split(v, ";") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if i := strings.IndexByte(u, ':'); i <= 0 || i == len(u)-1 {
+			return fmt.Errorf("entry %q is not of the form User:name", u)
+		}
+	}
+	return nil
 }
 
 // listenerList checks NAME://host:port,... lists.

@@ -108,6 +108,7 @@ func (im *Image) Records() []Record {
 		out = append(out, &ProducerIDsRecord{NextProducerID: im.NextProducerID})
 	}
 	out = append(out, im.scramRecords()...)
+	out = append(out, im.aclRecords()...)
 	for _, name := range im.SortedTopicNames() {
 		t := im.Topics[name]
 		out = append(out, &TopicRecord{Name: t.Name, ID: t.ID})

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stratalog/strata/internal/authz"
 )
 
 // TestImageRecordsRebuildImage checks that the records of a snapshot
@@ -37,6 +39,16 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 	im = apply(t, im, 4, &RemoveUserScramCredentialRecord{Name: "alice", Mechanism: "SCRAM-SHA-256"})
 	if len(im.ScramCredentials) != 2 || im.ScramCredentials[ScramKey{"alice", "SCRAM-SHA-512"}].Iterations != 8192 {
 		t.Fatalf("credentials %+v", im.ScramCredentials)
+	}
+	acl1, acl2 := NewUUID(), NewUUID()
+	im = apply(t, im, 5,
+		&AccessControlEntryRecord{ID: acl1, Binding: authz.Binding{ResourceType: authz.ResourceTopic, ResourceName: "a", PatternType: authz.PatternLiteral,
+			Principal: "User:alice", Host: "*", Operation: authz.OpRead, Permission: authz.Allow}},
+		&AccessControlEntryRecord{ID: acl2, Binding: authz.Binding{ResourceType: authz.ResourceGroup, ResourceName: "g-", PatternType: authz.PatternPrefixed,
+			Principal: "User:bob", Host: "10.0.0.1", Operation: authz.OpAll, Permission: authz.Deny}})
+	im = apply(t, im, 6, &RemoveAccessControlEntryRecord{ID: acl1})
+	if len(im.ACLs) != 1 || im.ACLs[acl2].Principal != "User:bob" {
+		t.Fatalf("ACLs %+v", im.ACLs)
 	}
 	if ep, ok := im.Brokers[1].EndpointFor("EXTERNAL"); !ok || ep.Host != "e1" || ep.Port != 19092 {
 		t.Fatalf("EXTERNAL endpoint %+v %v", ep, ok)

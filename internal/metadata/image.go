@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+
+	"github.com/stratalog/strata/internal/authz"
 )
 
 // Image is an immutable snapshot of cluster metadata. Never modify an Image
@@ -22,6 +24,8 @@ type Image struct {
 	NextProducerID int64
 	// ScramCredentials are the SCRAM users (security.go).
 	ScramCredentials map[ScramKey]ScramCredential
+	// ACLs are the ACL bindings by id (acl.go).
+	ACLs map[UUID]authz.Binding
 }
 
 // Endpoint is a host and port.
@@ -162,7 +166,7 @@ func (im *Image) SortedConfigResources() []ConfigResource {
 func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 	next := *im
 	next.Offset = offset
-	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram bool
+	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram, copiedACLs bool
 	cowTopics := func() {
 		if !copiedTopics {
 			next.Topics = maps.Clone(im.Topics)
@@ -271,6 +275,15 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				copiedScram = true
 			}
 			applyScram(next.ScramCredentials, r)
+		case *AccessControlEntryRecord, *RemoveAccessControlEntryRecord:
+			if !copiedACLs {
+				next.ACLs = maps.Clone(im.ACLs)
+				if next.ACLs == nil {
+					next.ACLs = map[UUID]authz.Binding{}
+				}
+				copiedACLs = true
+			}
+			applyACL(next.ACLs, r)
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
 		}

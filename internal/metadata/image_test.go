@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stratalog/strata/internal/authz"
 )
 
 // snapshot is a deep copy of what an image's maps hold, to check that Apply
@@ -21,6 +23,7 @@ type snapshot struct {
 	ctrls   map[int32]Endpoint
 	nextPID int64
 	scram   map[ScramKey]ScramCredential
+	acls    map[UUID]authz.Binding
 }
 
 func snap(im *Image) snapshot {
@@ -51,6 +54,9 @@ func snap(im *Image) snapshot {
 	}
 	if len(im.ScramCredentials) > 0 {
 		s.scram = maps.Clone(im.ScramCredentials)
+	}
+	if len(im.ACLs) > 0 {
+		s.acls = maps.Clone(im.ACLs)
 	}
 	return s
 }

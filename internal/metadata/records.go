@@ -65,6 +65,9 @@ const (
 	// SCRAM credentials (security.go).
 	TypeUserScramCredential       RecordType = 10
 	TypeRemoveUserScramCredential RecordType = 11
+	// ACLs (acl.go).
+	TypeAccessControlEntry       RecordType = 12
+	TypeRemoveAccessControlEntry RecordType = 13
 )
 
 // Record is one metadata record.
@@ -237,6 +240,10 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(UserScramCredentialRecord)
 	case TypeRemoveUserScramCredential:
 		r = new(RemoveUserScramCredentialRecord)
+	case TypeAccessControlEntry:
+		r = new(AccessControlEntryRecord)
+	case TypeRemoveAccessControlEntry:
+		r = new(RemoveAccessControlEntryRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

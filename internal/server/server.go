@@ -259,8 +259,13 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	authzOpts, err := s.authzOptions()
+	if err != nil {
+		return nil, err
+	}
 	s.broker = broker.New(broker.Options{
 		SASL:               saslOpts,
+		Authz:              authzOpts,
 		NodeID:             nodeID,
 		Static:             cfg,
 		Controller:         s.link,
