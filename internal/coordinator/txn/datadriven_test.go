@@ -102,6 +102,9 @@ type env struct {
 	c      *Coordinator
 	cancel context.CancelFunc
 	opts   Options
+	// logFail: the logs refuse appends (log fail), as a partition below
+	// min.insync.replicas.
+	logFail bool
 }
 
 func newEnv(t *testing.T, td *datadriven.TestData) *env {
@@ -189,8 +192,25 @@ func (e *env) quiesce() {
 			e.c.rt.Call(p, func(*shard) runtime.Result { return runtime.Result{} })
 		}
 		e.c.sender.mu.Lock()
-		n := len(e.c.sender.jobs)
+		n, retrying := len(e.c.sender.jobs), len(e.c.sender.completes)
 		e.c.sender.mu.Unlock()
+		e.mu.Lock()
+		logFail := e.logFail
+		e.mu.Unlock()
+		if logFail && n == 0 {
+			// The Completes cannot be written: settled once every
+			// transaction whose markers are written waits for its
+			// Complete's retry.
+			if retrying > 0 || e.noPrepared() {
+				return
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("a prepared transaction never got to retry its Complete")
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		n += retrying
 		e.ch.mu.Lock()
 		mode, tries := e.ch.mode, e.ch.tries
 		e.ch.mu.Unlock()
@@ -219,6 +239,25 @@ func (e *env) quiesce() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// noPrepared reports whether no transaction is prepared (waiting for its
+// markers or its Complete).
+func (e *env) noPrepared() bool {
+	for p := range e.logs {
+		v, err := e.c.rt.Call(p, func(s *shard) runtime.Result {
+			for _, t := range s.txns {
+				if t.prepared() {
+					return runtime.Result{Value: false}
+				}
+			}
+			return runtime.Result{Value: true}
+		})
+		if err == nil && !v.(bool) {
+			return false
+		}
+	}
+	return true
 }
 
 func argInt(td *datadriven.TestData, key string, def int64) int64 {
@@ -344,6 +383,19 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 			e.c.sender.add() // nothing to add; the retry timer sends
 		}
 		e.quiesce()
+		return ""
+	case "log":
+		fail := td.CmdArgs[0].Key == "fail"
+		e.mu.Lock()
+		e.logFail = fail
+		e.mu.Unlock()
+		for _, l := range e.logs {
+			if fail {
+				l.FailAppends(errors.New("NOT_ENOUGH_REPLICAS: 1 in-sync replica, min.insync.replicas is 2"))
+			} else {
+				l.FailAppends(nil)
+			}
+		}
 		return ""
 	case "markers":
 		e.quiesce()

@@ -58,7 +58,13 @@ type markerSender struct {
 
 	mu   sync.Mutex
 	jobs []*markerJob
-	wake chan struct{}
+	// completes are jobs whose markers are all written but whose Complete
+	// record could not be appended (the partition's ISR below
+	// min.insync.replicas, say): the Complete alone is retried after
+	// MarkerBackoff, as Kafka's TransactionMarkerChannelManager retries
+	// its log appends, until written or the shard is unloaded.
+	completes []markerJob
+	wake      chan struct{}
 }
 
 func newMarkerSender(c *Coordinator) *markerSender {
@@ -75,6 +81,11 @@ func (m *markerSender) add(jobs ...markerJob) {
 		m.jobs = append(m.jobs, &j)
 	}
 	m.mu.Unlock()
+	m.poke()
+}
+
+// poke wakes the sender without waiting.
+func (m *markerSender) poke() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -94,6 +105,13 @@ func (m *markerSender) drop(p int32) {
 	}
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
+	keptC := m.completes[:0]
+	for _, j := range m.completes {
+		if j.p != p {
+			keptC = append(keptC, j)
+		}
+	}
+	m.completes = keptC
 }
 
 func (m *markerSender) run(ctx context.Context) {
@@ -117,8 +135,10 @@ func (m *markerSender) run(ctx context.Context) {
 func (m *markerSender) round(ctx context.Context) (again bool) {
 	m.mu.Lock()
 	jobs := append([]*markerJob(nil), m.jobs...)
+	retryComplete := m.completes
+	m.completes = nil
 	m.mu.Unlock()
-	if len(jobs) == 0 {
+	if len(jobs) == 0 && len(retryComplete) == 0 {
 		return false
 	}
 	var (
@@ -185,20 +205,32 @@ func (m *markerSender) round(ctx context.Context) (again bool) {
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
 	m.mu.Unlock()
+	completes := make([]markerJob, 0, len(done)+len(retryComplete))
 	for _, j := range done {
-		j := *j
+		completes = append(completes, *j)
+	}
+	for _, j := range append(completes, retryComplete...) {
 		m.c.rt.Submit(j.p, func(s *shard) runtime.Result {
 			if s.epoch != j.coordinatorEpoch {
 				return runtime.Result{}
 			}
 			return s.complete(j)
 		}, func(_ any, err error) {
-			if err != nil && !errors.Is(err, ErrNotCoordinator) {
-				// The Complete record failed (not durable in time): the
-				// transaction stays prepared; send again, then complete.
-				m.c.log.Warn("write the completion of a transaction; resending its markers", "transactional_id", j.id, "err", err)
-				m.add(j)
+			if err == nil || errors.Is(err, ErrNotCoordinator) {
+				return // written, or the next leader completes it from its log
 			}
+			// The Complete record was not appended (not enough
+			// replicas) or not durable in time: the transaction stays
+			// prepared here, and its producer gets
+			// CONCURRENT_TRANSACTIONS, until the Complete is written.
+			// Its markers are written: retry the Complete alone (a
+			// retry of one that became durable meanwhile writes
+			// nothing).
+			m.c.log.Warn("write the completion of a transaction; retrying", "transactional_id", j.id, "err", err)
+			m.mu.Lock()
+			m.completes = append(m.completes, j)
+			m.mu.Unlock()
+			time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
 		})
 	}
 	return again
