@@ -8,13 +8,15 @@ package txn
 // after MarkerBackoff until written; a partition whose topic is gone needs
 // no marker; a marker the partition fences (a newer coordinator epoch)
 // stops the job, since a newer coordinator owns it. When every partition
-// has its marker, the CompleteCommit or CompleteAbort record is written.
+// has its marker, the CompleteCommit or CompleteAbort record is written
+// (retried alone while the log refuses it).
 // All jobs waiting in a round go out together, so concurrent transactions
 // share requests.
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -51,6 +53,7 @@ type markerJob struct {
 	commit           bool
 	tv               int16
 	partitions       []TopicPartition
+	completeTries    int // failed attempts at the Complete record
 }
 
 type markerSender struct {
@@ -226,7 +229,13 @@ func (m *markerSender) round(ctx context.Context) (again bool) {
 			// Its markers are written: retry the Complete alone (a
 			// retry of one that became durable meanwhile writes
 			// nothing).
-			m.c.log.Warn("write the completion of a transaction; retrying", "transactional_id", j.id, "err", err)
+			j.completeTries++
+			level := slog.LevelDebug
+			if j.completeTries == 1 {
+				level = slog.LevelWarn
+			}
+			m.c.log.Log(context.Background(), level, "write the completion of a transaction; retrying",
+				"transactional_id", j.id, "tries", j.completeTries, "err", err)
 			m.mu.Lock()
 			m.completes = append(m.completes, j)
 			m.mu.Unlock()
