@@ -65,9 +65,29 @@ type fakeChannel struct {
 	mode    string
 	written []string
 	tries   int
+	// slow, when set, holds every Write with a partition of topic "slow"
+	// until closed (a broker that does not answer); blocked counts the
+	// Writes waiting on it.
+	slow    chan struct{}
+	blocked int
 }
 
-func (f *fakeChannel) Write(_ context.Context, ms []Marker) [][]error {
+func (f *fakeChannel) Write(ctx context.Context, ms []Marker) [][]error {
+	f.mu.Lock()
+	slow := f.slow
+	f.mu.Unlock()
+	if slow != nil && touchesSlow(ms) {
+		f.mu.Lock()
+		f.blocked++
+		f.mu.Unlock()
+		select {
+		case <-slow:
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		f.blocked--
+		f.mu.Unlock()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tries++
@@ -88,6 +108,17 @@ func (f *fakeChannel) Write(_ context.Context, ms []Marker) [][]error {
 		}
 	}
 	return out
+}
+
+func touchesSlow(ms []Marker) bool {
+	for _, m := range ms {
+		for _, tp := range m.Partitions {
+			if tp.Topic == "slow" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type env struct {
@@ -191,8 +222,17 @@ func (e *env) quiesce() {
 		for p := range e.logs {
 			e.c.rt.Call(p, func(*shard) runtime.Result { return runtime.Result{} })
 		}
+		e.ch.mu.Lock()
+		slowBlocked := e.ch.slow != nil
+		e.ch.mu.Unlock()
 		e.c.sender.mu.Lock()
-		n, retrying := len(e.c.sender.jobs), len(e.c.sender.completes)
+		n, retrying := 0, len(e.c.sender.completes)
+		for _, j := range e.c.sender.jobs {
+			// Jobs held by the unanswering broker cannot settle.
+			if !slowBlocked || !touchesSlow([]Marker{{Partitions: j.partitions}}) {
+				n++
+			}
+		}
 		e.c.sender.mu.Unlock()
 		e.mu.Lock()
 		logFail := e.logFail
@@ -376,6 +416,32 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		})
 		out = <-ch
 	case "channel":
+		switch td.CmdArgs[0].Key {
+		case "block-slow":
+			e.ch.mu.Lock()
+			e.ch.slow = make(chan struct{})
+			e.ch.mu.Unlock()
+			return ""
+		case "release-slow":
+			e.ch.mu.Lock()
+			close(e.ch.slow)
+			e.ch.slow = nil
+			e.ch.mu.Unlock()
+			e.quiesce()
+			return ""
+		case "await-blocked":
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				e.ch.mu.Lock()
+				n := e.ch.blocked
+				e.ch.mu.Unlock()
+				if n > 0 {
+					return ""
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no marker write ever blocked on the slow broker")
+				}
+			}
+		}
 		e.ch.mu.Lock()
 		e.ch.mode = td.CmdArgs[0].Key
 		e.ch.mu.Unlock()

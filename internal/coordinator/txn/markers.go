@@ -53,7 +53,8 @@ type markerJob struct {
 	commit           bool
 	tv               int16
 	partitions       []TopicPartition
-	completeTries    int // failed attempts at the Complete record
+	completeTries    int  // failed attempts at the Complete record
+	inflight         bool // a round is sending it (guarded by markerSender.mu)
 }
 
 type markerSender struct {
@@ -117,33 +118,54 @@ func (m *markerSender) drop(p int32) {
 	m.completes = keptC
 }
 
+// run starts a round for the jobs not in flight at every wake-up. Rounds
+// run concurrently, as Kafka's channel manager sends to each broker
+// independently: a round waiting on a slow or unreachable broker (up to
+// the channel's request timeout) does not hold back the markers of
+// transactions that came after it. A round with jobs to retry wakes the
+// sender again after MarkerBackoff.
 func (m *markerSender) run(ctx context.Context) {
-	var retry <-chan time.Time
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.wake:
-		case <-retry:
 		}
-		retry = nil
-		if m.round(ctx) {
-			retry = time.After(m.c.opts.MarkerBackoff)
+		jobs, completes := m.take()
+		if len(jobs) == 0 && len(completes) == 0 {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if m.round(ctx, jobs, completes) {
+				time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
+			}
+		}()
 	}
 }
 
-// round sends every waiting job once; it reports whether some must be
-// retried.
-func (m *markerSender) round(ctx context.Context) (again bool) {
+// take claims the jobs no round is sending and the Completes to retry.
+func (m *markerSender) take() (jobs []*markerJob, completes []markerJob) {
 	m.mu.Lock()
-	jobs := append([]*markerJob(nil), m.jobs...)
-	retryComplete := m.completes
-	m.completes = nil
-	m.mu.Unlock()
-	if len(jobs) == 0 && len(retryComplete) == 0 {
-		return false
+	defer m.mu.Unlock()
+	for _, j := range m.jobs {
+		if !j.inflight {
+			j.inflight = true
+			jobs = append(jobs, j)
+		}
 	}
+	completes = m.completes
+	m.completes = nil
+	return jobs, completes
+}
+
+// round sends the claimed jobs once and writes the Complete records of
+// those done (and of retryComplete); it reports whether some must be
+// retried.
+func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComplete []markerJob) (again bool) {
 	var (
 		send    []Marker
 		sendFor []*markerJob
@@ -189,6 +211,7 @@ func (m *markerSender) round(ctx context.Context) (again bool) {
 			default:
 				m.mu.Lock()
 				j.partitions = left
+				j.inflight = false
 				m.mu.Unlock()
 				again = true
 			}
