@@ -10,8 +10,10 @@ package txn
 // stops the job, since a newer coordinator owns it. When every partition
 // has its marker, the CompleteCommit or CompleteAbort record is written
 // (retried alone while the log refuses it).
-// All jobs waiting in a round go out together, so concurrent transactions
-// share requests.
+// The jobs waiting when a round starts go out together, so concurrent
+// transactions share requests; rounds do not wait for each other, so a
+// broker that does not answer delays only the jobs with a partition on it
+// (and the rest of their round).
 
 import (
 	"context"
