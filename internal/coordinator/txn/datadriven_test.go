@@ -70,6 +70,9 @@ type fakeChannel struct {
 	// Writes waiting on it.
 	slow    chan struct{}
 	blocked int
+	// slowFailed: the last gate was closed as a timeout; the Writes it
+	// held fail their slow partitions.
+	slowFailed bool
 }
 
 func (f *fakeChannel) Write(ctx context.Context, ms []Marker) [][]error {
@@ -86,7 +89,37 @@ func (f *fakeChannel) Write(ctx context.Context, ms []Marker) [][]error {
 		}
 		f.mu.Lock()
 		f.blocked--
+		failSlow := f.slowFailed
 		f.mu.Unlock()
+		if failSlow {
+			out := make([][]error, len(ms))
+			var ok []Marker
+			for i, m := range ms {
+				out[i] = make([]error, len(m.Partitions))
+				var rest []TopicPartition
+				for k, tp := range m.Partitions {
+					if tp.Topic == "slow" {
+						out[i][k] = errors.New("request timed out")
+					} else {
+						rest = append(rest, tp)
+					}
+				}
+				m.Partitions = rest
+				ok = append(ok, m)
+			}
+			// Write the other partitions as usual.
+			f.mu.Lock()
+			f.tries++
+			for _, m := range ok {
+				for _, tp := range m.Partitions {
+					kind := map[bool]string{true: "COMMIT", false: "ABORT"}[m.Commit]
+					f.written = append(f.written, fmt.Sprintf("%s %s-%d pid=%d epoch=%d coordinator-epoch=%d tv=%d",
+						kind, tp.Topic, tp.Partition, m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionVersion))
+				}
+			}
+			f.mu.Unlock()
+			return out
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -157,6 +190,8 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			e.opts.MaxTimeout = time.Duration(v) * time.Millisecond
 		case "expiration":
 			e.opts.IDExpiration = time.Duration(v) * time.Millisecond
+		case "marker-backoff":
+			e.opts.MarkerBackoff = time.Duration(v) * time.Millisecond
 		}
 	}
 	e.opts.NumPartitions = e.parts
@@ -425,9 +460,38 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		case "release-slow":
 			e.ch.mu.Lock()
 			close(e.ch.slow)
-			e.ch.slow = nil
+			e.ch.slow, e.ch.slowFailed = nil, false
 			e.ch.mu.Unlock()
 			e.quiesce()
+			return ""
+		case "timeout-slow":
+			// The held Writes time out on their slow partitions; the
+			// broker stays unanswering for the next ones. Returns once
+			// no round is in flight.
+			e.ch.mu.Lock()
+			e.ch.slowFailed = true
+			close(e.ch.slow)
+			e.ch.mu.Unlock()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				e.ch.mu.Lock()
+				n := e.ch.blocked
+				e.ch.mu.Unlock()
+				e.c.sender.mu.Lock()
+				inflight := false
+				for _, j := range e.c.sender.jobs {
+					inflight = inflight || j.inflight
+				}
+				e.c.sender.mu.Unlock()
+				if n == 0 && !inflight {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the held rounds never finished")
+				}
+			}
+			e.ch.mu.Lock()
+			e.ch.slow, e.ch.slowFailed = make(chan struct{}), false
+			e.ch.mu.Unlock()
 			return ""
 		case "await-blocked":
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {

@@ -10,10 +10,10 @@ package txn
 // stops the job, since a newer coordinator owns it. When every partition
 // has its marker, the CompleteCommit or CompleteAbort record is written
 // (retried alone while the log refuses it).
-// The jobs waiting when a round starts go out together, so concurrent
-// transactions share requests; rounds do not wait for each other, so a
-// broker that does not answer delays only the jobs with a partition on it
-// (and the rest of their round).
+// The jobs waiting when a round starts go out together (first sends apart
+// from retries), so concurrent transactions share requests; rounds do not
+// wait for each other, so a broker that does not answer delays only the
+// jobs with a partition on it (and those sent in the same instant).
 
 import (
 	"context"
@@ -57,6 +57,7 @@ type markerJob struct {
 	partitions       []TopicPartition
 	completeTries    int  // failed attempts at the Complete record
 	inflight         bool // a round is sending it (guarded by markerSender.mu)
+	retried          bool // a round sent it before (guarded by markerSender.mu)
 }
 
 type markerSender struct {
@@ -135,33 +136,44 @@ func (m *markerSender) run(ctx context.Context) {
 			return
 		case <-m.wake:
 		}
-		jobs, completes := m.take()
-		if len(jobs) == 0 && len(completes) == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if m.round(ctx, jobs, completes) {
-				time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
+		fresh, retries, completes := m.take()
+		// Retries (likely to wait on an unanswering broker again) and
+		// first sends go in separate rounds.
+		for _, jobs := range [][]*markerJob{fresh, retries} {
+			if len(jobs) == 0 && len(completes) == 0 {
+				continue
 			}
-		}()
+			wg.Add(1)
+			go func(completes []markerJob) {
+				defer wg.Done()
+				if m.round(ctx, jobs, completes) {
+					time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
+				}
+			}(completes)
+			completes = nil
+		}
 	}
 }
 
-// take claims the jobs no round is sending and the Completes to retry.
-func (m *markerSender) take() (jobs []*markerJob, completes []markerJob) {
+// take claims the jobs no round is sending, first sends apart from
+// retries, and the Completes to retry.
+func (m *markerSender) take() (fresh, retries []*markerJob, completes []markerJob) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, j := range m.jobs {
-		if !j.inflight {
-			j.inflight = true
-			jobs = append(jobs, j)
+		if j.inflight {
+			continue
+		}
+		j.inflight = true
+		if j.retried {
+			retries = append(retries, j)
+		} else {
+			fresh = append(fresh, j)
 		}
 	}
 	completes = m.completes
 	m.completes = nil
-	return jobs, completes
+	return fresh, retries, completes
 }
 
 // round sends the claimed jobs once and writes the Complete records of
@@ -214,6 +226,7 @@ func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComple
 				m.mu.Lock()
 				j.partitions = left
 				j.inflight = false
+				j.retried = true
 				m.mu.Unlock()
 				again = true
 			}
