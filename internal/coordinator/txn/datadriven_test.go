@@ -261,7 +261,7 @@ func (e *env) quiesce() {
 		slowBlocked := e.ch.slow != nil
 		e.ch.mu.Unlock()
 		e.c.sender.mu.Lock()
-		n, retrying := 0, len(e.c.sender.completes)
+		n, retrying := 0, len(e.c.sender.completes)+e.c.sender.submitting
 		for _, j := range e.c.sender.jobs {
 			// Jobs held by the unanswering broker cannot settle.
 			if !slowBlocked || !touchesSlow([]Marker{{Partitions: j.partitions}}) {
@@ -298,13 +298,21 @@ func (e *env) quiesce() {
 			return
 		}
 		if mode != "ok" {
-			// Wait until the pending jobs were tried at least once more.
+			// Wait until the pending jobs were tried at least once more,
+			// or one of them finished (a fenced job is not retried; the
+			// round that wrote it may not have dropped it yet).
 			for time.Now().Before(deadline) {
 				e.ch.mu.Lock()
 				more := e.ch.tries > tries
 				e.ch.mu.Unlock()
 				if more {
 					return
+				}
+				e.c.sender.mu.Lock()
+				left := len(e.c.sender.jobs) + len(e.c.sender.completes) + e.c.sender.submitting
+				e.c.sender.mu.Unlock()
+				if left < n {
+					break
 				}
 				time.Sleep(time.Millisecond)
 			}

@@ -71,7 +71,10 @@ type markerSender struct {
 	// MarkerBackoff, as Kafka's TransactionMarkerChannelManager retries
 	// its log appends, until written or the shard is unloaded.
 	completes []markerJob
-	wake      chan struct{}
+	// submitting counts the Complete records submitted to their shards
+	// and not answered yet (for tests to await).
+	submitting int
+	wake       chan struct{}
 }
 
 func newMarkerSender(c *Coordinator) *markerSender {
@@ -173,6 +176,7 @@ func (m *markerSender) take() (fresh, retries []*markerJob, completes []markerJo
 	}
 	completes = m.completes
 	m.completes = nil
+	m.submitting += len(completes)
 	return fresh, retries, completes
 }
 
@@ -245,6 +249,7 @@ func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComple
 	}
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
+	m.submitting += len(done)
 	m.mu.Unlock()
 	completes := make([]markerJob, 0, len(done)+len(retryComplete))
 	for _, j := range done {
@@ -258,7 +263,11 @@ func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComple
 			return s.complete(j)
 		}, func(_ any, err error) {
 			if err == nil || errors.Is(err, ErrNotCoordinator) {
-				return // written, or the next leader completes it from its log
+				// Written, or the next leader completes it from its log.
+				m.mu.Lock()
+				m.submitting--
+				m.mu.Unlock()
+				return
 			}
 			// The Complete record was not appended (not enough
 			// replicas) or not durable in time: the transaction stays
@@ -276,6 +285,7 @@ func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComple
 				"transactional_id", j.id, "tries", j.completeTries, "err", err)
 			m.mu.Lock()
 			m.completes = append(m.completes, j)
+			m.submitting--
 			m.mu.Unlock()
 			time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
 		})
