@@ -16,6 +16,7 @@ type MemLog struct {
 	hw      int64
 	auto    bool
 	leader  bool
+	failErr error // appends fail with it (FailAppends)
 	wake    chan struct{}
 }
 
@@ -31,6 +32,9 @@ func (l *MemLog) Append(batch []byte) (int64, error) {
 	defer l.mu.Unlock()
 	if !l.leader {
 		return -1, fmt.Errorf("%w: not the leader", ErrNotCoordinator)
+	}
+	if l.failErr != nil {
+		return -1, l.failErr
 	}
 	if len(batch) < 61 {
 		return -1, fmt.Errorf("short batch")
@@ -59,6 +63,15 @@ func (l *MemLog) SetDurable(hw int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.setDurableLocked(min(hw, l.end))
+}
+
+// FailAppends makes appends fail with err (nil: succeed again) while the
+// log stays the leader, as a partition whose ISR is below
+// min.insync.replicas refuses writes.
+func (l *MemLog) FailAppends(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failErr = err
 }
 
 // Resign makes the log refuse appends and fail waits, as a partition that

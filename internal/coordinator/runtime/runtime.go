@@ -346,7 +346,16 @@ func (sh *shard[S]) write(res Result) error {
 	last, err := sh.log.Append(batch)
 	if err != nil {
 		sh.rt.log.Warn("append to coordinator partition", "partition", sh.p, "err", err)
-		return fmt.Errorf("%w: append to partition %d: %v", ErrNotCoordinator, sh.p, err)
+		if errors.Is(err, ErrNotCoordinator) {
+			return fmt.Errorf("append to partition %d: %w", sh.p, err)
+		}
+		// Still the leader, but the append was refused (fewer in-sync
+		// replicas than min.insync.replicas): retriable, as Kafka maps
+		// NOT_ENOUGH_REPLICAS to COORDINATOR_NOT_AVAILABLE. Answering
+		// NOT_COORDINATOR would tell callers that another node owns the
+		// partition, and they would stop retrying (the marker sender
+		// dropped the Complete record of a transaction that way).
+		return fmt.Errorf("%w: append to partition %d: %v", ErrNotAvailable, sh.p, err)
 	}
 	sh.lastWritten = last
 	if err := sh.sm.Replay(batch); err != nil {

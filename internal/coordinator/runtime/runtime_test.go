@@ -173,3 +173,32 @@ func TestEffectsOfALateDurableWrite(t *testing.T) {
 		t.Fatal("effects of the write never ran once it was durable")
 	}
 }
+
+// TestAppendRefused: an append the leader refuses (fewer in-sync replicas
+// than min.insync.replicas) is retriable (ErrNotAvailable), not
+// ErrNotCoordinator, and changes no state; once the log takes appends
+// again, the same operation goes through. A lost leadership is still
+// ErrNotCoordinator.
+func TestAppendRefused(t *testing.T) {
+	r := New[*counter](Options{WriteTimeout: time.Minute})
+	defer r.Close()
+	log := NewMemLog(true)
+	loaded := make(chan answer, 1)
+	r.Load(0, 1, log, &counter{}, read, func(v any, err error) { loaded <- answer{v, err} })
+	await(t, loaded)
+	log.FailAppends(errors.New("not enough replicas"))
+	if a := await(t, submit(r, 0, add(2))); !errors.Is(a.err, ErrNotAvailable) || errors.Is(a.err, ErrNotCoordinator) {
+		t.Fatalf("refused append answered %v, want ErrNotAvailable", a.err)
+	}
+	if a := await(t, submit(r, 0, read)); a.err != nil || a.v != 0 {
+		t.Fatalf("state after a refused append: %+v, want 0", a)
+	}
+	log.FailAppends(nil)
+	if a := await(t, submit(r, 0, add(2))); a.err != nil || a.v != 2 {
+		t.Fatalf("append after recovery: %+v", a)
+	}
+	log.Resign()
+	if a := await(t, submit(r, 0, add(1))); !errors.Is(a.err, ErrNotCoordinator) {
+		t.Fatalf("append after resigning answered %v, want ErrNotCoordinator", a.err)
+	}
+}

@@ -65,9 +65,62 @@ type fakeChannel struct {
 	mode    string
 	written []string
 	tries   int
+	// slow, when set, holds every Write with a partition of topic "slow"
+	// until closed (a broker that does not answer); blocked counts the
+	// Writes waiting on it.
+	slow    chan struct{}
+	blocked int
+	// slowFailed: the last gate was closed as a timeout; the Writes it
+	// held fail their slow partitions.
+	slowFailed bool
 }
 
-func (f *fakeChannel) Write(_ context.Context, ms []Marker) [][]error {
+func (f *fakeChannel) Write(ctx context.Context, ms []Marker) [][]error {
+	f.mu.Lock()
+	slow := f.slow
+	f.mu.Unlock()
+	if slow != nil && touchesSlow(ms) {
+		f.mu.Lock()
+		f.blocked++
+		f.mu.Unlock()
+		select {
+		case <-slow:
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		f.blocked--
+		failSlow := f.slowFailed
+		f.mu.Unlock()
+		if failSlow {
+			out := make([][]error, len(ms))
+			var ok []Marker
+			for i, m := range ms {
+				out[i] = make([]error, len(m.Partitions))
+				var rest []TopicPartition
+				for k, tp := range m.Partitions {
+					if tp.Topic == "slow" {
+						out[i][k] = errors.New("request timed out")
+					} else {
+						rest = append(rest, tp)
+					}
+				}
+				m.Partitions = rest
+				ok = append(ok, m)
+			}
+			// Write the other partitions as usual.
+			f.mu.Lock()
+			f.tries++
+			for _, m := range ok {
+				for _, tp := range m.Partitions {
+					kind := map[bool]string{true: "COMMIT", false: "ABORT"}[m.Commit]
+					f.written = append(f.written, fmt.Sprintf("%s %s-%d pid=%d epoch=%d coordinator-epoch=%d tv=%d",
+						kind, tp.Topic, tp.Partition, m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionVersion))
+				}
+			}
+			f.mu.Unlock()
+			return out
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tries++
@@ -90,6 +143,17 @@ func (f *fakeChannel) Write(_ context.Context, ms []Marker) [][]error {
 	return out
 }
 
+func touchesSlow(ms []Marker) bool {
+	for _, m := range ms {
+		for _, tp := range m.Partitions {
+			if tp.Topic == "slow" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 type env struct {
 	t      *testing.T
 	mu     sync.Mutex
@@ -102,6 +166,9 @@ type env struct {
 	c      *Coordinator
 	cancel context.CancelFunc
 	opts   Options
+	// logFail: the logs refuse appends (log fail), as a partition below
+	// min.insync.replicas.
+	logFail bool
 }
 
 func newEnv(t *testing.T, td *datadriven.TestData) *env {
@@ -123,6 +190,8 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			e.opts.MaxTimeout = time.Duration(v) * time.Millisecond
 		case "expiration":
 			e.opts.IDExpiration = time.Duration(v) * time.Millisecond
+		case "marker-backoff":
+			e.opts.MarkerBackoff = time.Duration(v) * time.Millisecond
 		}
 	}
 	e.opts.NumPartitions = e.parts
@@ -188,9 +257,35 @@ func (e *env) quiesce() {
 		for p := range e.logs {
 			e.c.rt.Call(p, func(*shard) runtime.Result { return runtime.Result{} })
 		}
+		e.ch.mu.Lock()
+		slowBlocked := e.ch.slow != nil
+		e.ch.mu.Unlock()
 		e.c.sender.mu.Lock()
-		n := len(e.c.sender.jobs)
+		n, retrying := 0, len(e.c.sender.completes)+e.c.sender.submitting
+		for _, j := range e.c.sender.jobs {
+			// Jobs held by the unanswering broker cannot settle.
+			if !slowBlocked || !touchesSlow([]Marker{{Partitions: j.partitions}}) {
+				n++
+			}
+		}
 		e.c.sender.mu.Unlock()
+		e.mu.Lock()
+		logFail := e.logFail
+		e.mu.Unlock()
+		if logFail && n == 0 {
+			// The Completes cannot be written: settled once every
+			// transaction whose markers are written waits for its
+			// Complete's retry.
+			if retrying > 0 || e.noPrepared() {
+				return
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("a prepared transaction never got to retry its Complete")
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		n += retrying
 		e.ch.mu.Lock()
 		mode, tries := e.ch.mode, e.ch.tries
 		e.ch.mu.Unlock()
@@ -203,13 +298,21 @@ func (e *env) quiesce() {
 			return
 		}
 		if mode != "ok" {
-			// Wait until the pending jobs were tried at least once more.
+			// Wait until the pending jobs were tried at least once more,
+			// or one of them finished (a fenced job is not retried; the
+			// round that wrote it may not have dropped it yet).
 			for time.Now().Before(deadline) {
 				e.ch.mu.Lock()
 				more := e.ch.tries > tries
 				e.ch.mu.Unlock()
 				if more {
 					return
+				}
+				e.c.sender.mu.Lock()
+				left := len(e.c.sender.jobs) + len(e.c.sender.completes) + e.c.sender.submitting
+				e.c.sender.mu.Unlock()
+				if left < n {
+					break
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -219,6 +322,25 @@ func (e *env) quiesce() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// noPrepared reports whether no transaction is prepared (waiting for its
+// markers or its Complete).
+func (e *env) noPrepared() bool {
+	for p := range e.logs {
+		v, err := e.c.rt.Call(p, func(s *shard) runtime.Result {
+			for _, t := range s.txns {
+				if t.prepared() {
+					return runtime.Result{Value: false}
+				}
+			}
+			return runtime.Result{Value: true}
+		})
+		if err == nil && !v.(bool) {
+			return false
+		}
+	}
+	return true
 }
 
 func argInt(td *datadriven.TestData, key string, def int64) int64 {
@@ -337,6 +459,61 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		})
 		out = <-ch
 	case "channel":
+		switch td.CmdArgs[0].Key {
+		case "block-slow":
+			e.ch.mu.Lock()
+			e.ch.slow = make(chan struct{})
+			e.ch.mu.Unlock()
+			return ""
+		case "release-slow":
+			e.ch.mu.Lock()
+			close(e.ch.slow)
+			e.ch.slow, e.ch.slowFailed = nil, false
+			e.ch.mu.Unlock()
+			e.quiesce()
+			return ""
+		case "timeout-slow":
+			// The held Writes time out on their slow partitions; the
+			// broker stays unanswering for the next ones. Returns once
+			// no round is in flight.
+			e.ch.mu.Lock()
+			e.ch.slowFailed = true
+			close(e.ch.slow)
+			e.ch.mu.Unlock()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				e.ch.mu.Lock()
+				n := e.ch.blocked
+				e.ch.mu.Unlock()
+				e.c.sender.mu.Lock()
+				inflight := false
+				for _, j := range e.c.sender.jobs {
+					inflight = inflight || j.inflight
+				}
+				e.c.sender.mu.Unlock()
+				if n == 0 && !inflight {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the held rounds never finished")
+				}
+			}
+			e.ch.mu.Lock()
+			e.ch.slow, e.ch.slowFailed = make(chan struct{}), false
+			e.ch.mu.Unlock()
+			return ""
+		case "await-blocked":
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				e.ch.mu.Lock()
+				n := e.ch.blocked
+				e.ch.mu.Unlock()
+				if n > 0 {
+					return ""
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no marker write ever blocked on the slow broker")
+				}
+			}
+		}
 		e.ch.mu.Lock()
 		e.ch.mode = td.CmdArgs[0].Key
 		e.ch.mu.Unlock()
@@ -344,6 +521,19 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 			e.c.sender.add() // nothing to add; the retry timer sends
 		}
 		e.quiesce()
+		return ""
+	case "log":
+		fail := td.CmdArgs[0].Key == "fail"
+		e.mu.Lock()
+		e.logFail = fail
+		e.mu.Unlock()
+		for _, l := range e.logs {
+			if fail {
+				l.FailAppends(errors.New("NOT_ENOUGH_REPLICAS: 1 in-sync replica, min.insync.replicas is 2"))
+			} else {
+				l.FailAppends(nil)
+			}
+		}
 		return ""
 	case "markers":
 		e.quiesce()

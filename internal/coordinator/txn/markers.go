@@ -8,13 +8,17 @@ package txn
 // after MarkerBackoff until written; a partition whose topic is gone needs
 // no marker; a marker the partition fences (a newer coordinator epoch)
 // stops the job, since a newer coordinator owns it. When every partition
-// has its marker, the CompleteCommit or CompleteAbort record is written.
-// All jobs waiting in a round go out together, so concurrent transactions
-// share requests.
+// has its marker, the CompleteCommit or CompleteAbort record is written
+// (retried alone while the log refuses it).
+// The jobs waiting when a round starts go out together (first sends apart
+// from retries), so concurrent transactions share requests; rounds do not
+// wait for each other, so a broker that does not answer delays only the
+// jobs with a partition on it (and those sent in the same instant).
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -51,6 +55,9 @@ type markerJob struct {
 	commit           bool
 	tv               int16
 	partitions       []TopicPartition
+	completeTries    int  // failed attempts at the Complete record
+	inflight         bool // a round is sending it (guarded by markerSender.mu)
+	retried          bool // a round sent it before (guarded by markerSender.mu)
 }
 
 type markerSender struct {
@@ -58,7 +65,16 @@ type markerSender struct {
 
 	mu   sync.Mutex
 	jobs []*markerJob
-	wake chan struct{}
+	// completes are jobs whose markers are all written but whose Complete
+	// record could not be appended (the partition's ISR below
+	// min.insync.replicas, say): the Complete alone is retried after
+	// MarkerBackoff, as Kafka's TransactionMarkerChannelManager retries
+	// its log appends, until written or the shard is unloaded.
+	completes []markerJob
+	// submitting counts the Complete records submitted to their shards
+	// and not answered yet (for tests to await).
+	submitting int
+	wake       chan struct{}
 }
 
 func newMarkerSender(c *Coordinator) *markerSender {
@@ -75,6 +91,11 @@ func (m *markerSender) add(jobs ...markerJob) {
 		m.jobs = append(m.jobs, &j)
 	}
 	m.mu.Unlock()
+	m.poke()
+}
+
+// poke wakes the sender without waiting.
+func (m *markerSender) poke() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -94,33 +115,75 @@ func (m *markerSender) drop(p int32) {
 	}
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
+	keptC := m.completes[:0]
+	for _, j := range m.completes {
+		if j.p != p {
+			keptC = append(keptC, j)
+		}
+	}
+	m.completes = keptC
 }
 
+// run starts a round for the jobs not in flight at every wake-up. Rounds
+// run concurrently, as Kafka's channel manager sends to each broker
+// independently: a round waiting on a slow or unreachable broker (up to
+// the channel's request timeout) does not hold back the markers of
+// transactions that came after it. A round with jobs to retry wakes the
+// sender again after MarkerBackoff.
 func (m *markerSender) run(ctx context.Context) {
-	var retry <-chan time.Time
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.wake:
-		case <-retry:
 		}
-		retry = nil
-		if m.round(ctx) {
-			retry = time.After(m.c.opts.MarkerBackoff)
+		fresh, retries, completes := m.take()
+		// Retries (likely to wait on an unanswering broker again) and
+		// first sends go in separate rounds.
+		for _, jobs := range [][]*markerJob{fresh, retries} {
+			if len(jobs) == 0 && len(completes) == 0 {
+				continue
+			}
+			wg.Add(1)
+			go func(completes []markerJob) {
+				defer wg.Done()
+				if m.round(ctx, jobs, completes) {
+					time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
+				}
+			}(completes)
+			completes = nil
 		}
 	}
 }
 
-// round sends every waiting job once; it reports whether some must be
-// retried.
-func (m *markerSender) round(ctx context.Context) (again bool) {
+// take claims the jobs no round is sending, first sends apart from
+// retries, and the Completes to retry.
+func (m *markerSender) take() (fresh, retries []*markerJob, completes []markerJob) {
 	m.mu.Lock()
-	jobs := append([]*markerJob(nil), m.jobs...)
-	m.mu.Unlock()
-	if len(jobs) == 0 {
-		return false
+	defer m.mu.Unlock()
+	for _, j := range m.jobs {
+		if j.inflight {
+			continue
+		}
+		j.inflight = true
+		if j.retried {
+			retries = append(retries, j)
+		} else {
+			fresh = append(fresh, j)
+		}
 	}
+	completes = m.completes
+	m.completes = nil
+	m.submitting += len(completes)
+	return fresh, retries, completes
+}
+
+// round sends the claimed jobs once and writes the Complete records of
+// those done (and of retryComplete); it reports whether some must be
+// retried.
+func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComplete []markerJob) (again bool) {
 	var (
 		send    []Marker
 		sendFor []*markerJob
@@ -166,6 +229,8 @@ func (m *markerSender) round(ctx context.Context) (again bool) {
 			default:
 				m.mu.Lock()
 				j.partitions = left
+				j.inflight = false
+				j.retried = true
 				m.mu.Unlock()
 				again = true
 			}
@@ -184,21 +249,45 @@ func (m *markerSender) round(ctx context.Context) (again bool) {
 	}
 	clear(m.jobs[len(kept):])
 	m.jobs = kept
+	m.submitting += len(done)
 	m.mu.Unlock()
+	completes := make([]markerJob, 0, len(done)+len(retryComplete))
 	for _, j := range done {
-		j := *j
+		completes = append(completes, *j)
+	}
+	for _, j := range append(completes, retryComplete...) {
 		m.c.rt.Submit(j.p, func(s *shard) runtime.Result {
 			if s.epoch != j.coordinatorEpoch {
 				return runtime.Result{}
 			}
 			return s.complete(j)
 		}, func(_ any, err error) {
-			if err != nil && !errors.Is(err, ErrNotCoordinator) {
-				// The Complete record failed (not durable in time): the
-				// transaction stays prepared; send again, then complete.
-				m.c.log.Warn("write the completion of a transaction; resending its markers", "transactional_id", j.id, "err", err)
-				m.add(j)
+			if err == nil || errors.Is(err, ErrNotCoordinator) {
+				// Written, or the next leader completes it from its log.
+				m.mu.Lock()
+				m.submitting--
+				m.mu.Unlock()
+				return
 			}
+			// The Complete record was not appended (not enough
+			// replicas) or not durable in time: the transaction stays
+			// prepared here, and its producer gets
+			// CONCURRENT_TRANSACTIONS, until the Complete is written.
+			// Its markers are written: retry the Complete alone (a
+			// retry of one that became durable meanwhile writes
+			// nothing).
+			j.completeTries++
+			level := slog.LevelDebug
+			if j.completeTries == 1 {
+				level = slog.LevelWarn
+			}
+			m.c.log.Log(context.Background(), level, "write the completion of a transaction; retrying",
+				"transactional_id", j.id, "tries", j.completeTries, "err", err)
+			m.mu.Lock()
+			m.completes = append(m.completes, j)
+			m.submitting--
+			m.mu.Unlock()
+			time.AfterFunc(m.c.opts.MarkerBackoff, m.poke)
 		})
 	}
 	return again

@@ -493,12 +493,29 @@ func produce(ctx context.Context, seeds []string, o options, res *result) error 
 		interval = 1e9 / o.rate
 		fmt.Fprintf(os.Stderr, "loadgen: open loop at %.0f records/s (%.1f MB/s)\n", o.rate, o.rate*float64(o.recordSize)/1e6)
 	}
-	var txns int64
+	var txns, failedBefore int64
+	// endTxn ends the current transaction as a transactional producer
+	// must: franz-go's EndTransaction does not flush (Java's
+	// commitTransaction does), so the buffered records are flushed first;
+	// ending with records still in flight commits a transaction without
+	// them, and the late batches fail verification (INVALID_TXN_STATE)
+	// or, re-added by the client after the end, land in a transaction
+	// nobody commits. A record that failed makes the transaction
+	// abortable (franz-go fails the records but still lets a commit
+	// through): abort it and fail the run, never commit around the hole.
 	endTxn := func() error {
+		if err := cl.Flush(ctx); err != nil {
+			return fmt.Errorf("flush of transaction %d: %w", txns+1, err)
+		}
+		if n := failed.Load() - failedBefore; n > 0 {
+			abortErr := cl.EndTransaction(ctx, kgo.TryAbort)
+			return fmt.Errorf("transaction %d: %d records failed (first error: %w), aborted it (abort error: %v)", txns+1, n, firstErr, abortErr)
+		}
 		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			return fmt.Errorf("commit of transaction %d: %w", txns+1, err)
 		}
 		txns++
+		failedBefore = failed.Load()
 		return nil
 	}
 	start = time.Now()
