@@ -351,11 +351,23 @@ func TestReplicationIsolatedLeader(t *testing.T) {
 		leader, isr, _ := c.partitionState(topic, 0)
 		return leader == old && len(isr) == 3
 	})
-	ends, err := c.admin().ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
+	// A leader just elected learns its followers' offsets on their next
+	// fetches: its high watermark (what ListOffsets answers) may trail the
+	// acknowledged end for a moment. Wait for it to cover every
+	// acknowledged record.
+	var ackedEnd int64
+	for _, off := range acked {
+		ackedEnd = max(ackedEnd, off+1)
 	}
-	end, _ := ends.Lookup(topic, 0)
+	var end kadm.ListedOffset
+	waitFor(t, "the new leader's high watermark to cover the acknowledged records", 30*time.Second, func() bool {
+		ends, err := c.admin().ListEndOffsets(ctx, topic)
+		if err != nil {
+			return false
+		}
+		end, _ = ends.Lookup(topic, 0)
+		return end.Err == nil && end.Offset >= ackedEnd
+	})
 	cons := c.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
 	var got []string
 	offsets := map[string]int64{}
