@@ -78,10 +78,18 @@ func TestReadyzAndMetricsAcrossACluster(t *testing.T) {
 	if code, _ := n1.httpGet("/healthz"); code != 200 {
 		t.Fatalf("/healthz of a started node: %d", code)
 	}
-	code, body := n1.httpGet("/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not registered") {
-		t.Fatalf("/readyz of one node of three: %d %q, want 503 not registered", code, body)
-	}
+	// The HTTP listener is bound before the rest of the node starts
+	// ("starting"); alone, the node then stays unregistered: it has no
+	// quorum. Await that state, and see that it is never ready meanwhile.
+	var code int
+	var body string
+	waitFor(t, "/readyz of one node of three to say it is not registered", 30*time.Second, func() bool {
+		code, body = n1.httpGet("/readyz")
+		if code == 200 {
+			t.Fatalf("/readyz of one node of three is ready: %q", body)
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "not registered")
+	})
 	c.node(2).start()
 	c.node(3).start()
 	c.node(4).start()

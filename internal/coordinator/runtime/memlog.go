@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -17,8 +18,13 @@ type MemLog struct {
 	auto    bool
 	leader  bool
 	failErr error // appends fail with it (FailAppends)
+	short   bool
+	refused int
 	wake    chan struct{}
 }
+
+// errShortISR is what WaitDurable answers on a log SetShortISR shortened.
+var errShortISR = errors.New("written, but the ISR shrank below min.insync.replicas")
 
 // NewMemLog returns an empty log that is the leader; with auto every append
 // is durable at once.
@@ -84,12 +90,37 @@ func (l *MemLog) Resign() {
 	l.wake = make(chan struct{})
 }
 
+// SetShortISR makes WaitDurable fail at once for records below the high
+// watermark (short), or succeed again: a partition whose ISR is below
+// min.insync.replicas answers so (NOT_ENOUGH_REPLICAS_AFTER_APPEND, as
+// Kafka answers an acks=all write then), until the ISR grows back.
+func (l *MemLog) SetShortISR(short bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.short = short
+	close(l.wake)
+	l.wake = make(chan struct{})
+}
+
+// Refused counts the waits SetShortISR failed.
+func (l *MemLog) Refused() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
 // WaitDurable implements Log.
 func (l *MemLog) WaitDurable(ctx context.Context, offset int64) error {
 	for {
 		l.mu.Lock()
-		hw, leader, ch := l.hw, l.leader, l.wake
+		hw, leader, short, ch := l.hw, l.leader, l.short, l.wake
 		l.mu.Unlock()
+		if hw > offset && short {
+			l.mu.Lock()
+			l.refused++
+			l.mu.Unlock()
+			return fmt.Errorf("%w: 1 in-sync replica, min.insync.replicas is 2", errShortISR)
+		}
 		if hw > offset {
 			return nil
 		}
@@ -125,11 +156,12 @@ func (l *MemLog) EndOffset() int64 {
 }
 
 // Reopen returns a new leader log holding the same batches, durable up to
-// the end: a new leader that has them all.
+// the end: a new leader that has them all (with an ISR as short as this
+// one's).
 func (l *MemLog) Reopen(auto bool) *MemLog {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := &MemLog{auto: auto, leader: true, wake: make(chan struct{}), end: l.end, hw: l.end}
+	n := &MemLog{auto: auto, leader: true, short: l.short, wake: make(chan struct{}), end: l.end, hw: l.end}
 	n.batches = append(n.batches, l.batches...)
 	return n
 }

@@ -80,6 +80,11 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Name names the internal topic in logs.
 	Name string
+	// RetryBackoff is the pause before a write whose answer gave up is
+	// checked again for durability, when the log said at once that it is
+	// not durable (an ISR below min.insync.replicas) rather than waiting
+	// (100 ms, Kafka's retry.backoff.ms).
+	RetryBackoff time.Duration
 }
 
 // Runtime runs the shards this node leads. Its mutex guards only the map
@@ -102,6 +107,9 @@ func New[S StateMachine](opts Options) *Runtime[S] {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 100 * time.Millisecond
 	}
 	return &Runtime[S]{opts: opts, log: opts.Logger.With("component", "coordinator-runtime", "topic", opts.Name), shards: map[int32]*shard[S]{}}
 }
@@ -421,10 +429,29 @@ func (sh *shard[S]) completions() {
 }
 
 // lateDurable runs after once offset is durable, unless the shard stops
-// (or the leadership goes) first.
+// (or the leadership goes) first. A log that fails the wait at once
+// without losing the leadership (its ISR is below min.insync.replicas:
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND) is asked again after RetryBackoff, for
+// as long as the shard runs: giving up there lost the markers of the
+// transactions a new coordinator found prepared at load, so their
+// partitions never got them (the chaos harness's hanging transaction,
+// RELIABILITY.md "Findings").
 func (sh *shard[S]) lateDurable(offset int64, after func()) {
-	if err := sh.log.WaitDurable(sh.ctx, offset); err != nil {
-		return
+	for {
+		err := sh.log.WaitDurable(sh.ctx, offset)
+		if err == nil {
+			break
+		}
+		if sh.ctx.Err() != nil || errors.Is(err, ErrNotCoordinator) {
+			return
+		}
+		t := time.NewTimer(sh.rt.opts.RetryBackoff)
+		select {
+		case <-sh.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
 	sh.rt.log.Info("coordinator write durable after its answer timed out; running its effects", "partition", sh.p, "offset", offset)
 	after()

@@ -202,3 +202,49 @@ func TestAppendRefused(t *testing.T) {
 		t.Fatalf("append after resigning answered %v, want ErrNotCoordinator", a.err)
 	}
 }
+
+// TestEffectsAtLoadWhileTheISRIsShort: a new leader loads a log whose
+// records are below the high watermark while its ISR is below
+// min.insync.replicas, so the log answers "not durable" at once instead of
+// waiting (what a transaction coordinator met in the chaos harness: the
+// markers of the transactions it found prepared were never sent). The
+// effects of the load must run once the ISR is back, and not before.
+func TestEffectsAtLoadWhileTheISRIsShort(t *testing.T) {
+	first := NewMemLog(true)
+	r := New[*counter](Options{WriteTimeout: time.Minute, RetryBackoff: time.Millisecond})
+	defer r.Close()
+	r.Load(0, 1, first, &counter{}, nil, nil)
+	waitLoaded(t, r, 0)
+	if a := await(t, submit(r, 0, add(2))); a.err != nil {
+		t.Fatal(a.err)
+	}
+	r.Unload(0)
+
+	first.SetShortISR(true)
+	log := first.Reopen(false)
+	ran := make(chan struct{})
+	loaded := make(chan answer, 1)
+	resume := func(c *counter) Result { return Result{Value: c.n, AfterDurable: func() { close(ran) }} }
+	r.Load(0, 2, log, &counter{}, resume, func(v any, err error) { loaded <- answer{v, err} })
+	if a := await(t, loaded); !errors.Is(a.err, ErrNotAvailable) {
+		t.Fatalf("load answered %+v with the ISR short, want not available", a)
+	}
+	// The answer's wait and the first wait for the late effects were
+	// both refused before the ISR grows back.
+	for deadline := time.Now().Add(10 * time.Second); log.Refused() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refused waits, want 2", log.Refused())
+		}
+	}
+	select {
+	case <-ran:
+		t.Fatal("effects of the load ran while the ISR was short")
+	default:
+	}
+	log.SetShortISR(false)
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("effects of the load never ran once the ISR was back")
+	}
+}

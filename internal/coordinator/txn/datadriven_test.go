@@ -25,7 +25,8 @@ import (
 //	verify id=X pid=P epoch=E parts=(t-0)             AddPartitionsToTxn VerifyOnly
 //	end id=X pid=P epoch=E commit|abort [tv=2]        EndTxn
 //	channel ok|fail|fence                             how the fake marker channel answers
-//	markers                                           markers written since the last call
+//	markers [wait=N]                                  markers written since the last call (awaiting N of them)
+//	isr short|ok                                      the logs' ISR below min.insync.replicas (waits for durability fail at once) or back
 //	advance ms=N                                      moves the clock
 //	tick                                              timeouts and expiration
 //	describe id=X
@@ -536,6 +537,16 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		}
 		return ""
 	case "markers":
+		if n := int(argInt(td, "wait", 0)); n > 0 {
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				e.ch.mu.Lock()
+				got := len(e.ch.written)
+				e.ch.mu.Unlock()
+				if got >= n || time.Now().After(deadline) {
+					break
+				}
+			}
+		}
 		e.quiesce()
 		e.ch.mu.Lock()
 		w := e.ch.written
@@ -546,6 +557,11 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 			return "none"
 		}
 		return strings.Join(w, "\n")
+	case "isr":
+		for _, l := range e.logs {
+			l.SetShortISR(td.CmdArgs[0].Key == "short")
+		}
+		return ""
 	case "advance":
 		e.mu.Lock()
 		e.now = e.now.Add(time.Duration(argInt(td, "ms", 0)) * time.Millisecond)
