@@ -163,31 +163,47 @@ flag or STRATA_* variable given explicitly still wins.`,
   strata topic list                    # uses prod
   strata --profile dev topic list`,
 	}
-	path := func() (string, error) { return profilePath(getenv) }
+	// edit loads the profiles file, lets fn change it, and saves it.
+	edit := func(fn func(path string, f *profileFile) error) error {
+		p, err := profilePath(getenv)
+		if err != nil {
+			return err
+		}
+		f, err := loadProfiles(p)
+		if err != nil {
+			return err
+		}
+		if err := fn(p, f); err != nil {
+			return err
+		}
+		return f.save(p)
+	}
+	exists := func(f *profileFile, name string) error {
+		if _, ok := f.Profiles[name]; !ok {
+			return fmt.Errorf("profile %q does not exist (strata profile list)", name)
+		}
+		return nil
+	}
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Save the connection flags given with this command as profile NAME (replacing one of that name)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := path()
+			var saved string
+			err := edit(func(p string, f *profileFile) error {
+				s := env.Security
+				f.Profiles[args[0]] = &Profile{Brokers: strings.Join(env.Brokers, ","), TLS: s.TLS, TLSCA: s.CAFile, TLSCert: s.CertFile, TLSKey: s.KeyFile,
+					SASLMechanism: s.Mechanism, User: s.User, Password: s.Password}
+				if f.Current == "" {
+					f.Current = args[0]
+				}
+				saved = p
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			f, err := loadProfiles(p)
-			if err != nil {
-				return err
-			}
-			s := env.Security
-			prof := &Profile{Brokers: strings.Join(env.Brokers, ","), TLS: s.TLS, TLSCA: s.CAFile, TLSCert: s.CertFile, TLSKey: s.KeyFile,
-				SASLMechanism: s.Mechanism, User: s.User, Password: s.Password}
-			f.Profiles[args[0]] = prof
-			if f.Current == "" {
-				f.Current = args[0]
-			}
-			if err := f.save(p); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stdout, "profile %s saved in %s\n", args[0], p)
+			fmt.Fprintf(env.Stdout, "profile %s saved in %s\n", args[0], saved)
 			return nil
 		},
 	}
@@ -196,19 +212,13 @@ flag or STRATA_* variable given explicitly still wins.`,
 		Short: "Make NAME the profile commands use",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := path()
-			if err != nil {
-				return err
-			}
-			f, err := loadProfiles(p)
-			if err != nil {
-				return err
-			}
-			if _, ok := f.Profiles[args[0]]; !ok {
-				return fmt.Errorf("profile %q does not exist (strata profile list)", args[0])
-			}
-			f.Current = args[0]
-			return f.save(p)
+			return edit(func(_ string, f *profileFile) error {
+				if err := exists(f, args[0]); err != nil {
+					return err
+				}
+				f.Current = args[0]
+				return nil
+			})
 		},
 	}
 	del := &cobra.Command{
@@ -216,22 +226,16 @@ flag or STRATA_* variable given explicitly still wins.`,
 		Short: "Delete profile NAME",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := path()
-			if err != nil {
-				return err
-			}
-			f, err := loadProfiles(p)
-			if err != nil {
-				return err
-			}
-			if _, ok := f.Profiles[args[0]]; !ok {
-				return fmt.Errorf("profile %q does not exist (strata profile list)", args[0])
-			}
-			delete(f.Profiles, args[0])
-			if f.Current == args[0] {
-				f.Current = ""
-			}
-			return f.save(p)
+			return edit(func(_ string, f *profileFile) error {
+				if err := exists(f, args[0]); err != nil {
+					return err
+				}
+				delete(f.Profiles, args[0])
+				if f.Current == args[0] {
+					f.Current = ""
+				}
+				return nil
+			})
 		},
 	}
 	list := &cobra.Command{
@@ -239,7 +243,7 @@ flag or STRATA_* variable given explicitly still wins.`,
 		Short: "List the profiles (* marks the current one; passwords are not shown)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := path()
+			p, err := profilePath(getenv)
 			if err != nil {
 				return err
 			}
