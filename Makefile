@@ -5,7 +5,10 @@ BIN       := bin/strata
 PY        := /usr/bin/python3
 # Packages with concurrency, tested under the race detector.
 RACE_PKGS := ./internal/network/... ./internal/fetchsession/... ./internal/kclient/... ./internal/storage/... ./internal/replication/... ./internal/broker/... ./internal/server/... ./internal/controller/... ./internal/record/... ./internal/coordinator/... ./internal/quorum/... ./internal/metadata/... ./internal/brokerlink/...
-FUZZTIME  ?= 10s
+# Fuzz smoke length in executions, not seconds: a duration ends in a context
+# deadline that go test can report as a failure ("context deadline
+# exceeded") when it lands while a worker minimises an input.
+FUZZTIME  ?= 60000x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # What `strata version` reports: set at link time (internal/version). The
 # date is the commit's, so the same commit builds the same binary.
