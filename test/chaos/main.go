@@ -400,7 +400,9 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 		if cfg.verbose {
 			fmt.Print(tl.String())
 		}
-		if (res.err != nil && ctx.Err() == nil) || len(Result{Anomalies: res.anomalies}.Failing()) > 0 {
+		// A node that exited by itself is saved too (its log says why),
+		// though it fails nothing: Kafka halts on some errors as well.
+		if (res.err != nil && ctx.Err() == nil) || len(Result{Anomalies: res.anomalies}.Failing()) > 0 || res.crashes > 0 {
 			res.saved = s.save(sched, tl, h, res)
 			c.copyLogs(res.saved)
 		}
