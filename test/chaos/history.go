@@ -105,6 +105,23 @@ func (h *History) consumerError() {
 	h.mu.Unlock()
 }
 
+// maxAcked is, per partition, the highest offset acknowledged to a
+// producer of class.
+func (h *History) maxAcked(class string) map[int32]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[int32]int64{}
+	for _, w := range h.Writes {
+		if w.Class != class || w.Outcome != OK {
+			continue
+		}
+		if cur, ok := out[w.Partition]; !ok || w.Offset > cur {
+			out[w.Partition] = w.Offset
+		}
+	}
+	return out
+}
+
 // settle turns writes still pending into unknown (the client gave up on them).
 func (h *History) settle() {
 	h.mu.Lock()
