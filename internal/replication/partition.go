@@ -35,6 +35,15 @@ type Partition struct {
 	log    *storage.Log
 	env    *env
 	logger *slog.Logger
+
+	// roleMu orders leader appends with role changes: an append holds it
+	// shared from its leadership check until its batch is in the log, a
+	// change of leader or epoch holds it exclusively (Kafka's
+	// leaderIsrUpdateLock). Without it an append that checked leadership
+	// and read the epoch before a change could land after it: as a
+	// leader's batch in a follower's log, or with an epoch older than the
+	// batches before it. Taken before mu, never while holding it.
+	roleMu sync.RWMutex
 	stats  partitionStats // metrics (stats.go)
 
 	// The storage error state (faults.go): ioFailed is set while ioErr,
@@ -228,16 +237,12 @@ func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, gu
 func (p *Partition) Append(batch []byte) (AppendResult, error) { return p.append(batch, false, 0) }
 
 func (p *Partition) append(batch []byte, verified bool, guard uint64) (AppendResult, error) {
-	if !p.leader.Load() {
-		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrNotLeader, p.Topic, p.Index)
-	}
-	var res AppendResult
-	var err error
-	if verified {
-		res, err = p.log.AppendVerified(batch, p.leaderEpoch.Load(), guard)
-	} else {
-		res, err = p.log.Append(batch, p.leaderEpoch.Load())
-	}
+	res, err := p.leaderAppend(func(epoch int32) (storage.AppendResult, error) {
+		if verified {
+			return p.log.AppendVerified(batch, epoch, guard)
+		}
+		return p.log.Append(batch, epoch)
+	})
 	if err != nil {
 		return res, p.noteLog("append", err)
 	}
@@ -336,10 +341,23 @@ func (p *Partition) wakeLocked() {
 	}
 }
 
+// leaderAppend runs write (an append to the log with the given leader
+// epoch) while this replica is the leader and cannot stop being it.
+func (p *Partition) leaderAppend(write func(epoch int32) (storage.AppendResult, error)) (storage.AppendResult, error) {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if !p.leader.Load() {
+		return storage.AppendResult{}, fmt.Errorf("%w: %s-%d", ErrNotLeader, p.Topic, p.Index)
+	}
+	return write(p.leaderEpoch.Load())
+}
+
 // becomeLeader makes this replica the leader in st's epoch. Follower
 // progress starts unknown: the high watermark waits for every ISR member
 // to fetch in the new epoch.
 func (p *Partition) becomeLeader(st state) {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leader.Load() && st.leaderEpoch == p.st.leaderEpoch {
@@ -362,6 +380,8 @@ func (p *Partition) becomeLeader(st state) {
 // while the partition has no leader). It reports whether the leader or
 // epoch changed, so the fetcher should (re)start.
 func (p *Partition) becomeFollower(st state) bool {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.leader.Load() && st.leaderEpoch == p.st.leaderEpoch && st.leader == p.st.leader {

@@ -81,7 +81,9 @@ func (p *Partition) AppendTxnMarkerVersion(producerID int64, producerEpoch int16
 		return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
 	}
 	marker := storage.BuildTxnMarker(producerID, producerEpoch, coordinatorEpoch, commit, p.env.now().UnixMilli())
-	res, err := p.log.AppendMarker(marker, p.leaderEpoch.Load(), transactionVersion)
+	res, err := p.leaderAppend(func(epoch int32) (storage.AppendResult, error) {
+		return p.log.AppendMarker(marker, epoch, transactionVersion)
+	})
 	if err != nil {
 		return res, p.noteLog("append transaction marker", err)
 	}
