@@ -87,6 +87,9 @@ type eosRun struct {
 	c     *testCluster
 	ctx   context.Context
 	total int
+	// perTxn is the most input records a transaction processes (the
+	// poll's limit): a few hundred transactions per run.
+	perTxn int
 
 	produced atomic.Int64 // input records acknowledged
 	gate     atomic.Int64 // the input is produced up to here
@@ -105,7 +108,7 @@ func newEOSRun(t *testing.T, total int) *eosRun {
 	// The coordinator looks for timed-out transactions every second, so
 	// that the abandoned one is aborted soon after its 10 s timeout.
 	c := newRolesCluster(t, 3, 0, "", "--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000")
-	r := &eosRun{t: t, c: c, total: total, outcomes: map[string]txnOutcome{}, written: map[string]int{}}
+	r := &eosRun{t: t, c: c, total: total, perTxn: max(total/500, 200), outcomes: map[string]txnOutcome{}, written: map[string]int{}}
 	r.gate.Store(int64(total) * 4 / 5)
 	return r
 }
@@ -277,8 +280,12 @@ func (r *eosRun) run() {
 	r.check(input, output, live)
 
 	secs := elapsed.Seconds()
-	t.Logf("EOS: %d records through %s -> %s exactly once in %v (input produced in %v): %.0f records/s; transactions %d committed, %d aborted, %d unknown, %d abandoned; %d partition assignments, group generation %d, %d session restarts; live reader saw %d records",
-		r.total, eosIn, eosOut, elapsed.Round(time.Millisecond), produceTime.Round(time.Millisecond), float64(r.total)/secs,
+	verdict := "exactly once"
+	if t.Failed() {
+		verdict = "NOT exactly once"
+	}
+	t.Logf("EOS: %d records through %s -> %s %s in %v (input produced in %v): %.0f records/s; transactions %d committed, %d aborted, %d unknown, %d abandoned; %d partition assignments, group generation %d, %d session restarts; live reader saw %d records",
+		r.total, eosIn, eosOut, verdict, elapsed.Round(time.Millisecond), produceTime.Round(time.Millisecond), float64(r.total)/secs,
 		r.committedTxns.Load(), r.abortedTxns.Load(), r.unknownTxns.Load(), r.abandonedTxns.Load(),
 		r.assigns.Load(), r.maxGeneration.Load(), r.restarts.Load(), live.count())
 }
@@ -383,7 +390,7 @@ func (m *eosMember) session(n int) error {
 	}
 	defer s.Close()
 	for txn := 0; ; txn++ {
-		fs := s.PollFetches(m.ctx)
+		fs := s.PollRecords(m.ctx, r.perTxn)
 		if m.ctx.Err() != nil {
 			return nil // between transactions: Close leaves the group
 		}
