@@ -88,7 +88,7 @@ type eosRun struct {
 	ctx   context.Context
 	total int
 	// perTxn is the most input records a transaction processes (the
-	// poll's limit): a few hundred transactions per run.
+	// poll's limit): a few hundred to a thousand transactions per run.
 	perTxn int
 
 	produced atomic.Int64 // input records acknowledged
@@ -108,7 +108,7 @@ func newEOSRun(t *testing.T, total int) *eosRun {
 	// The coordinator looks for timed-out transactions every second, so
 	// that the abandoned one is aborted soon after its 10 s timeout.
 	c := newRolesCluster(t, 3, 0, "", "--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000")
-	r := &eosRun{t: t, c: c, total: total, perTxn: max(total/500, 200), outcomes: map[string]txnOutcome{}, written: map[string]int{}}
+	r := &eosRun{t: t, c: c, total: total, perTxn: max(total/1000, 200), outcomes: map[string]txnOutcome{}, written: map[string]int{}}
 	r.gate.Store(int64(total) * 4 / 5)
 	return r
 }
