@@ -46,7 +46,9 @@ import (
 //
 // STRATA_EOS_RECORDS sets the number of input records; `make eos` runs it
 // with 1,000,000. Without it the test runs 50,000 in `make cluster`
-// (10,000 with -short).
+// (10,000 with -short). STRATA_EOS_KILLS (default 1) repeats the kill and
+// restart: the later victims coordinate a live member's transactional id
+// (or are the next node).
 func TestEOSSessionChurn(t *testing.T) {
 	total := 50_000
 	if testing.Short() {
@@ -59,7 +61,18 @@ func TestEOSSessionChurn(t *testing.T) {
 		}
 		total = n
 	}
+	kills := 1
+	if s := os.Getenv("STRATA_EOS_KILLS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 6 {
+			t.Fatalf("STRATA_EOS_KILLS=%q: want 1 to 6", s)
+		}
+		kills = n
+	}
 	r := newEOSRun(t, total)
+	r.kills = kills
+	// Two steps for the members, two per kill, all within the first 60%.
+	r.step = min(0.10, 0.6/float64(2+2*kills))
 	r.run()
 }
 
@@ -88,6 +101,8 @@ type eosRun struct {
 	c     *testCluster
 	ctx   context.Context
 	total int
+	kills int     // rounds of kill -9 and restart
+	step  float64 // the fraction of the total processed between steps
 	// perTxn is the most input records a transaction processes (the
 	// poll's limit): a few hundred to a thousand transactions per run.
 	perTxn int
@@ -167,7 +182,8 @@ func (r *eosRun) run() {
 	mark := int64(0)
 	after := func(frac float64, what string) {
 		t.Helper()
-		n := mark + int64(frac*float64(r.total))
+		// Never past the held-back last fifth.
+		n := min(mark+int64(frac*float64(r.total)), r.gate.Load())
 		waitFor(t, fmt.Sprintf("%d records processed (%s)", n, what), 5*time.Minute, func() bool {
 			return r.done.Load() >= n
 		})
@@ -176,22 +192,12 @@ func (r *eosRun) run() {
 
 	startMember("eosc-a")
 	startMember("eosc-b")
-	after(0.10, "before the third member")
+	after(r.step, "before the third member")
 	startMember("eosc-c")
-	after(0.10, "before a member leaves")
+	after(r.step, "before a member leaves")
 	t.Logf("%v: member eosc-a leaves cleanly at %d processed", time.Since(start).Round(time.Millisecond), r.done.Load())
 	members["eosc-a"].stopClean()
 
-	after(0.10, "before the kill")
-	victim := int32(-1)
-	waitFor(t, "the coordinator of group "+eosGroup, 30*time.Second, func() bool {
-		victim = c.findCoordinator(ctx, 0, eosGroup)
-		return victim > 0
-	})
-	txnCoords := map[string]int32{}
-	for _, id := range []string{"eosc-b", "eosc-c"} {
-		txnCoords[id] = c.findCoordinator(ctx, 1, id)
-	}
 	for _, internal := range []string{"__consumer_offsets", "__transaction_state"} {
 		md, err := c.metadata(ctx)
 		if err != nil {
@@ -207,22 +213,36 @@ func (r *eosRun) run() {
 			}
 		}
 	}
-	leads := c.leadsOf(ctx, victim, eosIn, eosOut)
-	t.Logf("%v: kill -9 node %d at %d processed, %d produced: coordinator of group %s, leader of %v; transaction coordinators %v",
-		time.Since(start).Round(time.Millisecond), victim, r.done.Load(), r.produced.Load(), eosGroup, leads, txnCoords)
-	c.node(victim).kill()
-	waitFor(t, "another coordinator of group "+eosGroup, time.Minute, func() bool {
-		now := c.findCoordinator(ctx, 0, eosGroup)
-		return now > 0 && now != victim
-	})
-	mark = r.done.Load()
-	after(0.10, "without the killed node")
-	t.Logf("%v: restart node %d at %d processed", time.Since(start).Round(time.Millisecond), victim, r.done.Load())
-	c.node(victim).start()
-	// It catches up while the members work.
-	c.waitFullISR(eosIn, eosParts, 2*time.Minute)
-	c.waitFullISR(eosOut, eosParts, 2*time.Minute)
-	t.Logf("%v: node %d back in every ISR at %d processed", time.Since(start).Round(time.Millisecond), victim, r.done.Load())
+	victim := int32(-1)
+	for round := range r.kills {
+		after(r.step, "before the kill")
+		// The first victim coordinates the group; the next ones a live
+		// member's transactional id, or else the next node.
+		prev := victim
+		if round == 0 {
+			waitFor(t, "the coordinator of group "+eosGroup, 30*time.Second, func() bool {
+				victim = c.findCoordinator(ctx, 0, eosGroup)
+				return victim > 0
+			})
+		} else {
+			victim = prev%3 + 1
+			for _, id := range []string{"eosc-b", "eosc-c"} {
+				if n := c.findCoordinator(ctx, 1, id); n > 0 && n != prev {
+					victim = n
+					break
+				}
+			}
+		}
+		r.killNode(victim, start)
+		mark = r.done.Load()
+		after(r.step, "without the killed node")
+		t.Logf("%v: restart node %d at %d processed", time.Since(start).Round(time.Millisecond), victim, r.done.Load())
+		c.node(victim).start()
+		// It catches up while the members work.
+		c.waitFullISR(eosIn, eosParts, 2*time.Minute)
+		c.waitFullISR(eosOut, eosParts, 2*time.Minute)
+		t.Logf("%v: node %d back in every ISR at %d processed", time.Since(start).Round(time.Millisecond), victim, r.done.Load())
+	}
 
 	// The last fifth of the input is released now: eosc-b closes in the
 	// middle of its first transaction of it.
@@ -294,6 +314,25 @@ func (r *eosRun) run() {
 		r.total, eosIn, eosOut, verdict, elapsed.Round(time.Millisecond), produceTime.Round(time.Millisecond), float64(r.total)/secs,
 		r.committedTxns.Load(), r.abortedTxns.Load(), r.unknownTxns.Load(), r.abandonedTxns.Load(),
 		r.assigns.Load(), r.maxGeneration.Load(), r.restarts.Load(), live.count())
+}
+
+// killNode kills node victim with SIGKILL and waits for the group to be
+// coordinated elsewhere if it was there.
+func (r *eosRun) killNode(victim int32, start time.Time) {
+	t, c, ctx := r.t, r.c, r.ctx
+	group := c.findCoordinator(ctx, 0, eosGroup)
+	txnCoords := map[string]int32{}
+	for _, id := range []string{"eosc-b", "eosc-c"} {
+		txnCoords[id] = c.findCoordinator(ctx, 1, id)
+	}
+	leads := c.leadsOf(ctx, victim, eosIn, eosOut)
+	t.Logf("%v: kill -9 node %d at %d processed, %d produced: leader of %v; group coordinator %d, transaction coordinators %v",
+		time.Since(start).Round(time.Millisecond), victim, r.done.Load(), r.produced.Load(), leads, group, txnCoords)
+	c.node(victim).kill()
+	waitFor(t, "a live coordinator of group "+eosGroup, time.Minute, func() bool {
+		now := c.findCoordinator(ctx, 0, eosGroup)
+		return now > 0 && now != victim
+	})
 }
 
 // produceInput writes values "0".."total-1" to the input.
