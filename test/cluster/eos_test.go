@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,8 @@ import (
 // with 1,000,000. Without it the test runs 50,000 in `make cluster`
 // (10,000 with -short). STRATA_EOS_KILLS (default 1) repeats the kill and
 // restart: the later victims coordinate a live member's transactional id
-// (or are the next node).
+// (or are the next node). STRATA_EOS_CLIENT_LOG names a file for the
+// members' franz-go log (info level).
 func TestEOSSessionChurn(t *testing.T) {
 	total := 50_000
 	if testing.Short() {
@@ -71,6 +73,14 @@ func TestEOSSessionChurn(t *testing.T) {
 	}
 	r := newEOSRun(t, total)
 	r.kills = kills
+	if path := os.Getenv("STRATA_EOS_CLIENT_LOG"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r.clientLog = &lockedWriter{w: f}
+	}
 	// Two steps for the members, two per kill, all within the first 60%.
 	r.step = min(0.10, 0.6/float64(2+2*kills))
 	r.run()
@@ -118,6 +128,8 @@ type eosRun struct {
 	committedTxns, abortedTxns, unknownTxns, abandonedTxns atomic.Int64
 	assigns, restarts                                      atomic.Int64
 	maxGeneration                                          atomic.Int32
+
+	clientLog io.Writer // STRATA_EOS_CLIENT_LOG: the members' franz-go log
 }
 
 func newEOSRun(t *testing.T, total int) *eosRun {
@@ -409,7 +421,13 @@ func (m *eosMember) run() {
 // (nil) or it fails.
 func (m *eosMember) session(n int) error {
 	r := m.r
-	s, err := kgo.NewGroupTransactSession(
+	opts := []kgo.Opt{}
+	if r.clientLog != nil {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(r.clientLog, kgo.LogLevelInfo, func() string {
+			return fmt.Sprintf("%s %s.%d ", time.Now().UTC().Format("15:04:05.000"), m.id, n)
+		})))
+	}
+	s, err := kgo.NewGroupTransactSession(append(opts,
 		kgo.SeedBrokers(r.c.seeds()...),
 		kgo.TransactionalID(m.id),
 		kgo.ConsumerGroup(eosGroup),
@@ -429,7 +447,7 @@ func (m *eosMember) session(n int) error {
 				r.maxGeneration.Store(gen)
 			}
 		}),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -750,6 +768,18 @@ func (r *eosRun) logState() {
 	if err := errors.Join(errs...); err != nil {
 		t.Logf("describe producers: %v", err)
 	}
+}
+
+// lockedWriter serializes the members' log lines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // logLines returns up to limit lines of the node's log containing substr.
