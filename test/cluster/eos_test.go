@@ -49,7 +49,9 @@ import (
 // with 1,000,000. Without it the test runs 50,000 in `make cluster`
 // (10,000 with -short). STRATA_EOS_KILLS (default 1) repeats the kill and
 // restart: the later victims coordinate a live member's transactional id
-// (or are the next node). STRATA_EOS_CLIENT_LOG names a file for the
+// (or are the next node), and the last one, after the abrupt close, the
+// coordinator of the abandoned transaction before its timeout aborts it.
+// STRATA_EOS_CLIENT_LOG names a file for the
 // members' franz-go log (info level).
 func TestEOSSessionChurn(t *testing.T) {
 	total := 50_000
@@ -81,8 +83,9 @@ func TestEOSSessionChurn(t *testing.T) {
 		defer f.Close()
 		r.clientLog = &lockedWriter{w: f}
 	}
-	// Two steps for the members, two per kill, all within the first 60%.
-	r.step = min(0.10, 0.6/float64(2+2*kills))
+	// Two steps for the members, two per kill before the abrupt close,
+	// all within the first 60%.
+	r.step = min(0.10, 0.6/float64(2+2*(kills-r.lateKills())))
 	r.run()
 }
 
@@ -226,7 +229,7 @@ func (r *eosRun) run() {
 		}
 	}
 	victim := int32(-1)
-	for round := range r.kills {
+	for round := range r.kills - r.lateKills() {
 		after(r.step, "before the kill")
 		// The first victim coordinates the group; the next ones a live
 		// member's transactional id, or else the next node.
@@ -264,6 +267,21 @@ func (r *eosRun) run() {
 	r.gate.Store(int64(r.total))
 	members["eosc-b"].waitAbrupt()
 	startMember("eosc-d")
+	if r.lateKills() > 0 {
+		// The abandoned transaction is open: its coordinator dies before
+		// the timeout aborts it, and the next one must load and abort it.
+		abandoned := c.findCoordinator(ctx, 1, "eosc-b")
+		if abandoned < 1 {
+			t.Fatalf("no coordinator of eosc-b")
+		}
+		r.killNode(abandoned, start)
+		waitFor(t, "another coordinator of eosc-b", time.Minute, func() bool {
+			now := c.findCoordinator(ctx, 1, "eosc-b")
+			return now > 0 && now != abandoned
+		})
+		t.Logf("%v: restart node %d at %d processed", time.Since(start).Round(time.Millisecond), abandoned, r.done.Load())
+		c.node(abandoned).start()
+	}
 
 	if err := <-produceErr; err != nil {
 		t.Fatalf("produce the input: %v", err)
@@ -326,6 +344,15 @@ func (r *eosRun) run() {
 		r.total, eosIn, eosOut, verdict, elapsed.Round(time.Millisecond), produceTime.Round(time.Millisecond), float64(r.total)/secs,
 		r.committedTxns.Load(), r.abortedTxns.Load(), r.unknownTxns.Load(), r.abandonedTxns.Load(),
 		r.assigns.Load(), r.maxGeneration.Load(), r.restarts.Load(), live.count())
+}
+
+// lateKills is the number of kills after the abrupt close: with more than
+// one, the last kills the coordinator of the abandoned transaction.
+func (r *eosRun) lateKills() int {
+	if r.kills > 1 {
+		return 1
+	}
+	return 0
 }
 
 // killNode kills node victim with SIGKILL and waits for the group to be
@@ -433,7 +460,6 @@ func (m *eosMember) session(n int) error {
 		kgo.ConsumerGroup(eosGroup),
 		kgo.ConsumeTopics(eosIn),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.DefaultProduceTopic(eosOut),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.SessionTimeout(10*time.Second),
