@@ -495,6 +495,7 @@ func (m *eosMember) session(n int) error {
 			return fmt.Errorf("begin: %w", err)
 		}
 		tag := fmt.Sprintf("%s.%d.%d", m.id, n, txn)
+		began := time.Now()
 		r.setOutcome(tag, txnOpen, fs.NumRecords())
 		var produceErr atomic.Pointer[error]
 		fs.EachRecord(func(in *kgo.Record) {
@@ -525,7 +526,7 @@ func (m *eosMember) session(n int) error {
 		case err != nil:
 			r.setOutcome(tag, txnUnknown, 0)
 			r.unknownTxns.Add(1)
-			return fmt.Errorf("end %s: %w", tag, err)
+			return fmt.Errorf("end %s, %v after Begin: %w", tag, time.Since(began).Round(time.Millisecond), err)
 		case committed:
 			r.setOutcome(tag, txnCommitted, 0)
 			r.committedTxns.Add(1)
