@@ -21,7 +21,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread eos
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -89,6 +89,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzPlain$$' -fuzztime=$(FUZZTIME) ./internal/security
 	$(GO) test -run='^$$' -fuzz='^FuzzParseJAAS$$' -fuzztime=$(FUZZTIME) ./internal/security
 	$(GO) test -run='^$$' -fuzz='^FuzzOAuthBearer$$' -fuzztime=$(FUZZTIME) ./internal/security
+
+## eos: the exactly-once proof at full size (not in make test; make cluster runs it with 50,000): EOS_RECORDS input records through franz-go GroupTransactSession members joining and leaving, with EOS_KILLS rounds of kill -9 (see RELIABILITY.md)
+EOS_RECORDS ?= 1000000
+EOS_KILLS   ?= 1
+eos: build
+	STRATA_BIN=$(CURDIR)/$(BIN) STRATA_EOS_RECORDS=$(EOS_RECORDS) STRATA_EOS_KILLS=$(EOS_KILLS) $(GO) test -count=1 -v -timeout 60m -run '^TestEOSSessionChurn$$' ./test/cluster/
 
 ## chaos: fault-injection runs (see RELIABILITY.md); override CHAOS_* or add CHAOS_FLAGS
 CHAOS_SCHEDULES ?= 20
