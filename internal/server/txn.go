@@ -303,8 +303,10 @@ func markerError(code int16) error {
 	switch code {
 	case 0:
 		return nil
-	case kerr.InvalidProducerEpoch.Code, kerr.TransactionCoordinatorFenced.Code:
+	case kerr.TransactionCoordinatorFenced.Code:
 		return fmt.Errorf("%w: %v", txn.ErrMarkerFenced, kerr.ErrorForCode(code))
+	case kerr.InvalidProducerEpoch.Code:
+		return fmt.Errorf("%w: %v", txn.ErrMarkerStaleEpoch, kerr.ErrorForCode(code))
 	default:
 		return kerr.ErrorForCode(code) // retried: not leader, not enough replicas, unknown partition ...
 	}
