@@ -142,8 +142,9 @@ func (p *producerState) check(h *record.Header, ci *controlInfo, o appendOpts, n
 				// A resent marker (KIP-890 part 2, Kafka's KAFKA-19999):
 				// the marker that bumped the producer to this epoch is
 				// the producer's last batch here (of the same kind, when
-				// this replica saw it) and no transaction started since. The coordinator resends when it did not
-				// hear that the first one was replicated (or after a
+				// this replica saw it) and no transaction started
+				// since. The coordinator resends when it did not hear
+				// that the first one was replicated (or after a
 				// failover); nothing is written, and the caller waits
 				// for the first one to be durable before answering.
 				return &batchMeta{firstOffset: e.lastOffset, lastOffset: e.lastOffset, timestamp: e.lastTimestamp}, nil
