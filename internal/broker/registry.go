@@ -57,6 +57,7 @@ func (b *Broker) register() handlerTable {
 		50: {min: 0, max: 0, fn: b.handleDescribeUserScramCredentials},
 		51: {min: 0, max: 0, fn: b.handleAlterUserScramCredentials, toController: true},
 		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},
+		57: {min: 0, max: 1, fn: b.handleUpdateFeatures, toController: true},
 		// Leader to controller (KIP-497): see alter_partition.go.
 		56: {min: 0, max: 3, fn: b.handleAlterPartition, interBroker: true},
 		60: {min: 0, max: 2, fn: b.handleDescribeCluster},

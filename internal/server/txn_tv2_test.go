@@ -2,10 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -130,5 +133,80 @@ func TestTxnVersion2(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpdateFeaturesTransactionVersion: a cluster formatted with
+// transaction.version=1 is upgraded to 2 with UpdateFeatures (what
+// kafka-features.sh upgrade sends): ApiVersions then finalizes 2 and a new
+// franz-go producer runs transaction version 2. A downgrade not asked for
+// as one, an unknown feature and a level out of range are
+// INVALID_UPDATE_VERSION and change nothing; a safe downgrade goes back
+// to 1.
+func TestUpdateFeaturesTransactionVersion(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "", map[string]string{"transaction.version": "1"})
+	ctx := ctxT(t)
+	adm := n.admin()
+	if _, fin := finalizedTV(ctx, t, n); fin != 1 {
+		t.Fatalf("finalized transaction.version %d, want 1", fin)
+	}
+	update := func(u kadm.FeatureUpdate, validateOnly bool) error {
+		t.Helper()
+		res, err := adm.UpdateFeatures(ctx, validateOnly, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Error()
+	}
+	for _, bad := range []kadm.FeatureUpdate{
+		{Feature: "transaction.version", MaxVersionLevel: 3, UpgradeType: 1},
+		{Feature: "no.such.feature", MaxVersionLevel: 1, UpgradeType: 1},
+		{Feature: "transaction.version", MaxVersionLevel: 0, UpgradeType: 1}, // a downgrade as an upgrade
+	} {
+		if err := update(bad, false); !errors.Is(err, kerr.InvalidUpdateVersion) {
+			t.Fatalf("%+v: %v, want INVALID_UPDATE_VERSION", bad, err)
+		}
+	}
+	if err := update(kadm.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 2, UpgradeType: 1}, true); err != nil {
+		t.Fatalf("validate-only upgrade: %v", err)
+	}
+	if _, fin := finalizedTV(ctx, t, n); fin != 1 {
+		t.Fatalf("after refused and validate-only updates: finalized %d, want 1", fin)
+	}
+	if err := update(kadm.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 2, UpgradeType: 1}, false); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if _, fin := finalizedTV(ctx, t, n); fin != 2 {
+		t.Fatalf("after the upgrade: finalized %d, want 2", fin)
+	}
+	// A new producer now bumps its epoch at every commit.
+	const topic = "upgraded"
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	p := n.client(kgo.TransactionalID("upgraded-producer"), kgo.DefaultProduceTopic(topic))
+	for k := range 3 {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, kgo.StringRecord(fmt.Sprint(k))).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumeTopic(t, n, topic, true, 3)
+	for pid, e := range producerEpochs(ctx, t, n, topic) {
+		if e != 3 {
+			t.Fatalf("producer %d at epoch %d after 3 transactions on an upgraded cluster, want 3", pid, e)
+		}
+	}
+	if err := update(kadm.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 1, UpgradeType: 2}, false); err != nil {
+		t.Fatalf("safe downgrade: %v", err)
+	}
+	if _, fin := finalizedTV(ctx, t, n); fin != 1 {
+		t.Fatalf("after the downgrade: finalized %d, want 1", fin)
 	}
 }
