@@ -81,6 +81,7 @@ var aclRules = map[int16]aclRule{
 	50: clusterRule(authz.OpDescribe),
 	51: {check: checkAlterUserScramCredentials},
 	55: clusterRule(authz.OpDescribe),
+	57: clusterRule(authz.OpAlter),
 	// Inter-broker APIs: the brokers' own principal (a super user).
 	56: clusterRule(authz.OpClusterAction),
 	60: {check: checkDescribeCluster, ops: true},

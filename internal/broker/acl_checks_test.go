@@ -383,6 +383,13 @@ func aclCases() map[int16]aclCase {
 		}, deny: codeCluster, grant: clusterAllow(authz.OpAlter)},
 		55: {req: func(*Broker) kmsg.Request { return v(kmsg.NewPtrDescribeQuorumRequest(), 1) },
 			deny: codeCluster, grant: clusterAllow(authz.OpDescribe)},
+		57: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrUpdateFeaturesRequest(), 1)
+			u := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+			u.Feature, u.MaxVersionLevel, u.UpgradeType = "transaction.version", 2, 1
+			r.FeatureUpdates, r.ValidateOnly = append(r.FeatureUpdates, u), true
+			return r
+		}, deny: codeCluster, grant: clusterAllow(authz.OpAlter)},
 		56: {req: func(*Broker) kmsg.Request {
 			r := v(kmsg.NewPtrAlterPartitionRequest(), 3)
 			r.BrokerID = 1

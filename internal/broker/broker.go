@@ -61,6 +61,9 @@ type Controller interface {
 	// CreateAcls and DeleteAcls change ACLs (acls.go).
 	CreateAcls(bindings []authz.Binding) []error
 	DeleteAcls(filters []authz.Filter) []controller.DeleteAclsResult
+	// UpdateFeatures changes finalized feature levels
+	// (update_features.go); errors per update, in order.
+	UpdateFeatures(ups []controller.FeatureUpdate, validateOnly bool) []error
 }
 
 // Partitions is what the broker needs from the partition manager.

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/metadata"
 )
 
 const apiKeyApiVersions = 18
@@ -55,6 +57,7 @@ func (b *Broker) register() handlerTable {
 		50: {min: 0, max: 0, fn: b.handleDescribeUserScramCredentials},
 		51: {min: 0, max: 0, fn: b.handleAlterUserScramCredentials, toController: true},
 		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},
+		57: {min: 0, max: 1, fn: b.handleUpdateFeatures, toController: true},
 		// Leader to controller (KIP-497): see alter_partition.go.
 		56: {min: 0, max: 3, fn: b.handleAlterPartition, interBroker: true},
 		60: {min: 0, max: 2, fn: b.handleDescribeCluster},
@@ -127,7 +130,38 @@ func (b *Broker) handleApiVersions(_ context.Context, r *request) {
 		return
 	}
 	resp.ApiKeys = b.handlers.apiKeys()
+	if r.version >= 3 {
+		b.features(resp)
+	}
 	r.respond(resp)
+}
+
+// features fills ApiVersions v3+'s feature fields (KIP-584): the
+// transaction.version levels this broker supports, and the levels the
+// cluster finalized in the metadata log (FeatureLevelRecord), a feature at
+// level 0 left out, as Kafka does. The finalized epoch is the offset of
+// the metadata image, which grows with every change. Clients use
+// transaction version 2 (EndTxn v5, Produce v12 without
+// AddPartitionsToTxn, TxnOffsetCommit v5 without AddOffsetsToTxn) only
+// when transaction.version is finalized at 2; the broker serves each
+// request by its version whatever the level, as Kafka does (a client
+// mid-transaction when the level changes keeps its version).
+func (b *Broker) features(resp *kmsg.ApiVersionsResponse) {
+	sf := kmsg.NewApiVersionsResponseSupportedFeature()
+	sf.Name, sf.MinVersion, sf.MaxVersion = metadata.TransactionVersionFeature, 0, metadata.MaxTransactionVersion
+	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+	img := b.image()
+	resp.FinalizedFeaturesEpoch = max(img.Offset, 0)
+	names := make([]string, 0, len(img.Features))
+	for n := range img.Features {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MaxVersionLevel, ff.MinVersionLevel = n, img.Features[n], img.Features[n]
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+	}
 }
 
 // validSoftwareField applies KIP-511's rule for ClientSoftwareName and

@@ -248,19 +248,30 @@ func TestWriteTxnMarkersHandler(t *testing.T) {
 	v2 := kmsg.NewPtrWriteTxnMarkersRequest()
 	v2.SetVersion(2)
 	wm := kmsg.NewWriteTxnMarkersRequestMarker()
-	wm.ProducerID, wm.ProducerEpoch, wm.CoordinatorEpoch, wm.TransactionVersion = 11, 0, 1, 2
+	wm.ProducerID, wm.ProducerEpoch, wm.CoordinatorEpoch, wm.TransactionVersion, wm.Committed = 11, 0, 1, 2, true
 	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
 	mt.Topic, mt.Partitions = "t", []int32{0}
 	wm.Topics = append(wm.Topics, mt)
 	v2.Markers = append(v2.Markers, wm)
 	if code := roundTrip(t, b, v2).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerEpoch.Code {
-		t.Fatalf("TV2 marker with the producer's epoch: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
+		t.Fatalf("TV2 commit marker with the producer's epoch, after its abort: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
 	}
-	// The aborted transaction is in t-0's producer state and index.
+	// The same marker as the producer's last one (abort, epoch 0) is a
+	// resend: acknowledged (it is replicated: one replica), not written
+	// again.
 	p, err := b.opts.Partitions.Get("t", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	leo := p.LogEndOffset()
+	v2.Markers[0].Committed = false
+	if code := roundTrip(t, b, v2).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("resent TV2 marker: %v, want success", kerr.ErrorForCode(code))
+	}
+	if got := p.LogEndOffset(); got != leo {
+		t.Fatalf("resent marker written again: log end %d, was %d", got, leo)
+	}
+	// The aborted transaction is in t-0's producer state and index.
 	if lso := p.LastStableOffset(); lso != 2 {
 		t.Fatalf("LSO %d, want 2", lso)
 	}

@@ -10,7 +10,9 @@ package broker
 // (Kafka appends markers with acks=all), within writeTxnMarkersTimeout.
 // v2 carries the transaction version: a version 2 marker (KIP-890 part 2)
 // must carry an epoch newer than the producer's, else
-// INVALID_PRODUCER_EPOCH, which the coordinator takes as already done.
+// INVALID_PRODUCER_EPOCH, except a resend of the marker the partition
+// already holds, which is answered like the first send: once that marker
+// is durable and replicated.
 // Errors are per partition: UNKNOWN_TOPIC_OR_PARTITION,
 // NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH,
 // TRANSACTION_COORDINATOR_FENCED, NOT_ENOUGH_REPLICAS(_AFTER_APPEND),

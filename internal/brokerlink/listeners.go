@@ -38,3 +38,17 @@ func (l *Link) AlterUserScramCredentials(dels []controller.ScramDeletion, ups []
 	}
 	return c.AlterUserScramCredentials(dels, ups)
 }
+
+// UpdateFeatures changes finalized feature levels on the local active
+// controller (the broker relays the request there otherwise).
+func (l *Link) UpdateFeatures(ups []controller.FeatureUpdate, validateOnly bool) []error {
+	c, err := l.local()
+	if err != nil {
+		out := make([]error, len(ups))
+		for i := range out {
+			out[i] = err
+		}
+		return out
+	}
+	return c.UpdateFeatures(ups, validateOnly)
+}

@@ -28,6 +28,7 @@ var strataNames = map[string]string{
 	"shutdown.timeout.ms":       "",
 	"cluster.id":                "kafka-storage.sh format --cluster-id",
 	"controller.quorum.tick.ms": "",
+	"transaction.version":       "kafka-storage.sh format --feature transaction.version=N",
 }
 
 // probes are values every check helper refuses; the refusal ("must be at

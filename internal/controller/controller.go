@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -75,6 +76,18 @@ type Options struct {
 	// WriteTimeout bounds how long a metadata write waits for the quorum
 	// (default 10 s).
 	WriteTimeout time.Duration
+	// BootstrapFeatures are the feature levels a new cluster is formatted
+	// with: FeatureLevelRecords committed with the cluster id (levels of
+	// 0 write nothing). Nil: DefaultFeatures. A cluster formatted before
+	// keeps the levels its log holds.
+	BootstrapFeatures map[string]int16
+}
+
+// DefaultFeatures are the feature levels of a new cluster:
+// transaction.version 2 (KIP-890 part 2), as Kafka 4.0 formats new
+// clusters.
+func DefaultFeatures() map[string]int16 {
+	return map[string]int16{metadata.TransactionVersionFeature: metadata.MaxTransactionVersion}
 }
 
 // Quorum is the replicated log under a controller: the Raft quorum of the
@@ -195,7 +208,8 @@ func (c *Controller) commitCtx(ctx context.Context, recs []metadata.Record) (*me
 func (c *Controller) ControllerID() int32 { return c.q.Leader() }
 
 // EnsureClusterID writes the cluster id if the metadata log has none yet
-// (the first active controller of a new cluster), and checks it otherwise.
+// (the first active controller of a new cluster), with the bootstrap
+// feature levels (Options.BootstrapFeatures), and checks it otherwise.
 func (c *Controller) EnsureClusterID(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,7 +223,22 @@ func (c *Controller) EnsureClusterID(id string) error {
 	if !c.IsActive() {
 		return ErrNotController
 	}
-	_, err := c.commit([]metadata.Record{&metadata.ClusterIDRecord{ClusterID: id}})
+	recs := []metadata.Record{&metadata.ClusterIDRecord{ClusterID: id}}
+	feats := c.opts.BootstrapFeatures
+	if feats == nil {
+		feats = DefaultFeatures()
+	}
+	names := make([]string, 0, len(feats))
+	for n := range feats {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if feats[n] > 0 {
+			recs = append(recs, &metadata.FeatureLevelRecord{Name: n, FeatureLevel: feats[n]})
+		}
+	}
+	_, err := c.commit(recs)
 	return err
 }
 

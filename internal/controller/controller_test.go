@@ -228,3 +228,62 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapFeatures: a new cluster's metadata log is formatted with
+// FeatureLevelRecords (transaction.version 2 by default, as Kafka 4.0
+// formats new clusters), which survive a restart; a level of 0 writes
+// nothing; a cluster formatted before keeps the levels its log holds.
+func TestBootstrapFeatures(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	open := func(dir string, feats map[string]int16) (*LocalLog, *Controller) {
+		t.Helper()
+		l, err := OpenLocalLog(dir, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(l, loader.New(loader.Options{Logger: logger}), Options{NodeID: 1, Logger: logger, DefaultPartitions: 1, DefaultReplicationFactor: 1, BootstrapFeatures: feats})
+		if err != nil {
+			l.Close()
+			t.Fatal(err)
+		}
+		return l, c
+	}
+	for _, tc := range []struct {
+		name  string
+		feats map[string]int16
+		want  int16
+	}{
+		{"default", nil, 2},
+		{"tv1", tvFeatures(1), 1},
+		{"tv0", tvFeatures(0), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, c := open(dir, tc.feats)
+			if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Image().FeatureLevel(metadata.TransactionVersionFeature); got != tc.want {
+				t.Fatalf("transaction.version %d, want %d", got, tc.want)
+			}
+			if tc.want == 0 && len(c.Image().Features) != 0 {
+				t.Fatalf("features %v", c.Image().Features)
+			}
+			l.Close()
+			// Reopened with another bootstrap level: the log's stays.
+			l, c = open(dir, tvFeatures(2-tc.want))
+			defer l.Close()
+			if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Image().FeatureLevel(metadata.TransactionVersionFeature); got != tc.want {
+				t.Fatalf("after a restart: transaction.version %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// tvFeatures is the bootstrap features with transaction.version at level.
+func tvFeatures(level int16) map[string]int16 {
+	return map[string]int16{metadata.TransactionVersionFeature: level}
+}

@@ -93,6 +93,9 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			DefaultPartitions: 1, DefaultReplicationFactor: 1, DeleteTopicEnable: true,
 			InternalTopics:       map[string]bool{},
 			BrokerSessionTimeout: 9 * time.Second,
+			// No feature records: the scripts' offsets stay those of
+			// their own writes (TestBootstrapFeatures covers them).
+			BootstrapFeatures: map[string]int16{},
 		},
 		now: time.Unix(0, 0),
 		ids: map[string]metadata.UUID{},

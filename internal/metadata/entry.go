@@ -107,6 +107,7 @@ func (im *Image) Records() []Record {
 	if im.NextProducerID > 0 {
 		out = append(out, &ProducerIDsRecord{NextProducerID: im.NextProducerID})
 	}
+	out = append(out, im.featureRecords()...)
 	out = append(out, im.scramRecords()...)
 	out = append(out, im.aclRecords()...)
 	for _, name := range im.SortedTopicNames() {

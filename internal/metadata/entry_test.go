@@ -46,7 +46,13 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 			Principal: "User:alice", Host: "*", Operation: authz.OpRead, Permission: authz.Allow}},
 		&AccessControlEntryRecord{ID: acl2, Binding: authz.Binding{ResourceType: authz.ResourceGroup, ResourceName: "g-", PatternType: authz.PatternPrefixed,
 			Principal: "User:bob", Host: "10.0.0.1", Operation: authz.OpAll, Permission: authz.Deny}})
-	im = apply(t, im, 6, &RemoveAccessControlEntryRecord{ID: acl1})
+	im = apply(t, im, 6, &RemoveAccessControlEntryRecord{ID: acl1},
+		&FeatureLevelRecord{Name: TransactionVersionFeature, FeatureLevel: 2},
+		&FeatureLevelRecord{Name: "group.version", FeatureLevel: 1},
+		&FeatureLevelRecord{Name: "group.version", FeatureLevel: 0}) // level 0: not finalized
+	if im.FeatureLevel(TransactionVersionFeature) != 2 || len(im.Features) != 1 {
+		t.Fatalf("features %v", im.Features)
+	}
 	if len(im.ACLs) != 1 || im.ACLs[acl2].Principal != "User:bob" {
 		t.Fatalf("ACLs %+v", im.ACLs)
 	}

@@ -26,6 +26,8 @@ type Image struct {
 	ScramCredentials map[ScramKey]ScramCredential
 	// ACLs are the ACL bindings by id (acl.go).
 	ACLs map[UUID]authz.Binding
+	// Features are the finalized feature levels above 0 (features.go).
+	Features map[string]int16
 }
 
 // Endpoint is a host and port.
@@ -284,6 +286,16 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				copiedACLs = true
 			}
 			applyACL(next.ACLs, r)
+		case *FeatureLevelRecord:
+			next.Features = maps.Clone(next.Features)
+			if next.Features == nil {
+				next.Features = map[string]int16{}
+			}
+			if r.FeatureLevel <= 0 {
+				delete(next.Features, r.Name)
+			} else {
+				next.Features[r.Name] = r.FeatureLevel
+			}
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
 		}

@@ -24,6 +24,7 @@ type snapshot struct {
 	nextPID int64
 	scram   map[ScramKey]ScramCredential
 	acls    map[UUID]authz.Binding
+	feats   map[string]int16
 }
 
 func snap(im *Image) snapshot {
@@ -57,6 +58,9 @@ func snap(im *Image) snapshot {
 	}
 	if len(im.ACLs) > 0 {
 		s.acls = maps.Clone(im.ACLs)
+	}
+	if len(im.Features) > 0 {
+		s.feats = maps.Clone(im.Features)
 	}
 	return s
 }

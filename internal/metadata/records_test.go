@@ -24,6 +24,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		&RegisterBrokerRecord{NodeID: 1, Epoch: 7, Host: "localhost", Port: 9092},
 		&RegisterBrokerRecord{NodeID: 2, Epoch: 0, Host: "h", Port: 1, Rack: strp("rack-a")},
 		&ClusterIDRecord{ClusterID: "abc"},
+		&FeatureLevelRecord{Name: TransactionVersionFeature, FeatureLevel: 2},
 	}
 	seen := map[RecordType]bool{}
 	for _, r := range recs {

@@ -187,7 +187,11 @@ func (h *harness) run(t *testing.T, td *datadriven.TestData) string {
 		if err != nil {
 			return "error: " + errName(err)
 		}
-		return fmt.Sprintf("marker at %d, lso %d\n%s", res.BaseOffset, p.LastStableOffset(), h.state())
+		dup := ""
+		if res.Duplicate {
+			dup = " (already written)"
+		}
+		return fmt.Sprintf("marker at %d%s, lso %d\n%s", res.BaseOffset, dup, p.LastStableOffset(), h.state())
 	case "advance":
 		h.now = h.now.Add(time.Duration(num("ms", 0)) * time.Millisecond)
 		return ""

@@ -71,7 +71,12 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, coord
 // AppendTxnMarkerVersion is AppendTxnMarker for a transaction of
 // transactionVersion (WriteTxnMarkers v2): from version 2 the marker's
 // epoch must be newer than the producer's (storage.Log.AppendMarker), so a
-// stale marker cannot end the producer's next transaction.
+// stale marker cannot end the producer's next transaction. A resend of the
+// version 2 marker already in the log (same epoch, no transaction of the
+// producer since) writes nothing and returns that marker's offset with
+// Duplicate set: the caller waits for it to be durable (Sync,
+// WaitReplicated) before answering, so the coordinator never takes a
+// marker a new leader could still lose for written.
 func (p *Partition) AppendTxnMarkerVersion(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool, transactionVersion int8) (AppendResult, error) {
 	if err := p.checkLeader(-1); err != nil {
 		return AppendResult{}, err
@@ -86,6 +91,13 @@ func (p *Partition) AppendTxnMarkerVersion(producerID int64, producerEpoch int16
 	})
 	if err != nil {
 		return res, p.noteLog("append transaction marker", err)
+	}
+	if res.Duplicate {
+		// The coordinator resent a transaction version 2 marker this
+		// log already holds (its first answer was lost or came before
+		// the marker was replicated): res is that marker, and the
+		// caller answers once it is durable, as for the first send.
+		return res, nil
 	}
 	p.logWritten()
 	p.mu.Lock()

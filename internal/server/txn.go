@@ -303,8 +303,10 @@ func markerError(code int16) error {
 	switch code {
 	case 0:
 		return nil
-	case kerr.InvalidProducerEpoch.Code, kerr.TransactionCoordinatorFenced.Code:
+	case kerr.TransactionCoordinatorFenced.Code:
 		return fmt.Errorf("%w: %v", txn.ErrMarkerFenced, kerr.ErrorForCode(code))
+	case kerr.InvalidProducerEpoch.Code:
+		return fmt.Errorf("%w: %v", txn.ErrMarkerStaleEpoch, kerr.ErrorForCode(code))
 	default:
 		return kerr.ErrorForCode(code) // retried: not leader, not enough replicas, unknown partition ...
 	}
@@ -412,13 +414,29 @@ func (tx *txnServer) ask(ctx context.Context, id string, pid int64, epoch int16,
 	return out, nil
 }
 
-// verifier is the broker's TxnVerifier: nil (no verification) when
-// transaction.partition.verification.enable is off, as in Kafka.
+// verifier is the broker's TxnVerifier. With
+// transaction.partition.verification.enable off, batches of Produce before
+// v12 are not verified (every partition is taken for in the transaction),
+// but a Produce v12+ of a transaction-version-2 producer still has its
+// partition added: that client sends no AddPartitionsToTxn, and without
+// the add its partitions would get no marker.
 func (tx *txnServer) verifier() broker.TxnVerifier {
 	if !tx.s.cfg.Bool("transaction.partition.verification.enable") {
-		return nil
+		return addOnly{tx}
 	}
 	return tx
+}
+
+// addOnly is the TxnVerifier with verification off: it only adds the
+// partitions of transaction-version-2 producers.
+type addOnly struct{ tx *txnServer }
+
+func (addOnly) VerifyPartition(context.Context, string, int64, int16, string, int32) error {
+	return nil
+}
+
+func (a addOnly) AddPartitionToTxn(ctx context.Context, id string, pid int64, epoch int16, topic string, partition int32) error {
+	return a.tx.AddPartitionToTxn(ctx, id, pid, epoch, topic, partition)
 }
 
 // VerifyPartition implements broker.TxnVerifier (KIP-890 part 1) with

@@ -90,3 +90,84 @@ func TestTxnOffsetsDurableAcrossRestart(t *testing.T) {
 		t.Fatalf("committed offset after a restart %d, want 30", got)
 	}
 }
+
+// TestTxnOffsetCommitV5AddsPartition (KIP-890 part 2): a transaction
+// version 2 producer sends no AddOffsetsToTxn; TxnOffsetCommit v5 has the
+// group coordinator add the group's __consumer_offsets partition to the
+// transaction, so the EndTxn v5 markers reach it: the committed
+// transaction's offset becomes stable, the aborted one's is dropped.
+// Without the add no marker is written there and require_stable fetches
+// answer UNSTABLE_OFFSET_COMMIT for ever.
+func TestTxnOffsetCommitV5AddsPartition(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "", groupOverrides)
+	if _, err := n.admin().CreateTopic(ctxT(t), 1, 1, nil, "src5"); err != nil {
+		t.Fatal(err)
+	}
+	c := n.raw()
+	id, group := "offsets-tx-v5", "og5"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &id, 30000
+	var ir *kmsg.InitProducerIDResponse
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.SetVersion(4)
+		fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{id}
+		c.roundTrip(fc)
+		ir = c.roundTrip(init).(*kmsg.InitProducerIDResponse)
+		if ir.ErrorCode == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	if ir.ErrorCode != 0 {
+		t.Fatalf("init: %v", kerr.ErrorForCode(ir.ErrorCode))
+	}
+	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	txn := func(offset int64, commit bool) {
+		t.Helper()
+		oc := kmsg.NewPtrTxnOffsetCommitRequest()
+		oc.SetVersion(5)
+		oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch, oc.Generation = id, group, pid, epoch, -1
+		oc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "src5", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: offset, LeaderEpoch: -1}}}}
+		// COORDINATOR_NOT_AVAILABLE while the previous transaction
+		// completes (CONCURRENT_TRANSACTIONS at the coordinator).
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			code := c.roundTrip(oc).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+			if code == 0 {
+				break
+			}
+			if code != kerr.CoordinatorNotAvailable.Code || time.Now().After(end) {
+				t.Fatalf("txn offset commit v5: %v", kerr.ErrorForCode(code))
+			}
+		}
+		er := kmsg.NewPtrEndTxnRequest()
+		er.SetVersion(5)
+		er.TransactionalID, er.ProducerID, er.ProducerEpoch, er.Commit = id, pid, epoch, commit
+		resp := c.roundTrip(er).(*kmsg.EndTxnResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("end v5: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		if resp.ProducerEpoch != epoch+1 {
+			t.Fatalf("EndTxn v5 answered epoch %d, want %d", resp.ProducerEpoch, epoch+1)
+		}
+		pid, epoch = resp.ProducerID, resp.ProducerEpoch
+	}
+	txn(10, true)
+	txn(20, false)
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.SetVersion(7)
+	of.Group, of.RequireStable = group, true
+	of.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "src5", Partitions: []int32{0}}}
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r := c.roundTrip(of).(*kmsg.OffsetFetchResponse)
+		if r.ErrorCode == 0 && len(r.Topics) == 1 && r.Topics[0].Partitions[0].ErrorCode == 0 {
+			if got := r.Topics[0].Partitions[0].Offset; got != 10 {
+				t.Fatalf("committed offset %d, want 10", got)
+			}
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("offset fetch never stable: %+v", r)
+		}
+	}
+}

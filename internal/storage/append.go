@@ -33,7 +33,10 @@ type appendOpts struct {
 // whose epoch is not newer than the producer's is a stale one (a retry of
 // an earlier transaction's marker, delayed past the start of the next) and
 // is refused with ErrInvalidProducerEpoch; before version 2 only an older
-// epoch is.
+// epoch is. The exception is the coordinator's resend of the marker that
+// bumped the epoch (the producer's last batch here, no transaction started
+// since): nothing is written and the result is that marker's offset with
+// Duplicate set, so the caller answers once that marker is durable.
 func (l *Log) AppendMarker(batch []byte, leaderEpoch int32, transactionVersion int8) (AppendResult, error) {
 	return l.append(batch, leaderEpoch, appendOpts{strictEpoch: transactionVersion >= 2})
 }

@@ -41,7 +41,20 @@ type producerEntry struct {
 	// txnFirst is the first offset of the producer's ongoing transaction
 	// on this partition, -1 if none.
 	txnFirst int64
+	// lastMarker is what the producer's last batch was when this replica
+	// appended or replayed it: markerUnknown (a data batch, or state
+	// restored from a snapshot), markerCommit or markerAbort. Not in
+	// snapshots: a resent marker checked against an unknown one is taken
+	// for it, as Kafka takes any resend at the same epoch.
+	lastMarker int8
 }
+
+// producerEntry.lastMarker values.
+const (
+	markerUnknown int8 = iota
+	markerCommit
+	markerAbort
+)
 
 // txnMeta is a transaction that holds the last stable offset back: ongoing
 // (marker -1) or completed by a marker the high watermark has not passed.
@@ -121,11 +134,22 @@ func (p *producerState) check(h *record.Header, ci *controlInfo, o appendOpts, n
 		if h.ProducerEpoch < e.epoch {
 			return nil, fmt.Errorf("%w: producer %d epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
 		}
-		if o.strictEpoch && h.ProducerEpoch == e.epoch {
-			return nil, fmt.Errorf("%w: transaction version 2 marker for producer %d has epoch %d, not newer than the producer's", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch)
-		}
 		if ci != nil && ci.coordinatorEpoch < e.coordinatorEpoch {
 			return nil, fmt.Errorf("%w: marker for producer %d has coordinator epoch %d, older than %d", ErrCoordinatorFenced, h.ProducerID, ci.coordinatorEpoch, e.coordinatorEpoch)
+		}
+		if o.strictEpoch && h.ProducerEpoch == e.epoch {
+			if e.txnFirst < 0 && (ci == nil || e.lastMarker == markerUnknown || (e.lastMarker == markerCommit) == ci.commit) {
+				// A resent marker (KIP-890 part 2, Kafka's KAFKA-19999):
+				// the marker that bumped the producer to this epoch is
+				// the producer's last batch here (of the same kind, when
+				// this replica saw it) and no transaction started
+				// since. The coordinator resends when it did not hear
+				// that the first one was replicated (or after a
+				// failover); nothing is written, and the caller waits
+				// for the first one to be durable before answering.
+				return &batchMeta{firstOffset: e.lastOffset, lastOffset: e.lastOffset, timestamp: e.lastTimestamp}, nil
+			}
+			return nil, fmt.Errorf("%w: transaction version 2 marker for producer %d has epoch %d, not newer than the producer's", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch)
 		}
 		return nil, nil
 	}
@@ -190,6 +214,10 @@ func (p *producerState) update(h *record.Header, ci *controlInfo, nowMs, expiryM
 			return nil
 		}
 		e.coordinatorEpoch = ci.coordinatorEpoch
+		e.lastMarker = markerAbort
+		if ci.commit {
+			e.lastMarker = markerCommit
+		}
 		delete(p.guards, h.ProducerID)
 		if e.txnFirst < 0 {
 			return nil
@@ -203,6 +231,7 @@ func (p *producerState) update(h *record.Header, ci *controlInfo, nowMs, expiryM
 		e.txnFirst = -1
 		return c
 	}
+	e.lastMarker = markerUnknown
 	if h.IsTransactional() && e.txnFirst < 0 {
 		e.txnFirst = h.BaseOffset
 		p.txns = append(p.txns, txnMeta{pid: h.ProducerID, first: h.BaseOffset, marker: -1})

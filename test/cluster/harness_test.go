@@ -99,8 +99,19 @@ func prepareCluster(t *testing.T, voters, brokers int, voterRoles string, extra 
 			nd.kill()
 		}
 		if t.Failed() {
+			keep := os.Getenv("STRATA_TEST_KEEP_LOGS")
 			for _, nd := range c.nodes {
 				t.Logf("node %d log tail:\n%s", nd.id, nd.tail())
+				if keep == "" {
+					continue
+				}
+				// The whole log, for a failure the tail does not explain.
+				if b, err := os.ReadFile(filepath.Join(nd.dir, "strata.log")); err == nil {
+					dst := filepath.Join(keep, fmt.Sprintf("%s-node%d.log", strings.ReplaceAll(t.Name(), "/", "_"), nd.id))
+					if err := os.WriteFile(dst, b, 0o644); err != nil {
+						t.Logf("keep node %d's log: %v", nd.id, err)
+					}
+				}
 			}
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -46,7 +47,13 @@ func TestTxnMarkersReplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	topicID := md.Topics["txr"].ID
-	cl := c.client()
+	// Produce below v12: a transaction version 1 producer. From v12
+	// (KIP-890 part 2) the partition leader adds the partition to the
+	// transaction with its coordinator even with verification off, and
+	// this test has no coordinator.
+	vers := kversion.Stable()
+	vers.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	cl := c.client(kgo.MaxVersions(vers))
 	tid := "cluster-app"
 
 	send := func(to int32, req kmsg.Request) kmsg.Response {
@@ -186,7 +193,7 @@ func TestTxnMarkersReplicate(t *testing.T) {
 	for _, n := range c.nodes {
 		n.start()
 	}
-	cl = c.client()
+	cl = c.client(kgo.MaxVersions(vers))
 	var last int32
 	waitFor(t, "a leader after the restart", 60*time.Second, func() bool {
 		l, _, _ := c.partitionState("txr", 0)

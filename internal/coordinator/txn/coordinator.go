@@ -29,9 +29,18 @@ var (
 	// whose topic no longer exists: it needs no marker.
 	ErrPartitionGone = errors.New("partition no longer exists")
 	// ErrMarkerFenced is what a MarkerChannel reports when the partition
-	// refused the marker for a newer coordinator epoch or producer epoch:
-	// this coordinator is stale and stops sending it.
+	// refused the marker for a newer coordinator epoch
+	// (TRANSACTION_COORDINATOR_FENCED): this coordinator is stale and
+	// stops sending it.
 	ErrMarkerFenced = errors.New("marker fenced")
+	// ErrMarkerStaleEpoch is what a MarkerChannel reports when the
+	// partition refused the marker's producer epoch
+	// (INVALID_PRODUCER_EPOCH). Before transaction version 2 it stops the
+	// job, as in Kafka. From version 2 it is retried: the marker is
+	// written only once a partition acknowledges it (durably), and a
+	// partition acknowledges a resend of the marker it holds (KIP-890
+	// part 2), so this answer can no longer mean "written already".
+	ErrMarkerStaleEpoch = errors.New("marker refused for its producer epoch")
 )
 
 // errNeedProducerID asks the caller to allocate a producer id and retry.

@@ -24,7 +24,7 @@ import (
 //	add id=X pid=P epoch=E parts=(t-0,t-1) [tv=2]     AddPartitionsToTxn
 //	verify id=X pid=P epoch=E parts=(t-0)             AddPartitionsToTxn VerifyOnly
 //	end id=X pid=P epoch=E commit|abort [tv=2]        EndTxn
-//	channel ok|fail|fence                             how the fake marker channel answers
+//	channel ok|fail|fence|stale                       how the fake marker channel answers (fence: TRANSACTION_COORDINATOR_FENCED, stale: INVALID_PRODUCER_EPOCH)
 //	markers [wait=N]                                  markers written since the last call (awaiting N of them)
 //	isr short|ok                                      the logs' ISR below min.insync.replicas (waits for durability fail at once) or back
 //	advance ms=N                                      moves the clock
@@ -134,6 +134,8 @@ func (f *fakeChannel) Write(ctx context.Context, ms []Marker) [][]error {
 				out[i][k] = errors.New("broker down")
 			case "fence":
 				out[i][k] = ErrMarkerFenced
+			case "stale":
+				out[i][k] = ErrMarkerStaleEpoch
 			default:
 				kind := map[bool]string{true: "COMMIT", false: "ABORT"}[m.Commit]
 				f.written = append(f.written, fmt.Sprintf("%s %s-%d pid=%d epoch=%d coordinator-epoch=%d tv=%d",

@@ -7,7 +7,10 @@ package txn
 // that fail (leader moved, broker down, not enough replicas) are retried
 // after MarkerBackoff until written; a partition whose topic is gone needs
 // no marker; a marker the partition fences (a newer coordinator epoch)
-// stops the job, since a newer coordinator owns it. When every partition
+// stops the job, since a newer coordinator owns it. A partition that
+// refuses a transaction version 2 marker's producer epoch is retried like
+// a failure: a marker counts as written only when a partition acknowledges
+// it, which it does once the marker is replicated. When every partition
 // has its marker, the CompleteCommit or CompleteAbort record is written
 // (retried alone while the log refuses it).
 // The jobs waiting when a round starts go out together (first sends apart
@@ -41,8 +44,10 @@ type Marker struct {
 // MarkerChannel writes markers on partitions.
 type MarkerChannel interface {
 	// Write writes each marker on its partitions and returns, per marker
-	// and partition, nil (written), ErrPartitionGone (needs none),
-	// ErrMarkerFenced (stop), or another error (retry).
+	// and partition, nil (written and durable: replicated to the ISR as
+	// an acks=all append), ErrPartitionGone (needs none), ErrMarkerFenced
+	// (stop), ErrMarkerStaleEpoch (stop before transaction version 2,
+	// else retry), or another error (retry).
 	Write(ctx context.Context, markers []Marker) [][]error
 }
 
@@ -56,6 +61,7 @@ type markerJob struct {
 	tv               int16
 	partitions       []TopicPartition
 	completeTries    int  // failed attempts at the Complete record
+	staleTries       int  // INVALID_PRODUCER_EPOCH answers to a version 2 marker (only its round touches it)
 	inflight         bool // a round is sending it (guarded by markerSender.mu)
 	retried          bool // a round sent it before (guarded by markerSender.mu)
 }
@@ -213,9 +219,25 @@ func (m *markerSender) round(ctx context.Context, jobs []*markerJob, retryComple
 				}
 				switch {
 				case err == nil, errors.Is(err, ErrPartitionGone):
-				case errors.Is(err, ErrMarkerFenced):
+				case errors.Is(err, ErrMarkerFenced), errors.Is(err, ErrMarkerStaleEpoch) && j.tv < 2:
 					stop = true
-					m.c.log.Info("marker fenced: a newer coordinator owns the transaction", "transactional_id", j.id, "partition", tp, "err", err)
+					m.c.log.Info("marker fenced: a newer coordinator or producer epoch owns the partition", "transactional_id", j.id, "partition", tp, "err", err)
+				case errors.Is(err, ErrMarkerStaleEpoch):
+					// Transaction version 2: the partition holds a newer
+					// epoch of the producer than this prepared
+					// transaction gave out, or a transaction of it at
+					// this epoch. Never taken for written: the marker
+					// may never have become durable there, and the
+					// transaction completes only once every partition
+					// acknowledges its marker.
+					left = append(left, tp)
+					j.staleTries++
+					level := slog.LevelDebug
+					if j.staleTries == 1 {
+						level = slog.LevelWarn
+					}
+					m.c.log.Log(context.Background(), level, "partition refused a transaction version 2 marker for its producer epoch; retrying",
+						"transactional_id", j.id, "topic", tp.Topic, "partition", tp.Partition, "producer_id", j.pid, "epoch", j.epoch, "tries", j.staleTries, "err", err)
 				default:
 					left = append(left, tp)
 					m.c.log.Debug("marker not written yet; will retry", "transactional_id", j.id, "topic", tp.Topic, "partition", tp.Partition, "err", err)

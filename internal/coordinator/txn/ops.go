@@ -177,6 +177,12 @@ func (s *shard) endTxnV1(id string, pid int64, epoch int16, commit bool) runtime
 		n := t.clone()
 		n.state = map[bool]State{true: PrepareCommit, false: PrepareAbort}[commit]
 		n.updateMs = s.now()
+		// The markers carry the version of the EndTxn, as Kafka's: a
+		// producer that ran transaction version 2 before (its partitions
+		// added by Produce v12) and ends this one with EndTxn v4 has not
+		// had its epoch bumped, and a version 2 marker at the producer's
+		// epoch would be refused by every partition as a stale one.
+		n.clientTxnVersion = 0
 		return s.prepare(n, ok.Value)
 	case CompleteCommit:
 		if commit {
