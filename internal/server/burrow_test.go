@@ -45,10 +45,10 @@ func TestConsumerOffsetsReadLikeBurrow(t *testing.T) {
 	}
 	// A simple group's commits (no member), as kafka-consumer-groups.sh
 	// --reset-offsets writes them.
-	var os kadm.Offsets
-	os.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 7, LeaderEpoch: -1, Metadata: "m0"})
-	os.Add(kadm.Offset{Topic: "orders", Partition: 1, At: 3, LeaderEpoch: -1, Metadata: "m1"})
-	resp, err := adm.CommitOffsets(ctx, "billing", os)
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 7, LeaderEpoch: -1, Metadata: "m0"})
+	offs.Add(kadm.Offset{Topic: "orders", Partition: 1, At: 3, LeaderEpoch: -1, Metadata: "m1"})
+	resp, err := adm.CommitOffsets(ctx, "billing", offs)
 	if err != nil || resp.Error() != nil {
 		t.Fatalf("commit: %v %v", err, resp.Error())
 	}
