@@ -21,7 +21,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn docker docker-bin docker-smoke
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread docker docker-bin docker-smoke
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -133,6 +133,11 @@ bench-replication: build
 ## bench-txn: transactional produce (10k records per transaction) beside idempotent, strata and kfake (see BENCHMARKS.md)
 bench-txn: build
 	scripts/bench-txn.sh
+
+## bench-coldread: a tail consumer's latency while another reads cold data, broker memory capped (root: cgroup v1); COLDREAD_FLAGS
+bench-coldread: build
+	$(GO) build -o bin/coldread ./test/bench/coldread
+	./bin/coldread --bin $(BIN) $(COLDREAD_FLAGS)
 
 ## docs: regenerate docs/configuration.md from the broker's key registry
 docs:

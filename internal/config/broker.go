@@ -43,6 +43,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true"},
 		{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(1024), Doc: "largest request accepted; larger frames close the connection"},
 		{Name: "log.fsync", Type: TypeString, Default: FsyncInterval, Check: oneOf(FsyncAlways, FsyncInterval), Doc: "always: fsync before acks (group commit); interval: page cache plus flush.messages/flush.ms"},
+		{Name: "log.cold.read.bytes", Type: TypeLong, Default: "67108864", Check: atLeast(0), Doc: "a fetch starting more than this many bytes below its partition's log end is cold: the pages of the log it has passed are dropped from the page cache (posix_fadvise DONTNEED), so that a reader catching up does not evict the tail; 0: never"},
 		{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Check: atLeast(1)},
 		{Name: "log.retention.hours", Type: TypeInt, Default: "168", Check: atLeast(-1)},
 		{Name: "log.retention.minutes", Type: TypeInt, Default: "", Check: atLeast(-1)},

@@ -427,6 +427,14 @@ func (m *Manager) ThrottleRates() (leader, follower int64) {
 	return m.env.leaderQuota.Limit(), m.env.followerQuota.Limit()
 }
 
+// coldReadBytes is log.cold.read.bytes (0 without a broker config).
+func (m *Manager) coldReadBytes() int64 {
+	if m.opts.Static == nil {
+		return 0
+	}
+	return m.opts.Static.Int64("log.cold.read.bytes")
+}
+
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
 	dir := filepath.Join(m.opts.DataDir, tp.DirName())
 	if err := m.removeIfOtherTopic(dir, id); err != nil {
@@ -437,6 +445,8 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		FsyncAlways: m.env.fsyncAlways,
 		TopicID:     id,
 		IO:          m.opts.StorageIO,
+		// Cold reads drop what they passed (storage/coldread.go).
+		ColdReadBytes: m.coldReadBytes(),
 	})
 	if err != nil {
 		return nil, err

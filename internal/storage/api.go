@@ -63,6 +63,11 @@ type Options struct {
 	// IO, if set, replaces the writes and fsyncs of segment files
 	// (faults.go: tests inject storage faults through it).
 	IO *FileIO
+	// ColdReadBytes (log.cold.read.bytes): a Read that starts in a closed
+	// segment more than this many bytes below the log end is cold, and
+	// the pages of the log it has passed are dropped from the page cache
+	// (coldread.go). 0: never.
+	ColdReadBytes int64
 }
 
 // Errors. The broker maps them to Kafka error codes.

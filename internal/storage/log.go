@@ -54,6 +54,7 @@ type Log struct {
 	syncCond *sync.Cond
 	syncing  bool
 
+	coldDropped atomic.Int64                        // bytes cold reads dropped from the page cache (coldread.go)
 	fsyncRounds atomic.Int64                        // number of flush rounds (observed by the group commit test)
 	fsyncObs    atomic.Pointer[func(time.Duration)] // sees each log file fsync's duration (metrics)
 	syncWaiters atomic.Int64                        // Sync callers waiting for a running fsync (test observation)

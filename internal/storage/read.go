@@ -52,8 +52,14 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 		l.mu.RUnlock()
 		return ReadResult{}, nil
 	}
-	s, pos, size, ok := l.segmentAt(l.segmentFor(offset), offset)
+	si := l.segmentFor(offset)
+	s, pos, size, ok := l.segmentAt(si, offset)
+	var drop dropBehind
+	if ok {
+		drop = l.coldLocked(si, s, pos)
+	}
 	l.mu.RUnlock()
+	drop.run(l)
 
 	var res ReadResult
 	var held []*segment

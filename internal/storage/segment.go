@@ -58,6 +58,10 @@ type segment struct {
 
 	syncedSize int64 // bytes known fsynced; guarded by Log.flushMu
 
+	// dropped is how far cold reads have dropped the segment's pages from
+	// the page cache (coldread.go).
+	dropped atomic.Int64
+
 	refs    atomic.Int32
 	deleted atomic.Bool
 	onClose func(error) // reports close/remove errors

@@ -245,7 +245,8 @@ func runAll(cfg config) (code int) {
 		if cfg.txn > 0 {
 			line += fmt.Sprintf(" txns committed=%d aborted=%d unknown=%d", res.txns[TxnCommitted], res.txns[TxnAborted], res.txns[TxnUnknown])
 			if res.txnStuck > 0 {
-				line += fmt.Sprintf(" (given up unanswered: %d)", res.txnStuck)
+				line += fmt.Sprintf(" (given up unanswered: %d; client logs and goroutine dumps in %s)", res.txnStuck,
+					filepath.Join(cfg.out, fmt.Sprintf("stall-seed-%d", seed)))
 			}
 		}
 		switch {
@@ -399,7 +400,9 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 		if cfg.verbose {
 			fmt.Print(tl.String())
 		}
-		if (res.err != nil && ctx.Err() == nil) || len(Result{Anomalies: res.anomalies}.Failing()) > 0 {
+		// A node that exited by itself is saved too (its log says why),
+		// though it fails nothing: Kafka halts on some errors as well.
+		if (res.err != nil && ctx.Err() == nil) || len(Result{Anomalies: res.anomalies}.Failing()) > 0 || res.crashes > 0 {
 			res.saved = s.save(sched, tl, h, res)
 			c.copyLogs(res.saved)
 		}
@@ -434,7 +437,8 @@ func (s *scheduleRun) run(ctx context.Context, cleanups *[]func()) (res schedule
 			res.err = fmt.Errorf("transactional topic: %w", err)
 			return
 		}
-		tw = &TxnWorkload{c: c, h: h.Txn, parts: int32(cfg.partitions), producers: cfg.txn, seed: s.seed}
+		tw = &TxnWorkload{c: c, h: h.Txn, parts: int32(cfg.partitions), producers: cfg.txn, seed: s.seed,
+			stalls: &stallRecorder{c: c, tl: tl, dir: filepath.Join(cfg.out, fmt.Sprintf("stall-seed-%d", s.seed))}}
 		tl.Add("transactions: %d producers on %s, one read_committed reader", cfg.txn, h.Txn.Topic)
 	}
 	w := &Workload{c: c, h: h, topic: topic, parts: int32(cfg.partitions), acks: cfg.acks, producers: cfg.producers, rate: cfg.rate,

@@ -20,6 +20,9 @@ type Net interface {
 	Addrs(i int) (kafka, ctrl string)
 	// Listen are the addresses node i binds (the same unless proxied).
 	Listen(i int) (kafka, ctrl string)
+	// HTTP is the address of node i's HTTP listener (metrics, pprof),
+	// which the harness reaches directly, never through a cut.
+	HTTP(i int) string
 	// Command wraps node i's command line (into its namespace).
 	Command(i int, argv []string) *exec.Cmd
 	// Cut drops what node from sends to node to (node 0 is the harness,
@@ -59,6 +62,7 @@ func (e *netnsNet) peer(i int) string             { return fmt.Sprintf("scp%sn%d
 func (e *netnsNet) ip(i int) string               { return fmt.Sprintf("%s.%d", e.subnet, i) }
 func (e *netnsNet) Mode() string                  { return "netns (bridge " + e.bridge() + ", " + e.subnet + ".0/24)" }
 func (e *netnsNet) Listen(i int) (string, string) { return e.Addrs(i) }
+func (e *netnsNet) HTTP(i int) string             { return e.ip(i) + ":9644" }
 func (e *netnsNet) Addrs(i int) (string, string) {
 	return e.ip(i) + ":9092", e.ip(i) + ":9093"
 }
@@ -276,6 +280,7 @@ type proxyNet struct {
 	n       int
 	listen  map[int][2]string
 	public  map[int][2]string
+	http    map[int]string
 	mu      sync.Mutex
 	blocked map[int]int // cuts towards node i, counted
 	conns   map[int]map[net.Conn]bool
@@ -283,7 +288,7 @@ type proxyNet struct {
 }
 
 func newProxyNet(n int) (*proxyNet, error) {
-	e := &proxyNet{n: n, listen: map[int][2]string{}, public: map[int][2]string{}, blocked: map[int]int{}, conns: map[int]map[net.Conn]bool{}}
+	e := &proxyNet{n: n, listen: map[int][2]string{}, public: map[int][2]string{}, http: map[int]string{}, blocked: map[int]int{}, conns: map[int]map[net.Conn]bool{}}
 	free := func() (string, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -310,6 +315,12 @@ func newProxyNet(n int) (*proxyNet, error) {
 			go e.serve(i, ln, a)
 		}
 		e.listen[i], e.public[i] = l, p
+		h, err := free()
+		if err != nil {
+			e.Teardown()
+			return nil, err
+		}
+		e.http[i] = h
 	}
 	return e, nil
 }
@@ -319,6 +330,7 @@ func (e *proxyNet) Mode() string {
 }
 func (e *proxyNet) Addrs(i int) (string, string)           { return e.public[i][0], e.public[i][1] }
 func (e *proxyNet) Listen(i int) (string, string)          { return e.listen[i][0], e.listen[i][1] }
+func (e *proxyNet) HTTP(i int) string                      { return e.http[i] }
 func (e *proxyNet) Command(_ int, argv []string) *exec.Cmd { return exec.Command(argv[0], argv[1:]...) }
 
 func (e *proxyNet) serve(i int, ln net.Listener, target string) {

@@ -51,7 +51,8 @@ func (n *Node) args() []string {
 	lk, lc := n.net.Listen(n.ID)
 	ak, _ := n.net.Addrs(n.ID)
 	a := []string{n.bin, "serve", "--node-id", fmt.Sprint(n.ID), "--listen", lk, "--advertised-address", ak,
-		"--controller-listen", lc, "--controller-quorum", n.voters, "--data-dir", n.dataDir()}
+		"--controller-listen", lc, "--controller-quorum", n.voters, "--data-dir", n.dataDir(),
+		"--set", "http.listen=" + n.net.HTTP(n.ID)}
 	a = append(a, fastSettings...)
 	return append(a, n.extra...)
 }
@@ -139,6 +140,13 @@ func (n *Node) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cmd != nil
+}
+
+// Paused reports whether the process is stopped with SIGSTOP.
+func (n *Node) Paused() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paused
 }
 
 // take detaches the process for stopping it; nil when none.

@@ -82,12 +82,17 @@ type TxnWorkload struct {
 	parts     int32
 	producers int
 	seed      int64
+	// stalls saves diagnostics when a producer's records stay unanswered
+	// (nil: none).
+	stalls *stallRecorder
 }
 
 func (w *TxnWorkload) produce(ctx context.Context, name string, wg *sync.WaitGroup) {
 	rng := rand.New(rand.NewSource(w.seed + int64(len(name))*7919))
+	clientLog := &ringLog{}
 	newClient := func() (*kgo.Client, error) {
 		return kgo.NewClient(append(w.c.clientOpts(),
+			kgo.WithLogger(clientLog),
 			kgo.DefaultProduceTopic(w.h.Topic),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.TransactionalID("chaos-"+w.h.Topic+"-"+name),
@@ -152,6 +157,9 @@ func (w *TxnWorkload) produce(ctx context.Context, name string, wg *sync.WaitGro
 				// request got no answer; do not wait for ever. The
 				// transaction was never asked to commit: it aborts.
 				stuck = true
+				if w.stalls != nil {
+					w.stalls.record(name, fmt.Sprintf("transaction %d: records unanswered after %v", seq, stuckAfter), clientLog)
+				}
 			}
 			mu.Lock()
 			commit := !produceErr && !stuck && rng.Intn(4) != 0

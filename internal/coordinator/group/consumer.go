@@ -140,8 +140,6 @@ func newConsumerGroup() *consumerGroup {
 
 // ConsumerHeartbeat handles a ConsumerGroupHeartbeat.
 func (c *Coordinator) ConsumerHeartbeat(req ConsumerHeartbeatRequest) ConsumerHeartbeatResult {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	r, err := c.consumerHeartbeat(req)
 	if err != nil {
 		return ConsumerHeartbeatResult{Err: err, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch}
@@ -188,10 +186,11 @@ func (c *Coordinator) consumerHeartbeat(req ConsumerHeartbeatRequest) (ConsumerH
 	if err := validateHeartbeat(&req); err != nil {
 		return ConsumerHeartbeatResult{}, err
 	}
-	g, _, err := c.lookup(req.Group)
+	g, part, err := c.enter(req.Group)
 	if err != nil {
 		return ConsumerHeartbeatResult{}, err
 	}
+	defer part.mu.Unlock()
 	now := c.opts.Now()
 	if g != nil && g.consumer == nil && (len(g.members) > 0 || g.state != StateEmpty) {
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %s is not a consumer group", ErrGroupNotFound, g.id)
@@ -201,7 +200,7 @@ func (c *Coordinator) consumerHeartbeat(req ConsumerHeartbeatRequest) (ConsumerH
 			return ConsumerHeartbeatResult{}, ErrUnknownMember
 		}
 		if g == nil {
-			g = c.newGroup(req.Group)
+			g = c.newGroup(part, req.Group)
 		}
 		g.consumer = newConsumerGroup()
 		g.protocolType = "consumer"
@@ -576,7 +575,7 @@ func compareID(a, b [16]byte) int {
 }
 
 // tickConsumer expires sessions and members that did not revoke in time.
-// Callers hold c.mu.
+// Callers hold the group's partition mutex.
 func (c *Coordinator) tickConsumer(g *group, now time.Time) {
 	cg := g.consumer
 	ids := slices.Sorted(maps.Keys(cg.members))

@@ -34,45 +34,49 @@ type ConsumerDescription struct {
 
 // ConsumerDescribe describes consumer protocol groups.
 func (c *Coordinator) ConsumerDescribe(ids []string) []ConsumerDescription {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	out := make([]ConsumerDescription, len(ids))
 	for i, id := range ids {
-		d := &out[i]
-		d.Group = id
-		g, _, err := c.lookup(id)
-		switch {
-		case err != nil:
-			d.Err = err
-			continue
-		case g == nil:
-			d.Err = fmt.Errorf("%w: group %s does not exist", ErrGroupNotFound, id)
-			continue
-		case g.consumer == nil:
-			d.Err = fmt.Errorf("%w: %s is not a consumer group", ErrGroupNotFound, id)
-			continue
-		}
-		cg := g.consumer
-		d.State, d.Epoch, d.AssignmentEpoch, d.Assignor = cg.state(), cg.epoch, cg.assignmentEpoch, cg.assignor
-		names := make(map[[16]byte]string, len(cg.topics))
-		for n, t := range cg.topics {
-			names[t.ID] = n
-		}
-		for _, mid := range slices.Sorted(maps.Keys(cg.members)) {
-			m := cg.members[mid]
-			epoch := m.epoch
-			if m.leftStatic {
-				epoch = -2
-			}
-			d.Members = append(d.Members, ConsumerMemberDescription{
-				MemberID: m.id, InstanceID: m.instanceID, RackID: m.rackID, MemberEpoch: epoch,
-				ClientID: m.clientID, ClientHost: m.clientHost,
-				SubscribedTopics: slices.Clone(m.subscribed),
-				SubscribedRegex:  m.regex,
-				Assignment:       m.assigned.list(names),
-				TargetAssignment: cg.target[m.id].list(names),
-			})
-		}
+		out[i] = c.consumerDescribe(id)
 	}
 	return out
+}
+
+func (c *Coordinator) consumerDescribe(id string) (d ConsumerDescription) {
+	d.Group = id
+	g, part, err := c.enter(id)
+	if err != nil {
+		d.Err = err
+		return d
+	}
+	defer part.mu.Unlock()
+	switch {
+	case g == nil:
+		d.Err = fmt.Errorf("%w: group %s does not exist", ErrGroupNotFound, id)
+		return d
+	case g.consumer == nil:
+		d.Err = fmt.Errorf("%w: %s is not a consumer group", ErrGroupNotFound, id)
+		return d
+	}
+	cg := g.consumer
+	d.State, d.Epoch, d.AssignmentEpoch, d.Assignor = cg.state(), cg.epoch, cg.assignmentEpoch, cg.assignor
+	names := make(map[[16]byte]string, len(cg.topics))
+	for n, t := range cg.topics {
+		names[t.ID] = n
+	}
+	for _, mid := range slices.Sorted(maps.Keys(cg.members)) {
+		m := cg.members[mid]
+		epoch := m.epoch
+		if m.leftStatic {
+			epoch = -2
+		}
+		d.Members = append(d.Members, ConsumerMemberDescription{
+			MemberID: m.id, InstanceID: m.instanceID, RackID: m.rackID, MemberEpoch: epoch,
+			ClientID: m.clientID, ClientHost: m.clientHost,
+			SubscribedTopics: slices.Clone(m.subscribed),
+			SubscribedRegex:  m.regex,
+			Assignment:       m.assigned.list(names),
+			TargetAssignment: cg.target[m.id].list(names),
+		})
+	}
+	return d
 }

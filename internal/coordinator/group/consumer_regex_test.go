@@ -163,7 +163,7 @@ func TestConsumerRegexSubscription(t *testing.T) {
 	if d := f.describe(); d.Members[0].SubscribedRegex != "" || !slices.Equal(d.Members[0].SubscribedTopics, []string{"other"}) {
 		t.Fatalf("after clearing the regex: %+v", d.Members[0])
 	}
-	if len(f.c.groups["g"].consumer.regexes) != 1 {
-		t.Fatalf("regexes kept: %v", f.c.groups["g"].consumer.regexes)
+	if g := f.c.testGroup("g"); len(g.consumer.regexes) != 1 {
+		t.Fatalf("regexes kept: %v", g.consumer.regexes)
 	}
 }

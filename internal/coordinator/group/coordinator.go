@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
+
+	"github.com/stratalog/strata/internal/record"
 )
 
 // Domain errors; internal/broker maps them to Kafka error codes.
@@ -77,24 +80,45 @@ const DefaultMaxMemberMetadataBytes = 1 << 20
 
 // Coordinator owns the groups of the __consumer_offsets partitions it has
 // loaded.
+//
+// Locking: each loaded partition has its own mutex over its groups, so a
+// partition whose appends wait (a follower that stopped fetching holds
+// back its high watermark) stalls only the groups placed on it, never the
+// others (DESIGN.md 7.4). c.mu guards only the map of partitions and is
+// never held while a partition's mutex is taken or an append runs; no
+// code holds two partitions' mutexes at once.
 type Coordinator struct {
 	opts Options
 	log  *slog.Logger
 
 	mu    sync.Mutex
 	parts map[int32]*partition
-	// txnSeqs are the next sequence numbers of the transactional batches
-	// this coordinator writes for producers (TxnOffsetCommit), per
-	// partition: the partition's producer state checks them as any
-	// producer's, so each write continues where the last one of the same
-	// producer and epoch ended.
-	txnSeqs map[txnSeqKey]txnSeq
-	groups  map[string]*group
 }
 
+// partition is one loaded __consumer_offsets partition and its groups.
 type partition struct {
-	log     Log
-	loading bool
+	id  int32
+	log Log
+
+	tickPending atomic.Bool // a Tick waits for mu in a goroutine
+
+	mu       sync.Mutex // guards everything below and the groups' state
+	loading  bool
+	unloaded bool // Unload or a reload replaced it; requests answer ErrNotCoordinator
+	groups   map[string]*group
+	// txnSeqs are the next sequence numbers of the transactional batches
+	// this coordinator writes for producers (TxnOffsetCommit): the
+	// partition's producer state checks them as any producer's, so each
+	// write continues where the last one of the same producer and epoch
+	// ended.
+	txnSeqs map[txnSeqKey]txnSeq
+	// early are the transaction markers that became durable while the
+	// partition was loading, for Load to apply past its replay.
+	early []txnMarker
+}
+
+func newPartition(p int32, log Log) *partition {
+	return &partition{id: p, log: log, loading: true, groups: map[string]*group{}, txnSeqs: map[txnSeqKey]txnSeq{}}
 }
 
 // New returns a coordinator owning no partitions yet.
@@ -121,11 +145,9 @@ func New(opts Options) *Coordinator {
 		opts.MaxMemberMetadataBytes = DefaultMaxMemberMetadataBytes
 	}
 	return &Coordinator{
-		opts:    opts,
-		log:     opts.Logger.With("component", "group-coordinator"),
-		parts:   map[int32]*partition{},
-		groups:  map[string]*group{},
-		txnSeqs: map[txnSeqKey]txnSeq{},
+		opts:  opts,
+		log:   opts.Logger.With("component", "group-coordinator"),
+		parts: map[int32]*partition{},
 	}
 }
 
@@ -153,45 +175,63 @@ func (c *Coordinator) PartitionFor(groupID string) int32 {
 // for its groups get ErrLoadInProgress instead of ErrNotCoordinator.
 func (c *Coordinator) BeginLoad(p int32, log Log) {
 	c.mu.Lock()
-	c.parts[p] = &partition{log: log, loading: true}
+	old := c.parts[p]
+	c.parts[p] = newPartition(p, log)
 	c.mu.Unlock()
+	c.retire(old)
 }
 
 // Load takes ownership of a partition (if BeginLoad did not already) and
 // rebuilds its groups by replaying log.
 func (c *Coordinator) Load(p int32, log Log) error {
 	c.mu.Lock()
-	if cur := c.parts[p]; cur == nil || cur.log != log {
-		c.parts[p] = &partition{log: log, loading: true}
+	part, old := c.parts[p], (*partition)(nil)
+	if part == nil || part.log != log {
+		old, part = part, newPartition(p, log)
+		c.parts[p] = part
 	}
 	c.mu.Unlock()
+	c.retire(old)
 	groups := map[string]*group{}
 	now := c.opts.Now()
 	seqs := map[txnSeqKey]txnSeq{}
+	replayed := int64(-1) // the last offset the replay read
 	err := log.ForEachBatch(func(batch []byte) error {
+		if h, err := record.ParseHeader(batch); err == nil {
+			replayed = h.LastOffset()
+		}
 		noteTxnSeq(seqs, p, batch)
 		return applyBatch(groups, p, batch, now)
 	})
 	if err != nil {
 		c.mu.Lock()
-		delete(c.parts, p)
+		if c.parts[p] == part {
+			delete(c.parts, p)
+		}
 		c.mu.Unlock()
+		c.retire(part)
 		return fmt.Errorf("load __consumer_offsets-%d: %w", p, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cur := c.parts[p]; cur == nil || cur.log != log {
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if part.unloaded {
 		return nil // unloaded meanwhile
 	}
 	now = c.opts.Now()
 	for id, g := range groups {
 		g.loaded(now)
-		c.groups[id] = g
+		part.groups[id] = g
 	}
 	for k, v := range seqs {
-		c.txnSeqs[k] = v
+		part.txnSeqs[k] = v
 	}
-	c.parts[p].loading = false
+	for _, m := range part.early {
+		if m.offset > replayed {
+			part.applyMarker(m.pid, m.commit)
+		}
+	}
+	part.early = nil
+	part.loading = false
 	c.log.Debug("loaded group partition", "partition", p, "groups", len(groups))
 	return nil
 }
@@ -199,22 +239,40 @@ func (c *Coordinator) Load(p int32, log Log) error {
 // Unload gives up a partition: its groups are dropped and their waiting
 // requests answered with ErrNotCoordinator.
 func (c *Coordinator) Unload(p int32) {
-	var fx effects
 	c.mu.Lock()
+	part := c.parts[p]
 	delete(c.parts, p)
-	for k := range c.txnSeqs {
-		if k.partition == p {
-			delete(c.txnSeqs, k)
-		}
-	}
-	for id, g := range c.groups {
-		if g.partition == p {
-			g.failWaiters(&fx, ErrNotCoordinator)
-			delete(c.groups, id)
-		}
-	}
 	c.mu.Unlock()
+	c.retire(part)
+}
+
+// retire marks a partition no longer ours and answers its groups' waiting
+// requests with ErrNotCoordinator. part may be nil.
+func (c *Coordinator) retire(part *partition) {
+	if part == nil {
+		return
+	}
+	var fx effects
+	part.mu.Lock()
+	part.unloaded = true
+	for _, g := range part.groups {
+		g.failWaiters(&fx, ErrNotCoordinator)
+	}
+	part.groups = map[string]*group{}
+	part.txnSeqs = map[txnSeqKey]txnSeq{}
+	part.mu.Unlock()
 	fx.run()
+}
+
+// partitions is a snapshot of the loaded partitions.
+func (c *Coordinator) partitions() []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*partition, 0, len(c.parts))
+	for _, p := range c.parts {
+		out = append(out, p)
+	}
+	return out
 }
 
 // Run calls Tick every interval until ctx ends.
@@ -232,32 +290,51 @@ func (c *Coordinator) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Tick fires every timeout due at Options.Now: expired sessions, rebalance
-// and initial-delay deadlines, sync deadlines, offsets retention.
+// and initial-delay deadlines, sync deadlines, offsets retention. Each
+// partition is ticked under its own lock. A partition busy with a write
+// (whose append waits for replication) is ticked by a goroutine of its
+// own once the write is done, so that it holds up no other partition.
 func (c *Coordinator) Tick() {
-	var fx effects
-	c.mu.Lock()
-	now := c.opts.Now()
-	for id, g := range c.groups {
-		c.tickGroup(&fx, g, now)
-		if g.state == StateDead {
-			delete(c.groups, id)
+	for _, part := range c.partitions() {
+		if part.mu.TryLock() {
+			c.tickLocked(part)
+			continue
+		}
+		if part.tickPending.CompareAndSwap(false, true) {
+			go func() {
+				part.mu.Lock()
+				part.tickPending.Store(false)
+				c.tickLocked(part)
+			}()
 		}
 	}
-	c.mu.Unlock()
+}
+
+// tickLocked ticks a partition whose mutex the caller holds, and unlocks it.
+func (c *Coordinator) tickLocked(part *partition) {
+	var fx effects
+	if !part.loading && !part.unloaded {
+		now := c.opts.Now()
+		for id, g := range part.groups {
+			c.tickGroup(&fx, part, g, now)
+			if g.state == StateDead {
+				delete(part.groups, id)
+			}
+		}
+	}
+	part.mu.Unlock()
 	fx.run()
 }
 
 // Close answers every waiting request with ErrNotCoordinator.
 func (c *Coordinator) Close() {
-	var fx effects
 	c.mu.Lock()
-	for _, g := range c.groups {
-		g.failWaiters(&fx, ErrNotCoordinator)
-	}
+	parts := c.parts
 	c.parts = map[int32]*partition{}
-	c.groups = map[string]*group{}
 	c.mu.Unlock()
-	fx.run()
+	for _, part := range parts {
+		c.retire(part)
+	}
 }
 
 // effects collects callbacks to run once the lock is released.
@@ -271,32 +348,41 @@ func (fx *effects) run() {
 	}
 }
 
-// lookup checks that the coordinator owns groupID's partition and returns
-// the group (nil if it does not exist). Callers hold c.mu.
-func (c *Coordinator) lookup(groupID string) (*group, *partition, error) {
+// enter checks that the coordinator owns groupID's partition and returns
+// the group (nil if it does not exist) with the partition's mutex held:
+// the caller unlocks part.mu. On error nothing is held.
+func (c *Coordinator) enter(groupID string) (*group, *partition, error) {
 	if groupID == "" {
 		return nil, nil, ErrInvalidGroupID
 	}
 	p := c.PartitionFor(groupID)
+	c.mu.Lock()
 	part := c.parts[p]
+	c.mu.Unlock()
+	if part == nil {
+		return nil, nil, ErrNotCoordinator
+	}
+	part.mu.Lock()
 	switch {
-	case part == nil:
+	case part.unloaded:
+		part.mu.Unlock()
 		return nil, nil, ErrNotCoordinator
 	case part.loading:
+		part.mu.Unlock()
 		return nil, nil, ErrLoadInProgress
 	}
-	return c.groups[groupID], part, nil
+	return part.groups[groupID], part, nil
 }
 
-// newGroup creates an empty group. Callers hold c.mu.
-func (c *Coordinator) newGroup(id string) *group {
-	g := newGroup(id, c.PartitionFor(id), c.opts.Now())
-	c.groups[id] = g
+// newGroup creates an empty group. Callers hold part.mu.
+func (c *Coordinator) newGroup(part *partition, id string) *group {
+	g := newGroup(id, part.id, c.opts.Now())
+	part.groups[id] = g
 	return g
 }
 
 // write appends records to the group's partition and applies them to
-// memory with the replay code. Callers hold c.mu.
+// memory with the replay code. Callers hold part.mu.
 func (c *Coordinator) write(part *partition, g *group, recs []kv) error {
 	return c.writeTxn(part, g, recs, -1, -1)
 }
@@ -310,7 +396,7 @@ func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, 
 	now := c.opts.Now()
 	k := txnSeqKey{g.partition, pid}
 	seq := int32(0)
-	if cur, ok := c.txnSeqs[k]; ok && cur.epoch == epoch {
+	if cur, ok := part.txnSeqs[k]; ok && cur.epoch == epoch {
 		seq = cur.next
 	}
 	batch, err := buildBatch(recs, now.UnixMilli(), pid, epoch, seq)
@@ -326,7 +412,7 @@ func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, 
 		return fmt.Errorf("%w: append: %v", ErrCoordinatorNotAvail, err)
 	}
 	if pid >= 0 {
-		c.txnSeqs[k] = txnSeq{epoch, seq + int32(len(recs))}
+		part.txnSeqs[k] = txnSeq{epoch, seq + int32(len(recs))}
 	}
 	groups := map[string]*group{g.id: g}
 	for _, r := range recs {
@@ -336,7 +422,7 @@ func (c *Coordinator) writeTxn(part *partition, g *group, recs []kv, pid int64, 
 	}
 	if groups[g.id] == nil {
 		g.state = StateDead
-		delete(c.groups, g.id)
+		delete(part.groups, g.id)
 	}
 	return nil
 }

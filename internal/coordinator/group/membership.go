@@ -51,9 +51,7 @@ type JoinResult struct {
 // Join handles a JoinGroup; done is called once, maybe later.
 func (c *Coordinator) Join(req JoinRequest, done func(JoinResult)) {
 	var fx effects
-	c.mu.Lock()
 	c.join(&fx, req, done)
-	c.mu.Unlock()
 	fx.run()
 }
 
@@ -87,11 +85,12 @@ func (c *Coordinator) join(fx *effects, req JoinRequest, done func(JoinResult)) 
 	if req.RebalanceTimeout <= 0 {
 		req.RebalanceTimeout = req.SessionTimeout
 	}
-	g, part, err := c.lookup(req.Group)
+	g, part, err := c.enter(req.Group)
 	if err != nil {
 		fail(err)
 		return
 	}
+	defer part.mu.Unlock()
 	if g != nil && g.consumer != nil {
 		if len(g.consumer.members) > 0 {
 			fail(ErrInconsistentProtocol)
@@ -104,7 +103,7 @@ func (c *Coordinator) join(fx *effects, req JoinRequest, done func(JoinResult)) 
 			fail(ErrUnknownMember)
 			return
 		}
-		g = c.newGroup(req.Group)
+		g = c.newGroup(part, req.Group)
 	}
 	if !g.supports(req.ProtocolType, ps) {
 		fail(ErrInconsistentProtocol)
@@ -353,19 +352,19 @@ type SyncResult struct {
 // Sync handles a SyncGroup; done is called once, maybe later.
 func (c *Coordinator) Sync(req SyncRequest, done func(SyncResult)) {
 	var fx effects
-	c.mu.Lock()
 	c.sync(&fx, req, done)
-	c.mu.Unlock()
 	fx.run()
 }
 
 func (c *Coordinator) sync(fx *effects, req SyncRequest, done func(SyncResult)) {
 	fail := func(err error) { fx.add(func() { done(SyncResult{Err: err}) }) }
-	g, part, err := c.lookup(req.Group)
-	switch {
-	case err != nil:
+	g, part, err := c.enter(req.Group)
+	if err != nil {
 		fail(err)
 		return
+	}
+	defer part.mu.Unlock()
+	switch {
 	case g == nil:
 		fail(ErrUnknownMember)
 		return
@@ -431,13 +430,13 @@ func (c *Coordinator) sync(fx *effects, req SyncRequest, done func(SyncResult)) 
 // ErrRebalanceInProgress so the member rejoins.
 func (c *Coordinator) Heartbeat(groupID string, generation int32, memberID string, instanceID *string) error {
 	var fx effects
-	c.mu.Lock()
-	defer fx.run()
-	defer c.mu.Unlock()
-	g, _, err := c.lookup(groupID)
-	switch {
-	case err != nil:
+	g, part, err := c.enter(groupID)
+	if err != nil {
 		return err
+	}
+	defer fx.run()
+	defer part.mu.Unlock()
+	switch {
 	case g == nil:
 		return ErrUnknownMember
 	case g.fenced(memberID, instanceID):
@@ -466,13 +465,12 @@ type LeaveMember struct {
 // Leave removes members (LeaveGroup); the result has one error per member.
 func (c *Coordinator) Leave(groupID string, members []LeaveMember) ([]error, error) {
 	var fx effects
-	c.mu.Lock()
-	defer fx.run()
-	defer c.mu.Unlock()
-	g, part, err := c.lookup(groupID)
+	g, part, err := c.enter(groupID)
 	if err != nil {
 		return nil, err
 	}
+	defer fx.run()
+	defer part.mu.Unlock()
 	out := make([]error, len(members))
 	if g == nil {
 		for i := range out {
@@ -523,11 +521,8 @@ func (c *Coordinator) removeMember(fx *effects, part *partition, g *group, id st
 }
 
 // tickGroup fires a group's due timeouts.
-func (c *Coordinator) tickGroup(fx *effects, g *group, now time.Time) {
-	part := c.parts[g.partition]
-	if part == nil || part.loading {
-		return
-	}
+// Callers hold part.mu.
+func (c *Coordinator) tickGroup(fx *effects, part *partition, g *group, now time.Time) {
 	if g.consumer != nil {
 		c.tickConsumer(g, now)
 	}

@@ -32,18 +32,17 @@ type CommitRequest struct {
 // otherwise the result has one error (or nil) per offset.
 func (c *Coordinator) Commit(req CommitRequest) ([]error, error) {
 	var fx effects
-	c.mu.Lock()
-	defer fx.run()
-	defer c.mu.Unlock()
-	g, part, err := c.lookup(req.Group)
+	g, part, err := c.enter(req.Group)
 	if err != nil {
 		return nil, err
 	}
+	defer fx.run()
+	defer part.mu.Unlock()
 	if g == nil {
 		if req.Generation >= 0 {
 			return nil, ErrIllegalGeneration
 		}
-		g = c.newGroup(req.Group)
+		g = c.newGroup(part, req.Group)
 	}
 	switch {
 	case g.consumer != nil:
@@ -99,12 +98,11 @@ type Offset struct {
 // Offsets returns a copy of a group's committed offsets, by topic and
 // partition (empty for an unknown group).
 func (c *Coordinator) Offsets(groupID string) (map[string]map[int32]Offset, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g, _, err := c.lookup(groupID)
+	g, part, err := c.enter(groupID)
 	if err != nil {
 		return nil, err
 	}
+	defer part.mu.Unlock()
 	out := map[string]map[int32]Offset{}
 	if g == nil {
 		return out, nil
@@ -130,13 +128,13 @@ type TopicPartition struct {
 // topics the group's members subscribe to are refused.
 func (c *Coordinator) DeleteOffsets(groupID string, tps []TopicPartition) ([]error, error) {
 	var fx effects
-	c.mu.Lock()
-	defer fx.run()
-	defer c.mu.Unlock()
-	g, part, err := c.lookup(groupID)
-	switch {
-	case err != nil:
+	g, part, err := c.enter(groupID)
+	if err != nil {
 		return nil, err
+	}
+	defer fx.run()
+	defer part.mu.Unlock()
+	switch {
 	case g == nil:
 		return nil, ErrGroupNotFound
 	case len(g.members) > 0 && g.protocolType != "consumer":
@@ -190,36 +188,35 @@ func (g *group) subscribedTopics() map[string]bool {
 
 // DeleteGroups deletes empty groups and their offsets; one error per id.
 func (c *Coordinator) DeleteGroups(ids []string) []error {
-	var fx effects
-	c.mu.Lock()
-	defer fx.run()
-	defer c.mu.Unlock()
 	out := make([]error, len(ids))
 	for i, id := range ids {
-		g, part, err := c.lookup(id)
-		switch {
-		case err != nil:
-			out[i] = err
-			continue
-		case g == nil:
-			out[i] = ErrGroupNotFound
-			continue
-		case g.state != StateEmpty:
-			out[i] = ErrNonEmptyGroup
-			continue
-		}
-		recs := make([]kv, 0, len(g.offsets)+1)
-		for tp := range g.offsets {
-			recs = append(recs, kv{offsetKey(g.id, tp), nil})
-		}
-		recs = append(recs, kv{groupKey(g.id), nil})
-		out[i] = c.write(part, g, recs)
+		out[i] = c.deleteGroup(id)
 	}
 	return out
 }
 
+func (c *Coordinator) deleteGroup(id string) error {
+	g, part, err := c.enter(id)
+	if err != nil {
+		return err
+	}
+	defer part.mu.Unlock()
+	switch {
+	case g == nil:
+		return ErrGroupNotFound
+	case g.state != StateEmpty:
+		return ErrNonEmptyGroup
+	}
+	recs := make([]kv, 0, len(g.offsets)+1)
+	for tp := range g.offsets {
+		recs = append(recs, kv{offsetKey(g.id, tp), nil})
+	}
+	recs = append(recs, kv{groupKey(g.id), nil})
+	return c.write(part, g, recs)
+}
+
 // expireOffsets drops offsets past retention in an empty group, and the
-// group itself once nothing is left. Callers hold c.mu.
+// group itself once nothing is left. Callers hold part.mu.
 func (c *Coordinator) expireOffsets(part *partition, g *group, now time.Time) {
 	ret := c.opts.OffsetsRetention
 	if ret <= 0 || g.state != StateEmpty {
@@ -266,40 +263,43 @@ type Description struct {
 
 // Describe describes groups.
 func (c *Coordinator) Describe(ids []string) []Description {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	out := make([]Description, len(ids))
 	for i, id := range ids {
-		d := &out[i]
-		d.Group = id
-		g, _, err := c.lookup(id)
-		if err != nil {
-			d.Err = err
-			continue
-		}
-		if g == nil {
-			d.State = StateDead.String()
-			continue
-		}
-		if g.consumer != nil {
-			d.Err = fmt.Errorf("%w: %s is a consumer group, not a classic group", ErrGroupNotFound, id)
-			continue
-		}
-		d.State, d.ProtocolType = g.state.String(), g.protocolType
-		stable := g.state == StateStable
-		if stable {
-			d.Protocol = g.protocol
-		}
-		for _, mid := range g.order {
-			m := g.members[mid]
-			md := MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost}
-			if stable {
-				md.Metadata, md.Assignment = m.metadataFor(g.protocol), m.assignment
-			}
-			d.Members = append(d.Members, md)
-		}
+		out[i] = c.describe(id)
 	}
 	return out
+}
+
+func (c *Coordinator) describe(id string) (d Description) {
+	d.Group = id
+	g, part, err := c.enter(id)
+	if err != nil {
+		d.Err = err
+		return d
+	}
+	defer part.mu.Unlock()
+	if g == nil {
+		d.State = StateDead.String()
+		return d
+	}
+	if g.consumer != nil {
+		d.Err = fmt.Errorf("%w: %s is a consumer group, not a classic group", ErrGroupNotFound, id)
+		return d
+	}
+	d.State, d.ProtocolType = g.state.String(), g.protocolType
+	stable := g.state == StateStable
+	if stable {
+		d.Protocol = g.protocol
+	}
+	for _, mid := range g.order {
+		m := g.members[mid]
+		md := MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost}
+		if stable {
+			md.Metadata, md.Assignment = m.metadataFor(g.protocol), m.assignment
+		}
+		d.Members = append(d.Members, md)
+	}
+	return d
 }
 
 // Listed is one group in ListGroups.
@@ -314,8 +314,6 @@ type Listed struct {
 // empty filters match everything). ErrLoadInProgress comes with a partial
 // list while a partition loads.
 func (c *Coordinator) List(states, types []string) ([]Listed, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	match := func(filter []string, v string) bool {
 		if len(filter) == 0 {
 			return true
@@ -328,21 +326,23 @@ func (c *Coordinator) List(states, types []string) ([]Listed, error) {
 		return false
 	}
 	var out []Listed
-	for _, g := range c.groups {
-		l := Listed{Group: g.id, ProtocolType: g.protocolType, State: g.state.String(), Type: "classic"}
-		if g.consumer != nil {
-			l.State, l.Type = g.consumer.state(), "consumer"
-		}
-		if match(states, l.State) && match(types, l.Type) {
-			out = append(out, l)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	var err error
-	for _, p := range c.parts {
-		if p.loading {
+	for _, part := range c.partitions() {
+		part.mu.Lock()
+		if part.loading {
 			err = ErrLoadInProgress
 		}
+		for _, g := range part.groups {
+			l := Listed{Group: g.id, ProtocolType: g.protocolType, State: g.state.String(), Type: "classic"}
+			if g.consumer != nil {
+				l.State, l.Type = g.consumer.state(), "consumer"
+			}
+			if match(states, l.State) && match(types, l.Type) {
+				out = append(out, l)
+			}
+		}
+		part.mu.Unlock()
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	return out, err
 }

@@ -13,16 +13,25 @@ type Stats struct {
 }
 
 // Stats returns every group this coordinator owns (of partitions loaded),
-// sorted by group id: what a metrics scrape reports. It holds the
-// coordinator's lock while it copies.
+// sorted by group id: what a metrics scrape reports. It holds each
+// partition's lock in turn while it copies that partition's groups.
 func (c *Coordinator) Stats() []Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]Stats, 0, len(c.groups))
-	for _, g := range c.groups {
-		if p := c.parts[g.partition]; p == nil || p.loading {
-			continue
-		}
+	var out []Stats
+	for _, part := range c.partitions() {
+		part.mu.Lock()
+		out = part.appendStats(out)
+		part.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
+	return out
+}
+
+// appendStats appends the partition's groups. Callers hold part.mu.
+func (part *partition) appendStats(out []Stats) []Stats {
+	if part.loading || part.unloaded {
+		return out
+	}
+	for _, g := range part.groups {
 		s := Stats{Group: g.id, Type: "classic", State: g.state.String(), Members: len(g.members),
 			Offsets: make(map[TopicPartition]int64, len(g.offsets))}
 		if g.consumer != nil {
@@ -33,6 +42,5 @@ func (c *Coordinator) Stats() []Stats {
 		}
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	return out
 }

@@ -29,15 +29,14 @@ type TxnCommitRequest struct {
 // nil) per offset.
 func (c *Coordinator) CommitTxn(req TxnCommitRequest) ([]error, error) {
 	var fx effects
-	c.mu.Lock()
-	defer fx.run()
-	defer c.mu.Unlock()
-	g, part, err := c.lookup(req.Group)
+	g, part, err := c.enter(req.Group)
 	if err != nil {
 		return nil, err
 	}
+	defer fx.run()
+	defer part.mu.Unlock()
 	if g == nil {
-		g = c.newGroup(req.Group)
+		g = c.newGroup(part, req.Group)
 	}
 	// Kafka's doTxnCommitOffsets checks, in this order; a KIP-848
 	// group checks the member epoch as for OffsetCommit.
@@ -122,33 +121,57 @@ func (g *group) completeTxn(pid int64, commit bool) {
 // ignored (its load replays the marker).
 func (c *Coordinator) OnTxnMarker(p int32, pid int64, epoch int16, commit bool, offset int64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	part := c.parts[p]
-	if part == nil || part.loading {
+	c.mu.Unlock()
+	if part == nil {
 		return
 	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	switch {
+	case part.unloaded:
+		return
+	case part.loading:
+		// The load may already have read past this offset: keep the
+		// marker for Load to apply if its replay ended before it.
+		part.early = append(part.early, txnMarker{pid: pid, commit: commit, offset: offset})
+		return
+	}
+	if n := part.applyMarker(pid, commit); n > 0 {
+		c.log.Debug("transaction marker applied to pending offsets", "partition", p, "producer_id", pid, "epoch", epoch, "commit", commit, "offset", offset, "groups", n)
+	}
+}
+
+// txnMarker is a marker OnTxnMarker saw while the partition was loading.
+type txnMarker struct {
+	pid    int64
+	commit bool
+	offset int64
+}
+
+// applyMarker commits or drops producer pid's pending offsets in the
+// partition's groups and returns how many groups had some. Callers hold
+// part.mu.
+func (part *partition) applyMarker(pid int64, commit bool) int {
 	n := 0
-	for _, g := range c.groups {
-		if g.partition == p && g.pendingTxn[pid] != nil {
+	for _, g := range part.groups {
+		if g.pendingTxn[pid] != nil {
 			g.completeTxn(pid, commit)
 			n++
 		}
 	}
-	if n > 0 {
-		c.log.Debug("transaction marker applied to pending offsets", "partition", p, "producer_id", pid, "epoch", epoch, "commit", commit, "offset", offset, "groups", n)
-	}
+	return n
 }
 
 // PendingTxnOffsets reports, for OffsetFetch with RequireStable (KIP-447),
 // whether any of the group's partitions tps has a transactional commit
 // waiting for its marker. An unknown group has none.
 func (c *Coordinator) PendingTxnOffsets(groupID string, tps []TopicPartition) ([]bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g, _, err := c.lookup(groupID)
+	g, part, err := c.enter(groupID)
 	if err != nil {
 		return nil, err
 	}
+	defer part.mu.Unlock()
 	out := make([]bool, len(tps))
 	if g == nil {
 		return out, nil
