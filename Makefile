@@ -21,7 +21,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread eos
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread eos docker docker-bin docker-smoke
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -50,6 +50,21 @@ dist:
 	done
 	cd dist && sha256sum *.tar.gz > SHA256SUMS
 	@ls -l dist
+
+## docker: build the image $(DOCKER_IMAGE) FROM scratch around a static binary built here (no base image to pull)
+DOCKER        ?= docker
+DOCKER_IMAGE  ?= strata:local
+DOCKER_ARCH   ?= $(shell $(GO) env GOARCH)
+docker: docker-bin
+	$(DOCKER) build -t $(DOCKER_IMAGE) --build-arg VERSION=$(VERSION) .
+
+docker-bin:
+	mkdir -p bin/docker/data
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DOCKER_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o bin/docker/strata ./cmd/strata
+
+## docker-smoke: build the image, run one container and the compose cluster, produce and consume from the host (needs dockerd; not part of make test)
+docker-smoke: build docker
+	STRATA_BIN=$(CURDIR)/$(BIN) DOCKER=$(DOCKER) DOCKER_IMAGE=$(DOCKER_IMAGE) scripts/docker-smoke.sh
 
 ## test: install what the tests need, then lint, unit, race, interop, crash, cluster, chaos smoke and fuzz smoke
 test: deps lint unit race interop crash cluster chaos-smoke fuzz

@@ -180,6 +180,10 @@ type SASLOptions struct {
 	FailureDelay time.Duration
 	// AfterFunc runs f after d (nil: time.AfterFunc); tests inject it.
 	AfterFunc func(d time.Duration, f func())
+	// Observe, if set, is told how every SASL exchange ended: the
+	// listener, the mechanism ("" when none was chosen) and whether it
+	// authenticated (Kafka's successful- and failed-authentication-total).
+	Observe func(listener, mechanism string, ok bool)
 }
 
 // Broker is the network.Handler that serves Kafka requests.

@@ -22,6 +22,9 @@ type saslHarness struct {
 	now     time.Time
 	delayed []func()
 	delays  []time.Duration
+	// observed are the exchanges SASLOptions.Observe was told of, as
+	// listener/mechanism/ok.
+	observed []string
 }
 
 func newSASLHarness(t *testing.T) *saslHarness {
@@ -39,6 +42,9 @@ func newSASLHarness(t *testing.T) *saslHarness {
 		AfterFunc: func(d time.Duration, f func()) {
 			h.delays = append(h.delays, d)
 			h.delayed = append(h.delayed, f)
+		},
+		Observe: func(listener, mechanism string, ok bool) {
+			h.observed = append(h.observed, fmt.Sprintf("%s/%s/%v", listener, mechanism, ok))
 		},
 	}
 	return h
@@ -141,6 +147,9 @@ func TestSASLHandshakeAndPlain(t *testing.T) {
 	if s := c.Session(); !s.Expires.Equal(h.now.Add(time.Minute)) {
 		t.Fatalf("re-authentication did not extend the session: %+v", s)
 	}
+	if got := strings.Join(h.observed, " "); got != "L/PLAIN/true L/PLAIN/true" {
+		t.Fatalf("observed %q, want two PLAIN successes on L", got)
+	}
 	// Re-authenticating with another mechanism is refused.
 	if r := h.handshake(c, "SCRAM-SHA-256"); r.ErrorCode != kerr.IllegalSaslState.Code {
 		t.Fatalf("mechanism change on re-authentication: %d", r.ErrorCode)
@@ -149,21 +158,22 @@ func TestSASLHandshakeAndPlain(t *testing.T) {
 
 func TestSASLFailures(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		setup func(h *saslHarness, c *network.ConnInfo)
-		msg   string
-		code  int16
-		words string
+		name     string
+		setup    func(h *saslHarness, c *network.ConnInfo)
+		msg      string
+		code     int16
+		words    string
+		observed string // what SASLOptions.Observe was told
 	}{
-		{"wrong password", func(h *saslHarness, c *network.ConnInfo) { h.handshake(c, "PLAIN") }, "\x00alice\x00nope", kerr.SaslAuthenticationFailed.Code, "Invalid username or password"},
-		{"unknown user", func(h *saslHarness, c *network.ConnInfo) { h.handshake(c, "PLAIN") }, "\x00zed\x00alice-pw", kerr.SaslAuthenticationFailed.Code, "Invalid username or password"},
-		{"malformed PLAIN", func(h *saslHarness, c *network.ConnInfo) { h.handshake(c, "PLAIN") }, "alice", kerr.IllegalSaslState.Code, "NUL-separated"},
-		{"before the handshake", func(*saslHarness, *network.ConnInfo) {}, "\x00alice\x00alice-pw", kerr.IllegalSaslState.Code, "before SaslHandshake"},
+		{"wrong password", func(h *saslHarness, c *network.ConnInfo) { h.handshake(c, "PLAIN") }, "\x00alice\x00nope", kerr.SaslAuthenticationFailed.Code, "Invalid username or password", "L/PLAIN/false"},
+		{"unknown user", func(h *saslHarness, c *network.ConnInfo) { h.handshake(c, "PLAIN") }, "\x00zed\x00alice-pw", kerr.SaslAuthenticationFailed.Code, "Invalid username or password", "L/PLAIN/false"},
+		{"malformed PLAIN", func(h *saslHarness, c *network.ConnInfo) { h.handshake(c, "PLAIN") }, "alice", kerr.IllegalSaslState.Code, "NUL-separated", "L/PLAIN/false"},
+		{"before the handshake", func(*saslHarness, *network.ConnInfo) {}, "\x00alice\x00alice-pw", kerr.IllegalSaslState.Code, "before SaslHandshake", "L//false"},
 		{"another user on re-authentication", func(h *saslHarness, c *network.ConnInfo) {
 			h.handshake(c, "PLAIN")
 			h.authenticate(c, "\x00alice\x00alice-pw")
 			h.handshake(c, "PLAIN")
-		}, "\x00bob\x00bob-pw", kerr.SaslAuthenticationFailed.Code, "another user"},
+		}, "\x00bob\x00bob-pw", kerr.SaslAuthenticationFailed.Code, "another user", "L/PLAIN/true L/PLAIN/false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newSASLHarness(t)
@@ -179,6 +189,9 @@ func TestSASLFailures(t *testing.T) {
 			}
 			if len(h.delays) != 1 || h.delays[0] != 100*time.Millisecond {
 				t.Fatalf("answer delays %v, want one of 100ms", h.delays)
+			}
+			if got := strings.Join(h.observed, " "); got != tc.observed {
+				t.Fatalf("observed %q, want %q", got, tc.observed)
 			}
 			// Anything more on the connection closes it.
 			req := kmsg.NewPtrSASLHandshakeRequest()
@@ -234,6 +247,9 @@ func TestSASLHandshakeV0RawTokens(t *testing.T) {
 	v0(c)
 	if rec := raw(c, "\x00alice\x00nope"); rec.closed == nil {
 		t.Fatal("a failed raw exchange left the connection open")
+	}
+	if got := strings.Join(h.observed, " "); got != "L/PLAIN/true L/PLAIN/false" {
+		t.Fatalf("observed %q, want a PLAIN success then a failure", got)
 	}
 }
 

@@ -458,6 +458,20 @@ func (l *Link) shutdown(epoch int64) error {
 	return nil
 }
 
+// RequestShutdown is ControlledShutdown without the wait: it asks the active
+// controller to move this broker's leaderships and returns. For a node
+// whose metadata log failed, whose image can no longer show them move.
+func (l *Link) RequestShutdown() error {
+	epoch := l.Epoch()
+	if epoch < 0 {
+		return nil
+	}
+	if err := l.shutdown(epoch); err != nil {
+		return fmt.Errorf("controlled shutdown: %w", err)
+	}
+	return nil
+}
+
 // ControlledShutdown asks the active controller to move this broker's
 // leaderships to other in-sync replicas (Kafka's controlled shutdown)
 // while it still serves, and waits until its own partitions follow: a

@@ -77,7 +77,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "1.7976931348623157E308", Doc: "read plus write I/O the cleaner may use"},
 		{Name: "log.cleaner.dedupe.buffer.size", Type: TypeLong, Default: "134217728", Check: atLeast(1 << 20), Doc: "memory for the cleaner's key map; a pass maps (size/24)*0.9 keys, as Kafka counts them"},
 		{Name: "process.roles", Type: TypeList, Default: "broker,controller", Doc: "roles of this node; only broker,controller (combined) so far"},
-		{Name: "controller.quorum.voters", Type: TypeList, Default: "", Check: votersList, Doc: "voters of the metadata quorum as id@host:port of their controller listeners; empty: this node alone"},
+		{Name: "controller.quorum.voters", Type: TypeList, Default: "", Check: votersList, Doc: "voters of the metadata quorum as id@host:port of their controller listeners; empty: this node alone (Kafka's controller.quorum.bootstrap.servers with one entry, on a controller, means node.id@that entry: the stock server.properties' standalone quorum)"},
 		{Name: "controller.listen", Type: TypeString, Default: "", Doc: "host:port the controller (Raft) listener binds; defaults to this node's address in controller.quorum.voters"},
 		{Name: "cluster.id", Type: TypeString, Default: "", Check: CheckClusterID, Doc: "cluster id, a UUID in URL-safe base64 (22 characters, as kafka-storage.sh random-uuid prints); empty: random for a single node, derived from the voters for a quorum"},
 		{Name: "broker.rack", Type: TypeString, Default: "", Doc: "rack of this broker, for rack-aware placement"},
@@ -152,6 +152,9 @@ type Broker struct {
 	ignored map[string]bool   // Kafka keys set that mean nothing here
 	// envWarnings are STRATA_* variables that name no setting.
 	envWarnings []string
+	// bootstrap is Kafka's controller.quorum.bootstrap.servers, read once
+	// every key is in (resolveBootstrap).
+	bootstrap string
 }
 
 // envAliases maps the documented short environment names to keys; every key
@@ -235,6 +238,11 @@ func LoadBroker(path string, environ []string, overrides map[string]string) (*Br
 	for _, k := range keys {
 		if err := b.put(k, overrides[k]); err != nil {
 			problems = append(problems, fmt.Errorf("flag: %w", err))
+		}
+	}
+	if b.bootstrap != "" {
+		if err := b.resolveBootstrap(); err != nil {
+			problems = append(problems, err)
 		}
 	}
 	if len(problems) == 1 {
@@ -321,8 +329,45 @@ func retentionMul(n, unit int64) int64 {
 	return n * unit
 }
 
+// resolveBootstrap reads Kafka's controller.quorum.bootstrap.servers
+// (KIP-853: the controllers through which a node finds a dynamic quorum).
+// Strata's quorum is static, so only the reading of Kafka's stock
+// server.properties is taken: one entry on a controller, formatted there
+// with `kafka-storage.sh format --standalone`, makes this node the quorum's
+// only voter, controller.quorum.voters=<node.id>@<entry>. Voters set
+// explicitly win (as in Kafka, where a static voter set is used when given).
+// Anything else is refused.
+func (b *Broker) resolveBootstrap() error {
+	if strings.TrimSpace(b.String("controller.quorum.voters")) != "" {
+		return nil
+	}
+	var entries []string
+	for _, e := range strings.Split(b.bootstrap, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			entries = append(entries, e)
+		}
+	}
+	controller := false
+	for _, r := range strings.Split(b.String("process.roles"), ",") {
+		controller = controller || strings.TrimSpace(r) == "controller"
+	}
+	if len(entries) != 1 || !controller {
+		return fmt.Errorf("%w: controller.quorum.bootstrap.servers=%q: the quorum is static: one entry on a controller is read as Kafka's standalone quorum (this node its only voter); otherwise list every voter as id@host:port in controller.quorum.voters", ErrInvalid, b.bootstrap)
+	}
+	v := fmt.Sprintf("%d@%s", b.NodeID(), entries[0])
+	if err := b.reg.Validate("controller.quorum.voters", v); err != nil {
+		return fmt.Errorf("controller.quorum.bootstrap.servers=%q: %w", b.bootstrap, err)
+	}
+	b.set["controller.quorum.voters"] = v
+	return nil
+}
+
 func (b *Broker) put(k, v string) error {
 	v = strings.TrimSpace(v)
+	if k == "controller.quorum.bootstrap.servers" && v != "" {
+		b.bootstrap = v
+		return nil
+	}
 	if k == "log.dirs" || k == "log.dir" {
 		if strings.Contains(v, ",") {
 			return fmt.Errorf("%w: %s=%q: several log directories are not supported; give one directory", ErrInvalid, k, v)

@@ -71,7 +71,6 @@ var kafkaRefused = map[string]struct {
 }{
 	"zookeeper.connect":                   {"", "Strata has no ZooKeeper: its metadata quorum is set with controller.quorum.voters"},
 	"zookeeper.metadata.migration.enable": {"false", "there is no ZooKeeper to migrate from"},
-	"controller.quorum.bootstrap.servers": {"", "the quorum is static: list every voter as id@host:port in controller.quorum.voters"},
 	"remote.log.storage.system.enable":    {"false", "tiered storage is not supported"},
 }
 

@@ -68,12 +68,13 @@ func TestLoadBrokerKafkaKeys(t *testing.T) {
 		t.Errorf("a refused key set to off is warned about: %q", w)
 	}
 	for body, want := range map[string]string{
-		"zookeeper.connect=localhost:2181\n":               "Strata has no ZooKeeper",
-		"authorizer.class.name=com.example.MyAuthorizer\n": "must be one of",
-		"super.users=alice\n":                              "not of the form",
-		"remote.log.storage.system.enable=true\n":          "tiered storage is not supported",
-		"log.dirs=/a,/b\n":                                 "several log directories are not supported",
-		"controller.quorum.bootstrap.servers=h:9093\n":     "controller.quorum.voters",
+		"zookeeper.connect=localhost:2181\n":                                 "Strata has no ZooKeeper",
+		"authorizer.class.name=com.example.MyAuthorizer\n":                   "must be one of",
+		"super.users=alice\n":                                                "not of the form",
+		"remote.log.storage.system.enable=true\n":                            "tiered storage is not supported",
+		"log.dirs=/a,/b\n":                                                   "several log directories are not supported",
+		"controller.quorum.bootstrap.servers=h:9093,g:9093\n":                "controller.quorum.voters",
+		"process.roles=broker\ncontroller.quorum.bootstrap.servers=h:9093\n": "controller.quorum.voters",
 	} {
 		_, err := LoadBroker(writeProps(t, body), nil, nil)
 		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
@@ -90,5 +91,36 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(c.a, c.b); got != c.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
 		}
+	}
+}
+
+// Kafka 4's stock server.properties finds its quorum through
+// controller.quorum.bootstrap.servers, one entry, this node's own
+// controller listener (formatted with --standalone): it is read as a
+// quorum of this node alone; explicit voters win.
+func TestLoadBrokerBootstrapServers(t *testing.T) {
+	stock := "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.bootstrap.servers=localhost:9093\n" +
+		"listeners=PLAINTEXT://:9092,CONTROLLER://:9093\ninter.broker.listener.name=PLAINTEXT\n" +
+		"advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\ncontroller.listener.names=CONTROLLER\n" +
+		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n" +
+		"log.dirs=/tmp/kraft-combined-logs\n"
+	b, err := LoadBroker(writeProps(t, stock), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String("controller.quorum.voters"); got != "1@localhost:9093" {
+		t.Fatalf("voters %q, want 1@localhost:9093", got)
+	}
+	b, err = LoadBroker(writeProps(t, "node.id=7\ncontroller.quorum.bootstrap.servers=c:9093\n"), nil, nil)
+	if err != nil || b.String("controller.quorum.voters") != "7@c:9093" {
+		t.Fatalf("node 7: %v, voters %q", err, b.String("controller.quorum.voters"))
+	}
+	b, err = LoadBroker(writeProps(t, "controller.quorum.bootstrap.servers=x:1,y:2\ncontroller.quorum.voters=1@a:9093,2@b:9093\n"), nil, nil)
+	if err != nil || b.String("controller.quorum.voters") != "1@a:9093,2@b:9093" {
+		t.Fatalf("explicit voters: %v, voters %q", err, b.String("controller.quorum.voters"))
+	}
+	_, err = LoadBroker(writeProps(t, "controller.quorum.bootstrap.servers=nohost\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "controller.quorum.bootstrap.servers") {
+		t.Fatalf("a malformed entry: %v", err)
 	}
 }

@@ -67,6 +67,9 @@ func newTestMetrics(t *testing.T, ready bool) *Metrics {
 	r.RequestRead(-7, 10)
 	r.RequestDone(-7, 10, network.RequestTimes{})
 	m.ObserveFsync(2 * time.Millisecond)
+	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", true)
+	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", false)
+	r.SASLAuthentication("SASL_PLAINTEXT", "PLAIN", false)
 	return m
 }
 
@@ -144,6 +147,9 @@ func TestCollect(t *testing.T) {
 		{"strata_request_duration_seconds", []string{"api", "Produce", "stage", "remote"}, 1},
 		{"strata_request_duration_seconds", []string{"api", "unknown", "stage", "total"}, 1},
 		{"strata_log_fsync_duration_seconds", nil, 1},
+		{"strata_sasl_authentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "success"}, 1},
+		{"strata_sasl_authentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "failure"}, 1},
+		{"strata_sasl_authentications_total", []string{"mechanism", "PLAIN", "result", "failure"}, 1},
 		{"strata_build_info", []string{"version", "v1.2.3"}, 1},
 	} {
 		if got := value(t, fams, c.name, c.labels...); got != c.want {
@@ -233,6 +239,7 @@ var kafkaNames = map[string]string{
 	"strata_request_duration_seconds":        "RequestMetrics TotalTimeMs, LocalTimeMs, RemoteTimeMs, ResponseSendTimeMs; RequestsPerSec",
 	"strata_connections":                     "socket-server-metrics connection-count",
 	"strata_connections_opened_total":        "socket-server-metrics connection-creation-total",
+	"strata_sasl_authentications_total":      "socket-server-metrics successful-authentication-total, failed-authentication-total",
 	"strata_partition_log_size_bytes":        "Log Size",
 	"strata_partition_log_start_offset":      "Log LogStartOffset",
 	"strata_partition_log_end_offset":        "Log LogEndOffset",

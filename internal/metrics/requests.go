@@ -20,6 +20,7 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 // Requests implements network.Observer.
 type Requests struct {
 	duration *prometheus.HistogramVec
+	sasl     *prometheus.CounterVec
 	// Plain atomics, read by GaugeFuncs at scrape time: cheaper than a
 	// float gauge's compare-and-swap loop on every request.
 	inFlight, inFlightB, conns, connsOpened atomic.Int64
@@ -40,10 +41,14 @@ func newRequests(reg prometheus.Registerer) *Requests {
 			Help:    "Time requests spend in each stage, by API: total (read to written), local (handler on the reader goroutine), remote (waiting for acks, long poll, fsync or a group), send (queued behind earlier answers, then written). Its _count by api with stage=\"total\" is the request rate.",
 			Buckets: latencyBuckets,
 		}, []string{"api", "stage"}),
+		sasl: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_sasl_authentications_total",
+			Help: "SASL exchanges that ended, by listener, mechanism (empty when none was chosen) and result: success, or failure (bad credentials, a protocol error, re-authentication as another user).",
+		}, []string{"listener", "mechanism", "result"}),
 		unknown: maxAPIKey + 1,
 	}
 	load := func(v *atomic.Int64) func() float64 { return func() float64 { return float64(v.Load()) } }
-	reg.MustRegister(r.duration,
+	reg.MustRegister(r.duration, r.sasl,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_requests_in_flight", Help: "Requests read and not yet answered."}, load(&r.inFlight)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_request_bytes_in_flight", Help: "Bytes of requests read and not yet answered."}, load(&r.inFlightB)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_connections", Help: "Open client connections on the Kafka listener."}, load(&r.conns)),
@@ -59,6 +64,16 @@ func (r *Requests) ConnOpened() { r.conns.Add(1); r.connsOpened.Add(1) }
 
 // ConnClosed implements network.Observer.
 func (r *Requests) ConnClosed() { r.conns.Add(-1) }
+
+// SASLAuthentication counts a SASL exchange that ended
+// (broker.SASLOptions.Observe).
+func (r *Requests) SASLAuthentication(listener, mechanism string, ok bool) {
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	r.sasl.WithLabelValues(listener, mechanism, result).Inc()
+}
 
 // RequestRead implements network.Observer.
 func (r *Requests) RequestRead(_ int16, size int) {

@@ -32,7 +32,31 @@ var (
 	ErrCorrupt = errors.New("quorum: corrupt raft data")
 	// ErrTooLarge is returned for a proposal over MaxProposalBytes.
 	ErrTooLarge = errors.New("quorum: proposal too large")
+	// ErrStorage is matched by every *StorageError: the node could not
+	// write its metadata log and stopped.
+	ErrStorage = errors.New("quorum: metadata log write failed")
 )
+
+// StorageError is why a node stopped when a write or fsync of its metadata
+// log (a WAL segment, the snapshot file) failed: a full disk or a failing
+// device. The node stops for good, as a Kafka node whose metadata log
+// directory fails halts: raft cannot go on without persisting what it
+// promises. What the failed write began is cut off, so the next start
+// (once the disk is fixed) recovers the log up to its last whole save, and
+// the node catches up from the quorum.
+type StorageError struct {
+	Dir string // the quorum directory (__cluster_metadata-0)
+	Err error
+}
+
+func (e *StorageError) Error() string {
+	return fmt.Sprintf("cannot write the metadata log in %s: %v", e.Dir, e.Err)
+}
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrStorage) true.
+func (e *StorageError) Is(target error) bool { return target == ErrStorage }
 
 // NotLeaderError is returned by Propose on a node that is not the leader.
 type NotLeaderError struct {

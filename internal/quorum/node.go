@@ -335,7 +335,9 @@ func (n *Node) run() {
 	for {
 		if err := n.core.process(send); err != nil {
 			n.err = fmt.Errorf("quorum: node %d stopped: %w", n.cfg.ID, err)
-			n.log.Error("raft node failed", "error", err)
+			// The owner reports it (Failed, Err): the server logs
+			// the one ERROR line and exits.
+			n.log.Debug("raft node failed", "error", err)
 			n.core.failAll(n.err)
 			return
 		}

@@ -150,12 +150,12 @@ func (s *diskStorage) save(rd *raft.Ready) error {
 	var marker *raftpb.SnapshotMetadata
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := writeSnapshotFile(s.dir, rd.Snapshot); err != nil {
-			return err
+			return s.ioErr(err)
 		}
 		marker = &rd.Snapshot.Metadata
 	}
 	if err := s.wal.save(marker, rd.HardState, rd.Entries, rd.MustSync || marker != nil); err != nil {
-		return err
+		return s.ioErr(err)
 	}
 	if marker != nil {
 		if err := s.ms.ApplySnapshot(rd.Snapshot); err != nil {
@@ -175,9 +175,11 @@ func (s *diskStorage) save(rd *raft.Ready) error {
 		// Everything before the snapshot is void: start a segment after
 		// it and drop the old ones.
 		if err := s.wal.roll(); err != nil {
-			return err
+			return s.ioErr(err)
 		}
-		return s.wal.release(marker.Index)
+		if err := s.wal.release(marker.Index); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	return nil
 }
@@ -186,7 +188,7 @@ func (s *diskStorage) save(rd *raft.Ready) error {
 // in-memory log up to compactTo and deletes the WAL segments it covers.
 func (s *diskStorage) saveSnapshot(snap raftpb.Snapshot, compactTo uint64) error {
 	if err := writeSnapshotFile(s.dir, snap); err != nil {
-		return err
+		return s.ioErr(err)
 	}
 	s.snap = snap.Metadata
 	if compactTo > 0 {
@@ -195,9 +197,17 @@ func (s *diskStorage) saveSnapshot(snap raftpb.Snapshot, compactTo uint64) error
 		}
 	}
 	if err := s.wal.roll(); err != nil {
-		return err
+		return s.ioErr(err)
 	}
-	return s.wal.release(snap.Metadata.Index)
+	if err := s.wal.release(snap.Metadata.Index); err != nil {
+		return s.ioErr(err)
+	}
+	return nil
+}
+
+// ioErr marks a failed write of the metadata log's files.
+func (s *diskStorage) ioErr(err error) error {
+	return &StorageError{Dir: s.dir, Err: err}
 }
 
 func (s *diskStorage) lastIndex() uint64 {

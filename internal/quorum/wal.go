@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -60,6 +61,15 @@ func parseSegmentName(name string) (seq, first uint64, ok bool) {
 	return seq, first, err1 == nil && err2 == nil
 }
 
+// walFile is the open last segment: an *os.File, or in tests one that
+// fails its writes or fsyncs.
+type walFile interface {
+	Write(b []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
 // wal is the write-ahead log of raft entries and HardStates. It is used
 // by one goroutine.
 type wal struct {
@@ -67,11 +77,14 @@ type wal struct {
 	log      *slog.Logger
 	segBytes int64
 	segs     []walSegment
-	f        *os.File // the last segment, open for appending
-	size     int64    // of f
-	last     uint64   // index of the last entry in the log
-	hs       raftpb.HardState
-	buf      []byte
+	f        walFile // the last segment, open for appending
+	size     int64   // of f
+	// synced is how much of f the last fsync that succeeded covers (all
+	// of it at open, or a segment's header when roll created it).
+	synced int64
+	last   uint64 // index of the last entry in the log
+	hs     raftpb.HardState
+	buf    []byte
 }
 
 // walReplay is what the segments hold, in log order.
@@ -156,6 +169,7 @@ func openWAL(dir string, segBytes int64, log *slog.Logger) (*wal, walReplay, err
 		}
 		w.f = f
 	}
+	w.synced = w.size
 	w.hs = rp.hs
 	return w, rp, nil
 }
@@ -316,7 +330,11 @@ func (w *wal) save(marker *raftpb.SnapshotMetadata, hs raftpb.HardState, ents []
 	w.buf = buf
 	if len(buf) > 0 {
 		if _, err := w.f.Write(buf); err != nil {
-			return fmt.Errorf("quorum: write wal: %w", err)
+			// A full disk writes part of buf: cut it off, so the
+			// segment ends with the last whole save and a restart
+			// replays nothing this save began.
+			w.cutBack(w.size, err)
+			return fmt.Errorf("quorum: write wal segment %s: %w", w.segPath(), pathCause(err))
 		}
 		w.size += int64(len(buf))
 	}
@@ -334,8 +352,10 @@ func (w *wal) save(marker *raftpb.SnapshotMetadata, hs raftpb.HardState, ents []
 	}
 	if sync && len(buf) > 0 {
 		if err := w.f.Sync(); err != nil {
-			return fmt.Errorf("quorum: fsync wal: %w", err)
+			w.cutBack(w.synced, err)
+			return fmt.Errorf("quorum: fsync wal segment %s: %w", w.segPath(), pathCause(err))
 		}
+		w.synced = w.size
 	}
 	if w.size >= w.segBytes {
 		return w.roll()
@@ -349,8 +369,10 @@ func (w *wal) save(marker *raftpb.SnapshotMetadata, hs raftpb.HardState, ents []
 func (w *wal) roll() error {
 	if w.f != nil {
 		if err := w.f.Sync(); err != nil {
-			return fmt.Errorf("quorum: fsync wal: %w", err)
+			w.cutBack(w.synced, err)
+			return fmt.Errorf("quorum: fsync wal segment %s: %w", w.segPath(), pathCause(err))
 		}
+		w.synced = w.size
 	}
 	var seq uint64
 	if n := len(w.segs); n > 0 {
@@ -393,8 +415,47 @@ func (w *wal) roll() error {
 	}
 	w.f = f
 	w.size = int64(len(buf))
+	w.synced = w.size
 	w.segs = append(w.segs, seg)
 	return nil
+}
+
+// segPath is the path of the last segment. The file was created under a
+// temporary name, which its errors would show.
+func (w *wal) segPath() string {
+	if len(w.segs) == 0 {
+		return w.dir
+	}
+	return w.segs[len(w.segs)-1].path
+}
+
+// pathCause is err without the path of an *fs.PathError (the caller names
+// the file).
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// cutBack truncates the last segment to size after a failed write or
+// fsync (cause), best effort: the node stops on the error, and the next
+// start must not replay what no fsync covered. After a failed fsync the
+// kernel may have dropped the dirty pages and still serve them from its
+// cache, so a restart would trust records that never reached the disk
+// (the PostgreSQL "fsyncgate" lesson); nothing after the last good fsync
+// was acknowledged, since raft sends a Ready's messages only once it is
+// saved. If the truncation fails too, a restart still truncates a torn
+// tail (replaySegment).
+func (w *wal) cutBack(size int64, cause error) {
+	if err := w.f.Truncate(size); err != nil {
+		w.log.Warn("could not cut the wal back to its last whole record after a failed write; the next start truncates the torn tail",
+			"dir", w.dir, "size", size, "cause", cause, "err", err)
+		return
+	}
+	_ = w.f.Sync() // best effort: the error that stops the node is cause
+	w.size = size
 }
 
 // release deletes the segments that hold nothing after snapIndex, which a

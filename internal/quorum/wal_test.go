@@ -382,3 +382,91 @@ func flipByte(t *testing.T, path string, off int64) {
 		t.Fatal(err)
 	}
 }
+
+// faultyFile is a WAL segment on a disk that fills up or fails fsyncs:
+// writeRoom bytes more fit (then a write is cut short with ENOSPC, as
+// write(2) on a full file system), and Sync fails once failSync is set.
+type faultyFile struct {
+	walFile
+	writeRoom int
+	failSync  bool
+}
+
+var errNoSpace = errors.New("no space left on device")
+
+func (f *faultyFile) Write(b []byte) (int, error) {
+	if len(b) <= f.writeRoom {
+		f.writeRoom -= len(b)
+		return f.walFile.Write(b)
+	}
+	n, err := f.walFile.Write(b[:f.writeRoom])
+	f.writeRoom -= n
+	if err == nil {
+		err = errNoSpace
+	}
+	return n, err
+}
+
+func (f *faultyFile) Sync() error {
+	if f.failSync {
+		return errors.New("input/output error")
+	}
+	return f.walFile.Sync()
+}
+
+// TestWALFailedWriteIsCutBack: a save that fails part-way (a full disk)
+// leaves the segment as the last whole save left it, so a restart replays
+// exactly the saves that succeeded, with no torn tail to truncate; a save
+// whose fsync fails is cut back to the last fsync that succeeded.
+func TestWALFailedWriteIsCutBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(f *faultyFile)
+	}{
+		{"short write", func(f *faultyFile) { f.writeRoom = 20 }},
+		{"write fails at once", func(f *faultyFile) { f.writeRoom = 0 }},
+		{"fsync fails", func(f *faultyFile) { f.writeRoom, f.failSync = 1<<20, true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, sink := t.TempDir(), newLogSink(t)
+			w := newTestWAL(t, dir, sink)
+			hs := raftpb.HardState{Term: 1, Vote: 1, Commit: 4}
+			if err := w.save(nil, hs, testEntries(2, 5, 1), true); err != nil {
+				t.Fatal(err)
+			}
+			// Unsynced (only the commit index moved): cut off too
+			// when the next fsync fails, and harmless to lose.
+			if err := w.save(nil, raftpb.HardState{Term: 1, Vote: 1, Commit: 5}, nil, false); err != nil {
+				t.Fatal(err)
+			}
+			synced, before := w.synced, w.size
+			f := &faultyFile{walFile: w.f}
+			tc.fault(f)
+			w.f = f
+			err := w.save(nil, raftpb.HardState{Term: 2, Vote: 2, Commit: 5}, testEntries(6, 9, 2), true)
+			if err == nil {
+				t.Fatal("save on a failing disk succeeded")
+			}
+			want := before
+			if f.failSync {
+				want = synced
+			}
+			fi, serr := os.Stat(w.segs[0].path)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			if fi.Size() != want || w.size != want {
+				t.Fatalf("after %v: segment is %d bytes (wal says %d), want %d", err, fi.Size(), w.size, want)
+			}
+			w.close()
+			_, rp := reopenWAL(t, dir, sink)
+			if n := sink.count("truncating torn write"); n != 0 {
+				t.Fatalf("the restart found a torn tail (%d lines): the failed save was not cut back", n)
+			}
+			checkEntries(t, rp.ents, testEntries(2, 5, 1))
+			if rp.hs.Term != 1 || rp.hs.Vote != 1 {
+				t.Fatalf("hard state %+v after the failed save, want term 1 vote 1", rp.hs)
+			}
+		})
+	}
+}

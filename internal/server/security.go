@@ -274,6 +274,7 @@ func (s *Server) saslOptions() (broker.SASLOptions, error) {
 	opts := broker.SASLOptions{
 		ReauthAfter:  time.Duration(cfg.Int64("connections.max.reauth.ms")) * time.Millisecond,
 		FailureDelay: time.Duration(cfg.Int64("connection.failed.authentication.delay.ms")) * time.Millisecond,
+		Observe:      s.metrics.Requests().SASLAuthentication,
 	}
 	for _, m := range strings.Split(cfg.String("sasl.enabled.mechanisms"), ",") {
 		if m = strings.TrimSpace(m); m != "" {

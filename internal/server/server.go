@@ -84,6 +84,9 @@ type Server struct {
 	metrics  *metrics.Metrics
 	http     *metrics.Server
 	stopping atomic.Bool
+	// metaFailed: the metadata log could not be written and the node
+	// stops (its image no longer moves).
+	metaFailed atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -395,7 +398,20 @@ func (s *Server) startController(logger *slog.Logger, voters map[int32]string, c
 	s.quorum = q
 	go func() {
 		<-q.Failed()
-		if err := q.Err(); err != nil && !errors.Is(err, quorum.ErrStopped) {
+		err := q.Err()
+		var se *quorum.StorageError
+		switch {
+		case err == nil || errors.Is(err, quorum.ErrStopped):
+		case errors.As(err, &se):
+			// Kafka halts a node whose metadata log directory fails;
+			// this one stops too (raft cannot go on without persisting
+			// what it promises), through the clean shutdown, which
+			// moves its leaderships first.
+			err = fmt.Errorf("%w: %s", err, metadataLogAdvice)
+			s.metaFailed.Store(true)
+			s.log.Error("stopping: the metadata log cannot be written", "dir", se.Dir, "err", se.Err, "action", metadataLogAdvice)
+			s.fail(err)
+		default:
 			s.log.Error("stopping: the metadata quorum stopped", "err", err)
 			s.fail(err)
 		}
@@ -473,6 +489,12 @@ func (s *Server) internalReplicationFactor(key string) int16 {
 	return min(want, int16(max(size, 1)))
 }
 
+// metadataLogAdvice is what to do about a metadata log that cannot be
+// written: the node exits, and its next start recovers the log.
+const metadataLogAdvice = "free space on (or repair) that disk and start the node again: " +
+	"its metadata log is recovered up to the last whole write and it catches up from the quorum; " +
+	"nothing it acknowledged is lost"
+
 // Fatal delivers the error that makes the node stop on its own; the
 // caller shuts it down (Shutdown) and exits non-zero.
 func (s *Server) Fatal() <-chan error { return s.fatal }
@@ -498,7 +520,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopping.Store(true)
 	// No heartbeat may unfence this broker once it has asked to stop.
 	s.stopLife()
-	if !s.single {
+	switch {
+	case s.single:
+	case s.metaFailed.Load():
+		// Ask for the leaderships to move, but do not wait to see it:
+		// this node's metadata image stopped with its log. If this node
+		// was the active controller there is nobody to ask until the
+		// others elect one, which fences it after its session.
+		if s.link.IsActive() {
+			break
+		}
+		if err := s.link.RequestShutdown(); err != nil {
+			s.log.Warn("controlled shutdown", "err", err)
+		}
+	default:
 		if err := s.link.ControlledShutdown(); err != nil {
 			s.log.Warn("controlled shutdown", "err", err)
 		}

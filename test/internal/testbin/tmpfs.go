@@ -17,6 +17,35 @@ import (
 // partition storage.
 func MountTmpfs(t testing.TB, dir string, size int64) {
 	t.Helper()
+	mount(t, dir, size)
+	meta := dir + ".metadata"
+	if err := os.MkdirAll(meta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(meta, filepath.Join(dir, "__cluster_metadata-0")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MountMetadataTmpfs is the other way round: the data dir stays on the
+// test's disk and only its metadata log directory (__cluster_metadata-0)
+// is a symlink to a tmpfs of size bytes, whose mount point it returns (for
+// Fill). It skips the test where mounting is not allowed.
+func MountMetadataTmpfs(t testing.TB, dataDir string, size int64) string {
+	t.Helper()
+	meta := dataDir + ".metadata-tmpfs"
+	mount(t, meta, size)
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(meta, filepath.Join(dataDir, "__cluster_metadata-0")); err != nil {
+		t.Fatal(err)
+	}
+	return meta
+}
+
+func mount(t testing.TB, dir string, size int64) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
 	}
@@ -32,13 +61,6 @@ func MountTmpfs(t testing.TB, dir string, size int64) {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
-	meta := dir + ".metadata"
-	if err := os.MkdirAll(meta, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(meta, filepath.Join(dir, "__cluster_metadata-0")); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Fill writes a file in dir until its file system is full and returns the
