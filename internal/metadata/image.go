@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/quota"
 )
 
 // Image is an immutable snapshot of cluster metadata. Never modify an Image
@@ -26,6 +27,8 @@ type Image struct {
 	ScramCredentials map[ScramKey]ScramCredential
 	// ACLs are the ACL bindings by id (acl.go).
 	ACLs map[UUID]authz.Binding
+	// ClientQuotas are the client quotas by entity and key (quota.go).
+	ClientQuotas map[quota.Entity]map[string]float64
 }
 
 // Endpoint is a host and port.
@@ -166,7 +169,7 @@ func (im *Image) SortedConfigResources() []ConfigResource {
 func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 	next := *im
 	next.Offset = offset
-	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram, copiedACLs bool
+	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram, copiedACLs, copiedQuotas bool
 	cowTopics := func() {
 		if !copiedTopics {
 			next.Topics = maps.Clone(im.Topics)
@@ -284,6 +287,17 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				copiedACLs = true
 			}
 			applyACL(next.ACLs, r)
+		case *ClientQuotaRecord:
+			if !copiedQuotas {
+				next.ClientQuotas = maps.Clone(im.ClientQuotas)
+				if next.ClientQuotas == nil {
+					next.ClientQuotas = map[quota.Entity]map[string]float64{}
+				}
+				copiedQuotas = true
+			}
+			if err := applyQuota(next.ClientQuotas, r); err != nil {
+				return nil, fmt.Errorf("metadata: offset %d: %w", offset, err)
+			}
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)
 		}

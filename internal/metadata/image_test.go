@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/quota"
 )
 
 // snapshot is a deep copy of what an image's maps hold, to check that Apply
@@ -24,6 +25,7 @@ type snapshot struct {
 	nextPID int64
 	scram   map[ScramKey]ScramCredential
 	acls    map[UUID]authz.Binding
+	quotas  map[quota.Entity]map[string]float64
 }
 
 func snap(im *Image) snapshot {
@@ -57,6 +59,12 @@ func snap(im *Image) snapshot {
 	}
 	if len(im.ACLs) > 0 {
 		s.acls = maps.Clone(im.ACLs)
+	}
+	for e, v := range im.ClientQuotas {
+		if s.quotas == nil {
+			s.quotas = map[quota.Entity]map[string]float64{}
+		}
+		s.quotas[e] = maps.Clone(v)
 	}
 	return s
 }

@@ -68,6 +68,8 @@ const (
 	// ACLs (acl.go).
 	TypeAccessControlEntry       RecordType = 12
 	TypeRemoveAccessControlEntry RecordType = 13
+	// Client quotas (quota.go).
+	TypeClientQuota RecordType = 14
 )
 
 // Record is one metadata record.
@@ -244,6 +246,8 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(AccessControlEntryRecord)
 	case TypeRemoveAccessControlEntry:
 		r = new(RemoveAccessControlEntryRecord)
+	case TypeClientQuota:
+		r = new(ClientQuotaRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}
