@@ -21,6 +21,7 @@ import (
 	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/quota"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/security"
 )
@@ -61,6 +62,8 @@ type Controller interface {
 	// CreateAcls and DeleteAcls change ACLs (acls.go).
 	CreateAcls(bindings []authz.Binding) []error
 	DeleteAcls(filters []authz.Filter) []controller.DeleteAclsResult
+	// AlterClientQuotas changes client quotas (alter_client_quotas.go).
+	AlterClientQuotas(alts []controller.QuotaAlteration, validateOnly bool) []error
 }
 
 // Partitions is what the broker needs from the partition manager.
@@ -156,6 +159,9 @@ type Options struct {
 	SASL SASLOptions
 	// Authz configures ACL authorization (authorize.go).
 	Authz AuthzOptions
+	// OnThrottle, if set, hears of every throttle a client quota imposes
+	// (metrics; quota.go).
+	OnThrottle func(t quota.Type, d time.Duration)
 }
 
 // SASLOptions configure SASL authentication on SASL listeners.
@@ -194,6 +200,9 @@ type Broker struct {
 	saslFakeKey []byte
 	// authz caches the authorizer of the latest image (authorize.go).
 	authz atomic.Pointer[imageAuthorizer]
+	// quotas enforces the client quotas of the image quotaImg (quota.go).
+	quotas   *quota.Manager
+	quotaImg atomic.Pointer[metadata.Image]
 }
 
 // New returns a broker.
@@ -211,6 +220,7 @@ func New(opts Options) *Broker {
 	}
 	b.saslFakeKey = make([]byte, 32)
 	_, _ = rand.Read(b.saslFakeKey)
+	b.quotas = quota.NewManager(quotaOptions(opts.Static, opts.Now))
 	b.pids = &producerIDs{alloc: opts.Controller.AllocateProducerIDs}
 	b.sessions = newSessionCache(opts)
 	b.handlers = b.register()
@@ -366,6 +376,7 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 	if !b.authorize(req) {
 		return
 	}
+	timed := b.quotaBefore(req, h)
 	if h.toController && b.opts.Forward != nil && !b.opts.Controller.IsActive() {
 		go b.forward(ctx, req, h)
 		return
@@ -376,7 +387,13 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 			resp.CloseConn(fmt.Errorf("internal error handling %s", kmsg.NameForKey(key)))
 		}
 	}()
+	if !timed {
+		h.fn(ctx, req)
+		return
+	}
+	start := b.opts.Now()
 	h.fn(ctx, req)
+	b.quotaAfter(req, start)
 }
 
 // forward relays req to the active controller and answers with its

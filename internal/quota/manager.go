@@ -311,3 +311,6 @@ func (q *Mutation) Throttle() time.Duration {
 	}
 	return time.Duration(q.throttle) * time.Millisecond
 }
+
+// Window is how byte rates and request time are measured.
+func (m *Manager) Window() Window { return m.opts.Window }
