@@ -67,6 +67,7 @@ func newTestMetrics(t *testing.T, ready bool) *Metrics {
 	r.RequestRead(-7, 10)
 	r.RequestDone(-7, 10, network.RequestTimes{})
 	m.ObserveFsync(2 * time.Millisecond)
+	m.ObserveThrottle("produce", 250*time.Millisecond)
 	return m
 }
 
@@ -257,6 +258,7 @@ var kafkaNames = map[string]string{
 	"strata_group_members":                   "kafka-exporter kafka_consumergroup_members",
 	"strata_groups":                          "GroupMetadataManager NumGroups, NumGroups<State>",
 	"strata_log_fsync_duration_seconds":      "LogFlushStats LogFlushRateAndTimeMs",
+	"strata_client_throttle_time_seconds":    "Produce/Fetch/Request/ControllerMutation throttle-time (per user and client id in Kafka)",
 	"strata_replication_throttle_rate_bytes": "leader/follower.replication.throttled.rate (a setting in Kafka)",
 }
 
