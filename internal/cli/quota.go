@@ -268,14 +268,7 @@ func QuotaList(ctx context.Context, env *Env, o QuotaListOptions) error {
 	if err != nil {
 		return err
 	}
-	var filter []kadm.DescribeClientQuotaComponent
-	for _, c := range entity {
-		if c.Name != nil {
-			filter = append(filter, kadm.DescribeClientQuotaComponent{Type: c.Type, MatchName: c.Name, MatchType: 0})
-		} else {
-			filter = append(filter, kadm.DescribeClientQuotaComponent{Type: c.Type, MatchType: 1})
-		}
-	}
+	filter := exactFilter(entity)
 	for typ, any := range map[string]bool{"user": o.AnyUser, "client-id": o.AnyClientID} {
 		if !any {
 			continue
@@ -378,8 +371,12 @@ func QuotaDelete(ctx context.Context, env *Env, o QuotaDeleteOptions) error {
 	}
 	keys := o.Keys
 	if len(keys) == 0 {
-		for _, k := range quotaKeys {
-			keys = append(keys, k.key)
+		// Every key the entity has.
+		if keys, err = env.quotaKeysOf(ctx, entity); err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return fmt.Errorf("quota delete %s: no quota is set", entityString(entity))
 		}
 	}
 	ops := make([]kadm.AlterClientQuotaOp, 0, len(keys))
@@ -391,4 +388,47 @@ func QuotaDelete(ctx context.Context, env *Env, o QuotaDeleteOptions) error {
 		done = "valid (dry run)"
 	}
 	return env.alterQuotas(ctx, "delete quota", kadm.AlterClientQuotaEntry{Entity: entity, Ops: ops}, o.DryRun, done)
+}
+
+// quotaKeysOf returns the keys set on exactly entity, in display order.
+func (e *Env) quotaKeysOf(ctx context.Context, entity kadm.ClientQuotaEntity) ([]string, error) {
+	adm, cl, err := e.newAdmin()
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := e.opCtx(ctx)
+	defer cancel()
+	filter := exactFilter(entity)
+	res, err := adm.DescribeClientQuotas(ctx, true, filter)
+	if err != nil {
+		return nil, e.wrap("delete quota", err)
+	}
+	have := map[string]bool{}
+	for _, d := range res {
+		for _, v := range d.Values {
+			have[v.Key] = true
+		}
+	}
+	var keys []string
+	for _, k := range quotaKeys {
+		if have[k.key] {
+			keys = append(keys, k.key)
+		}
+	}
+	return keys, nil
+}
+
+// exactFilter matches each part of entity exactly (a name, or the
+// default).
+func exactFilter(entity kadm.ClientQuotaEntity) []kadm.DescribeClientQuotaComponent {
+	var filter []kadm.DescribeClientQuotaComponent
+	for _, c := range entity {
+		if c.Name != nil {
+			filter = append(filter, kadm.DescribeClientQuotaComponent{Type: c.Type, MatchName: c.Name, MatchType: 0})
+		} else {
+			filter = append(filter, kadm.DescribeClientQuotaComponent{Type: c.Type, MatchType: 1})
+		}
+	}
+	return filter
 }

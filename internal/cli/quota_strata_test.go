@@ -92,7 +92,13 @@ func TestQuotaCommands(t *testing.T) {
 
 	// Delete one key, then every key of an entity.
 	mustRun(t, addr, "", "quota", "delete", "--user", "alice", "--key", "producer_byte_rate")
-	mustRun(t, addr, "", "quota", "delete", "--default", "client-id")
+	out = mustRun(t, addr, "", "quota", "delete", "--default", "client-id")
+	if !strings.Contains(out, "consumer_byte_rate") || !strings.Contains(out, "controller_mutation_rate") || strings.Contains(out, "producer_byte_rate") {
+		t.Fatalf("delete of every key deleted others than the entity's:\n%s", out)
+	}
+	if r := run(t, addr, "", "quota", "delete", "--default", "client-id"); r.err == nil || !strings.Contains(r.err.Error(), "no quota") {
+		t.Fatalf("deleting an entity without quotas: %v", r.err)
+	}
 	rows = listQuotas(t, addr)
 	if len(rows) != 1 || rows[0].Entity != "user=alice,client-id=<default>" {
 		t.Fatalf("after deletes: %+v", rows)

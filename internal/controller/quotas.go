@@ -56,22 +56,30 @@ func (c *Controller) AlterClientQuotas(alts []QuotaAlteration, validateOnly bool
 	return out
 }
 
+// quotaError is an INVALID_REQUEST whose text is Kafka's message alone.
+type quotaError struct{ msg string }
+
+func (e quotaError) Error() string        { return e.msg }
+func (e quotaError) Is(target error) bool { return target == ErrInvalidRequest }
+
+func invalidQuota(format string, args ...any) error { return quotaError{fmt.Sprintf(format, args...)} }
+
 func planQuota(img *metadata.Image, a QuotaAlteration) ([]metadata.Record, error) {
 	e, err := quota.EntityFromParts(a.Entity)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+		return nil, invalidQuota("%v", err)
 	}
 	cur := img.ClientQuotas[e]
 	seen := map[string]bool{}
 	var recs []metadata.Record
 	for _, op := range a.Ops {
 		if seen[op.Key] {
-			return nil, fmt.Errorf("%w: key %s altered twice for %s", ErrInvalidRequest, op.Key, e)
+			return nil, invalidQuota("key %s altered twice for %s", op.Key, e)
 		}
 		seen[op.Key] = true
 		if op.Remove {
 			if !quota.ValidKey(op.Key) {
-				return nil, fmt.Errorf("%w: Invalid configuration key %s", ErrInvalidRequest, op.Key)
+				return nil, invalidQuota("Invalid configuration key %s", op.Key)
 			}
 			if _, ok := cur[op.Key]; ok {
 				recs = append(recs, &metadata.ClientQuotaRecord{Entity: e.Parts(), Key: op.Key, Remove: true})
@@ -79,7 +87,7 @@ func planQuota(img *metadata.Image, a QuotaAlteration) ([]metadata.Record, error
 			continue
 		}
 		if err := quota.ValidateValue(op.Key, op.Value); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+			return nil, invalidQuota("%v", err)
 		}
 		if v, ok := cur[op.Key]; ok && v == op.Value {
 			continue
