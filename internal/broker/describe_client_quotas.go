@@ -76,7 +76,11 @@ func (f quotaFilter) matches(e quota.Entity) bool {
 	if hasPart(f, quota.TypeIP) {
 		return false // Strata keeps no ip quotas
 	}
-	for typ, c := range map[string]quota.Component{quota.TypeUser: e.User, quota.TypeClientID: e.ClientID} {
+	for _, p := range [...]struct {
+		typ string
+		c   quota.Component
+	}{{quota.TypeUser, e.User}, {quota.TypeClientID, e.ClientID}} {
+		typ, c := p.typ, p.c
 		fc, ok := f.parts[typ]
 		if !ok {
 			if f.strict && c.Set {
