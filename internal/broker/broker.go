@@ -243,6 +243,10 @@ type request struct {
 	// patch, if set, completes the response before it is encoded: the
 	// entries the ACL checks took out of the request (acl_checks.go).
 	patch func(kmsg.Response)
+	// throttle is the throttle a client quota put on the request before
+	// it was served (quota.go): a throttled consumer fetch answers
+	// without records.
+	throttle time.Duration
 	// topicDenied, if set, reports a topic the principal may not read:
 	// Fetch checks it for every partition of its session too.
 	topicDenied func(topic string) bool

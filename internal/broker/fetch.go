@@ -127,7 +127,7 @@ func (f *fetch) send() {
 	resp, records := f.response()
 	records = f.r.patchFetch(resp, records)
 	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, resp, records)
-	if f.replica < 0 && f.b.quotas.Active(quota.Fetch) {
+	if f.replica < 0 && (f.r.throttle > 0 || f.b.quotas.Active(quota.Fetch)) {
 		if throttled := f.b.fetchQuota(f.r, resp, chunks); throttled != nil {
 			for i := range reads {
 				reads[i].Release()

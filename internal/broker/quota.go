@@ -141,6 +141,7 @@ func throttleMillis(d time.Duration) int32 {
 // throttleResponse mutes the connection for d and puts d in the
 // response's throttle time (unless a longer one is there already).
 func throttleResponse(r *request, d time.Duration) {
+	r.throttle = max(r.throttle, d)
 	r.conn.Mute(d)
 	ms := throttleMillis(d)
 	r.addPatch(func(resp kmsg.Response) {
@@ -296,25 +297,33 @@ func (b *Broker) fetchQuotaMaxBytes(r *request, maxBytes int32) int32 {
 }
 
 // fetchQuota counts a consumer fetch's response against its
-// consumer_byte_rate. Within the quota it returns nil and the response
-// goes out as encoded. Over it, as Kafka does, the bytes are taken back
-// out of the rate and the fetch is answered without records: the
-// returned response, carrying the session id and the throttle time (the
-// longer of the byte rate's and the request quota's); the connection is
-// muted for as long.
+// consumer_byte_rate. Within the quota, and without a request quota
+// throttle, it returns nil and the response goes out as encoded.
+// Otherwise, as Kafka does, the bytes are taken back out of the rate and
+// the fetch is answered without records: the returned response, carrying
+// the session id and the throttle time (the longer of the byte rate's and
+// the request quota's); the connection is muted for as long.
 func (b *Broker) fetchQuota(r *request, resp *kmsg.FetchResponse, chunks []network.Chunk) *kmsg.FetchResponse {
-	var size int64
-	for _, c := range chunks {
-		size += c.Size()
+	var t time.Duration
+	if b.quotas.Active(quota.Fetch) {
+		var size int64
+		for _, c := range chunks {
+			size += c.Size()
+		}
+		user := quotaUser(r)
+		t = b.quotas.Record(quota.Fetch, user, r.clientID, float64(size))
+		if t > 0 || r.throttle > 0 {
+			// Answered without records: they do not count.
+			b.quotas.Unrecord(quota.Fetch, user, r.clientID, float64(size))
+		}
+		if t > 0 {
+			b.observeThrottle(quota.Fetch, t)
+			r.conn.Mute(t)
+		}
 	}
-	user := quotaUser(r)
-	t := b.quotas.Record(quota.Fetch, user, r.clientID, float64(size))
-	if t <= 0 {
+	if t <= 0 && r.throttle <= 0 {
 		return nil
 	}
-	b.quotas.Unrecord(quota.Fetch, user, r.clientID, float64(size))
-	b.observeThrottle(quota.Fetch, t)
-	r.conn.Mute(t)
 	out := kmsg.NewPtrFetchResponse()
 	out.SessionID = resp.SessionID
 	out.ThrottleMillis = max(resp.ThrottleMillis, throttleMillis(t))

@@ -230,8 +230,11 @@ func TestRequestPercentageQuota(t *testing.T) {
 	// handler time on the fake clock.
 	tick := func() time.Time { clock.Add(10 * time.Millisecond); return clock.Now() }
 	b := newTestBrokerWith(t, testBrokerOptions{now: tick})
-	setQuota(t, b, clientEntity("busy"), quota.RequestPercentage, 1)
 	conn := aliceConn()
+	if code := produceOne(t, b, conn, "t", 0, []byte("v")); code != 0 {
+		t.Fatalf("produce: error %d", code)
+	}
+	setQuota(t, b, clientEntity("busy"), quota.RequestPercentage, 1)
 	var throttle int32
 	for i := 0; i < 100 && throttle == 0; i++ {
 		resp, err := serveAsClient(t, b, conn, "busy", v(kmsg.NewPtrMetadataRequest(), 12))
@@ -245,6 +248,26 @@ func TestRequestPercentageQuota(t *testing.T) {
 	}
 	if conn.MutedFor() <= 0 {
 		t.Fatal("not muted")
+	}
+	// A consumer fetch throttled for its request time gets no records, as
+	// in Kafka.
+	req := v(kmsg.NewPtrFetchRequest(), 12)
+	req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, 1<<20, -1
+	req.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}
+	resp, err := serveAsClient(t, b, conn, "busy", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr := resp.(*kmsg.FetchResponse); fr.ThrottleMillis <= 0 || len(fr.Topics) != 0 {
+		t.Fatalf("throttled fetch: throttle %d ms, %d topics; want a throttle and no records", fr.ThrottleMillis, len(fr.Topics))
+	}
+	// Another client fetches the record.
+	resp, err = serveAsClient(t, b, conn, "other", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr := resp.(*kmsg.FetchResponse); fr.ThrottleMillis != 0 || len(fr.Topics) != 1 || len(fr.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("unthrottled fetch: %+v", fr)
 	}
 }
 
