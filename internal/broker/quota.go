@@ -73,9 +73,32 @@ func sameQuotas(a, b *metadata.Image) bool {
 }
 
 // quotaExempt are the requests no client quota applies to: the
-// handshake before authentication, and brokers' own requests.
+// handshake before authentication, the inter-broker APIs and replica
+// fetches (Kafka exempts cluster actions).
 func quotaExempt(r *request, h handler) bool {
-	return h.interBroker || r.key == apiKeyApiVersions || r.key == 17 || r.key == 36 || r.clientID == InterBrokerClientID
+	if h.interBroker || r.key == apiKeyApiVersions || r.key == 17 || r.key == 36 {
+		return true
+	}
+	if f, ok := r.body.(*kmsg.FetchRequest); ok {
+		return f.ReplicaID >= 0 || r.version >= 15 && f.ReplicaState.ID >= 0
+	}
+	return false
+}
+
+// relayedByBroker reports whether an admin request (one relayed to the
+// active controller) was relayed by a broker (Options.Forward), which has
+// already applied its client's quotas: the client id brokers use, from a
+// super user when authorization is on. Without authorization the client
+// id is trusted, as for internal topic creation: a client claiming it
+// escapes the quotas of admin requests only.
+func (b *Broker) relayedByBroker(r *request) bool {
+	if r.clientID != InterBrokerClientID {
+		return false
+	}
+	if a := b.authorizer(); a != nil {
+		return a.IsSuperUser(r.conn.Principal().String())
+	}
+	return true
 }
 
 // quotaUser is the user a request's quotas are looked up by: its
@@ -89,7 +112,7 @@ func quotaUser(r *request) string { return r.conn.Principal().Name }
 func (b *Broker) quotaBefore(r *request, h handler) (timed bool) {
 	b.refreshQuotas()
 	m := b.quotas
-	if quotaExempt(r, h) {
+	if quotaExempt(r, h) || h.toController && b.relayedByBroker(r) {
 		return false
 	}
 	var throttle time.Duration

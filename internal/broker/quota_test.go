@@ -360,3 +360,45 @@ func produceOne(t *testing.T, b *Broker, conn *network.ConnInfo, topic string, p
 	}
 	return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 }
+
+// TestQuotaExemptions: the brokers' client id does not lift a produce
+// quota (only relayed admin requests are exempt), and a replica fetch is
+// never throttled by a consumer quota.
+func TestQuotaExemptions(t *testing.T) {
+	clock := newFakeClock()
+	b := newTestBrokerWith(t, testBrokerOptions{now: clock.nowFunc(),
+		overrides: map[string]string{"quota.window.num": "2", "quota.window.size.seconds": "1"}})
+	conn := aliceConn()
+	if code := produceOne(t, b, conn, "t", 0, make([]byte, 1000)); code != 0 {
+		t.Fatalf("produce: error %d", code)
+	}
+	setQuota(t, b, []quota.EntityPart{{Type: quota.TypeClientID}}, quota.ProducerByteRate, 10)
+	setQuota(t, b, []quota.EntityPart{{Type: quota.TypeClientID}}, quota.ConsumerByteRate, 10)
+	batch, err := record.Build(nil, record.NewBatchOptions(record.CodecNone), clock.Now().UnixMilli(), []record.Record{{Value: make([]byte, 1000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := v(kmsg.NewPtrProduceRequest(), 9)
+	produce.Acks, produce.TimeoutMillis = 1, 5000
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+	resp, err := serveAsClient(t, b, conn, InterBrokerClientID, produce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr := resp.(*kmsg.ProduceResponse); pr.ThrottleMillis <= 0 {
+		t.Fatal("a producer claiming the brokers' client id escaped its quota")
+	}
+	fetch := v(kmsg.NewPtrFetchRequest(), 12)
+	fetch.ReplicaID, fetch.MaxBytes, fetch.SessionEpoch = 2, 1<<20, -1
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}
+	for range 3 {
+		resp, err = serveAsClient(t, b, conn, "replica", fetch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := resp.(*kmsg.FetchResponse)
+		if fr.ThrottleMillis != 0 || len(fr.Topics) != 1 || len(fr.Topics[0].Partitions[0].RecordBatches) < 2000 {
+			t.Fatalf("replica fetch: throttle %d ms, %+v", fr.ThrottleMillis, fr.Topics)
+		}
+	}
+}
