@@ -34,9 +34,6 @@ func quotaOptions(static *config.Broker, now func() time.Time) quota.Options {
 	return o
 }
 
-// Quotas is the broker's quota manager (tests read its measurements).
-func (b *Broker) Quotas() *quota.Manager { return b.quotas }
-
 // refreshQuotas hands the current image's quotas to the manager when the
 // image has changed since the last request.
 func (b *Broker) refreshQuotas() {
@@ -49,8 +46,9 @@ func (b *Broker) refreshQuotas() {
 	}
 }
 
-// sameQuotas reports whether two images share their quota map (Apply
-// copies it only when a quota record changes it).
+// sameQuotas reports whether two images hold the same quotas (most image
+// changes are not quota changes; the manager keeps its measurements
+// either way, but need not be told).
 func sameQuotas(a, b *metadata.Image) bool {
 	if len(a.ClientQuotas) != len(b.ClientQuotas) {
 		return false
