@@ -3,9 +3,19 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stratalog/strata/internal/config"
+	"github.com/stratalog/strata/internal/server"
 )
 
 type quotaRow struct {
@@ -102,5 +112,48 @@ func TestQuotaCommands(t *testing.T) {
 	rows = listQuotas(t, addr)
 	if len(rows) != 1 || rows[0].Entity != "user=alice,client-id=<default>" {
 		t.Fatalf("after deletes: %+v", rows)
+	}
+}
+
+// TestQuotaCommandsOverSASL: on quota commands --user names the quota's
+// entity, and the command's own SASL user comes from STRATA_USER (or a
+// profile).
+func TestQuotaCommandsOverSASL(t *testing.T) {
+	cfg, err := config.LoadBroker("", nil, map[string]string{
+		"data.dir":                       t.TempDir(),
+		"listeners":                      "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0",
+		"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+		"inter.broker.listener.name":     "INTERNAL",
+		"listener.name.external.plain.sasl.jaas.config": `org.apache.kafka.common.security.plain.PlainLoginModule required user_bob="bob-pw";`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	a, _ := srv.ListenerAddr("EXTERNAL")
+	env := map[string]string{"STRATA_BROKERS": a.String(), "STRATA_SASL_MECHANISM": "PLAIN", "STRATA_USER": "bob", "STRATA_PASSWORD": "bob-pw"}
+	var out, errOut bytes.Buffer
+	root := &cobra.Command{Use: "strata", SilenceUsage: true, SilenceErrors: true}
+	addCommands(root, &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut}, func(k string) string { return env[k] })
+	root.SetArgs([]string{"quota", "set", "--user", "alice", "--client-id", "app", "--producer-byte-rate", "1024", "--json"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("quota set over SASL as bob: %v\n%s", err, errOut.String())
+	}
+	var res struct {
+		Entity string `json:"entity"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Entity != "user=alice,client-id=app" || res.Status != "set" {
+		t.Fatalf("quota set: %v %s", err, out.String())
 	}
 }
