@@ -139,7 +139,30 @@ func TestProducerHeldToQuota(t *testing.T) {
 	rec.mu.Lock()
 	got, ok := quotatest.HeldRate(rec.ex, time.Second)
 	n := len(rec.ex)
+	// During the first second on the broker's clock every throttle is
+	// Kafka's formula exactly: the window is the time since the first
+	// record plus the whole windows missing from its minimum (one, of
+	// 1 s), and the producer must wait until the bytes it sent are the
+	// quota's for the window: sent/rate - (elapsed + 1 s).
+	var sent float64
+	var elapsed time.Duration
+	checked := 0
+	for _, x := range rec.ex {
+		if elapsed >= time.Second {
+			break
+		}
+		sent += x.Bytes
+		want := time.Duration(max(math.Round(sent/rate*1000-float64(elapsed.Milliseconds())-1000), 0)) * time.Millisecond
+		if x.Throttle != want {
+			t.Errorf("throttle %v after %.0f bytes at %v, want %v", x.Throttle, sent, elapsed, want)
+		}
+		elapsed += x.Throttle
+		checked++
+	}
 	rec.mu.Unlock()
+	if checked < 5 {
+		t.Errorf("only %d requests in the first second", checked)
+	}
 	if !ok {
 		t.Fatalf("no measurement from %d requests", n)
 	}
