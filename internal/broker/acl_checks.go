@@ -78,6 +78,8 @@ var aclRules = map[int16]aclRule{
 	45: clusterRule(authz.OpAlter),
 	46: clusterRule(authz.OpDescribe),
 	47: {check: checkOffsetDelete},
+	48: clusterRule(authz.OpDescribeConfigs),
+	49: {check: checkAlterClientQuotas},
 	50: clusterRule(authz.OpDescribe),
 	51: {check: checkAlterUserScramCredentials},
 	55: clusterRule(authz.OpDescribe),

@@ -901,3 +901,22 @@ func checkConsumerGroupDescribe(c *authCtx, r *request) bool {
 	}
 	return true
 }
+
+// checkAlterClientQuotas needs AlterConfigs on the cluster, as Kafka's;
+// denied, every entry is answered CLUSTER_AUTHORIZATION_FAILED.
+func checkAlterClientQuotas(c *authCtx, r *request) bool {
+	if c.can(authz.OpAlterConfigs, authz.ResourceCluster, authz.ClusterName) {
+		return true
+	}
+	req := r.body.(*kmsg.AlterClientQuotasRequest)
+	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+	for _, e := range req.Entries {
+		out := kmsg.AlterClientQuotasResponseEntry{ErrorCode: codeCluster}
+		for _, p := range e.Entity {
+			out.Entity = append(out.Entity, kmsg.AlterClientQuotasResponseEntryEntity{Type: p.Type, Name: p.Name})
+		}
+		resp.Entries = append(resp.Entries, out)
+	}
+	r.respond(resp)
+	return false
+}

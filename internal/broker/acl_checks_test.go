@@ -374,6 +374,14 @@ func aclCases() map[int16]aclCase {
 			r.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
 			return r
 		}, deny: codeGroup, grant: []authz.Binding{allow(grp, "g", authz.OpDelete), allow(topic, "t", authz.OpRead)}},
+		48: {req: func(*Broker) kmsg.Request { return v(kmsg.NewPtrDescribeClientQuotasRequest(), 1) },
+			deny: codeCluster, grant: clusterAllow(authz.OpDescribeConfigs)},
+		49: {req: func(*Broker) kmsg.Request {
+			r := v(kmsg.NewPtrAlterClientQuotasRequest(), 1)
+			r.Entries = []kmsg.AlterClientQuotasRequestEntry{{Entity: []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "user", Name: kmsg.StringPtr("bob")}},
+				Ops: []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1024}}}}
+			return r
+		}, deny: codeCluster, grant: clusterAllow(authz.OpAlterConfigs)},
 		50: {req: func(*Broker) kmsg.Request { return v(kmsg.NewPtrDescribeUserSCRAMCredentialsRequest(), 0) },
 			deny: codeCluster, grant: clusterAllow(authz.OpDescribe)},
 		51: {req: func(*Broker) kmsg.Request {

@@ -21,6 +21,7 @@ import (
 	"github.com/stratalog/strata/internal/fetchsession"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/quota"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/security"
 )
@@ -64,6 +65,8 @@ type Controller interface {
 	// UpdateFeatures changes finalized feature levels
 	// (update_features.go); errors per update, in order.
 	UpdateFeatures(ups []controller.FeatureUpdate, validateOnly bool) []error
+	// AlterClientQuotas changes client quotas (alter_client_quotas.go).
+	AlterClientQuotas(alts []controller.QuotaAlteration, validateOnly bool) []error
 }
 
 // Partitions is what the broker needs from the partition manager.
@@ -159,6 +162,9 @@ type Options struct {
 	SASL SASLOptions
 	// Authz configures ACL authorization (authorize.go).
 	Authz AuthzOptions
+	// OnThrottle, if set, hears of every throttle a client quota imposes
+	// (metrics; quota.go).
+	OnThrottle func(t quota.Type, d time.Duration)
 }
 
 // SASLOptions configure SASL authentication on SASL listeners.
@@ -201,6 +207,9 @@ type Broker struct {
 	saslFakeKey []byte
 	// authz caches the authorizer of the latest image (authorize.go).
 	authz atomic.Pointer[imageAuthorizer]
+	// quotas enforces the client quotas of the image quotaImg (quota.go).
+	quotas   *quota.Manager
+	quotaImg atomic.Pointer[metadata.Image]
 }
 
 // New returns a broker.
@@ -218,6 +227,7 @@ func New(opts Options) *Broker {
 	}
 	b.saslFakeKey = make([]byte, 32)
 	_, _ = rand.Read(b.saslFakeKey)
+	b.quotas = quota.NewManager(quotaOptions(opts.Static, opts.Now))
 	b.pids = &producerIDs{alloc: opts.Controller.AllocateProducerIDs}
 	b.sessions = newSessionCache(opts)
 	b.handlers = b.register()
@@ -240,6 +250,10 @@ type request struct {
 	// patch, if set, completes the response before it is encoded: the
 	// entries the ACL checks took out of the request (acl_checks.go).
 	patch func(kmsg.Response)
+	// throttle is the throttle a client quota put on the request before
+	// it was served (quota.go): a throttled consumer fetch answers
+	// without records.
+	throttle time.Duration
 	// topicDenied, if set, reports a topic the principal may not read:
 	// Fetch checks it for every partition of its session too.
 	topicDenied func(topic string) bool
@@ -373,6 +387,7 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 	if !b.authorize(req) {
 		return
 	}
+	timed := b.quotaBefore(req, h)
 	if h.toController && b.opts.Forward != nil && !b.opts.Controller.IsActive() {
 		go b.forward(ctx, req, h)
 		return
@@ -383,7 +398,13 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 			resp.CloseConn(fmt.Errorf("internal error handling %s", kmsg.NameForKey(key)))
 		}
 	}()
+	if !timed {
+		h.fn(ctx, req)
+		return
+	}
+	start := b.opts.Now()
 	h.fn(ctx, req)
+	b.quotaAfter(req, start)
 }
 
 // forward relays req to the active controller and answers with its

@@ -32,6 +32,7 @@ import (
 	"github.com/stratalog/strata/internal/kwire"
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/network"
+	"github.com/stratalog/strata/internal/quota"
 	"github.com/stratalog/strata/internal/replication"
 )
 
@@ -64,6 +65,9 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) {
 		resp.ErrorCode = sessionErrorCode(err)
 		r.respond(resp)
 		return
+	}
+	if replica < 0 && b.quotas.Active(quota.Fetch) {
+		req.MaxBytes = b.fetchQuotaMaxBytes(r, req.MaxBytes)
 	}
 	f := &fetch{ctx: ctx, b: b, r: r, req: req, sess: sess, replica: replica}
 	f.read()
@@ -120,12 +124,21 @@ func (f *fetch) release() {
 func (f *fetch) send() {
 	reads := f.reads
 	f.reads = nil
-	for i := range reads {
-		reads[i].Sent() // the leader's replication throttle counts what goes out
-	}
 	resp, records := f.response()
 	records = f.r.patchFetch(resp, records)
 	chunks := kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, resp, records)
+	if f.replica < 0 && (f.r.throttle > 0 || f.b.quotas.Active(quota.Fetch)) {
+		if throttled := f.b.fetchQuota(f.r, resp, chunks); throttled != nil {
+			for i := range reads {
+				reads[i].Release()
+			}
+			f.r.resp.Respond(&network.Response{Chunks: kwire.EncodeFetchResponse(nil, f.r.version, f.r.corrID, throttled, nil)})
+			return
+		}
+	}
+	for i := range reads {
+		reads[i].Sent() // the leader's replication throttle counts what goes out
+	}
 	f.r.resp.Respond(&network.Response{Chunks: chunks, Release: func() {
 		for i := range reads {
 			reads[i].Release()

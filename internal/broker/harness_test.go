@@ -27,10 +27,27 @@ func newTestBroker(tb testing.TB) *Broker { return newTestBrokerIO(tb, nil) }
 // newTestBrokerIO is newTestBroker with the partition logs' writes and
 // fsyncs going through fio (storage faults).
 func newTestBrokerIO(tb testing.TB, fio *storage.FileIO) *Broker {
+	return newTestBrokerWith(tb, testBrokerOptions{fio: fio})
+}
+
+// testBrokerOptions vary newTestBrokerWith.
+type testBrokerOptions struct {
+	fio       *storage.FileIO
+	port      int32             // registered port (9092 if 0)
+	overrides map[string]string // broker settings
+	now       func() time.Time  // the broker's clock (time.Now if nil)
+}
+
+// newTestBrokerWith is newTestBroker with options.
+func newTestBrokerWith(tb testing.TB, o testBrokerOptions) *Broker {
 	tb.Helper()
 	dir := tb.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg, err := config.LoadBroker("", nil, map[string]string{"data.dir": dir})
+	over := map[string]string{"data.dir": dir}
+	for k, v := range o.overrides {
+		over[k] = v
+	}
+	cfg, err := config.LoadBroker("", nil, over)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -43,10 +60,14 @@ func newTestBrokerIO(tb testing.TB, fio *storage.FileIO) *Broker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := ctrl.Bootstrap("test-cluster", "localhost", 9092, nil); err != nil {
+	port := o.port
+	if port == 0 {
+		port = 9092
+	}
+	if _, err := ctrl.Bootstrap("test-cluster", "localhost", port, nil); err != nil {
 		tb.Fatal(err)
 	}
-	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger, StorageIO: fio})
+	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger, StorageIO: o.fio})
 	images.Register(parts)
 	images.Start()
 	tb.Cleanup(func() {
@@ -60,7 +81,7 @@ func newTestBrokerIO(tb testing.TB, fio *storage.FileIO) *Broker {
 	if !parts.WaitApplied(ctrl.Image().Offset, 10*time.Second) {
 		tb.Fatal("the partitions did not follow the image")
 	}
-	return New(Options{NodeID: 1, Static: cfg, Controller: ctrl, Partitions: parts, Logger: logger})
+	return New(Options{NodeID: 1, Static: cfg, Controller: ctrl, Partitions: parts, Logger: logger, Now: o.now})
 }
 
 // recorder is a network.Responder that remembers how a request ended.

@@ -54,6 +54,8 @@ func (b *Broker) register() handlerTable {
 		44: {min: 0, max: 1, fn: b.handleIncrementalAlterConfigs, toController: true},
 		45: {min: 0, max: 1, fn: b.handleAlterPartitionReassignments, toController: true},
 		46: {min: 0, max: 0, fn: b.handleListPartitionReassignments, toController: true},
+		48: {min: 0, max: 1, fn: b.handleDescribeClientQuotas},
+		49: {min: 0, max: 1, fn: b.handleAlterClientQuotas, toController: true},
 		50: {min: 0, max: 0, fn: b.handleDescribeUserScramCredentials},
 		51: {min: 0, max: 0, fn: b.handleAlterUserScramCredentials, toController: true},
 		55: {min: 0, max: 2, fn: b.handleDescribeQuorum},

@@ -31,3 +31,17 @@ func (l *Link) DeleteAcls(filters []authz.Filter) []controller.DeleteAclsResult 
 	}
 	return c.DeleteAcls(filters)
 }
+
+// AlterClientQuotas changes client quotas on the local active controller
+// (the broker relays AlterClientQuotas there otherwise).
+func (l *Link) AlterClientQuotas(alts []controller.QuotaAlteration, validateOnly bool) []error {
+	c, err := l.local()
+	if err != nil {
+		out := make([]error, len(alts))
+		for i := range out {
+			out[i] = err
+		}
+		return out
+	}
+	return c.AlterClientQuotas(alts, validateOnly)
+}

@@ -244,6 +244,7 @@ func addCommands(root *cobra.Command, env *Env, getenv func(string) string) {
 		userCommand(env, getenv),
 		profileCommand(env, getenv),
 		aclCommand(env),
+		quotaCommand(env),
 	)
 }
 

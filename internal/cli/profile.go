@@ -117,7 +117,10 @@ func applyProfile(cmd *cobra.Command, env *Env, name string, brokerList *string,
 		return fmt.Errorf("profile %q does not exist in %s (strata profile list)", name, path)
 	}
 	unset := func(flag, envVar string) bool {
-		if fl := cmd.Flags().Lookup(flag); fl != nil && fl.Changed {
+		// The root's connection flag itself: a command may shadow its
+		// name with a flag of its own (quota's --user and --client-id
+		// name a quota entity).
+		if fl := cmd.Root().PersistentFlags().Lookup(flag); fl != nil && fl.Changed {
 			return false
 		}
 		return envVar == "" || getenv(envVar) == ""

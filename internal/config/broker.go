@@ -96,6 +96,10 @@ func brokerOnlyDefs() []Def {
 		{Name: "follower.replication.throttled.rate", Type: TypeLong, Default: maxLong, Check: atLeast(0), Doc: "bytes/s this broker fetches as a follower for the replicas in follower.replication.throttled.replicas while they are behind the leader's high watermark (KIP-73; dynamic)"},
 		{Name: "replication.quota.window.num", Type: TypeInt, Default: "11", Check: atLeast(1), Doc: "samples the replication throttles measure their rate over"},
 		{Name: "replication.quota.window.size.seconds", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "length of each sample of the replication throttles"},
+		{Name: "quota.window.num", Type: TypeInt, Default: "11", Check: atLeast(1), Doc: "samples client quotas (byte rates, request percentage) measure their rate over"},
+		{Name: "quota.window.size.seconds", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "length of each sample of the client quotas"},
+		{Name: "controller.quota.window.num", Type: TypeInt, Default: "11", Check: atLeast(1), Doc: "samples of the controller mutation quota (its token bucket holds num-1 windows of mutations)"},
+		{Name: "controller.quota.window.size.seconds", Type: TypeInt, Default: "1", Check: atLeast(1), Doc: "length of each sample of the controller mutation quota"},
 	}
 }
 

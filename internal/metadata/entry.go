@@ -110,6 +110,7 @@ func (im *Image) Records() []Record {
 	out = append(out, im.featureRecords()...)
 	out = append(out, im.scramRecords()...)
 	out = append(out, im.aclRecords()...)
+	out = append(out, im.quotaRecords()...)
 	for _, name := range im.SortedTopicNames() {
 		t := im.Topics[name]
 		out = append(out, &TopicRecord{Name: t.Name, ID: t.ID})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/quota"
 )
 
 // TestImageRecordsRebuildImage checks that the records of a snapshot
@@ -55,6 +56,17 @@ func TestImageRecordsRebuildImage(t *testing.T) {
 	}
 	if len(im.ACLs) != 1 || im.ACLs[acl2].Principal != "User:bob" {
 		t.Fatalf("ACLs %+v", im.ACLs)
+	}
+	alice, def := "alice", (*string)(nil)
+	im = apply(t, im, 7,
+		&ClientQuotaRecord{Entity: []quota.EntityPart{{Type: quota.TypeUser, Name: &alice}}, Key: quota.ProducerByteRate, Value: 1024},
+		&ClientQuotaRecord{Entity: []quota.EntityPart{{Type: quota.TypeUser, Name: &alice}, {Type: quota.TypeClientID, Name: def}}, Key: quota.RequestPercentage, Value: 12.5},
+		&ClientQuotaRecord{Entity: []quota.EntityPart{{Type: quota.TypeClientID, Name: def}}, Key: quota.ConsumerByteRate, Value: 2048},
+		&ClientQuotaRecord{Entity: []quota.EntityPart{{Type: quota.TypeClientID, Name: def}}, Key: quota.ControllerMutationRate, Value: 5})
+	im = apply(t, im, 8, &ClientQuotaRecord{Entity: []quota.EntityPart{{Type: quota.TypeClientID, Name: def}}, Key: quota.ConsumerByteRate, Remove: true})
+	if got := im.ClientQuotas[quota.Entity{User: quota.Named("alice"), ClientID: quota.Default}][quota.RequestPercentage]; got != 12.5 || len(im.ClientQuotas) != 3 ||
+		len(im.ClientQuotas[quota.Entity{ClientID: quota.Default}]) != 1 {
+		t.Fatalf("client quotas %+v", im.ClientQuotas)
 	}
 	if ep, ok := im.Brokers[1].EndpointFor("EXTERNAL"); !ok || ep.Host != "e1" || ep.Port != 19092 {
 		t.Fatalf("EXTERNAL endpoint %+v %v", ep, ok)
@@ -128,4 +140,21 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("re-encode of a decoded entry: %v", err)
 		}
 	})
+}
+
+// TestClientQuotaRecordBadEntity checks that a quota record naming an
+// entity Kafka would not store stops the apply (the log is then
+// inconsistent) rather than being stored under some other entity.
+func TestClientQuotaRecordBadEntity(t *testing.T) {
+	empty := ""
+	for _, parts := range [][]quota.EntityPart{
+		nil,
+		{{Type: "group", Name: nil}},
+		{{Type: quota.TypeUser, Name: &empty}},
+		{{Type: quota.TypeUser, Name: nil}, {Type: quota.TypeUser, Name: nil}},
+	} {
+		if _, err := Empty().Apply(0, []Record{&ClientQuotaRecord{Entity: parts, Key: quota.ProducerByteRate, Value: 1}}); err == nil {
+			t.Errorf("entity %+v applied", parts)
+		}
+	}
 }

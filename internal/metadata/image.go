@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/quota"
 )
 
 // Image is an immutable snapshot of cluster metadata. Never modify an Image
@@ -28,6 +29,8 @@ type Image struct {
 	ACLs map[UUID]authz.Binding
 	// Features are the finalized feature levels above 0 (features.go).
 	Features map[string]int16
+	// ClientQuotas are the client quotas by entity and key (quota.go).
+	ClientQuotas map[quota.Entity]map[string]float64
 }
 
 // Endpoint is a host and port.
@@ -168,7 +171,7 @@ func (im *Image) SortedConfigResources() []ConfigResource {
 func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 	next := *im
 	next.Offset = offset
-	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram, copiedACLs bool
+	var copiedTopics, copiedConfigs, copiedBrokers, copiedScram, copiedACLs, copiedQuotas bool
 	cowTopics := func() {
 		if !copiedTopics {
 			next.Topics = maps.Clone(im.Topics)
@@ -295,6 +298,17 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				delete(next.Features, r.Name)
 			} else {
 				next.Features[r.Name] = r.FeatureLevel
+			}
+		case *ClientQuotaRecord:
+			if !copiedQuotas {
+				next.ClientQuotas = maps.Clone(im.ClientQuotas)
+				if next.ClientQuotas == nil {
+					next.ClientQuotas = map[quota.Entity]map[string]float64{}
+				}
+				copiedQuotas = true
+			}
+			if err := applyQuota(next.ClientQuotas, r); err != nil {
+				return nil, fmt.Errorf("metadata: offset %d: %w", offset, err)
 			}
 		default:
 			return nil, fmt.Errorf("metadata: offset %d: unhandled record %T", offset, r)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/quota"
 )
 
 // snapshot is a deep copy of what an image's maps hold, to check that Apply
@@ -25,6 +26,7 @@ type snapshot struct {
 	scram   map[ScramKey]ScramCredential
 	acls    map[UUID]authz.Binding
 	feats   map[string]int16
+	quotas  map[quota.Entity]map[string]float64
 }
 
 func snap(im *Image) snapshot {
@@ -61,6 +63,12 @@ func snap(im *Image) snapshot {
 	}
 	if len(im.Features) > 0 {
 		s.feats = maps.Clone(im.Features)
+	}
+	for e, v := range im.ClientQuotas {
+		if s.quotas == nil {
+			s.quotas = map[quota.Entity]map[string]float64{}
+		}
+		s.quotas[e] = maps.Clone(v)
 	}
 	return s
 }

@@ -70,6 +70,8 @@ const (
 	TypeRemoveAccessControlEntry RecordType = 13
 	// Feature levels (features.go).
 	TypeFeatureLevel RecordType = 14
+	// Client quotas (quota.go).
+	TypeClientQuota RecordType = 15
 )
 
 // Record is one metadata record.
@@ -248,6 +250,8 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(RemoveAccessControlEntryRecord)
 	case TypeFeatureLevel:
 		r = new(FeatureLevelRecord)
+	case TypeClientQuota:
+		r = new(ClientQuotaRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

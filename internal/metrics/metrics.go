@@ -15,6 +15,7 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *Requests
 	fsync    prometheus.Histogram
+	throttle *prometheus.HistogramVec
 
 	mu     sync.Mutex
 	health Health
@@ -22,6 +23,9 @@ type Metrics struct {
 
 // fsyncBuckets spans 10 µs to 10 s.
 var fsyncBuckets = []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
+
+// throttleBuckets spans 1 ms to 30 s.
+var throttleBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // New returns a registry with the Go runtime and process collectors, the
 // build info, the request and connection instruments and the fsync
@@ -44,7 +48,12 @@ func New(build BuildInfo) *Metrics {
 		Help:    "Duration of each fsync of a partition log segment.",
 		Buckets: fsyncBuckets,
 	})
-	reg.MustRegister(info, m.fsync)
+	m.throttle = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "strata_client_throttle_time_seconds",
+		Help:    "Throttle times client quotas imposed, by quota: produce (producer_byte_rate), fetch (consumer_byte_rate), request (request_percentage), controller_mutation (controller_mutation_rate); its _count is the number of throttled responses.",
+		Buckets: throttleBuckets,
+	}, []string{"quota"})
+	reg.MustRegister(info, m.fsync, m.throttle)
 	m.requests = newRequests(reg)
 	return m
 }
@@ -55,6 +64,12 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Requests is the network.Observer that feeds the request and connection
 // metrics.
 func (m *Metrics) Requests() *Requests { return m.requests }
+
+// ObserveThrottle records one throttle a client quota imposed; quota is
+// the quota type's name (quota.Type.String).
+func (m *Metrics) ObserveThrottle(quota string, d time.Duration) {
+	m.throttle.WithLabelValues(quota).Observe(d.Seconds())
+}
 
 // ObserveFsync records one fsync's duration.
 func (m *Metrics) ObserveFsync(d time.Duration) { m.fsync.Observe(d.Seconds()) }

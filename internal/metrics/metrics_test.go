@@ -70,6 +70,7 @@ func newTestMetrics(t *testing.T, ready bool) *Metrics {
 	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", true)
 	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", false)
 	r.SASLAuthentication("SASL_PLAINTEXT", "PLAIN", false)
+	m.ObserveThrottle("produce", 250*time.Millisecond)
 	return m
 }
 
@@ -264,6 +265,7 @@ var kafkaNames = map[string]string{
 	"strata_group_members":                   "kafka-exporter kafka_consumergroup_members",
 	"strata_groups":                          "GroupMetadataManager NumGroups, NumGroups<State>",
 	"strata_log_fsync_duration_seconds":      "LogFlushStats LogFlushRateAndTimeMs",
+	"strata_client_throttle_time_seconds":    "Produce/Fetch/Request/ControllerMutation throttle-time (per user and client id in Kafka)",
 	"strata_replication_throttle_rate_bytes": "leader/follower.replication.throttled.rate (a setting in Kafka)",
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"os"
+	"sync/atomic"
+	"time"
 )
 
 // Chunk is one piece of a response: either Bytes, or the region
@@ -68,6 +70,7 @@ type ConnInfo struct {
 	Listener *Listener
 
 	auth connAuth
+	mute atomic.Pointer[time.Time] // end of the throttle (mute.go)
 }
 
 // Responder completes one request. Exactly one of its methods must be called,

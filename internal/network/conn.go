@@ -202,6 +202,9 @@ func (c *conn) readLoop() {
 				return
 			}
 		}
+		if !c.waitMuted() {
+			return
+		}
 		if idle > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/stratalog/strata/internal/metrics"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/quorum"
+	"github.com/stratalog/strata/internal/quota"
 	"github.com/stratalog/strata/internal/replication"
 	"github.com/stratalog/strata/internal/storage"
 	"github.com/stratalog/strata/internal/version"
@@ -282,6 +283,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		TxnMarkers:         s.groups,
 		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
+		OnThrottle:         func(t quota.Type, d time.Duration) { s.metrics.ObserveThrottle(t.String(), d) },
 	})
 	limits, err := connLimits(cfg)
 	if err != nil {
