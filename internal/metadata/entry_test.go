@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/fuzzbudget"
 )
 
 // TestImageRecordsRebuildImage checks that the records of a snapshot
@@ -114,7 +115,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	good, _ := EncodeEntry([]Record{&ClusterIDRecord{ClusterID: "x"}})
 	f.Add(good)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, err := DecodeEntry(b)
+		var recs []Record
+		var err error
+		fuzzbudget.Run(t, len(b), func() { recs, err = DecodeEntry(b) })
 		if err != nil {
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/fuzzbudget"
 	"github.com/stratalog/strata/internal/security/jwttest"
 )
 
@@ -29,7 +30,7 @@ func testKeys(t *testing.T) map[string]*jwttest.Key {
 	return testKeySet
 }
 
-func makeTestKeys(t *testing.T) map[string]*jwttest.Key {
+func makeTestKeys(t testing.TB) map[string]*jwttest.Key {
 	return map[string]*jwttest.Key{
 		"rs":  jwttest.NewRSA(t, "rs-1", "RS256"),
 		"ps":  jwttest.NewRSA(t, "ps-1", "PS256"),
@@ -252,4 +253,73 @@ func TestJWKSFileReload(t *testing.T) {
 	if _, err := NewJWKSFile(path, 0, nil, nil); err == nil || !strings.Contains(err.Error(), "no RSA") {
 		t.Fatalf("a set without a usable key: %v", err)
 	}
+}
+
+// FuzzJWS feeds arbitrary tokens to the signed-JWT validator: never a
+// panic, each within the CPU budget, and no token accepted whose signed
+// part (header.claims) is not one a JWKS key signed: a fuzzer cannot sign.
+func FuzzJWS(f *testing.F) {
+	k := makeTestKeys(f)
+	ks, _, err := ParseJWKS(jwttest.JWKS(k["rs"], k["ps"], k["es"], k["es5"], k["ed"]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	v, err := NewJWTValidator(JWTValidatorConfig{Keys: staticKeys(ks), ExpectedAudiences: []string{"strata"}, Now: func() time.Time { return now }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	claims := map[string]any{"sub": "svc", "aud": "strata", "iat": now.Unix(), "exp": now.Unix() + 60, "scope": []string{"a"}}
+	signed := map[string]bool{}
+	for _, name := range []string{"rs", "ps", "es", "es5", "ed", "impostor"} {
+		tok := k[name].Sign(claims, nil)
+		if name != "impostor" {
+			signed[tok[:strings.LastIndexByte(tok, '.')]] = true
+		}
+		f.Add(tok)
+	}
+	noKid := k["es"].Sign(claims, map[string]any{"kid": nil})
+	signed[noKid[:strings.LastIndexByte(noKid, '.')]] = true
+	f.Add(noKid)
+	f.Add(b64json(map[string]any{"alg": "none"}) + "." + b64json(claims) + ".")
+	f.Add(b64json(map[string]any{"alg": "ES256", "kid": "es-1", "crit": []string{"x"}}) + "." + b64json(claims) + ".AAAA")
+	f.Add("a.b.c.d.e")
+	f.Fuzz(func(t *testing.T, token string) {
+		var p string
+		var err error
+		fuzzbudget.Run(t, len(token), func() { p, _, err = v.Validate(token) })
+		if err != nil {
+			return
+		}
+		if i := strings.LastIndexByte(token, '.'); i < 0 || !signed[token[:i]] || p != "svc" {
+			t.Fatalf("accepted a token nobody signed: %q (principal %q)", token, p)
+		}
+	})
+}
+
+// FuzzJWKS feeds arbitrary key sets to ParseJWKS: never a panic, within
+// the budget, and every key it returns can verify some algorithm.
+func FuzzJWKS(f *testing.F) {
+	k := makeTestKeys(f)
+	f.Add(jwttest.JWKS(k["rs"], k["es"], k["es5"], k["ed"]))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"AA"},{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","d":"AA"}]}`))
+	f.Add([]byte(`{"keys":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var keys []JWK
+		var err error
+		fuzzbudget.Run(t, len(data), func() { keys, _, err = ParseJWKS(data) })
+		if err != nil {
+			return
+		}
+		for _, key := range keys {
+			fits := false
+			for alg := range jwsAlgs {
+				fits = fits || algFitsKey(alg, key)
+			}
+			if key.Key == nil || !fits || (key.Alg != "" && !algFitsKey(key.Alg, key)) {
+				t.Fatalf("unusable key returned: %+v from %q", key, data)
+			}
+		}
+	})
 }
