@@ -90,7 +90,7 @@ var aclRules = map[int16]aclRule{
 	66: {check: checkListTransactions},
 	63: clusterRule(authz.OpClusterAction),
 	67: clusterRule(authz.OpClusterAction),
-	68: groupRule(authz.OpRead, func(q kmsg.Request) string { return q.(*kmsg.ConsumerGroupHeartbeatRequest).Group }),
+	68: {check: checkConsumerGroupHeartbeat},
 	69: {check: checkConsumerGroupDescribe, ops: true},
 }
 

@@ -875,29 +875,3 @@ func checkDescribeProducers(c *authCtx, r *request) bool {
 	}
 	return true
 }
-
-func checkConsumerGroupDescribe(c *authCtx, r *request) bool {
-	req := r.body.(*kmsg.ConsumerGroupDescribeRequest)
-	kept, denied := split(req.Groups, func(g string) bool { return c.can(authz.OpDescribe, authz.ResourceGroup, g) })
-	req.Groups = kept
-	r.addPatch(func(resp kmsg.Response) {
-		dr := resp.(*kmsg.ConsumerGroupDescribeResponse)
-		if req.IncludeAuthorizedOperations {
-			for i := range dr.Groups {
-				if g := &dr.Groups[i]; g.ErrorCode == 0 {
-					g.AuthorizedOperations = c.ops(authz.ResourceGroup, g.Group)
-				}
-			}
-		}
-		for _, g := range denied {
-			dg := kmsg.NewConsumerGroupDescribeResponseGroup()
-			dg.Group, dg.ErrorCode = g, codeGroup
-			dr.Groups = append(dr.Groups, dg)
-		}
-	})
-	if len(kept) == 0 && len(denied) > 0 {
-		r.respond(req.ResponseKind())
-		return false
-	}
-	return true
-}
