@@ -96,6 +96,10 @@ func checkFetch(c *authCtx, r *request) bool {
 				rp := kmsg.NewFetchResponseTopicPartition()
 				rp.Partition, rp.ErrorCode = p.Partition, code
 				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+				// Empty, not null, records, as Kafka sends for an error:
+				// librdkafka refuses a null record set (size -1) in the
+				// non-flexible versions ("invalid MessageSetSize -1").
+				rp.RecordBatches = []byte{}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			fr.Topics = append(fr.Topics, rt)
