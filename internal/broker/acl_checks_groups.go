@@ -13,12 +13,18 @@ import (
 // checkConsumerGroupHeartbeat: READ on the group
 // (GROUP_AUTHORIZATION_FAILED), then DESCRIBE on every topic the member
 // subscribes to by name; one denied answers TOPIC_AUTHORIZATION_FAILED for
-// the whole heartbeat, naming no topic, as Kafka. A regex subscription
-// (no names) is not checked here.
+// the whole heartbeat, naming no topic, as Kafka. A regex subscription is
+// not refused: the topics this member may not DESCRIBE are left out of
+// those the coordinator matches the regex against when this heartbeat
+// re-resolves it (r.topicDenied), as Kafka resolves with the ACLs of the
+// member whose heartbeat triggered the refresh.
 func checkConsumerGroupHeartbeat(c *authCtx, r *request) bool {
 	req := r.body.(*kmsg.ConsumerGroupHeartbeatRequest)
 	if !c.can(authz.OpRead, authz.ResourceGroup, req.Group) {
 		return denyWhole(r, codeGroup)
+	}
+	if c.a != nil {
+		r.topicDenied = func(topic string) bool { return !c.canQuiet(authz.OpDescribe, authz.ResourceTopic, topic) }
 	}
 	denied := false
 	for _, t := range req.SubscribedTopicNames {

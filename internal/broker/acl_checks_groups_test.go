@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/internal/authz"
+	"github.com/stratalog/strata/internal/controller"
 	"github.com/stratalog/strata/internal/coordinator/group"
 )
 
@@ -120,5 +122,57 @@ func TestACLConsumerGroupDescribeHidesTopics(t *testing.T) {
 				t.Fatalf("described group has %d members", len(groups[0].Members))
 			}
 		})
+	}
+}
+
+// regexGroups is stubGroups that records the topics a heartbeat offers
+// the coordinator for regex resolution.
+type regexGroups struct {
+	stubGroups
+	names *[]string
+}
+
+func (g regexGroups) ConsumerHeartbeat(req group.ConsumerHeartbeatRequest) group.ConsumerHeartbeatResult {
+	*g.names = req.TopicNames()
+	return group.ConsumerHeartbeatResult{}
+}
+
+// TestACLConsumerGroupHeartbeatRegex: a regex subscription is matched
+// only against the topics the heartbeating member may DESCRIBE (Kafka
+// resolves with the ACLs of the member that triggered the refresh);
+// without an authorizer, against every topic.
+func TestACLConsumerGroupHeartbeatRegex(t *testing.T) {
+	for _, withAuthz := range []bool{true, false} {
+		var names []string
+		base := newTestBroker(t)
+		opts := base.opts
+		opts.Groups = regexGroups{names: &names}
+		opts.Authz = AuthzOptions{Enabled: withAuthz}
+		b := New(opts)
+		for _, n := range []string{"orders-a", "orders-b"} {
+			if res := b.opts.Controller.CreateTopics([]controller.CreateTopic{{Name: n, Partitions: 1, ReplicationFactor: 1}}, false); res[0].Err != nil {
+				t.Fatal(res[0].Err)
+			}
+		}
+		if withAuthz {
+			acls := []authz.Binding{allow(authz.ResourceGroup, "g", authz.OpRead), allow(authz.ResourceTopic, "orders-a", authz.OpDescribe)}
+			for i, err := range b.opts.Controller.CreateAcls(acls) {
+				if err != nil {
+					t.Fatalf("ACL %d: %v", i, err)
+				}
+			}
+		}
+		r := v(kmsg.NewPtrConsumerGroupHeartbeatRequest(), 1)
+		r.Group, r.MemberID, r.RebalanceTimeoutMillis = "g", "m-1", 10000
+		rx := "orders-.*"
+		r.SubscribedTopicRegex = &rx
+		resp, err := serveAs(t, b, aliceConn(), r)
+		if err != nil || resp.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode != 0 {
+			t.Fatalf("authorizer %v: %v %+v", withAuthz, err, resp)
+		}
+		has := func(n string) bool { return slices.Contains(names, n) }
+		if !has("orders-a") || has("orders-b") == withAuthz {
+			t.Fatalf("authorizer %v: regex candidates %v", withAuthz, names)
+		}
 	}
 }

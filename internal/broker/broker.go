@@ -233,8 +233,10 @@ type request struct {
 	// patch, if set, completes the response before it is encoded: the
 	// entries the ACL checks took out of the request (acl_checks.go).
 	patch func(kmsg.Response)
-	// topicDenied, if set, reports a topic the principal may not read:
-	// Fetch checks it for every partition of its session too.
+	// topicDenied, if set, reports a topic the principal may not use
+	// here: Fetch checks it (READ) for every partition of its session
+	// too; ConsumerGroupHeartbeat (DESCRIBE) leaves such topics out of
+	// those a regex subscription is matched against.
 	topicDenied func(topic string) bool
 }
 
