@@ -202,7 +202,10 @@ func algFitsKey(alg string, k JWK) bool {
 func verifyJWS(alg string, key crypto.PublicKey, input, sig []byte) error {
 	a := jwsAlgs[alg]
 	if a.kty == "OKP" {
-		pub, _ := key.(ed25519.PublicKey)
+		pub, ok := key.(ed25519.PublicKey)
+		if !ok || len(pub) != ed25519.PublicKeySize {
+			return fmt.Errorf("key of type %T for EdDSA", key)
+		}
 		if !ed25519.Verify(pub, input, sig) {
 			return errors.New("EdDSA signature does not verify")
 		}
