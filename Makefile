@@ -9,6 +9,16 @@ RACE_PKGS := ./internal/network/... ./internal/fetchsession/... ./internal/kclie
 # deadline that go test can report as a failure ("context deadline
 # exceeded") when it lands while a worker minimises an input.
 FUZZTIME  ?= 60000x
+# Every fuzz target, package:Target: the decoders a client or a peer can
+# reach (issue 16). make fuzz runs each FUZZTIME, make fuzz-long FUZZ_EXECS.
+FUZZ_TARGETS := ./internal/record:FuzzValidate ./internal/record:FuzzDecompress \
+	./internal/broker:FuzzRequest ./internal/network:FuzzFraming \
+	./internal/metadata:FuzzDecodeEntry ./internal/quorum:FuzzReadFrame \
+	./internal/security:FuzzScramServer ./internal/security:FuzzPlain \
+	./internal/security:FuzzParseJAAS ./internal/security:FuzzOAuthBearer \
+	./internal/security:FuzzJWS ./internal/security:FuzzJWKS
+FUZZ_EXECS    ?= 10000000
+FUZZ_PARALLEL ?= 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # What `strata version` reports: set at link time (internal/version). The
 # date is the commit's, so the same commit builds the same binary.
@@ -21,7 +31,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread eos docker docker-bin docker-smoke
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread eos docker docker-bin docker-smoke fuzz-long fuzz-corpus
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -95,15 +105,25 @@ cluster: build
 	STRATA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v ./test/cluster/
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./internal/record
-	$(GO) test -run='^$$' -fuzz='^FuzzDecompress$$' -fuzztime=$(FUZZTIME) ./internal/record
-	$(GO) test -run='^$$' -fuzz='^FuzzRequest$$' -fuzztime=$(FUZZTIME) ./internal/broker
-	$(GO) test -run='^$$' -fuzz='^FuzzFraming$$' -fuzztime=$(FUZZTIME) ./internal/network
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEntry$$' -fuzztime=$(FUZZTIME) ./internal/metadata
-	$(GO) test -run='^$$' -fuzz='^FuzzScramServer$$' -fuzztime=$(FUZZTIME) ./internal/security
-	$(GO) test -run='^$$' -fuzz='^FuzzPlain$$' -fuzztime=$(FUZZTIME) ./internal/security
-	$(GO) test -run='^$$' -fuzz='^FuzzParseJAAS$$' -fuzztime=$(FUZZTIME) ./internal/security
-	$(GO) test -run='^$$' -fuzz='^FuzzOAuthBearer$$' -fuzztime=$(FUZZTIME) ./internal/security
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) $${t%%:*}; \
+	done
+
+## fuzz-long: every fuzz target to FUZZ_EXECS executions (default 10^7, issue 16), one worker each (FUZZ_PARALLEL); by hand, for hours: nice -n 15 make fuzz-long
+fuzz-long:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZ_EXECS) executions, $(FUZZ_PARALLEL) worker(s)) $$(date -u +%FT%TZ)"; \
+	  $(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZ_EXECS)x -parallel $(FUZZ_PARALLEL) -timeout 0 $${t%%:*}; \
+	done
+
+## fuzz-corpus: copy what fuzzing found interesting (go's cache) into each target's testdata/fuzz, where go test replays it
+fuzz-corpus:
+	@set -e; cache=$$($(GO) env GOCACHE)/fuzz; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t#*:}; src=$$cache/$$($(GO) list $$pkg)/$$name; \
+	  [ -d $$src ] || continue; mkdir -p $$pkg/testdata/fuzz/$$name; cp -n $$src/* $$pkg/testdata/fuzz/$$name/; \
+	  echo "$$pkg/testdata/fuzz/$$name: $$(ls $$pkg/testdata/fuzz/$$name | wc -l) inputs"; \
+	done
 
 ## eos: the exactly-once proof at full size (not in make test; make cluster runs it with 50,000): EOS_RECORDS input records through franz-go GroupTransactSession members joining and leaving, with EOS_KILLS rounds of kill -9 (see RELIABILITY.md)
 EOS_RECORDS ?= 1000000

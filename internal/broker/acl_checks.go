@@ -73,7 +73,7 @@ var aclRules = map[int16]aclRule{
 	36: {}, // SaslAuthenticate
 	37: {check: checkCreatePartitions},
 	42: {check: checkDeleteGroups},
-	43: clusterRule(authz.OpAlter),
+	43: {check: checkElectLeaders},
 	44: {check: checkIncrementalAlterConfigs},
 	45: clusterRule(authz.OpAlter),
 	46: clusterRule(authz.OpDescribe),
@@ -93,7 +93,7 @@ var aclRules = map[int16]aclRule{
 	66: {check: checkListTransactions},
 	63: clusterRule(authz.OpClusterAction),
 	67: clusterRule(authz.OpClusterAction),
-	68: groupRule(authz.OpRead, func(q kmsg.Request) string { return q.(*kmsg.ConsumerGroupHeartbeatRequest).Group }),
+	68: {check: checkConsumerGroupHeartbeat},
 	69: {check: checkConsumerGroupDescribe, ops: true},
 }
 
@@ -149,3 +149,27 @@ func (e noTopLevelError) Error() string {
 }
 
 func errNoTopLevelError(r *request) error { return noTopLevelError{kmsg.NameForKey(r.key)} }
+
+// checkElectLeaders: ALTER on the cluster. Denied, every partition named
+// gets CLUSTER_AUTHORIZATION_FAILED, and v1+ the top-level error too, as
+// Kafka answers (v0 has no top-level error code).
+func checkElectLeaders(c *authCtx, r *request) bool {
+	if c.can(authz.OpAlter, authz.ResourceCluster, authz.ClusterName) {
+		return true
+	}
+	req := r.body.(*kmsg.ElectLeadersRequest)
+	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	resp.ErrorCode = codeCluster
+	for _, t := range req.Topics {
+		rt := kmsg.NewElectLeadersResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewElectLeadersResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, codeCluster
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	r.respond(resp)
+	return false
+}

@@ -439,7 +439,7 @@ func aclCases() map[int16]aclCase {
 			r.Group, r.MemberEpoch, r.RebalanceTimeoutMillis = "g", 0, 10000
 			r.SubscribedTopicNames = []string{"t"}
 			return r
-		}, deny: codeGroup, grant: []authz.Binding{allow(grp, "g", authz.OpRead)}},
+		}, deny: codeGroup, grant: []authz.Binding{allow(grp, "g", authz.OpRead), allow(topic, "t", authz.OpDescribe)}},
 		69: {req: func(*Broker) kmsg.Request {
 			r := v(kmsg.NewPtrConsumerGroupDescribeRequest(), 0)
 			r.Groups = []string{"g"}

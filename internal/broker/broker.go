@@ -254,8 +254,10 @@ type request struct {
 	// it was served (quota.go): a throttled consumer fetch answers
 	// without records.
 	throttle time.Duration
-	// topicDenied, if set, reports a topic the principal may not read:
-	// Fetch checks it for every partition of its session too.
+	// topicDenied, if set, reports a topic the principal may not use
+	// here: Fetch checks it (READ) for every partition of its session
+	// too; ConsumerGroupHeartbeat (DESCRIBE) leaves such topics out of
+	// those a regex subscription is matched against.
 	topicDenied func(topic string) bool
 }
 

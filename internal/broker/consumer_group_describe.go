@@ -2,8 +2,8 @@ package broker
 
 // ConsumerGroupDescribe, v0..1 (KIP-848): epochs, state, assignor and the
 // members with their current and target assignments. Unknown and classic
-// groups get GROUP_ID_NOT_FOUND. Authorized operations are not computed
-// (no ACLs).
+// groups get GROUP_ID_NOT_FOUND. The ACL check, authorized operations and
+// the hiding of groups with undescribable topics are in acl_checks_groups.go.
 
 import (
 	"context"

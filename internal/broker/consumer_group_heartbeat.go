@@ -59,7 +59,13 @@ func (b *Broker) handleConsumerGroupHeartbeat(_ context.Context, r *request) {
 			}
 			return group.TopicMeta{ID: t.ID, Partitions: int32(len(t.Partitions))}, true
 		},
-		TopicNames:      func() []string { return regexCandidates(img.SortedTopicNames()) },
+		TopicNames: func() []string {
+			names := regexCandidates(img.SortedTopicNames())
+			if r.topicDenied != nil {
+				names = slices.DeleteFunc(names, r.topicDenied)
+			}
+			return names
+		},
 		MetadataVersion: img.Offset,
 	}
 	if req.RebalanceTimeoutMillis >= 0 {

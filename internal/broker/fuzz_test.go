@@ -28,6 +28,9 @@ func FuzzRequest(f *testing.F) {
 	b := newTestBroker(f)
 	conn := &network.ConnInfo{ID: 1, RemoteAddr: &net.TCPAddr{}, LocalAddr: &net.TCPAddr{}}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Decoding alone is held to the per-input CPU budget (serving
+		// may wait on other goroutines); then the request is served.
+		checkDecodeBudget(t, "fuzz input", data)
 		rec := newRecorder()
 		b.Serve(context.Background(), &network.Request{Conn: conn, Data: append([]byte(nil), data...)}, rec)
 		select {

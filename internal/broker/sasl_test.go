@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/security"
+	"github.com/stratalog/strata/internal/security/jwttest"
 )
 
 type saslHarness struct {
@@ -276,4 +278,73 @@ func TestOAuthBearerSessionEndsWithTheToken(t *testing.T) {
 	if s := c.Session(); s.Principal.Name != "svc" || !s.Expires.Equal(h.now.Add(30*time.Second)) {
 		t.Fatalf("session %+v", s)
 	}
+}
+
+// TestOAuthBearerSignedTokens: with KIP-768's validator (a JWKS), a signed
+// token authenticates; a bad one gets RFC 7628's invalid_token challenge,
+// and the client's \x01 then SASL_AUTHENTICATION_FAILED and a closed
+// connection, as Kafka answers.
+func TestOAuthBearerSignedTokens(t *testing.T) {
+	h := newSASLHarness(t)
+	rs, es := jwttest.NewRSA(t, "rs-1", "RS256"), jwttest.NewEC(t, "es-1", "ES256")
+	other := jwttest.NewEC(t, "es-1", "ES256") // same kid, not in the JWKS
+	keys, err := security.NewJWKSFile(jwttest.WriteJWKS(t, t.TempDir(), "jwks.json", rs, es), 0, func() time.Time { return h.now }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := security.NewJWTValidator(security.JWTValidatorConfig{Keys: keys, ExpectedAudiences: []string{"strata"}, ClockSkew: 30 * time.Second, Now: func() time.Time { return h.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.b.opts.SASL.Mechanisms = append(h.b.opts.SASL.Mechanisms, "OAUTHBEARER")
+	h.b.opts.SASL.OAuth = func(string) security.TokenValidator { return v }
+	claims := func(edit func(map[string]any)) map[string]any {
+		c := map[string]any{"sub": "svc-orders", "aud": "strata", "iat": h.now.Unix(), "exp": h.now.Add(45 * time.Second).Unix()}
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	e := base64.RawURLEncoding.EncodeToString
+	for _, tc := range []struct {
+		name, token string
+		ok          bool
+	}{
+		{"RS256", rs.Sign(claims(nil), nil), true},
+		{"ES256", es.Sign(claims(nil), nil), true},
+		{"wrong signature", other.Sign(claims(nil), nil), false},
+		{"expired", es.Sign(claims(func(c map[string]any) { c["exp"] = h.now.Add(-time.Minute).Unix() }), nil), false},
+		{"wrong audience", es.Sign(claims(func(c map[string]any) { c["aud"] = "billing" }), nil), false},
+		{"unknown kid", es.Sign(claims(nil), map[string]any{"kid": "es-2"}), false},
+		{"alg none", e([]byte(`{"alg":"none","kid":"es-1"}`)) + "." + e(mustJSON(t, claims(nil))) + ".", false},
+	} {
+		c := h.conn(network.ProtocolSASLSSL)
+		if r := h.handshake(c, "OAUTHBEARER"); r.ErrorCode != 0 {
+			t.Fatalf("%s: handshake %d", tc.name, r.ErrorCode)
+		}
+		resp, _ := h.authenticate(c, "n,,\x01auth=Bearer "+tc.token+"\x01\x01")
+		if tc.ok {
+			if resp.ErrorCode != 0 || resp.SessionLifetimeMillis != 45000 || c.Session().Principal.Name != "svc-orders" {
+				t.Errorf("%s: %+v, session %+v", tc.name, resp, c.Session())
+			}
+			continue
+		}
+		if resp.ErrorCode != 0 || !strings.Contains(string(resp.SASLAuthBytes), "invalid_token") || c.Session() != nil {
+			t.Errorf("%s: first answer %+v, want the invalid_token challenge", tc.name, resp)
+			continue
+		}
+		resp, rec := h.authenticate(c, "\x01")
+		if resp == nil || resp.ErrorCode != kerr.SaslAuthenticationFailed.Code || !rec.resp.CloseAfter {
+			t.Errorf("%s: after \\x01: %+v; want SASL_AUTHENTICATION_FAILED and a close", tc.name, resp)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	saslplain "github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"golang.org/x/sys/unix"
@@ -24,9 +25,9 @@ type ClientSecurity struct {
 	CAFile    string // --tls-ca: PEM CA certificates to trust (default: the system's)
 	CertFile  string // --tls-cert: PEM client certificate (mutual TLS)
 	KeyFile   string // --tls-key: its PEM private key
-	Mechanism string // --sasl-mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
-	User      string // --user
-	Password  string // --password (or STRATA_PASSWORD, or a prompt)
+	Mechanism string // --sasl-mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER
+	User      string // --user (OAUTHBEARER: the optional authorization id)
+	Password  string // --password (or STRATA_PASSWORD, or a prompt); OAUTHBEARER: the token
 
 	// askPassword reads a password when none was given; nil: from the
 	// terminal, without echo.
@@ -46,7 +47,7 @@ func addSecurityFlags(pf *pflag.FlagSet, s *ClientSecurity, getenv func(string) 
 	pf.StringVar(&s.CAFile, "tls-ca", env("STRATA_TLS_CA", ""), "PEM file of CA certificates to trust; implies --tls (env STRATA_TLS_CA)")
 	pf.StringVar(&s.CertFile, "tls-cert", env("STRATA_TLS_CERT", ""), "PEM client certificate for mutual TLS; implies --tls (env STRATA_TLS_CERT)")
 	pf.StringVar(&s.KeyFile, "tls-key", env("STRATA_TLS_KEY", ""), "PEM private key of --tls-cert (env STRATA_TLS_KEY)")
-	pf.StringVar(&s.Mechanism, "sasl-mechanism", env("STRATA_SASL_MECHANISM", ""), "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (env STRATA_SASL_MECHANISM)")
+	pf.StringVar(&s.Mechanism, "sasl-mechanism", env("STRATA_SASL_MECHANISM", ""), "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (the token in --password) (env STRATA_SASL_MECHANISM)")
 	pf.StringVar(&s.User, "user", env("STRATA_USER", ""), "SASL user name (env STRATA_USER)")
 	pf.StringVar(&s.Password, "password", "", "SASL password (env STRATA_PASSWORD; asked for when --user is given without it on a terminal)")
 	if s.Password == "" {
@@ -70,7 +71,8 @@ func (s *ClientSecurity) opts() ([]kgo.Opt, error) {
 		}
 		return out, nil
 	}
-	if s.User == "" {
+	oauthBearer := strings.EqualFold(s.Mechanism, "OAUTHBEARER")
+	if s.User == "" && !oauthBearer {
 		return nil, fmt.Errorf("--sasl-mechanism %s needs --user", s.Mechanism)
 	}
 	if s.Password == "" {
@@ -78,7 +80,11 @@ func (s *ClientSecurity) opts() ([]kgo.Opt, error) {
 		if ask == nil {
 			ask = promptPassword
 		}
-		pw, err := ask(fmt.Sprintf("Password for %s: ", s.User))
+		prompt := fmt.Sprintf("Password for %s: ", s.User)
+		if oauthBearer {
+			prompt = "OAuth bearer token: "
+		}
+		pw, err := ask(prompt)
 		if err != nil {
 			return nil, fmt.Errorf("--sasl-mechanism %s: no --password or STRATA_PASSWORD, and %w", s.Mechanism, err)
 		}
@@ -92,8 +98,10 @@ func (s *ClientSecurity) opts() ([]kgo.Opt, error) {
 		mech = scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()
 	case "SCRAM-SHA-512":
 		mech = scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()
+	case "OAUTHBEARER":
+		mech = oauth.Auth{Zid: s.User, Token: strings.TrimSpace(s.Password)}.AsMechanism()
 	default:
-		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", s.Mechanism)
 	}
 	return append(out, kgo.SASL(mech)), nil
 }

@@ -5,6 +5,8 @@ package cli
 import (
 	"context"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -29,14 +31,15 @@ func TestSecurityFlagsAndUsers(t *testing.T) {
 	certFile := certtest.Write(t, dir, "cli.pem", client.CertPEM)
 	keyFile := certtest.Write(t, dir, "cli.key", client.KeyPEM)
 	cfg, err := config.LoadBroker("", nil, map[string]string{
-		"data.dir":                                  t.TempDir(),
-		"listeners":                                 "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0,MTLS://127.0.0.1:0",
-		"listener.security.protocol.map":            "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL,MTLS:SSL",
-		"inter.broker.listener.name":                "INTERNAL",
-		"ssl.keystore.location":                     certtest.Write(t, dir, "broker.pem", broker.Keystore()),
-		"ssl.truststore.location":                   caFile,
-		"listener.name.mtls.ssl.client.auth":        "required",
-		"connection.failed.authentication.delay.ms": "0",
+		"data.dir":                                       t.TempDir(),
+		"listeners":                                      "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0,MTLS://127.0.0.1:0",
+		"listener.security.protocol.map":                 "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL,MTLS:SSL",
+		"inter.broker.listener.name":                     "INTERNAL",
+		"ssl.keystore.location":                          certtest.Write(t, dir, "broker.pem", broker.Keystore()),
+		"ssl.truststore.location":                        caFile,
+		"listener.name.mtls.ssl.client.auth":             "required",
+		"connection.failed.authentication.delay.ms":      "0",
+		"listener.name.external.sasl.enabled.mechanisms": "SCRAM-SHA-512,OAUTHBEARER",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +82,20 @@ func TestSecurityFlagsAndUsers(t *testing.T) {
 	}
 	if r := run(t, external, "", "topic", "list", "--user", "alice", "--password", "x"); r.err == nil || !strings.Contains(r.err.Error(), "--sasl-mechanism") {
 		t.Fatalf("--user without a mechanism: %v", r.err)
+	}
+
+	// OAUTHBEARER: the token in --password (an unsecured JWS, the
+	// broker's default validator); an expired one is refused.
+	token := func(exp time.Time) string {
+		e := base64.RawURLEncoding.EncodeToString
+		return e([]byte(`{"alg":"none"}`)) + "." + e(fmt.Appendf(nil, `{"sub":"svc","exp":%d}`, exp.Unix())) + "."
+	}
+	out = mustRun(t, external, "", "topic", "list", "--tls-ca", caFile, "--sasl-mechanism", "OAUTHBEARER", "--password", token(time.Now().Add(time.Hour)))
+	if !strings.Contains(out, "secured") {
+		t.Fatalf("topic list with OAUTHBEARER: %s", out)
+	}
+	if r := run(t, external, "", "topic", "list", "--tls-ca", caFile, "--sasl-mechanism", "OAUTHBEARER", "--password", token(time.Now().Add(-time.Hour)), "--timeout", "3s"); r.err == nil {
+		t.Fatal("an expired OAUTHBEARER token was accepted")
 	}
 
 	out = mustRun(t, mtls, "", "topic", "list", "--tls-ca", caFile, "--tls-cert", certFile, "--tls-key", keyFile)

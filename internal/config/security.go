@@ -9,7 +9,7 @@ import (
 // defaults (see "Security" in docs/design-notes.md). Most of them may also
 // be set for one listener as listener.name.<listener>.<key>, as in Kafka.
 func securityDefs() []Def {
-	return []Def{
+	return append([]Def{
 		{Name: "listeners", Type: TypeList, Default: "", Check: listenerList, Doc: "NAME://host:port,...: the listeners to bind; empty: one PLAINTEXT listener on listen"},
 		{Name: "advertised.listeners", Type: TypeList, Default: "", Check: listenerList, Doc: "NAME://host:port,...: what clients of each listener are told to connect to; defaults to listeners (advertised.address for the single shorthand listener)"},
 		{Name: "listener.security.protocol.map", Type: TypeList, Default: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", Check: protocolMap, Doc: "NAME:PROTOCOL pairs; a listener whose name is not a protocol must be mapped (CONTROLLER defaults to PLAINTEXT)"},
@@ -17,7 +17,7 @@ func securityDefs() []Def {
 		{Name: "controller.listener.names", Type: TypeList, Default: "", Doc: "listeners that serve the metadata quorum (Raft) instead of Kafka clients"},
 		{Name: "queued.max.request.bytes", Type: TypeLong, Default: "-1", Doc: "bytes of requests being read and served, all connections together; reading waits (never disconnects) when it is used up; -1: unbounded"},
 		{Name: "sasl.server.max.receive.size", Type: TypeInt, Default: "524288", Check: atLeast(1), Doc: "largest request a connection on a SASL listener may send before it has authenticated"},
-		{Name: "sasl.enabled.mechanisms", Type: TypeList, Default: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", Check: listOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"), Doc: "SASL mechanisms SASL listeners offer; OAUTHBEARER (off by default) validates unsecured JWS tokens as Kafka's default handler, for development only"},
+		{Name: "sasl.enabled.mechanisms", Type: TypeList, Default: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", Check: listOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"), Doc: "SASL mechanisms SASL listeners offer; OAUTHBEARER (off by default) validates unsecured JWS tokens as Kafka's default handler (development only), or signed JWTs with sasl.server.callback.handler.class"},
 		{Name: "sasl.mechanism.inter.broker.protocol", Type: TypeString, Default: "PLAIN", Check: oneOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), Doc: "mechanism brokers use with each other on a SASL inter-broker listener"},
 		{Name: "sasl.plain.users", Type: TypeString, Default: "", Doc: "file of user=password lines for SASL/PLAIN (alternative to a JAAS config with user_<name>=\"<password>\" options)"},
 		{Name: "sasl.jaas.config", Type: TypeString, Default: "", Sensitive: true, Doc: "JAAS login module line; for PLAIN, user_<name>=\"<password>\" options list the users, username/password the broker's own credentials"},
@@ -38,7 +38,7 @@ func securityDefs() []Def {
 		{Name: "super.users", Type: TypeString, Default: "", Check: superUsers, Doc: "User:alice;User:bob: principals every ACL check allows (with an authorizer); the inter-broker SASL user is one implicitly"},
 		{Name: "allow.everyone.if.no.acl.found", Type: TypeBoolean, Default: "false", Doc: "with an authorizer, allow an operation on a resource no ACL matches at all"},
 		{Name: "ssl.endpoint.identification.algorithm", Type: TypeString, Default: "https", Doc: "https: a broker dialing another over TLS checks its host name; empty: it does not"},
-	}
+	}, oauthDefs()...)
 }
 
 // AuthorizerNames are the accepted values of authorizer.class.name: none,
@@ -167,6 +167,12 @@ func (b *Broker) validateListenerKey(k, v string) error {
 	}
 	if mech, ok := strings.CutSuffix(key, ".sasl.jaas.config"); ok && mech != "" {
 		return nil
+	}
+	for _, p := range saslMechPrefixes {
+		if k, ok := strings.CutPrefix(key, p); ok {
+			key = k
+			break
+		}
 	}
 	return b.reg.Validate(key, v)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stratalog/strata/internal/authz"
 	"github.com/stratalog/strata/internal/quota"
+	"github.com/stratalog/strata/internal/fuzzbudget"
 )
 
 // TestImageRecordsRebuildImage checks that the records of a snapshot
@@ -132,7 +133,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	good, _ := EncodeEntry([]Record{&ClusterIDRecord{ClusterID: "x"}})
 	f.Add(good)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		recs, err := DecodeEntry(b)
+		var recs []Record
+		var err error
+		fuzzbudget.Run(t, len(b), func() { recs, err = DecodeEntry(b) })
 		if err != nil {
 			return
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/stratalog/strata/internal/fuzzbudget"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -127,9 +129,10 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 3, 1, 2, 3, 4, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Must not panic; with a valid CRC the body reaches the decoder.
-		readFrame(bytes.NewReader(b), 1<<16)
+		fuzzbudget.Run(t, len(b), func() { readFrame(bytes.NewReader(b), 1<<16) })
 		if len(b) > 0 {
-			readFrame(bytes.NewReader(frameOf(b)), 1<<16)
+			framed := frameOf(b)
+			fuzzbudget.Run(t, len(framed), func() { readFrame(bytes.NewReader(framed), 1<<16) })
 		}
 	})
 }

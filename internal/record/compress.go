@@ -107,7 +107,10 @@ type lz4Reader struct {
 // zstdEnc and zstdDec wrap the pooled zstd codecs so a cleanup can close them
 // when the pool drops them.
 type zstdEnc struct{ enc *zstd.Encoder }
-type zstdDec struct{ dec *zstd.Decoder }
+type zstdDec struct {
+	dec *zstd.Decoder
+	src bytes.Reader
+}
 
 // Compress appends src compressed with codec c to dst. CodecNone appends src
 // unchanged. Snappy is written as a raw snappy block (as librdkafka and
@@ -176,7 +179,6 @@ func Decompress(dst []byte, c Codec, src []byte) ([]byte, error) {
 // decompress is Decompress with an output bound of max bytes (at most
 // MaxDecompressedSize, which zstd enforces while decoding).
 func decompress(dst []byte, c Codec, src []byte, max int) ([]byte, error) {
-	start := len(dst)
 	var (
 		out []byte
 		err error
@@ -206,11 +208,11 @@ func decompress(dst []byte, c Codec, src []byte, max int) ([]byte, error) {
 		lz4Readers.Put(lr)
 	case CodecZstd:
 		zd := zstdDecoders.Get().(*zstdDec)
-		out, err = zd.dec.DecodeAll(src, dst)
+		out, err = decodeZstd(zd, dst, src, max)
 		zstdDecoders.Put(zd)
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
 			err = tooLarge(c, max)
-		} else if err == nil && len(out)-start > max {
+		} else if err == nil && len(out)-len(dst) > max {
 			err = tooLarge(c, max)
 		}
 	default:
@@ -229,12 +231,121 @@ func tooLarge(c Codec, max int) error {
 	return fmt.Errorf("%w: %w: %s batch inflates past %d bytes", ErrInvalid, ErrTooLarge, c, max)
 }
 
+// decodeZstd decodes src onto dst, refusing more than max bytes, without
+// trusting the sizes frames declare: DecodeAll allocates a frame's
+// declared content size before decoding it, so 9 bytes claiming 256 MiB
+// made the broker allocate 256 MiB (FuzzDecompress found it through its
+// CPU budget). The frames are walked first by their block headers
+// (zstdBounds): raw and RLE blocks give their output exactly, a compressed
+// block at most 128 KiB, so a frame declaring more than its blocks can
+// make is corrupt, output that must exceed max is refused before decoding,
+// and DecodeAll runs only when its output cannot exceed max; otherwise the
+// input is streamed and stopped at max.
+func decodeZstd(zd *zstdDec, dst, src []byte, max int) ([]byte, error) {
+	least, most, err := zstdBounds(src, max)
+	if err != nil {
+		return dst, err
+	}
+	if least > uint64(max) {
+		return dst, zstd.ErrDecoderSizeExceeded
+	}
+	if most <= uint64(max) {
+		return zd.dec.DecodeAll(src, dst)
+	}
+	zd.src.Reset(src)
+	defer zd.src.Reset(nil)
+	if err := zd.dec.Reset(&zd.src); err != nil {
+		return dst, err
+	}
+	return readBoundedGuess(dst, zd.dec, max, 4*len(src))
+}
+
+// zstdMaxBlock is the most a zstd block decodes to (RFC 8878 3.1.1.2.3).
+const zstdMaxBlock = 128 << 10
+
+var errZstdFrame = errors.New("malformed zstd frame")
+
+// zstdBounds walks the frames of src by their headers and block headers,
+// without decoding, and returns the least and the most output they can
+// make. A frame declaring more than max is too large
+// (zstd.ErrDecoderSizeExceeded).
+func zstdBounds(src []byte, max int) (least, most uint64, err error) {
+	for len(src) > 0 {
+		var h zstd.Header
+		if err := h.Decode(src); err != nil {
+			return 0, 0, fmt.Errorf("%w: %w", errZstdFrame, err)
+		}
+		if h.Skippable {
+			n := uint64(h.HeaderSize) + uint64(h.SkippableSize)
+			if n > uint64(len(src)) {
+				return 0, 0, errZstdFrame
+			}
+			src = src[n:]
+			continue
+		}
+		if h.HasFCS && h.FrameContentSize > uint64(max) {
+			return 0, 0, zstd.ErrDecoderSizeExceeded
+		}
+		src = src[h.HeaderSize:]
+		var frameLeast, frameMost uint64
+		for last := false; !last; {
+			if len(src) < 3 {
+				return 0, 0, errZstdFrame
+			}
+			bh := uint32(src[0]) | uint32(src[1])<<8 | uint32(src[2])<<16
+			typ, size := (bh>>1)&3, int(bh>>3)
+			last = bh&1 == 1
+			src = src[3:]
+			in := size
+			switch typ {
+			case 0: // raw
+				frameLeast += uint64(size)
+				frameMost += uint64(size)
+			case 1: // RLE: one byte, size times
+				in = 1
+				frameLeast += uint64(size)
+				frameMost += uint64(size)
+			case 2:
+				frameMost += zstdMaxBlock
+			default:
+				return 0, 0, fmt.Errorf("%w: reserved block type", errZstdFrame)
+			}
+			if in > len(src) {
+				return 0, 0, errZstdFrame
+			}
+			src = src[in:]
+		}
+		if h.HasFCS && (h.FrameContentSize > frameMost || h.FrameContentSize < frameLeast) {
+			return 0, 0, fmt.Errorf("%w: declares %d bytes, its blocks make %d to %d", errZstdFrame, h.FrameContentSize, frameLeast, frameMost)
+		}
+		if h.HasCheckSum {
+			if len(src) < 4 {
+				return 0, 0, errZstdFrame
+			}
+			src = src[4:]
+		}
+		least, most = least+frameLeast, most+frameMost
+	}
+	return least, most, nil
+}
+
+// snappyMaxRatio bounds what a snappy block can expand to: its densest
+// element is a 64-byte copy in 3 bytes. A block declaring more is corrupt
+// and refused before anything is allocated for it.
+const snappyMaxRatio = 22
+
 // readBounded appends everything r yields to dst, refusing more than max
 // bytes.
 func readBounded(dst []byte, r io.Reader, max, srcLen int) ([]byte, error) {
-	start := len(dst)
 	// Guess a 4x ratio to start, within the bound.
-	dst = slices.Grow(dst, min(max, 4*srcLen)+512)
+	return readBoundedGuess(dst, r, max, 4*srcLen)
+}
+
+// readBoundedGuess is readBounded growing dst by guess bytes (at most
+// max) to start.
+func readBoundedGuess(dst []byte, r io.Reader, max, guess int) ([]byte, error) {
+	start := len(dst)
+	dst = slices.Grow(dst, min(max, guess)+512)
 	for {
 		if len(dst) == cap(dst) {
 			// Double what we have, but never past max+1 bytes of
@@ -275,13 +386,27 @@ func decodeSnappy(dst, src []byte, max int) ([]byte, error) {
 
 // decodeSnappyBlock appends one raw snappy block to dst. The decoded length is
 // declared up front, so it is bounded before anything is allocated.
-func decodeSnappyBlock(dst, block []byte, max int) ([]byte, error) {
+// snappyDecodedLen is the decoded length a snappy block declares: over
+// max, the batch is too large; more than the block could expand to, it is
+// corrupt (refused before anything is allocated for it).
+func snappyDecodedLen(block []byte, max int) (int, error) {
 	n, err := s2.DecodedLen(block)
 	if err != nil {
-		return dst, err
+		return 0, err
 	}
 	if n > max {
-		return dst, tooLarge(CodecSnappy, max)
+		return 0, tooLarge(CodecSnappy, max)
+	}
+	if n > snappyMaxRatio*len(block) {
+		return 0, fmt.Errorf("snappy block of %d bytes declares %d decoded bytes, more than snappy can encode", len(block), n)
+	}
+	return n, nil
+}
+
+func decodeSnappyBlock(dst, block []byte, max int) ([]byte, error) {
+	n, err := snappyDecodedLen(block, max)
+	if err != nil {
+		return dst, err
 	}
 	dst = slices.Grow(dst, n)
 	if _, err := s2.Decode(dst[len(dst):len(dst)+n], block); err != nil {
@@ -304,7 +429,7 @@ func decodeXerial(dst, src []byte, max int) ([]byte, error) {
 		if uint64(size) > uint64(len(rem)) {
 			return dst, errXerial
 		}
-		n, err := s2.DecodedLen(rem[:size])
+		n, err := snappyDecodedLen(rem[:size], max)
 		if err != nil {
 			return dst, err
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+
+	"github.com/stratalog/strata/internal/fuzzbudget"
 )
 
 // fuzzSeeds are real batches of every codec, including one with xerial
@@ -42,16 +44,21 @@ func FuzzValidate(f *testing.F) {
 	})
 }
 
-// checkBatch runs every check on b and the properties that tie them together.
+// checkBatch runs every check on b and the properties that tie them
+// together. The decoding (not the re-encoding) is held to the per-input
+// CPU budget.
 func checkBatch(t *testing.T, b []byte) {
-	_, verr := Validate(b)
-	rerr := ValidateRecords(b, false)
-	_ = ValidateRecords(b, true)
+	var verr, rerr, ferr error
 	n := 0
-	ferr := ForEach(b, func(r *Record) error {
-		n++
-		_ = len(r.Key) + len(r.Value) + len(r.Headers)
-		return nil
+	fuzzbudget.Run(t, len(b), func() {
+		_, verr = Validate(b)
+		rerr = ValidateRecords(b, false)
+		_ = ValidateRecords(b, true)
+		ferr = ForEach(b, func(r *Record) error {
+			n++
+			_ = len(r.Key) + len(r.Value) + len(r.Headers)
+			return nil
+		})
 	})
 	if (rerr == nil) != (ferr == nil) {
 		t.Fatalf("ValidateRecords says %v but ForEach says %v", rerr, ferr)
@@ -88,7 +95,9 @@ func FuzzDecompress(f *testing.F) {
 	f.Fuzz(func(t *testing.T, codec byte, src []byte) {
 		c := Codec(codec % 6) // include one unknown codec
 		const max = 1 << 20
-		out, err := decompress([]byte("x"), c, src, max)
+		var out []byte
+		var err error
+		fuzzbudget.Run(t, len(src), func() { out, err = decompress([]byte("x"), c, src, max) })
 		if err != nil {
 			if string(out) != "x" {
 				t.Fatalf("dst changed on error: %q", out)

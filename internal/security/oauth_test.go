@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/fuzzbudget"
 )
 
 func jws(header, claims string) string {
@@ -92,7 +94,9 @@ func FuzzOAuthBearer(f *testing.F) {
 	f.Add([]byte("n,a=x,\x01host=h\x01auth=Bearer a.b.\x01\x01"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		s := NewOAuthBearerServer(v)
-		_, done, err := s.Step(msg)
+		var done bool
+		var err error
+		fuzzbudget.Run(t, len(msg), func() { _, done, err = s.Step(msg) })
 		if done && err == nil {
 			tok, _, perr := ParseOAuthBearerClientMessage(msg)
 			if perr != nil {

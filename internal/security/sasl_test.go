@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stratalog/strata/internal/fuzzbudget"
 )
 
 type scramVector struct {
@@ -242,10 +244,12 @@ func FuzzScramServer(f *testing.F) {
 	f.Add([]byte("y,,n=u=2C,r=abc"), []byte("c=eSws,r=abc%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,e=1,p=AAAA"))
 	f.Fuzz(func(t *testing.T, first, final []byte) {
 		s := vectorServer(t, v)
-		if _, _, err := s.Step(first); err != nil {
+		var err error
+		if fuzzbudget.Run(t, len(first), func() { _, _, err = s.Step(first) }); err != nil {
 			return
 		}
-		_, done, err := s.Step(final)
+		var done bool
+		fuzzbudget.Run(t, len(final), func() { _, done, err = s.Step(final) })
 		if done && err == nil && string(final) != v.clientFinal && string(first) == v.clientFirst {
 			// Only the one right proof verifies for the vector's first message.
 			if !strings.HasSuffix(string(final), v.clientFinal[strings.LastIndex(v.clientFinal, ",p="):]) {
@@ -263,7 +267,9 @@ func FuzzPlain(f *testing.F) {
 	f.Add([]byte("admin\x00admin\x00x"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		s := NewPlainServer(users)
-		_, done, err := s.Step(msg)
+		var done bool
+		var err error
+		fuzzbudget.Run(t, len(msg), func() { _, done, err = s.Step(msg) })
 		if done && (err != nil || !strings.HasSuffix(string(msg), "\x00admin\x00admin-secret")) {
 			t.Fatalf("accepted %q", msg)
 		}
@@ -273,7 +279,7 @@ func FuzzPlain(f *testing.F) {
 // FuzzParseJAAS: arbitrary JAAS text never panics.
 func FuzzParseJAAS(f *testing.F) {
 	f.Add(`org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="b\"c" user_a="b";`)
-	f.Fuzz(func(t *testing.T, s string) { _, _ = ParseJAAS(s) })
+	f.Fuzz(func(t *testing.T, s string) { fuzzbudget.Run(t, len(s), func() { _, _ = ParseJAAS(s) }) })
 }
 
 // TestScramLibrdkafkaNonce: librdkafka before 2.6.1 sends the client nonce

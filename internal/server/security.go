@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/kclient"
 	"github.com/stratalog/strata/internal/network"
 	"github.com/stratalog/strata/internal/quorum"
@@ -306,7 +309,7 @@ func (s *Server) saslOptions() (broker.SASLOptions, error) {
 		if !l.net.UsesSASL() {
 			continue
 		}
-		v, err := security.NewUnsecuredJWSValidator(cfg.ListenerJAAS(l.spec.Name, security.MechOAuthBearer), nil)
+		v, err := s.oauthValidator(l.spec.Name, slices.Contains(opts.ListenerMechanisms[l.spec.Name], security.MechOAuthBearer))
 		if err != nil {
 			return opts, fmt.Errorf("listener %s: OAUTHBEARER: %w", l.spec.Name, err)
 		}
@@ -314,6 +317,60 @@ func (s *Server) saslOptions() (broker.SASLOptions, error) {
 	}
 	opts.OAuth = func(listener string) security.TokenValidator { return oauth[listener] }
 	return opts, nil
+}
+
+// jwksReloadCheck is how often, at most, a JWKS file is read again.
+const jwksReloadCheck = time.Second
+
+// oauthValidator builds a SASL listener's OAUTHBEARER token validator from
+// its sasl.server.callback.handler.class: Kafka's unsecured JWS validator
+// by default, or KIP-768's signed-JWT validator with the JWKS file of
+// sasl.oauthbearer.jwks.endpoint.url. The JWKS is loaded only where
+// OAUTHBEARER is enabled, and a file that does not load stops the start.
+func (s *Server) oauthValidator(listener string, enabled bool) (security.TokenValidator, error) {
+	cfg := s.cfg
+	get := func(k string) string { return cfg.ListenerMechString(listener, security.MechOAuthBearer, k) }
+	switch get("sasl.server.callback.handler.class") {
+	case config.OAuthJWKSHandler, config.OAuthJWKSHandlerOld:
+	default:
+		if enabled && get("sasl.oauthbearer.jwks.endpoint.url") != "" {
+			s.log.Warn("sasl.oauthbearer.jwks.endpoint.url is set but OAUTHBEARER validates unsecured tokens: set sasl.server.callback.handler.class to verify signed ones", "listener", listener, "class", config.OAuthJWKSHandler)
+		}
+		return security.NewUnsecuredJWSValidator(cfg.ListenerJAAS(listener, security.MechOAuthBearer), nil)
+	}
+	if !enabled {
+		return nil, nil
+	}
+	u := get("sasl.oauthbearer.jwks.endpoint.url")
+	if u == "" {
+		return nil, fmt.Errorf("%s needs sasl.oauthbearer.jwks.endpoint.url (a file: URL)", config.OAuthJWKSHandler)
+	}
+	path, err := config.JWKSPath(u)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := security.NewJWKSFile(path, jwksReloadCheck, nil, s.log.With("listener", listener))
+	if err != nil {
+		return nil, err
+	}
+	var auds []string
+	for _, a := range strings.Split(get("sasl.oauthbearer.expected.audience"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			auds = append(auds, a)
+		}
+	}
+	skew, err := strconv.ParseInt(get("sasl.oauthbearer.clock.skew.seconds"), 10, 64)
+	if err != nil || skew < 0 {
+		return nil, fmt.Errorf("sasl.oauthbearer.clock.skew.seconds=%q is not a non-negative number", get("sasl.oauthbearer.clock.skew.seconds"))
+	}
+	return security.NewJWTValidator(security.JWTValidatorConfig{
+		Keys:              keys,
+		ExpectedAudiences: auds,
+		ExpectedIssuer:    get("sasl.oauthbearer.expected.issuer"),
+		SubClaim:          get("sasl.oauthbearer.sub.claim.name"),
+		ScopeClaim:        get("sasl.oauthbearer.scope.claim.name"),
+		ClockSkew:         time.Duration(skew) * time.Second,
+	})
 }
 
 // quorumTLS secures the metadata quorum's transport when the controller

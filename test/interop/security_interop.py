@@ -1,7 +1,11 @@
 """Interop tests of listeners, TLS and SASL: real clients against a strata
 process with an internal PLAINTEXT listener (for the strata CLI to create
 SCRAM users), a SASL_SSL listener and an SSL listener that wants client
-certificates. Certificates are made with openssl for each run."""
+certificates. Certificates are made with openssl for each run. The broker
+runs Kafka's standard authorizer: the internal listener's User:ANONYMOUS is
+the super user, every other principal may do anything on any topic and
+group, except read the topic FORBIDDEN (a DENY), which each client is shown
+to get TOPIC_AUTHORIZATION_FAILED for."""
 import atexit
 import os
 import socket
@@ -10,6 +14,9 @@ import tempfile
 import time
 
 import interop
+
+FORBIDDEN = "forbidden"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
 
 def _openssl(*args, cwd):
@@ -58,6 +65,8 @@ class SecureBroker(interop.Broker):
             "--set", "ssl.truststore.location=" + self.pki["ca"],
             "--set", "listener.name.mtls.ssl.client.auth=required",
             "--set", "listener.name.secure.plain.sasl.jaas.config=" + self.jaas,
+            "--set", "authorizer.class.name=" + AUTHORIZER,
+            "--set", "super.users=User:ANONYMOUS",
         ], stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -81,7 +90,29 @@ def secure_broker(b):
         _secure = SecureBroker(b.binary, tempfile.mkdtemp(prefix="strata-interop-sec-"))
         _secure.start()
         atexit.register(lambda: _secure.proc.poll() is None and _secure.stop())
+        grant_acls(_secure)
     return _secure
+
+
+def grant_acls(s):
+    """ALL on every topic and group for everyone, READ on FORBIDDEN denied
+    (a deny wins; DESCRIBE stays allowed, so the topic is seen but not
+    read), and FORBIDDEN holding one record."""
+    acl = [s.binary, "acl", "create", "--brokers", s.addr, "--principal", "User:*"]
+    interop.run(acl + ["--operation", "all", "--topic", "*"])
+    interop.run(acl + ["--operation", "all", "--group", "*"])
+    interop.run(acl + ["--operation", "read", "--topic", FORBIDDEN, "--deny"])
+    interop.run([s.binary, "topic", "create", FORBIDDEN, "--brokers", s.addr])
+    interop.run([s.binary, "produce", FORBIDDEN, "--brokers", s.addr], input=b"secret\n")
+
+
+def output_of(cmd, timeout):
+    """rc and combined output of cmd, killed after timeout (rc None)."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+        return p.returncode, (p.stdout or b"").decode(errors="replace") + (p.stderr or b"").decode(errors="replace")
+    except subprocess.TimeoutExpired as e:
+        return None, (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
 
 
 def test_kcat_sasl_ssl_scram_sha512(b):
@@ -100,6 +131,10 @@ def test_kcat_sasl_ssl_scram_sha512(b):
     p = subprocess.run(["kcat"] + bad + ["-L", "-m", "5"], capture_output=True, timeout=60)
     err = p.stderr.decode(errors="replace") + p.stdout.decode(errors="replace")
     interop.expect(p.returncode != 0 and "uthentication" in err, "wrong password: rc %d, %s" % (p.returncode, err))
+    # A denied read: librdkafka reports the broker's TOPIC_AUTHORIZATION_FAILED.
+    rc, out = output_of(["kcat"] + sasl + ["-C", "-t", FORBIDDEN, "-o", "beginning", "-e", "-c", "1"], 30)
+    interop.expect("Topic authorization failed" in out and "secret" not in out,
+                   "kcat reading %s: rc %s, %s" % (FORBIDDEN, rc, out))
 
 
 def test_kafka_python_sasl_plain_tls(b):
@@ -116,6 +151,22 @@ def test_kafka_python_sasl_plain_tls(b):
     got = [m.value.decode() for m in c]
     c.close()
     interop.expect(got == ["m%d" % i for i in range(5)], "consumed %r" % got)
+    # A denied read: the fetch fails with TopicAuthorizationFailedError.
+    from kafka import TopicPartition
+    from kafka.errors import TopicAuthorizationFailedError
+    c = KafkaConsumer(**common)
+    tp = TopicPartition(FORBIDDEN, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    denied, deadline = None, time.time() + 30
+    while denied is None and time.time() < deadline:
+        try:
+            recs = c.poll(timeout_ms=1000)
+            interop.expect(not recs, "kafka-python read %s: %r" % (FORBIDDEN, recs))
+        except TopicAuthorizationFailedError as e:
+            denied = e
+    c.close()
+    interop.expect(denied is not None, "kafka-python reading %s: no TopicAuthorizationFailedError" % FORBIDDEN)
 
 
 def test_confluent_kafka_mutual_tls(b):
@@ -139,6 +190,20 @@ def test_confluent_kafka_mutual_tls(b):
             got.append(m.value().decode())
     c.close()
     interop.expect(got == ["t0", "t1", "t2"], "consumed %r" % got)
+    # A denied read: the consumer's error is TOPIC_AUTHORIZATION_FAILED.
+    from confluent_kafka import KafkaError, TopicPartition
+    c = Consumer(dict(conf, **{"group.id": interop.unique("g"), "enable.auto.commit": False}))
+    c.assign([TopicPartition(FORBIDDEN, 0, -2)])  # -2: the beginning
+    err, deadline = None, time.time() + 30
+    while err is None and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        interop.expect(m.error() is not None, "confluent-kafka read %s: %r" % (FORBIDDEN, m.value()))
+        err = m.error()
+    c.close()
+    interop.expect(err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                   "confluent-kafka reading %s: %r" % (FORBIDDEN, err))
 
 
 TESTS = [test_kcat_sasl_ssl_scram_sha512, test_kafka_python_sasl_plain_tls, test_confluent_kafka_mutual_tls]
