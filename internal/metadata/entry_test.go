@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/stratalog/strata/internal/authz"
-	"github.com/stratalog/strata/internal/quota"
 	"github.com/stratalog/strata/internal/fuzzbudget"
+	"github.com/stratalog/strata/internal/quota"
 )
 
 // TestImageRecordsRebuildImage checks that the records of a snapshot
