@@ -118,6 +118,9 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 	if len(hs) == 0 {
 		return res, false, nil
 	}
+	if err := l.ensureWritable(); err != nil {
+		return res, false, err
+	}
 	if hs[0].BaseOffset < leo {
 		return res, false, fmt.Errorf("%w: batch base offset %d is below the log end offset %d", ErrUnexpectedAppendOffset, hs[0].BaseOffset, leo)
 	}
@@ -266,6 +269,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	leo := l.leo.Load()
 	if offset >= leo {
 		return nil
+	}
+	if err := l.ensureWritable(); err != nil {
+		return err
 	}
 	if offset < l.logStart {
 		return fmt.Errorf("storage: truncate to %d: %w: below the log start %d (truncate fully instead)", offset, ErrOffsetOutOfRange, l.logStart)
@@ -584,6 +590,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("storage: truncate fully and start at %d: %w", offset, ErrOffsetOutOfRange)
 	}
+	if err := l.ensureWritable(); err != nil {
+		return err
+	}
 	l.logger.Info("truncating log fully", "new_start", offset, "log_start", l.logStart, "log_end", l.leo.Load())
 	// The recovery point first: a crash midway rescans what is left.
 	if err := l.lowerRecoveryPoint(min(offset, l.segs[0].base)); err != nil {
@@ -668,6 +677,18 @@ func (l *Log) SaveHighWatermark(hw int64) error {
 	l.mu.RUnlock()
 	if closed {
 		return ErrClosed
+	}
+	if hw == l.hw.Load() {
+		return nil // the checkpoint says so already
+	}
+	l.mu.Lock()
+	var err error
+	if l.noDir {
+		err = l.createOnDisk()
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: save high watermark: create log %s: %w", l.dir, err)
 	}
 	data := []byte(fmt.Sprintf("0\n%d\n", hw))
 	if err := writeFileAtomic(l.dir, replicationCheckpointFile, data, false); err != nil {

@@ -43,6 +43,12 @@ type Log struct {
 	closed      bool
 	failed      error // a write failed and could not be undone: the log refuses appends
 	epochsDirty bool  // the leader epoch checkpoint is behind the cache (its write failed)
+	// With Options.Lazy (lazy.go): noDir says the directory has not been
+	// created yet (the log is empty and lives in memory); cleanMarker that
+	// the clean shutdown marker is still on disk (nothing was written
+	// since the clean shutdown). ensureWritable clears both.
+	noDir       bool
+	cleanMarker bool
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
@@ -103,6 +109,10 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.cleanHW.Store(-1)
 	_, statErr := os.Lstat(dir)
 	created := errors.Is(statErr, os.ErrNotExist) // nothing by that name, not even a dangling link
+	if created && opts.Lazy {
+		l.openInMemory()
+		return l, nil
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		if created {
 			os.RemoveAll(dir) // MkdirAll may have made it before failing
@@ -139,7 +149,11 @@ func (l *Log) load() error {
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
-	if clean {
+	if clean && l.opts.Lazy {
+		// Keep the marker until the first write (ensureWritable): until
+		// then the files are as the clean shutdown left them.
+		l.cleanMarker = true
+	} else if clean {
 		// Remove the marker durably before anything is written, so that a
 		// crash from now on is seen as unclean.
 		if err := os.Remove(cleanPath); err != nil {
@@ -205,6 +219,9 @@ func (l *Log) load() error {
 	l.epochs.truncateFromEnd(leo)
 	l.epochs.truncateFromStart(l.logStart)
 	if string(l.epochs.encode()) != epochsBefore {
+		if err := l.ensureWritable(); err != nil {
+			return err
+		}
 		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
 			return err
 		}
@@ -214,6 +231,9 @@ func (l *Log) load() error {
 		return err
 	}
 	if recovered || !clean || rebuiltTxn {
+		if err := l.ensureWritable(); err != nil { // a clean log being repaired is no longer as it was shut down
+			return err
+		}
 		// Make everything recovered durable (after a process crash it may
 		// still be only in the page cache) and record the recovery point.
 		return l.flush(true)
@@ -328,6 +348,21 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	if l.noDir || l.cleanMarker {
+		// Nothing was written since the log was opened: the files (if
+		// any) are as a clean shutdown left them, marker included.
+		l.mu.Unlock()
+		l.syncMu.Lock()
+		l.syncCond.Broadcast()
+		l.syncMu.Unlock()
+		l.bg.Wait()
+		l.mu.Lock()
+		for _, s := range l.segs {
+			s.release()
+		}
+		l.mu.Unlock()
+		return nil
+	}
 	if len(l.segs) > 0 { // none only after a failed TruncateFullyAndStartAt
 		l.active().finishTimeIndex()
 	}
@@ -368,6 +403,12 @@ func (l *Log) Close() error {
 func (l *Log) Delete() error {
 	if err := l.Close(); err != nil {
 		l.logger.Warn("close before delete failed", "err", err)
+	}
+	l.mu.Lock()
+	noDir := l.noDir
+	l.mu.Unlock()
+	if noDir {
+		return nil // never created on disk
 	}
 	del := fmt.Sprintf("%s.%d-delete", filepath.Clean(l.dir), l.now().UnixNano())
 	if err := os.Rename(l.dir, del); err != nil {
