@@ -473,28 +473,35 @@ func (m *Manager) openAll(parts map[TopicPartition]*Partition, failed map[TopicP
 		}
 	}
 	results := make([]openResult, len(jobs))
+	parallel(len(jobs), func(i int) {
+		j := jobs[i]
+		p, err := m.open(j.tp, j.id, j.tcfg)
+		results[i] = openResult{p, err}
+	})
+	for i, j := range jobs {
+		out[j.tp] = results[i]
+	}
+	return out
+}
+
+// parallel calls fn(0..n-1) on up to openWorkers goroutines and waits.
+func parallel(n int, fn func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(openWorkers, len(jobs)) {
+	for range min(openWorkers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(jobs) {
+				if i >= n {
 					return
 				}
-				j := jobs[i]
-				p, err := m.open(j.tp, j.id, j.tcfg)
-				results[i] = openResult{p, err}
+				fn(i)
 			}
 		}()
 	}
 	wg.Wait()
-	for i, j := range jobs {
-		out[j.tp] = results[i]
-	}
-	return out
 }
 
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
@@ -715,34 +722,41 @@ func (m *Manager) Close() error {
 		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch()})
 		tps = append(tps, tp)
 	}
-	// Closing flushes and fsyncs each written log: a few at a time, as
-	// opening (openWorkers).
+	// Every written log is flushed and gets a clean shutdown marker. Not
+	// with fsyncs per log (several each, tens of thousands with many
+	// partitions) but with storage.CloseDeferSync: write everything
+	// unsynced, one syncfs, then the markers, another syncfs; a few logs at
+	// a time (openWorkers).
+	parts := *m.parts.Load()
 	errs := make([]error, len(tps))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(openWorkers, len(tps)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(tps) {
-					return
-				}
-				tp := tps[i]
-				p := (*m.parts.Load())[tp]
-				var err error
-				if e := p.checkpointHW(); e != nil {
-					err = fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), e)
-				}
-				if e := p.log.Close(); e != nil {
-					err = errors.Join(err, fmt.Errorf("close %s: %w", tp.DirName(), e))
-				}
-				errs[i] = err
+	finish := make([]func() error, len(tps))
+	parallel(len(tps), func(i int) {
+		tp := tps[i]
+		p := parts[tp]
+		var err error
+		if e := p.checkpointHW(); e != nil {
+			err = fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), e)
+		}
+		f, e := p.log.CloseDeferSync()
+		if e != nil {
+			err = errors.Join(err, fmt.Errorf("close %s: %w", tp.DirName(), e))
+		}
+		errs[i], finish[i] = err, f
+	})
+	if len(tps) == 0 {
+		// nothing to sync
+	} else if err := storage.SyncFS(m.opts.DataDir); err != nil {
+		errs = append(errs, fmt.Errorf("no clean shutdown markers written: %w", err))
+	} else {
+		parallel(len(tps), func(i int) {
+			if finish[i] != nil {
+				errs[i] = errors.Join(errs[i], finish[i]())
 			}
-		}()
+		})
+		if err := storage.SyncFS(m.opts.DataDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	wg.Wait()
 	if n := len(*m.parts.Load()); n > 0 {
 		m.log.Info(fmt.Sprintf("closed %d partitions, %d of them led here", n, led.leaders.n), "led", led.leaders.String())
 	}
