@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,7 +50,10 @@ func (l *Log) openInMemory() {
 func (l *Log) ensureWritable() error {
 	if l.noDir {
 		if err := l.createOnDisk(); err != nil {
-			return fmt.Errorf("storage: %w: create log %s: %w", ErrIO, l.dir, err)
+			if !errors.Is(err, ErrIO) {
+				err = fmt.Errorf("%w: %w", ErrIO, err)
+			}
+			return fmt.Errorf("create log %s: %w", l.dir, err)
 		}
 	}
 	if l.cleanMarker {
