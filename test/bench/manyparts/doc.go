@@ -9,7 +9,8 @@
 //   - create: the time to create --topics topics of --partitions partitions
 //     each in one CreateTopics request, until Metadata shows every partition
 //     with a leader; RSS and open fds after it, and RSS per idle partition
-//     ((RSS after create - RSS before) / partitions);
+//     ((RSS after create - RSS just before it) / partitions; the Go heap's
+//     garbage collection makes this a rough figure);
 //   - produce: throughput of --bytes of --record-size records spread
 //     round-robin over every partition of every topic (record i goes to
 //     topic i mod T, partition (i / T) mod P), acks=all, with broker CPU per
