@@ -129,13 +129,8 @@ func (x *timeIndex) check(maxRel int64) error {
 	return nil
 }
 
-// writeIndexTail appends buf[written:] to the index file at path and fsyncs
-// it. It returns the new written count.
-func writeIndexTail(path string, buf []byte, written int) (int, error) {
-	return writeIndexTailSync(path, buf, written, true)
-}
-
-// writeIndexTailSync is writeIndexTail, without the fsync unless fsync.
+// writeIndexTailSync appends buf[written:] to the index file at path and,
+// with fsync, fsyncs it. It returns the new written count.
 func writeIndexTailSync(path string, buf []byte, written int, fsync bool) (int, error) {
 	if written >= len(buf) {
 		return written, nil

@@ -162,7 +162,6 @@ func TestLazyLogKeepsCleanMarkerUntilFirstWrite(t *testing.T) {
 func TestCloseDeferSync(t *testing.T) {
 	tl := openLazyTestLog(t)
 	want := tl.appendMany(40, 100) // several segments, with indexes
-	leo := tl.LogEndOffset()
 	finish, err := tl.CloseDeferSync()
 	if err != nil || finish == nil {
 		t.Fatalf("CloseDeferSync = %v, %v", finish != nil, err)
@@ -180,7 +179,7 @@ func TestCloseDeferSync(t *testing.T) {
 		t.Fatalf("%d batches after a crash mid-close, want %d", len(got), len(want))
 	}
 	tl.appendMany(1, 100)
-	leo = tl.LogEndOffset()
+	leo := tl.LogEndOffset()
 	if finish, err = tl.CloseDeferSync(); err != nil {
 		t.Fatal(err)
 	}
