@@ -21,7 +21,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-partitions
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -118,6 +118,12 @@ bench-replication: build
 ## bench-txn: transactional produce (10k records per transaction) beside idempotent, strata and kfake (see BENCHMARKS.md)
 bench-txn: build
 	scripts/bench-txn.sh
+
+## bench-partitions: 100 topics x 100 partitions on one node: create, produce, restarts, fds, RSS (see BENCHMARKS.md "Many partitions"); MANYPARTS_FLAGS adds flags
+MANYPARTS_FLAGS ?=
+bench-partitions: build
+	$(GO) build -o bin/manyparts ./test/bench/manyparts
+	./bin/manyparts --bin $(BIN) $(MANYPARTS_FLAGS)
 
 ## docs: regenerate docs/configuration.md from the broker's key registry
 docs:
