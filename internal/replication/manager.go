@@ -316,6 +316,7 @@ func (m *Manager) applyLocked(d *loader.Delta) {
 	// (a first start leads every partition of __consumer_offsets at once);
 	// each partition's line is DEBUG, but for a leader change of a
 	// partition that was hosted already.
+	opened := m.openAll(parts, failed, [][]loader.LocalReplica{lc.Leaders, lc.Followers}, topicConfig)
 	var sum applySummary
 	for _, set := range [][]loader.LocalReplica{lc.Leaders, lc.Followers} {
 		for _, r := range set {
@@ -332,12 +333,17 @@ func (m *Manager) applyLocked(d *loader.Delta) {
 				continue
 			}
 			if !ok {
-				var err error
-				if p, err = m.open(tp, r.TopicID, topicConfig(tp.Topic)); err != nil {
-					m.log.Error("open partition log; the partition stays offline", "partition", tp.DirName(), "err", err)
-					failed[tp] = err
+				o, found := opened[tp]
+				if !found {
+					continue // named twice in the delta: handled the first time
+				}
+				delete(opened, tp)
+				if o.err != nil {
+					m.log.Error("open partition log; the partition stays offline", "partition", tp.DirName(), "err", o.err)
+					failed[tp] = o.err
 					continue
 				}
+				p = o.p
 				parts[tp] = p
 			}
 			st := state{leader: pm.Leader, leaderEpoch: pm.LeaderEpoch, partitionEpoch: pm.PartitionEpoch,
@@ -435,6 +441,77 @@ func (m *Manager) coldReadBytes() int64 {
 	return m.opts.Static.Int64("log.cold.read.bytes")
 }
 
+// openWorkers bounds the logs opened (and recovered) at once: opening is
+// mostly waiting for the disk (reads, and fsyncs after a recovery), so a
+// few at a time cut the time a start with thousands of partitions takes,
+// as Kafka's num.recovery.threads.per.data.dir does.
+const openWorkers = 16
+
+type openResult struct {
+	p   *Partition
+	err error
+}
+
+// openAll opens, concurrently, the logs of the replicas in sets that are
+// neither hosted (parts) nor failed. topicConfig is called on the
+// caller's goroutine only. mu held.
+func (m *Manager) openAll(parts map[TopicPartition]*Partition, failed map[TopicPartition]error,
+	sets [][]loader.LocalReplica, topicConfig func(string) *config.Topic) map[TopicPartition]openResult {
+	type job struct {
+		tp   TopicPartition
+		id   metadata.UUID
+		tcfg *config.Topic
+	}
+	var jobs []job
+	out := map[TopicPartition]openResult{}
+	for _, set := range sets {
+		for _, r := range set {
+			tp := TopicPartition{r.Topic, r.Partition}
+			if _, ok := parts[tp]; ok {
+				continue
+			}
+			if _, ok := failed[tp]; ok {
+				continue
+			}
+			if _, ok := out[tp]; ok {
+				continue
+			}
+			out[tp] = openResult{}
+			jobs = append(jobs, job{tp, r.TopicID, topicConfig(tp.Topic)})
+		}
+	}
+	results := make([]openResult, len(jobs))
+	parallel(len(jobs), func(i int) {
+		j := jobs[i]
+		p, err := m.open(j.tp, j.id, j.tcfg)
+		results[i] = openResult{p, err}
+	})
+	for i, j := range jobs {
+		out[j.tp] = results[i]
+	}
+	return out
+}
+
+// parallel calls fn(0..n-1) on up to openWorkers goroutines and waits.
+func parallel(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(openWorkers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
 	dir := filepath.Join(m.opts.DataDir, tp.DirName())
 	if err := m.removeIfOtherTopic(dir, id); err != nil {
@@ -447,6 +524,7 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		IO:          m.opts.StorageIO,
 		// Cold reads drop what they passed (storage/coldread.go).
 		ColdReadBytes: m.coldReadBytes(),
+		Lazy:          true,
 	})
 	if err != nil {
 		return nil, err
@@ -645,18 +723,48 @@ func (m *Manager) Close() error {
 		f.stop()
 		delete(m.fetchers, id)
 	}
-	var errs []error
 	var led applySummary
+	var tps []TopicPartition
 	for tp, p := range *m.parts.Load() {
 		if p.IsLeader() {
 			led.add(&led.leaders, tp)
 		}
 		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch()})
-		if err := p.checkpointHW(); err != nil {
-			errs = append(errs, fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), err))
+		tps = append(tps, tp)
+	}
+	// Every written log is flushed and gets a clean shutdown marker. Not
+	// with fsyncs per log (several each, tens of thousands with many
+	// partitions) but with storage.CloseDeferSync: write everything
+	// unsynced, one syncfs, then the markers, another syncfs; a few logs at
+	// a time (openWorkers).
+	parts := *m.parts.Load()
+	errs := make([]error, len(tps))
+	finish := make([]func() error, len(tps))
+	parallel(len(tps), func(i int) {
+		tp := tps[i]
+		p := parts[tp]
+		var err error
+		if e := p.checkpointHW(); e != nil {
+			err = fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), e)
 		}
-		if err := p.log.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", tp.DirName(), err))
+		f, e := p.log.CloseDeferSync()
+		if e != nil {
+			err = errors.Join(err, fmt.Errorf("close %s: %w", tp.DirName(), e))
+		}
+		errs[i], finish[i] = err, f
+	})
+	if len(tps) == 0 {
+		// nothing to sync
+	} else if err := storage.SyncFS(m.opts.DataDir); err != nil {
+		errs = append(errs, fmt.Errorf("no clean shutdown markers written: %w", err))
+	} else {
+		parallel(len(tps), func(i int) {
+			if finish[i] != nil {
+				errs[i] = errors.Join(errs[i], finish[i]())
+			}
+		})
+		if err := storage.SyncFS(m.opts.DataDir); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if n := len(*m.parts.Load()); n > 0 {

@@ -98,6 +98,15 @@ func TestManagerApplyLifecycle(t *testing.T) {
 	if p, err := m.Get("nope", 0); p != nil || err != nil {
 		t.Fatalf("unknown topic: Get = %v, %v", p, err)
 	}
+	// Logs are created on disk by their first write (storage.Options.Lazy).
+	if exists(t, filepath.Join(dir, "a-0")) || exists(t, filepath.Join(dir, "a-1")) || exists(t, filepath.Join(dir, "a-2")) {
+		t.Fatal("partition directories created before any write")
+	}
+	for _, p := range []*Partition{p0, p2} {
+		if _, err := p.Append(buildBatch(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if !exists(t, filepath.Join(dir, "a-0")) || exists(t, filepath.Join(dir, "a-1")) || !exists(t, filepath.Join(dir, "a-2")) {
 		t.Fatal("wrong partition directories")
 	}
@@ -197,6 +206,10 @@ func TestRemoveStray(t *testing.T) {
 	im0 := metadata.Empty()
 	im1 := mustApply(t, im0, topicRecs("a", id, 1, 2)...)
 	m.Apply(im0, im1)
+	// a-0 is created on disk by its first write.
+	if _, err := mustGet(t, m, "a", 0).Append(buildBatch(t, 1)); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.RemoveStray(im1); err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +276,13 @@ func TestRemoveIfOtherTopic(t *testing.T) {
 	if !exists(t, filepath.Join(dir, "a-0", "marker")) {
 		t.Fatal("log of the same topic id was removed")
 	}
-	mustGet(t, m, "b", 0)
+	pb := mustGet(t, m, "b", 0)
 	if exists(t, filepath.Join(dir, "b-0", "marker")) {
 		t.Fatal("log of another topic id was kept")
+	}
+	// The new log is created on disk by its first write.
+	if _, err := pb.Append(buildBatch(t, 1)); err != nil {
+		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "b-0", "partition.metadata"))
 	if err != nil || !strings.Contains(string(b), bID.String()) {

@@ -68,6 +68,13 @@ type Options struct {
 	// the pages of the log it has passed are dropped from the page cache
 	// (coldread.go). 0: never.
 	ColdReadBytes int64
+	// Lazy defers disk work a log does not need yet (lazy.go): a log whose
+	// directory does not exist is opened in memory only (empty, no
+	// directory, no file descriptor) and created on disk by its first
+	// write; a cleanly shut down log keeps its clean shutdown marker until
+	// its first write, and closing a log nothing was written to since it
+	// opened writes nothing.
+	Lazy bool
 }
 
 // Errors. The broker maps them to Kafka error codes.

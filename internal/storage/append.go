@@ -87,6 +87,9 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	if err := l.errClosedOrFailed(); err != nil {
 		return AppendResult{}, false, err
 	}
+	if err := l.ensureWritable(); err != nil {
+		return AppendResult{}, false, err
+	}
 	cfg := &l.cfg
 	if int64(len(batch)) > cfg.SegmentBytes || len(batch) > math.MaxInt32 {
 		return AppendResult{}, false, fmt.Errorf("%w: %d bytes, segment.bytes is %d", ErrRecordTooLarge, len(batch), cfg.SegmentBytes)

@@ -262,6 +262,9 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 		}
 		l.bg.Done()
 	}()
+	if err := l.ensureWritableLocked(); err != nil {
+		return st, err
+	}
 
 	m := opts.offsets
 	if m == nil {

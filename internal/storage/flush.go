@@ -9,7 +9,12 @@ import (
 // everything appended before it started, and advances the durable offset.
 // With full it also writes and fsyncs the index files and advances the
 // recovery point checkpoint. Flushes are serialized by flushMu.
-func (l *Log) flush(full bool) error {
+func (l *Log) flush(full bool) error { return l.flushWith(full, true) }
+
+// flushWith is flush; without fsync it only writes the index tails (with
+// full) and leaves the durable offset and the recovery point alone: the
+// caller makes the files durable another way (CloseDeferSync).
+func (l *Log) flushWith(full, fsync bool) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	if full {
@@ -56,7 +61,7 @@ func (l *Log) flush(full bool) error {
 	}
 	for _, j := range jobs {
 		s := j.s
-		if j.size > s.syncedSize {
+		if fsync && j.size > s.syncedSize {
 			if err := l.syncFile(s); err != nil {
 				return l.failFsync(s, err)
 			}
@@ -66,17 +71,20 @@ func (l *Log) flush(full bool) error {
 			continue
 		}
 		var err error
-		if s.offIdx.written, err = writeIndexTail(s.path(indexSuffix), j.offIdx, s.offIdx.written); err != nil {
+		if s.offIdx.written, err = writeIndexTailSync(s.path(indexSuffix), j.offIdx, s.offIdx.written, fsync); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
-		if s.timeIdx.written, err = writeIndexTail(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written); err != nil {
+		if s.timeIdx.written, err = writeIndexTailSync(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written, fsync); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
-		if s.txn.written, err = writeIndexTail(s.path(txnIndexSuffix), j.txnIdx, s.txn.written); err != nil {
+		if s.txn.written, err = writeIndexTailSync(s.path(txnIndexSuffix), j.txnIdx, s.txn.written, fsync); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
 	}
 
+	if !fsync {
+		return nil
+	}
 	l.mu.Lock()
 	if leo > l.durable.Load() {
 		l.durable.Store(leo)

@@ -129,9 +129,9 @@ func (x *timeIndex) check(maxRel int64) error {
 	return nil
 }
 
-// writeIndexTail appends buf[written:] to the index file at path and fsyncs
-// it. It returns the new written count.
-func writeIndexTail(path string, buf []byte, written int) (int, error) {
+// writeIndexTailSync appends buf[written:] to the index file at path and,
+// with fsync, fsyncs it. It returns the new written count.
+func writeIndexTailSync(path string, buf []byte, written int, fsync bool) (int, error) {
 	if written >= len(buf) {
 		return written, nil
 	}
@@ -149,9 +149,11 @@ func writeIndexTail(path string, buf []byte, written int) (int, error) {
 		f.Close()
 		return written, fmt.Errorf("write index %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return written, fmt.Errorf("fsync index %s: %w", path, err)
+	if fsync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return written, fmt.Errorf("fsync index %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return written, fmt.Errorf("close index %s: %w", path, err)

@@ -43,6 +43,12 @@ type Log struct {
 	closed      bool
 	failed      error // a write failed and could not be undone: the log refuses appends
 	epochsDirty bool  // the leader epoch checkpoint is behind the cache (its write failed)
+	// With Options.Lazy (lazy.go): noDir says the directory has not been
+	// created yet (the log is empty and lives in memory); cleanMarker that
+	// the clean shutdown marker is still on disk (nothing was written
+	// since the clean shutdown). ensureWritable clears both.
+	noDir       bool
+	cleanMarker bool
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
@@ -104,6 +110,10 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.cleanHW.Store(-1)
 	_, statErr := os.Lstat(dir)
 	created := errors.Is(statErr, os.ErrNotExist) // nothing by that name, not even a dangling link
+	if created && opts.Lazy {
+		l.openInMemory()
+		return l, nil
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		if created {
 			os.RemoveAll(dir) // MkdirAll may have made it before failing
@@ -140,7 +150,11 @@ func (l *Log) load() error {
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
-	if clean {
+	if clean && l.opts.Lazy {
+		// Keep the marker until the first write (ensureWritable): until
+		// then the files are as the clean shutdown left them.
+		l.cleanMarker = true
+	} else if clean {
 		// Remove the marker durably before anything is written, so that a
 		// crash from now on is seen as unclean.
 		if err := os.Remove(cleanPath); err != nil {
@@ -206,6 +220,9 @@ func (l *Log) load() error {
 	l.epochs.truncateFromEnd(leo)
 	l.epochs.truncateFromStart(l.logStart)
 	if string(l.epochs.encode()) != epochsBefore {
+		if err := l.ensureWritable(); err != nil {
+			return err
+		}
 		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
 			return err
 		}
@@ -215,6 +232,9 @@ func (l *Log) load() error {
 		return err
 	}
 	if recovered || !clean || rebuiltTxn {
+		if err := l.ensureWritable(); err != nil { // a clean log being repaired is no longer as it was shut down
+			return err
+		}
 		// Make everything recovered durable (after a process crash it may
 		// still be only in the page cache) and record the recovery point.
 		return l.flush(true)
@@ -323,12 +343,43 @@ func (l *Log) SetConfig(cfg Config) {
 // cleanly shut down. Reads still holding a ReadResult keep their files open
 // until they Release them.
 func (l *Log) Close() error {
+	_, err := l.closeWith(true)
+	return err
+}
+
+// CloseDeferSync is Close for a broker that closes many logs at once and
+// makes them durable with one syncfs(2) (SyncFS) rather than several
+// fsyncs per log. It writes what Close writes but without fsyncs, and
+// returns finish, which writes the recovery point and the clean shutdown
+// marker (also without fsync; nil if the log gets none). The caller must:
+// close every log, SyncFS, call every finish, SyncFS again. A crash
+// before the first SyncFS returns finds no new marker and recovers the log
+// as after any crash; the marker is written only once the data, indexes
+// and producer snapshot it vouches for are durable.
+func (l *Log) CloseDeferSync() (finish func() error, err error) { return l.closeWith(false) }
+
+func (l *Log) closeWith(fsync bool) (func() error, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	l.closed = true
+	if l.noDir || l.cleanMarker {
+		// Nothing was written since the log was opened: the files (if
+		// any) are as a clean shutdown left them, marker included.
+		l.mu.Unlock()
+		l.syncMu.Lock()
+		l.syncCond.Broadcast()
+		l.syncMu.Unlock()
+		l.bg.Wait()
+		l.mu.Lock()
+		for _, s := range l.segs {
+			s.release()
+		}
+		l.mu.Unlock()
+		return nil, nil
+	}
 	if len(l.segs) > 0 { // none only after a failed TruncateFullyAndStartAt
 		l.active().finishTimeIndex()
 	}
@@ -339,7 +390,7 @@ func (l *Log) Close() error {
 	l.syncMu.Unlock()
 	l.bg.Wait()
 
-	err := l.flush(true)
+	err := l.flushWith(true, fsync)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	leo := l.leo.Load()
@@ -349,18 +400,32 @@ func (l *Log) Close() error {
 		if len(l.segs) > 0 {
 			activeBase = l.active().base
 		}
-		err = l.producers.writeSnapshot(l.dir, leo, activeBase, true)
+		err = l.producers.writeSnapshot(l.dir, leo, activeBase, fsync)
 	}
+	var finish func() error
 	if err == nil && l.failed == nil {
-		err = writeFileAtomic(l.dir, cleanShutdownFile, nil, true)
+		if fsync {
+			err = writeFileAtomic(l.dir, cleanShutdownFile, nil, true)
+		} else {
+			dir := l.dir
+			finish = func() error {
+				if err := writeFileAtomic(dir, recoveryCheckpointFile, []byte("0\n"+strconv.FormatInt(leo, 10)+"\n"), false); err != nil {
+					return fmt.Errorf("storage: close %s: %w", dir, err)
+				}
+				if err := writeFileAtomic(dir, cleanShutdownFile, nil, false); err != nil {
+					return fmt.Errorf("storage: close %s: %w", dir, err)
+				}
+				return nil
+			}
+		}
 	}
 	for _, s := range l.segs {
 		s.release()
 	}
 	if err != nil {
-		return fmt.Errorf("storage: close %s: %w", l.dir, err)
+		return nil, fmt.Errorf("storage: close %s: %w", l.dir, err)
 	}
-	return nil
+	return finish, nil
 }
 
 // Delete closes the log and removes its directory: it is first renamed to
@@ -369,6 +434,12 @@ func (l *Log) Close() error {
 func (l *Log) Delete() error {
 	if err := l.Close(); err != nil {
 		l.logger.Warn("close before delete failed", "err", err)
+	}
+	l.mu.Lock()
+	noDir := l.noDir
+	l.mu.Unlock()
+	if noDir {
+		return nil // never created on disk
 	}
 	del := fmt.Sprintf("%s.%d-delete", filepath.Clean(l.dir), l.now().UnixNano())
 	if err := os.Rename(l.dir, del); err != nil {

@@ -68,6 +68,9 @@ func (l *Log) EnforceRetention(upTo int64) error {
 	if n == 0 {
 		return nil
 	}
+	if err := l.ensureWritable(); err != nil {
+		return err
+	}
 	return l.deleteOldest(n, "retention")
 }
 
@@ -88,6 +91,9 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	}
 	if offset <= l.logStart {
 		return l.logStart, nil
+	}
+	if err := l.ensureWritable(); err != nil {
+		return l.logStart, err
 	}
 	if err := l.setLogStart(offset); err != nil {
 		return l.logStart, err

@@ -109,7 +109,10 @@ func (s *segment) release() {
 	if s.refs.Add(-1) != 0 {
 		return
 	}
-	err := s.f.Close()
+	var err error
+	if s.f != nil { // nil: the in-memory segment of a log not yet on disk (lazy.go)
+		err = s.f.Close()
+	}
 	if s.deleted.Load() {
 		for _, suf := range segmentSuffixes {
 			if e := os.Remove(s.path(suf + deletedSuffix)); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
@@ -140,6 +143,9 @@ func (s *segment) markDeleted() error {
 func (s *segment) largestTimestamp() int64 {
 	if s.maxTs >= 0 {
 		return s.maxTs
+	}
+	if s.f == nil {
+		return s.created.UnixMilli()
 	}
 	st, err := s.f.Stat()
 	if err != nil {

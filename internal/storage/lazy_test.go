@@ -1,0 +1,240 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// openLazyTestLog opens a lazy log in a directory that does not exist yet.
+func openLazyTestLog(t *testing.T) *testLog {
+	t.Helper()
+	clock := newClock()
+	tl := &testLog{t: t, dir: filepath.Join(t.TempDir(), "t-0"), cfg: testConfig(), clock: clock,
+		opts: Options{Now: clock.Now, Lazy: true, TopicID: [16]byte{1, 2, 3}}}
+	tl.reopen()
+	t.Cleanup(func() {
+		if tl.Log != nil {
+			tl.Log.Close()
+		}
+	})
+	return tl
+}
+
+func dirExists(t *testing.T, p string) bool {
+	t.Helper()
+	_, err := os.Stat(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestLazyLogCreatesNothingUntilWritten(t *testing.T) {
+	tl := openLazyTestLog(t)
+	if dirExists(t, tl.dir) {
+		t.Fatal("a lazy log created its directory at Open")
+	}
+	if leo, start := tl.LogEndOffset(), tl.LogStartOffset(); leo != 0 || start != 0 {
+		t.Fatalf("log end %d, start %d; want 0, 0", leo, start)
+	}
+	res, err := tl.Read(0, 10, 1<<20, true)
+	if err != nil || res.Size != 0 {
+		t.Fatalf("Read = %d bytes, %v; want nothing", res.Size, err)
+	}
+	if _, _, found, err := tl.OffsetForTimestamp(0); found || err != nil {
+		t.Fatalf("OffsetForTimestamp on an empty lazy log: found %v, err %v", found, err)
+	}
+	// Unchanged maintenance writes nothing either.
+	if err := tl.SaveHighWatermark(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.EnforceRetention(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.MaybeFlush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A clean close, a crash and a reopen leave nothing behind either.
+	tl.reopen()
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if dirExists(t, tl.dir) {
+		t.Fatal("closing or reopening a lazy log created its directory")
+	}
+	if err := tl.Delete(); err != nil {
+		t.Fatalf("Delete of a log never written: %v", err)
+	}
+	tl.Log = nil
+}
+
+func TestLazyLogFirstAppendCreatesIt(t *testing.T) {
+	tl := openLazyTestLog(t)
+	want := tl.appendMany(5, 100)
+	for _, name := range []string{fileName(0, logSuffix), partitionMetadataFile} {
+		if !dirExists(t, filepath.Join(tl.dir, name)) {
+			t.Fatalf("%s missing after the first append", name)
+		}
+	}
+	// After a crash (no clean shutdown) every appended batch is there.
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := tl.allBatches()
+	if len(got) != len(want) {
+		t.Fatalf("%d batches after the crash, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("batch %d differs after the crash", i)
+		}
+	}
+}
+
+func TestLazyLogFirstTruncationAndHighWatermarkCreateIt(t *testing.T) {
+	tl := openLazyTestLog(t)
+	if err := tl.SaveHighWatermark(0); err != nil || dirExists(t, tl.dir) {
+		t.Fatalf("an unchanged high watermark created the log (err %v)", err)
+	}
+	if err := tl.TruncateFullyAndStartAt(42); err != nil {
+		t.Fatal(err)
+	}
+	if !dirExists(t, tl.dir) {
+		t.Fatal("TruncateFullyAndStartAt did not create the log")
+	}
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if start, leo := tl.LogStartOffset(), tl.LogEndOffset(); start != 42 || leo != 42 {
+		t.Fatalf("after a crash: start %d, end %d; want 42, 42", start, leo)
+	}
+}
+
+func TestLazyLogKeepsCleanMarkerUntilFirstWrite(t *testing.T) {
+	tl := openLazyTestLog(t)
+	want := tl.appendMany(3, 100)
+	marker := filepath.Join(tl.dir, cleanShutdownFile)
+	tl.reopen() // clean shutdown writes the marker
+	if !dirExists(t, marker) {
+		t.Fatal("no clean shutdown marker after Close")
+	}
+	// Reads and a clean close leave it in place.
+	if len(tl.allBatches()) != len(want) {
+		t.Fatal("batches missing after a clean restart")
+	}
+	tl.reopen()
+	if !dirExists(t, marker) {
+		t.Fatal("the marker went away without a write")
+	}
+	// A crash before any write: the files are as the clean shutdown left
+	// them, and the log opens clean with everything there.
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if !dirExists(t, marker) {
+		t.Fatal("the marker went away without a write")
+	}
+	// The first write removes it first; a crash after it recovers.
+	more := tl.appendMany(2, 100)
+	if dirExists(t, marker) {
+		t.Fatal("the marker is still there after a write")
+	}
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.allBatches(); len(got) != len(want)+len(more) {
+		t.Fatalf("%d batches after the crash, want %d", len(got), len(want)+len(more))
+	}
+}
+
+func TestCloseDeferSync(t *testing.T) {
+	tl := openLazyTestLog(t)
+	want := tl.appendMany(40, 100) // several segments, with indexes
+	finish, err := tl.CloseDeferSync()
+	if err != nil || finish == nil {
+		t.Fatalf("CloseDeferSync = %v, %v", finish != nil, err)
+	}
+	tl.Log = nil
+	marker := filepath.Join(tl.dir, cleanShutdownFile)
+	if dirExists(t, marker) {
+		t.Fatal("marker written before the file system was synced")
+	}
+	// A crash here: no marker, the log recovers with everything.
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.allBatches(); len(got) != len(want) {
+		t.Fatalf("%d batches after a crash mid-close, want %d", len(got), len(want))
+	}
+	tl.appendMany(1, 100)
+	leo := tl.LogEndOffset()
+	if finish, err = tl.CloseDeferSync(); err != nil {
+		t.Fatal(err)
+	}
+	tl.Log = nil
+	if err := SyncFS(tl.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncFS(tl.dir); err != nil {
+		t.Fatal(err)
+	}
+	if !dirExists(t, marker) {
+		t.Fatal("no marker after finish")
+	}
+	if rp, err := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, -1); err != nil || rp != leo {
+		t.Fatalf("recovery point %d, %v; want %d", rp, err, leo)
+	}
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if tl.LogEndOffset() != leo || len(tl.allBatches()) != len(want)+1 {
+		t.Fatalf("log end %d, want %d", tl.LogEndOffset(), leo)
+	}
+	// A closed log's CloseDeferSync does nothing.
+	l := tl.Log
+	if _, err := l.CloseDeferSync(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := l.CloseDeferSync(); f != nil || err != nil {
+		t.Fatalf("second CloseDeferSync = %v, %v", f != nil, err)
+	}
+	tl.Log = nil
+}
+
+func TestSaveHighWatermarkOverwritesInPlace(t *testing.T) {
+	tl := openLazyTestLog(t)
+	tl.appendMany(20, 10)
+	for _, hw := range []int64{12345 % tl.LogEndOffset(), tl.LogEndOffset(), 3} {
+		if err := tl.SaveHighWatermark(hw); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(tl.dir, replicationCheckpointFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "0\n" + itoa(hw) + "\n"; string(b) != want {
+			t.Fatalf("checkpoint %q, want %q", b, want)
+		}
+		tl.reopen()
+		if got := tl.HighWatermarkCheckpoint(); got != hw {
+			t.Fatalf("high watermark after reopen %d, want %d", got, hw)
+		}
+	}
+}
+
+func itoa(n int64) string { return string(fmt.Appendf(nil, "%d", n)) }

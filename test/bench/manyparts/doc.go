@@ -1,0 +1,32 @@
+// Command manyparts measures a broker with many partitions on one node
+// (issue 14): it starts the broker binary itself (so it can restart it and
+// kill it), and prints, for one run:
+//
+//   - base: RSS and open file descriptors of the fresh broker (no topics);
+//   - few: produce throughput to one topic of --few-partitions partitions
+//     (the same client settings as the many-partition phase), the reference
+//     the many-partition figure is compared to;
+//   - create: the time to create --topics topics of --partitions partitions
+//     each in one CreateTopics request, until Metadata shows every partition
+//     with a leader; RSS and open fds after it, and RSS per idle partition
+//     ((RSS after create - RSS just before it) / partitions; the Go heap's
+//     garbage collection makes this a rough figure);
+//   - produce: throughput of --bytes of --record-size records spread
+//     round-robin over every partition of every topic (record i goes to
+//     topic i mod T, partition (i / T) mod P), acks=all, with broker CPU per
+//     GB, RSS and open fds afterwards;
+//   - restart: SIGTERM, then the time from starting the broker again until it
+//     serves every partition: Metadata lists them all with a leader and
+//     ListOffsets (latest) answers for every one with the end offset it had
+//     (the record counts are checked, so a lost record fails the run);
+//   - kill9: one more record acknowledged on every partition, kill -9, then
+//     the same measurement, the counts including those records.
+//
+// Open fds are the entries of /proc/PID/fd, RSS is VmRSS of /proc/PID/status
+// and CPU is utime+stime of /proc/PID/stat. With --pprof-dir it saves CPU
+// profiles of the create, produce and restart phases from the broker's
+// /debug/pprof (on --http-listen).
+//
+// It prints a table on stderr as it goes and one JSON line on stdout.
+// It imports only franz-go (kgo, kadm, kerr) and the standard library.
+package main

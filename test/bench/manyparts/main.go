@@ -1,0 +1,625 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type options struct {
+	bin           string
+	dataDir       string
+	brokerArgs    []string
+	topics        int
+	partitions    int
+	fewParts      int
+	recordSize    int
+	bytes         int64
+	fewBytes      int64
+	linger        time.Duration
+	timeout       time.Duration
+	pprofDir      string
+	pprofSeconds  int
+	restarts      bool
+	stopTimeout   time.Duration
+	maxBufRecords int
+	maxBufBytes   int
+}
+
+// phase is what one step measured; zero fields did not apply.
+type phase struct {
+	Name       string  `json:"name"`
+	Seconds    float64 `json:"seconds"`
+	MBps       float64 `json:"mb_per_s,omitempty"`
+	CPUsPerGB  float64 `json:"broker_cpu_s_per_gb,omitempty"`
+	CPUSeconds float64 `json:"broker_cpu_s"`
+	FDs        int     `json:"open_fds"`
+	RSSMB      float64 `json:"rss_mb"`
+	Note       string  `json:"note,omitempty"`
+}
+
+type result struct {
+	Topics         int     `json:"topics"`
+	Partitions     int     `json:"partitions_per_topic"`
+	Total          int     `json:"partitions"`
+	RecordSize     int     `json:"record_size"`
+	RSSPerIdleKB   float64 `json:"rss_per_idle_partition_kb"`
+	ManyOverFew    float64 `json:"many_over_few"`
+	Phases         []phase `json:"phases"`
+	BrokerLog      string  `json:"broker_log"`
+	ShutdownSecond float64 `json:"clean_shutdown_s"`
+	ShutdownCPU    float64 `json:"clean_shutdown_broker_cpu_s"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "manyparts:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	var brokerArgs string
+	flag.StringVar(&o.bin, "bin", "bin/strata", "the strata binary")
+	flag.StringVar(&o.dataDir, "data-dir", "", "broker data directory (default: a new temporary directory, removed at the end)")
+	flag.StringVar(&brokerArgs, "broker-args", "", "extra arguments to the serve command, space-separated (e.g. \"--set log.fd.cache.size=1000\")")
+	flag.IntVar(&o.topics, "topics", 100, "topics to create")
+	flag.IntVar(&o.partitions, "partitions", 100, "partitions per topic")
+	flag.IntVar(&o.fewParts, "few-partitions", 6, "partitions of the reference topic (0: skip the reference)")
+	flag.IntVar(&o.recordSize, "record-size", 200, "record value size in bytes")
+	flag.Int64Var(&o.bytes, "bytes", 400<<20, "value bytes to produce round-robin over all partitions")
+	flag.Int64Var(&o.fewBytes, "few-bytes", 0, "value bytes to produce to the reference topic (default --bytes)")
+	flag.DurationVar(&o.linger, "linger", 5*time.Millisecond, "producer linger")
+	flag.IntVar(&o.maxBufRecords, "max-buffered-records", 1<<18, "producer max buffered records")
+	flag.IntVar(&o.maxBufBytes, "max-buffered-bytes", 64<<20, "producer max buffered value bytes")
+	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	flag.StringVar(&o.pprofDir, "pprof-dir", "", "save CPU profiles of the create, produce and restart phases here")
+	flag.IntVar(&o.pprofSeconds, "pprof-seconds", 5, "length of each CPU profile (the phase waits for it to end)")
+	flag.DurationVar(&o.stopTimeout, "stop-timeout", 5*time.Minute, "how long a clean shutdown may take")
+	flag.BoolVar(&o.restarts, "restarts", true, "measure the clean and the kill -9 restart")
+	flag.Parse()
+	if o.fewBytes == 0 {
+		o.fewBytes = o.bytes
+	}
+	o.brokerArgs = strings.Fields(brokerArgs)
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+
+	if o.dataDir == "" {
+		d, err := os.MkdirTemp("", "manyparts-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		o.dataDir = filepath.Join(d, "data")
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	b := &broker{o: o, addr: "127.0.0.1:" + ports[0], httpAddr: "127.0.0.1:" + ports[1], logPath: o.dataDir + ".log"}
+	res := result{Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
+	defer b.kill()
+	add := func(p phase) {
+		p.FDs, p.RSSMB = b.fds(), b.rssMB()
+		res.Phases = append(res.Phases, p)
+		fmt.Fprintf(os.Stderr, "%-10s %8.3f s  %8.1f MB/s  cpu %6.2f s (%6.3f s/GB)  fds %6d  rss %7.1f MB  %s\n",
+			p.Name, p.Seconds, p.MBps, p.CPUSeconds, p.CPUsPerGB, p.FDs, p.RSSMB, p.Note)
+	}
+
+	t0 := time.Now()
+	if err := b.start(); err != nil {
+		return err
+	}
+	if err := b.waitReady(ctx); err != nil {
+		return err
+	}
+	add(phase{Name: "start", Seconds: time.Since(t0).Seconds()})
+
+	if o.fewParts > 0 {
+		few := []string{"few"}
+		if err := createTopics(ctx, b.addr, few, o.fewParts); err != nil {
+			return err
+		}
+		p, err := produce(ctx, b, o, few, o.fewParts, o.fewBytes, "", nil)
+		if err != nil {
+			return err
+		}
+		p.Name = "few"
+		p.Note = fmt.Sprintf("%d partitions", o.fewParts)
+		add(p)
+	}
+
+	topics := make([]string, o.topics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("t%03d", i)
+	}
+	rss0 := b.rssMB() // after the reference phase, so its memory is not counted
+	stopProf := b.profile(ctx, "create")
+	c0 := b.cpu()
+	t0 = time.Now()
+	if err := createTopics(ctx, b.addr, topics, o.partitions); err != nil {
+		return err
+	}
+	el := time.Since(t0)
+	stopProf()
+	add(phase{Name: "create", Seconds: el.Seconds(), CPUSeconds: b.cpu() - c0, Note: fmt.Sprintf("%d x %d partitions", o.topics, o.partitions)})
+	res.RSSPerIdleKB = (b.rssMB() - rss0) * 1024 / float64(o.topics*o.partitions)
+
+	counts := newCounts(o.topics, o.partitions)
+	p, err := produce(ctx, b, o, topics, o.partitions, o.bytes, "produce", counts)
+	if err != nil {
+		return err
+	}
+	p.Name = "produce"
+	p.Note = fmt.Sprintf("%d partitions round-robin", o.topics*o.partitions)
+	add(p)
+	if len(res.Phases) > 1 && res.Phases[1].Name == "few" && res.Phases[1].MBps > 0 {
+		res.ManyOverFew = p.MBps / res.Phases[1].MBps
+	}
+
+	if o.restarts {
+		t0 = time.Now()
+		if err := b.stop(); err != nil {
+			return err
+		}
+		res.ShutdownSecond = time.Since(t0).Seconds()
+		res.ShutdownCPU = b.stopCPU
+		p, err := b.restart(ctx, topics, counts, "restart")
+		if err != nil {
+			return err
+		}
+		p.Name = "restart"
+		p.Note = fmt.Sprintf("clean (shutdown took %.3f s, broker cpu %.2f s)", res.ShutdownSecond, res.ShutdownCPU)
+		add(p)
+
+		if err := produceOnePerPartition(ctx, b.addr, topics, o.partitions, counts); err != nil {
+			return err
+		}
+		b.kill()
+		p, err = b.restart(ctx, topics, counts, "restart-kill9")
+		if err != nil {
+			return err
+		}
+		p.Name = "kill9"
+		p.Note = "after kill -9"
+		add(p)
+	}
+	if o.fewParts > 0 && res.ManyOverFew > 0 {
+		fmt.Fprintf(os.Stderr, "many/few produce throughput: %.2f; RSS per idle partition %.1f KB\n", res.ManyOverFew, res.RSSPerIdleKB)
+	}
+	if err := b.stop(); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// counts are the acknowledged records per topic index and partition.
+type counts struct {
+	n [][]atomic.Int64
+}
+
+func newCounts(topics, partitions int) *counts {
+	c := &counts{n: make([][]atomic.Int64, topics)}
+	for i := range c.n {
+		c.n[i] = make([]atomic.Int64, partitions)
+	}
+	return c
+}
+
+// broker is the strata process under test.
+type broker struct {
+	o        options
+	addr     string
+	httpAddr string
+	logPath  string
+	cmd      *exec.Cmd
+	done     chan error
+	// stopCPU is the broker CPU (s) the last stop took: its total from
+	// the process's rusage minus what /proc said just before SIGTERM.
+	stopCPU float64
+}
+
+func (b *broker) start() error {
+	args := append([]string{"serve", "--listen", b.addr, "--http-listen", b.httpAddr, "--data-dir", b.o.dataDir, "--log-level", "warn"}, b.o.brokerArgs...)
+	lf, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(b.o.bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return fmt.Errorf("start broker: %w", err)
+	}
+	b.cmd = cmd
+	b.done = make(chan error, 1)
+	go func() { b.done <- cmd.Wait(); lf.Close() }()
+	return nil
+}
+
+func (b *broker) pid() int {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
+// stop sends SIGTERM and waits for the process to exit.
+func (b *broker) stop() error {
+	if b.cmd == nil {
+		return nil
+	}
+	before := b.cpu()
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case err := <-b.done:
+		if ps := b.cmd.ProcessState; ps != nil {
+			b.stopCPU = (ps.UserTime() + ps.SystemTime()).Seconds() - before
+		}
+		b.cmd = nil
+		if err != nil {
+			return fmt.Errorf("broker exited with %w (log %s)", err, b.logPath)
+		}
+		return nil
+	case <-time.After(b.o.stopTimeout):
+		return fmt.Errorf("broker did not stop within %v", b.o.stopTimeout)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (b *broker) kill() {
+	if b.cmd == nil {
+		return
+	}
+	b.cmd.Process.Kill()
+	<-b.done
+	b.cmd = nil
+}
+
+func (b *broker) waitReady(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for {
+		if _, err := adm.BrokerMetadata(ctx); err == nil {
+			return nil
+		}
+		select {
+		case err := <-b.done:
+			b.cmd = nil
+			return fmt.Errorf("broker exited: %v (log %s)", err, b.logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// restart starts the broker and measures the time until every partition
+// answers ListOffsets with the end offset counts says it has.
+func (b *broker) restart(ctx context.Context, topics []string, c *counts, prof string) (phase, error) {
+	t0 := time.Now()
+	if err := b.start(); err != nil {
+		return phase{}, err
+	}
+	stopProf := func() {}
+	if b.o.pprofDir != "" {
+		// The HTTP listener comes up early in startup; profile from then.
+		for time.Since(t0) < 10*time.Second {
+			if resp, err := http.Get("http://" + b.httpAddr + "/healthz"); err == nil {
+				resp.Body.Close()
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		stopProf = b.profile(ctx, prof)
+	}
+	defer stopProf()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		return phase{}, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var last string
+	for {
+		lo, err := adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			last = checkOffsets(lo, topics, c)
+			if last == "" {
+				el := time.Since(t0)
+				return phase{Seconds: el.Seconds(), CPUSeconds: b.cpu()}, nil
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case err := <-b.done:
+			b.cmd = nil
+			return phase{}, fmt.Errorf("broker exited: %v (log %s)", err, b.logPath)
+		case <-ctx.Done():
+			return phase{}, fmt.Errorf("restart: %w (last: %s)", ctx.Err(), last)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Since(t0) > 2*time.Minute {
+			return phase{}, fmt.Errorf("restart: not serving every partition after 2 min: %s", last)
+		}
+	}
+}
+
+// checkOffsets returns "" if every partition's end offset is its count,
+// else what is wrong with the first one that is not.
+func checkOffsets(lo kadm.ListedOffsets, topics []string, c *counts) string {
+	for ti, t := range topics {
+		for p := range c.n[ti] {
+			o, ok := lo.Lookup(t, int32(p))
+			switch {
+			case !ok:
+				return fmt.Sprintf("%s-%d: missing", t, p)
+			case o.Err != nil:
+				return fmt.Sprintf("%s-%d: %v", t, p, o.Err)
+			case o.Offset != c.n[ti][p].Load():
+				return fmt.Sprintf("%s-%d: end offset %d, want %d", t, p, o.Offset, c.n[ti][p].Load())
+			}
+		}
+	}
+	return ""
+}
+
+// fds counts /proc/PID/fd.
+func (b *broker) fds() int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", b.pid()))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// rssMB is VmRSS in MiB.
+func (b *broker) rssMB() float64 {
+	bs, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.pid()))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(bs), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// cpu is the broker's utime+stime in seconds.
+func (b *broker) cpu() float64 {
+	bs, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.pid()))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(bs, ')')
+	f := strings.Fields(string(bs[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return float64(u+s) / 100 // CLK_TCK
+}
+
+// profile starts a CPU profile of the broker of --pprof-seconds and
+// returns the function that waits for it and saves it to
+// pprofDir/name.pprof. A no-op without --pprof-dir.
+func (b *broker) profile(ctx context.Context, name string) func() {
+	if b.o.pprofDir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f, err := os.Create(filepath.Join(b.o.pprofDir, name+".pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer f.Close()
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.httpAddr, b.o.pprofSeconds)
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return wg.Wait
+}
+
+func freePorts(n int) ([]string, error) {
+	var ports []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	return ports, nil
+}
+
+// createTopics creates the topics in one CreateTopics request and waits
+// until Metadata shows every partition with a leader.
+func createTopics(ctx context.Context, addr string, topics []string, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(120_000)
+	resp, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	if err := resp.Error(); err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for {
+		md, err := adm.Metadata(ctx, topics...)
+		if err == nil && allLed(md, topics, partitions) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leaders: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func allLed(md kadm.Metadata, topics []string, partitions int) bool {
+	for _, t := range topics {
+		td, ok := md.Topics[t]
+		if !ok || td.Err != nil || len(td.Partitions) != partitions {
+			return false
+		}
+		for _, p := range td.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// produce writes n bytes of records round-robin over every partition of
+// topics (record i: topic i mod T, partition (i / T) mod P), acks=all, and
+// returns the throughput and the broker's CPU. Acknowledged records are
+// counted in c (if not nil).
+func produce(ctx context.Context, b *broker, o options, topics []string, partitions int, n int64, prof string, c *counts) (phase, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(b.addr),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(o.linger),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.MaxBufferedRecords(o.maxBufRecords),
+		kgo.MaxBufferedBytes(o.maxBufBytes),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		return phase{}, err
+	}
+	defer cl.Close()
+	value := make([]byte, o.recordSize)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range value {
+		value[i] = byte(rng.Uint32())
+	}
+	records := n / int64(o.recordSize)
+	// Warm up: one record per partition, so connections and producer id
+	// are in place and every partition has been written once.
+	if err := produceOne(ctx, cl, topics, partitions, value, c); err != nil {
+		return phase{}, err
+	}
+	records -= int64(len(topics) * partitions)
+	stop := func() {}
+	if prof != "" {
+		stop = b.profile(ctx, prof)
+	}
+	defer stop()
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	c0 := b.cpu()
+	t0 := time.Now()
+	T := int64(len(topics))
+	for i := range records {
+		ti := i % T
+		part := int32((i / T) % int64(partitions))
+		r := &kgo.Record{Topic: topics[ti], Partition: part, Value: value}
+		wg.Add(1)
+		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+			if c != nil {
+				c.n[ti][part].Add(1)
+			}
+		})
+		if i%65536 == 0 && failed.Load() != nil {
+			break
+		}
+	}
+	wg.Wait()
+	el := time.Since(t0).Seconds()
+	cpu := b.cpu() - c0
+	if e := failed.Load(); e != nil {
+		return phase{}, fmt.Errorf("produce: %w", *e)
+	}
+	gb := float64(records*int64(o.recordSize)) / 1e9
+	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb}, nil
+}
+
+// produceOne produces one record to every partition and waits for them.
+func produceOne(ctx context.Context, cl *kgo.Client, topics []string, partitions int, value []byte, c *counts) error {
+	var rs []*kgo.Record
+	for p := range partitions {
+		for _, t := range topics {
+			rs = append(rs, &kgo.Record{Topic: t, Partition: int32(p), Value: value})
+		}
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce one per partition: %w", err)
+	}
+	if c != nil {
+		for ti := range topics {
+			for p := range partitions {
+				c.n[ti][p].Add(1)
+			}
+		}
+	}
+	return nil
+}
+
+func produceOnePerPartition(ctx context.Context, addr string, topics []string, partitions int, c *counts) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(1<<20))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := produceOne(ctx, cl, topics, partitions, []byte("after-restart"), c); err != nil {
+		return errors.Join(err, errors.New("(before kill -9)"))
+	}
+	return nil
+}
