@@ -132,6 +132,15 @@ func (c *epochCache) latest() (epochEntry, bool) {
 	return c.entries[len(c.entries)-1], true
 }
 
+// known is the set of epochs the cache holds.
+func (c *epochCache) known() map[int32]bool {
+	out := make(map[int32]bool, len(c.entries))
+	for _, e := range c.entries {
+		out[e.epoch] = true
+	}
+	return out
+}
+
 // assign records that epoch starts at off, if epoch is newer than the latest
 // one. It reports whether the cache changed.
 func (c *epochCache) assign(epoch int32, off int64) bool {

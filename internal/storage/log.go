@@ -67,6 +67,7 @@ type Log struct {
 	beforeFsync func()                              // test hook, called by flush before fsyncing; set before use
 	io          *FileIO                             // the write/fsync seam (faults.go), from Options.IO
 	scratch     []byte                              // scan buffer reused during Open
+	scanEpochs  epochScan                           // epoch checks of the batches Open scans (recover.go)
 	rebuilt     bool                                // Open rebuilt some index
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
@@ -176,6 +177,7 @@ func (l *Log) load() error {
 		l.epochs = epochCache{}
 	}
 	epochsBefore := string(l.epochs.encode())
+	l.scanEpochs = epochScan{known: l.epochs.known(), max: -1, cut: -1}
 
 	recovered, err := l.loadSegments(bases, clean)
 	if err != nil {

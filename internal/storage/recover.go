@@ -171,8 +171,22 @@ func (l *Log) loadIndexes(s *segment) error {
 // batch and checking its CRC. It returns the position after the last valid
 // batch. I/O errors are returned as errors; invalid data just ends the scan.
 func (l *Log) scanSegment(s *segment) (int64, error) {
+	from := l.scanEpochs
+	end, err := l.scanSegmentTo(s, s.size.Load())
+	if err != nil || l.scanEpochs.cut < 0 {
+		return end, err
+	}
+	// An earlier batch of the segment is the damaged one: scan again, up
+	// to it, so that the segment's indexes and offsets end there.
+	cut := l.scanEpochs.cut
+	l.scanEpochs = from
+	l.scanEpochs.cut = -1
+	return l.scanSegmentTo(s, cut)
+}
+
+// scanSegmentTo is scanSegment over the segment's first size bytes.
+func (l *Log) scanSegmentTo(s *segment, size int64) (int64, error) {
 	s.resetIndexes()
-	size := s.size.Load()
 	br := newBatchReader(s.f, 0, size, l.scratch)
 	defer func() { l.scratch = br.buf }()
 	for {
@@ -187,6 +201,11 @@ func (l *Log) scanSegment(s *segment) (int64, error) {
 		if err != nil || h.BaseOffset < s.next || h.LastOffset()-s.base > 1<<31-1 {
 			l.logger.Warn("invalid batch in segment", "segment", s.path(logSuffix), "position", pos, "err", err)
 			return pos, nil
+		}
+		if bad, at := l.scanEpochs.check(s, pos, h.PartitionLeaderEpoch); bad {
+			l.logger.Warn("leader epochs out of order in segment: a partition leader epoch field (which the CRC does not cover) is damaged",
+				"segment", s.path(logSuffix), "position", pos, "epoch", h.PartitionLeaderEpoch, "valid_bytes", at)
+			return at, nil
 		}
 		s.track(&h, pos, l.cfg.IndexIntervalBytes)
 		if l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
@@ -316,4 +335,50 @@ func (l *Log) loadProducerState() (bool, error) {
 	l.producers.prune(l.logStart, nowMs, l.cfg.ProducerIDExpiryMs)
 	l.noteTxns()
 	return rebuilt, nil
+}
+
+// epochScan checks the partition leader epoch of the batches Open scans.
+// The field sits before the CRC's range, so a damaged one passes the CRC
+// check (Kafka's recovery does not look at it). Epochs never decrease
+// along a log (a leader appends under its role lock, a follower copies its
+// leader's log), and every epoch a batch carries is in the leader epoch
+// checkpoint, written and fsynced right after the first batch of a new
+// epoch is appended; only the newest epoch may be missing from it (a crash
+// between that append and the checkpoint). So a batch whose epoch is lower
+// than an earlier batch's is damaged, or the earlier batch is if it
+// carried an epoch the checkpoint does not know: the scan then stops at
+// that earlier batch.
+type epochScan struct {
+	known map[int32]bool // the checkpoint's epochs, as Open read it (empty: no checkpoint, nothing is suspect)
+	max   int32          // the highest epoch scanned so far (-1: none)
+	// suspect is the first batch, in the segment being scanned, of an
+	// epoch above max that the checkpoint does not know.
+	suspectSeg *segment
+	suspectPos int64
+	// cut is where scanSegment must end the segment instead (the suspect
+	// batch), -1 if nowhere earlier than the batch found bad.
+	cut int64
+}
+
+// check looks at the batch at pos of s with epoch e; bad reports damage,
+// and at is then where the segment's valid part ends (or, with cut set,
+// where the scan stops before scanSegment cuts it shorter).
+func (c *epochScan) check(s *segment, pos int64, e int32) (bad bool, at int64) {
+	if e < 0 {
+		return false, 0
+	}
+	if e < c.max {
+		if c.suspectSeg == s && len(c.known) > 0 {
+			c.cut = c.suspectPos
+		}
+		return true, pos
+	}
+	if e > c.max {
+		c.max = e
+		c.suspectSeg = nil
+		if !c.known[e] {
+			c.suspectSeg, c.suspectPos = s, pos
+		}
+	}
+	return false, 0
 }
