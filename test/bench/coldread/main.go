@@ -304,6 +304,10 @@ func measure(o options, addr string, withCold bool) (result, error) {
 	// cold reader (if any) is streaming.
 	measureFrom := time.Now().Add(5 * time.Second)
 	end := measureFrom.Add(o.phase)
+	// pastEnd closes when the consumer has a record sent after the window:
+	// every record of the window that will arrive has arrived.
+	pastEnd := make(chan struct{})
+	var pastOnce sync.Once
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // tail consumer
@@ -316,6 +320,9 @@ func measure(o options, addr string, withCold bool) (result, error) {
 					return
 				}
 				sent := time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))
+				if !sent.Before(end) {
+					pastOnce.Do(func() { close(pastEnd) })
+				}
 				if sent.After(measureFrom) && sent.Before(end) {
 					mu.Lock()
 					lat = append(lat, now.Sub(sent))
@@ -360,7 +367,11 @@ func measure(o options, addr string, withCold bool) (result, error) {
 	if err := prod.Flush(ctx); err != nil {
 		return result{}, err
 	}
-	time.Sleep(time.Second) // the last records reach the consumer
+	select {
+	case <-pastEnd:
+	case <-time.After(30 * time.Second):
+		return result{}, errors.New("the tail consumer saw no record sent after the window within 30 s")
+	}
 	cancel()
 	wg.Wait()
 	slices.Sort(lat)
