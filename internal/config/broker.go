@@ -76,7 +76,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", Check: atLeast(0), Doc: "how long the cleaner sleeps when no log is eligible"},
 		{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "1.7976931348623157E308", Doc: "read plus write I/O the cleaner may use"},
 		{Name: "log.cleaner.dedupe.buffer.size", Type: TypeLong, Default: "134217728", Check: atLeast(1 << 20), Doc: "memory for the cleaner's key map; a pass maps (size/24)*0.9 keys, as Kafka counts them"},
-		{Name: "process.roles", Type: TypeList, Default: "broker,controller", Doc: "roles of this node; only broker,controller (combined) so far"},
+		{Name: "process.roles", Type: TypeList, Default: "broker,controller", Doc: "roles of this node: broker, controller, or broker,controller (combined); a controller must be one of controller.quorum.voters, a broker-only node must not"},
 		{Name: "controller.quorum.voters", Type: TypeList, Default: "", Check: votersList, Doc: "voters of the metadata quorum as id@host:port of their controller listeners; empty: this node alone (Kafka's controller.quorum.bootstrap.servers with one entry, on a controller, means node.id@that entry: the stock server.properties' standalone quorum)"},
 		{Name: "controller.listen", Type: TypeString, Default: "", Doc: "host:port the controller (Raft) listener binds; defaults to this node's address in controller.quorum.voters"},
 		{Name: "cluster.id", Type: TypeString, Default: "", Check: CheckClusterID, Doc: "cluster id, a UUID in URL-safe base64 (22 characters, as kafka-storage.sh random-uuid prints); empty: random for a single node, derived from the voters for a quorum"},
