@@ -22,7 +22,7 @@ package broker
 import (
 	"context"
 	"errors"
-	"reflect"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,7 +46,9 @@ type fetch struct {
 	out     []fetchPart // one per sess.Partitions()
 	reads   []replication.FetchResult
 	bytes   int64
-	waits   []<-chan struct{}
+	// watch is every partition read without an error: the ones whose
+	// movement a waiting fetch wakes on.
+	watch []*replication.Partition
 	// urgent is set when a partition has an error or a diverging epoch:
 	// the fetch answers at once.
 	urgent bool
@@ -72,44 +74,53 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) {
 	f := &fetch{ctx: ctx, b: b, r: r, req: req, sess: sess, replica: replica}
 	f.read()
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
-	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.waits) == 0 || f.urgent {
+	if f.bytes >= int64(req.MinBytes) || maxWait <= 0 || len(f.watch) == 0 || f.urgent {
 		f.send()
 		return
 	}
 	go f.wait(maxWait)
 }
 
-// wait re-reads whenever a partition's high watermark moves until min_bytes
-// is reached or max_wait passes. It answers early when the broker stops, and
-// gives up (releasing the file references) when the client disconnects.
+// wait re-reads whenever one of its partitions' high watermark or log end
+// moves until min_bytes is reached or max_wait passes. It answers early when
+// the broker stops, and gives up (releasing the file references) when the
+// client disconnects. One Waiter watches every partition (a bell rung
+// between the read and the wait stays rung), so a wake-up costs a re-read,
+// not a select over thousands of channels.
 func (f *fetch) wait(maxWait time.Duration) {
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
-	const fixed = 3 // timer, shutdown, client gone
-	cases := make([]reflect.SelectCase, 0, len(f.waits)+fixed)
+	w := replication.NewWaiter()
+	watched := slices.Clone(f.watch) // read reuses f.watch
+	for _, p := range watched {
+		p.Watch(w)
+	}
+	defer func() {
+		for _, p := range watched {
+			p.Unwatch(w)
+		}
+	}()
+	// A partition that moved after the first read and before Watch rang
+	// nobody: read once more now that every partition is watched.
 	for {
-		cases = cases[:0]
-		cases = append(cases,
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.b.shutdown)},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.ctx.Done())})
-		for _, w := range f.waits {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
-		}
-		switch i, _, _ := reflect.Select(cases); i {
-		case 0, 1:
-			f.send()
-			return
-		case 2:
-			f.release()
-			f.r.resp.CloseConn(context.Cause(f.ctx))
-			return
-		}
 		f.release()
 		f.read()
 		if f.bytes >= int64(f.req.MinBytes) || f.urgent {
 			f.send()
 			return
+		}
+		select {
+		case <-timer.C:
+			f.send()
+			return
+		case <-f.b.shutdown:
+			f.send()
+			return
+		case <-f.ctx.Done():
+			f.release()
+			f.r.resp.CloseConn(context.Cause(f.ctx))
+			return
+		case <-w.C():
 		}
 	}
 }
@@ -147,15 +158,14 @@ func (f *fetch) send() {
 }
 
 // read builds the response from the partitions' current state. It takes
-// each partition's wake-up channel before reading it, so that a write landing
-// between the read and the wait is not missed.
+// each partition it reads without an error in f.watch, for wait.
 func (f *fetch) read() {
 	req, b := f.req, f.b
 	img := b.image()
 	parts := f.sess.Partitions()
 	f.out = make([]fetchPart, len(parts))
 	f.bytes = 0
-	f.waits = f.waits[:0]
+	f.watch = f.watch[:0]
 	f.urgent = false
 	// max_bytes 0 still gets the first batch (KIP-74), as from Kafka.
 	remaining := max(int64(req.MaxBytes), 0)
@@ -199,9 +209,6 @@ func (f *fetch) read() {
 			f.urgent = true
 			continue
 		}
-		// Take the wake-up channel before reading, so that a write
-		// landing between the read and the wait is not missed.
-		wait := p.Wait()
 		limit := min(int64(rq.MaxBytes), remaining)
 		fr, err := p.Read(replication.FetchParams{
 			Offset: rq.FetchOffset, MaxBytes: int(max(limit, 0)), MinOneBatch: minOne,
@@ -216,7 +223,7 @@ func (f *fetch) read() {
 			f.urgent = true
 			continue
 		}
-		f.waits = append(f.waits, wait)
+		f.watch = append(f.watch, p)
 		if fr.Diverging {
 			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = fr.DivergingEpoch, fr.DivergingEndOffset
 			o.diverging = true

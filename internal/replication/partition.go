@@ -78,7 +78,8 @@ type Partition struct {
 	// the current epoch: a follower joins the ISR only once it has reached
 	// it (Kafka's rule, so a new ISR member has everything of this epoch).
 	epochStart int64
-	waitCh     chan struct{} // closed when the high watermark or log end moves; nil if nobody waits
+	waitCh     chan struct{}        // closed when the high watermark or log end moves; nil if nobody waits
+	watchers   map[*Waiter]struct{} // long-polling fetches (waiter.go), rung with waitCh
 }
 
 // state is the partition's metadata as this replica knows it.
@@ -333,11 +334,14 @@ func (p *Partition) Wait() <-chan struct{} {
 	return p.waitCh
 }
 
-// wakeLocked releases waiters; mu held.
+// wakeLocked releases waiters and rings watchers; mu held.
 func (p *Partition) wakeLocked() {
 	if p.waitCh != nil {
 		close(p.waitCh)
 		p.waitCh = nil
+	}
+	for w := range p.watchers {
+		w.ring()
 	}
 }
 
