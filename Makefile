@@ -31,7 +31,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 
-.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread eos docker docker-bin docker-smoke fuzz-long fuzz-corpus bench-partitions
+.PHONY: run build test deps lint unit race interop crash cluster fuzz bench bench-replication clean chaos chaos-bin chaos-smoke docs install dist bench-txn bench-coldread bench-cache eos docker docker-bin docker-smoke fuzz-long fuzz-corpus bench-partitions
 
 ## run: build and start a single-node broker on localhost:9092 with data in ./data
 run: build
@@ -164,6 +164,10 @@ bench-txn: build
 bench-coldread: build
 	$(GO) build -o bin/coldread ./test/bench/coldread
 	./bin/coldread --bin $(BIN) $(COLDREAD_FLAGS)
+
+## bench-cache: the cache-pollution figures of issue 14: bench-coldread's tail latency, then its lagging-reader probe (--lag: how much of the unread tail a cold reader evicts)
+bench-cache: bench-coldread
+	./bin/coldread --bin $(BIN) --lag --tail-rate 10000 --settings 0,67108864,67108864,0 $(COLDREAD_FLAGS)
 
 ## bench-partitions: 100 topics x 100 partitions on one node: create, produce, restarts, fds, RSS (see BENCHMARKS.md "Many partitions"); MANYPARTS_FLAGS adds flags
 MANYPARTS_FLAGS ?=

@@ -44,6 +44,7 @@ type options struct {
 	phase     time.Duration
 	settings  []string
 	coldParts int
+	lag       bool // lag.go: no live tail consumer; probe residency and a catch-up read instead
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&o.phase, "phase", 30*time.Second, "length of each measured phase")
 	flag.StringVar(&settings, "settings", "0,67108864", "log.cold.read.bytes values to compare, in order (0: no page-cache drop)")
 	flag.IntVar(&o.coldParts, "cold-partitions", 1, "partitions of the cold topic")
+	flag.BoolVar(&o.lag, "lag", false, "lagging-reader probe: do not read the tail during a phase; report how much of it stays cached and time a catch-up read of it (lag.go)")
 	flag.Parse()
 	o.settings = strings.Split(settings, ",")
 	if err := run(o); err != nil {
@@ -177,6 +179,10 @@ func (b *broker) stop() {
 }
 
 func run(o options) error {
+	// A fresh data dir per run: the topics are created and filled anew.
+	if err := os.RemoveAll(filepath.Join(o.dir, "data")); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
 	}
@@ -198,7 +204,11 @@ func run(o options) error {
 	}
 	b.stop()
 
-	fmt.Printf("\n%-22s %-9s %9s %8s %8s %8s %8s %10s  %s\n", "log.cold.read.bytes", "phase", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "cold MB/s", "cgroup memory at the end")
+	if o.lag {
+		fmt.Printf("\n%-22s %-9s %9s %10s %10s %12s %12s %10s  %s\n", "log.cold.read.bytes", "phase", "tail MiB", "resident", "catch-up s", "catch-up MB/s", "", "cold MB/s", "cgroup memory at the end of the phase")
+	} else {
+		fmt.Printf("\n%-22s %-9s %9s %8s %8s %8s %8s %10s  %s\n", "log.cold.read.bytes", "phase", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "cold MB/s", "cgroup memory at the end")
+	}
 	for _, s := range o.settings {
 		// The page cache of the previous setting is emptied (no task is
 		// in the group between brokers).
@@ -210,7 +220,7 @@ func run(o options) error {
 			return err
 		}
 		for _, withCold := range []bool{false, true} {
-			r, err := measure(o, b.addr, withCold)
+			r, err := measure(o, g, b.addr, withCold)
 			if err != nil {
 				b.stop()
 				return err
@@ -218,6 +228,11 @@ func run(o options) error {
 			phase, cold := "alone", "-"
 			if withCold {
 				phase, cold = "with cold", fmt.Sprintf("%.0f", r.coldMBps)
+			}
+			if o.lag {
+				fmt.Printf("%-22s %-9s %9d %9.1f%% %10.2f %12.0f %12s %10s  %s\n", s, phase, r.tailBytes>>20, 100*r.resident,
+					r.catchUp.Seconds(), float64(r.catchBytes)/1e6/r.catchUp.Seconds(), "", cold, r.stat)
+				continue
 			}
 			fmt.Printf("%-22s %-9s %9d %8.2f %8.2f %8.2f %8.2f %10s  %s\n", s, phase, len(r.lat), r.pct(50), r.pct(99), r.pct(99.9), r.pct(100), cold, g.stat())
 		}
@@ -270,6 +285,14 @@ func fill(o options, addr string) error {
 type result struct {
 	lat      []time.Duration
 	coldMBps float64
+	// --lag only: the tail's bytes written in the phase, the fraction of
+	// them resident at its end, the catch-up read, the group's memory
+	// before it.
+	tailBytes  int64
+	resident   float64
+	catchBytes int64
+	catchUp    time.Duration
+	stat       string
 }
 
 func (r result) pct(p float64) float64 {
@@ -282,7 +305,7 @@ func (r result) pct(p float64) float64 {
 
 // measure runs the tail pair for o.phase (after a 5 s warm-up), with the
 // cold reader beside it when withCold.
-func measure(o options, addr string, withCold bool) (result, error) {
+func measure(o options, g *cgroup, addr string, withCold bool) (result, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("tail"), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -291,8 +314,11 @@ func measure(o options, addr string, withCold bool) (result, error) {
 		return result{}, err
 	}
 	defer prod.Close()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("tail"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
-		kgo.FetchMaxWait(500*time.Millisecond))
+	consOpts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(500 * time.Millisecond)}
+	if !o.lag { // a lagging reader does not read the tail during the phase
+		consOpts = append(consOpts, kgo.ConsumeTopics("tail"))
+	}
+	cons, err := kgo.NewClient(consOpts...)
 	if err != nil {
 		return result{}, err
 	}
@@ -312,7 +338,7 @@ func measure(o options, addr string, withCold bool) (result, error) {
 	wg.Add(1)
 	go func() { // tail consumer
 		defer wg.Done()
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !o.lag {
 			fs := cons.PollFetches(ctx)
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
@@ -355,17 +381,34 @@ func measure(o options, addr string, withCold bool) (result, error) {
 	interval := time.Second / time.Duration(o.tailRate)
 	val := make([]byte, max(o.tailSize, 8))
 	next := time.Now()
+	var lp lagProbe
+	if o.lag {
+		lp.start(o)
+	}
 	for time.Now().Before(end.Add(time.Second)) {
 		if d := time.Until(next); d > 0 {
 			time.Sleep(d)
 		}
 		v := slices.Clone(val)
-		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
-		prod.Produce(ctx, &kgo.Record{Value: v}, nil)
+		now := time.Now()
+		binary.BigEndian.PutUint64(v, uint64(now.UnixNano()))
+		var promise func(*kgo.Record, error)
+		if o.lag {
+			promise = lp.promise(now.After(measureFrom) && now.Before(end))
+		}
+		prod.Produce(ctx, &kgo.Record{Value: v}, promise)
 		next = next.Add(interval)
+		if o.lag {
+			lp.mark(measureFrom, end)
+		}
 	}
 	if err := prod.Flush(ctx); err != nil {
 		return result{}, err
+	}
+	if o.lag {
+		cancel()
+		wg.Wait()
+		return lp.finish(g, addr, float64(coldBytes.Load())/1e6/o.phase.Seconds())
 	}
 	select {
 	case <-pastEnd:
