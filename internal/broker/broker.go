@@ -46,7 +46,7 @@ type Controller interface {
 	// Broker sessions (broker_registration.go); only the active
 	// controller accepts them.
 	RegisterBroker(r controller.BrokerRegistration) (epoch int64, err error)
-	BrokerHeartbeat(node int32, epoch int64) (fenced bool, err error)
+	BrokerHeartbeat(node int32, epoch int64, offlineLogDirs []metadata.UUID) (fenced bool, err error)
 	BrokerShutdown(node int32, epoch int64) error
 	// AlterPartition changes ISRs on the leader's request
 	// (alter_partition.go); the handler calls it on the active

@@ -53,6 +53,11 @@ type LifecycleConfig struct {
 	DuplicateGrace time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// OfflineLogDirs, if set, returns the ids of this broker's log
+	// directories that failed (replication.LogDir); every heartbeat
+	// names them, and the active controller moves leadership off their
+	// replicas (KIP-858; controller/logdirs.go).
+	OfflineLogDirs func() []metadata.UUID
 }
 
 // ErrNodeIDTaken is the fatal error of a broker whose node id belongs to
@@ -180,7 +185,7 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 		lc.log.Info("registered with the controller", "epoch", e, "controller", l.ControllerID())
 		l.epoch.Store(e)
 		epoch = e
-	} else if _, err := l.heartbeat(epoch); err != nil {
+	} else if _, err := l.heartbeat(epoch, lc.offlineLogDirs()); err != nil {
 		if NeedsRegistration(err) {
 			lc.log.Warn("registering again", "reason", err)
 			l.epoch.Store(-1)
@@ -201,6 +206,13 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 		close(lc.ready)
 	})
 	return lc.cfg.Every, nil
+}
+
+func (lc *Lifecycle) offlineLogDirs() []metadata.UUID {
+	if lc.cfg.OfflineLogDirs == nil {
+		return nil
+	}
+	return lc.cfg.OfflineLogDirs()
 }
 
 // duplicate returns ErrNodeIDTaken when err says another live broker holds

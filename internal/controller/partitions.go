@@ -212,6 +212,8 @@ func (c *Controller) planAlterPartition(img *metadata.Image, from int32, t *meta
 			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d is not registered", ErrIneligibleReplica, name, r)
 		case b.Fenced:
 			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d is fenced", ErrIneligibleReplica, name, r)
+		case !b.DirOnline(p.DirectoryOf(r)):
+			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d has the replica's log directory offline", ErrIneligibleReplica, name, r)
 		case item.NewISREpochs != nil && item.NewISREpochs[i] >= 0 && item.NewISREpochs[i] != b.Epoch:
 			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d has broker epoch %d, the leader saw %d", ErrIneligibleReplica, name, r, b.Epoch, item.NewISREpochs[i])
 		}
