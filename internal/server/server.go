@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -175,6 +176,11 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dirID, err := ensureDirectoryID(dir)
+	if err != nil {
+		return nil, err
+	}
+	logDir := replication.NewLogDir(replication.LogDirConfig{ID: dirID, Path: dir, Logger: logger.With("component", "log-dir")})
 	legacy, err := readLegacyMetadata(dir, logger.With("component", "metadata-migration"))
 	if err != nil {
 		return nil, err
@@ -218,6 +224,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: brokerlink.ISR{L: s.link},
+		LogDir:     logDir,
 		AfterApply: func(img *metadata.Image) {
 			s.groupLoads.follow(img, s.parts)
 			s.tx.follow(img, s.parts)
@@ -238,7 +245,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	lc := brokerlink.NewLifecycle(s.link, brokerlink.LifecycleConfig{
 		ClusterID:      clusterID,
 		Broker:         s.roles.broker,
-		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Listeners: endpoints, Rack: rack, PreviousBrokerEpoch: prevEpoch},
+		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Listeners: endpoints, Rack: rack, PreviousBrokerEpoch: prevEpoch, LogDirs: []metadata.UUID{dirID}},
+		OfflineLogDirs: logDir.Offline,
 		Every:          time.Duration(cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 		RebalanceEvery: time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second,
 		Legacy:         legacy,
@@ -680,6 +688,41 @@ func checkMetaProperties(dir string, nodeID int32, want string) (clusterID strin
 	}
 	_, err = os.Stat(filepath.Join(dir, unregisteredFile))
 	return props["cluster.id"], err == nil, nil
+}
+
+// ensureDirectoryID returns the directory.id of dir's meta.properties
+// (Kafka's meta.properties v1 field, KIP-858: the log directory's id in
+// broker registrations and heartbeats), adding a new random one to a file
+// without it.
+func ensureDirectoryID(dir string) (metadata.UUID, error) {
+	path := filepath.Join(dir, "meta.properties")
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return metadata.UUID{}, fmt.Errorf("read meta.properties: %w", err)
+	}
+	props, err := config.ParseProperties(bytes.NewReader(body))
+	if err != nil {
+		return metadata.UUID{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if v := props["directory.id"]; v != "" {
+		var id metadata.UUID
+		if err := id.UnmarshalText([]byte(v)); err != nil || id.IsZero() {
+			return metadata.UUID{}, fmt.Errorf("%s: directory.id %q is not a directory id (16 bytes, base64url); remove the line to get a new one", path, v)
+		}
+		return id, nil
+	}
+	id := metadata.NewUUID()
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		body = append(body, '\n')
+	}
+	body = fmt.Appendf(body, "directory.id=%s\n", id)
+	if err := writeFileSync(path, body); err != nil {
+		return metadata.UUID{}, fmt.Errorf("write meta.properties: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return metadata.UUID{}, err
+	}
+	return id, nil
 }
 
 // markRegistered removes unregisteredFile: the data dir belongs to the
