@@ -165,6 +165,10 @@ type Options struct {
 	// OnThrottle, if set, hears of every throttle a client quota imposes
 	// (metrics; quota.go).
 	OnThrottle func(t quota.Type, d time.Duration)
+	// LogDir, if set, is this broker's log directory: an answer that
+	// names its id (a topic refused for want of a usable broker) names
+	// its path and failure too (create_topics.go).
+	LogDir *replication.LogDir
 }
 
 // SASLOptions configure SASL authentication on SASL listeners.

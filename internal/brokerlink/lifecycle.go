@@ -86,6 +86,8 @@ type Lifecycle struct {
 	lastErrAt time.Time
 
 	lastRebalance time.Time
+	// kick wakes Run for a heartbeat now (Kick).
+	kick chan struct{}
 	// dupSince is when registration first answered
 	// DUPLICATE_BROKER_REGISTRATION in a row (zero: it did not).
 	dupSince time.Time
@@ -97,7 +99,7 @@ func NewLifecycle(l *Link, cfg LifecycleConfig) *Lifecycle {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Lifecycle{l: l, cfg: cfg, log: cfg.Logger, legacy: cfg.Legacy, ready: make(chan struct{}), lastRebalance: time.Now()}
+	return &Lifecycle{l: l, cfg: cfg, log: cfg.Logger, legacy: cfg.Legacy, ready: make(chan struct{}), lastRebalance: time.Now(), kick: make(chan struct{}, 1)}
 }
 
 func (lc *Lifecycle) now() time.Time {
@@ -274,12 +276,28 @@ func (lc *Lifecycle) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-lc.kick:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
 		}
 		d, err := lc.step()
 		if err != nil {
 			return err
 		}
 		t.Reset(d)
+	}
+}
+
+// Kick makes Run step (heartbeat) now rather than at the next interval: a
+// log directory went offline. It never blocks.
+func (lc *Lifecycle) Kick() {
+	select {
+	case lc.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -38,16 +38,21 @@ import (
 // brokersLeaving returns the partition changes for nodes being fenced or
 // shutting down. c.mu held.
 func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metadata.Record {
-	return c.replicasLeaving(img, func(_ *metadata.Partition, id int32) bool { return slices.Contains(nodes, id) }, "brokers_leaving", nodes)
+	return c.replicasLeaving(img, func(_ *metadata.Partition, id int32) bool { return slices.Contains(nodes, id) }, false, "brokers_leaving", nodes)
 }
 
 // replicasLeaving returns the partition changes for replicas that can no
 // longer lead or stay in sync: those for which leaving(p, id) is true
 // (their broker is fenced or shutting down, or their log directory went
-// offline). why and who name the cause in the log line. c.mu held.
-func (c *Controller) replicasLeaving(img *metadata.Image, leaving func(p *metadata.Partition, id int32) bool, why string, who any) []metadata.Record {
+// offline). With keepLast, a leaving leader that is the last live
+// in-sync replica (no eligible leader replica either, and no unclean
+// election) keeps the leadership instead of leaving the partition
+// leaderless: its broker is alive and answers KAFKA_STORAGE_ERROR, which
+// clients retry, and recovers in place (logdirs.go). why and who name the
+// cause in the log line. c.mu held.
+func (c *Controller) replicasLeaving(img *metadata.Image, leaving func(p *metadata.Partition, id int32) bool, keepLast bool, why string, who any) []metadata.Record {
 	var recs []metadata.Record
-	var offline []string
+	var offline, kept []string
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
 		gone := func(id int32) bool { return leaving(p, id) }
 		live := func(id int32) bool { return !gone(id) && replicaLive(img, p, id) }
@@ -76,11 +81,19 @@ func (c *Controller) replicasLeaving(img *metadata.Image, leaving func(p *metada
 				return
 			}
 		}
+		if keepLast && p.Leader >= 0 && gone(p.Leader) {
+			kept = append(kept, fmt.Sprintf("%s-%d", t.Name, i))
+			return
+		}
 		if p.Leader >= 0 {
 			offline = append(offline, fmt.Sprintf("%s-%d", t.Name, i))
 			recs = append(recs, c.change(img, t, i, p, -1, p.ISR, nil))
 		}
 	})
+	if len(kept) > 0 {
+		c.opts.Logger.Warn("partitions keep their leader on an offline log directory: no other live in-sync replica (writes answer KAFKA_STORAGE_ERROR until it recovers or another replica catches up)",
+			why, who, "count", len(kept), "partitions", kept[:min(len(kept), 10)])
+	}
 	if len(offline) > 0 {
 		// One line for all of them: a broker leaving may take thousands.
 		shown := offline

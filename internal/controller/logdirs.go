@@ -17,10 +17,14 @@ import (
 //
 //   - for a directory gone offline, every replica in it leaves as a
 //     fenced broker's do (election.go): out of the ISR where another
-//     in-sync replica is live, leadership to the first of those, or, as
-//     the last in-sync replica, it stays and the partition has no leader
-//     until it comes back (unless an eligible leader replica, or an
-//     unclean election, takes it);
+//     in-sync replica is live, leadership to the first of those. As the
+//     last live in-sync replica (no eligible leader replica, no unclean
+//     election) it stays in the ISR, and a leader stays leader: unlike a
+//     fenced broker's, its broker is alive, answers KAFKA_STORAGE_ERROR
+//     (retriable) and recovers in place once the directory works, where
+//     Kafka would leave the partition offline until a restart. When
+//     another replica catches up and the leader adds it to the ISR, the
+//     leadership moves to it (planAlterPartition);
 //   - while offline, a replica in it is not live: it is not elected,
 //     preferred elections skip it, AlterPartition may not add it to an ISR
 //     (INELIGIBLE_REPLICA), and a broker whose every directory is offline
@@ -113,7 +117,7 @@ func (c *Controller) logDirChanges(img *metadata.Image, b *metadata.Broker, repo
 		leaving := func(p *metadata.Partition, id int32) bool {
 			return id == node && slices.Contains(p.Replicas, id) && !nb.DirOnline(p.DirectoryOf(id))
 		}
-		moves := c.replicasLeaving(after, leaving, "offline_log_dirs", fmt.Sprintf("node %d: %s", node, dirNames(failed)))
+		moves := c.replicasLeaving(after, leaving, true, "offline_log_dirs", fmt.Sprintf("node %d: %s", node, dirNames(failed)))
 		c.opts.Logger.Warn("log directory offline: leadership and ISR membership move off its replicas",
 			"node", node, "dirs", dirNames(failed), "partition_changes", len(moves))
 		if after, err = after.Apply(after.Offset, moves); err != nil {

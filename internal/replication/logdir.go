@@ -74,6 +74,16 @@ type LogDir struct {
 	since     time.Time // first failure of this episode
 	last      time.Time // last failure or failed probe
 	failures  int64     // in this episode
+	onOffline func()
+}
+
+// OnOffline sets f to run (on the failing goroutine, without locks held)
+// whenever the directory goes offline: the broker heartbeats at once
+// instead of at its next interval.
+func (d *LogDir) OnOffline(f func()) {
+	d.mu.Lock()
+	d.onOffline = f
+	d.mu.Unlock()
 }
 
 // NewLogDir returns the health of the log directory cfg names, online.
@@ -113,7 +123,11 @@ func (d *LogDir) Fail(op string, err error, permanent bool) {
 	d.last = now
 	becamePermanent := permanent && !d.permanent
 	d.permanent = d.permanent || permanent
+	notify := d.onOffline
 	d.mu.Unlock()
+	if first && notify != nil {
+		defer notify()
+	}
 	switch {
 	case first:
 		recovers := "when a probe write succeeds"

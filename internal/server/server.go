@@ -262,6 +262,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		DuplicateGrace: time.Duration(2*cfg.Int64("broker.session.timeout.ms")+2*cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 	})
 	s.life = lc
+	logDir.OnOffline(lc.Kick)
 
 	var ready func() bool // a controller-only node has no broker to catch up
 	if s.roles.broker {
@@ -292,6 +293,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
 		OnThrottle:         func(t quota.Type, d time.Duration) { s.metrics.ObserveThrottle(t.String(), d) },
+		LogDir:             logDir,
 	})
 	limits, err := connLimits(cfg)
 	if err != nil {
