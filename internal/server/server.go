@@ -50,6 +50,8 @@ type Server struct {
 	log    *slog.Logger
 	lock   *os.File
 	quorum *quorum.Node
+	// logDir is the data dir's health as a log directory (KIP-858).
+	logDir *replication.LogDir
 	// observer follows the quorum on a broker-only node (quorum is nil).
 	observer *quorum.Observer
 	// ctrl is nil on a broker-only node: it runs the loader only.
@@ -181,6 +183,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	logDir := replication.NewLogDir(replication.LogDirConfig{ID: dirID, Path: dir, Logger: logger.With("component", "log-dir")})
+	s.logDir = logDir
 	legacy, err := readLegacyMetadata(dir, logger.With("component", "metadata-migration"))
 	if err != nil {
 		return nil, err

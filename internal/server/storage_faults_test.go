@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -49,12 +50,27 @@ func TestCreateTopicWhoseLogCannotBeOpened(t *testing.T) {
 	if data, err := os.ReadFile(block); err != nil || string(data) != "not a log" {
 		t.Fatalf("the file in the way was touched: %q, %v", data, err)
 	}
+	// The failed creation of a log directory took the data dir offline
+	// (as Kafka's LogManager marks a log directory offline when a log
+	// cannot be created in it): until a probe write succeeds there (a
+	// second or so, then a heartbeat) no topic is placed here.
+	if !n.srv.logDir.IsOffline() {
+		t.Fatal("the log directory is online after a log could not be created in it")
+	}
 	// Once the way is clear, the same name creates the topic.
 	if err := os.Remove(block); err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := adm.CreateTopic(ctx, 2, 1, nil, "blocked"); err != nil || resp.Err != nil {
-		t.Fatalf("create after clearing the way: %v, %v", err, resp.Err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := adm.CreateTopic(ctx, 2, 1, nil, "blocked")
+		if err == nil && resp.Err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.InvalidReplicationFactor) || time.Now().After(deadline) {
+			t.Fatalf("create after clearing the way: %v, %v (%s)", err, resp.Err, resp.ErrMessage)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if _, ok := n.srv.parts.Failed()[replication.TopicPartition{Topic: "blocked", Partition: 1}]; ok {
 		t.Fatal("the recreated topic's partition is still failed")
