@@ -197,6 +197,14 @@ func TestCreateTopicOnFullDisk(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "second-0")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the refused topic left a directory behind: %v", err)
 	}
+	// Adding a partition is refused the same way.
+	cps, err := adm.CreatePartitions(ctx, 1, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := cps["first"]; !errors.Is(cp.Err, kerr.InvalidReplicationFactor) || !containsAll(cp.ErrMessage, "log directory", "offline", data) {
+		t.Fatalf("CreatePartitions on the full disk: %v (%s), want INVALID_REPLICATION_FACTOR naming %s", cp.Err, cp.ErrMessage, data)
+	}
 	md, err := c.metadata(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -212,6 +212,9 @@ func TestCrashFullDisk(t *testing.T) {
 	if v := metric(t, httpAddr, "strata_partitions_failed"); v != 2 {
 		t.Fatalf("strata_partitions_failed = %v, want 2", v)
 	}
+	if v := metric(t, httpAddr, "strata_log_dirs_offline"); v != 1 {
+		t.Fatalf("strata_log_dirs_offline = %v on a full disk, want 1", v)
+	}
 	if v := metric(t, httpAddr, "strata_storage_errors_total"); v < 10 {
 		t.Fatalf("strata_storage_errors_total = %v, want at least 10", v)
 	}
@@ -294,6 +297,9 @@ func TestCrashFullDisk(t *testing.T) {
 	}
 	if n := logLines(t, p, "level=INFO", "log directory online again", "dir="+data); n != 1 {
 		t.Fatalf("%d online-again lines, want 1", n)
+	}
+	if v := metric(t, httpAddr, "strata_log_dirs_offline"); v != 0 {
+		t.Fatalf("strata_log_dirs_offline = %v once space returned, want 0", v)
 	}
 	failMu.Lock()
 	if len(failures) > 0 {
