@@ -311,9 +311,10 @@ func usable(img *metadata.Image, id int32) bool {
 }
 
 // placementBrokers lists the brokers new partitions may be placed on: the
-// unfenced ones with a log directory online (logdirs.go), by id; when racks are known, alternating between racks
-// (rack by rack, round robin) so that consecutive replicas of a partition
-// land on different racks where possible, as Kafka's rack-aware placement.
+// unfenced ones with a log directory online (logdirs.go), by id; when
+// racks are known, alternating between racks (rack by rack, round robin)
+// so that consecutive replicas of a partition land on different racks
+// where possible, as Kafka's rack-aware placement.
 func placementBrokers(img *metadata.Image) []int32 {
 	var ids []int32
 	racks := map[string][]int32{}
