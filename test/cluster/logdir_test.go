@@ -28,10 +28,12 @@ import (
 // Every acknowledged record is read back exactly once, in order.
 func TestLeaderFullDiskMovesLeadership(t *testing.T) {
 	c := prepareCluster(t, 3, 0, "", "--set", "replica.lag.time.max.ms=2000")
-	full := c.node(3)
-	data := filepath.Join(full.dir, "data")
-	testbin.MountTmpfs(t, data, 64<<20)
-	t.Cleanup(full.kill) // before the tmpfs is unmounted
+	// Every node on its own tmpfs: the one to fill is chosen once the
+	// quorum has a leader.
+	for _, nd := range c.nodes {
+		testbin.MountTmpfs(t, filepath.Join(nd.dir, "data"), 64<<20)
+		t.Cleanup(nd.kill) // before the tmpfs is unmounted
+	}
 	for _, nd := range c.nodes {
 		nd.start()
 	}
@@ -43,16 +45,24 @@ func TestLeaderFullDiskMovesLeadership(t *testing.T) {
 		t.Fatalf("create rf=3: %v %v", err, res.Err)
 	}
 	c.waitFullISR(topic, 3, 30*time.Second)
+	// Fill the disk of a broker that is not the active controller, so
+	// that its heartbeat carries OfflineLogDirs over the Kafka protocol
+	// (BrokerHeartbeat v1), and of the partition it leads.
+	waitFor(t, "a quorum leader", 30*time.Second, func() bool { return c.leader() > 0 })
+	ctrl := c.leader()
+	var full *node
 	part := int32(-1)
 	for p := range int32(3) {
-		if leader, _, _ := c.partitionState(topic, p); leader == full.id {
-			part = p
+		if leader, _, _ := c.partitionState(topic, p); leader > 0 && leader != ctrl {
+			full, part = c.node(leader), p
 			break
 		}
 	}
-	if part < 0 {
-		t.Fatal("node 3 leads no partition")
+	if full == nil {
+		t.Fatalf("the active controller (node %d) leads every partition", ctrl)
 	}
+	data := filepath.Join(full.dir, "data")
+	t.Logf("filling node %d's disk (the active controller is node %d); it leads partition %d", full.id, ctrl, part)
 	prod := c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var acked []string
 	produce := func(n int, tag string) {
@@ -68,23 +78,46 @@ func TestLeaderFullDiskMovesLeadership(t *testing.T) {
 
 	filler := testbin.Fill(t, data)
 	filled := time.Now()
-	// The producer's retries (KAFKA_STORAGE_ERROR, then
+	// Records go on being produced while the test awaits the move: the
+	// first that does not fit fails, which takes the directory offline;
+	// the producer's retries (KAFKA_STORAGE_ERROR, then
 	// NOT_LEADER_OR_FOLLOWER) carry it over to the new leader.
-	produce(100, "during")
-	moved := waitFor(t, "leadership to move off the broker with the full disk", 20*time.Second, func() bool {
+	type result struct {
+		acked []string
+		err   error
+	}
+	during := make(chan result, 1)
+	go func() {
+		var r result
+		for i := range 100 {
+			v := fmt.Sprintf("during-%d", i)
+			if r.err = prod.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); r.err != nil {
+				r.err = fmt.Errorf("produce %s: %w", v, r.err)
+				break
+			}
+			r.acked = append(r.acked, v)
+		}
+		during <- r
+	}()
+	waitFor(t, "leadership to move off the broker with the full disk", 20*time.Second, func() bool {
 		leader, isr, _ := c.partitionState(topic, part)
 		return leader > 0 && leader != full.id && len(isr) == 2 && !slices.Contains(isr, full.id)
 	})
-	t.Logf("leadership moved and the ISR shrank %v after the disk filled (awaited for %v)", time.Since(filled).Round(time.Millisecond), moved.Round(time.Millisecond))
+	t.Logf("leadership moved and the ISR shrank %v after the disk filled", time.Since(filled).Round(time.Millisecond))
+	r := <-during
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	acked = append(acked, r.acked...)
 	if n := logCount(t, full, "level=ERROR", "log directory offline", "dir="+data, "no space left on device"); n != 1 {
-		t.Fatalf("%d log directory ERROR lines on node 3, want 1; log:\n%s", n, full.tail())
+		t.Fatalf("%d log directory ERROR lines on node %d, want 1; log:\n%s", n, full.id, full.tail())
 	}
 	ctrlLogs := 0
 	for _, nd := range c.nodes {
-		ctrlLogs += logCount(t, nd, "log directory offline: leadership and ISR membership move", "node=3")
+		ctrlLogs += logCount(t, nd, "log directory offline: leadership and ISR membership move", fmt.Sprintf("node=%d", full.id))
 	}
 	if ctrlLogs != 1 {
-		t.Fatalf("%d controller lines for node 3's directory, want 1", ctrlLogs)
+		t.Fatalf("%d controller lines for node %d's directory, want 1", ctrlLogs, full.id)
 	}
 	produce(100, "moved")
 
@@ -93,7 +126,7 @@ func TestLeaderFullDiskMovesLeadership(t *testing.T) {
 	}
 	c.waitFullISR(topic, 3, 60*time.Second)
 	if n := logCount(t, full, "level=INFO", "log directory online again", "dir="+data); n != 1 {
-		t.Fatalf("%d online-again lines on node 3, want 1; log:\n%s", n, full.tail())
+		t.Fatalf("%d online-again lines on node %d, want 1; log:\n%s", n, full.id, full.tail())
 	}
 	produce(100, "after")
 
@@ -109,11 +142,12 @@ func TestLeaderFullDiskMovesLeadership(t *testing.T) {
 	if !slices.Equal(got, acked) {
 		t.Fatalf("read back %d records, not the %d acknowledged, each once and in order", len(got), len(acked))
 	}
-	// Node 3's own copy is whole too: it leads the partition again.
+	// The filled node's own copy is whole too: it leads the partition
+	// again (it is the preferred replica: the partition's first leader).
 	if _, err := c.admin().ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {part: {}}}); err != nil {
 		t.Logf("preferred election: %v", err)
 	}
-	waitFor(t, "node 3 to lead again after a preferred election", 30*time.Second, func() bool {
+	waitFor(t, "the filled node to lead again after a preferred election", 30*time.Second, func() bool {
 		if leader, _, _ := c.partitionState(topic, part); leader == full.id {
 			return true
 		}
@@ -126,12 +160,12 @@ func TestLeaderFullDiskMovesLeadership(t *testing.T) {
 	for len(got) < len(acked) {
 		fs := cons2.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records from node 3", len(got), len(acked))
+			t.Fatalf("read %d of %d records from node %d", len(got), len(acked), full.id)
 		}
 		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
 	}
 	if !slices.Equal(got, acked) {
-		t.Fatalf("read back %d records led by node 3, not the %d acknowledged, each once and in order", len(got), len(acked))
+		t.Fatalf("read back %d records led by node %d, not the %d acknowledged, each once and in order", len(got), full.id, len(acked))
 	}
 }
 
