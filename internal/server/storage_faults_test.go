@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/internal/replication"
@@ -74,5 +75,39 @@ func TestCreateTopicWhoseLogCannotBeOpened(t *testing.T) {
 	}
 	if _, ok := n.srv.parts.Failed()[replication.TopicPartition{Topic: "blocked", Partition: 1}]; ok {
 		t.Fatal("the recreated topic's partition is still failed")
+	}
+}
+
+// TestDescribeLogDirsOffline: DescribeLogDirs answers an offline log
+// directory as Kafka does, KAFKA_STORAGE_ERROR and no partitions, and the
+// directory with its partitions once it is online.
+func TestDescribeLogDirsOffline(t *testing.T) {
+	n := startNode(t, "", nil)
+	ctx := ctxT(t)
+	adm := n.admin()
+	if resp, err := adm.CreateTopic(ctx, 1, 1, nil, "sized"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	describe := func() kadm.DescribedLogDir {
+		t.Helper()
+		all, err := adm.DescribeAllLogDirs(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dirs []kadm.DescribedLogDir
+		all.Each(func(d kadm.DescribedLogDir) { dirs = append(dirs, d) })
+		if len(dirs) != 1 {
+			t.Fatalf("%d log dirs described, want 1", len(dirs))
+		}
+		return dirs[0]
+	}
+	if d := describe(); d.Err != nil || len(d.Topics) == 0 {
+		t.Fatalf("online: %v, %d topics", d.Err, len(d.Topics))
+	}
+	// A failed fsync: offline until a restart, whatever a probe would say.
+	n.srv.logDir.Fail("fsync", errors.New("input/output error"), true)
+	d := describe()
+	if !errors.Is(d.Err, kerr.KafkaStorageError) || len(d.Topics) != 0 || d.Dir != n.srv.logDir.Path() {
+		t.Fatalf("offline: dir %s, err %v, %d topics; want %s, KAFKA_STORAGE_ERROR and none", d.Dir, d.Err, len(d.Topics), n.srv.logDir.Path())
 	}
 }
