@@ -26,11 +26,29 @@ func main() {
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return plainFlagError(err) })
-	root.AddCommand(serveCommand(), configCommand(), versionCommand())
+	local := []*cobra.Command{serveCommand(), configCommand(), versionCommand()}
+	for _, c := range local {
+		noProfile(c)
+	}
+	root.AddCommand(local...)
 	cli.AddCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", oneLine(err))
 		os.Exit(cli.ExitCode(err)) // 1, or 2 from `cluster health` and `cluster reassign --verify`
+	}
+}
+
+// noProfile marks c and its subcommands as reading no CLI profile: they
+// connect to no cluster, and a broker started with a HOME it cannot read
+// (another user's, under systemd's User= without a home of its own) must
+// start all the same.
+func noProfile(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[cli.NoProfileAnnotation] = "true"
+	for _, sub := range c.Commands() {
+		noProfile(sub)
 	}
 }
 

@@ -44,3 +44,30 @@ func TestServeBusyPort(t *testing.T) {
 		t.Errorf("serve with a bad cluster id: data dir %v, want none", err)
 	}
 }
+
+// TestServeIgnoresProfiles: the commands that connect to no cluster read
+// no CLI profile, so a profiles file that cannot be read (another user's
+// HOME, as running the broker with setpriv or sudo -u leaves it) does not
+// stop them; the client commands still report it.
+func TestServeIgnoresProfiles(t *testing.T) {
+	bad := t.TempDir() // a directory where the profiles file should be
+	env := []string{"STRATA_CONFIG=" + bad}
+	if r := strata(t, env, "", "version"); r.code != 0 {
+		t.Fatalf("version with an unreadable profiles file: exit %d, %s", r.code, r.stderr)
+	}
+	if r := strata(t, env, "", "config", "list"); r.code != 0 {
+		t.Fatalf("config list with an unreadable profiles file: exit %d, %s", r.code, r.stderr)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	r := strata(t, env, "", "serve", "--data-dir", filepath.Join(t.TempDir(), "data"), "--listen", busy.Addr().String(), "--http-listen", "")
+	if r.code != 1 || strings.Contains(r.stderr, "profiles") || !strings.Contains(r.stderr, busy.Addr().String()) {
+		t.Fatalf("serve with an unreadable profiles file: exit %d, stderr %q; want the busy port, not the profiles", r.code, r.stderr)
+	}
+	if r := strata(t, env, "", "topic", "list"); r.code == 0 || !strings.Contains(r.stderr, "profiles") {
+		t.Fatalf("topic list with an unreadable profiles file: exit %d, stderr %q; want a profiles error", r.code, r.stderr)
+	}
+}

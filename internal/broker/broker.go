@@ -46,7 +46,7 @@ type Controller interface {
 	// Broker sessions (broker_registration.go); only the active
 	// controller accepts them.
 	RegisterBroker(r controller.BrokerRegistration) (epoch int64, err error)
-	BrokerHeartbeat(node int32, epoch int64) (fenced bool, err error)
+	BrokerHeartbeat(node int32, epoch int64, offlineLogDirs []metadata.UUID) (fenced bool, err error)
 	BrokerShutdown(node int32, epoch int64) error
 	// AlterPartition changes ISRs on the leader's request
 	// (alter_partition.go); the handler calls it on the active
@@ -165,6 +165,10 @@ type Options struct {
 	// OnThrottle, if set, hears of every throttle a client quota imposes
 	// (metrics; quota.go).
 	OnThrottle func(t quota.Type, d time.Duration)
+	// LogDir, if set, is this broker's log directory: an answer that
+	// names its id (a topic refused for want of a usable broker) names
+	// its path and failure too (create_topics.go).
+	LogDir *replication.LogDir
 }
 
 // SASLOptions configure SASL authentication on SASL listeners.

@@ -34,6 +34,7 @@ func (b *Broker) handleBrokerRegistration(_ context.Context, r *request) {
 			NodeID: req.BrokerID, Incarnation: metadata.UUID(req.IncarnationID), Host: l.Host, Port: int32(l.Port), Rack: req.Rack,
 			Listeners:           registrationListeners(req.Listeners),
 			PreviousBrokerEpoch: previousBrokerEpoch(r.version, req),
+			LogDirs:             logDirs(req.LogDirs), // v2+ (empty before)
 		})
 		resp.ErrorCode, resp.BrokerEpoch = errorCode(err), epoch
 		if err != nil {
@@ -53,7 +54,8 @@ func (b *Broker) handleBrokerHeartbeat(_ context.Context, r *request) {
 		r.respond(resp)
 		return
 	}
-	fenced, err := b.opts.Controller.BrokerHeartbeat(req.BrokerID, req.BrokerEpoch)
+	// OfflineLogDirs is a tagged field of v1+ (empty before).
+	fenced, err := b.opts.Controller.BrokerHeartbeat(req.BrokerID, req.BrokerEpoch, logDirs(req.OfflineLogDirs))
 	resp.ErrorCode = errorCode(err)
 	resp.IsFenced = fenced || err != nil
 	resp.IsCaughtUp = err == nil
@@ -74,6 +76,18 @@ func (b *Broker) handleAllocateProducerIDs(_ context.Context, r *request) {
 		resp.ProducerIDStart, resp.ProducerIDLen = start, producerIDBlock
 	}
 	r.respond(resp)
+}
+
+// logDirs converts log directory ids from the wire.
+func logDirs(ids [][16]byte) []metadata.UUID {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]metadata.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = metadata.UUID(id)
+	}
+	return out
 }
 
 // previousBrokerEpoch is the request's PreviousBrokerEpoch (v3+, KIP-966);

@@ -26,6 +26,7 @@ func (b *Broker) handleCreatePartitions(_ context.Context, r *request) {
 	}
 	resp := kmsg.NewPtrCreatePartitionsResponse()
 	for i, err := range b.opts.Controller.CreatePartitionsAll(reqs, req.ValidateOnly) {
+		err = b.nameLogDir(err) // a broker whose log directory is offline
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = req.Topics[i].Topic
 		rt.ErrorCode = errorCode(err)

@@ -48,6 +48,9 @@ func (b *Broker) handleCreateTopics(_ context.Context, r *request) {
 	if !req.ValidateOnly {
 		b.checkCreatedLogs(results)
 	}
+	for i := range results {
+		results[i].Err = b.nameLogDir(results[i].Err)
+	}
 	img := b.image()
 	resp := kmsg.NewPtrCreateTopicsResponse()
 	for i, res := range results {
@@ -93,7 +96,8 @@ const InterBrokerClientID = "strata-broker"
 const createSettleWait = 5 * time.Second
 
 // checkCreatedLogs turns the result of each created topic that has a
-// replica on this broker whose log could not be opened into a
+// replica on this broker whose log could not be opened, or whose log
+// directory is offline (replication.LogDir), into a
 // KAFKA_STORAGE_ERROR naming the cause, and deletes the topic again: a
 // topic reported as failed must not exist (Kafka would answer it created,
 // with the partition offline until the log directory is back; a topic
@@ -116,6 +120,13 @@ func (b *Broker) checkCreatedLogs(results []controller.CreateTopicResult) {
 	for _, i := range created {
 		res := &results[i]
 		err := openFailure(res.Name, img.Topics[res.Name], failed)
+		if err == nil && b.opts.LogDir.IsOffline() {
+			// Offline here, but the controller had not heard yet (the
+			// next heartbeat tells it; from then on it places nothing
+			// here).
+			d := b.opts.LogDir
+			err = fmt.Errorf("%w: this broker's log directory %s (id %s) is offline (failed: %v)", replication.ErrStorage, d.Path(), d.ID(), d.Cause())
+		}
 		if err == nil {
 			continue
 		}
@@ -165,3 +176,33 @@ func openFailure(name string, t *metadata.Topic, failed map[replication.TopicPar
 	}
 	return fmt.Errorf("%w: the log of %d of %d partitions could not be opened on this broker: %s", replication.ErrStorage, len(errs), len(t.Partitions), strings.Join(errs, "; "))
 }
+
+// nameLogDir adds the path and the failure of this broker's log directory
+// to an error that names its id: the controller knows directories by id
+// only (a topic refused because this broker's directory is offline:
+// controller/logdirs.go).
+func (b *Broker) nameLogDir(err error) error {
+	d := b.opts.LogDir
+	if err == nil || d == nil {
+		return err
+	}
+	id := d.ID().String()
+	msg := err.Error()
+	if !strings.Contains(msg, id) {
+		return err
+	}
+	named := fmt.Sprintf("%s (id %s", d.Path(), id)
+	if cause := d.Cause(); cause != nil {
+		named += ", failed: " + cause.Error()
+	}
+	return &renamedError{err: err, msg: strings.Replace(msg, id, named+")", 1)}
+}
+
+// renamedError is err with another message.
+type renamedError struct {
+	err error
+	msg string
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }

@@ -3,13 +3,16 @@ package broker
 // DescribeLogDirs, v0..4: the broker has one log dir (data.dir); report each
 // hosted partition's size on disk, optionally filtered by the request's
 // topics and partitions (a null topic list means all). v4+ adds the file
-// system's total and usable bytes.
+// system's total and usable bytes. An offline log directory
+// (replication.LogDir: a write in it failed) is answered as Kafka answers
+// one: KAFKA_STORAGE_ERROR and no partitions.
 
 import (
 	"context"
 	"path/filepath"
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +39,14 @@ func (b *Broker) handleDescribeLogDirs(_ context.Context, r *request) {
 	}
 	rd := kmsg.NewDescribeLogDirsResponseDir()
 	rd.Dir = dir
+	if b.opts.LogDir.IsOffline() {
+		rd.ErrorCode = kerr.KafkaStorageError.Code
+		rd.TotalBytes, rd.UsableBytes = -1, -1
+		resp := kmsg.NewPtrDescribeLogDirsResponse()
+		resp.Dirs = []kmsg.DescribeLogDirsResponseDir{rd}
+		r.respond(resp)
+		return
+	}
 	byTopic := map[string]*kmsg.DescribeLogDirsResponseDirTopic{}
 	for _, p := range b.opts.Partitions.All() {
 		if want != nil && !want[p.Topic][p.Index] {

@@ -53,6 +53,11 @@ type LifecycleConfig struct {
 	DuplicateGrace time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// OfflineLogDirs, if set, returns the ids of this broker's log
+	// directories that failed (replication.LogDir); every heartbeat
+	// names them, and the active controller moves leadership off their
+	// replicas (KIP-858; controller/logdirs.go).
+	OfflineLogDirs func() []metadata.UUID
 }
 
 // ErrNodeIDTaken is the fatal error of a broker whose node id belongs to
@@ -81,6 +86,8 @@ type Lifecycle struct {
 	lastErrAt time.Time
 
 	lastRebalance time.Time
+	// kick wakes Run for a heartbeat now (Kick).
+	kick chan struct{}
 	// dupSince is when registration first answered
 	// DUPLICATE_BROKER_REGISTRATION in a row (zero: it did not).
 	dupSince time.Time
@@ -92,7 +99,7 @@ func NewLifecycle(l *Link, cfg LifecycleConfig) *Lifecycle {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Lifecycle{l: l, cfg: cfg, log: cfg.Logger, legacy: cfg.Legacy, ready: make(chan struct{}), lastRebalance: time.Now()}
+	return &Lifecycle{l: l, cfg: cfg, log: cfg.Logger, legacy: cfg.Legacy, ready: make(chan struct{}), lastRebalance: time.Now(), kick: make(chan struct{}, 1)}
 }
 
 func (lc *Lifecycle) now() time.Time {
@@ -180,7 +187,7 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 		lc.log.Info("registered with the controller", "epoch", e, "controller", l.ControllerID())
 		l.epoch.Store(e)
 		epoch = e
-	} else if _, err := l.heartbeat(epoch); err != nil {
+	} else if _, err := l.heartbeat(epoch, lc.offlineLogDirs()); err != nil {
 		if NeedsRegistration(err) {
 			lc.log.Warn("registering again", "reason", err)
 			l.epoch.Store(-1)
@@ -201,6 +208,13 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 		close(lc.ready)
 	})
 	return lc.cfg.Every, nil
+}
+
+func (lc *Lifecycle) offlineLogDirs() []metadata.UUID {
+	if lc.cfg.OfflineLogDirs == nil {
+		return nil
+	}
+	return lc.cfg.OfflineLogDirs()
 }
 
 // duplicate returns ErrNodeIDTaken when err says another live broker holds
@@ -262,12 +276,28 @@ func (lc *Lifecycle) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-lc.kick:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
 		}
 		d, err := lc.step()
 		if err != nil {
 			return err
 		}
 		t.Reset(d)
+	}
+}
+
+// Kick makes Run step (heartbeat) now rather than at the next interval: a
+// log directory went offline. It never blocks.
+func (lc *Lifecycle) Kick() {
+	select {
+	case lc.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -357,12 +357,12 @@ func (l *Link) RegisterBroker(r controller.BrokerRegistration) (int64, error) {
 }
 
 // BrokerHeartbeat takes another broker's heartbeat.
-func (l *Link) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
+func (l *Link) BrokerHeartbeat(node int32, epoch int64, offlineLogDirs []metadata.UUID) (bool, error) {
 	c, err := l.local()
 	if err != nil {
 		return true, err
 	}
-	return c.BrokerHeartbeat(node, epoch)
+	return c.BrokerHeartbeat(node, epoch, offlineLogDirs)
 }
 
 // BrokerShutdown takes another broker's request to shut down.
@@ -407,6 +407,7 @@ func (l *Link) register(r controller.BrokerRegistration, clusterID string) (int6
 	req.BrokerID, req.ClusterID, req.IncarnationID, req.Rack = r.NodeID, clusterID, r.Incarnation, r.Rack
 	req.PreviousBrokerEpoch = r.PreviousBrokerEpoch
 	req.Listeners = registrationListeners(r)
+	req.LogDirs = wireDirs(r.LogDirs)
 	resp, err := l.forward(req)
 	if err != nil {
 		return -1, err
@@ -418,15 +419,17 @@ func (l *Link) register(r controller.BrokerRegistration, clusterID string) (int6
 	return rr.BrokerEpoch, nil
 }
 
-// heartbeat sends this broker's heartbeat; it returns whether the broker
+// heartbeat sends this broker's heartbeat, naming its failed log
+// directories (v1 OfflineLogDirs, KIP-858); it returns whether the broker
 // is fenced.
-func (l *Link) heartbeat(epoch int64) (bool, error) {
+func (l *Link) heartbeat(epoch int64, offlineLogDirs []metadata.UUID) (bool, error) {
 	if l.IsActive() {
-		return l.cfg.Local.BrokerHeartbeat(l.cfg.NodeID, epoch)
+		return l.cfg.Local.BrokerHeartbeat(l.cfg.NodeID, epoch, offlineLogDirs)
 	}
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
-	req.SetVersion(0)
+	req.SetVersion(1)
 	req.BrokerID, req.BrokerEpoch = l.cfg.NodeID, epoch
+	req.OfflineLogDirs = wireDirs(offlineLogDirs)
 	req.CurrentMetadataOffset = l.Image().Offset
 	resp, err := l.forward(req)
 	if err != nil {
@@ -437,6 +440,15 @@ func (l *Link) heartbeat(epoch int64) (bool, error) {
 		return true, remoteError(hr.ErrorCode, nil)
 	}
 	return hr.IsFenced, nil
+}
+
+// wireDirs converts log directory ids for the wire.
+func wireDirs(ids []metadata.UUID) [][16]byte {
+	out := make([][16]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }
 
 // shutdown tells the active controller this broker is stopping (a

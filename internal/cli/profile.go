@@ -91,10 +91,19 @@ func (f *profileFile) save(path string) error {
 	return nil
 }
 
+// NoProfileAnnotation marks a command that connects to no cluster
+// (strata serve, config, version): profiles are not read for it, so that
+// a broker started with another user's HOME (an unreadable
+// ~/.config/strata) still starts.
+const NoProfileAnnotation = "strata/no-profile"
+
 // applyProfile fills the connection settings a flag or the environment
 // did not set from the selected profile (--profile, STRATA_PROFILE, or the
 // file's current one). brokerList is the --brokers value to fill.
 func applyProfile(cmd *cobra.Command, env *Env, name string, brokerList *string, getenv func(string) string) error {
+	if cmd.Annotations[NoProfileAnnotation] != "" {
+		return nil // not a client: strata serve must not depend on a CLI file
+	}
 	path, err := profilePath(getenv)
 	if err != nil {
 		if name != "" {

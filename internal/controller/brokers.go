@@ -48,6 +48,9 @@ type BrokerRegistration struct {
 	// another epoch than the registered one is taken to have shut down
 	// uncleanly (KIP-966): see uncleanRestart.
 	PreviousBrokerEpoch int64
+	// LogDirs are the ids of the broker's log directories
+	// (BrokerRegistration v2+ LogDirs, KIP-858; logdirs.go).
+	LogDirs []metadata.UUID
 }
 
 // liveness is the active controller's view of one broker.
@@ -93,7 +96,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	img := c.images.Image()
 	b := img.Brokers[r.NodeID]
 	l := c.live[r.NodeID]
-	if b != nil && b.Incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && slices.Equal(b.Listeners, r.Listeners) && sameRack(b.Rack, r.Rack) && !b.Fenced {
+	if b != nil && b.Incarnation == r.Incarnation && b.Host == r.Host && b.Port == r.Port && slices.Equal(b.Listeners, r.Listeners) && sameRack(b.Rack, r.Rack) && slices.Equal(b.LogDirs, r.LogDirs) && !b.Fenced {
 		c.live[r.NodeID] = &liveness{incarnation: r.Incarnation, lastSeen: now, heard: true}
 		return b.Epoch, nil // a retry of the registration in force
 	}
@@ -105,7 +108,7 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 	if b != nil {
 		epoch = b.Epoch + 1
 	}
-	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation, Listeners: r.Listeners}}
+	recs := []metadata.Record{&metadata.RegisterBrokerRecord{NodeID: r.NodeID, Epoch: epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Incarnation: r.Incarnation, Listeners: r.Listeners, LogDirs: r.LogDirs}}
 	// The same process registering again (its session expired) lost
 	// nothing; a new one that does not name the registered epoch as its
 	// last clean shutdown may have.
@@ -128,8 +131,11 @@ func (c *Controller) RegisterBroker(r BrokerRegistration) (int64, error) {
 }
 
 // BrokerHeartbeat records a heartbeat and unfences the broker if it was
-// fenced. It returns whether the broker is fenced after the heartbeat.
-func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
+// fenced. offlineLogDirs are the broker's log directories that failed
+// (BrokerHeartbeat OfflineLogDirs): a change in them moves leadership and
+// ISR membership (logdirs.go). It returns whether the broker is fenced
+// after the heartbeat.
+func (c *Controller) BrokerHeartbeat(node int32, epoch int64, offlineLogDirs []metadata.UUID) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.IsActive() {
@@ -150,10 +156,20 @@ func (c *Controller) BrokerHeartbeat(node int32, epoch int64) (bool, error) {
 	} else {
 		c.live[node] = &liveness{incarnation: b.Incarnation, lastSeen: now, heard: true}
 	}
+	recs, img, err := c.logDirChanges(img, b, offlineLogDirs)
+	if err != nil {
+		return b.Fenced, err
+	}
 	if !b.Fenced {
+		if len(recs) > 0 {
+			if _, err := c.commit(recs); err != nil {
+				return false, err
+			}
+		}
 		return false, nil
 	}
-	recs := append([]metadata.Record{&metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false}}, c.leadersGained(img, node)...)
+	recs = append(recs, &metadata.FenceBrokerRecord{NodeID: node, Epoch: epoch, Fenced: false})
+	recs = append(recs, c.leadersGained(img, node)...)
 	if _, err := c.commit(recs); err != nil {
 		return true, err
 	}
@@ -295,15 +311,16 @@ func usable(img *metadata.Image, id int32) bool {
 }
 
 // placementBrokers lists the brokers new partitions may be placed on: the
-// unfenced ones, by id; when racks are known, alternating between racks
-// (rack by rack, round robin) so that consecutive replicas of a partition
-// land on different racks where possible, as Kafka's rack-aware placement.
+// unfenced ones with a log directory online (logdirs.go), by id; when
+// racks are known, alternating between racks (rack by rack, round robin)
+// so that consecutive replicas of a partition land on different racks
+// where possible, as Kafka's rack-aware placement.
 func placementBrokers(img *metadata.Image) []int32 {
 	var ids []int32
 	racks := map[string][]int32{}
 	for _, id := range sortedBrokers(img) {
 		b := img.Brokers[id]
-		if b.Fenced {
+		if b.Fenced || b.AllDirsOffline() {
 			continue
 		}
 		ids = append(ids, id)
@@ -336,11 +353,11 @@ func placementBrokers(img *metadata.Image) []int32 {
 	return append(out, noRack...)
 }
 
-// firstUsable is the leader a new partition gets: its first unfenced
-// replica, or -1.
+// firstUsable is the first replica that is unfenced and has a log
+// directory online, or -1.
 func firstUsable(img *metadata.Image, replicas []int32) int32 {
 	for _, r := range replicas {
-		if usable(img, r) {
+		if usable(img, r) && !img.Brokers[r].AllDirsOffline() {
 			return r
 		}
 	}

@@ -219,7 +219,8 @@ func TestConcurrentWrites(t *testing.T) {
 	}
 	l2, c2 := openTest(t, dir)
 	defer l2.Close()
-	if a, b := printImage(img), printImage(c2.Image()); a != b {
+	e := &env{dirNames: map[metadata.UUID]string{}}
+	if a, b := e.printImage(img), e.printImage(c2.Image()); a != b {
 		t.Fatalf("replay differs:\n%s\nvs\n%s", a, b)
 	}
 	for n, tp := range img.Topics {

@@ -30,7 +30,8 @@ import (
 //	restart [internal=(a,b)]   (reopens from the same log; the image must not change)
 //	register node=N host=h port=p [rack=r] [incarnation=I] [prev-epoch=E]   (a broker registration; I is a small
 //	                           number; E the epoch of its last clean shutdown, -1 (unclean) by default)
-//	heartbeat node=N epoch=E
+//	                           [dirs=(a,b)]   (log directory names; printed by name)
+//	heartbeat node=N epoch=E [offline=(a,b)]   (offline log directories)
 //	advance ms=N               (moves the manual clock of broker sessions; 9 s session timeout)
 //	fence-expired              (fences brokers whose session expired, as the active controller's ticker)
 //	shutdown node=N epoch=E    (controlled shutdown)
@@ -73,6 +74,35 @@ type env struct {
 	now  time.Time                // the manual clock of broker sessions
 	// pidEnd is the end of the last producer id block handed out.
 	pidEnd int64
+	// dirs are the log directory ids by name, and names by id.
+	dirs     map[string]metadata.UUID
+	dirNames map[metadata.UUID]string
+}
+
+// logDir is the log directory id named name in the scripts.
+func (e *env) logDir(name string) metadata.UUID {
+	if id, ok := e.dirs[name]; ok {
+		return id
+	}
+	id := metadata.NewUUID()
+	e.dirs[name], e.dirNames[id] = id, name
+	return id
+}
+
+// dirList prints directory ids by their names (- for unassigned).
+func (e *env) dirList(ids []metadata.UUID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		switch n, ok := e.dirNames[id]; {
+		case id.IsZero():
+			s[i] = "-"
+		case ok:
+			s[i] = n
+		default:
+			s[i] = id.String()
+		}
+	}
+	return "[" + strings.Join(s, " ") + "]"
 }
 
 func newEnv(t *testing.T, td *datadriven.TestData) *env {
@@ -97,9 +127,10 @@ func newEnv(t *testing.T, td *datadriven.TestData) *env {
 			// their own writes (TestBootstrapFeatures covers them).
 			BootstrapFeatures: map[string]int16{},
 		},
-		now: time.Unix(0, 0),
-		ids: map[string]metadata.UUID{},
-		all: map[metadata.UUID]bool{},
+		now:  time.Unix(0, 0),
+		ids:  map[string]metadata.UUID{},
+		all:  map[metadata.UUID]bool{},
+		dirs: map[string]metadata.UUID{}, dirNames: map[metadata.UUID]string{},
 	}
 	for _, a := range td.CmdArgs {
 		switch a.Key {
@@ -160,6 +191,9 @@ func (e *env) remember() {
 func (e *env) scrub(s string) string {
 	for id := range e.all {
 		s = strings.ReplaceAll(s, id.String(), "<id>")
+	}
+	for name, id := range e.dirs {
+		s = strings.ReplaceAll(s, id.String(), "<dir "+name+">")
 	}
 	return s
 }
@@ -236,7 +270,7 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		e.pidEnd = start + count
 		return out
 	case "image":
-		return printImage(e.c.Image())
+		return e.printImage(e.c.Image())
 	case "register":
 		return e.register(t, td)
 	case "heartbeat":
@@ -244,7 +278,13 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		var epoch int64
 		td.ScanArgs(t, "node", &node)
 		td.ScanArgs(t, "epoch", &epoch)
-		fenced, err := e.c.BrokerHeartbeat(int32(node), epoch)
+		var offline []metadata.UUID
+		if a, ok := td.Arg("offline"); ok {
+			for _, v := range a.Vals {
+				offline = append(offline, e.logDir(v))
+			}
+		}
+		fenced, err := e.c.BrokerHeartbeat(int32(node), epoch, offline)
 		if err != nil {
 			return errString(err) + "\n"
 		}
@@ -281,9 +321,9 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 	case "partitions":
 		var topic string
 		td.ScanArgs(t, "topic", &topic)
-		return printPartitions(e.c.Image(), topic)
+		return e.printPartitions(e.c.Image(), topic)
 	case "restart":
-		before := printImage(e.c.Image())
+		before := e.printImage(e.c.Image())
 		if a, ok := td.Arg("internal"); ok {
 			e.opts.InternalTopics = map[string]bool{}
 			for _, v := range a.Vals {
@@ -292,7 +332,7 @@ func (e *env) run(t *testing.T, td *datadriven.TestData) string {
 		}
 		e.close(t)
 		e.open(t)
-		if after := printImage(e.c.Image()); after != before {
+		if after := e.printImage(e.c.Image()); after != before {
 			return fmt.Sprintf("image changed across restart:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		return "image unchanged\n"
@@ -315,6 +355,11 @@ func (e *env) register(t *testing.T, td *datadriven.TestData) string {
 	if a, ok := td.Arg("rack"); ok {
 		rack := a.SingleVal(t)
 		r.Rack = &rack
+	}
+	if a, ok := td.Arg("dirs"); ok {
+		for _, v := range a.Vals {
+			r.LogDirs = append(r.LogDirs, e.logDir(v))
+		}
 	}
 	epoch, err := e.c.RegisterBroker(r)
 	if err != nil {
@@ -505,7 +550,7 @@ func (e *env) alterConfigs(t *testing.T, td *datadriven.TestData) string {
 	return errString(e.c.AlterConfigs([]AlterConfigResource{r}, validateOnly)[0]) + "\n"
 }
 
-func printImage(im *metadata.Image) string {
+func (e *env) printImage(im *metadata.Image) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "offset=%d cluster=%q next-producer-id=%d\n", im.Offset, im.ClusterID, im.NextProducerID)
 	ids := make([]int32, 0, len(im.Brokers))
@@ -523,6 +568,12 @@ func printImage(im *metadata.Image) string {
 		if br.Fenced {
 			fenced = " FENCED"
 		}
+		if len(br.LogDirs) > 0 {
+			fenced += " dirs=" + e.dirList(br.LogDirs)
+		}
+		if len(br.OfflineLogDirs) > 0 {
+			fenced += " offline=" + e.dirList(br.OfflineLogDirs)
+		}
 		fmt.Fprintf(&b, "broker %d epoch=%d %s:%d%s%s\n", br.NodeID, br.Epoch, br.Host, br.Port, rack, fenced)
 	}
 	for _, n := range im.SortedTopicNames() {
@@ -535,6 +586,9 @@ func printImage(im *metadata.Image) string {
 			re := ""
 			if p.Reassigning() {
 				re = fmt.Sprintf(" adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+			}
+			if p.Directories != nil {
+				re += " dirs=" + e.dirList(p.Directories)
 			}
 			fmt.Fprintf(&b, "  %d replicas=%v isr=%v leader=%d leader-epoch=%d%s\n", i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, re)
 		}
@@ -595,7 +649,7 @@ func (e *env) alterPartition(t *testing.T, td *datadriven.TestData) string {
 	return fmt.Sprintf("%s-%d leader=%d leader-epoch=%d isr=%v partition-epoch=%d\n", r.Topic, r.Partition, r.Leader, r.LeaderEpoch, r.ISR, r.PartitionEpoch)
 }
 
-func printPartitions(im *metadata.Image, topic string) string {
+func (e *env) printPartitions(im *metadata.Image, topic string) string {
 	tp := im.Topics[topic]
 	if tp == nil {
 		return "no topic " + topic + "\n"
@@ -608,6 +662,9 @@ func printPartitions(im *metadata.Image, topic string) string {
 		}
 		if p.Reassigning() {
 			elr += fmt.Sprintf(" adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+		}
+		if p.Directories != nil {
+			elr += " dirs=" + e.dirList(p.Directories)
 		}
 		fmt.Fprintf(&b, "%s-%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d%s\n", topic, i, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch, elr)
 	}

@@ -5,7 +5,8 @@
 // of registered brokers (brokers.go): heartbeats, fencing, controlled
 // shutdown. Partition leadership and ISRs change as in KRaft
 // (partitions.go, election.go, elect.go), and so do partition
-// reassignments (reassign.go, KIP-455).
+// reassignments (reassign.go, KIP-455) and log directory failures
+// reported in heartbeats (logdirs.go, KIP-858).
 //
 // The image it validates against is not its own: every node's metadata
 // loader (internal/metadata/loader) is the quorum's state machine and

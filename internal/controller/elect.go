@@ -119,8 +119,10 @@ func (c *Controller) electPreferred(img *metadata.Image, t *metadata.Topic, i in
 		return nil, fmt.Errorf("%w: %s-%d: preferred replica %d is not in the ISR %v", ErrPreferredLeaderNotAvailable, t.Name, i, pref, p.ISR)
 	case !usable(img, pref):
 		return nil, fmt.Errorf("%w: %s-%d: preferred replica %d is fenced", ErrPreferredLeaderNotAvailable, t.Name, i, pref)
+	case !dirOnline(img, p, pref):
+		return nil, fmt.Errorf("%w: %s-%d: preferred replica %d's log directory %s is offline", ErrPreferredLeaderNotAvailable, t.Name, i, pref, p.DirectoryOf(pref))
 	}
-	return c.change(img, t, i, p, pref, liveISR(img, p.ISR), nil), nil
+	return c.change(img, t, i, p, pref, liveISR(img, p, p.ISR), nil), nil
 }
 
 // electLeaderless gives a leaderless partition a leader, uncleanly if it
@@ -129,23 +131,24 @@ func (c *Controller) electLeaderless(img *metadata.Image, t *metadata.Topic, i i
 	if p.Leader >= 0 {
 		return nil, fmt.Errorf("%w: %s-%d has leader %d", ErrElectionNotNeeded, t.Name, i, p.Leader)
 	}
-	if isr := liveISR(img, p.ISR); len(isr) > 0 {
+	if isr := liveISR(img, p, p.ISR); len(isr) > 0 {
 		return c.change(img, t, i, p, firstIn(p.Replicas, isr), isr, nil), nil
 	}
-	if e := firstIn(p.Replicas, liveISR(img, p.ELR)); e >= 0 {
+	if e := firstIn(p.Replicas, liveISR(img, p, p.ELR)); e >= 0 {
 		return c.change(img, t, i, p, e, []int32{e}, nil), nil
 	}
-	if r := c.electUnclean(img, t, i, p, func(id int32) bool { return usable(img, id) }); r != nil {
+	if r := c.electUnclean(img, t, i, p, func(id int32) bool { return replicaLive(img, p, id) }); r != nil {
 		return r, nil
 	}
 	return nil, fmt.Errorf("%w: %s-%d: no replica of %v is live", ErrEligibleLeadersNotAvailable, t.Name, i, p.Replicas)
 }
 
-// liveISR is the unfenced members of isr.
-func liveISR(img *metadata.Image, isr []int32) []int32 {
+// liveISR is the members of isr (replicas of p) that are unfenced, with
+// their log directory online.
+func liveISR(img *metadata.Image, p *metadata.Partition, isr []int32) []int32 {
 	var out []int32
 	for _, r := range isr {
-		if usable(img, r) {
+		if replicaLive(img, p, r) {
 			out = append(out, r)
 		}
 	}

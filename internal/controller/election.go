@@ -38,11 +38,24 @@ import (
 // brokersLeaving returns the partition changes for nodes being fenced or
 // shutting down. c.mu held.
 func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metadata.Record {
-	gone := func(id int32) bool { return slices.Contains(nodes, id) }
-	live := func(id int32) bool { return !gone(id) && usable(img, id) }
+	return c.replicasLeaving(img, func(_ *metadata.Partition, id int32) bool { return slices.Contains(nodes, id) }, false, "brokers_leaving", nodes)
+}
+
+// replicasLeaving returns the partition changes for replicas that can no
+// longer lead or stay in sync: those for which leaving(p, id) is true
+// (their broker is fenced or shutting down, or their log directory went
+// offline). With keepLast, a leaving leader that is the last live
+// in-sync replica (no eligible leader replica either, and no unclean
+// election) keeps the leadership instead of leaving the partition
+// leaderless: its broker is alive and answers KAFKA_STORAGE_ERROR, which
+// clients retry, and recovers in place (logdirs.go). why and who name the
+// cause in the log line. c.mu held.
+func (c *Controller) replicasLeaving(img *metadata.Image, leaving func(p *metadata.Partition, id int32) bool, keepLast bool, why string, who any) []metadata.Record {
 	var recs []metadata.Record
-	var offline []string
+	var offline, kept []string
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
+		gone := func(id int32) bool { return leaving(p, id) }
+		live := func(id int32) bool { return !gone(id) && replicaLive(img, p, id) }
 		if !gone(p.Leader) && !slices.ContainsFunc(p.ISR, gone) {
 			return
 		}
@@ -68,11 +81,19 @@ func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metada
 				return
 			}
 		}
+		if keepLast && p.Leader >= 0 && gone(p.Leader) {
+			kept = append(kept, fmt.Sprintf("%s-%d", t.Name, i))
+			return
+		}
 		if p.Leader >= 0 {
 			offline = append(offline, fmt.Sprintf("%s-%d", t.Name, i))
 			recs = append(recs, c.change(img, t, i, p, -1, p.ISR, nil))
 		}
 	})
+	if len(kept) > 0 {
+		c.opts.Logger.Warn("partitions keep their leader on an offline log directory: no other live in-sync replica (writes answer KAFKA_STORAGE_ERROR until it recovers or another replica catches up)",
+			why, who, "count", len(kept), "partitions", kept[:min(len(kept), 10)])
+	}
 	if len(offline) > 0 {
 		// One line for all of them: a broker leaving may take thousands.
 		shown := offline
@@ -80,7 +101,7 @@ func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metada
 			shown = shown[:10]
 		}
 		c.opts.Logger.Warn("partitions offline: no live in-sync replica to lead them (they return when one does; unclean.leader.election.enable would elect an out-of-sync one, losing records)",
-			"brokers_leaving", nodes, "count", len(offline), "partitions", shown)
+			why, who, "count", len(offline), "partitions", shown)
 	}
 	return recs
 }
@@ -91,12 +112,12 @@ func (c *Controller) brokersLeaving(img *metadata.Image, nodes []int32) []metada
 // leader replica of, or (with unclean election enabled) a replica of.
 // The broker is becoming live; img may still show it fenced. c.mu held.
 func (c *Controller) leadersGained(img *metadata.Image, node int32) []metadata.Record {
-	live := func(id int32) bool { return id == node || usable(img, id) }
 	var recs []metadata.Record
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
-		if p.Leader >= 0 || !slices.Contains(p.Replicas, node) {
+		if p.Leader >= 0 || !slices.Contains(p.Replicas, node) || !dirOnline(img, p, node) {
 			return
 		}
+		live := func(id int32) bool { return (id == node) || replicaLive(img, p, id) }
 		if slices.Contains(p.ISR, node) {
 			isr := filter(p.ISR, live)
 			recs = append(recs, c.change(img, t, i, p, firstIn(p.Replicas, isr), isr, nil))
@@ -147,7 +168,7 @@ func (c *Controller) uncleanRestart(img *metadata.Image, node int32) []metadata.
 		if isr := filter(p.ISR, notNode); len(isr) > 0 {
 			leader := p.Leader
 			if leader < 0 || leader == node {
-				leader = firstIn(p.Replicas, filter(isr, func(id int32) bool { return usable(img, id) }))
+				leader = firstIn(p.Replicas, filter(isr, func(id int32) bool { return replicaLive(img, p, id) }))
 			}
 			recs = append(recs, c.change(img, t, i, p, leader, isr, isNode))
 			return
@@ -158,7 +179,7 @@ func (c *Controller) uncleanRestart(img *metadata.Image, node int32) []metadata.
 				"topic", t.Name, "partition", i, "node", node)
 			return
 		}
-		e := firstIn(p.Replicas, filter(elr, func(id int32) bool { return usable(img, id) }))
+		e := firstIn(p.Replicas, filter(elr, func(id int32) bool { return replicaLive(img, p, id) }))
 		leader := e
 		if e < 0 {
 			e, leader = firstIn(p.Replicas, elr), -1
@@ -209,7 +230,7 @@ func (c *Controller) change(img *metadata.Image, t *metadata.Topic, i int, p *me
 	}
 	return &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: isr,
 		Leader: leader, LeaderEpoch: le, PartitionEpoch: p.PartitionEpoch + 1, ELR: elr,
-		AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas}
+		AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas, Directories: p.Directories}
 }
 
 // filter returns the members of ids for which keep is true (nil if none).

@@ -212,6 +212,8 @@ func (c *Controller) planAlterPartition(img *metadata.Image, from int32, t *meta
 			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d is not registered", ErrIneligibleReplica, name, r)
 		case b.Fenced:
 			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d is fenced", ErrIneligibleReplica, name, r)
+		case !b.DirOnline(p.DirectoryOf(r)):
+			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d has the replica's log directory offline", ErrIneligibleReplica, name, r)
 		case item.NewISREpochs != nil && item.NewISREpochs[i] >= 0 && item.NewISREpochs[i] != b.Epoch:
 			return nil, PartitionState{}, fmt.Errorf("%w: %s: broker %d has broker epoch %d, the leader saw %d", ErrIneligibleReplica, name, r, b.Epoch, item.NewISREpochs[i])
 		}
@@ -219,7 +221,18 @@ func (c *Controller) planAlterPartition(img *metadata.Image, from int32, t *meta
 	if sameMembers(item.NewISR, p.ISR) {
 		return nil, stateOf(p), nil
 	}
-	rec := c.change(img, t, int(item.Partition), p, p.Leader, slices.Clone(item.NewISR), nil)
+	leader, isr := p.Leader, slices.Clone(item.NewISR)
+	if !dirOnline(img, p, leader) {
+		// The leader's log directory is offline and it kept the
+		// leadership as the last in-sync replica (logdirs.go): the
+		// first live replica joining the ISR takes over.
+		live := filter(isr, func(id int32) bool { return id != leader && replicaLive(img, p, id) })
+		if len(live) > 0 {
+			leader, isr = firstIn(p.Replicas, live), filter(isr, func(id int32) bool { return id != p.Leader })
+			c.opts.Logger.Info("leadership moves off a leader whose log directory is offline", "topic", t.Name, "partition", item.Partition, "from", p.Leader, "to", leader)
+		}
+	}
+	rec := c.change(img, t, int(item.Partition), p, leader, isr, nil)
 	if c.completeReassignment(img, t, p, rec) {
 		c.opts.Logger.Info("partition reassignment completed", "topic", t.Name, "partition", item.Partition,
 			"replicas", rec.Replicas, "isr", rec.ISR, "leader", rec.Leader, "leader_epoch", rec.LeaderEpoch)

@@ -171,7 +171,7 @@ func (c *Controller) planReassignment(img *metadata.Image, t *metadata.Topic, i 
 	}
 	rec := &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: replicas, ISR: p.ISR,
 		Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch + 1, ELR: p.ELR,
-		AddingReplicas: adding, RemovingReplicas: removing}
+		AddingReplicas: adding, RemovingReplicas: removing, Directories: directoriesFor(img, replicas, p)}
 	c.completeReassignment(img, t, p, rec)
 	return rec, nil
 }
@@ -194,7 +194,7 @@ func (c *Controller) planCancelReassignment(img *metadata.Image, t *metadata.Top
 			return nil, fmt.Errorf("%w: %s: reverting to %v would need an unclean leader election (the ISR %v has only adding replicas)",
 				ErrInvalidReplicaAssignment, name, replicas, p.ISR)
 		}
-		leader = firstIn(replicas, filter(replicas, func(id int32) bool { return usable(img, id) }))
+		leader = firstIn(replicas, filter(replicas, func(id int32) bool { return replicaLive(img, p, id) }))
 		if leader < 0 {
 			return nil, fmt.Errorf("%w: %s: reverting to %v would need an unclean leader election and none of them is live",
 				ErrInvalidReplicaAssignment, name, replicas)
@@ -203,7 +203,7 @@ func (c *Controller) planCancelReassignment(img *metadata.Image, t *metadata.Top
 			"topic", t.Name, "partition", i, "leader", leader, "previous_isr", p.ISR)
 		isr, elr = []int32{leader}, nil
 	} else if !slices.Contains(isr, leader) {
-		leader = firstIn(replicas, filter(isr, func(id int32) bool { return usable(img, id) }))
+		leader = firstIn(replicas, filter(isr, func(id int32) bool { return replicaLive(img, p, id) }))
 	}
 	le := p.LeaderEpoch
 	if leader != p.Leader {
@@ -213,7 +213,7 @@ func (c *Controller) planCancelReassignment(img *metadata.Image, t *metadata.Top
 		elr = nil
 	}
 	return &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: replicas, ISR: isr,
-		Leader: leader, LeaderEpoch: le, PartitionEpoch: p.PartitionEpoch + 1, ELR: elr}, nil
+		Leader: leader, LeaderEpoch: le, PartitionEpoch: p.PartitionEpoch + 1, ELR: elr, Directories: directoriesFor(img, replicas, p)}, nil
 }
 
 // completeReassignment finishes the reassignment rec (the next state of
@@ -235,6 +235,7 @@ func (c *Controller) completeReassignment(img *metadata.Image, t *metadata.Topic
 		}
 	}
 	rec.Replicas, rec.ISR = target, isr
+	rec.Directories = directoriesFor(img, target, p)
 	rec.ELR = without(rec.ELR, rec.RemovingReplicas)
 	if len(isr) >= c.minISR(img, t.Name) {
 		rec.ELR = nil
@@ -243,7 +244,7 @@ func (c *Controller) completeReassignment(img *metadata.Image, t *metadata.Topic
 	if !slices.Contains(target, rec.Leader) {
 		// The leader is being removed (or there is none): the first
 		// target replica that is a live in-sync replica leads.
-		rec.Leader = firstIn(target, filter(isr, func(id int32) bool { return usable(img, id) }))
+		rec.Leader = firstIn(target, filter(isr, func(id int32) bool { return replicaLive(img, p, id) }))
 	}
 	rec.LeaderEpoch = p.LeaderEpoch
 	if rec.Leader != p.Leader {
@@ -272,7 +273,7 @@ func (c *Controller) CompleteReassignments() error {
 		}
 		rec := &metadata.PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
 			Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch + 1, ELR: p.ELR,
-			AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas}
+			AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas, Directories: p.Directories}
 		if c.completeReassignment(img, t, p, rec) {
 			recs = append(recs, rec)
 			done = append(done, fmt.Sprintf("%s-%d", t.Name, i))
@@ -324,6 +325,12 @@ func (c *Controller) ListPartitionReassignments(partitions map[string][]int32) [
 }
 
 // without returns the members of ids not in drop (nil if none).
-func without(ids, drop []int32) []int32 {
-	return filter(ids, func(id int32) bool { return !slices.Contains(drop, id) })
+func without[T comparable](ids, drop []T) []T {
+	var out []T
+	for _, id := range ids {
+		if !slices.Contains(drop, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -148,7 +148,7 @@ func (c *Controller) planTopic(img *metadata.Image, r CreateTopic, res *CreateTo
 			return nil, fmt.Errorf("%w: replication factor must be positive, got %d", ErrInvalidReplicationFactor, rf)
 		}
 		if int(rf) > len(brokers) {
-			return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)", ErrInvalidReplicationFactor, rf, len(brokers))
+			return nil, tooFewBrokers(img, int(rf), len(brokers))
 		}
 		assignment = place(brokers, 0, parts, rf, int(img.Offset+1)+spread)
 	}
@@ -208,7 +208,7 @@ func checkAssignment(a map[int32][]int32, first int32, img *metadata.Image) ([][
 			}
 		}
 		if firstUsable(img, replicas) < 0 {
-			return nil, fmt.Errorf("%w: every broker assigned to partition %d is fenced or shutting down", ErrInvalidReplicaAssignment, p)
+			return nil, fmt.Errorf("%w: every broker assigned to partition %d is fenced, shutting down, or has every log directory offline", ErrInvalidReplicaAssignment, p)
 		}
 		out[idx] = replicas
 	}
@@ -393,7 +393,7 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 		} else {
 			brokers, rf := placementBrokers(img), len(t.Partitions[0].Replicas)
 			if rf > len(brokers) {
-				out[i] = fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)", ErrInvalidReplicationFactor, rf, len(brokers))
+				out[i] = tooFewBrokers(img, rf, len(brokers))
 				continue
 			}
 			assignment = place(brokers, cur, add, int16(rf), int(img.Offset+1))
@@ -418,11 +418,13 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 // ISR (as Kafka: a fenced broker is not in sync with anything) and the
 // first of them leads.
 func newPartition(img *metadata.Image, topic metadata.UUID, p int32, replicas []int32) *metadata.PartitionRecord {
+	dirs := directoriesFor(img, replicas, nil)
+	part := &metadata.Partition{Replicas: replicas, Directories: dirs}
 	isr := make([]int32, 0, len(replicas))
 	for _, r := range replicas {
-		if usable(img, r) {
+		if replicaLive(img, part, r) {
 			isr = append(isr, r)
 		}
 	}
-	return &metadata.PartitionRecord{TopicID: topic, Partition: p, Replicas: replicas, ISR: isr, Leader: firstUsable(img, replicas)}
+	return &metadata.PartitionRecord{TopicID: topic, Partition: p, Replicas: replicas, ISR: isr, Leader: firstIn(replicas, isr), Directories: dirs}
 }

@@ -93,7 +93,10 @@ func (im *Image) Records() []Record {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
 		b := im.Brokers[id]
-		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced, Incarnation: b.Incarnation, Listeners: b.Listeners})
+		out = append(out, &RegisterBrokerRecord{NodeID: b.NodeID, Epoch: b.Epoch, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced, Incarnation: b.Incarnation, Listeners: b.Listeners, LogDirs: b.LogDirs})
+		if len(b.OfflineLogDirs) > 0 {
+			out = append(out, &BrokerRegistrationChangeRecord{NodeID: b.NodeID, Epoch: b.Epoch, LogDirs: b.OnlineLogDirs()})
+		}
 	}
 	cids := make([]int32, 0, len(im.Controllers))
 	for id := range im.Controllers {
@@ -117,7 +120,7 @@ func (im *Image) Records() []Record {
 		for i, p := range t.Partitions {
 			out = append(out, &PartitionRecord{TopicID: t.ID, Partition: int32(i), Replicas: p.Replicas, ISR: p.ISR,
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ELR: p.ELR,
-				AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas})
+				AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas, Directories: p.Directories})
 		}
 	}
 	for _, r := range im.SortedConfigResources() {

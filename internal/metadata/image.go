@@ -65,6 +65,9 @@ type Partition struct {
 	// progress (PartitionRecord.AddingReplicas); both empty when none is.
 	AddingReplicas   []int32
 	RemovingReplicas []int32
+	// Directories is each replica's log directory
+	// (PartitionRecord.Directories), nil when unassigned.
+	Directories []UUID
 }
 
 // Reassigning reports whether a reassignment of p is in progress.
@@ -101,6 +104,11 @@ type Broker struct {
 	// inter-broker one's. Empty for a registration from before listeners
 	// were recorded.
 	Listeners []ListenerEndpoint
+	// LogDirs are the log directories the broker registered
+	// (RegisterBrokerRecord.LogDirs); OfflineLogDirs those of them it
+	// reported offline since (BrokerRegistrationChangeRecord).
+	LogDirs        []UUID
+	OfflineLogDirs []UUID
 }
 
 // EndpointFor returns where clients of the named listener reach the
@@ -202,7 +210,7 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 			}
 			t := &Topic{Name: old.Name, ID: old.ID, Partitions: append([]*Partition(nil), old.Partitions...)}
 			p := &Partition{Replicas: r.Replicas, ISR: r.ISR, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch, ELR: r.ELR,
-				AddingReplicas: r.AddingReplicas, RemovingReplicas: r.RemovingReplicas}
+				AddingReplicas: r.AddingReplicas, RemovingReplicas: r.RemovingReplicas, Directories: r.Directories}
 			if int(r.Partition) == len(t.Partitions) {
 				t.Partitions = append(t.Partitions, p)
 			} else {
@@ -252,7 +260,19 @@ func (im *Image) Apply(offset int64, recs []Record) (*Image, error) {
 				next.Brokers = maps.Clone(im.Brokers)
 				copiedBrokers = true
 			}
-			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced, Incarnation: r.Incarnation, Listeners: r.Listeners}
+			next.Brokers[r.NodeID] = &Broker{NodeID: r.NodeID, Epoch: r.Epoch, Host: r.Host, Port: r.Port, Rack: r.Rack, Fenced: r.Fenced, Incarnation: r.Incarnation, Listeners: r.Listeners, LogDirs: r.LogDirs}
+		case *BrokerRegistrationChangeRecord:
+			b, ok := next.Brokers[r.NodeID]
+			if !ok || b.Epoch != r.Epoch {
+				continue // an older registration's record
+			}
+			if !copiedBrokers {
+				next.Brokers = maps.Clone(im.Brokers)
+				copiedBrokers = true
+			}
+			nb := *b
+			nb.OfflineLogDirs = offlineDirs(b.LogDirs, r.LogDirs)
+			next.Brokers[r.NodeID] = &nb
 		case *RegisterControllerRecord:
 			next.Controllers = maps.Clone(im.Controllers)
 			if next.Controllers == nil {

@@ -72,6 +72,8 @@ const (
 	TypeFeatureLevel RecordType = 14
 	// Client quotas (quota.go).
 	TypeClientQuota RecordType = 15
+	// Log directories going offline or online (logdirs.go).
+	TypeBrokerRegistrationChange RecordType = 16
 )
 
 // Record is one metadata record.
@@ -105,6 +107,11 @@ type PartitionRecord struct {
 	// (and absent in older logs).
 	AddingReplicas   []int32 `json:"adding_replicas,omitempty"`
 	RemovingReplicas []int32 `json:"removing_replicas,omitempty"`
+	// Directories is the log directory of each replica, in Replicas'
+	// order (Kafka's PartitionRecord v1 Directories, KIP-858); a zero
+	// id is unassigned (the broker's only directory). Absent in older
+	// logs.
+	Directories []UUID `json:"directories,omitempty"`
 }
 
 // Config resource types, as Kafka numbers them.
@@ -149,6 +156,10 @@ type RegisterBrokerRecord struct {
 	// Listeners are every client listener of the broker (Host and Port
 	// are the inter-broker one's); absent in older logs.
 	Listeners []ListenerEndpoint `json:"listeners,omitempty"`
+	// LogDirs are the ids of the broker's log directories
+	// (RegisterBrokerRecord v3 LogDirs, KIP-858): the directory.id of
+	// each data dir's meta.properties. Absent in older logs.
+	LogDirs []UUID `json:"log_dirs,omitempty"`
 }
 
 // ListenerEndpoint is one advertised listener of a broker.
@@ -252,6 +263,8 @@ func Decode(key, value []byte) (Record, error) {
 		r = new(FeatureLevelRecord)
 	case TypeClientQuota:
 		r = new(ClientQuotaRecord)
+	case TypeBrokerRegistrationChange:
+		r = new(BrokerRegistrationChangeRecord)
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", key[0])
 	}

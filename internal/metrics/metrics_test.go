@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -34,7 +35,7 @@ func (fakeSources) Partitions() []Partition {
 
 func (fakeSources) Totals() Totals {
 	return Totals{BytesIn: 1000, MessagesIn: 10, BytesOut: 500, ReplicationBytesOut: 2000, ProduceErrors: 1, FetchErrors: 2,
-		ISRShrinks: 1, ISRExpands: 2, StorageErrors: 0, FailedPartitions: 0, LeaderThrottleRate: 100}
+		ISRShrinks: 1, ISRExpands: 2, StorageErrors: 0, FailedPartitions: 0, OfflineLogDirs: 1, LeaderThrottleRate: 100}
 }
 
 func (fakeSources) Groups() []Group {
@@ -70,6 +71,10 @@ func newTestMetrics(t *testing.T, ready bool) *Metrics {
 	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", true)
 	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", false)
 	r.SASLAuthentication("SASL_PLAINTEXT", "PLAIN", false)
+	r.TLSHandshake("SSL", false, nil)
+	r.TLSHandshake("SSL", false, errors.New("tls: bad certificate"))
+	r.TLSHandshake("SASL_SSL", true, errors.New("tls: bad certificate"))
+	r.TLSHandshake("SASL_SSL", true, nil) // counted by its SASL exchange
 	m.ObserveThrottle("produce", 250*time.Millisecond)
 	return m
 }
@@ -148,9 +153,13 @@ func TestCollect(t *testing.T) {
 		{"strata_request_duration_seconds", []string{"api", "Produce", "stage", "remote"}, 1},
 		{"strata_request_duration_seconds", []string{"api", "unknown", "stage", "total"}, 1},
 		{"strata_log_fsync_duration_seconds", nil, 1},
-		{"strata_sasl_authentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "success"}, 1},
-		{"strata_sasl_authentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "failure"}, 1},
-		{"strata_sasl_authentications_total", []string{"mechanism", "PLAIN", "result", "failure"}, 1},
+		{"strata_authentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "success"}, 1},
+		{"strata_authentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "failure"}, 1},
+		{"strata_authentications_total", []string{"mechanism", "PLAIN", "result", "failure"}, 1},
+		{"strata_authentications_total", []string{"listener", "SSL", "mechanism", "TLS", "result", "failure"}, 1},
+		{"strata_authentications_total", []string{"listener", "SSL", "mechanism", "TLS", "result", "success"}, 1},
+		{"strata_authentications_total", []string{"listener", "SASL_SSL", "mechanism", "TLS", "result", "failure"}, 1},
+		{"strata_log_dirs_offline", nil, 1},
 		{"strata_build_info", []string{"version", "v1.2.3"}, 1},
 	} {
 		if got := value(t, fams, c.name, c.labels...); got != c.want {
@@ -240,7 +249,8 @@ var kafkaNames = map[string]string{
 	"strata_request_duration_seconds":        "RequestMetrics TotalTimeMs, LocalTimeMs, RemoteTimeMs, ResponseSendTimeMs; RequestsPerSec",
 	"strata_connections":                     "socket-server-metrics connection-count",
 	"strata_connections_opened_total":        "socket-server-metrics connection-creation-total",
-	"strata_sasl_authentications_total":      "socket-server-metrics successful-authentication-total, failed-authentication-total",
+	"strata_log_dirs_offline":                "LogManager OfflineLogDirectoryCount",
+	"strata_authentications_total":           "socket-server-metrics successful-authentication-total, failed-authentication-total (SSL handshake failures included)",
 	"strata_partition_log_size_bytes":        "Log Size",
 	"strata_partition_log_start_offset":      "Log LogStartOffset",
 	"strata_partition_log_end_offset":        "Log LogEndOffset",

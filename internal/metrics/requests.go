@@ -42,8 +42,8 @@ func newRequests(reg prometheus.Registerer) *Requests {
 			Buckets: latencyBuckets,
 		}, []string{"api", "stage"}),
 		sasl: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_sasl_authentications_total",
-			Help: "SASL exchanges that ended, by listener, mechanism (empty when none was chosen) and result: success, or failure (bad credentials, a protocol error, re-authentication as another user).",
+			Name: "strata_authentications_total",
+			Help: "Authentications that ended, by listener, mechanism and result (success or failure). mechanism is the SASL mechanism of a SASL exchange (empty when none was chosen; failures: bad credentials, a protocol error, re-authentication as another user), or TLS for the TLS handshake of an SSL or SASL_SSL listener (failures: a bad or missing client certificate, a protocol or version mismatch, a handshake timeout; successes only on SSL listeners, where the handshake is the authentication).",
 		}, []string{"listener", "mechanism", "result"}),
 		unknown: maxAPIKey + 1,
 	}
@@ -74,6 +74,26 @@ func (r *Requests) SASLAuthentication(listener, mechanism string, ok bool) {
 	}
 	r.sasl.WithLabelValues(listener, mechanism, result).Inc()
 }
+
+// TLSHandshake counts a TLS handshake that ended (network.TLSObserver):
+// failures on every TLS listener, as Kafka's failed-authentication-total
+// counts SSL handshake failures; successes on listeners without SASL
+// only, where the handshake authenticates the client (on SASL_SSL the
+// SASL exchange that follows is counted).
+func (r *Requests) TLSHandshake(listener string, sasl bool, err error) {
+	switch {
+	case err != nil:
+		r.sasl.WithLabelValues(listener, MechanismTLS, "failure").Inc()
+	case !sasl:
+		r.sasl.WithLabelValues(listener, MechanismTLS, "success").Inc()
+	}
+}
+
+// MechanismTLS is the mechanism label of TLS handshakes in
+// strata_authentications_total.
+const MechanismTLS = "TLS"
+
+var _ network.TLSObserver = (*Requests)(nil)
 
 // RequestRead implements network.Observer.
 func (r *Requests) RequestRead(_ int16, size int) {

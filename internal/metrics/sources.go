@@ -33,6 +33,9 @@ type Totals struct {
 	// FailedPartitions are hosted partitions whose logs could not be
 	// opened.
 	FailedPartitions int
+	// OfflineLogDirs are this broker's log directories reported offline
+	// (KIP-858; replication.LogDir).
+	OfflineLogDirs int
 	// Replication throttle rates in bytes/s (0: none), KIP-73.
 	LeaderThrottleRate, FollowerThrottleRate int64
 }

@@ -48,13 +48,14 @@ var (
 	dThrottle     = desc("strata_replication_throttle_rate_bytes", "Replication throttle rate (KIP-73) in bytes per second, 0 when unthrottled.", "role")
 
 	// Partition counts.
-	dHosted     = desc("strata_partitions", "Partition replicas hosted by this broker.")
-	dLeaders    = desc("strata_partition_leaders", "Partitions this broker leads.")
-	dUnderRepl  = desc("strata_partitions_under_replicated", "Partitions this broker leads with fewer in-sync replicas than replicas.")
-	dUnderMin   = desc("strata_partitions_under_min_isr", "Partitions this broker leads with fewer in-sync replicas than min.insync.replicas.")
-	dAtMin      = desc("strata_partitions_at_min_isr", "Partitions this broker leads with exactly min.insync.replicas in-sync replicas.")
-	dOffline    = desc("strata_partitions_offline", "Partitions without a leader (reported by the active controller, 0 elsewhere).")
-	dFailedLogs = desc("strata_partitions_failed", "Hosted partitions whose logs could not be opened, or whose last write failed with an I/O error (a full disk, a failed fsync) and has not succeeded since.")
+	dHosted      = desc("strata_partitions", "Partition replicas hosted by this broker.")
+	dLeaders     = desc("strata_partition_leaders", "Partitions this broker leads.")
+	dUnderRepl   = desc("strata_partitions_under_replicated", "Partitions this broker leads with fewer in-sync replicas than replicas.")
+	dUnderMin    = desc("strata_partitions_under_min_isr", "Partitions this broker leads with fewer in-sync replicas than min.insync.replicas.")
+	dAtMin       = desc("strata_partitions_at_min_isr", "Partitions this broker leads with exactly min.insync.replicas in-sync replicas.")
+	dOffline     = desc("strata_partitions_offline", "Partitions without a leader (reported by the active controller, 0 elsewhere).")
+	dOfflineDirs = desc("strata_log_dirs_offline", "Log directories of this broker that are offline: a write in them failed, and no probe write has succeeded since (the controller moves leadership off their replicas).")
+	dFailedLogs  = desc("strata_partitions_failed", "Hosted partitions whose logs could not be opened, or whose last write failed with an I/O error (a full disk, a failed fsync) and has not succeeded since.")
 
 	// Controller and quorum.
 	dActive   = desc("strata_controller_active", "1 on the active controller (the metadata quorum's leader), else 0.")
@@ -75,7 +76,7 @@ var (
 	dReady     = desc("strata_ready", "1 when /readyz answers ready, else 0.")
 	allStateDs = []*prometheus.Desc{dLogSize, dLogStart, dLogEnd, dHW, dIsLeader, dReplicas, dISR, dPBytesIn, dPMsgsIn, dPBytesOut,
 		dPProduceErr, dPFetchErr, dBytesIn, dMsgsIn, dBytesOut, dReplBytesOut, dProduceErr, dFetchErr, dShrinks, dExpands,
-		dStorageErr, dThrottle, dHosted, dLeaders, dUnderRepl, dUnderMin, dAtMin, dOffline, dFailedLogs, dActive, dQLeader,
+		dStorageErr, dThrottle, dHosted, dLeaders, dUnderRepl, dUnderMin, dAtMin, dOffline, dFailedLogs, dOfflineDirs, dActive, dQLeader,
 		dQEpoch, dQCommit, dQApplied, dQLag, dVoterLag, dBrokers, dGroups, dGState, dGMembers, dGOffset, dGLag, dReady}
 )
 
@@ -157,6 +158,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dExpands, t.ISRExpands)
 		counter(ch, dStorageErr, t.StorageErrors)
 		gauge(ch, dFailedLogs, float64(t.FailedPartitions))
+		gauge(ch, dOfflineDirs, float64(t.OfflineLogDirs))
 		gauge(ch, dThrottle, float64(t.LeaderThrottleRate), "leader")
 		gauge(ch, dThrottle, float64(t.FollowerThrottleRate), "follower")
 	}

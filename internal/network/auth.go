@@ -2,7 +2,9 @@ package network
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -100,6 +102,15 @@ func (c *ConnInfo) ListenerName() string {
 	return c.Listener.Name
 }
 
+// observeHandshake tells a TLSObserver how a TLS handshake ended.
+func (c *conn) observeHandshake(err error) {
+	o, ok := c.srv.cfg.Observer.(TLSObserver)
+	if !ok || errors.Is(err, io.EOF) {
+		return
+	}
+	o.TLSHandshake(c.info.ListenerName(), c.info.Listener != nil && c.info.Listener.UsesSASL(), err)
+}
+
 // handshake runs the TLS handshake of a TLS listener's connection and
 // authenticates connections of listeners without SASL: from the client
 // certificate when there is one, anonymously otherwise.
@@ -107,7 +118,9 @@ func (c *conn) handshake(timeout time.Duration) error {
 	l := c.info.Listener
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(timeout))
-		if err := tc.Handshake(); err != nil {
+		err := tc.Handshake()
+		c.observeHandshake(err)
+		if err != nil {
 			return fmt.Errorf("TLS handshake: %w", err)
 		}
 		_ = tc.SetDeadline(time.Time{})

@@ -32,6 +32,15 @@ type Observer interface {
 	RequestDone(apiKey int16, size int, t RequestTimes)
 }
 
+// TLSObserver is an Observer that also hears of TLS handshakes: every
+// handshake on a TLS listener that ended, with its error (nil on
+// success), except a client that closed the connection before finishing
+// it (io.EOF: a port probe, a load balancer's health check). sasl says
+// whether a SASL exchange follows (a SASL_SSL listener).
+type TLSObserver interface {
+	TLSHandshake(listener string, sasl bool, err error)
+}
+
 // RequestTimes are a request's stage durations (see Observer). Answered is
 // false when no answer was written (acks=0, a closed connection).
 type RequestTimes struct {

@@ -7,7 +7,9 @@
 // watermark, and the partition side of transactions (partition_txn.go:
 // markers, the last stable offset, read_committed reads). Followers replicate through fetchers, one per leader broker,
 // that long-poll the leader with the Fetch API and truncate where the
-// leader says their log diverges.
+// leader says their log diverges. Storage failures put a partition in
+// error (faults.go) and the broker's log directory offline (logdir.go),
+// which the broker reports to the controller until a probe write succeeds.
 //
 // It imports internal/storage, internal/metadata, internal/config,
 // internal/record and internal/kclient.

@@ -33,6 +33,7 @@ func (p *Partition) noteLog(op string, err error) error {
 		return err
 	}
 	p.env.stats.storageErrors.Add(1)
+	p.env.logDir.Fail(op, err, p.log.Failed() != nil)
 	p.ioMu.Lock()
 	first := p.ioErr == nil
 	switch {

@@ -84,9 +84,16 @@ func (d *disk) io() *storage.FileIO {
 
 func faultyManager(t *testing.T, fsyncAlways bool) (*Manager, *disk, *logLines) {
 	t.Helper()
+	return faultyManagerDir(t, fsyncAlways, nil)
+}
+
+// faultyManagerDir is faultyManager whose manager reports to ld.
+func faultyManagerDir(t *testing.T, fsyncAlways bool, ld *LogDir) (*Manager, *disk, *logLines) {
+	t.Helper()
 	d := &disk{}
 	logs := &logLines{}
 	m := NewManager(Options{
+		LogDir:    ld,
 		NodeID:    1,
 		DataDir:   t.TempDir(),
 		Static:    staticConfig(t, fsyncAlways),

@@ -64,6 +64,9 @@ type Options struct {
 	// StorageIO, if set, is every log's storage.Options.IO (tests inject
 	// storage faults through it).
 	StorageIO *storage.FileIO
+	// LogDir, if set, is told of every storage failure of a log in
+	// DataDir (logdir.go): the heartbeat reports it offline.
+	LogDir *LogDir
 }
 
 // Manager hosts the replicas the image assigns to this broker. It is a
@@ -117,7 +120,7 @@ func NewManager(opts Options) *Manager {
 		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(), settled: -1, appliedCh: make(chan struct{})}
 	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
 		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() },
-		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now)}
+		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now), logDir: opts.LogDir}
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
 	noFail := map[TopicPartition]error{}
@@ -341,6 +344,9 @@ func (m *Manager) applyLocked(d *loader.Delta) {
 				if o.err != nil {
 					m.log.Error("open partition log; the partition stays offline", "partition", tp.DirName(), "err", o.err)
 					failed[tp] = o.err
+					if isStorageError(o.err) {
+						m.env.logDir.Fail("open", o.err, false)
+					}
 					continue
 				}
 				p = o.p

@@ -117,6 +117,9 @@ type env struct {
 	spawn func(f func())
 	// stats are the broker-wide counters (stats.go).
 	stats brokerStats
+	// logDir is the log directory's health (logdir.go); nil in tests
+	// that do not look at it.
+	logDir *LogDir
 }
 
 func newPartition(e *env, topic string, id metadata.UUID, idx int32, log *storage.Log, cfg *config.Topic) *Partition {

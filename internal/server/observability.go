@@ -125,6 +125,7 @@ func (ps partitionSource) Totals() metrics.Totals {
 	return metrics.Totals{BytesIn: c.BytesIn, MessagesIn: c.MessagesIn, BytesOut: c.BytesOut, ReplicationBytesOut: c.ReplicationBytesOut,
 		ProduceErrors: c.ProduceFailures, FetchErrors: c.FetchFailures, ISRShrinks: c.ISRShrinks, ISRExpands: c.ISRExpands,
 		StorageErrors: c.StorageErrors, FailedPartitions: len(ps.s.parts.Failed()) + len(ps.s.parts.StorageFailed()),
+		OfflineLogDirs:     b2i(ps.s.logDir.IsOffline()),
 		LeaderThrottleRate: leader, FollowerThrottleRate: follower}
 }
 
@@ -186,4 +187,11 @@ func (cs clusterSource) Cluster() metrics.Cluster {
 		}
 	}
 	return c
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -49,6 +50,8 @@ type Server struct {
 	log    *slog.Logger
 	lock   *os.File
 	quorum *quorum.Node
+	// logDir is the data dir's health as a log directory (KIP-858).
+	logDir *replication.LogDir
 	// observer follows the quorum on a broker-only node (quorum is nil).
 	observer *quorum.Observer
 	// ctrl is nil on a broker-only node: it runs the loader only.
@@ -175,6 +178,12 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dirID, err := ensureDirectoryID(dir)
+	if err != nil {
+		return nil, err
+	}
+	logDir := replication.NewLogDir(replication.LogDirConfig{ID: dirID, Path: dir, Logger: logger.With("component", "log-dir")})
+	s.logDir = logDir
 	legacy, err := readLegacyMetadata(dir, logger.With("component", "metadata-migration"))
 	if err != nil {
 		return nil, err
@@ -218,6 +227,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		},
 		LagMax:     ms("replica.lag.time.max.ms"),
 		Controller: brokerlink.ISR{L: s.link},
+		LogDir:     logDir,
 		AfterApply: func(img *metadata.Image) {
 			s.groupLoads.follow(img, s.parts)
 			s.tx.follow(img, s.parts)
@@ -238,7 +248,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	lc := brokerlink.NewLifecycle(s.link, brokerlink.LifecycleConfig{
 		ClusterID:      clusterID,
 		Broker:         s.roles.broker,
-		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Listeners: endpoints, Rack: rack, PreviousBrokerEpoch: prevEpoch},
+		Registration:   controller.BrokerRegistration{NodeID: nodeID, Incarnation: metadata.NewUUID(), Host: host, Port: port, Listeners: endpoints, Rack: rack, PreviousBrokerEpoch: prevEpoch, LogDirs: []metadata.UUID{dirID}},
+		OfflineLogDirs: logDir.Offline,
 		Every:          time.Duration(cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 		RebalanceEvery: time.Duration(cfg.Int64("leader.imbalance.check.interval.seconds")) * time.Second,
 		Legacy:         legacy,
@@ -254,6 +265,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		DuplicateGrace: time.Duration(2*cfg.Int64("broker.session.timeout.ms")+2*cfg.Int64("broker.heartbeat.interval.ms")) * time.Millisecond,
 	})
 	s.life = lc
+	logDir.OnOffline(lc.Kick)
 
 	var ready func() bool // a controller-only node has no broker to catch up
 	if s.roles.broker {
@@ -284,6 +296,7 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		Forward:            s.link.ForwardRequest,
 		Ready:              ready,
 		OnThrottle:         func(t quota.Type, d time.Duration) { s.metrics.ObserveThrottle(t.String(), d) },
+		LogDir:             logDir,
 	})
 	limits, err := connLimits(cfg)
 	if err != nil {
@@ -680,6 +693,41 @@ func checkMetaProperties(dir string, nodeID int32, want string) (clusterID strin
 	}
 	_, err = os.Stat(filepath.Join(dir, unregisteredFile))
 	return props["cluster.id"], err == nil, nil
+}
+
+// ensureDirectoryID returns the directory.id of dir's meta.properties
+// (Kafka's meta.properties v1 field, KIP-858: the log directory's id in
+// broker registrations and heartbeats), adding a new random one to a file
+// without it.
+func ensureDirectoryID(dir string) (metadata.UUID, error) {
+	path := filepath.Join(dir, "meta.properties")
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return metadata.UUID{}, fmt.Errorf("read meta.properties: %w", err)
+	}
+	props, err := config.ParseProperties(bytes.NewReader(body))
+	if err != nil {
+		return metadata.UUID{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if v := props["directory.id"]; v != "" {
+		var id metadata.UUID
+		if err := id.UnmarshalText([]byte(v)); err != nil || id.IsZero() {
+			return metadata.UUID{}, fmt.Errorf("%s: directory.id %q is not a directory id (16 bytes, base64url); remove the line to get a new one", path, v)
+		}
+		return id, nil
+	}
+	id := metadata.NewUUID()
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		body = append(body, '\n')
+	}
+	body = fmt.Appendf(body, "directory.id=%s\n", id)
+	if err := writeFileSync(path, body); err != nil {
+		return metadata.UUID{}, fmt.Errorf("write meta.properties: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return metadata.UUID{}, err
+	}
+	return id, nil
 }
 
 // markRegistered removes unregisteredFile: the data dir belongs to the

@@ -187,3 +187,32 @@ func TestStartSameDataDirTwice(t *testing.T) {
 		t.Errorf("error %q: want the data dir in use, and the port", err)
 	}
 }
+
+// TestDirectoryID: meta.properties gets a directory.id once (KIP-858),
+// kept across starts; a malformed one is refused.
+func TestDirectoryID(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := checkMetaProperties(dir, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	id, err := ensureDirectoryID(dir)
+	if err != nil || id.IsZero() {
+		t.Fatalf("first start: %v %v", id, err)
+	}
+	if id2, err := ensureDirectoryID(dir); err != nil || id2 != id {
+		t.Fatalf("second start: %v %v, want %v", id2, err, id)
+	}
+	body, err := os.ReadFile(filepath.Join(dir, "meta.properties"))
+	if err != nil || !strings.Contains(string(body), "directory.id="+id.String()+"\n") || !strings.Contains(string(body), "node.id=1\n") {
+		t.Fatalf("meta.properties:\n%s (%v)", body, err)
+	}
+	if _, _, err := checkMetaProperties(dir, 1, ""); err != nil {
+		t.Fatalf("checkMetaProperties with a directory.id: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "meta.properties"), []byte("version=1\ncluster.id=x\nnode.id=1\ndirectory.id=nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ensureDirectoryID(dir); err == nil || !strings.Contains(err.Error(), "directory.id") {
+		t.Fatalf("a malformed directory.id: %v", err)
+	}
+}

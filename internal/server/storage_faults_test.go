@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/internal/replication"
@@ -49,14 +51,63 @@ func TestCreateTopicWhoseLogCannotBeOpened(t *testing.T) {
 	if data, err := os.ReadFile(block); err != nil || string(data) != "not a log" {
 		t.Fatalf("the file in the way was touched: %q, %v", data, err)
 	}
+	// The failed creation of a log directory took the data dir offline
+	// (as Kafka's LogManager marks a log directory offline when a log
+	// cannot be created in it): until a probe write succeeds there (a
+	// second or so, then a heartbeat) no topic is placed here.
+	if !n.srv.logDir.IsOffline() {
+		t.Fatal("the log directory is online after a log could not be created in it")
+	}
 	// Once the way is clear, the same name creates the topic.
 	if err := os.Remove(block); err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := adm.CreateTopic(ctx, 2, 1, nil, "blocked"); err != nil || resp.Err != nil {
-		t.Fatalf("create after clearing the way: %v, %v", err, resp.Err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := adm.CreateTopic(ctx, 2, 1, nil, "blocked")
+		if err == nil && resp.Err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.InvalidReplicationFactor) || time.Now().After(deadline) {
+			t.Fatalf("create after clearing the way: %v, %v (%s)", err, resp.Err, resp.ErrMessage)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if _, ok := n.srv.parts.Failed()[replication.TopicPartition{Topic: "blocked", Partition: 1}]; ok {
 		t.Fatal("the recreated topic's partition is still failed")
+	}
+}
+
+// TestDescribeLogDirsOffline: DescribeLogDirs answers an offline log
+// directory as Kafka does, KAFKA_STORAGE_ERROR and no partitions, and the
+// directory with its partitions once it is online.
+func TestDescribeLogDirsOffline(t *testing.T) {
+	n := startNode(t, "", nil)
+	ctx := ctxT(t)
+	adm := n.admin()
+	if resp, err := adm.CreateTopic(ctx, 1, 1, nil, "sized"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	describe := func() kadm.DescribedLogDir {
+		t.Helper()
+		all, err := adm.DescribeAllLogDirs(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dirs []kadm.DescribedLogDir
+		all.Each(func(d kadm.DescribedLogDir) { dirs = append(dirs, d) })
+		if len(dirs) != 1 {
+			t.Fatalf("%d log dirs described, want 1", len(dirs))
+		}
+		return dirs[0]
+	}
+	if d := describe(); d.Err != nil || len(d.Topics) == 0 {
+		t.Fatalf("online: %v, %d topics", d.Err, len(d.Topics))
+	}
+	// A failed fsync: offline until a restart, whatever a probe would say.
+	n.srv.logDir.Fail("fsync", errors.New("input/output error"), true)
+	d := describe()
+	if !errors.Is(d.Err, kerr.KafkaStorageError) || len(d.Topics) != 0 || d.Dir != n.srv.logDir.Path() {
+		t.Fatalf("offline: dir %s, err %v, %d topics; want %s, KAFKA_STORAGE_ERROR and none", d.Dir, d.Err, len(d.Topics), n.srv.logDir.Path())
 	}
 }

@@ -174,6 +174,13 @@ func TestCrashFullDisk(t *testing.T) {
 		t.Fatalf("produce before the disk is full: %v", got)
 	}
 
+	// Logs are created on disk by their first write (storage.Options.Lazy,
+	// docs/design-notes.md "Many partitions"): a topic created before the
+	// disk fills has no directory yet.
+	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "late"); err != nil || res.Err != nil {
+		t.Fatalf("create late: %v %v", err, res.Err)
+	}
+
 	// The disk fills up.
 	filler := testbin.Fill(t, data)
 	// A batch may still fit in the last page of a segment file: produce
@@ -205,22 +212,39 @@ func TestCrashFullDisk(t *testing.T) {
 	if v := metric(t, httpAddr, "strata_partitions_failed"); v != 2 {
 		t.Fatalf("strata_partitions_failed = %v, want 2", v)
 	}
+	if v := metric(t, httpAddr, "strata_log_dirs_offline"); v != 1 {
+		t.Fatalf("strata_log_dirs_offline = %v on a full disk, want 1", v)
+	}
 	if v := metric(t, httpAddr, "strata_storage_errors_total"); v < 10 {
 		t.Fatalf("strata_storage_errors_total = %v, want at least 10", v)
 	}
 
-	// Logs are created on disk by their first write (storage.Options.Lazy,
-	// docs/design-notes.md "Many partitions"), so a topic created now is
-	// created (as in Kafka, whose controller does not ask the disks); its
-	// first produce cannot create the log: KAFKA_STORAGE_ERROR naming
-	// ENOSPC, and nothing left behind.
-	res, err := adm.CreateTopic(ctx, 1, 1, nil, "late")
-	if err == nil {
-		err = res.Err
+	// The failed writes took the log directory offline (KIP-858): the
+	// controller places no new replica on this node, so a topic created
+	// now is refused, naming the directory, and leaves nothing behind.
+	// (The partitions keep their leader: there is no other replica.)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := adm.CreateTopic(ctx, 1, 1, nil, "refused")
+		if errors.Is(err, kerr.InvalidReplicationFactor) || errors.Is(res.Err, kerr.InvalidReplicationFactor) {
+			if !strings.Contains(res.ErrMessage, data) || !strings.Contains(res.ErrMessage, "offline") {
+				t.Fatalf("CreateTopics on a full disk says %q: it should name the offline log directory %s", res.ErrMessage, data)
+			}
+			break
+		}
+		if err == nil && res.Err == nil {
+			t.Fatalf("CreateTopics on a node whose only log directory is offline succeeded")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CreateTopics on a full disk: %v %v (%s), want INVALID_REPLICATION_FACTOR", err, res.Err, res.ErrMessage)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatalf("create on a full disk: %v (%s)", err, res.ErrMessage)
+	if _, err := os.Stat(filepath.Join(data, "refused-0")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused topic left a directory: %v", err)
 	}
+	// The topic created before: its first produce cannot create the log,
+	// KAFKA_STORAGE_ERROR naming ENOSPC, and nothing left behind.
 	var lateSeq int64
 	for i := range 2 {
 		got := rawProduceTo(t, ctx, raw, "late", 1, &lateSeq)
@@ -258,8 +282,24 @@ func TestCrashFullDisk(t *testing.T) {
 	if v := metric(t, httpAddr, "strata_partitions_failed"); v != 0 {
 		t.Fatalf("strata_partitions_failed = %v after recovery, want 0", v)
 	}
-	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "later"); err != nil || res.Err != nil {
-		t.Fatalf("create after space returned: %v, %v", err, res.Err)
+	// The directory is online again after a probe write (within a
+	// second or so, then a heartbeat): topics are placed here again.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		res, err := adm.CreateTopic(ctx, 1, 1, nil, "later")
+		if err == nil && res.Err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create after space returned: %v, %v (%s)", err, res.Err, res.ErrMessage)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := logLines(t, p, "level=INFO", "log directory online again", "dir="+data); n != 1 {
+		t.Fatalf("%d online-again lines, want 1", n)
+	}
+	if v := metric(t, httpAddr, "strata_log_dirs_offline"); v != 0 {
+		t.Fatalf("strata_log_dirs_offline = %v once space returned, want 0", v)
 	}
 	failMu.Lock()
 	if len(failures) > 0 {

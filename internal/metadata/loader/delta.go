@@ -93,6 +93,8 @@ func Step(prev, next *metadata.Image, recs []metadata.Record) *Delta {
 			d.brokers[r.NodeID] = struct{}{}
 		case *metadata.FenceBrokerRecord:
 			d.brokers[r.NodeID] = struct{}{}
+		case *metadata.BrokerRegistrationChangeRecord:
+			d.brokers[r.NodeID] = struct{}{}
 		case *metadata.RegisterControllerRecord:
 			d.controllers = true
 		default:
