@@ -260,3 +260,49 @@ func TestOAuthBearerJWKSConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestInterBrokerOAuthBearerConfigErrors: OAUTHBEARER between brokers
+// needs the principal claim among the JAAS unsecuredLogin* options, and
+// an inter-broker listener that validates unsecured tokens; otherwise the
+// start fails saying so.
+func TestInterBrokerOAuthBearerConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		extra map[string]string
+		want  string
+	}{
+		"no principal": {map[string]string{
+			"listener.name.internal.oauthbearer.sasl.jaas.config": `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_iss="x";`,
+		}, "unsecuredLoginStringClaim_sub"},
+		"signed-token validator": {map[string]string{
+			"listener.name.internal.oauthbearer.sasl.jaas.config":                   `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";`,
+			"listener.name.internal.oauthbearer.sasl.server.callback.handler.class": config.OAuthJWKSHandler,
+			"listener.name.internal.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": "file:///nonexistent/jwks.json",
+		}, "refuses"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			set := map[string]string{
+				"listeners":                                      "INTERNAL://127.0.0.1:0",
+				"listener.security.protocol.map":                 "INTERNAL:SASL_PLAINTEXT",
+				"inter.broker.listener.name":                     "INTERNAL",
+				"listener.name.internal.sasl.enabled.mechanisms": "OAUTHBEARER",
+				"sasl.mechanism.inter.broker.protocol":           "OAUTHBEARER",
+				"data.dir":                                       t.TempDir(),
+			}
+			for k, v := range tc.extra {
+				set[k] = v
+			}
+			cfg, err := config.LoadBroker("", nil, set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := Start(cfg, testLogger(t))
+			if err == nil {
+				srv.Shutdown(context.Background())
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+}

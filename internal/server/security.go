@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -159,6 +160,13 @@ func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c
 	if err != nil {
 		return nil, err
 	}
+	if mechName == security.MechOAuthBearer {
+		mech, err := s.interBrokerOAuth(spec, opts)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+	}
 	user, pass := opts["username"], opts["password"]
 	if user == "" || pass == "" {
 		return nil, fmt.Errorf("inter-broker listener %s uses SASL: set username and password in listener.name.%s.%s.sasl.jaas.config (or sasl.jaas.config)",
@@ -176,6 +184,28 @@ func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c
 		return nil, fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not supported", mechName)
 	}
 	return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+}
+
+// interBrokerOAuth is OAUTHBEARER between brokers as Kafka's default
+// login handler does it: each connection gets a fresh unsecured token
+// made from the unsecuredLogin* options of the inter-broker listener's
+// OAUTHBEARER JAAS config (unsecuredLoginStringClaim_sub names the
+// brokers' principal). Such a token passes only the unsecured validator,
+// so the inter-broker listener must use it for OAUTHBEARER: a listener
+// that verifies signed tokens would refuse every broker, and Strata has no
+// token-endpoint login (sasl.login.callback.handler.class) to get one.
+func (s *Server) interBrokerOAuth(spec listenerSpec, opts map[string]string) (sasl.Mechanism, error) {
+	switch class := s.cfg.ListenerMechString(spec.Name, security.MechOAuthBearer, "sasl.server.callback.handler.class"); class {
+	case config.OAuthJWKSHandler, config.OAuthJWKSHandlerOld:
+		return nil, fmt.Errorf("inter-broker OAUTHBEARER sends unsecured tokens (Kafka's default login), which listener %s's %s refuses: validate unsecured tokens there or use another sasl.mechanism.inter.broker.protocol", spec.Name, class)
+	}
+	if _, _, err := security.UnsecuredLoginToken(opts, time.Now()); err != nil {
+		return nil, fmt.Errorf("inter-broker OAUTHBEARER (listener.name.%s.oauthbearer.sasl.jaas.config): %w", strings.ToLower(spec.Name), err)
+	}
+	return oauth.Oauth(func(context.Context) (oauth.Auth, error) {
+		tok, ext, err := security.UnsecuredLoginToken(opts, time.Now())
+		return oauth.Auth{Token: tok, Extensions: ext}, err
+	}), nil
 }
 
 // saslClient authenticates a fresh connection: SaslHandshake v1, then
