@@ -37,6 +37,7 @@ func TestUnsecuredJWSValidator(t *testing.T) {
 		{jws(none, `{"sub":"alice","exp":1000060,"scope":"produce"}`) + "sig", "", "unsecured JWS"},
 		{"abc", "", "unsecured JWS"},
 		{"!!.!!.", "", "base64"},
+		{jws(none, `{"sub":"alice","exp":1000060,"scope":"produce"}`)[:4] + "\r\n" + jws(none, `{"sub":"alice","exp":1000060,"scope":"produce"}`)[4:], "", "line break"},
 	} {
 		p, exp, err := v.Validate(tc.token)
 		if tc.err != "" {
