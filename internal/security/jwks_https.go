@@ -208,6 +208,7 @@ func (e *JWKSEndpoint) Close() {
 	}
 	e.mu.Unlock()
 	e.cancel()
+	e.client.CloseIdleConnections()
 }
 
 // scheduled is the periodic refresh: at a fixed rate, skipped when a
