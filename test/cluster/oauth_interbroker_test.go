@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,8 @@ import (
 // being the inter-broker principal, so registrations, replica fetches and
 // forwarded requests pass. A replication-factor-3 topic with
 // min.insync.replicas=3 takes acks=all produces, which needs every
-// follower's fetch to have authenticated.
+// follower's fetch to have authenticated, for 10 s while the brokers'
+// 3-second tokens expire and their connections are dialed again.
 func TestOAuthBearerInterBroker(t *testing.T) {
 	bin := binary(t)
 	c := &testCluster{t: t}
@@ -36,7 +39,7 @@ func TestOAuthBearerInterBroker(t *testing.T) {
 			"--set", "controller.listener.names=CONTROLLER",
 			"--set", "listener.name.broker.sasl.enabled.mechanisms=OAUTHBEARER",
 			"--set", "sasl.mechanism.inter.broker.protocol=OAUTHBEARER",
-			"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";`,
+			"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" unsecuredLoginLifetimeSeconds="3";`,
 			"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
 			"--set", "allow.everyone.if.no.acl.found=false",
 			"--set", "super.users=User:ANONYMOUS",
@@ -84,11 +87,29 @@ func TestOAuthBearerInterBroker(t *testing.T) {
 		defer pcancel()
 		return prod.ProduceSync(pctx, &kgo.Record{Topic: "oauth-ib", Value: []byte("first")}).FirstErr() == nil
 	})
-	for i := range 20 {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "oauth-ib", Value: fmt.Appendf(nil, "r%d", i)}).FirstErr(); err != nil {
-			t.Fatalf("acks=all produce with min.insync.replicas=3: %v", err)
+	// The brokers' tokens live 3 s: a session ends when its token
+	// expires, the follower's next fetch closes its connection, and it
+	// dials again with a new token. Replication goes on across several
+	// expiries: every acks=all produce of 10 s succeeds.
+	end := time.Now().Add(10 * time.Second)
+	n := 0
+	for ; time.Now().Before(end); n++ {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "oauth-ib", Value: fmt.Appendf(nil, "r%d", n)}).FirstErr(); err != nil {
+			t.Fatalf("acks=all produce %d with min.insync.replicas=3: %v", n, err)
 		}
 	}
+	expired := 0
+	for _, nd := range c.nodes {
+		b, err := os.ReadFile(filepath.Join(nd.dir, "strata.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expired += strings.Count(string(b), "SASL session of User:broker expired")
+	}
+	if expired == 0 {
+		t.Fatal("no broker's session expired: the test did not cross a token expiry")
+	}
+	t.Logf("%d acks=all produces across %d expiries of the brokers' sessions", n, expired)
 	waitFor(t, "full ISRs", 30*time.Second, func() bool {
 		m, err := adm.Metadata(ctx, "oauth-ib")
 		if err != nil {
