@@ -41,20 +41,31 @@ func threadCPU(tb testing.TB) time.Duration {
 // decodeCost decodes one request frame as Serve does and returns the CPU
 // time it took on this thread.
 func decodeCost(tb testing.TB, frame []byte) time.Duration {
+	handlers := (&Broker{}).register()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := threadCPU(tb)
+	decodeFrame(handlers, frame)
+	return threadCPU(tb) - start
+}
+
+// decodeFrame decodes one request frame as Serve does.
+func decodeFrame(handlers handlerTable, frame []byte) {
 	if key, version, _, _, body, err := parseHeader(frame); err == nil {
-		if h, ok := (&Broker{}).register()[key]; ok && version >= h.min && version <= h.max {
+		if h, ok := handlers[key]; ok && version >= h.min && version <= h.max {
 			_, _ = decodeBody(key, version, body)
 		}
 	}
-	return threadCPU(tb) - start
+}
+
+// decodeBudget is the CPU decoding a frame of n bytes may cost.
+func decodeBudget(n int) time.Duration {
+	return decodeBudgetBase + time.Duration(n)*decodeBudgetPerByte
 }
 
 func checkDecodeBudget(t *testing.T, name string, frame []byte) time.Duration {
 	t.Helper()
-	budget := decodeBudgetBase + time.Duration(len(frame))*decodeBudgetPerByte
+	budget := decodeBudget(len(frame))
 	cost := decodeCost(t, frame)
 	if cost > budget {
 		t.Fatalf("%s: decoding %d bytes (%x) cost %v of CPU, over the budget of %v", name, len(frame), frame, cost, budget)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/internal/fuzzbudget"
 	"github.com/stratalog/strata/internal/network"
 )
 
@@ -27,10 +28,12 @@ func FuzzRequest(f *testing.F) {
 	f.Add([]byte{0, 18, 0, 99, 0, 0, 0, 1, 0xff, 0xff})
 	b := newTestBroker(f)
 	conn := &network.ConnInfo{ID: 1, RemoteAddr: &net.TCPAddr{}, LocalAddr: &net.TCPAddr{}}
+	handlers := (&Broker{}).register()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// Decoding alone is held to the per-input CPU budget (serving
-		// may wait on other goroutines); then the request is served.
-		checkDecodeBudget(t, "fuzz input", data)
+		// Decoding alone is held to the per-input CPU budget of
+		// decode_test.go (serving may wait on other goroutines); then
+		// the request is served.
+		fuzzbudget.Check(t, decodeBudget(len(data)), func() { decodeFrame(handlers, data) })
 		rec := newRecorder()
 		b.Serve(context.Background(), &network.Request{Conn: conn, Data: append([]byte(nil), data...)}, rec)
 		select {

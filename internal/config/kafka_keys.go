@@ -60,11 +60,6 @@ var kafkaIgnored = map[string]string{
 	"share.coordinator.state.topic.num.partitions":     "share groups are not supported",
 	"zookeeper.session.timeout.ms":                     "there is no ZooKeeper",
 	"zookeeper.connection.timeout.ms":                  "there is no ZooKeeper",
-
-	// OAUTHBEARER's JWKS is a file (sasl.oauthbearer.jwks.endpoint.url).
-	"sasl.oauthbearer.jwks.endpoint.refresh.ms":           "the JWKS file is read again when it changes (checked at most every second)",
-	"sasl.oauthbearer.jwks.endpoint.retry.backoff.ms":     "the JWKS is a file, not fetched over HTTP",
-	"sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms": "the JWKS is a file, not fetched over HTTP",
 }
 
 // kafkaRefused are Kafka keys whose setting would change semantics Strata

@@ -22,7 +22,10 @@ const (
 func oauthDefs() []Def {
 	return []Def{
 		{Name: "sasl.server.callback.handler.class", Type: TypeString, Default: "", Check: oneOf("", OAuthUnsecuredHandler, OAuthJWKSHandler, OAuthJWKSHandlerOld), Doc: "OAUTHBEARER only (listener.name.<l>.oauthbearer.sasl.server.callback.handler.class): empty or Kafka's unsecured handler validates unsigned JWS tokens (development only); " + OAuthJWKSHandler + " validates signed JWTs against the JWKS of sasl.oauthbearer.jwks.endpoint.url"},
-		{Name: "sasl.oauthbearer.jwks.endpoint.url", Type: TypeString, Default: "", Check: jwksURL, Doc: "file: URL of the JWKS that signed OAUTHBEARER tokens are verified with (RS*, PS*, ES*, EdDSA keys); the file is read again when it changes; http(s) endpoints are not fetched"},
+		{Name: "sasl.oauthbearer.jwks.endpoint.url", Type: TypeString, Default: "", Check: jwksURL, Doc: "the JWKS that signed OAUTHBEARER tokens are verified with (RS*, PS*, ES*, EdDSA keys): an https URL, fetched at start (a failure stops the start), again every refresh.ms and when a token names an unknown kid, its TLS verified with the ssl.truststore.* options of the OAUTHBEARER sasl.jaas.config (as Kafka) or the system's roots; or a file: URL, read again when the file changes; plain http is refused"},
+		{Name: "sasl.oauthbearer.jwks.endpoint.refresh.ms", Type: TypeLong, Default: "3600000", Check: atLeast(1), Doc: "how often an https JWKS is fetched again in the background"},
+		{Name: "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", Type: TypeLong, Default: "100", Check: atLeast(0), Doc: "wait after a failed JWKS fetch before trying again, doubled at each attempt"},
+		{Name: "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", Type: TypeLong, Default: "10000", Check: atLeast(0), Doc: "how long a JWKS refresh keeps trying (from its first attempt) before it gives up and keeps the keys it had"},
 		{Name: "sasl.oauthbearer.expected.audience", Type: TypeList, Default: "", Doc: "audiences a signed token's aud must name one of; empty: a token with an aud claim is refused, as in Kafka"},
 		{Name: "sasl.oauthbearer.expected.issuer", Type: TypeString, Default: "", Doc: "the iss a signed token must carry; empty: not checked"},
 		{Name: "sasl.oauthbearer.sub.claim.name", Type: TypeString, Default: "sub", Check: nonBlank, Doc: "claim of a signed token that names the principal"},
@@ -42,35 +45,43 @@ func nonBlank(v string) error {
 	return nil
 }
 
-// jwksURL accepts an empty value or a file: URL naming an absolute path.
+// jwksURL accepts an empty value, an https URL with a host, or a file: URL
+// naming an absolute path.
 func jwksURL(v string) error {
 	if v == "" {
 		return nil
 	}
-	if _, err := JWKSPath(v); err != nil {
+	if _, https, err := ParseJWKSURL(v); err != nil || https {
 		return err
 	}
 	return nil
 }
 
-// JWKSPath returns the file a sasl.oauthbearer.jwks.endpoint.url names:
-// file:/path or file:///path (Kafka's file URLs).
-func JWKSPath(v string) (string, error) {
+// ParseJWKSURL reads a sasl.oauthbearer.jwks.endpoint.url: an https URL
+// (https true, where the URL itself), or a file: URL (file:/path or
+// file:///path, Kafka's forms) whose path it returns. Plain http is
+// refused: keys fetched in clear could be anyone's.
+func ParseJWKSURL(v string) (path string, https bool, err error) {
 	u, err := url.Parse(v)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a URL: %w", v, err)
+		return "", false, fmt.Errorf("%q is not a URL: %w", v, err)
 	}
 	switch {
-	case u.Scheme == "http" || u.Scheme == "https":
-		return "", fmt.Errorf("%q: Strata does not fetch JWKS over HTTP; give a file: URL of a copy kept current", v)
+	case u.Scheme == "https":
+		if u.Host == "" {
+			return "", false, fmt.Errorf("%q names no host", v)
+		}
+		return "", true, nil
+	case u.Scheme == "http":
+		return "", false, fmt.Errorf("%q: a JWKS fetched over plain http could be replaced by anyone on the path; use https (or a file: URL)", v)
 	case u.Scheme != "file":
-		return "", fmt.Errorf("%q is not a file: URL", v)
+		return "", false, fmt.Errorf("%q is not an https or file: URL", v)
 	case u.Host != "" && u.Host != "localhost":
-		return "", fmt.Errorf("%q names host %q; a file: URL must be local", v, u.Host)
+		return "", false, fmt.Errorf("%q names host %q; a file: URL must be local", v, u.Host)
 	case u.Path == "" || !strings.HasPrefix(u.Path, "/"):
-		return "", fmt.Errorf("%q does not name an absolute path", v)
+		return "", false, fmt.Errorf("%q does not name an absolute path", v)
 	}
-	return u.Path, nil
+	return u.Path, false, nil
 }
 
 // ListenerMechString returns key for one listener and SASL mechanism, as

@@ -129,7 +129,7 @@ func b64Member(name, s string) ([]byte, error) {
 	if s == "" {
 		return nil, fmt.Errorf("member %s is missing", name)
 	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	b, err := decodeBase64(base64.RawURLEncoding.Strict(), s)
 	if err != nil {
 		return nil, fmt.Errorf("member %s is not base64url: %w", name, err)
 	}

@@ -20,10 +20,11 @@ import (
 )
 
 // JWTValidatorConfig is Kafka's OAuthBearerValidatorCallbackHandler
-// (KIP-768) configuration, the JWKS read from a local file.
+// (KIP-768) configuration.
 type JWTValidatorConfig struct {
-	// Keys are the verification keys (sasl.oauthbearer.jwks.endpoint.url,
-	// a file: URL).
+	// Keys are the verification keys (sasl.oauthbearer.jwks.endpoint.url:
+	// a JWKSFile or a JWKSEndpoint). If Keys has a KeyMissing(kid) method,
+	// it is called when a token names a kid the set does not have.
 	Keys interface{ Keys() []JWK }
 	// ExpectedAudiences (sasl.oauthbearer.expected.audience): when set, the
 	// token's aud must name one of them; when empty, a token with an aud
@@ -105,7 +106,7 @@ func ParseJWS(token string) (*JWS, error) {
 	if j.Claims, err = jsonObjectPart("claims", parts[1]); err != nil {
 		return nil, err
 	}
-	if j.Signature, err = base64.RawURLEncoding.Strict().DecodeString(parts[2]); err != nil {
+	if j.Signature, err = decodeBase64(base64.RawURLEncoding.Strict(), parts[2]); err != nil {
 		return nil, fmt.Errorf("JWS signature is not base64url: %w", err)
 	}
 	if err := stringMember(j.Header, "alg", &j.Alg); err != nil {
@@ -130,7 +131,7 @@ func ParseJWS(token string) (*JWS, error) {
 // member names (jose4j does too: two parsers could otherwise read two
 // different tokens).
 func jsonObjectPart(what, s string) (map[string]json.RawMessage, error) {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	b, err := decodeBase64(base64.RawURLEncoding.Strict(), s)
 	if err != nil {
 		return nil, fmt.Errorf("JWS %s is not base64url: %w", what, err)
 	}
@@ -251,6 +252,11 @@ func (v *JWTValidator) key(j *JWS) (JWK, error) {
 	}
 	switch {
 	case j.Kid != "" && !kidKnown:
+		// A key set fetched from an identity provider may be behind a
+		// rotation: tell it, so that it fetches again (rate-limited).
+		if m, ok := v.cfg.Keys.(interface{ KeyMissing(kid string) }); ok {
+			m.KeyMissing(j.Kid)
+		}
 		return JWK{}, fmt.Errorf("no key with kid %q in the JWKS", j.Kid)
 	case len(fit) == 0 && j.Kid != "":
 		return JWK{}, fmt.Errorf("the JWKS key with kid %q does not verify %s", j.Kid, j.Alg)

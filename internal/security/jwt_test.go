@@ -136,6 +136,10 @@ func TestJWTValidator(t *testing.T) {
 		{"JWE", "a.b.c.d.e", "", "JWE"},
 		{"two parts", "a.b", "", "3"},
 		{"padding in the header", strings.Replace(good, ".", "=.", 1), "", "base64"},
+		// The right signature with a line break in it would decode to the
+		// same bytes (Go's base64 decoders skip CR and LF).
+		{"CR in the signature", good[:len(good)-4] + "\r" + good[len(good)-4:], "", "line break"},
+		{"LF in the header", "\n" + good, "", "line break"},
 		{"duplicate claim", b64json(map[string]any{"alg": "RS256"}) + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"a","sub":"b"}`)) + ".AA", "", "twice"},
 		{"claims not an object", b64json(map[string]any{"alg": "RS256"}) + "." + b64json([]int{1}) + ".AA", "", "not a JSON object"},
 	} {

@@ -121,7 +121,7 @@ func (v *UnsecuredJWSValidator) Validate(token string) (string, time.Time, error
 }
 
 func decodeJWSPart(s string, into any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := decodeBase64(base64.RawURLEncoding, s)
 	if err != nil {
 		return fmt.Errorf("not base64url: %w", err)
 	}

@@ -37,6 +37,7 @@ func TestUnsecuredJWSValidator(t *testing.T) {
 		{jws(none, `{"sub":"alice","exp":1000060,"scope":"produce"}`) + "sig", "", "unsecured JWS"},
 		{"abc", "", "unsecured JWS"},
 		{"!!.!!.", "", "base64"},
+		{jws(none, `{"sub":"alice","exp":1000060,"scope":"produce"}`)[:4] + "\r\n" + jws(none, `{"sub":"alice","exp":1000060,"scope":"produce"}`)[4:], "", "line break"},
 	} {
 		p, exp, err := v.Validate(tc.token)
 		if tc.err != "" {
@@ -107,4 +108,57 @@ func FuzzOAuthBearer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestUnsecuredLoginToken: the token Kafka's default login handler makes
+// from its JAAS options passes Kafka's default validator with the
+// configured principal, claims and lifetime; a missing principal, an
+// explicit iat or exp, a bad number or extension is a configuration
+// error.
+func TestUnsecuredLoginToken(t *testing.T) {
+	now := time.Unix(1_700_000_000, 250_000_000)
+	jaas := `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required
+		unsecuredLoginStringClaim_sub="broker" unsecuredLoginListClaim_scope=",produce,inter.broker"
+		unsecuredLoginNumberClaim_level="3" unsecuredLoginLifetimeSeconds="600" unsecuredLoginExtension_traceId="abc";`
+	opts, err := ParseJAAS(jaas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ext, err := UnsecuredLoginToken(opts, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext["traceId"] != "abc" || len(ext) != 1 {
+		t.Fatalf("extensions %v", ext)
+	}
+	v, err := NewUnsecuredJWSValidator(`x required unsecuredValidatorRequiredScope="inter.broker";`, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, exp, err := v.Validate(tok)
+	if err != nil || p != "broker" || !exp.Equal(now.Add(600*time.Second)) {
+		t.Fatalf("validated as %q until %v: %v", p, exp, err)
+	}
+	// Through the whole exchange, as another broker reads it.
+	s := NewOAuthBearerServer(v)
+	if _, done, err := s.Step([]byte("n,,\x01traceId=abc\x01auth=Bearer " + tok + "\x01\x01")); err != nil || !done || s.Principal() != "broker" {
+		t.Fatalf("exchange: %v %v %q", done, err, s.Principal())
+	}
+	for opt, want := range map[string]string{
+		`unsecuredLoginStringClaim_iss="x"`:                                         "no principal",
+		`unsecuredLoginStringClaim_sub="a" unsecuredLoginNumberClaim_exp="1"`:       "cannot be set",
+		`unsecuredLoginStringClaim_sub="a" unsecuredLoginNumberClaim_n="x"`:         "not a number",
+		`unsecuredLoginStringClaim_sub="a" unsecuredLoginLifetimeSeconds="0"`:       "not a positive number",
+		`unsecuredLoginStringClaim_sub="a" unsecuredLoginExtension_auth="x"`:        "extension",
+		`unsecuredLoginStringClaim_sub="a" unsecuredLoginExtension_a1="x"`:          "extension",
+		`unsecuredLoginPrincipalClaimName="user" unsecuredLoginStringClaim_sub="a"`: "unsecuredLoginStringClaim_user",
+	} {
+		opts, err := ParseJAAS("x required " + opt + ";")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := UnsecuredLoginToken(opts, now); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", opt, err, want)
+		}
+	}
 }

@@ -310,7 +310,7 @@ func ParseClientFinal(msg string) (*ClientFinal, error) {
 		return nil, illegal("client-final-message has no proof")
 	}
 	cf := &ClientFinal{WithoutProof: msg[:i]}
-	proof, err := base64.StdEncoding.Strict().DecodeString(msg[i+3:])
+	proof, err := decodeBase64(base64.StdEncoding.Strict(), msg[i+3:])
 	if err != nil {
 		return nil, illegal("proof is not base64")
 	}

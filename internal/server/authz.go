@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/stratalog/strata/internal/authz"
 	"github.com/stratalog/strata/internal/broker"
@@ -38,6 +39,16 @@ func (s *Server) authzOptions() (broker.AuthzOptions, error) {
 		}
 		if u := opts["username"]; u != "" {
 			supers = append(supers, network.Principal{Type: "User", Name: u}.String())
+		}
+		if mech == security.MechOAuthBearer {
+			// The principal claim of the brokers' unsecured token.
+			claim := strings.TrimSpace(opts["unsecuredLoginPrincipalClaimName"])
+			if claim == "" {
+				claim = "sub"
+			}
+			if u := strings.TrimSpace(opts["unsecuredLoginStringClaim_"+claim]); u != "" {
+				supers = append(supers, network.Principal{Type: "User", Name: u}.String())
+			}
 		}
 	}
 	return broker.AuthzOptions{Enabled: true, Config: authz.Config{SuperUsers: supers, AllowIfNoACL: s.cfg.Bool("allow.everyone.if.no.acl.found")}}, nil

@@ -2,10 +2,15 @@ package server
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,9 +116,108 @@ func TestOAuthBearerJWKSWithFranzGo(t *testing.T) {
 	}
 }
 
+// TestOAuthBearerJWKSOverHTTPSWithFranzGo: the JWKS is an identity
+// provider's https endpoint whose CA is the ssl.truststore.location option
+// of the listener's OAUTHBEARER JAAS config (as Kafka's client SSL options
+// there). franz-go authenticates with an RS256 token; the provider
+// rotates in an ES256 key and a token naming it is refused once, makes
+// the broker fetch the set again (the hourly refresh is far off), and is
+// accepted then; with the provider down, the keys fetched before still
+// verify.
+func TestOAuthBearerJWKSOverHTTPSWithFranzGo(t *testing.T) {
+	pki := newTestPKI(t)
+	rs, es := jwttest.NewRSA(t, "rs-1", "RS256"), jwttest.NewEC(t, "es-1", "ES256")
+	var mu sync.Mutex
+	served, status := jwttest.JWKS(rs), http.StatusOK
+	var fetches atomic.Int32
+	idp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+		w.Write(served)
+	}))
+	defer idp.Close()
+	ca := filepath.Join(t.TempDir(), "idp-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	internal, external := saslBroker(t, pki, map[string]string{
+		"listener.name.external.sasl.enabled.mechanisms":                        "OAUTHBEARER",
+		"listener.name.external.oauthbearer.sasl.server.callback.handler.class": config.OAuthJWKSHandler,
+		"listener.name.external.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": idp.URL + "/.well-known/jwks.json",
+		"listener.name.external.oauthbearer.sasl.jaas.config":                   `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.location="` + ca + `" ssl.truststore.type="PEM";`,
+		"sasl.oauthbearer.expected.audience":                                    "strata",
+	})
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches at start, want 1", n)
+	}
+	ctx := ctxT(t)
+	if _, err := kadm.NewClient(newPlainClient(t, internal)).CreateTopic(ctx, 1, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	token := func(k *jwttest.Key) string {
+		now := time.Now()
+		return k.Sign(map[string]any{"sub": "svc-orders", "aud": "strata", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, nil)
+	}
+	ping := func(tok string) error {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return newSASLClient(t, pki, external, oauth.Auth{Token: tok}.AsMechanism(), kgo.RequestRetries(0)).Ping(pctx)
+	}
+	cl := newSASLClient(t, pki, external, oauth.Auth{Token: token(rs)}.AsMechanism())
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("o-1")}).FirstErr(); err != nil {
+		t.Fatalf("produce with a token signed by the fetched key: %v", err)
+	}
+
+	mu.Lock()
+	served = jwttest.JWKS(rs, es)
+	mu.Unlock()
+	if err := ping(token(es)); err == nil {
+		t.Fatal("a token with a kid the broker had not fetched was accepted at once")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := ping(token(es))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ES256 token after the provider added its key: %v", err)
+		}
+	}
+	if n := fetches.Load(); n < 2 {
+		t.Fatalf("the ES256 key verified after %d fetches", n)
+	}
+
+	// The provider goes down; a token with yet another kid makes the
+	// broker try (and fail) to fetch; the keys it has still verify.
+	mu.Lock()
+	status = http.StatusServiceUnavailable
+	mu.Unlock()
+	// (Within a second of the last refresh a token does not start
+	// another: the client tries again, as a real one would.)
+	before, es2 := fetches.Load(), token(jwttest.NewEC(t, "es-2", "ES256"))
+	deadline = time.Now().Add(20 * time.Second)
+	for fetches.Load() == before {
+		if err := ping(es2); err == nil {
+			t.Fatal("a token with an unknown kid was accepted")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no fetch after a token named an unknown kid")
+		}
+	}
+	for _, k := range []*jwttest.Key{rs, es} {
+		if err := ping(token(k)); err != nil {
+			t.Fatalf("%s with the provider down: %v", k.Kid, err)
+		}
+	}
+}
+
 // TestOAuthBearerJWKSConfigErrors: the signed-token handler without a
-// JWKS, an http JWKS URL and an unreadable file stop the start with a
-// message naming the key.
+// JWKS, an http JWKS URL, an unreadable file and an https endpoint whose
+// certificate is not trusted stop the start with a message naming what
+// failed.
 func TestOAuthBearerJWKSConfigErrors(t *testing.T) {
 	pki := newTestPKI(t)
 	base := func(extra map[string]string) map[string]string {
@@ -131,12 +235,16 @@ func TestOAuthBearerJWKSConfigErrors(t *testing.T) {
 		}
 		return set
 	}
-	if _, err := config.LoadBroker("", nil, base(map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "https://idp.test/jwks"})); err == nil || !strings.Contains(err.Error(), "file: URL") {
-		t.Fatalf("https JWKS URL: %v", err)
+	if _, err := config.LoadBroker("", nil, base(map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "http://idp.test/jwks"})); err == nil || !strings.Contains(err.Error(), "use https") {
+		t.Fatalf("http JWKS URL: %v", err)
 	}
+	// An https endpoint whose certificate the system's roots do not know.
+	idp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"keys":[]}`)) }))
+	defer idp.Close()
 	for _, tc := range []struct{ url, want string }{
 		{"", "needs sasl.oauthbearer.jwks.endpoint.url"},
 		{"file://" + filepath.Join(t.TempDir(), "missing.json"), "no such file"},
+		{idp.URL + "/jwks", "certificate"},
 	} {
 		cfg, err := config.LoadBroker("", nil, base(map[string]string{"sasl.oauthbearer.jwks.endpoint.url": tc.url}))
 		if err != nil {
@@ -150,5 +258,51 @@ func TestOAuthBearerJWKSConfigErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("%q: %v, want %q", tc.url, err, tc.want)
 		}
+	}
+}
+
+// TestInterBrokerOAuthBearerConfigErrors: OAUTHBEARER between brokers
+// needs the principal claim among the JAAS unsecuredLogin* options, and
+// an inter-broker listener that validates unsecured tokens; otherwise the
+// start fails saying so.
+func TestInterBrokerOAuthBearerConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		extra map[string]string
+		want  string
+	}{
+		"no principal": {map[string]string{
+			"listener.name.internal.oauthbearer.sasl.jaas.config": `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_iss="x";`,
+		}, "unsecuredLoginStringClaim_sub"},
+		"signed-token validator": {map[string]string{
+			"listener.name.internal.oauthbearer.sasl.jaas.config":                   `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";`,
+			"listener.name.internal.oauthbearer.sasl.server.callback.handler.class": config.OAuthJWKSHandler,
+			"listener.name.internal.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": "file:///nonexistent/jwks.json",
+		}, "refuses"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			set := map[string]string{
+				"listeners":                                      "INTERNAL://127.0.0.1:0",
+				"listener.security.protocol.map":                 "INTERNAL:SASL_PLAINTEXT",
+				"inter.broker.listener.name":                     "INTERNAL",
+				"listener.name.internal.sasl.enabled.mechanisms": "OAUTHBEARER",
+				"sasl.mechanism.inter.broker.protocol":           "OAUTHBEARER",
+				"data.dir":                                       t.TempDir(),
+			}
+			for k, v := range tc.extra {
+				set[k] = v
+			}
+			cfg, err := config.LoadBroker("", nil, set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := Start(cfg, testLogger(t))
+			if err == nil {
+				srv.Shutdown(context.Background())
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
 	}
 }

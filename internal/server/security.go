@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -35,6 +36,8 @@ type listenerSecurity struct {
 	// interBrokerDial opens connections to other brokers' inter-broker
 	// listener (nil: plain TCP).
 	interBrokerDial kclient.DialFunc
+	// jwks are the https key sets being refreshed, stopped at shutdown.
+	jwks []*security.JWKSEndpoint
 }
 
 // tlsReloadCheck is how often a handshake looks at the key files.
@@ -157,6 +160,13 @@ func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c
 	if err != nil {
 		return nil, err
 	}
+	if mechName == security.MechOAuthBearer {
+		mech, err := s.interBrokerOAuth(spec, opts)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+	}
 	user, pass := opts["username"], opts["password"]
 	if user == "" || pass == "" {
 		return nil, fmt.Errorf("inter-broker listener %s uses SASL: set username and password in listener.name.%s.%s.sasl.jaas.config (or sasl.jaas.config)",
@@ -174,6 +184,28 @@ func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c
 		return nil, fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not supported", mechName)
 	}
 	return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+}
+
+// interBrokerOAuth is OAUTHBEARER between brokers as Kafka's default
+// login handler does it: each connection gets a fresh unsecured token
+// made from the unsecuredLogin* options of the inter-broker listener's
+// OAUTHBEARER JAAS config (unsecuredLoginStringClaim_sub names the
+// brokers' principal). Such a token passes only the unsecured validator,
+// so the inter-broker listener must use it for OAUTHBEARER: a listener
+// that verifies signed tokens would refuse every broker, and Strata has no
+// token-endpoint login (sasl.login.callback.handler.class) to get one.
+func (s *Server) interBrokerOAuth(spec listenerSpec, opts map[string]string) (sasl.Mechanism, error) {
+	switch class := s.cfg.ListenerMechString(spec.Name, security.MechOAuthBearer, "sasl.server.callback.handler.class"); class {
+	case config.OAuthJWKSHandler, config.OAuthJWKSHandlerOld:
+		return nil, fmt.Errorf("inter-broker OAUTHBEARER sends unsecured tokens (Kafka's default login), which listener %s's %s refuses: validate unsecured tokens there or use another sasl.mechanism.inter.broker.protocol", spec.Name, class)
+	}
+	if _, _, err := security.UnsecuredLoginToken(opts, time.Now()); err != nil {
+		return nil, fmt.Errorf("inter-broker OAUTHBEARER (listener.name.%s.oauthbearer.sasl.jaas.config): %w", strings.ToLower(spec.Name), err)
+	}
+	return oauth.Oauth(func(context.Context) (oauth.Auth, error) {
+		tok, ext, err := security.UnsecuredLoginToken(opts, time.Now())
+		return oauth.Auth{Token: tok, Extensions: ext}, err
+	}), nil
 }
 
 // saslClient authenticates a fresh connection: SaslHandshake v1, then
@@ -343,13 +375,18 @@ func (s *Server) oauthValidator(listener string, enabled bool) (security.TokenVa
 	}
 	u := get("sasl.oauthbearer.jwks.endpoint.url")
 	if u == "" {
-		return nil, fmt.Errorf("%s needs sasl.oauthbearer.jwks.endpoint.url (a file: URL)", config.OAuthJWKSHandler)
+		return nil, fmt.Errorf("%s needs sasl.oauthbearer.jwks.endpoint.url (an https or file: URL)", config.OAuthJWKSHandler)
 	}
-	path, err := config.JWKSPath(u)
+	path, https, err := config.ParseJWKSURL(u)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := security.NewJWKSFile(path, jwksReloadCheck, nil, s.log.With("listener", listener))
+	var keys interface{ Keys() []security.JWK }
+	if https {
+		keys, err = s.jwksEndpoint(listener, u, get)
+	} else {
+		keys, err = security.NewJWKSFile(path, jwksReloadCheck, nil, s.log.With("listener", listener))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -371,6 +408,62 @@ func (s *Server) oauthValidator(listener string, enabled bool) (security.TokenVa
 		ScopeClaim:        get("sasl.oauthbearer.scope.claim.name"),
 		ClockSkew:         time.Duration(skew) * time.Second,
 	})
+}
+
+// jwksEndpoint starts the background fetching of an https JWKS. Its TLS
+// settings are, as in Kafka (JaasOptionsUtils), client ssl.* options of
+// the listener's OAUTHBEARER sasl.jaas.config: ssl.truststore.location or
+// ssl.truststore.certificates (PEM; the system's roots when neither is
+// set), a keystore for mutual TLS, ssl.endpoint.identification.algorithm
+// (empty: the host name is not checked).
+func (s *Server) jwksEndpoint(listener, u string, get func(string) string) (*security.JWKSEndpoint, error) {
+	opts := map[string]string{}
+	if jaas := s.cfg.ListenerJAAS(listener, security.MechOAuthBearer); jaas != "" {
+		var err error
+		if opts, err = security.ParseJAAS(jaas); err != nil {
+			return nil, fmt.Errorf("OAUTHBEARER sasl.jaas.config: %w", err)
+		}
+	}
+	for _, k := range []string{"ssl.truststore.type", "ssl.keystore.type"} {
+		if v := opts[k]; v != "" && !strings.EqualFold(v, "PEM") {
+			return nil, fmt.Errorf("%s=%s in the OAUTHBEARER sasl.jaas.config: Strata reads PEM key material only", k, v)
+		}
+	}
+	logger := s.log.With("listener", listener)
+	src, err := security.NewTLSSource(security.TLSOptions{
+		KeystoreLocation:       opts["ssl.keystore.location"],
+		CertificateChain:       opts["ssl.keystore.certificate.chain"],
+		Key:                    opts["ssl.keystore.key"],
+		KeyPassword:            opts["ssl.key.password"],
+		TruststoreLocation:     opts["ssl.truststore.location"],
+		TruststoreCertificates: opts["ssl.truststore.certificates"],
+		ReloadCheck:            tlsReloadCheck,
+		Logger:                 logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JWKS endpoint TLS (OAUTHBEARER sasl.jaas.config): %w", err)
+	}
+	verifyHost := true
+	if v, ok := opts["ssl.endpoint.identification.algorithm"]; ok && strings.TrimSpace(v) == "" {
+		verifyHost = false
+	}
+	ms := func(k string) time.Duration {
+		n, _ := strconv.ParseInt(get(k), 10, 64) // checked by the config registry
+		return time.Duration(n) * time.Millisecond
+	}
+	e, err := security.NewJWKSEndpoint(security.JWKSEndpointConfig{
+		URL:             u,
+		Refresh:         ms("sasl.oauthbearer.jwks.endpoint.refresh.ms"),
+		RetryBackoff:    ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"),
+		RetryBackoffMax: ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms"),
+		TLS:             src.ClientConfig(verifyHost),
+		Logger:          logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.sec.jwks = append(s.sec.jwks, e)
+	return e, nil
 }
 
 // quorumTLS secures the metadata quorum's transport when the controller

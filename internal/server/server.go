@@ -605,6 +605,9 @@ func (s *Server) closeStorage(epoch int64) error {
 	if s.http != nil {
 		s.http.Close()
 	}
+	for _, e := range s.sec.jwks {
+		e.Close()
+	}
 	if s.lock != nil {
 		s.lock.Close()
 	}

@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestOAuthBearerInterBroker: three nodes whose brokers reach each other
+// on a SASL_PLAINTEXT listener with OAUTHBEARER as the inter-broker
+// mechanism, each connection carrying an unsecured token made from
+// unsecuredLoginStringClaim_sub (Kafka's default login handler), with an
+// ACL authorizer that lets nobody through without an ACL: the brokers'
+// principal (User:broker, from the token) is a super user by virtue of
+// being the inter-broker principal, so registrations, replica fetches and
+// forwarded requests pass. A replication-factor-3 topic with
+// min.insync.replicas=3 takes acks=all produces, which needs every
+// follower's fetch to have authenticated, for 10 s while the brokers'
+// 3-second tokens expire and their connections are dialed again.
+func TestOAuthBearerInterBroker(t *testing.T) {
+	bin := binary(t)
+	c := &testCluster{t: t}
+	var quorum, clients []string
+	for i := 1; i <= 3; i++ {
+		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), http: freeAddr(t)}
+		client := freeAddr(t)
+		clients = append(clients, client)
+		nd.listeners = fmt.Sprintf("BROKER://%s,CLIENT://%s,CONTROLLER://%s", nd.addr, client, nd.ctrl)
+		nd.extra = []string{
+			"--set", "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+			"--set", "inter.broker.listener.name=BROKER",
+			"--set", "controller.listener.names=CONTROLLER",
+			"--set", "listener.name.broker.sasl.enabled.mechanisms=OAUTHBEARER",
+			"--set", "sasl.mechanism.inter.broker.protocol=OAUTHBEARER",
+			"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" unsecuredLoginLifetimeSeconds="3";`,
+			"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+			"--set", "allow.everyone.if.no.acl.found=false",
+			"--set", "super.users=User:ANONYMOUS",
+			"--set", "offsets.topic.replication.factor=3",
+		}
+		quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))
+		c.nodes = append(c.nodes, nd)
+	}
+	for _, nd := range c.nodes {
+		nd.voters = strings.Join(quorum, ",")
+		nd.start()
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.kill()
+		}
+		if t.Failed() {
+			for _, nd := range c.nodes {
+				t.Logf("node %d log tail:\n%s", nd.id, nd.tail())
+			}
+		}
+	})
+	newClient := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(clients...),
+			kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient())
+	waitFor(t, "three brokers in the metadata", 60*time.Second, func() bool {
+		m, err := adm.Metadata(ctx)
+		return err == nil && len(m.Brokers) == 3
+	})
+	if _, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("3")}, "oauth-ib"); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	prod := newClient(kgo.RequiredAcks(kgo.AllISRAcks()))
+	waitFor(t, "an acks=all produce with three in sync", 30*time.Second, func() bool {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer pcancel()
+		return prod.ProduceSync(pctx, &kgo.Record{Topic: "oauth-ib", Value: []byte("first")}).FirstErr() == nil
+	})
+	// The brokers' tokens live 3 s: a session ends when its token
+	// expires, the follower's next fetch closes its connection, and it
+	// dials again with a new token. Replication goes on across several
+	// expiries: every acks=all produce of 10 s succeeds.
+	end := time.Now().Add(10 * time.Second)
+	n := 0
+	for ; time.Now().Before(end); n++ {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "oauth-ib", Value: fmt.Appendf(nil, "r%d", n)}).FirstErr(); err != nil {
+			t.Fatalf("acks=all produce %d with min.insync.replicas=3: %v", n, err)
+		}
+	}
+	expired := 0
+	for _, nd := range c.nodes {
+		b, err := os.ReadFile(filepath.Join(nd.dir, "strata.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expired += strings.Count(string(b), "SASL session of User:broker expired")
+	}
+	if expired == 0 {
+		t.Fatal("no broker's session expired: the test did not cross a token expiry")
+	}
+	t.Logf("%d acks=all produces across %d expiries of the brokers' sessions", n, expired)
+	waitFor(t, "full ISRs", 30*time.Second, func() bool {
+		m, err := adm.Metadata(ctx, "oauth-ib")
+		if err != nil {
+			return false
+		}
+		for _, p := range m.Topics["oauth-ib"].Partitions {
+			if len(p.ISR) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+}
