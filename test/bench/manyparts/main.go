@@ -58,9 +58,12 @@ type phase struct {
 	// the franz-go client) during the phase.
 	ClientCPU      float64 `json:"client_cpu_s,omitempty"`
 	ClientCPUPerGB float64 `json:"client_cpu_s_per_gb,omitempty"`
-	FDs            int     `json:"open_fds"`
-	RSSMB          float64 `json:"rss_mb"`
-	Note           string  `json:"note,omitempty"`
+	// FirstWrite is the time the warm-up took: one record to every
+	// partition, the first write of each (their logs are created by it).
+	FirstWrite float64 `json:"first_write_s,omitempty"`
+	FDs        int     `json:"open_fds"`
+	RSSMB      float64 `json:"rss_mb"`
+	Note       string  `json:"note,omitempty"`
 }
 
 type result struct {
@@ -196,7 +199,7 @@ func run() error {
 		return err
 	}
 	p.Name = "produce"
-	p.Note = fmt.Sprintf("%d partitions round-robin", o.topics*o.partitions)
+	p.Note = fmt.Sprintf("%d partitions round-robin; first record to each took %.2f s", o.topics*o.partitions, p.FirstWrite)
 	add(p)
 	if len(res.Phases) > 1 && res.Phases[1].Name == "few" && res.Phases[1].MBps > 0 {
 		res.ManyOverFew = p.MBps / res.Phases[1].MBps
@@ -591,9 +594,11 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 	records := n / int64(o.recordSize)
 	// Warm up: one record per partition, so connections and producer id
 	// are in place and every partition has been written once.
+	tw := time.Now()
 	if err := produceOne(ctx, cl, topics, partitions, value, c); err != nil {
 		return phase{}, err
 	}
+	firstWrite := time.Since(tw).Seconds()
 	records -= int64(len(topics) * partitions)
 	stop := func() {}
 	if prof != "" {
@@ -631,7 +636,7 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 		return phase{}, fmt.Errorf("produce: %w", *e)
 	}
 	gb := float64(records*int64(o.recordSize)) / 1e9
-	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb, ClientCPU: ccpu, ClientCPUPerGB: ccpu / gb}, nil
+	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb, ClientCPU: ccpu, ClientCPUPerGB: ccpu / gb, FirstWrite: firstWrite}, nil
 }
 
 // produceOne produces one record to every partition and waits for them.
