@@ -223,19 +223,8 @@ func (l *Log) rollAt(base int64) error {
 
 // writeEpochs writes the leader epoch checkpoint after the cache changed;
 // if that fails (a full disk), the next append tries again. mu held.
-//
-// It does not fsync (issue 14: two fsyncs, of the file and of the
-// directory, on the first append of every partition in every leader epoch
-// stalled the produce path, ~10,000 of them after creating or failing over
-// 10,000 partitions). As Kafka does since KAFKA-15046: the file is written
-// (a process crash, kill -9, finds it in the page cache), and the next full
-// flush fsyncs it before it moves the recovery point, so that after a
-// machine crash the checkpoint covers every batch below the recovery
-// point; the batches above it are scanned by recovery, which assigns their
-// epochs again (recover.go). A clean shutdown flushes fully before its
-// marker.
 func (l *Log) writeEpochs() {
-	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), false); err != nil {
+	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
 		if !l.epochsDirty {
 			l.logger.Warn("writing leader epoch checkpoint failed; retrying with the next append", "err", err)
 		}
@@ -243,22 +232,6 @@ func (l *Log) writeEpochs() {
 		return
 	}
 	l.epochsDirty = false
-	l.epochsUnsynced = true
-}
-
-// syncEpochs makes the leader epoch checkpoint durable if writeEpochs
-// wrote it without fsync: it writes the cache again with fsyncs of the
-// file and the directory. mu held (every writer of the file holds it).
-func (l *Log) syncEpochs() error {
-	if !l.epochsUnsynced {
-		return nil
-	}
-	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
-		return err
-	}
-	l.epochsUnsynced = false
-	l.epochsDirty = false
-	return nil
 }
 
 // WriteReady reports whether the next write needs no preparation: the log

@@ -91,16 +91,7 @@ func (l *Log) flushWith(full, fsync bool) error {
 	}
 	l.unflushed -= unflushed
 	l.lastFlushMs = l.nowMs()
-	var epochErr error
-	if full {
-		// The epoch checkpoint must be durable before the recovery point
-		// moves past the batches it describes (writeEpochs).
-		epochErr = l.syncEpochs()
-	}
 	l.mu.Unlock()
-	if epochErr != nil {
-		return fmt.Errorf("storage: %w", epochErr)
-	}
 
 	if full && leo > l.recovery {
 		if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, leo); err != nil {

@@ -43,10 +43,6 @@ type Log struct {
 	closed      bool
 	failed      error // a write failed and could not be undone: the log refuses appends
 	epochsDirty bool  // the leader epoch checkpoint is behind the cache (its write failed)
-	// epochsUnsynced: the append path wrote the leader epoch checkpoint
-	// without fsync since it was last written with one; a full flush
-	// fsyncs it before it moves the recovery point (flush.go).
-	epochsUnsynced bool
 	// With Options.Lazy (lazy.go): noDir says the directory has not been
 	// created yet (the log is empty and lives in memory); cleanMarker that
 	// the clean shutdown marker is still on disk (nothing was written
