@@ -24,8 +24,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -63,64 +61,26 @@ func (b *Broker) handleProduce(_ context.Context, r *request) {
 // produceAppend appends every partition's batch and fills the response;
 // verified holds the outcome of the transaction verifications done for the
 // request (nil when none were).
-//
-// It first resolves every partition, then prepares, concurrently, the logs
-// whose first write still has files to create (storage.Log.PrepareWrite),
-// then appends in request order. The preparation is fsyncs; done by each
-// append in turn it cost 4 ms per partition, 42 s for a first record to
-// each of 10,000 new partitions (issue 14).
 func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified map[topicPartition]txnVerification) (*kmsg.ProduceResponse, []pendingSync, bool) {
 	img := b.image()
 	resp := kmsg.NewPtrProduceResponse()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	fsyncAlways := b.opts.Static.FsyncAlways()
-	topics := make([]*metadata.Topic, len(req.Topics))
-	n := 0
-	for i := range req.Topics {
-		rt := &req.Topics[i]
-		if r.version >= 13 {
-			topics[i] = img.TopicsByID[metadata.UUID(rt.TopicID)]
-		} else {
-			topics[i] = img.Topics[rt.Topic]
-		}
-		n += len(rt.Partitions)
-	}
-	// The partitions, in request order, of the topics that may be
-	// appended to (the checks below decide for each).
-	type target struct {
-		p   *replication.Partition
-		err error
-	}
-	targets := make([]target, 0, n)
-	var unready []*replication.Partition
-	for i := range req.Topics {
-		t := topics[i]
-		for j := range req.Topics[i].Partitions {
-			var tg target
-			if acksOK && t != nil && !internalTopic(t.Name) {
-				tg.p, tg.err = b.partition(t.Name, req.Topics[i].Partitions[j].Partition)
-				if tg.err == nil && !tg.p.WriteReady() {
-					unready = append(unready, tg.p)
-				}
-			}
-			targets = append(targets, tg)
-		}
-	}
-	prepareWrites(unready)
-
 	var syncs []pendingSync
 	failed := false
-	k := 0
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := &resp.Topics[i]
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		t := topics[i]
+		var t *metadata.Topic
+		if r.version >= 13 {
+			t = img.TopicsByID[metadata.UUID(rt.TopicID)]
+		} else {
+			t = img.Topics[rt.Topic]
+		}
 		for j := range rt.Partitions {
-			tg := targets[k]
-			k++
 			rp := &st.Partitions[j]
 			rp.Default()
 			rp.Partition = rt.Partitions[j].Partition
@@ -142,8 +102,8 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 				if err != nil {
 					break
 				}
-				p := tg.p
-				err = tg.err
+				var p *replication.Partition
+				p, err = b.partition(t.Name, rp.Partition)
 				if err == nil {
 					var last int64
 					last, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}])
@@ -165,34 +125,6 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 		}
 	}
 	return resp, syncs, failed
-}
-
-// prepareWorkers bounds the logs prepared at once (as the partition
-// manager's openWorkers bounds the logs opened at once).
-const prepareWorkers = 16
-
-// prepareWrites prepares the logs of ps for their first write, up to
-// prepareWorkers at a time; one is done in place.
-func prepareWrites(ps []*replication.Partition) {
-	if len(ps) < 2 {
-		return // the append does it
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(prepareWorkers, len(ps)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(ps) {
-					return
-				}
-				ps[i].PrepareWrite()
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // produceFinish answers once the appended batches are durable and, for

@@ -206,21 +206,6 @@ func (p *Partition) checkLeader(epoch int32) error {
 // AppendResult is storage's: offsets the batch got.
 type AppendResult = storage.AppendResult
 
-// WriteReady reports whether the log needs no preparation before its next
-// write (storage.Log.WriteReady).
-func (p *Partition) WriteReady() bool { return p.log.WriteReady() }
-
-// PrepareWrite prepares the leader's log for its next write
-// (storage.Log.PrepareWrite), so that the produce path can prepare the logs
-// of many partitions concurrently before it appends to them in order. A
-// failure is left for the append to report (it tries again), so that
-// the partition's error state and the client's answer come from one place.
-func (p *Partition) PrepareWrite() {
-	if p.leader.Load() {
-		_ = p.log.PrepareWrite()
-	}
-}
-
 // AppendAsLeader validates a produced batch as Kafka's LogValidator does and
 // appends it with the current leader epoch. records must be exactly one
 // record batch v2. With acks=all (-1), fewer in-sync replicas than

@@ -233,27 +233,3 @@ func (l *Log) writeEpochs() {
 	}
 	l.epochsDirty = false
 }
-
-// WriteReady reports whether the next write needs no preparation: the log
-// exists on disk and its clean shutdown marker is gone (lazy.go).
-func (l *Log) WriteReady() bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return !l.noDir && !l.cleanMarker
-}
-
-// PrepareWrite does now what the next write would do first (ensureWritable:
-// create a lazily created log on disk, remove the clean shutdown marker),
-// so that a caller about to write to many logs can prepare them
-// concurrently: each preparation is mostly waiting for fsyncs, and done
-// one after the other, as the appends are, they took 4 ms each (issue 14:
-// 42 s for the first record to each of 10,000 new partitions). An error
-// leaves the log as it was, and the write reports it again.
-func (l *Log) PrepareWrite() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.errClosedOrFailed(); err != nil {
-		return err
-	}
-	return l.ensureWritable()
-}

@@ -16,10 +16,10 @@ import (
 )
 
 // TestProduceToManyNewPartitions: one request's first writes to many new
-// partitions (their logs are created concurrently before the appends,
-// produceAppend) land at offset 0 of each, in the right log; a partition
-// whose log cannot be created answers KAFKA_STORAGE_ERROR, alone, and
-// takes the next write once it can be created.
+// partitions (each creates its log, storage/lazy.go) land at offset 0 of
+// each, in the right log; a partition whose log cannot be created answers
+// KAFKA_STORAGE_ERROR, alone, and takes the next write once it can be
+// created.
 func TestProduceToManyNewPartitions(t *testing.T) {
 	b := newTestBroker(t)
 	const parts = 40
