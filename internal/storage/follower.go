@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -690,24 +691,30 @@ func (l *Log) SaveHighWatermark(hw int64) error {
 	if err != nil {
 		return fmt.Errorf("storage: save high watermark: create log %s: %w", l.dir, err)
 	}
-	data := []byte(fmt.Sprintf("0\n%d\n", hw))
-	if err := overwriteSmallFile(l.dir, replicationCheckpointFile, data); err != nil {
+	data := strconv.AppendInt([]byte("0\n"), hw, 10)
+	data = append(data, '\n')
+	prev := l.hwFileLen
+	l.hwFileLen = -1 // unknown until the write below succeeds
+	if err := overwriteSmallFile(l.dir, replicationCheckpointFile, data, prev); err != nil {
 		return fmt.Errorf("storage: save high watermark: %w", err)
 	}
+	l.hwFileLen = len(data)
 	l.hw.Store(hw)
 	return nil
 }
 
 // overwriteSmallFile replaces the content of dir/name, a file of less than
-// a sector, in place with one write (and a truncation if it got shorter),
-// or creates it with writeFileAtomic if it does not exist yet. It does not
-// fsync. A process crash sees the old or the new content (the write is one
-// copy into one page); a machine crash may leave either or, in theory, an
-// unreadable file, which readers of unsynced checkpoints must tolerate
-// anyway. Cheaper than a new file and a rename (no inode, no directory
-// change), which matters for the high watermarks of thousands of
-// partitions, checkpointed every few seconds.
-func overwriteSmallFile(dir, name string, data []byte) error {
+// a sector, in place with one write (and a truncation if it got shorter
+// than prevLen, the length of its content as last written by this process,
+// or 0 or less if unknown), or creates it with writeFileAtomic if it does not
+// exist yet. It does not fsync. A process crash sees the old or the new
+// content (the write is one copy into one page); a machine crash may leave
+// either or, in theory, an unreadable file, which readers of unsynced
+// checkpoints must tolerate anyway. Cheaper than a new file and a rename
+// (no inode, no directory change), which matters for the high watermarks
+// of thousands of partitions, checkpointed every few seconds: a growing
+// offset never needs the truncation (issue 14).
+func overwriteSmallFile(dir, name string, data []byte, prevLen int) error {
 	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -717,7 +724,7 @@ func overwriteSmallFile(dir, name string, data []byte) error {
 		return fmt.Errorf("%w: open %s: %w", ErrIO, name, err)
 	}
 	_, werr := f.WriteAt(data, 0)
-	if werr == nil {
+	if werr == nil && (prevLen <= 0 || len(data) < prevLen) {
 		werr = f.Truncate(int64(len(data)))
 	}
 	cerr := f.Close()

@@ -1090,3 +1090,42 @@ func TestFollowerConcurrentReads(t *testing.T) {
 		t.Fatal("follower differs from the leader")
 	}
 }
+
+// TestHighWatermarkCheckpointLengths: the checkpoint is overwritten in
+// place and truncated only when its content gets shorter (issue 14: a
+// growing offset costs one write); a file left longer by an earlier
+// process is truncated by the first write, and a failed write makes the
+// next one truncate.
+func TestHighWatermarkCheckpointLengths(t *testing.T) {
+	tl := openTestLog(t, testConfig())
+	for i := range 1200 {
+		tl.mustAppend(makeBatch(t, batchSpec{ts: int64(i)}))
+	}
+	path := filepath.Join(tl.dir, replicationCheckpointFile)
+	check := func(hw int64) {
+		t.Helper()
+		if err := tl.SaveHighWatermark(hw); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != "0\n"+itoa(hw)+"\n" {
+			t.Fatalf("after saving %d: checkpoint file %q %v", hw, b, err)
+		}
+	}
+	for _, hw := range []int64{9, 10, 11, 999, 1000, 5, 1100, 1099, 0, 1200} {
+		check(hw)
+	}
+	// An earlier process left a longer file than this one wrote.
+	tl.reopen()
+	if err := os.WriteFile(path, []byte("0\n123456789\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(7)
+	// A failed write leaves the length unknown: the next write truncates.
+	if err := os.WriteFile(path, []byte("0\n987654321\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl.hwMu.Lock()
+	tl.hwFileLen = -1
+	tl.hwMu.Unlock()
+	check(8)
+}

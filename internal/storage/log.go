@@ -82,6 +82,11 @@ type Log struct {
 
 	hwMu sync.Mutex   // serializes SaveHighWatermark
 	hw   atomic.Int64 // high watermark last saved or read at Open (follower.go)
+	// hwFileLen is the length of what SaveHighWatermark last wrote to
+	// replication-offset-checkpoint, 0 before it wrote (then the file's
+	// length is unknown and the next write truncates it), -1 after a
+	// failed write; guarded by hwMu.
+	hwFileLen int
 }
 
 func (l *Log) now() time.Time {

@@ -24,8 +24,9 @@ func run() error {
 	portList := flag.String("ports", "", "comma-separated TCP ports: one in-process broker on each (kfake.NumBrokers(len)); overrides --port")
 	dataDir := flag.String("data-dir", "", "directory for kfake's persisted state (required)")
 	syncWrites := flag.Bool("sync-writes", false, "fsync every batch (kfake.SyncWrites)")
+	inMemory := flag.Bool("in-memory", false, "keep everything in memory and ignore --data-dir (kfake's persistence fails with 10,000 partitions)")
 	flag.Parse()
-	if *dataDir == "" {
+	if *dataDir == "" && !*inMemory {
 		return fmt.Errorf("--data-dir is required")
 	}
 	ports := []int{*port}
@@ -42,7 +43,9 @@ func run() error {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(len(ports)),
 		kfake.Ports(ports...),
-		kfake.DataDir(*dataDir),
+	}
+	if !*inMemory {
+		opts = append(opts, kfake.DataDir(*dataDir))
 	}
 	if *syncWrites {
 		opts = append(opts, kfake.SyncWrites())

@@ -27,6 +27,17 @@
 // profiles of the create, produce and restart phases from the broker's
 // /debug/pprof (on --http-listen).
 //
+// The produce phase also reports the client's own CPU (this process's
+// rusage, i.e. franz-go) per GB, and how long the warm-up took (one record
+// to every partition: the first write of each log, which creates it).
+// --broker-cpus and --client-cpus pin the broker and this program to
+// different CPUs (taskset), so that a throughput is the broker's or the
+// client's, which the CPU figures tell apart. --kind kfake or klite runs
+// the few/create/produce phases against test/bench/kfakeserver (use
+// --broker-args=--in-memory: kfake's persistence fails at 10,000
+// partitions) or a klite binary instead; the load average is printed with
+// every phase.
+//
 // It prints a table on stderr as it goes and one JSON line on stdout.
 // It imports only franz-go (kgo, kadm, kerr) and the standard library.
 package main

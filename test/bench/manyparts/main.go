@@ -43,6 +43,8 @@ type options struct {
 	stopTimeout   time.Duration
 	maxBufRecords int
 	maxBufBytes   int
+	kind          string
+	brokerCPUs    string
 }
 
 // phase is what one step measured; zero fields did not apply.
@@ -52,12 +54,22 @@ type phase struct {
 	MBps       float64 `json:"mb_per_s,omitempty"`
 	CPUsPerGB  float64 `json:"broker_cpu_s_per_gb,omitempty"`
 	CPUSeconds float64 `json:"broker_cpu_s"`
+	// ClientCPU is this process's own CPU (utime+stime, all its threads:
+	// the franz-go client) during the phase.
+	ClientCPU      float64 `json:"client_cpu_s,omitempty"`
+	ClientCPUPerGB float64 `json:"client_cpu_s_per_gb,omitempty"`
+	// FirstWrite is the time the warm-up took: one record to every
+	// partition, the first write of each (their logs are created by it).
+	FirstWrite float64 `json:"first_write_s,omitempty"`
 	FDs        int     `json:"open_fds"`
 	RSSMB      float64 `json:"rss_mb"`
 	Note       string  `json:"note,omitempty"`
 }
 
 type result struct {
+	Kind           string  `json:"broker"`
+	LoadAvg        string  `json:"loadavg_start"`
+	LoadAvgEnd     string  `json:"loadavg_end"`
 	Topics         int     `json:"topics"`
 	Partitions     int     `json:"partitions_per_topic"`
 	Total          int     `json:"partitions"`
@@ -80,7 +92,10 @@ func main() {
 func run() error {
 	var o options
 	var brokerArgs string
-	flag.StringVar(&o.bin, "bin", "bin/strata", "the strata binary")
+	flag.StringVar(&o.bin, "bin", "bin/strata", "the broker binary (strata, kfakeserver or klite, see --kind)")
+	flag.StringVar(&o.kind, "kind", "strata", "what --bin is: strata, kfake (test/bench/kfakeserver) or klite; the restart phases run for strata only")
+	flag.StringVar(&o.brokerCPUs, "broker-cpus", "", "pin the broker to these CPUs (taskset -c list), e.g. 1")
+	clientCPUs := flag.String("client-cpus", "", "pin this program (the client) to these CPUs: it re-executes itself under taskset -c, e.g. 0")
 	flag.StringVar(&o.dataDir, "data-dir", "", "broker data directory (default: a new temporary directory, removed at the end)")
 	flag.StringVar(&brokerArgs, "broker-args", "", "extra arguments to the serve command, space-separated (e.g. \"--set log.fd.cache.size=1000\")")
 	flag.IntVar(&o.topics, "topics", 100, "topics to create")
@@ -98,6 +113,18 @@ func run() error {
 	flag.DurationVar(&o.stopTimeout, "stop-timeout", 5*time.Minute, "how long a clean shutdown may take")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure the clean and the kill -9 restart")
 	flag.Parse()
+	if *clientCPUs != "" && os.Getenv("MANYPARTS_PINNED") == "" {
+		return reexecPinned(*clientCPUs)
+	}
+	switch o.kind {
+	case "strata", "kfake", "klite":
+	default:
+		return fmt.Errorf("--kind %q: want strata, kfake or klite", o.kind)
+	}
+	if o.kind != "strata" {
+		o.restarts = false
+		o.pprofDir = ""
+	}
 	if o.fewBytes == 0 {
 		o.fewBytes = o.bytes
 	}
@@ -118,13 +145,13 @@ func run() error {
 		return err
 	}
 	b := &broker{o: o, addr: "127.0.0.1:" + ports[0], httpAddr: "127.0.0.1:" + ports[1], logPath: o.dataDir + ".log"}
-	res := result{Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
+	res := result{Kind: o.kind, LoadAvg: loadAvg(), Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
 	defer b.kill()
 	add := func(p phase) {
 		p.FDs, p.RSSMB = b.fds(), b.rssMB()
 		res.Phases = append(res.Phases, p)
-		fmt.Fprintf(os.Stderr, "%-10s %8.3f s  %8.1f MB/s  cpu %6.2f s (%6.3f s/GB)  fds %6d  rss %7.1f MB  %s\n",
-			p.Name, p.Seconds, p.MBps, p.CPUSeconds, p.CPUsPerGB, p.FDs, p.RSSMB, p.Note)
+		fmt.Fprintf(os.Stderr, "%-10s %8.3f s  %8.1f MB/s  cpu %6.2f s (%6.3f s/GB)  client cpu %6.2f s (%6.3f s/GB)  fds %6d  rss %7.1f MB  load %s  %s\n",
+			p.Name, p.Seconds, p.MBps, p.CPUSeconds, p.CPUsPerGB, p.ClientCPU, p.ClientCPUPerGB, p.FDs, p.RSSMB, loadAvg(), p.Note)
 	}
 
 	t0 := time.Now()
@@ -172,7 +199,7 @@ func run() error {
 		return err
 	}
 	p.Name = "produce"
-	p.Note = fmt.Sprintf("%d partitions round-robin", o.topics*o.partitions)
+	p.Note = fmt.Sprintf("%d partitions round-robin; first record to each took %.2f s", o.topics*o.partitions, p.FirstWrite)
 	add(p)
 	if len(res.Phases) > 1 && res.Phases[1].Name == "few" && res.Phases[1].MBps > 0 {
 		res.ManyOverFew = p.MBps / res.Phases[1].MBps
@@ -211,6 +238,7 @@ func run() error {
 	if err := b.stop(); err != nil {
 		return err
 	}
+	res.LoadAvgEnd = loadAvg()
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
@@ -241,12 +269,31 @@ type broker struct {
 }
 
 func (b *broker) start() error {
-	args := append([]string{"serve", "--listen", b.addr, "--http-listen", b.httpAddr, "--data-dir", b.o.dataDir, "--log-level", "warn"}, b.o.brokerArgs...)
+	var args []string
+	switch b.o.kind {
+	case "kfake":
+		_, port, _ := net.SplitHostPort(b.addr)
+		args = []string{"--port", port, "--data-dir", b.o.dataDir}
+	case "klite":
+		args = []string{"--listen", b.addr, "--data-dir", b.o.dataDir}
+	default:
+		args = []string{"serve", "--listen", b.addr, "--http-listen", b.httpAddr, "--data-dir", b.o.dataDir, "--log-level", "warn"}
+	}
+	args = append(args, b.o.brokerArgs...)
 	lf, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(b.o.bin, args...)
+	if err := os.MkdirAll(b.o.dataDir, 0o755); err != nil {
+		return err
+	}
+	bin := b.o.bin
+	if b.o.brokerCPUs != "" {
+		// taskset execs the broker, so the pid stays the broker's.
+		args = append([]string{"-c", b.o.brokerCPUs, bin}, args...)
+		bin = "taskset"
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -547,9 +594,11 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 	records := n / int64(o.recordSize)
 	// Warm up: one record per partition, so connections and producer id
 	// are in place and every partition has been written once.
+	tw := time.Now()
 	if err := produceOne(ctx, cl, topics, partitions, value, c); err != nil {
 		return phase{}, err
 	}
+	firstWrite := time.Since(tw).Seconds()
 	records -= int64(len(topics) * partitions)
 	stop := func() {}
 	if prof != "" {
@@ -558,7 +607,7 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 	defer stop()
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
-	c0 := b.cpu()
+	c0, cc0 := b.cpu(), selfCPU()
 	t0 := time.Now()
 	T := int64(len(topics))
 	for i := range records {
@@ -582,12 +631,12 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 	}
 	wg.Wait()
 	el := time.Since(t0).Seconds()
-	cpu := b.cpu() - c0
+	cpu, ccpu := b.cpu()-c0, selfCPU()-cc0
 	if e := failed.Load(); e != nil {
 		return phase{}, fmt.Errorf("produce: %w", *e)
 	}
 	gb := float64(records*int64(o.recordSize)) / 1e9
-	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb}, nil
+	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb, ClientCPU: ccpu, ClientCPUPerGB: ccpu / gb, FirstWrite: firstWrite}, nil
 }
 
 // produceOne produces one record to every partition and waits for them.
@@ -620,6 +669,48 @@ func produceOnePerPartition(ctx context.Context, addr string, topics []string, p
 	defer cl.Close()
 	if err := produceOne(ctx, cl, topics, partitions, []byte("after-restart"), c); err != nil {
 		return errors.Join(err, errors.New("(before kill -9)"))
+	}
+	return nil
+}
+
+// selfCPU is this process's utime+stime in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// loadAvg is the first three fields of /proc/loadavg.
+func loadAvg() string {
+	bs, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(bs))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// reexecPinned runs this program again under taskset -c cpus, with the
+// same arguments, and exits with its status.
+func reexecPinned(cpus string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("taskset", append([]string{"-c", cpus, self}, os.Args[1:]...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "MANYPARTS_PINNED=1")
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.ExitCode())
+		}
+		return err
 	}
 	return nil
 }
