@@ -83,7 +83,10 @@ type Manager struct {
 	// error instead of silently empty data.
 	failed   atomic.Pointer[map[TopicPartition]error]
 	fetchers map[int32]*fetcher // by leader; mu held
-	applied  *metadata.Image    // the last image applied; mu held
+	// fds is the descriptor cache every partition log shares
+	// (log.fd.cache.size; nil: none).
+	fds     *storage.FDCache
+	applied *metadata.Image // the last image applied; mu held
 	// settled is the offset of the last image applied and handed to
 	// AfterApply; appliedCh is closed and replaced when it moves. mu held.
 	settled   int64
@@ -118,6 +121,11 @@ func NewManager(opts Options) *Manager {
 	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
 		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() },
 		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now)}
+	if opts.Static != nil {
+		if n := opts.Static.Int64("log.fd.cache.size"); n > 0 {
+			m.fds = storage.NewFDCache(int(n))
+		}
+	}
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
 	noFail := map[TopicPartition]error{}
@@ -525,6 +533,7 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		// Cold reads drop what they passed (storage/coldread.go).
 		ColdReadBytes: m.coldReadBytes(),
 		Lazy:          true,
+		FDCache:       m.fds,
 	})
 	if err != nil {
 		return nil, err
@@ -801,4 +810,13 @@ func (s nameSample) String() string {
 		out += fmt.Sprintf(" and %d more", more)
 	}
 	return out
+}
+
+// FDCacheStats are the counters of the partition logs' descriptor cache
+// (log.fd.cache.size); ok is false when there is none.
+func (m *Manager) FDCacheStats() (st storage.FDCacheStats, ok bool) {
+	if m.fds == nil {
+		return st, false
+	}
+	return m.fds.Stats(), true
 }

@@ -75,6 +75,10 @@ type Options struct {
 	// its first write, and closing a log nothing was written to since it
 	// opened writes nothing.
 	Lazy bool
+	// FDCache, if set, is the descriptor cache (log.fd.cache.size) the
+	// log's segment files share with other logs (fdcache.go); nil keeps
+	// every segment's file open while the segment exists.
+	FDCache *FDCache
 }
 
 // Errors. The broker maps them to Kafka error codes.

@@ -402,11 +402,17 @@ func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 	if p.dirtyIdx < len(p.segs) {
 		c.txn = newTxnCleanState(c.l.AbortedTxns(p.segs[p.dirtyIdx].base, p.uncleanable), nil)
 	}
+	var pins pinSet
+	defer pins.release()
 	for _, s := range p.segs[p.dirtyIdx:] {
 		if c.l.isClosed() {
 			return 0, ErrClosed
 		}
-		br := newBatchReader(s.f, 0, s.size.Load(), c.readBuf)
+		f, err := pins.file(s)
+		if err != nil {
+			return 0, fmt.Errorf("storage: clean: %w", err)
+		}
+		br := newBatchReader(f, 0, s.size.Load(), c.readBuf)
 		for {
 			b, pos, err := br.next()
 			if errors.Is(err, io.EOF) {

@@ -68,14 +68,20 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 		out = out[:0]
 		return nil
 	}
+	var pins pinSet
+	defer pins.release()
 	for _, s := range group {
 		if l.isClosed() {
 			return false, nil
 		}
-		if fi, err := s.f.Stat(); err == nil && fi.ModTime().After(mtime) {
+		sf, err := pins.file(s)
+		if err != nil {
+			return false, fmt.Errorf("storage: clean: %w", err)
+		}
+		if fi, err := sf.Stat(); err == nil && fi.ModTime().After(mtime) {
 			mtime = fi.ModTime()
 		}
-		br := newBatchReader(s.f, 0, s.size.Load(), c.readBuf)
+		br := newBatchReader(sf, 0, s.size.Load(), c.readBuf)
 		for {
 			b, bpos, err := br.next()
 			if errors.Is(err, io.EOF) {
@@ -194,6 +200,7 @@ func (l *Log) swapIn(ns *segment, group []*segment, committed *bool) (bool, erro
 
 	// Committed: from here a crash is finished by recoverCleanerSwap.
 	ns.onClose = l.reportCloseError
+	l.adopt(ns)
 	l.mu.Lock()
 	segs := make([]*segment, 0, len(l.segs)-len(group)+1)
 	segs = append(segs, l.segs[:at]...)

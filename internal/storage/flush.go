@@ -177,12 +177,17 @@ func (l *Log) Flush() error {
 
 // syncFile fsyncs a segment's log file, timing it for the observer.
 func (l *Log) syncFile(s *segment) error {
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
 	obs := l.fsyncObs.Load()
 	if obs == nil {
-		return l.io.sync(s.f)
+		return l.io.sync(f)
 	}
 	start := time.Now()
-	err := l.io.sync(s.f)
+	err = l.io.sync(f)
 	(*obs)(time.Since(start))
 	return err
 }

@@ -153,7 +153,7 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 		}
 		run := b[:end-pos]
 		start := pos
-		if n, werr := l.io.writeAt(s.f, run, pos); werr != nil {
+		if n, werr := s.writeAt(l.io, run, pos); werr != nil {
 			// Cut off whatever part was written so the file stays whole batches.
 			if l.cutBack(s, pos, werr) && pos == 0 && s.base > l.leo.Load() {
 				// A segment rolled at a gap stays empty: the log ends at its
@@ -287,7 +287,12 @@ func (l *Log) TruncateTo(offset int64) error {
 		if offset > s.base {
 			pos = s.offIdx.lookup(offset - s.base)
 		}
-		bpos, _, found, err := findBatch(s.f, pos, size, offset, hdr)
+		var bpos int64
+		var found bool
+		err := s.withFile(func(f *os.File) (err error) {
+			bpos, _, found, err = findBatch(f, pos, size, offset, hdr)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("storage: truncate to %d: %w: %s: %w", offset, ErrCorruptSegment, s.path(logSuffix), err)
 		}
@@ -361,7 +366,7 @@ func (l *Log) afterTruncation() error {
 		if err := removeSnapshotsAbove(l.dir, end); err != nil {
 			errs = append(errs, err)
 		}
-		s, err := openSegment(l.dir, l.logStart, l.now(), true)
+		s, err := l.newSegment(l.logStart, true)
 		if err != nil {
 			l.failed = fmt.Errorf("%w: truncation left the log end %d below the log start %d: %w", ErrIO, end, l.logStart, err)
 			l.logger.Error("log failed", "err", l.failed)
@@ -438,16 +443,22 @@ func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 		}
 		errs = append(errs, err)
 		ns.onClose = l.reportCloseError
+		l.adopt(ns)
 		l.segs[k] = ns
 		s.release() // not deleted: its name now belongs to ns
 		s = ns
 	} else {
-		if err := s.f.Truncate(cut); err != nil {
+		f, err := s.file()
+		if err != nil {
+			return fmt.Errorf("%w: truncate %s: %w", ErrIO, s.path(logSuffix), err)
+		}
+		defer s.unpin()
+		if err := f.Truncate(cut); err != nil {
 			return fmt.Errorf("%w: truncate %s: %w", ErrIO, s.path(logSuffix), err)
 		}
 		s.size.Store(cut)
 		s.syncedSize = min(s.syncedSize, cut)
-		if err := s.f.Sync(); err != nil {
+		if err := f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("fsync %s: %w", s.path(logSuffix), err))
 		} else {
 			s.syncedSize = cut
@@ -486,7 +497,13 @@ func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
 	}
-	if n, err := io.Copy(f, io.NewSectionReader(s.f, 0, cut)); err != nil || n != cut {
+	src, err := s.file()
+	if err != nil {
+		return fail(err)
+	}
+	n, err := io.Copy(f, io.NewSectionReader(src, 0, cut))
+	s.unpin()
+	if err != nil || n != cut {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
@@ -533,10 +550,15 @@ func (s *segment) trimTo(cut int64, hdr []byte) error {
 		pos = int64(p)
 	}
 	// The headers from the last indexed batch to the cut.
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
 	next, bytesSince := s.base, int64(0)
 	scanTs, scanTsOffset := int64(-1), int64(-1)
 	for pos < cut {
-		h, err := readHeader(s.f, pos, hdr)
+		h, err := readHeader(f, pos, hdr)
 		if err != nil {
 			return err
 		}
@@ -610,7 +632,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := syncDir(l.dir); err != nil {
 		errs = append(errs, err)
 	}
-	s, err := openSegment(l.dir, offset, l.now(), true)
+	s, err := l.newSegment(offset, true)
 	if err != nil {
 		// No segment at all: the log cannot go on.
 		l.failed = fmt.Errorf("%w: truncate fully: %w", ErrIO, err)

@@ -185,7 +185,7 @@ func (l *Log) load() error {
 	}
 	now := l.now()
 	if len(l.segs) == 0 {
-		s, err := openSegment(l.dir, l.logStart, now, true)
+		s, err := openSegment(l.dir, l.logStart, now, true, l.opts.FDCache)
 		if err != nil {
 			return err
 		}
@@ -202,7 +202,7 @@ func (l *Log) load() error {
 			}
 			s.release()
 		}
-		s, err := openSegment(l.dir, l.logStart, now, true)
+		s, err := openSegment(l.dir, l.logStart, now, true, l.opts.FDCache)
 		if err != nil {
 			return err
 		}
