@@ -79,6 +79,13 @@ type Options struct {
 	// log's segment files share with other logs (fdcache.go); nil keeps
 	// every segment's file open while the segment exists.
 	FDCache *FDCache
+	// DeferRecoverySync: Open of a log that needs recovery (no clean
+	// shutdown marker, or a rebuilt index) writes what it rebuilt without
+	// fsyncs and leaves the recovery point where it was
+	// (RecoveryUnsynced then reports true). The caller must make the
+	// files durable before the log is used: one SyncFS of the file system
+	// for all the logs it opened, or SyncRecovered per log (recover.go).
+	DeferRecoverySync bool
 }
 
 // Errors. The broker maps them to Kafka error codes.

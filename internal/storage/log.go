@@ -69,6 +69,9 @@ type Log struct {
 	scratch     []byte                              // scan buffer reused during Open
 	scanEpochs  epochScan                           // epoch checks of the batches Open scans (recover.go)
 	rebuilt     bool                                // Open rebuilt some index
+	// recoveryUnsynced: Open recovered the log without fsyncs
+	// (Options.DeferRecoverySync); cleared by SyncRecovered.
+	recoveryUnsynced atomic.Bool
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1
@@ -236,6 +239,14 @@ func (l *Log) load() error {
 	if recovered || !clean || rebuiltTxn {
 		if err := l.ensureWritable(); err != nil { // a clean log being repaired is no longer as it was shut down
 			return err
+		}
+		if l.opts.DeferRecoverySync {
+			// The caller makes it durable, for all the logs it opens at
+			// once (Options.DeferRecoverySync). The recovery point stays
+			// where it was: the next full flush (a roll, a clean
+			// shutdown) moves it, once the files are durable.
+			l.recoveryUnsynced.Store(true)
+			return l.flushWith(true, false)
 		}
 		// Make everything recovered durable (after a process crash it may
 		// still be only in the page cache) and record the recovery point.

@@ -403,3 +403,64 @@ func (c *epochScan) check(s *segment, pos int64, e int32) (bad bool, at int64) {
 	}
 	return false, 0
 }
+
+// RecoveryUnsynced reports whether Open recovered the log without making
+// what it recovered durable (Options.DeferRecoverySync): the caller must
+// SyncFS the file system holding it, or call SyncRecovered, before using
+// the log.
+func (l *Log) RecoveryUnsynced() bool { return l.recoveryUnsynced.Load() }
+
+// SyncRecovered makes durable, with fsyncs of this log's files, what a
+// recovery deferred by Options.DeferRecoverySync left in the page cache:
+// every segment file, the index files, the directory. It is what a caller
+// that cannot SyncFS does instead. A failure fails the log (as a failed
+// fsync of an append does): nothing in it since the last good fsync can be
+// trusted until it is reopened and recovered again.
+func (l *Log) SyncRecovered() error {
+	if !l.recoveryUnsynced.Load() {
+		return nil
+	}
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.RLock()
+	segs := slices.Clone(l.segs)
+	for _, s := range segs {
+		s.acquire()
+	}
+	l.mu.RUnlock()
+	defer func() {
+		for _, s := range segs {
+			s.release()
+		}
+	}()
+	syncPath := func(name string) error {
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	}
+	for _, s := range segs {
+		if err := s.withFile(l.io.sync); err != nil {
+			return l.failFsync(s, err)
+		}
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
+			if err := syncPath(s.path(suf)); err != nil {
+				return l.failFsync(s, err)
+			}
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return l.failFsync(segs[len(segs)-1], err)
+	}
+	l.recoveryUnsynced.Store(false)
+	return nil
+}
+
+// RecoverySynced tells the log that what its deferred recovery wrote is
+// durable: the caller ran SyncFS over its file system after Open.
+func (l *Log) RecoverySynced() { l.recoveryUnsynced.Store(false) }
