@@ -574,6 +574,8 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		FDCache:       m.fds,
 		// openAll makes recoveries durable, all at once (syncRecovered).
 		DeferRecoverySync: true,
+		// A cleanly shut down log is loaded by its first use.
+		DeferLoad: true,
 	})
 	if err != nil {
 		return nil, err

@@ -86,6 +86,11 @@ type Options struct {
 	// files durable before the log is used: one SyncFS of the file system
 	// for all the logs it opened, or SyncRecovered per log (recover.go).
 	DeferRecoverySync bool
+	// DeferLoad (with Lazy): Open of a log whose clean shutdown marker
+	// carries its summary (log start, log end, size) reads only that and
+	// the high watermark checkpoint; the first use that needs more loads
+	// the log (deferred.go).
+	DeferLoad bool
 }
 
 // Errors. The broker maps them to Kafka error codes.

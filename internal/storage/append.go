@@ -51,6 +51,9 @@ func (l *Log) AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (App
 }
 
 func (l *Log) append(batch []byte, leaderEpoch int32, o appendOpts) (AppendResult, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return AppendResult{}, err
+	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append: %w", err)

@@ -221,6 +221,9 @@ func (l *Log) planClean(nowMs int64) cleanPlan {
 // log changed under it (retention deleted a segment it was cleaning) or
 // closed stops without error and without moving the checkpoint.
 func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return CleanStats{}, err
+	}
 	l.clean.mu.Lock()
 	defer l.clean.mu.Unlock()
 	l.loadCleanerCheckpoint()
@@ -316,6 +319,9 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 // dirty ratio, for a Cleaner choosing the dirtiest log. A log being cleaned
 // right now is not eligible.
 func (l *Log) cleanPriority(nowMs int64) (float64, bool) {
+	if l.pending.Load() {
+		return 0, false // not loaded since a clean shutdown: nothing new to clean
+	}
 	if !l.clean.mu.TryLock() {
 		return 0, false
 	}

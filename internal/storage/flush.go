@@ -166,6 +166,9 @@ func (l *Log) MaybeFlush() error {
 // Flush fsyncs all data and indexes and advances the recovery point, so a
 // crash from now on only needs to recover the active segment.
 func (l *Log) Flush() error {
+	if l.pending.Load() {
+		return nil // not loaded since a clean shutdown: everything is durable
+	}
 	l.mu.RLock()
 	closed := l.closed
 	l.mu.RUnlock()

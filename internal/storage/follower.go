@@ -60,6 +60,9 @@ import (
 // fetched before a TruncateTo must not be appended after it (they would be
 // accepted as if the leader's log had an offset gap).
 func (l *Log) AppendAsFollower(batches []byte) (AppendResult, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return AppendResult{}, err
+	}
 	hs, n, err := splitFollowerBatches(batches)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append as follower: %w", err)
@@ -261,6 +264,9 @@ func (l *Log) lockForTruncation() func() {
 // it, and the old file stays readable until the last reader releases it.
 // Appends wait for the truncation and continue at the new end.
 func (l *Log) TruncateTo(offset int64) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	unlock := l.lockForTruncation()
 	defer unlock()
 	if err := l.errClosedOrFailed(); err != nil {
@@ -604,6 +610,9 @@ func (s *segment) trimTo(cut int64, hdr []byte) error {
 // set to offset. Readers holding deleted segments keep reading them until
 // they release them. A running cleaner pass is stopped first.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	unlock := l.lockForTruncation()
 	defer unlock()
 	if err := l.errClosedOrFailed(); err != nil {
@@ -677,6 +686,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 // epochs whose batches they removed), or (-1, false) when the cache is
 // empty. A replica becoming follower sends it in OffsetForLeaderEpoch.
 func (l *Log) LatestEpoch() (epoch int32, ok bool) {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	e, ok := l.epochs.latest()

@@ -37,6 +37,9 @@ func (l *Log) segmentAt(i int, offset int64) (s *segment, pos, size int64, ok bo
 // deleted meanwhile. Offsets below the log start or past the log end are
 // ErrOffsetOutOfRange; offset >= maxOffset gives an empty result.
 func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return ReadResult{}, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -148,6 +151,9 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 // ErrCorruptSegment. Cleaned batches may have offset gaps. Offsets below the log start start at the log start.
 // An error from fn stops the iteration and is returned.
 func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()

@@ -15,6 +15,9 @@ import (
 // first batch whose max timestamp reaches ts and finds the record in it.
 // found is false when no record is that late.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error) {
+	if err := l.ensureLoaded(); err != nil {
+		return -1, -1, false, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -117,6 +120,9 @@ func findRecord(s *segment, pos int64, h *record.Header, match func(off, ts int6
 // largest timestamp in the log (the first such record), or (-1, -1) when no
 // record has a timestamp.
 func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
+	if err := l.ensureLoaded(); err != nil {
+		return -1, -1, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -176,6 +182,7 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 // one counts as a last entry starting at the log end offset, and the answer
 // is the one Kafka's cache would give.
 func (l *Log) EndOffsetForEpoch(epoch, current int32) (foundEpoch int32, endOffset int64) {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	leo := l.leo.Load()
