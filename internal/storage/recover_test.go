@@ -347,7 +347,7 @@ func TestDeferredRecoverySync(t *testing.T) {
 	cfg := testConfig()
 	tl := openTestLog(t, cfg)
 	tl.appendMany(40, 100)
-	tl.bg.Wait() // the flushes rolls queued: none may run after the appends below
+	tl.bg.Wait()                       // the flushes rolls queued: none may run after the appends below
 	if err := tl.Flush(); err != nil { // a recovery point in the middle
 		t.Fatal(err)
 	}
