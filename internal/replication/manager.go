@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -618,29 +617,29 @@ func (m *Manager) unfollow(tp TopicPartition) {
 // topic id: a topic deleted and recreated under the same name while this
 // broker was down.
 func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) error {
-	f, err := os.Open(filepath.Join(dir, "partition.metadata"))
+	// One read, no buffered scanner: a start reads this for every log.
+	name := filepath.Join(dir, "partition.metadata")
+	b, err := os.ReadFile(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
 		if !ok || strings.TrimSpace(k) != "topic_id" {
 			continue
 		}
 		var have metadata.UUID
 		if err := have.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
-			return fmt.Errorf("%s: %w", f.Name(), err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if have != id {
 			m.log.Warn("removing log of an earlier topic with the same name", "dir", dir, "old_id", have, "new_id", id)
 			return os.RemoveAll(dir)
 		}
 	}
-	return sc.Err()
+	return nil
 }
 
 // RemoveStray deletes partition directories in the data dir that belong to

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -460,6 +461,12 @@ func (l *Log) recoverCleanerSwap() error {
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("list log dir: %w", err)
+	}
+	if !slices.ContainsFunc(ents, func(de os.DirEntry) bool {
+		n := de.Name()
+		return strings.HasSuffix(n, cleanedSuffix) || strings.HasSuffix(n, swapSuffix) || n == cleanerSwapFile
+	}) {
+		return nil // nothing of the cleaner's (the common case: a start opens thousands of logs)
 	}
 	markerBase, markerLast, haveMarker := int64(-1), int64(-1), false
 	if b, err := os.ReadFile(filepath.Join(l.dir, cleanerSwapFile)); err == nil {

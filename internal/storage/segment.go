@@ -261,7 +261,10 @@ type batchReader struct {
 
 func newBatchReader(f *os.File, pos, end int64, buf []byte) *batchReader {
 	if cap(buf) == 0 {
-		buf = make([]byte, 256<<10)
+		// No larger than the data (a recovery after a crash scans the
+		// small active segments of thousands of logs); fill grows it for
+		// a batch that does not fit.
+		buf = make([]byte, max(min(256<<10, end-pos), record.LogOverhead))
 	}
 	return &batchReader{f: f, pos: pos, end: end, buf: buf[:cap(buf)]}
 }
