@@ -80,6 +80,11 @@ type Log struct {
 	pendingSize int64
 	pendingSum  cleanSummary
 	loadErr     error
+	// openSnaps are the producer snapshots cleanDir's listing found, for
+	// loadProducerState to use rather than list the directory again
+	// (openSnapsListed); only during a load.
+	openSnaps       []int64
+	openSnapsListed bool
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1
@@ -278,17 +283,23 @@ func (l *Log) load() (needFlush bool, err error) {
 // cleanDir removes leftovers (deleted segments, temp files, indexes without
 // a log) and returns the base offsets of the segments, ascending.
 func (l *Log) cleanDir() ([]int64, error) {
-	if err := l.recoverCleanerSwap(); err != nil {
+	ents, err := l.recoverCleanerSwap()
+	if err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(l.dir)
-	if err != nil {
-		return nil, fmt.Errorf("list log dir: %w", err)
+	if ents == nil {
+		if ents, err = os.ReadDir(l.dir); err != nil {
+			return nil, fmt.Errorf("list log dir: %w", err)
+		}
 	}
 	logs := map[int64]bool{}
 	var bases []int64
+	l.openSnaps, l.openSnapsListed = l.openSnaps[:0], true
 	for _, de := range ents {
 		name := de.Name()
+		if off, err := strconv.ParseInt(strings.TrimSuffix(name, snapshotSuffix), 10, 64); err == nil && strings.HasSuffix(name, snapshotSuffix) {
+			l.openSnaps = append(l.openSnaps, off)
+		}
 		if strings.HasSuffix(name, logSuffix) {
 			if b, err := strconv.ParseInt(strings.TrimSuffix(name, logSuffix), 10, 64); err == nil && len(name) == 20+len(logSuffix) {
 				logs[b] = true

@@ -268,8 +268,13 @@ func (l *Log) loadProducerState() (bool, error) {
 			break
 		}
 	}
-	offs, err := listSnapshots(l.dir)
-	if err != nil {
+	var offs []int64
+	var err error
+	if l.openSnapsListed {
+		offs = l.openSnaps
+		slices.Sort(offs)
+		l.openSnaps, l.openSnapsListed = nil, false
+	} else if offs, err = listSnapshots(l.dir); err != nil {
 		return false, err
 	}
 	from := int64(-1)
