@@ -852,12 +852,3 @@ func (s nameSample) String() string {
 	}
 	return out
 }
-
-// FDCacheStats are the counters of the partition logs' descriptor cache
-// (log.fd.cache.size); ok is false when there is none.
-func (m *Manager) FDCacheStats() (st storage.FDCacheStats, ok bool) {
-	if m.fds == nil {
-		return st, false
-	}
-	return m.fds.Stats(), true
-}
