@@ -122,7 +122,7 @@ func NewManager(opts Options) *Manager {
 		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now)}
 	if opts.Static != nil {
 		if n := opts.Static.Int64("log.fd.cache.size"); n > 0 {
-			m.fds = storage.NewFDCache(int(n))
+			m.fds = storage.NewFDCache(int(n), m.log)
 		}
 	}
 	empty := map[TopicPartition]*Partition{}

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ import (
 // it durable, and (since Linux 4.16) a write-back error not yet reported is
 // reported to the next descriptor opened.
 type FDCache struct {
-	size int
+	size   int
+	logger *slog.Logger
 
 	mu   sync.Mutex
 	ring []*segment // segments with an open, cached file; segment.cacheIdx-1 is the position
@@ -41,9 +43,13 @@ type FDCache struct {
 }
 
 // NewFDCache returns a cache that keeps at most size segment files open
-// (beyond the pinned ones); size < 1 is taken as 1.
-func NewFDCache(size int) *FDCache {
-	return &FDCache{size: max(size, 1)}
+// (beyond the pinned ones); size < 1 is taken as 1. logger (may be nil)
+// hears of a close that failed.
+func NewFDCache(size int, logger *slog.Logger) *FDCache {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &FDCache{size: max(size, 1), logger: logger}
 }
 
 // FDCacheStats are a cache's counters.
@@ -138,8 +144,10 @@ func (c *FDCache) evictLocked() {
 		s.fmu.Unlock()
 		c.removeLocked(s) // the last segment moves to c.hand: look at it next
 		c.closes.Add(1)
-		if err := f.Close(); err != nil && s.onClose != nil {
-			s.onClose(fmt.Errorf("descriptor cache: close %s: %w", s.path(logSuffix), err))
+		if err := f.Close(); err != nil {
+			// Not s.onClose: the segment's creator may still be setting
+			// it (openSegment adds the segment before returning it).
+			c.logger.Warn("descriptor cache: closing a segment file failed", "file", s.path(logSuffix), "err", err)
 		}
 	}
 }

@@ -68,7 +68,7 @@ func checkBatchesAt(b []byte, want int64) (int64, error) {
 // back as written.
 func TestFDCacheBoundsOpenFiles(t *testing.T) {
 	root := t.TempDir()
-	cache := NewFDCache(3)
+	cache := NewFDCache(3, nil)
 	cfg := testConfig()
 	cfg.SegmentBytes = 1024 // a few batches per segment
 	clock := newClock()
@@ -164,7 +164,7 @@ func TestFDCacheBoundsOpenFiles(t *testing.T) {
 // most 2 files are open. Run with -race.
 func TestFDCacheConcurrentFetchAndRetention(t *testing.T) {
 	root := t.TempDir()
-	cache := NewFDCache(2)
+	cache := NewFDCache(2, nil)
 	cfg := testConfig()
 	cfg.SegmentBytes = 1024
 	cfg.RetentionBytes = 4096 // a few segments
