@@ -36,6 +36,15 @@ import (
 	"github.com/stratalog/strata/internal/replication"
 )
 
+// maxFetchRegions bounds the file regions one fetch response carries.
+// Each pins its segment's descriptor until the response is sent
+// (storage's descriptor cache cannot close a pinned file), so a response
+// over every partition of a broker with 100,000 would need 100,000 open
+// files, past the process limit. Once the bound is reached, the
+// remaining partitions answer without records, as when max_bytes is
+// spent: the client fetches them next.
+const maxFetchRegions = 1000
+
 type fetch struct {
 	ctx     context.Context // the connection's: done when the client goes away
 	b       *Broker
@@ -46,6 +55,7 @@ type fetch struct {
 	out     []fetchPart // one per sess.Partitions()
 	reads   []replication.FetchResult
 	bytes   int64
+	regions int // file regions in reads: each pins a segment's descriptor until sent
 	// watch is every partition read without an error: the ones whose
 	// movement a waiting fetch wakes on.
 	watch []*replication.Partition
@@ -165,6 +175,7 @@ func (f *fetch) read() {
 	parts := f.sess.Partitions()
 	f.out = make([]fetchPart, len(parts))
 	f.bytes = 0
+	f.regions = 0
 	f.watch = f.watch[:0]
 	f.urgent = false
 	// max_bytes 0 still gets the first batch (KIP-74), as from Kafka.
@@ -210,6 +221,9 @@ func (f *fetch) read() {
 			continue
 		}
 		limit := min(int64(rq.MaxBytes), remaining)
+		if f.regions >= maxFetchRegions {
+			limit = 0 // the rest next time, as when max_bytes is spent
+		}
 		fr, err := p.Read(replication.FetchParams{
 			Offset: rq.FetchOffset, MaxBytes: int(max(limit, 0)), MinOneBatch: minOne,
 			CurrentLeaderEpoch: rq.CurrentLeaderEpoch, ReplicaID: f.replica, LastFetchedEpoch: rq.LastFetchedEpoch,
@@ -242,6 +256,7 @@ func (f *fetch) read() {
 			o.chunks[k] = network.Chunk{File: reg.File, Offset: reg.Offset, Len: reg.Len}
 		}
 		f.bytes += rr.Size
+		f.regions += len(rr.Regions)
 		remaining -= rr.Size
 		minOne = false
 	}

@@ -44,6 +44,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Check: atLeast(1024), Doc: "largest request accepted; larger frames close the connection"},
 		{Name: "log.fsync", Type: TypeString, Default: FsyncInterval, Check: oneOf(FsyncAlways, FsyncInterval), Doc: "always: fsync before acks (group commit); interval: page cache plus flush.messages/flush.ms"},
 		{Name: "log.cold.read.bytes", Type: TypeLong, Default: "67108864", Check: atLeast(0), Doc: "a fetch starting more than this many bytes below its partition's log end is cold: the pages of the log it has passed are dropped from the page cache (posix_fadvise DONTNEED), so that a reader catching up does not evict the tail; 0: never"},
+		{Name: "log.fd.cache.size", Type: TypeInt, Default: "4096", Check: atLeast(0), Doc: "segment files the broker keeps open at most, beyond those in use at the moment (an append, a flush, a fetch being sent): the least recently used are closed and opened again when next needed, so that descriptors stay bounded however many partitions and segments there are; 0: no bound (every segment file stays open)"},
 		{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Check: atLeast(1)},
 		{Name: "log.retention.hours", Type: TypeInt, Default: "168", Check: atLeast(-1)},
 		{Name: "log.retention.minutes", Type: TypeInt, Default: "", Check: atLeast(-1)},

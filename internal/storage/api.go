@@ -75,6 +75,22 @@ type Options struct {
 	// its first write, and closing a log nothing was written to since it
 	// opened writes nothing.
 	Lazy bool
+	// FDCache, if set, is the descriptor cache (log.fd.cache.size) the
+	// log's segment files share with other logs (fdcache.go); nil keeps
+	// every segment's file open while the segment exists.
+	FDCache *FDCache
+	// DeferRecoverySync: Open of a log that needs recovery (no clean
+	// shutdown marker, or a rebuilt index) writes what it rebuilt without
+	// fsyncs and leaves the recovery point where it was
+	// (RecoveryUnsynced then reports true). The caller must make the
+	// files durable before the log is used: one SyncFS of the file system
+	// for all the logs it opened, or SyncRecovered per log (recover.go).
+	DeferRecoverySync bool
+	// DeferLoad (with Lazy): Open of a log whose clean shutdown marker
+	// carries its summary (log start, log end, size) reads only that and
+	// the high watermark checkpoint; the first use that needs more loads
+	// the log (deferred.go).
+	DeferLoad bool
 }
 
 // Errors. The broker maps them to Kafka error codes.

@@ -51,6 +51,9 @@ func (l *Log) AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (App
 }
 
 func (l *Log) append(batch []byte, leaderEpoch int32, o appendOpts) (AppendResult, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return AppendResult{}, err
+	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append: %w", err)
@@ -126,7 +129,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	s := l.active()
 	pos := s.size.Load()
-	if n, err := l.io.writeAt(s.f, batch, pos); err != nil {
+	if n, err := s.writeAt(l.io, batch, pos); err != nil {
 		// Cut off whatever part was written so the file stays whole batches.
 		l.cutBack(s, pos, err)
 		return AppendResult{}, false, fmt.Errorf("%w: append to %s: wrote %d of %d bytes: %w", ErrIO, s.path(logSuffix), n, len(batch), err)
@@ -197,7 +200,7 @@ func (l *Log) roll() error { return l.rollAt(l.leo.Load()) }
 func (l *Log) rollAt(base int64) error {
 	old := l.active()
 	old.finishTimeIndex()
-	s, err := openSegment(l.dir, base, l.now(), true)
+	s, err := l.newSegment(base, true)
 	if err != nil {
 		return fmt.Errorf("%w: roll to a new segment at %d: %w", ErrIO, base, err)
 	}

@@ -221,6 +221,9 @@ func (l *Log) planClean(nowMs int64) cleanPlan {
 // log changed under it (retention deleted a segment it was cleaning) or
 // closed stops without error and without moving the checkpoint.
 func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return CleanStats{}, err
+	}
 	l.clean.mu.Lock()
 	defer l.clean.mu.Unlock()
 	l.loadCleanerCheckpoint()
@@ -316,6 +319,9 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 // dirty ratio, for a Cleaner choosing the dirtiest log. A log being cleaned
 // right now is not eligible.
 func (l *Log) cleanPriority(nowMs int64) (float64, bool) {
+	if l.pending.Load() {
+		return 0, false // not loaded since a clean shutdown: nothing new to clean
+	}
 	if !l.clean.mu.TryLock() {
 		return 0, false
 	}
@@ -402,11 +408,17 @@ func (c *cleanPass) buildOffsetMap(p *cleanPlan, limit int) (int64, error) {
 	if p.dirtyIdx < len(p.segs) {
 		c.txn = newTxnCleanState(c.l.AbortedTxns(p.segs[p.dirtyIdx].base, p.uncleanable), nil)
 	}
+	var pins pinSet
+	defer pins.release()
 	for _, s := range p.segs[p.dirtyIdx:] {
 		if c.l.isClosed() {
 			return 0, ErrClosed
 		}
-		br := newBatchReader(s.f, 0, s.size.Load(), c.readBuf)
+		f, err := pins.file(s)
+		if err != nil {
+			return 0, fmt.Errorf("storage: clean: %w", err)
+		}
+		br := newBatchReader(f, 0, s.size.Load(), c.readBuf)
 		for {
 			b, pos, err := br.next()
 			if errors.Is(err, io.EOF) {

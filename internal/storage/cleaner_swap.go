@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,14 +69,20 @@ func (l *Log) cleanGroup(c *cleanPass, group []*segment) (bool, error) {
 		out = out[:0]
 		return nil
 	}
+	var pins pinSet
+	defer pins.release()
 	for _, s := range group {
 		if l.isClosed() {
 			return false, nil
 		}
-		if fi, err := s.f.Stat(); err == nil && fi.ModTime().After(mtime) {
+		sf, err := pins.file(s)
+		if err != nil {
+			return false, fmt.Errorf("storage: clean: %w", err)
+		}
+		if fi, err := sf.Stat(); err == nil && fi.ModTime().After(mtime) {
 			mtime = fi.ModTime()
 		}
-		br := newBatchReader(s.f, 0, s.size.Load(), c.readBuf)
+		br := newBatchReader(sf, 0, s.size.Load(), c.readBuf)
 		for {
 			b, bpos, err := br.next()
 			if errors.Is(err, io.EOF) {
@@ -194,6 +201,7 @@ func (l *Log) swapIn(ns *segment, group []*segment, committed *bool) (bool, erro
 
 	// Committed: from here a crash is finished by recoverCleanerSwap.
 	ns.onClose = l.reportCloseError
+	l.adopt(ns)
 	l.mu.Lock()
 	segs := make([]*segment, 0, len(l.segs)-len(group)+1)
 	segs = append(segs, l.segs[:at]...)
@@ -449,11 +457,27 @@ func appendEmptyBatch(dst, b []byte) []byte {
 //     old <base>.log is still there the swap is discarded, else finished.
 //   - *.cleaned files, index .swap files without a log .swap, and a marker
 //     without a .swap: leftovers of an uncommitted or finished swap, removed.
-func (l *Log) recoverCleanerSwap() error {
+//
+// When there is nothing of the cleaner's it returns the directory's
+// listing, for the caller to use instead of listing it again (a start
+// opens thousands of logs); nil otherwise.
+func (l *Log) recoverCleanerSwap() ([]os.DirEntry, error) {
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("list log dir: %w", err)
+		return nil, fmt.Errorf("list log dir: %w", err)
 	}
+	if !slices.ContainsFunc(ents, func(de os.DirEntry) bool {
+		n := de.Name()
+		return strings.HasSuffix(n, cleanedSuffix) || strings.HasSuffix(n, swapSuffix) || n == cleanerSwapFile
+	}) {
+		return ents, nil // nothing of the cleaner's: the common case
+	}
+	return nil, l.finishCleanerSwap(ents)
+}
+
+// finishCleanerSwap is recoverCleanerSwap's work on a listing that has
+// something of the cleaner's.
+func (l *Log) finishCleanerSwap(ents []os.DirEntry) error {
 	markerBase, markerLast, haveMarker := int64(-1), int64(-1), false
 	if b, err := os.ReadFile(filepath.Join(l.dir, cleanerSwapFile)); err == nil {
 		if _, err := fmt.Sscanf(string(b), "1\n%d %d\n", &markerBase, &markerLast); err == nil {
@@ -515,7 +539,7 @@ func (l *Log) recoverCleanerSwap() error {
 		}
 	}
 	// Index .swap files whose log was not committed or already renamed.
-	ents, err = os.ReadDir(l.dir)
+	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("list log dir: %w", err)
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"golang.org/x/sys/unix"
+	"os"
 )
 
 // Cold reads and the page cache (issue 14: lagging readers must not slow
@@ -109,7 +110,8 @@ func (d *dropBehind) run(l *Log) {
 				n = 0 // to the end of the file
 			}
 			// Advice only: a failure costs cache, never data.
-			if err := unix.Fadvise(int(s.f.Fd()), from, n, unix.FADV_DONTNEED); err != nil {
+			err := s.withFile(func(f *os.File) error { return unix.Fadvise(int(f.Fd()), from, n, unix.FADV_DONTNEED) })
+			if err != nil {
 				l.logger.Debug("drop cold pages", "segment", s.path(logSuffix), "err", err)
 			} else {
 				l.coldDropped.Add(to - from)

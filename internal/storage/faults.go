@@ -41,7 +41,7 @@ func (io *FileIO) sync(f *os.File) error {
 // reached the file stays there, and the log fails: a later append would
 // land behind the torn bytes. mu held.
 func (l *Log) cutBack(s *segment, pos int64, werr error) bool {
-	if terr := s.f.Truncate(pos); terr != nil {
+	if terr := s.withFile(func(f *os.File) error { return f.Truncate(pos) }); terr != nil {
 		l.failed = fmt.Errorf("%w: write at %d of %s failed (%v), and so did truncating it back: %w", ErrIO, pos, s.path(logSuffix), werr, terr)
 		return false
 	}

@@ -166,6 +166,9 @@ func (l *Log) MaybeFlush() error {
 // Flush fsyncs all data and indexes and advances the recovery point, so a
 // crash from now on only needs to recover the active segment.
 func (l *Log) Flush() error {
+	if l.pending.Load() {
+		return nil // not loaded since a clean shutdown: everything is durable
+	}
 	l.mu.RLock()
 	closed := l.closed
 	l.mu.RUnlock()
@@ -177,12 +180,17 @@ func (l *Log) Flush() error {
 
 // syncFile fsyncs a segment's log file, timing it for the observer.
 func (l *Log) syncFile(s *segment) error {
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
 	obs := l.fsyncObs.Load()
 	if obs == nil {
-		return l.io.sync(s.f)
+		return l.io.sync(f)
 	}
 	start := time.Now()
-	err := l.io.sync(s.f)
+	err = l.io.sync(f)
 	(*obs)(time.Since(start))
 	return err
 }

@@ -61,6 +61,9 @@ import (
 // fetched before a TruncateTo must not be appended after it (they would be
 // accepted as if the leader's log had an offset gap).
 func (l *Log) AppendAsFollower(batches []byte) (AppendResult, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return AppendResult{}, err
+	}
 	hs, n, err := splitFollowerBatches(batches)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: append as follower: %w", err)
@@ -154,7 +157,7 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 		}
 		run := b[:end-pos]
 		start := pos
-		if n, werr := l.io.writeAt(s.f, run, pos); werr != nil {
+		if n, werr := s.writeAt(l.io, run, pos); werr != nil {
 			// Cut off whatever part was written so the file stays whole batches.
 			if l.cutBack(s, pos, werr) && pos == 0 && s.base > l.leo.Load() {
 				// A segment rolled at a gap stays empty: the log ends at its
@@ -262,6 +265,9 @@ func (l *Log) lockForTruncation() func() {
 // it, and the old file stays readable until the last reader releases it.
 // Appends wait for the truncation and continue at the new end.
 func (l *Log) TruncateTo(offset int64) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	unlock := l.lockForTruncation()
 	defer unlock()
 	if err := l.errClosedOrFailed(); err != nil {
@@ -288,7 +294,12 @@ func (l *Log) TruncateTo(offset int64) error {
 		if offset > s.base {
 			pos = s.offIdx.lookup(offset - s.base)
 		}
-		bpos, _, found, err := findBatch(s.f, pos, size, offset, hdr)
+		var bpos int64
+		var found bool
+		err := s.withFile(func(f *os.File) (err error) {
+			bpos, _, found, err = findBatch(f, pos, size, offset, hdr)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("storage: truncate to %d: %w: %s: %w", offset, ErrCorruptSegment, s.path(logSuffix), err)
 		}
@@ -362,7 +373,7 @@ func (l *Log) afterTruncation() error {
 		if err := removeSnapshotsAbove(l.dir, end); err != nil {
 			errs = append(errs, err)
 		}
-		s, err := openSegment(l.dir, l.logStart, l.now(), true)
+		s, err := l.newSegment(l.logStart, true)
 		if err != nil {
 			l.failed = fmt.Errorf("%w: truncation left the log end %d below the log start %d: %w", ErrIO, end, l.logStart, err)
 			l.logger.Error("log failed", "err", l.failed)
@@ -439,16 +450,22 @@ func (l *Log) cutSegment(k int, cut int64, hdr []byte) error {
 		}
 		errs = append(errs, err)
 		ns.onClose = l.reportCloseError
+		l.adopt(ns)
 		l.segs[k] = ns
 		s.release() // not deleted: its name now belongs to ns
 		s = ns
 	} else {
-		if err := s.f.Truncate(cut); err != nil {
+		f, err := s.file()
+		if err != nil {
+			return fmt.Errorf("%w: truncate %s: %w", ErrIO, s.path(logSuffix), err)
+		}
+		defer s.unpin()
+		if err := f.Truncate(cut); err != nil {
 			return fmt.Errorf("%w: truncate %s: %w", ErrIO, s.path(logSuffix), err)
 		}
 		s.size.Store(cut)
 		s.syncedSize = min(s.syncedSize, cut)
-		if err := s.f.Sync(); err != nil {
+		if err := f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("fsync %s: %w", s.path(logSuffix), err))
 		} else {
 			s.syncedSize = cut
@@ -487,7 +504,13 @@ func copySegmentPrefix(s *segment, cut int64) (*segment, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("copy kept part of %s: %w", s.path(logSuffix), err)
 	}
-	if n, err := io.Copy(f, io.NewSectionReader(s.f, 0, cut)); err != nil || n != cut {
+	src, err := s.file()
+	if err != nil {
+		return fail(err)
+	}
+	n, err := io.Copy(f, io.NewSectionReader(src, 0, cut))
+	s.unpin()
+	if err != nil || n != cut {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
@@ -534,10 +557,15 @@ func (s *segment) trimTo(cut int64, hdr []byte) error {
 		pos = int64(p)
 	}
 	// The headers from the last indexed batch to the cut.
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
 	next, bytesSince := s.base, int64(0)
 	scanTs, scanTsOffset := int64(-1), int64(-1)
 	for pos < cut {
-		h, err := readHeader(s.f, pos, hdr)
+		h, err := readHeader(f, pos, hdr)
 		if err != nil {
 			return err
 		}
@@ -583,6 +611,9 @@ func (s *segment) trimTo(cut int64, hdr []byte) error {
 // set to offset. Readers holding deleted segments keep reading them until
 // they release them. A running cleaner pass is stopped first.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	unlock := l.lockForTruncation()
 	defer unlock()
 	if err := l.errClosedOrFailed(); err != nil {
@@ -611,7 +642,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := syncDir(l.dir); err != nil {
 		errs = append(errs, err)
 	}
-	s, err := openSegment(l.dir, offset, l.now(), true)
+	s, err := l.newSegment(offset, true)
 	if err != nil {
 		// No segment at all: the log cannot go on.
 		l.failed = fmt.Errorf("%w: truncate fully: %w", ErrIO, err)
@@ -656,6 +687,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 // epochs whose batches they removed), or (-1, false) when the cache is
 // empty. A replica becoming follower sends it in OffsetForLeaderEpoch.
 func (l *Log) LatestEpoch() (epoch int32, ok bool) {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	e, ok := l.epochs.latest()

@@ -35,7 +35,7 @@ import (
 // log is not shared yet).
 func (l *Log) openInMemory() {
 	now := l.now()
-	s := &segment{dir: l.dir, base: 0, next: 0, maxTs: -1, maxTsOffset: -1, firstBatchTs: -1, created: now}
+	s := &segment{dir: l.dir, base: 0, next: 0, maxTs: -1, maxTsOffset: -1, firstBatchTs: -1, created: now, mem: true}
 	s.refs.Store(1)
 	s.onClose = l.reportCloseError
 	l.segs = []*segment{s}
@@ -84,7 +84,7 @@ func (l *Log) createOnDisk() error {
 		return undo(err)
 	}
 	old := l.active()
-	s, err := openSegment(l.dir, old.base, old.created, true)
+	s, err := openSegment(l.dir, old.base, old.created, true, l.opts.FDCache)
 	if err != nil {
 		return undo(err)
 	}

@@ -69,6 +69,22 @@ type Log struct {
 	scratch     []byte                              // scan buffer reused during Open
 	scanEpochs  epochScan                           // epoch checks of the batches Open scans (recover.go)
 	rebuilt     bool                                // Open rebuilt some index
+	// recoveryUnsynced: Open recovered the log without fsyncs
+	// (Options.DeferRecoverySync); cleared by SyncRecovered.
+	recoveryUnsynced atomic.Bool
+	// pending: opened from its clean shutdown summary and not loaded yet
+	// (deferred.go); set at Open, cleared under flushMu and mu by
+	// ensureLoaded. pendingSize is Size until then. loadErr is the
+	// deferred load's failure.
+	pending     atomic.Bool
+	pendingSize int64
+	pendingSum  cleanSummary
+	loadErr     error
+	// openSnaps are the producer snapshots cleanDir's listing found, for
+	// loadProducerState to use rather than list the directory again
+	// (openSnapsListed); only during a load.
+	openSnaps       []int64
+	openSnapsListed bool
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1
@@ -120,13 +136,33 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		l.openInMemory()
 		return l, nil
 	}
+	if statErr == nil && opts.Lazy && opts.DeferLoad && l.openPending() {
+		return l, nil // loaded by its first use (deferred.go)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		if created {
 			os.RemoveAll(dir) // MkdirAll may have made it before failing
 		}
 		return nil, fmt.Errorf("storage: %w: create log dir %s: %w", ErrIO, dir, err)
 	}
-	if err := l.load(); err != nil {
+	needFlush, err := l.load()
+	if err == nil && needFlush {
+		if opts.DeferRecoverySync {
+			// The caller makes it durable, for all the logs it opens at
+			// once (Options.DeferRecoverySync). The recovery point stays
+			// where it was, and the rebuilt indexes stay in memory: the
+			// next full flush (a roll, a clean shutdown) writes them and
+			// moves the recovery point, once the files are durable; a
+			// crash before it recovers from the same point again.
+			l.recoveryUnsynced.Store(true)
+		} else {
+			// Make everything recovered durable (after a process crash it
+			// may still be only in the page cache) and record the
+			// recovery point.
+			err = l.flush(true)
+		}
+	}
+	if err != nil {
 		for _, s := range l.segs {
 			s.release()
 		}
@@ -145,13 +181,15 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 }
 
 // load reads the directory and brings the in-memory state up to date.
-func (l *Log) load() error {
+// needFlush says it recovered or repaired something, which the caller then
+// makes durable (flush).
+func (l *Log) load() (needFlush bool, err error) {
 	if err := writePartitionMetadata(l.dir, l.opts.TopicID); err != nil {
-		return err
+		return false, err
 	}
 	bases, err := l.cleanDir()
 	if err != nil {
-		return err
+		return false, err
 	}
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
@@ -164,17 +202,17 @@ func (l *Log) load() error {
 		// Remove the marker durably before anything is written, so that a
 		// crash from now on is seen as unclean.
 		if err := os.Remove(cleanPath); err != nil {
-			return fmt.Errorf("remove clean shutdown marker: %w", err)
+			return false, fmt.Errorf("remove clean shutdown marker: %w", err)
 		}
 		if err := syncDir(l.dir); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if l.logStart, err = readOffsetCheckpoint(l.dir, logStartCheckpointFile, 0); err != nil {
-		return err
+		return false, err
 	}
 	if l.recovery, err = readOffsetCheckpoint(l.dir, recoveryCheckpointFile, 0); err != nil {
-		return err
+		return false, err
 	}
 	l.loadHighWatermark()
 	if l.epochs, err = readEpochCheckpoint(l.dir); err != nil {
@@ -186,13 +224,13 @@ func (l *Log) load() error {
 
 	recovered, err := l.loadSegments(bases, clean)
 	if err != nil {
-		return err
+		return false, err
 	}
 	now := l.now()
 	if len(l.segs) == 0 {
-		s, err := openSegment(l.dir, l.logStart, now, true)
+		s, err := openSegment(l.dir, l.logStart, now, true, l.opts.FDCache)
 		if err != nil {
-			return err
+			return false, err
 		}
 		l.segs = append(l.segs, s)
 	}
@@ -203,13 +241,13 @@ func (l *Log) load() error {
 		l.logger.Warn("log start offset is past the log end; discarding all segments", "log_start", l.logStart, "log_end", leo)
 		for _, s := range l.segs {
 			if err := s.markDeleted(); err != nil {
-				return err
+				return false, err
 			}
 			s.release()
 		}
-		s, err := openSegment(l.dir, l.logStart, now, true)
+		s, err := openSegment(l.dir, l.logStart, now, true, l.opts.FDCache)
 		if err != nil {
-			return err
+			return false, err
 		}
 		l.segs = []*segment{s}
 		leo = l.logStart
@@ -228,41 +266,45 @@ func (l *Log) load() error {
 	l.epochs.truncateFromStart(l.logStart)
 	if string(l.epochs.encode()) != epochsBefore {
 		if err := l.ensureWritable(); err != nil {
-			return err
+			return false, err
 		}
 		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
-			return err
+			return false, err
 		}
 	}
 	rebuiltTxn, err := l.loadProducerState()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if recovered || !clean || rebuiltTxn {
 		if err := l.ensureWritable(); err != nil { // a clean log being repaired is no longer as it was shut down
-			return err
+			return false, err
 		}
-		// Make everything recovered durable (after a process crash it may
-		// still be only in the page cache) and record the recovery point.
-		return l.flush(true)
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // cleanDir removes leftovers (deleted segments, temp files, indexes without
 // a log) and returns the base offsets of the segments, ascending.
 func (l *Log) cleanDir() ([]int64, error) {
-	if err := l.recoverCleanerSwap(); err != nil {
+	ents, err := l.recoverCleanerSwap()
+	if err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(l.dir)
-	if err != nil {
-		return nil, fmt.Errorf("list log dir: %w", err)
+	if ents == nil {
+		if ents, err = os.ReadDir(l.dir); err != nil {
+			return nil, fmt.Errorf("list log dir: %w", err)
+		}
 	}
 	logs := map[int64]bool{}
 	var bases []int64
+	l.openSnaps, l.openSnapsListed = l.openSnaps[:0], true
 	for _, de := range ents {
 		name := de.Name()
+		if off, err := strconv.ParseInt(strings.TrimSuffix(name, snapshotSuffix), 10, 64); err == nil && strings.HasSuffix(name, snapshotSuffix) {
+			l.openSnaps = append(l.openSnaps, off)
+		}
 		if strings.HasSuffix(name, logSuffix) {
 			if b, err := strconv.ParseInt(strings.TrimSuffix(name, logSuffix), 10, 64); err == nil && len(name) == 20+len(logSuffix) {
 				logs[b] = true
@@ -332,6 +374,9 @@ func (l *Log) DurableOffset() int64 {
 func (l *Log) Size() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	if l.pending.Load() {
+		return l.pendingSize
+	}
 	var n int64
 	for _, s := range l.segs {
 		n += s.size.Load()
@@ -411,15 +456,21 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 	}
 	var finish func() error
 	if err == nil && l.failed == nil {
+		// The marker carries what a deferred Open needs (deferred.go),
+		// unless a transaction is open: its log is loaded at Open.
+		var marker []byte
+		if len(l.producers.txns) == 0 {
+			marker = l.summary().encode()
+		}
 		if fsync {
-			err = writeFileAtomic(l.dir, cleanShutdownFile, nil, true)
+			err = writeFileAtomic(l.dir, cleanShutdownFile, marker, true)
 		} else {
 			dir := l.dir
 			finish = func() error {
 				if err := writeFileAtomic(dir, recoveryCheckpointFile, []byte("0\n"+strconv.FormatInt(leo, 10)+"\n"), false); err != nil {
 					return fmt.Errorf("storage: close %s: %w", dir, err)
 				}
-				if err := writeFileAtomic(dir, cleanShutdownFile, nil, false); err != nil {
+				if err := writeFileAtomic(dir, cleanShutdownFile, marker, false); err != nil {
 					return fmt.Errorf("storage: close %s: %w", dir, err)
 				}
 				return nil

@@ -37,6 +37,9 @@ func (l *Log) segmentAt(i int, offset int64) (s *segment, pos, size int64, ok bo
 // deleted meanwhile. Offsets below the log start or past the log end are
 // ErrOffsetOutOfRange; offset >= maxOffset gives an empty result.
 func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return ReadResult{}, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -62,8 +65,11 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 	drop.run(l)
 
 	var res ReadResult
-	var held []*segment
+	var held, pinned []*segment
 	res.release = func() {
+		for _, s := range pinned {
+			s.unpin()
+		}
 		for _, s := range held {
 			s.release()
 		}
@@ -72,7 +78,13 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 	budget := int64(maxBytes)
 	for ok {
 		held = append(held, s)
-		start, h, found, err := findBatch(s.f, pos, size, offset, hdr)
+		f, err := s.file()
+		if err != nil {
+			res.Release()
+			return ReadResult{}, fmt.Errorf("storage: read %s: %w", s.path(logSuffix), err)
+		}
+		pinned = append(pinned, s)
+		start, h, found, err := findBatch(f, pos, size, offset, hdr)
 		if err != nil {
 			res.Release()
 			return ReadResult{}, fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path(logSuffix), err)
@@ -86,7 +98,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 			lastInRun := int64(-1)
 			for end < size {
 				if end > start {
-					if h, err = readHeader(s.f, end, hdr); err != nil {
+					if h, err = readHeader(f, end, hdr); err != nil {
 						res.Release()
 						return ReadResult{}, fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path(logSuffix), err)
 					}
@@ -105,7 +117,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 				lastInRun = h.LastOffset()
 			}
 			if end > start {
-				res.Regions = append(res.Regions, Region{File: s.f, Offset: start, Len: end - start})
+				res.Regions = append(res.Regions, Region{File: f, Offset: start, Len: end - start})
 				res.Size += end - start
 				res.End = lastInRun + 1
 			}
@@ -139,6 +151,9 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 // ErrCorruptSegment. Cleaned batches may have offset gaps. Offsets below the log start start at the log start.
 // An error from fn stops the iteration and is returned.
 func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -154,9 +169,15 @@ func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
 
 	var buf []byte
 	for ok {
-		br := newBatchReader(s.f, pos, size, buf)
 		err := func() error {
 			defer s.release()
+			f, err := s.file()
+			if err != nil {
+				return fmt.Errorf("storage: read %s: %w", s.path(logSuffix), err)
+			}
+			defer s.unpin()
+			br := newBatchReader(f, pos, size, buf)
+			defer func() { buf = br.buf }()
 			for {
 				b, bpos, err := br.next()
 				if errors.Is(err, io.EOF) {
@@ -178,7 +199,6 @@ func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
 				return fmt.Errorf("%w: %s at position %d: %w", ErrCorruptSegment, s.path(logSuffix), bpos, err)
 			}
 		}()
-		buf = br.buf
 		if err != nil {
 			var stop errStopWith
 			if errors.As(err, &stop) {

@@ -23,7 +23,7 @@ func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
 	now := l.now()
 	recovered := false
 	for i, base := range bases {
-		s, err := openSegment(l.dir, base, now, false)
+		s, err := openSegment(l.dir, base, now, false, l.opts.FDCache)
 		if err != nil {
 			return recovered, err
 		}
@@ -83,6 +83,11 @@ func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
 // entry, and its timestamps.
 func (l *Log) loadIndexes(s *segment) error {
 	size := s.size.Load()
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
 	bad := func() error {
 		ob, err := os.ReadFile(s.path(indexSuffix))
 		if errors.Is(err, os.ErrNotExist) && size <= int64(l.cfg.IndexIntervalBytes) {
@@ -115,7 +120,7 @@ func (l *Log) loadIndexes(s *segment) error {
 		pos := int64(0)
 		if n := s.offIdx.entries(); n > 0 {
 			rel, p := s.offIdx.entry(n - 1)
-			h, err := readHeader(s.f, int64(p), make([]byte, record.HeaderSize))
+			h, err := readHeader(f, int64(p), make([]byte, record.HeaderSize))
 			if err != nil || h.LastOffset() != s.base+int64(rel) {
 				return fmt.Errorf("last offset index entry (%d, %d) does not match the batch there", rel, p)
 			}
@@ -124,7 +129,7 @@ func (l *Log) loadIndexes(s *segment) error {
 		hdr := make([]byte, record.HeaderSize)
 		next := s.base
 		for pos < size {
-			h, err := readHeader(s.f, pos, hdr)
+			h, err := readHeader(f, pos, hdr)
 			if err != nil || pos+int64(h.Size()) > size || h.BaseOffset < next {
 				return fmt.Errorf("%w: %s: invalid batch header at position %d", ErrCorruptSegment, s.path(logSuffix), pos)
 			}
@@ -143,7 +148,7 @@ func (l *Log) loadIndexes(s *segment) error {
 			return err
 		}
 		if s.firstBatchTs < 0 && size > 0 {
-			if h, err := readHeader(s.f, 0, hdr); err == nil {
+			if h, err := readHeader(f, 0, hdr); err == nil {
 				s.firstBatchTs = h.MaxTimestamp
 			}
 		}
@@ -187,7 +192,12 @@ func (l *Log) scanSegment(s *segment) (int64, error) {
 // scanSegmentTo is scanSegment over the segment's first size bytes.
 func (l *Log) scanSegmentTo(s *segment, size int64) (int64, error) {
 	s.resetIndexes()
-	br := newBatchReader(s.f, 0, size, l.scratch)
+	f, err := s.file()
+	if err != nil {
+		return 0, err
+	}
+	defer s.unpin()
+	br := newBatchReader(f, 0, size, l.scratch)
 	defer func() { l.scratch = br.buf }()
 	for {
 		b, pos, err := br.next()
@@ -228,10 +238,15 @@ func (l *Log) recoverSegment(s *segment) (bool, error) {
 		return false, nil
 	}
 	l.logger.Warn("truncating torn or corrupt segment tail", "segment", s.path(logSuffix), "valid_bytes", end, "dropped_bytes", size-end)
-	if err := s.f.Truncate(end); err != nil {
+	f, err := s.file()
+	if err != nil {
+		return false, err
+	}
+	defer s.unpin()
+	if err := f.Truncate(end); err != nil {
 		return false, fmt.Errorf("truncate %s: %w", s.path(logSuffix), err)
 	}
-	if err := s.f.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return false, fmt.Errorf("fsync %s: %w", s.path(logSuffix), err)
 	}
 	s.size.Store(end)
@@ -253,8 +268,13 @@ func (l *Log) loadProducerState() (bool, error) {
 			break
 		}
 	}
-	offs, err := listSnapshots(l.dir)
-	if err != nil {
+	var offs []int64
+	var err error
+	if l.openSnapsListed {
+		offs = l.openSnaps
+		slices.Sort(offs)
+		l.openSnaps, l.openSnapsListed = nil, false
+	} else if offs, err = listSnapshots(l.dir); err != nil {
 		return false, err
 	}
 	from := int64(-1)
@@ -290,8 +310,14 @@ func (l *Log) loadProducerState() (bool, error) {
 	rebuilt := false
 	hdr := make([]byte, record.HeaderSize)
 	var buf []byte
+	var pins pinSet
+	defer pins.release()
 	for i := l.segmentFor(from); i < len(l.segs); i++ {
 		s := l.segs[i]
+		f, err := pins.file(s)
+		if err != nil {
+			return false, err
+		}
 		if s.txnRebuild {
 			s.txn.reset()
 		}
@@ -300,7 +326,7 @@ func (l *Log) loadProducerState() (bool, error) {
 			pos = s.offIdx.lookup(from - s.base)
 		}
 		for pos < size {
-			h, err := readHeader(s.f, pos, hdr)
+			h, err := readHeader(f, pos, hdr)
 			if err != nil {
 				return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
 			}
@@ -308,7 +334,7 @@ func (l *Log) loadProducerState() (bool, error) {
 				var ci *controlInfo
 				if h.IsControl() {
 					buf = slices.Grow(buf[:0], h.Size())[:h.Size()]
-					if _, err := s.f.ReadAt(buf, pos); err != nil {
+					if _, err := f.ReadAt(buf, pos); err != nil {
 						return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
 					}
 					if c, marker, err := parseControl(buf); err == nil && marker {
@@ -382,3 +408,64 @@ func (c *epochScan) check(s *segment, pos int64, e int32) (bad bool, at int64) {
 	}
 	return false, 0
 }
+
+// RecoveryUnsynced reports whether Open recovered the log without making
+// what it recovered durable (Options.DeferRecoverySync): the caller must
+// SyncFS the file system holding it, or call SyncRecovered, before using
+// the log.
+func (l *Log) RecoveryUnsynced() bool { return l.recoveryUnsynced.Load() }
+
+// SyncRecovered makes durable, with fsyncs of this log's files, what a
+// recovery deferred by Options.DeferRecoverySync left in the page cache:
+// every segment file, the index files, the directory. It is what a caller
+// that cannot SyncFS does instead. A failure fails the log (as a failed
+// fsync of an append does): nothing in it since the last good fsync can be
+// trusted until it is reopened and recovered again.
+func (l *Log) SyncRecovered() error {
+	if !l.recoveryUnsynced.Load() {
+		return nil
+	}
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.RLock()
+	segs := slices.Clone(l.segs)
+	for _, s := range segs {
+		s.acquire()
+	}
+	l.mu.RUnlock()
+	defer func() {
+		for _, s := range segs {
+			s.release()
+		}
+	}()
+	syncPath := func(name string) error {
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	}
+	for _, s := range segs {
+		if err := s.withFile(l.io.sync); err != nil {
+			return l.failFsync(s, err)
+		}
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
+			if err := syncPath(s.path(suf)); err != nil {
+				return l.failFsync(s, err)
+			}
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return l.failFsync(segs[len(segs)-1], err)
+	}
+	l.recoveryUnsynced.Store(false)
+	return nil
+}
+
+// RecoverySynced tells the log that what its deferred recovery wrote is
+// durable: the caller ran SyncFS over its file system after Open.
+func (l *Log) RecoverySynced() { l.recoveryUnsynced.Store(false) }

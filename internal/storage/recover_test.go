@@ -49,8 +49,15 @@ func segmentFiles(t *testing.T, dir string) []string {
 // log holds exactly want, can be read from every offset and appended to.
 func checkBatches(t *testing.T, dir string, want [][]byte) {
 	t.Helper()
+	checkBatchesWith(t, dir, want, Options{})
+}
+
+// checkBatchesWith is checkBatches opening with opts (its clock replaced).
+func checkBatchesWith(t *testing.T, dir string, want [][]byte, opts Options) {
+	t.Helper()
 	clock := newClock()
-	l, err := Open(dir, testConfig(), Options{Now: clock.Now})
+	opts.Now = clock.Now
+	l, err := Open(dir, testConfig(), opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -122,6 +129,14 @@ func TestRecoveryTornTail(t *testing.T) {
 			checkBatches(t, dir, stored[:len(stored)-1])
 		})
 	}
+	// The same with the recovery's fsyncs deferred (a broker opening
+	// many logs at once): the tail is cut back all the same.
+	t.Run("deferred sync", func(t *testing.T) {
+		t.Parallel()
+		dir := copyDir(t, tl.dir)
+		os.Truncate(filepath.Join(dir, active), size-5)
+		checkBatchesWith(t, dir, stored[:len(stored)-1], Options{DeferRecoverySync: true, Lazy: true})
+	})
 	// The same with a (lying) clean shutdown marker: the bad tail is
 	// recovered too.
 	t.Run("clean marker", func(t *testing.T) {
@@ -321,4 +336,99 @@ func TestSmallSegmentsReopenWithoutRebuild(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeferredRecoverySync: a log recovered with its fsyncs deferred
+// reports it, leaves its recovery point checkpoint alone (so that a crash
+// before the caller's sync recovers as much again), holds every record;
+// SyncRecovered makes it durable, and a failing fsync there fails the log,
+// which then writes no clean shutdown marker.
+func TestDeferredRecoverySync(t *testing.T) {
+	cfg := testConfig()
+	tl := openTestLog(t, cfg)
+	tl.appendMany(40, 100)
+	tl.bg.Wait()                       // the flushes rolls queued: none may run after the appends below
+	if err := tl.Flush(); err != nil { // a recovery point in the middle
+		t.Fatal(err)
+	}
+	tl.appendMany(5, 10) // not enough to roll: the recovery point stays below
+	want := tl.allBatches()
+	leo := tl.LogEndOffset()
+	tl.crash()
+	ckpt := filepath.Join(tl.dir, recoveryCheckpointFile)
+	before, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(string(before), "\n"+strconv.FormatInt(leo, 10)+"\n") {
+		t.Fatalf("recovery point already at the log end %d: the test needs one below it", leo)
+	}
+
+	failSync := false
+	tl.opts = Options{Now: tl.clock.Now, Lazy: true, DeferRecoverySync: true, IO: &FileIO{Sync: func(f *os.File) error {
+		if failSync {
+			return errors.New("injected fsync failure")
+		}
+		return f.Sync()
+	}}}
+	for range 2 { // recovered, crashed again before the sync, recovered
+		tl.reopen2()
+		if !tl.RecoveryUnsynced() {
+			t.Fatal("a recovered log with deferred sync does not report it")
+		}
+		if after, _ := os.ReadFile(ckpt); string(after) != string(before) {
+			t.Fatalf("recovery point checkpoint moved before the sync: %q, was %q", after, before)
+		}
+		if got := tl.allBatches(); len(got) != len(want) || tl.LogEndOffset() != leo {
+			t.Fatalf("%d batches, log end %d after recovery; want %d, %d", len(got), tl.LogEndOffset(), len(want), leo)
+		}
+		tl.crash()
+	}
+
+	failSync = true
+	tl.reopen2()
+	if err := tl.SyncRecovered(); !errors.Is(err, ErrIO) {
+		t.Fatalf("SyncRecovered with a failing fsync: %v, want ErrIO", err)
+	}
+	if tl.Failed() == nil {
+		t.Fatal("a failed SyncRecovered did not fail the log")
+	}
+	if _, err := tl.Append(makeBatch(t, batchSpec{ts: 5}), 0); !errors.Is(err, ErrIO) {
+		t.Fatalf("append to a failed log: %v", err)
+	}
+	tl.Close()
+	tl.Log = nil
+	if _, err := os.Stat(filepath.Join(tl.dir, cleanShutdownFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a log whose recovery never became durable wrote a clean shutdown marker (%v)", err)
+	}
+
+	failSync = false
+	tl.reopen2()
+	if err := tl.SyncRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	if tl.RecoveryUnsynced() {
+		t.Fatal("still unsynced after SyncRecovered")
+	}
+	checkAfter := tl.allBatches()
+	if len(checkAfter) != len(want) {
+		t.Fatalf("%d batches, want %d", len(checkAfter), len(want))
+	}
+	if err := tl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tl.Log = nil
+	if after, _ := os.ReadFile(ckpt); !strings.HasSuffix(string(after), "\n"+strconv.FormatInt(leo, 10)+"\n") {
+		t.Fatalf("recovery point after a clean close: %q, want %d", after, leo)
+	}
+}
+
+// reopen2 opens the log dir (after crash or Close left it unopened).
+func (tl *testLog) reopen2() {
+	tl.t.Helper()
+	l, err := Open(tl.dir, tl.cfg, tl.opts)
+	if err != nil {
+		tl.t.Fatalf("open: %v", err)
+	}
+	tl.Log = l
 }

@@ -21,6 +21,9 @@ import (
 // Kafka's. Nor does it remove the data of an ongoing transaction: upTo is
 // lowered to the first offset of the earliest one.
 func (l *Log) EnforceRetention(upTo int64) error {
+	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
@@ -79,6 +82,9 @@ func (l *Log) EnforceRetention(upTo int64) error {
 // persisted before it is reported. An offset past the log end is
 // ErrOffsetOutOfRange; one at or below the current start changes nothing.
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	if err := l.ensureLoaded(); err != nil {
+		return 0, err
+	}
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()

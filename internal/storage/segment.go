@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,15 +31,27 @@ var segmentSuffixes = []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndex
 
 func fileName(base int64, suffix string) string { return fmt.Sprintf("%020d%s", base, suffix) }
 
-// segment is one .log file with its indexes. The log file descriptor stays
-// open while refs > 0: the Log holds one reference while the segment is part
-// of it, and every ReadResult holds one per segment it covers. Deleting a
-// segment renames its files to *.deleted; the last reference closes the file
-// and removes them.
+// segment is one .log file with its indexes. The segment lives while
+// refs > 0: the Log holds one reference while the segment is part of it,
+// and every ReadResult holds one per segment it covers. Deleting a segment
+// renames its files to *.deleted; the last reference closes the file and
+// removes them. The file descriptor itself is used through file/unpin
+// (fdcache.go): with a descriptor cache it may be closed while unpinned and
+// opened again on demand.
 type segment struct {
 	dir  string
 	base int64
-	f    *os.File
+
+	fmu  sync.Mutex
+	f    *os.File // guarded by fmu; nil while the descriptor cache has it closed
+	pins int32    // guarded by fmu: uses in progress (file without unpin)
+	mem  bool     // the in-memory segment of a lazy log: it has no file (lazy.go)
+	// cache, if set, may close the file while it is unpinned; cacheIdx
+	// (guarded by cache.mu) is its position in the cache's ring plus one,
+	// 0 when the file is not open in it; used is the CLOCK bit.
+	cache    *FDCache
+	cacheIdx int
+	used     atomic.Bool
 
 	// size is the committed length: every byte below it belongs to a whole
 	// batch that has been written. Readers never look past it.
@@ -71,8 +84,15 @@ func (s *segment) path(suffix string) string {
 	return filepath.Join(s.dir, fileName(s.base, suffix))
 }
 
-// openSegment opens (creating if needed) the log file of the segment at base.
-func openSegment(dir string, base int64, now time.Time, create bool) (*segment, error) {
+// newSegment opens (creating if needed) the log file of the segment at base,
+// in the log's descriptor cache.
+func (l *Log) newSegment(base int64, create bool) (*segment, error) {
+	return openSegment(l.dir, base, l.now(), create, l.opts.FDCache)
+}
+
+// openSegment opens (creating if needed) the log file of the segment at
+// base; cache (may be nil) is the descriptor cache it joins.
+func openSegment(dir string, base int64, now time.Time, create bool, cache *FDCache) (*segment, error) {
 	s := &segment{dir: dir, base: base, next: base, maxTs: -1, maxTsOffset: -1, firstBatchTs: -1, created: now}
 	flags := os.O_RDWR
 	if create {
@@ -91,6 +111,10 @@ func openSegment(dir string, base int64, now time.Time, create bool) (*segment, 
 	s.size.Store(st.Size())
 	s.syncedSize = st.Size()
 	s.refs.Store(1)
+	if cache != nil {
+		s.cache = cache
+		cache.add(s)
+	}
 	if create {
 		// Stale indexes of an earlier segment with the same base would
 		// otherwise be mistaken for this one's.
@@ -109,10 +133,7 @@ func (s *segment) release() {
 	if s.refs.Add(-1) != 0 {
 		return
 	}
-	var err error
-	if s.f != nil { // nil: the in-memory segment of a log not yet on disk (lazy.go)
-		err = s.f.Close()
-	}
+	err := s.closeFile()
 	if s.deleted.Load() {
 		for _, suf := range segmentSuffixes {
 			if e := os.Remove(s.path(suf + deletedSuffix)); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
@@ -144,10 +165,14 @@ func (s *segment) largestTimestamp() int64 {
 	if s.maxTs >= 0 {
 		return s.maxTs
 	}
-	if s.f == nil {
+	if s.mem {
 		return s.created.UnixMilli()
 	}
-	st, err := s.f.Stat()
+	var st os.FileInfo
+	err := s.withFile(func(f *os.File) (err error) {
+		st, err = f.Stat()
+		return err
+	})
 	if err != nil {
 		return math.MaxInt64 // keep it rather than guess
 	}
@@ -236,7 +261,10 @@ type batchReader struct {
 
 func newBatchReader(f *os.File, pos, end int64, buf []byte) *batchReader {
 	if cap(buf) == 0 {
-		buf = make([]byte, 256<<10)
+		// No larger than the data (a recovery after a crash scans the
+		// small active segments of thousands of logs); fill grows it for
+		// a batch that does not fit.
+		buf = make([]byte, max(min(256<<10, end-pos), record.LogOverhead))
 	}
 	return &batchReader{f: f, pos: pos, end: end, buf: buf[:cap(buf)]}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -14,6 +15,9 @@ import (
 // first batch whose max timestamp reaches ts and finds the record in it.
 // found is false when no record is that late.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error) {
+	if err := l.ensureLoaded(); err != nil {
+		return -1, -1, false, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -61,8 +65,13 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool,
 // scanForTimestamp scans the batches of s from pos for the first record with
 // timestamp >= ts and offset >= minOffset.
 func scanForTimestamp(s *segment, pos, size, ts, minOffset int64, hdr []byte) (int64, int64, bool, error) {
+	f, err := s.file()
+	if err != nil {
+		return -1, -1, false, err
+	}
+	defer s.unpin()
 	for pos < size {
-		h, err := readHeader(s.f, pos, hdr)
+		h, err := readHeader(f, pos, hdr)
 		if err != nil {
 			return -1, -1, false, fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path(logSuffix), err)
 		}
@@ -84,7 +93,7 @@ var errFound = errors.New("found")
 // record has the batch's MaxTimestamp.
 func findRecord(s *segment, pos int64, h *record.Header, match func(off, ts int64) bool) (int64, int64, bool, error) {
 	batch := make([]byte, h.Size())
-	if _, err := s.f.ReadAt(batch, pos); err != nil {
+	if err := s.withFile(func(f *os.File) error { _, err := f.ReadAt(batch, pos); return err }); err != nil {
 		return -1, -1, false, fmt.Errorf("storage: read batch at %d of %s: %w", pos, s.path(logSuffix), err)
 	}
 	var off, ts int64
@@ -111,6 +120,9 @@ func findRecord(s *segment, pos int64, h *record.Header, match func(off, ts int6
 // largest timestamp in the log (the first such record), or (-1, -1) when no
 // record has a timestamp.
 func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
+	if err := l.ensureLoaded(); err != nil {
+		return -1, -1, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -134,7 +146,13 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 	}
 	defer s.release()
 	hdr := make([]byte, record.HeaderSize)
-	bpos, h, found, err := findBatch(s.f, pos, size, target, hdr)
+	var bpos int64
+	var h record.Header
+	var found bool
+	err = s.withFile(func(f *os.File) (err error) {
+		bpos, h, found, err = findBatch(f, pos, size, target, hdr)
+		return err
+	})
 	if err != nil {
 		return -1, -1, fmt.Errorf("%w: %s: %w", ErrCorruptSegment, s.path(logSuffix), err)
 	}
@@ -164,6 +182,7 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 // one counts as a last entry starting at the log end offset, and the answer
 // is the one Kafka's cache would give.
 func (l *Log) EndOffsetForEpoch(epoch, current int32) (foundEpoch int32, endOffset int64) {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	leo := l.leo.Load()

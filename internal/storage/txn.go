@@ -213,6 +213,7 @@ func (l *Log) OnHighWatermark(hw int64) {
 // of the segment holding from onwards until an entry's last stable offset
 // reaches upper.
 func (l *Log) AbortedTxns(from, upper int64) []AbortedTxn {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	out := []AbortedTxn{}
@@ -241,6 +242,7 @@ type ProducerInfo struct {
 
 // ActiveProducers lists the producers the log remembers, by id.
 func (l *Log) ActiveProducers() []ProducerInfo {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.producers.list()
@@ -254,6 +256,7 @@ func (l *Log) ActiveProducers() []ProducerInfo {
 // invalidates the guard, so a verification cannot let a late batch start a
 // transaction that has ended.
 func (l *Log) StartTxnVerification(pid int64, epoch int16) (guard uint64, needed bool) {
+	_ = l.ensureLoaded() // a failed load leaves the log failed and empty
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.producers.m[pid]; e != nil && e.txnFirst >= 0 && e.epoch == epoch {

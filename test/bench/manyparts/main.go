@@ -40,6 +40,7 @@ type options struct {
 	pprofDir      string
 	pprofSeconds  int
 	restarts      bool
+	fetch         bool
 	stopTimeout   time.Duration
 	maxBufRecords int
 	maxBufBytes   int
@@ -112,6 +113,7 @@ func run() error {
 	flag.IntVar(&o.pprofSeconds, "pprof-seconds", 5, "length of each CPU profile (the phase waits for it to end)")
 	flag.DurationVar(&o.stopTimeout, "stop-timeout", 5*time.Minute, "how long a clean shutdown may take")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure the clean and the kill -9 restart")
+	flag.BoolVar(&o.fetch, "fetch", true, "at the end, consume every partition from its start and check each record's offset and the counts")
 	flag.Parse()
 	if *clientCPUs != "" && os.Getenv("MANYPARTS_PINNED") == "" {
 		return reexecPinned(*clientCPUs)
@@ -230,6 +232,13 @@ func run() error {
 		}
 		p.Name = "kill9"
 		p.Note = "after kill -9"
+		add(p)
+	}
+	if o.fetch {
+		p, err := fetchAll(ctx, b, topics, o.partitions, counts)
+		if err != nil {
+			return err
+		}
 		add(p)
 	}
 	if o.fewParts > 0 && res.ManyOverFew > 0 {
@@ -713,4 +722,70 @@ func reexecPinned(cpus string) error {
 		return err
 	}
 	return nil
+}
+
+// fetchAll consumes every written partition from its start with one
+// client, checks that offsets follow each other and that each partition
+// holds the acknowledged count, and measures it.
+func fetchAll(ctx context.Context, b *broker, topics []string, partitions int, c *counts) (phase, error) {
+	index := map[string]int{}
+	offs := map[string]map[int32]kgo.Offset{}
+	var want int64
+	for ti, t := range topics {
+		index[t] = ti
+		m := map[int32]kgo.Offset{}
+		for p := range partitions {
+			if n := c.n[ti][p].Load(); n > 0 {
+				m[int32(p)] = kgo.NewOffset().AtStart()
+				want += n
+			}
+		}
+		offs[t] = m
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumePartitions(offs), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		return phase{}, err
+	}
+	defer cl.Close()
+	next := make([][]int64, len(topics))
+	for i := range next {
+		next[i] = make([]int64, partitions)
+	}
+	c0 := b.cpu()
+	t0 := time.Now()
+	var got, nbytes int64
+	var bad error
+	for got < want && bad == nil {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return phase{}, fmt.Errorf("fetch: %d of %d records before %w", got, want, ctx.Err())
+		}
+		for _, e := range fs.Errors() {
+			return phase{}, fmt.Errorf("fetch %s/%d: %w", e.Topic, e.Partition, e.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			ti := index[r.Topic]
+			if r.Offset != next[ti][r.Partition] && bad == nil {
+				bad = fmt.Errorf("fetch %s/%d: offset %d, want %d", r.Topic, r.Partition, r.Offset, next[ti][r.Partition])
+			}
+			next[ti][r.Partition] = r.Offset + 1
+			got++
+			nbytes += int64(len(r.Value))
+		})
+	}
+	if bad != nil {
+		return phase{}, bad
+	}
+	el := time.Since(t0)
+	for ti, t := range topics {
+		for p := range partitions {
+			if n := c.n[ti][p].Load(); next[ti][p] != n {
+				return phase{}, fmt.Errorf("fetch %s/%d: %d records, %d acknowledged", t, p, next[ti][p], n)
+			}
+		}
+	}
+	cpu := b.cpu() - c0
+	mb := float64(nbytes) / 1e6
+	return phase{Name: "fetch", Seconds: el.Seconds(), MBps: mb / el.Seconds(), CPUSeconds: cpu, CPUsPerGB: cpu / (mb / 1000),
+		Note: fmt.Sprintf("%d records from every partition, offsets and counts checked", got)}, nil
 }

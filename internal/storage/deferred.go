@@ -1,0 +1,158 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Deferred loading (Options.DeferLoad, with Lazy), for a broker restarting
+// with many partitions: most of a clean start's cost is loading every log
+// (its checkpoints, indexes, the headers after the last index entry, the
+// producer snapshot: some 30 system calls a log), yet what the broker
+// needs of a log before its first use is its log start and end offsets,
+// its size and its high watermark. A clean shutdown writes those into the
+// log's clean shutdown marker (cleanSummary); Open of a log whose marker
+// has them reads the marker and the high watermark checkpoint only, and
+// the log is pending: loaded in full (load, under both locks) by the
+// first call that needs more (ensureLoaded). Until then the files are as
+// the clean shutdown left them, marker included, and LogStartOffset,
+// LogEndOffset, DurableOffset, Size, HighWatermarkCheckpoint,
+// OnHighWatermark, SaveHighWatermark, MaybeFlush, Flush, SetConfig and
+// Close answer without loading.
+//
+// The marker is trustworthy for as long as it exists: every path that
+// changes a file of the log removes it first (ensureWritable), durably, and
+// a marker without a summary (an older broker's, or a log never loaded
+// since) just means a full load at Open, as before. A summary that does
+// not match what the load then finds is logged and the load's values win.
+
+// cleanSummaryVersion heads the marker's content.
+const cleanSummaryVersion = "strata-clean-shutdown 1"
+
+// cleanSummary is what a clean shutdown marker records.
+type cleanSummary struct {
+	logStart, logEnd, size int64
+}
+
+func (s cleanSummary) encode() []byte {
+	return []byte(fmt.Sprintf("%s\n%d %d %d\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size))
+}
+
+// readCleanSummary reads the clean shutdown marker of dir; ok is false if
+// there is none or it has no (valid) summary.
+func readCleanSummary(dir string) (cleanSummary, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, cleanShutdownFile))
+	if err != nil {
+		return cleanSummary{}, false
+	}
+	head, rest, found := strings.Cut(string(b), "\n")
+	if !found || head != cleanSummaryVersion {
+		return cleanSummary{}, false
+	}
+	f := strings.Fields(rest)
+	if len(f) != 3 {
+		return cleanSummary{}, false
+	}
+	var v [3]int64
+	for i := range f {
+		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil || v[i] < 0 {
+			return cleanSummary{}, false
+		}
+	}
+	s := cleanSummary{logStart: v[0], logEnd: v[1], size: v[2]}
+	if s.logStart > s.logEnd {
+		return cleanSummary{}, false
+	}
+	return s, true
+}
+
+// summary is what the clean shutdown marker of the log records now; mu
+// held.
+func (l *Log) summary() cleanSummary {
+	s := cleanSummary{logStart: l.logStart, logEnd: l.leo.Load()}
+	for _, seg := range l.segs {
+		s.size += seg.size.Load()
+	}
+	return s
+}
+
+// openPending sets the log up from its clean shutdown summary, without
+// loading it; it reports false (having changed nothing) when the marker
+// has no summary. Not shared yet: no locks.
+func (l *Log) openPending() bool {
+	sum, ok := readCleanSummary(l.dir)
+	if !ok {
+		return false
+	}
+	l.loadHighWatermark()
+	l.logStart = sum.logStart
+	l.leo.Store(sum.logEnd)
+	l.durable.Store(sum.logEnd)
+	l.pendingSize = sum.size
+	l.pendingSum = sum
+	l.cleanMarker = true
+	l.lastFlushMs = l.nowMs()
+	l.pending.Store(true)
+	return true
+}
+
+// ensureLoaded loads a pending log in full; a no-op for a loaded one. A
+// load that fails leaves the log failed (appends return the error) and
+// empty to readers, and the error is logged.
+func (l *Log) ensureLoaded() error {
+	if !l.pending.Load() {
+		return nil
+	}
+	l.flushMu.Lock()
+	l.mu.Lock()
+	if !l.pending.Load() {
+		err := l.loadErr
+		l.mu.Unlock()
+		l.flushMu.Unlock()
+		return err
+	}
+	if l.closed {
+		l.mu.Unlock()
+		l.flushMu.Unlock()
+		return ErrClosed
+	}
+	needFlush, err := l.load()
+	if err == nil {
+		if got := l.summary(); got != l.pendingSum {
+			l.logger.Warn("the log differs from its clean shutdown summary; using what its files say",
+				"summary_log_start", l.pendingSum.logStart, "log_start", got.logStart,
+				"summary_log_end", l.pendingSum.logEnd, "log_end", got.logEnd,
+				"summary_size", l.pendingSum.size, "size", got.size)
+		}
+		l.scratch = nil
+	} else {
+		for _, s := range l.segs {
+			s.release()
+		}
+		l.segs = nil
+		l.logger.Error("loading the log failed; it stays offline", "err", err)
+		err = fmt.Errorf("storage: open %s: %w", l.dir, err)
+		if !errors.Is(err, ErrIO) && !errors.Is(err, ErrCorruptSegment) {
+			err = fmt.Errorf("%w: %w", ErrIO, err)
+		}
+		l.failed = err
+		l.loadErr = err
+		// An empty in-memory segment at the log end, so that readers
+		// find nothing rather than no segment at all.
+		leo := l.leo.Load()
+		s := &segment{dir: l.dir, base: leo, next: leo, maxTs: -1, maxTsOffset: -1, firstBatchTs: -1, created: l.now(), mem: true}
+		s.refs.Store(1)
+		l.segs = []*segment{s}
+	}
+	l.pending.Store(false)
+	l.mu.Unlock()
+	l.flushMu.Unlock()
+	if err == nil && needFlush {
+		return l.flush(true)
+	}
+	return err
+}
