@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,42 +23,14 @@ import (
 // ACL; carol is refused before it on every broker and reads after it,
 // and may still not write.
 func TestClusterACLs(t *testing.T) {
-	bin := binary(t)
-	c := &testCluster{t: t}
-	var quorum, clients []string
-	for i := 1; i <= 3; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), http: freeAddr(t)}
-		client := freeAddr(t)
-		clients = append(clients, client)
-		nd.listeners = fmt.Sprintf("BROKER://%s,CLIENT://%s,CONTROLLER://%s", nd.addr, client, nd.ctrl)
-		nd.extra = []string{
-			"--set", "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-			"--set", "inter.broker.listener.name=BROKER",
-			"--set", "controller.listener.names=CONTROLLER",
-			"--set", "sasl.mechanism.inter.broker.protocol=PLAIN",
-			"--set", `listener.name.broker.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" user_broker="broker-secret";`,
-			"--set", `listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_carol="carol-secret";`,
-			"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-			"--set", "super.users=User:admin",
-			"--set", "offsets.topic.replication.factor=3",
-		}
-		quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))
-		c.nodes = append(c.nodes, nd)
-	}
-	for _, nd := range c.nodes {
-		nd.voters = strings.Join(quorum, ",")
-		nd.start()
-	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.kill()
-		}
-		if t.Failed() {
-			for _, nd := range c.nodes {
-				t.Logf("node %d log tail:\n%s", nd.id, nd.tail())
-			}
-		}
-	})
+	_, clients := startListenerCluster(t, 3,
+		"--set", "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"--set", "sasl.mechanism.inter.broker.protocol=PLAIN",
+		"--set", `listener.name.broker.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" user_broker="broker-secret";`,
+		"--set", `listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_carol="carol-secret";`,
+		"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"--set", "super.users=User:admin",
+	)
 	newClient := func(user, pass string, opts ...kgo.Opt) *kgo.Client {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(clients...), kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()),
 			kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)

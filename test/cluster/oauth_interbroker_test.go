@@ -25,43 +25,15 @@ import (
 // follower's fetch to have authenticated, for 10 s while the brokers'
 // 3-second tokens expire and their connections are dialed again.
 func TestOAuthBearerInterBroker(t *testing.T) {
-	bin := binary(t)
-	c := &testCluster{t: t}
-	var quorum, clients []string
-	for i := 1; i <= 3; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), http: freeAddr(t)}
-		client := freeAddr(t)
-		clients = append(clients, client)
-		nd.listeners = fmt.Sprintf("BROKER://%s,CLIENT://%s,CONTROLLER://%s", nd.addr, client, nd.ctrl)
-		nd.extra = []string{
-			"--set", "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-			"--set", "inter.broker.listener.name=BROKER",
-			"--set", "controller.listener.names=CONTROLLER",
-			"--set", "listener.name.broker.sasl.enabled.mechanisms=OAUTHBEARER",
-			"--set", "sasl.mechanism.inter.broker.protocol=OAUTHBEARER",
-			"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" unsecuredLoginLifetimeSeconds="3";`,
-			"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-			"--set", "allow.everyone.if.no.acl.found=false",
-			"--set", "super.users=User:ANONYMOUS",
-			"--set", "offsets.topic.replication.factor=3",
-		}
-		quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))
-		c.nodes = append(c.nodes, nd)
-	}
-	for _, nd := range c.nodes {
-		nd.voters = strings.Join(quorum, ",")
-		nd.start()
-	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.kill()
-		}
-		if t.Failed() {
-			for _, nd := range c.nodes {
-				t.Logf("node %d log tail:\n%s", nd.id, nd.tail())
-			}
-		}
-	})
+	c, clients := startListenerCluster(t, 3,
+		"--set", "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"--set", "listener.name.broker.sasl.enabled.mechanisms=OAUTHBEARER",
+		"--set", "sasl.mechanism.inter.broker.protocol=OAUTHBEARER",
+		"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" unsecuredLoginLifetimeSeconds="3";`,
+		"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"--set", "allow.everyone.if.no.acl.found=false",
+		"--set", "super.users=User:ANONYMOUS",
+	)
 	newClient := func(opts ...kgo.Opt) *kgo.Client {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(clients...),
 			kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)

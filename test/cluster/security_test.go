@@ -32,44 +32,16 @@ func TestSecureCluster(t *testing.T) {
 	keystore := certtest.Write(t, dir, "node.pem", leaf.Keystore())
 	truststore := certtest.Write(t, dir, "ca.pem", ca.CertPEM)
 
-	bin := binary(t)
-	c := &testCluster{t: t}
-	var quorum, clients []string
-	for i := 1; i <= 3; i++ {
-		nd := &node{t: t, id: int32(i), bin: bin, dir: t.TempDir(), addr: freeAddr(t), ctrl: freeAddr(t), http: freeAddr(t)}
-		client := freeAddr(t)
-		clients = append(clients, client)
-		nd.listeners = fmt.Sprintf("BROKER://%s,CLIENT://%s,CONTROLLER://%s", nd.addr, client, nd.ctrl)
-		nd.extra = []string{
-			"--set", "listener.security.protocol.map=BROKER:SASL_SSL,CLIENT:SASL_SSL,CONTROLLER:SSL",
-			"--set", "inter.broker.listener.name=BROKER",
-			"--set", "controller.listener.names=CONTROLLER",
-			"--set", "ssl.keystore.location=" + keystore,
-			"--set", "ssl.truststore.location=" + truststore,
-			"--set", "ssl.client.auth=required",
-			"--set", "listener.name.client.ssl.client.auth=none",
-			"--set", "sasl.mechanism.inter.broker.protocol=PLAIN",
-			"--set", `listener.name.broker.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" user_broker="broker-secret";`,
-			"--set", `listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";`,
-			"--set", "offsets.topic.replication.factor=3",
-		}
-		quorum = append(quorum, fmt.Sprintf("%d@%s", i, nd.ctrl))
-		c.nodes = append(c.nodes, nd)
-	}
-	for _, nd := range c.nodes {
-		nd.voters = strings.Join(quorum, ",")
-		nd.start()
-	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.kill()
-		}
-		if t.Failed() {
-			for _, nd := range c.nodes {
-				t.Logf("node %d log tail:\n%s", nd.id, nd.tail())
-			}
-		}
-	})
+	c, clients := startListenerCluster(t, 3,
+		"--set", "listener.security.protocol.map=BROKER:SASL_SSL,CLIENT:SASL_SSL,CONTROLLER:SSL",
+		"--set", "ssl.keystore.location="+keystore,
+		"--set", "ssl.truststore.location="+truststore,
+		"--set", "ssl.client.auth=required",
+		"--set", "listener.name.client.ssl.client.auth=none",
+		"--set", "sasl.mechanism.inter.broker.protocol=PLAIN",
+		"--set", `listener.name.broker.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="broker-secret" user_broker="broker-secret";`,
+		"--set", `listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";`,
+	)
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.CertPEM)
