@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -47,7 +49,20 @@ func TestTxnBulkTransactions(t *testing.T) {
 	val := strings.Repeat("x", 200)
 	for k := range txns {
 		if err := p.BeginTransaction(); err != nil {
-			t.Fatal(err)
+			if !errors.Is(err, kerr.ProducerFenced) {
+				t.Fatal(err)
+			}
+			// franz-go runs its first transaction with transaction
+			// version 1 and can send an AddPartitionsToTxn for a late
+			// batch right behind its EndTxn v4: that batch opens a new
+			// transaction at the same epoch. Switching to version 2,
+			// it reloads its id with InitProducerId(expected epoch 0):
+			// the coordinator fences and aborts the open transaction
+			// (epoch 1), and the retry with epoch 0 is PRODUCER_FENCED,
+			// as Kafka's KIP-360 rules answer. The producer is done;
+			// what it was told must still hold below.
+			t.Logf("begin %d: %v", k, err)
+			break
 		}
 		for i := range perTxn {
 			p.Produce(ctx, kgo.StringRecord(fmt.Sprintf("%d-%d-%s", k, i, val)), out.promise)
@@ -124,7 +139,20 @@ func TestTxnEndWithoutFlush(t *testing.T) {
 	val := strings.Repeat("y", 200)
 	for k := range txns {
 		if err := p.BeginTransaction(); err != nil {
-			t.Fatal(err)
+			if !errors.Is(err, kerr.ProducerFenced) {
+				t.Fatal(err)
+			}
+			// franz-go runs its first transaction with transaction
+			// version 1 and can send an AddPartitionsToTxn for a late
+			// batch right behind its EndTxn v4: that batch opens a new
+			// transaction at the same epoch. Switching to version 2,
+			// it reloads its id with InitProducerId(expected epoch 0):
+			// the coordinator fences and aborts the open transaction
+			// (epoch 1), and the retry with epoch 0 is PRODUCER_FENCED,
+			// as Kafka's KIP-360 rules answer. The producer is done;
+			// what it was told must still hold below.
+			t.Logf("begin %d: %v", k, err)
+			break
 		}
 		for i := range perTxn {
 			p.Produce(ctx, kgo.StringRecord(fmt.Sprintf("%d-%d-%s", k, i, val)), out.promise)
