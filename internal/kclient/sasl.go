@@ -30,13 +30,10 @@ const (
 
 // session is what the server granted a connection's last exchange.
 type session struct {
-	// reauthAt is when to re-authenticate; zero: never (the server set
-	// no lifetime).
+	// reauthAt is when to re-authenticate, counted from when the last
+	// SaslAuthenticate was sent (the server's session began after that);
+	// zero: never (the server set no lifetime).
 	reauthAt time.Time
-	// ends is when the session ends at the earliest: its lifetime counted
-	// from when the last SaslAuthenticate was sent, before the server
-	// started it.
-	ends time.Time
 }
 
 // authenticate runs the SASL exchange on the connection and schedules the
@@ -81,7 +78,7 @@ func (rc *conn) authenticate(ctx context.Context, c *Client, addr, clientID stri
 			rc.sess = session{}
 			if life := time.Duration(ar.SessionLifetimeMillis) * time.Millisecond; life > 0 {
 				frac := reauthAtLeast + reauthJitter*c.jitter()
-				rc.sess = session{reauthAt: sent.Add(time.Duration(float64(life) * frac)), ends: sent.Add(life)}
+				rc.sess = session{reauthAt: sent.Add(time.Duration(float64(life) * frac))}
 			}
 			return nil
 		}
@@ -91,33 +88,23 @@ func (rc *conn) authenticate(ctx context.Context, c *Client, addr, clientID stri
 
 // maybeReauthenticate runs before a request on an authenticated
 // connection that the server may hold for up to hold (a fetch's long
-// poll). If the session would reach its re-authentication point before
-// the answer, the exchange runs again first; a session already over
-// (a connection idle past it) is not worth trying, and a failed
-// re-authentication leaves nothing to trust on the wire: either way the
-// connection is closed and the request dials a new one.
+// poll): if the session would reach its re-authentication point before
+// the answer, the exchange runs again first. A connection idle past its
+// session's end is re-authenticated too, as Kafka's clients do and its
+// brokers accept. A failed re-authentication leaves nothing to trust on
+// the wire: the connection is closed and the request dials a new one.
 func (rc *conn) maybeReauthenticate(ctx context.Context, c *Client, addr, clientID string, deadline time.Time, hold time.Duration) {
-	if rc.mech == nil || rc.sess.reauthAt.IsZero() {
+	if rc.mech == nil || rc.sess.reauthAt.IsZero() || c.now().Add(hold).Before(rc.sess.reauthAt) {
 		return
 	}
-	now := c.now()
-	if !now.Add(hold).Before(rc.sess.reauthAt) {
-		if !now.Before(rc.sess.ends) {
-			c.log.Info("SASL session ended while the connection was idle; dialing again", "addr", addr, "mechanism", rc.mech.Name(), "ended", rc.sess.ends)
-			rc.drop()
-			return
-		}
-		if err := rc.authenticate(ctx, c, addr, clientID, deadline); err != nil {
-			if ctx.Err() != nil { // the caller gave up; the request fails with that
-				rc.drop()
-				return
-			}
+	if err := rc.authenticate(ctx, c, addr, clientID, deadline); err != nil {
+		if ctx.Err() == nil { // else the caller gave up, and the request fails with that
 			c.log.Warn("SASL re-authentication failed; closing the connection to dial again", "addr", addr, "mechanism", rc.mech.Name(), "error", err)
-			rc.drop()
-			return
 		}
-		c.log.Debug("SASL re-authenticated", "addr", addr, "mechanism", rc.mech.Name(), "next", rc.sess.reauthAt)
+		rc.drop()
+		return
 	}
+	c.log.Debug("SASL re-authenticated", "addr", addr, "mechanism", rc.mech.Name(), "next", rc.sess.reauthAt)
 }
 
 // serverHold is how long the server may hold req before answering it: a
