@@ -44,10 +44,11 @@ type conn struct {
 	c      net.Conn
 	r      *bufio.Reader
 	corrID int32
-	// mech authenticates c on a SASL listener (nil: no SASL); sess is
-	// the session it was last granted.
-	mech sasl.Mechanism
-	sess session
+	// mech authenticates c on a SASL listener (nil: no SASL); reauthAt
+	// is when to run the exchange again (zero: never, the server set no
+	// session lifetime).
+	mech     sasl.Mechanism
+	reauthAt time.Time
 }
 
 // New returns a client whose requests time out after timeout (or the
@@ -146,8 +147,8 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 		deadline = d
 	}
 	if rc.c != nil {
-		// Between requests: re-authenticate if the session would end
-		// before the server has answered this one.
+		// Between requests: re-authenticate if the session reaches its
+		// re-authentication point before the server answers this one.
 		rc.maybeReauthenticate(ctx, c, addr, clientID, deadline, serverHold(req))
 	}
 	if rc.c == nil {
@@ -157,7 +158,7 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 		if err != nil {
 			return nil, err
 		}
-		rc.c, rc.r, rc.mech, rc.sess = conn, bufio.NewReader(conn), mech, session{}
+		rc.c, rc.r, rc.mech, rc.reauthAt = conn, bufio.NewReader(conn), mech, time.Time{}
 		if mech != nil {
 			if err := rc.authenticate(ctx, c, addr, clientID, deadline); err != nil {
 				return nil, fmt.Errorf("SASL %s: %w", mech.Name(), err)

@@ -28,14 +28,6 @@ const (
 	reauthJitter  = 0.10
 )
 
-// session is what the server granted a connection's last exchange.
-type session struct {
-	// reauthAt is when to re-authenticate, counted from when the last
-	// SaslAuthenticate was sent (the server's session began after that);
-	// zero: never (the server set no lifetime).
-	reauthAt time.Time
-}
-
 // authenticate runs the SASL exchange on the connection and schedules the
 // next one.
 func (rc *conn) authenticate(ctx context.Context, c *Client, addr, clientID string, deadline time.Time) error {
@@ -75,10 +67,12 @@ func (rc *conn) authenticate(ctx context.Context, c *Client, addr, clientID stri
 			return err
 		}
 		if done {
-			rc.sess = session{}
+			// The lifetime counts from when the last SaslAuthenticate
+			// was sent: the server's session began after that.
+			rc.reauthAt = time.Time{}
 			if life := time.Duration(ar.SessionLifetimeMillis) * time.Millisecond; life > 0 {
 				frac := reauthAtLeast + reauthJitter*c.jitter()
-				rc.sess = session{reauthAt: sent.Add(time.Duration(float64(life) * frac))}
+				rc.reauthAt = sent.Add(time.Duration(float64(life) * frac))
 			}
 			return nil
 		}
@@ -94,7 +88,7 @@ func (rc *conn) authenticate(ctx context.Context, c *Client, addr, clientID stri
 // brokers accept. A failed re-authentication leaves nothing to trust on
 // the wire: the connection is closed and the request dials a new one.
 func (rc *conn) maybeReauthenticate(ctx context.Context, c *Client, addr, clientID string, deadline time.Time, hold time.Duration) {
-	if rc.mech == nil || rc.sess.reauthAt.IsZero() || c.now().Add(hold).Before(rc.sess.reauthAt) {
+	if rc.mech == nil || rc.reauthAt.IsZero() || c.now().Add(hold).Before(rc.reauthAt) {
 		return
 	}
 	if err := rc.authenticate(ctx, c, addr, clientID, deadline); err != nil {
@@ -104,7 +98,7 @@ func (rc *conn) maybeReauthenticate(ctx context.Context, c *Client, addr, client
 		rc.drop()
 		return
 	}
-	c.log.Debug("SASL re-authenticated", "addr", addr, "mechanism", rc.mech.Name(), "next", rc.sess.reauthAt)
+	c.log.Debug("SASL re-authenticated", "addr", addr, "mechanism", rc.mech.Name(), "next", rc.reauthAt)
 }
 
 // serverHold is how long the server may hold req before answering it: a
