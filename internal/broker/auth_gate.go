@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,6 +14,10 @@ const (
 	apiKeySaslHandshake    = 17
 	apiKeySaslAuthenticate = 36
 )
+
+// errSessionExpired marks a request refused because its connection's
+// session ended (SASLOptions.ObserveExpired).
+var errSessionExpired = errors.New("expired")
 
 // checkAuthenticated is the gate every request passes before its body is
 // decoded. On a SASL listener, until the connection has authenticated (and
@@ -34,8 +39,8 @@ func (b *Broker) checkAuthenticated(conn *network.ConnInfo, key int16) error {
 		return fmt.Errorf("%s before SASL authentication on listener %s from %s", kmsg.NameForKey(key), conn.ListenerName(), conn.RemoteAddr)
 	}
 	if !s.Expires.IsZero() && !b.opts.Now().Before(s.Expires) {
-		return fmt.Errorf("%s after the SASL session of %s expired at %s without re-authentication (connections.max.reauth.ms) from %s",
-			kmsg.NameForKey(key), s.Principal, s.Expires.UTC().Format("15:04:05.000"), conn.RemoteAddr)
+		return fmt.Errorf("%s after the SASL session of %s %w at %s without re-authentication (connections.max.reauth.ms) from %s",
+			kmsg.NameForKey(key), s.Principal, errSessionExpired, s.Expires.UTC().Format("15:04:05.000"), conn.RemoteAddr)
 	}
 	return nil
 }

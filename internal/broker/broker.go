@@ -194,6 +194,14 @@ type SASLOptions struct {
 	// listener, the mechanism ("" when none was chosen) and whether it
 	// authenticated (Kafka's successful- and failed-authentication-total).
 	Observe func(listener, mechanism string, ok bool)
+	// ObserveReauth, if set, is told how every re-authentication of an
+	// authenticated connection ended (KIP-368; Kafka's successful- and
+	// failed-reauthentication-total). Observe counts them too.
+	ObserveReauth func(listener, mechanism string, ok bool)
+	// ObserveExpired, if set, is told of every connection closed because
+	// a request came after its session ended without re-authentication
+	// (Kafka's expired-connections-killed-count).
+	ObserveExpired func(listener string)
 }
 
 // Broker is the network.Handler that serves Kafka requests.
@@ -367,6 +375,9 @@ func (b *Broker) Serve(ctx context.Context, nr *network.Request, resp network.Re
 		return
 	}
 	if err := b.checkAuthenticated(nr.Conn, key); err != nil {
+		if errors.Is(err, errSessionExpired) && b.opts.SASL.ObserveExpired != nil {
+			b.opts.SASL.ObserveExpired(nr.Conn.ListenerName())
+		}
 		resp.CloseConn(err)
 		return
 	}

@@ -100,8 +100,8 @@ func (b *Broker) handleSaslAuthenticate(_ context.Context, r *request) {
 	if !sess.Expires.IsZero() {
 		resp.SessionLifetimeMillis = max(sess.Expires.Sub(b.opts.Now()).Milliseconds(), 1)
 	}
+	b.observeSASL(r.conn, mech, true)
 	r.conn.SetSession(sess)
-	b.observeSASL(r.conn.ListenerName(), mech, true)
 	b.log.Debug("SASL authenticated", "principal", principal.String(), "mechanism", mech, "remote", r.conn.RemoteAddr, "listener", r.conn.ListenerName())
 	r.respond(resp)
 }
@@ -141,7 +141,7 @@ func (b *Broker) newExchange(mechanism, listener string) (security.ServerExchang
 // the connection once the answer is written.
 func (b *Broker) saslFail(r *request, resp *kmsg.SASLAuthenticateResponse, code *kerr.Error, msg string, cause error) {
 	st := saslStateOf(r.conn)
-	b.observeSASL(r.conn.ListenerName(), st.mechanism, false)
+	b.observeSASL(r.conn, st.mechanism, false)
 	st.failed, st.exchange = true, nil
 	resp.ErrorCode, resp.ErrorMessage = code.Code, &msg
 	b.log.Info("SASL authentication failed", "remote", r.conn.RemoteAddr, "listener", r.conn.ListenerName(), "error", code.Message, "detail", cause)
@@ -173,7 +173,7 @@ func (b *Broker) serveRawSASL(nr *network.Request, resp network.Responder) {
 	if st.exchange == nil {
 		ex, err := b.newExchange(st.mechanism, nr.Conn.ListenerName())
 		if err != nil {
-			b.observeSASL(nr.Conn.ListenerName(), st.mechanism, false)
+			b.observeSASL(nr.Conn, st.mechanism, false)
 			resp.CloseConn(err)
 			return
 		}
@@ -181,7 +181,7 @@ func (b *Broker) serveRawSASL(nr *network.Request, resp network.Responder) {
 	}
 	challenge, done, err := st.exchange.Step(nr.Data)
 	if err != nil {
-		b.observeSASL(nr.Conn.ListenerName(), st.mechanism, false)
+		b.observeSASL(nr.Conn, st.mechanism, false)
 		st.failed, st.raw, st.exchange = true, false, nil
 		b.log.Info("SASL authentication failed", "remote", nr.Conn.RemoteAddr, "listener", nr.Conn.ListenerName(), "detail", err)
 		close := func() { resp.CloseConn(fmt.Errorf("SASL authentication failed (SaslHandshake v0): %w", err)) }
@@ -204,17 +204,25 @@ func (b *Broker) serveRawSASL(nr *network.Request, resp network.Responder) {
 		}
 		sess := network.Session{Principal: network.Principal{Type: "User", Name: st.exchange.Principal()}, Mechanism: st.mechanism,
 			Expires: sessionEnd(b.opts.Now(), b.opts.SASL.ReauthAfter, expires)}
-		b.observeSASL(nr.Conn.ListenerName(), st.mechanism, true)
+		b.observeSASL(nr.Conn, st.mechanism, true)
 		st.exchange, st.mechanism = nil, ""
 		nr.Conn.SetSession(sess)
 	}
 	resp.Respond(&network.Response{Chunks: []network.Chunk{{Bytes: append([]byte(nil), challenge...)}}})
 }
 
-// observeSASL reports how a SASL exchange ended (SASLOptions.Observe).
-func (b *Broker) observeSASL(listener, mechanism string, ok bool) {
+// observeSASL reports how a SASL exchange on conn ended
+// (SASLOptions.Observe), and, when conn had authenticated before, how its
+// re-authentication did (SASLOptions.ObserveReauth). It runs before the
+// exchange's session replaces the connection's.
+func (b *Broker) observeSASL(conn *network.ConnInfo, mechanism string, ok bool) {
 	if f := b.opts.SASL.Observe; f != nil {
-		f(listener, mechanism, ok)
+		f(conn.ListenerName(), mechanism, ok)
+	}
+	if f := b.opts.SASL.ObserveReauth; f != nil {
+		if prev := conn.Session(); prev != nil && prev.Mechanism != "" {
+			f(conn.ListenerName(), mechanism, ok)
+		}
 	}
 }
 

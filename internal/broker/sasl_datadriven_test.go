@@ -30,6 +30,7 @@ import (
 //	authenticate conn=c                         SaslAuthenticate; the input is the message as a Go string literal
 //	request conn=c [key=metadata|api-versions] another request: served or closed
 //	advance d=30s                              moves the clock
+//	observed                                    re-authentications and expired-session closes counted so far
 //	scram-user name=u mech=M password=p [iterations=N]   AlterUserScramCredentials on the controller
 //	scram conn=c user=u password=p [tamper=nonce|binding|proof]   a whole SCRAM-SHA-256 exchange
 //
@@ -93,6 +94,8 @@ func TestSASLDataDriven(t *testing.T) {
 					return "closed: " + rec.closed.Error()
 				}
 				return "served"
+			case "observed":
+				return fmt.Sprintf("reauths=%v expired=%v", h.reauths, h.expired)
 			case "advance":
 				d, err := time.ParseDuration(arg("d", ""))
 				if err != nil {

@@ -27,6 +27,9 @@ type saslHarness struct {
 	// observed are the exchanges SASLOptions.Observe was told of, as
 	// listener/mechanism/ok.
 	observed []string
+	// reauths and expired are what ObserveReauth (listener/mechanism/ok)
+	// and ObserveExpired (listener) were told of.
+	reauths, expired []string
 }
 
 func newSASLHarness(t *testing.T) *saslHarness {
@@ -48,6 +51,10 @@ func newSASLHarness(t *testing.T) *saslHarness {
 		Observe: func(listener, mechanism string, ok bool) {
 			h.observed = append(h.observed, fmt.Sprintf("%s/%s/%v", listener, mechanism, ok))
 		},
+		ObserveReauth: func(listener, mechanism string, ok bool) {
+			h.reauths = append(h.reauths, fmt.Sprintf("%s/%s/%v", listener, mechanism, ok))
+		},
+		ObserveExpired: func(listener string) { h.expired = append(h.expired, listener) },
 	}
 	return h
 }

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 )
 
 // Client sends Kafka requests from this node to another node's Kafka
@@ -20,10 +23,17 @@ import (
 // connection per address, one request in flight on it at a time: a caller
 // that needs requests in parallel (a follower fetching from several
 // leaders) uses a Client per stream.
+//
+// On a SASL listener the client authenticates each new connection and
+// re-authenticates it between requests before the session the server
+// granted ends (KIP-368, sasl.go).
 type Client struct {
 	timeout  time.Duration
 	maxBytes int32
 	dial     DialFunc
+	log      *slog.Logger
+	now      func() time.Time
+	jitter   func() float64
 
 	mu    sync.Mutex
 	conns map[string]*conn
@@ -34,28 +44,61 @@ type conn struct {
 	c      net.Conn
 	r      *bufio.Reader
 	corrID int32
+	// mech authenticates c on a SASL listener (nil: no SASL); reauthAt
+	// is when to run the exchange again (zero: never, the server set no
+	// session lifetime).
+	mech     sasl.Mechanism
+	reauthAt time.Time
 }
 
 // New returns a client whose requests time out after timeout (or the
 // context's deadline, if sooner).
 func New(timeout time.Duration) *Client {
-	return NewWithDial(timeout, nil)
+	return NewWithOptions(timeout, Options{})
 }
 
-// DialFunc opens a connection to another node's listener, ready for
-// requests: for a TLS or SASL inter-broker listener it runs the TLS
-// handshake and the SASL exchange before returning.
-type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
+// DialFunc opens a connection to another node's listener: TCP, then the
+// TLS handshake for an SSL or SASL_SSL listener. On a SASL listener it
+// also returns the mechanism to authenticate with (nil otherwise); the
+// client runs the exchange on the new connection before its first
+// request, and again before the session ends. It is called at each dial,
+// so what it returns may change while the client lives.
+type DialFunc func(ctx context.Context, addr string) (net.Conn, sasl.Mechanism, error)
 
-// NewWithDial is New with connections opened by dial (nil: plain TCP).
-func NewWithDial(timeout time.Duration, dial DialFunc) *Client {
-	if dial == nil {
-		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+// Options are a Client's optional collaborators.
+type Options struct {
+	// Dial opens connections (nil: plain TCP, no SASL).
+	Dial DialFunc
+	// Logger says why a connection was re-authenticated or dropped
+	// (nil: discarded).
+	Logger *slog.Logger
+	// Now is the clock of the re-authentication schedule (nil:
+	// time.Now); I/O deadlines always use the real clock.
+	Now func() time.Time
+	// Jitter returns a number in [0, 1) placing each re-authentication
+	// within its window (nil: math/rand/v2).
+	Jitter func() float64
+}
+
+// NewWithOptions is New with the given options.
+func NewWithOptions(timeout time.Duration, o Options) *Client {
+	if o.Dial == nil {
+		o.Dial = func(ctx context.Context, addr string) (net.Conn, sasl.Mechanism, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "tcp", addr)
+			c, err := d.DialContext(ctx, "tcp", addr)
+			return c, nil, err
 		}
 	}
-	return &Client{timeout: timeout, maxBytes: 64 << 20, dial: dial, conns: map[string]*conn{}}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Jitter == nil {
+		o.Jitter = rand.Float64
+	}
+	return &Client{timeout: timeout, maxBytes: 64 << 20, dial: o.Dial, log: o.Logger, now: o.Now, jitter: o.Jitter, conns: map[string]*conn{}}
 }
 
 // Do sends req to addr with the given client id and returns the decoded
@@ -83,11 +126,8 @@ func (c *Client) DoInto(ctx context.Context, addr, clientID string, req kmsg.Req
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	resp, err := rc.roundTrip(ctx, addr, clientID, c, req, buf)
-	if err != nil && rc.c != nil {
-		rc.c.Close()
-		rc.c, rc.r = nil, nil
-	}
 	if err != nil {
+		rc.drop()
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 		}
@@ -106,15 +146,31 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	if rc.c != nil {
+		// Between requests: re-authenticate if the session reaches its
+		// re-authentication point before the server answers this one.
+		rc.maybeReauthenticate(ctx, c, addr, clientID, deadline, serverHold(req))
+	}
 	if rc.c == nil {
 		dctx, cancel := context.WithDeadline(ctx, deadline)
-		conn, err := c.dial(dctx, addr)
+		conn, mech, err := c.dial(dctx, addr)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		rc.c, rc.r = conn, bufio.NewReader(conn)
+		rc.c, rc.r, rc.mech, rc.reauthAt = conn, bufio.NewReader(conn), mech, time.Time{}
+		if mech != nil {
+			if err := rc.authenticate(ctx, c, addr, clientID, deadline); err != nil {
+				return nil, fmt.Errorf("SASL %s: %w", mech.Name(), err)
+			}
+		}
 	}
+	return rc.exchange(ctx, clientID, req, deadline, reuse, c.maxBytes)
+}
+
+// exchange writes req on the connection and reads its response, by the
+// deadline or until ctx is canceled.
+func (rc *conn) exchange(ctx context.Context, clientID string, req kmsg.Request, deadline time.Time, reuse *[]byte, maxBytes int32) (kmsg.Response, error) {
 	if err := rc.c.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
@@ -144,7 +200,7 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 		return nil, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 4 || n > c.maxBytes {
+	if n < 4 || n > maxBytes {
 		return nil, fmt.Errorf("response of %d bytes", n)
 	}
 	var body []byte
@@ -178,15 +234,21 @@ func (rc *conn) roundTrip(ctx context.Context, addr, clientID string, c *Client,
 	return resp, nil
 }
 
+// drop closes the connection; the next request dials again.
+func (rc *conn) drop() {
+	if rc.c != nil {
+		rc.c.Close()
+	}
+	rc.c, rc.r = nil, nil
+}
+
 // Close drops every connection.
 func (c *Client) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for addr, rc := range c.conns {
 		rc.mu.Lock()
-		if rc.c != nil {
-			rc.c.Close()
-		}
+		rc.drop()
 		rc.mu.Unlock()
 		delete(c.conns, addr)
 	}

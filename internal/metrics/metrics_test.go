@@ -71,6 +71,8 @@ func newTestMetrics(t *testing.T, ready bool) *Metrics {
 	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", true)
 	r.SASLAuthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", false)
 	r.SASLAuthentication("SASL_PLAINTEXT", "PLAIN", false)
+	r.SASLReauthentication("SASL_PLAINTEXT", "SCRAM-SHA-256", true)
+	r.ExpiredSessionClosed("SASL_PLAINTEXT")
 	r.TLSHandshake("SSL", false, nil)
 	r.TLSHandshake("SSL", false, errors.New("tls: bad certificate"))
 	r.TLSHandshake("SASL_SSL", true, errors.New("tls: bad certificate"))
@@ -159,6 +161,8 @@ func TestCollect(t *testing.T) {
 		{"strata_authentications_total", []string{"listener", "SSL", "mechanism", "TLS", "result", "failure"}, 1},
 		{"strata_authentications_total", []string{"listener", "SSL", "mechanism", "TLS", "result", "success"}, 1},
 		{"strata_authentications_total", []string{"listener", "SASL_SSL", "mechanism", "TLS", "result", "failure"}, 1},
+		{"strata_reauthentications_total", []string{"mechanism", "SCRAM-SHA-256", "result", "success"}, 1},
+		{"strata_expired_sessions_closed_total", []string{"listener", "SASL_PLAINTEXT"}, 1},
 		{"strata_log_dirs_offline", nil, 1},
 		{"strata_build_info", []string{"version", "v1.2.3"}, 1},
 	} {
@@ -251,6 +255,8 @@ var kafkaNames = map[string]string{
 	"strata_connections_opened_total":        "socket-server-metrics connection-creation-total",
 	"strata_log_dirs_offline":                "LogManager OfflineLogDirectoryCount",
 	"strata_authentications_total":           "socket-server-metrics successful-authentication-total, failed-authentication-total (SSL handshake failures included)",
+	"strata_reauthentications_total":         "socket-server-metrics successful-reauthentication-total, failed-reauthentication-total",
+	"strata_expired_sessions_closed_total":   "socket-server-metrics expired-connections-killed-count",
 	"strata_partition_log_size_bytes":        "Log Size",
 	"strata_partition_log_start_offset":      "Log LogStartOffset",
 	"strata_partition_log_end_offset":        "Log LogEndOffset",

@@ -21,6 +21,8 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 type Requests struct {
 	duration *prometheus.HistogramVec
 	sasl     *prometheus.CounterVec
+	reauth   *prometheus.CounterVec
+	expired  *prometheus.CounterVec
 	// Plain atomics, read by GaugeFuncs at scrape time: cheaper than a
 	// float gauge's compare-and-swap loop on every request.
 	inFlight, inFlightB, conns, connsOpened atomic.Int64
@@ -45,10 +47,18 @@ func newRequests(reg prometheus.Registerer) *Requests {
 			Name: "strata_authentications_total",
 			Help: "Authentications that ended, by listener, mechanism and result (success or failure). mechanism is the SASL mechanism of a SASL exchange (empty when none was chosen; failures: bad credentials, a protocol error, re-authentication as another user), or TLS for the TLS handshake of an SSL or SASL_SSL listener (failures: a bad or missing client certificate, a protocol or version mismatch, a handshake timeout; successes only on SSL listeners, where the handshake is the authentication).",
 		}, []string{"listener", "mechanism", "result"}),
+		reauth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_reauthentications_total",
+			Help: "SASL re-authentications of authenticated connections (KIP-368, before the session of connections.max.reauth.ms or an OAUTHBEARER token ends) that ended, by listener, mechanism and result (success or failure); strata_authentications_total counts them too.",
+		}, []string{"listener", "mechanism", "result"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_expired_sessions_closed_total",
+			Help: "Connections closed because a request came after their SASL session ended without re-authentication, by listener.",
+		}, []string{"listener"}),
 		unknown: maxAPIKey + 1,
 	}
 	load := func(v *atomic.Int64) func() float64 { return func() float64 { return float64(v.Load()) } }
-	reg.MustRegister(r.duration, r.sasl,
+	reg.MustRegister(r.duration, r.sasl, r.reauth, r.expired,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_requests_in_flight", Help: "Requests read and not yet answered."}, load(&r.inFlight)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_request_bytes_in_flight", Help: "Bytes of requests read and not yet answered."}, load(&r.inFlightB)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_connections", Help: "Open client connections on the Kafka listener."}, load(&r.conns)),
@@ -73,6 +83,22 @@ func (r *Requests) SASLAuthentication(listener, mechanism string, ok bool) {
 		result = "success"
 	}
 	r.sasl.WithLabelValues(listener, mechanism, result).Inc()
+}
+
+// SASLReauthentication counts a re-authentication that ended
+// (broker.SASLOptions.ObserveReauth).
+func (r *Requests) SASLReauthentication(listener, mechanism string, ok bool) {
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	r.reauth.WithLabelValues(listener, mechanism, result).Inc()
+}
+
+// ExpiredSessionClosed counts a connection closed for a request after its
+// session ended (broker.SASLOptions.ObserveExpired).
+func (r *Requests) ExpiredSessionClosed(listener string) {
+	r.expired.WithLabelValues(listener).Inc()
 }
 
 // TLSHandshake counts a TLS handshake that ended (network.TLSObserver):

@@ -41,8 +41,8 @@ type FetcherConfig struct {
 	PartitionMaxByte int32         // replica.fetch.max.bytes
 	ResponseMaxBytes int32         // replica.fetch.response.max.bytes
 	Backoff          time.Duration // replica.fetch.backoff.ms
-	// Dial connects to leaders (TLS and SASL on the inter-broker
-	// listener); nil means plain TCP.
+	// Dial connects to leaders (TLS, and the SASL mechanism, of the
+	// inter-broker listener); nil means plain TCP.
 	Dial kclient.DialFunc
 }
 
@@ -97,9 +97,9 @@ type fetcher struct {
 }
 
 func newFetcher(nodeID, leader int32, addr string, cfg FetcherConfig, q *quota, logger *slog.Logger) *fetcher {
-	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg, quota: q,
-		log:    logger.With("component", "replica-fetcher", "leader", leader),
-		client: kclient.NewWithDial(cfg.MaxWait+30*time.Second, cfg.Dial),
+	log := logger.With("component", "replica-fetcher", "leader", leader)
+	f := &fetcher{nodeID: nodeID, leader: leader, addr: addr, cfg: cfg, quota: q, log: log,
+		client: kclient.NewWithOptions(cfg.MaxWait+30*time.Second, kclient.Options{Dial: cfg.Dial, Logger: log}),
 		parts:  map[TopicPartition]*Partition{}, epochs: map[TopicPartition]int32{}, delay: map[TopicPartition]time.Time{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())

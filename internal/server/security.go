@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -15,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -34,7 +29,7 @@ import (
 type listenerSecurity struct {
 	tls map[string]*security.TLSSource // by listener name, TLS listeners only
 	// interBrokerDial opens connections to other brokers' inter-broker
-	// listener (nil: plain TCP).
+	// listener and names their SASL mechanism (nil: plain TCP, no SASL).
 	interBrokerDial kclient.DialFunc
 	// jwks are the https key sets being refreshed, stopped at shutdown.
 	jwks []*security.JWKSEndpoint
@@ -98,8 +93,9 @@ func (s *Server) networkListener(spec listenerSpec, logger *slog.Logger) (networ
 // setInterBrokerDial builds how this broker reaches the others: over TLS
 // when the inter-broker listener is SSL or SASL_SSL (its keystore as the
 // client certificate, its truststore to verify the peer, the host name
-// checked unless ssl.endpoint.identification.algorithm is empty), then
-// SASL when it is a SASL listener.
+// checked unless ssl.endpoint.identification.algorithm is empty), with
+// the SASL mechanism that kclient authenticates (and re-authenticates)
+// each connection with when it is a SASL listener.
 func (s *Server) setInterBrokerDial(spec listenerSpec, logger *slog.Logger) error {
 	var tlsCfg *tls.Config
 	if spec.Protocol == network.ProtocolSSL || spec.Protocol == network.ProtocolSASLSSL {
@@ -110,18 +106,18 @@ func (s *Server) setInterBrokerDial(spec listenerSpec, logger *slog.Logger) erro
 		verifyHost := strings.EqualFold(s.cfg.ListenerString(spec.Name, "ssl.endpoint.identification.algorithm"), "https")
 		tlsCfg = src.ClientConfig(verifyHost)
 	}
-	auth, err := s.interBrokerSASL(spec)
+	mech, err := s.interBrokerSASL(spec)
 	if err != nil {
 		return err
 	}
-	if tlsCfg == nil && auth == nil {
+	if tlsCfg == nil && mech == nil {
 		return nil
 	}
-	s.sec.interBrokerDial = func(ctx context.Context, addr string) (net.Conn, error) {
+	s.sec.interBrokerDial = func(ctx context.Context, addr string) (net.Conn, sasl.Mechanism, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if tlsCfg != nil {
 			cfg := tlsCfg.Clone()
@@ -131,26 +127,20 @@ func (s *Server) setInterBrokerDial(spec listenerSpec, logger *slog.Logger) erro
 			tc := tls.Client(c, cfg)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				c.Close()
-				return nil, fmt.Errorf("TLS to %s: %w", addr, err)
+				return nil, nil, fmt.Errorf("TLS to %s: %w", addr, err)
 			}
 			c = tc
 		}
-		if auth != nil {
-			if err := auth(ctx, c); err != nil {
-				c.Close()
-				return nil, fmt.Errorf("SASL to %s: %w", addr, err)
-			}
-		}
-		return c, nil
+		return c, mech, nil
 	}
 	return nil
 }
 
-// interBrokerSASL returns how to authenticate on the inter-broker
-// listener, nil when it is not a SASL listener: with
-// sasl.mechanism.inter.broker.protocol and the username and password of
+// interBrokerSASL returns the mechanism to authenticate with on the
+// inter-broker listener, nil when it is not a SASL listener:
+// sasl.mechanism.inter.broker.protocol with the username and password of
 // that mechanism's JAAS config for the listener, as Kafka's brokers do.
-func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c net.Conn) error, error) {
+func (s *Server) interBrokerSASL(spec listenerSpec) (sasl.Mechanism, error) {
 	if spec.Protocol != network.ProtocolSASLPlaintext && spec.Protocol != network.ProtocolSASLSSL {
 		return nil, nil
 	}
@@ -161,33 +151,27 @@ func (s *Server) interBrokerSASL(spec listenerSpec) (func(ctx context.Context, c
 		return nil, err
 	}
 	if mechName == security.MechOAuthBearer {
-		mech, err := s.interBrokerOAuth(spec, opts)
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+		return s.interBrokerOAuth(spec, opts)
 	}
 	user, pass := opts["username"], opts["password"]
 	if user == "" || pass == "" {
 		return nil, fmt.Errorf("inter-broker listener %s uses SASL: set username and password in listener.name.%s.%s.sasl.jaas.config (or sasl.jaas.config)",
 			spec.Name, strings.ToLower(spec.Name), strings.ToLower(mechName))
 	}
-	var mech sasl.Mechanism
 	switch mechName {
 	case security.MechPlain:
-		mech = plain.Auth{User: user, Pass: pass}.AsMechanism()
+		return plain.Auth{User: user, Pass: pass}.AsMechanism(), nil
 	case security.MechScramSHA256:
-		mech = scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()
+		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), nil
 	case security.MechScramSHA512:
-		mech = scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()
-	default:
-		return nil, fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not supported", mechName)
+		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
 	}
-	return func(ctx context.Context, c net.Conn) error { return saslClient(ctx, c, mech) }, nil
+	return nil, fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not supported", mechName)
 }
 
 // interBrokerOAuth is OAUTHBEARER between brokers as Kafka's default
-// login handler does it: each connection gets a fresh unsecured token
+// login handler does it: each exchange (a new connection, or a
+// re-authentication before the session ends) gets a fresh unsecured token
 // made from the unsecuredLogin* options of the inter-broker listener's
 // OAUTHBEARER JAAS config (unsecuredLoginStringClaim_sub names the
 // brokers' principal). Such a token passes only the unsecured validator,
@@ -208,108 +192,16 @@ func (s *Server) interBrokerOAuth(spec listenerSpec, opts map[string]string) (sa
 	}), nil
 }
 
-// saslClient authenticates a fresh connection: SaslHandshake v1, then
-// SaslAuthenticate v2 until the mechanism is done.
-func saslClient(ctx context.Context, c net.Conn, mech sasl.Mechanism) error {
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(d)
-		defer c.SetDeadline(time.Time{})
-	}
-	hs := kmsg.NewPtrSASLHandshakeRequest()
-	hs.SetVersion(1)
-	hs.Mechanism = mech.Name()
-	resp, err := rawRoundTrip(c, 1, hs)
-	if err != nil {
-		return err
-	}
-	if code := resp.(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
-		return fmt.Errorf("SaslHandshake %s: %w", mech.Name(), kerr.ErrorForCode(code))
-	}
-	sess, msg, err := mech.Authenticate(ctx, c.RemoteAddr().String())
-	if err != nil {
-		return err
-	}
-	for corr := int32(2); ; corr++ {
-		req := kmsg.NewPtrSASLAuthenticateRequest()
-		req.SetVersion(2)
-		req.SASLAuthBytes = msg
-		resp, err := rawRoundTrip(c, corr, req)
-		if err != nil {
-			return err
-		}
-		ar := resp.(*kmsg.SASLAuthenticateResponse)
-		if ar.ErrorCode != 0 {
-			detail := ""
-			if ar.ErrorMessage != nil {
-				detail = *ar.ErrorMessage
-			}
-			return fmt.Errorf("SaslAuthenticate: %w: %s", kerr.ErrorForCode(ar.ErrorCode), detail)
-		}
-		done, next, err := sess.Challenge(ar.SASLAuthBytes)
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		msg = next
-	}
-}
-
-// rawRoundTrip writes one request on c and reads its response.
-func rawRoundTrip(c net.Conn, corr int32, req kmsg.Request) (kmsg.Response, error) {
-	buf := make([]byte, 4, 64)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(corr))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len("strata-broker")))
-	buf = append(buf, "strata-broker"...)
-	if req.IsFlexible() {
-		buf = append(buf, 0)
-	}
-	buf = req.AppendTo(buf)
-	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	if _, err := c.Write(buf); err != nil {
-		return nil, err
-	}
-	var size [4]byte
-	if _, err := io.ReadFull(c, size[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(size[:])
-	if n < 4 || n > 1<<20 {
-		return nil, fmt.Errorf("%s response of %d bytes", kmsg.NameForKey(req.Key()), n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c, body); err != nil {
-		return nil, err
-	}
-	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
-		return nil, fmt.Errorf("response for correlation id %d, want %d", got, corr)
-	}
-	body = body[4:]
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	if resp.IsFlexible() {
-		if len(body) == 0 {
-			return nil, errors.New("truncated response header")
-		}
-		body = body[1:]
-	}
-	if err := resp.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("decode %s response: %w", kmsg.NameForKey(req.Key()), err)
-	}
-	return resp, nil
-}
-
 // saslOptions are the broker's SASL settings; PLAIN users are loaded
 // once per SASL listener at start.
 func (s *Server) saslOptions() (broker.SASLOptions, error) {
 	cfg := s.cfg
 	opts := broker.SASLOptions{
-		ReauthAfter:  time.Duration(cfg.Int64("connections.max.reauth.ms")) * time.Millisecond,
-		FailureDelay: time.Duration(cfg.Int64("connection.failed.authentication.delay.ms")) * time.Millisecond,
-		Observe:      s.metrics.Requests().SASLAuthentication,
+		ReauthAfter:    time.Duration(cfg.Int64("connections.max.reauth.ms")) * time.Millisecond,
+		FailureDelay:   time.Duration(cfg.Int64("connection.failed.authentication.delay.ms")) * time.Millisecond,
+		Observe:        s.metrics.Requests().SASLAuthentication,
+		ObserveReauth:  s.metrics.Requests().SASLReauthentication,
+		ObserveExpired: s.metrics.Requests().ExpiredSessionClosed,
 	}
 	for _, m := range strings.Split(cfg.String("sasl.enabled.mechanisms"), ",") {
 		if m = strings.TrimSpace(m); m != "" {
@@ -520,12 +412,14 @@ func (s *Server) quorumTLS(logger *slog.Logger) (wrap func(net.Listener) net.Lis
 }
 
 // dial opens a connection to another broker's inter-broker listener, with
-// TLS and SASL as that listener needs; it reads interBrokerDial at each
-// call, so clients built before the listeners were resolved use it too.
-func (ls *listenerSecurity) dial(ctx context.Context, addr string) (net.Conn, error) {
+// TLS as that listener needs, and returns the SASL mechanism kclient
+// authenticates it with; it reads interBrokerDial at each call, so
+// clients built before the listeners were resolved use it too.
+func (ls *listenerSecurity) dial(ctx context.Context, addr string) (net.Conn, sasl.Mechanism, error) {
 	if ls.interBrokerDial != nil {
 		return ls.interBrokerDial(ctx, addr)
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
+	c, err := d.DialContext(ctx, "tcp", addr)
+	return c, nil, err
 }

@@ -201,9 +201,10 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc = kclient.NewWithDial(forwardTimeout, s.sec.dial)
+	linkLog := logger.With("component", "controller-channel")
+	s.rpc = kclient.NewWithOptions(forwardTimeout, kclient.Options{Dial: s.sec.dial, Logger: linkLog})
 	s.link = brokerlink.New(brokerlink.Config{NodeID: nodeID, Local: s.ctrl, Quorum: s.quorumView, Images: s.loader, Client: s.rpc,
-		Logger: logger.With("component", "controller-channel"), Timeout: forwardTimeout,
+		Logger: linkLog, Timeout: forwardTimeout,
 		Settle: func(offset int64) {
 			if s.roles.broker { // a controller-only node hosts no partitions
 				s.parts.WaitApplied(offset, forwardTimeout)

@@ -56,10 +56,12 @@ func (s *Server) startTxns(logger *slog.Logger) {
 		parts = int32(len(t.Partitions))
 	}
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
-	tx := &txnServer{s: s, rpc: kclient.NewWithDial(forwardTimeout, s.sec.dial), log: logger.With("component", "txn-wiring"), led: map[int32]led{},
+	txLog := logger.With("component", "txn-wiring")
+	rpcOpts := kclient.Options{Dial: s.sec.dial, Logger: txLog}
+	tx := &txnServer{s: s, rpc: kclient.NewWithOptions(forwardTimeout, rpcOpts), log: txLog, led: map[int32]led{},
 		tick: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms")}
 	for i := range tx.verify {
-		tx.verify[i] = kclient.NewWithDial(forwardTimeout, s.sec.dial)
+		tx.verify[i] = kclient.NewWithOptions(forwardTimeout, rpcOpts)
 	}
 	tx.pids.alloc = func(n int64) (int64, error) { return s.link.AllocateProducerIDs(n) }
 	tx.coord = txn.New(txn.Options{

@@ -22,14 +22,16 @@ import (
 // being the inter-broker principal, so registrations, replica fetches and
 // forwarded requests pass. A replication-factor-3 topic with
 // min.insync.replicas=3 takes acks=all produces, which needs every
-// follower's fetch to have authenticated, for 10 s while the brokers'
-// 3-second tokens expire and their connections are dialed again.
+// follower's fetch to have authenticated, for 15 s while the brokers'
+// sessions end with their 6-second tokens: their connections
+// re-authenticate with fresh tokens before then (KIP-368), and none is
+// closed for an expired session.
 func TestOAuthBearerInterBroker(t *testing.T) {
 	c, clients := startListenerCluster(t, 3,
 		"--set", "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
 		"--set", "listener.name.broker.sasl.enabled.mechanisms=OAUTHBEARER",
 		"--set", "sasl.mechanism.inter.broker.protocol=OAUTHBEARER",
-		"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" unsecuredLoginLifetimeSeconds="3";`,
+		"--set", `listener.name.broker.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" unsecuredLoginLifetimeSeconds="6";`,
 		"--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
 		"--set", "allow.everyone.if.no.acl.found=false",
 		"--set", "super.users=User:ANONYMOUS",
@@ -59,29 +61,32 @@ func TestOAuthBearerInterBroker(t *testing.T) {
 		defer pcancel()
 		return prod.ProduceSync(pctx, &kgo.Record{Topic: "oauth-ib", Value: []byte("first")}).FirstErr() == nil
 	})
-	// The brokers' tokens live 3 s: a session ends when its token
-	// expires, the follower's next fetch closes its connection, and it
-	// dials again with a new token. Replication goes on across several
-	// expiries: every acks=all produce of 10 s succeeds.
-	end := time.Now().Add(10 * time.Second)
+	// The brokers' tokens live 6 s: a session ends when its token
+	// expires, so each connection re-authenticates with a new token
+	// before then. Replication goes on across several expiries: every
+	// acks=all produce of 15 s succeeds.
+	before, _, _ := interBrokerSessions(c)
+	end := time.Now().Add(15 * time.Second)
 	n := 0
 	for ; time.Now().Before(end); n++ {
 		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "oauth-ib", Value: fmt.Appendf(nil, "r%d", n)}).FirstErr(); err != nil {
 			t.Fatalf("acks=all produce %d with min.insync.replicas=3: %v", n, err)
 		}
 	}
-	expired := 0
+	reauths, failed, expired := interBrokerSessions(c)
+	if reauths-before == 0 || failed > 0 || expired > 0 {
+		t.Fatalf("%v re-authentications of the brokers' connections (want some), %v failed, %v connections closed for an expired session (want none):\n%s", reauths-before, failed, expired, expiredCloses(c))
+	}
 	for _, nd := range c.nodes {
 		b, err := os.ReadFile(filepath.Join(nd.dir, "strata.log"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		expired += strings.Count(string(b), "SASL session of User:broker expired")
+		if strings.Contains(string(b), "SASL session of User:broker expired") {
+			t.Fatalf("node %d closed a broker's connection for an expired session", nd.id)
+		}
 	}
-	if expired == 0 {
-		t.Fatal("no broker's session expired: the test did not cross a token expiry")
-	}
-	t.Logf("%d acks=all produces across %d expiries of the brokers' sessions", n, expired)
+	t.Logf("%d acks=all produces across %v re-authentications of the brokers' connections", n, reauths-before)
 	waitFor(t, "full ISRs", 30*time.Second, func() bool {
 		m, err := adm.Metadata(ctx, "oauth-ib")
 		if err != nil {
