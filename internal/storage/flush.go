@@ -36,6 +36,20 @@ func (l *Log) flushWith(full, fsync bool) error {
 	}
 	leo := l.leo.Load()
 	unflushed := l.unflushed
+	if fsync {
+		// What the appends left unsynced (a new directory, an epoch
+		// checkpoint) becomes durable before the data it holds, and before
+		// the recovery point moves past epochs only the checkpoint knows:
+		// from now on an epoch checkpoint write holding epochs below leo
+		// fsyncs (writeEpochs). Under mu (read) no append runs meanwhile.
+		if full {
+			l.raiseRecoveryFloor(leo)
+		}
+		if err := l.syncCreated(); err != nil {
+			l.mu.RUnlock()
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+		}
+	}
 	jobs := make([]job, 0, 2)
 	for _, s := range l.segs {
 		size := s.size.Load()

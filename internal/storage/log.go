@@ -49,6 +49,17 @@ type Log struct {
 	// since the clean shutdown). ensureWritable clears both.
 	noDir       bool
 	cleanMarker bool
+	// dirUnsynced: the directory was created by an append and is not
+	// durable yet; epochsUnsynced: the leader epoch checkpoint was
+	// written without fsync. Set with mu held for writing, read and
+	// cleared by syncCreated with mu held (lazy.go). recoveryFloor is the
+	// highest recovery point that may be on disk (raised with mu held
+	// before a flush writes it): the leader epoch checkpoint may skip its
+	// fsync only while every epoch in it starts at or above it, since
+	// recovery rebuilds those from the batches (writeEpochs).
+	dirUnsynced    atomic.Bool
+	epochsUnsynced atomic.Bool
+	recoveryFloor  atomic.Int64
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
@@ -184,7 +195,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 // needFlush says it recovered or repaired something, which the caller then
 // makes durable (flush).
 func (l *Log) load() (needFlush bool, err error) {
-	if err := writePartitionMetadata(l.dir, l.opts.TopicID); err != nil {
+	if err := writePartitionMetadata(l.dir, l.opts.TopicID, true); err != nil {
 		return false, err
 	}
 	bases, err := l.cleanDir()
@@ -194,6 +205,12 @@ func (l *Log) load() (needFlush bool, err error) {
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
+	if !clean {
+		// A crash may have come before the flush that would have made a
+		// lazily created directory durable (ensureAppendable): the
+		// recovery's flush (or the caller's syncfs) makes sure it is.
+		l.dirUnsynced.Store(true)
+	}
 	if clean && l.opts.Lazy {
 		// Keep the marker until the first write (ensureWritable): until
 		// then the files are as the clean shutdown left them.
@@ -214,6 +231,7 @@ func (l *Log) load() (needFlush bool, err error) {
 	if l.recovery, err = readOffsetCheckpoint(l.dir, recoveryCheckpointFile, 0); err != nil {
 		return false, err
 	}
+	l.raiseRecoveryFloor(l.recovery)
 	l.loadHighWatermark()
 	if l.epochs, err = readEpochCheckpoint(l.dir); err != nil {
 		l.logger.Warn("ignoring unreadable leader epoch checkpoint", "err", err)

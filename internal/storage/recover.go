@@ -459,7 +459,10 @@ func (l *Log) SyncRecovered() error {
 			}
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	l.mu.RLock()
+	err := l.syncCreated() // the directory itself, its parent: load set dirUnsynced
+	l.mu.RUnlock()
+	if err != nil {
 		return l.failFsync(segs[len(segs)-1], err)
 	}
 	l.recoveryUnsynced.Store(false)
@@ -467,5 +470,12 @@ func (l *Log) SyncRecovered() error {
 }
 
 // RecoverySynced tells the log that what its deferred recovery wrote is
-// durable: the caller ran SyncFS over its file system after Open.
-func (l *Log) RecoverySynced() { l.recoveryUnsynced.Store(false) }
+// durable: the caller ran SyncFS over its file system after Open, which
+// covers its directory and leader epoch checkpoint too.
+func (l *Log) RecoverySynced() {
+	l.mu.RLock()
+	l.dirUnsynced.Store(false)
+	l.epochsUnsynced.Store(false)
+	l.mu.RUnlock()
+	l.recoveryUnsynced.Store(false)
+}

@@ -1,0 +1,219 @@
+package storage
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncRecorder counts the fsyncs by name (FileIO.SyncPath) of a log, and
+// what the recovery point checkpoint said at each.
+type syncRecorder struct {
+	mu    sync.Mutex
+	dir   string
+	paths []string
+	rp    []int64 // recovery point on disk at each fsync
+}
+
+func (r *syncRecorder) sync(path string) error {
+	rp, _ := readOffsetCheckpoint(r.dir, recoveryCheckpointFile, 0)
+	r.mu.Lock()
+	r.paths = append(r.paths, path)
+	r.rp = append(r.rp, rp)
+	r.mu.Unlock()
+	return (*FileIO)(nil).syncPath(path)
+}
+
+func (r *syncRecorder) take() ([]string, []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, rp := r.paths, r.rp
+	r.paths, r.rp = nil, nil
+	return p, rp
+}
+
+func openRecordedLazyLog(t *testing.T) (*testLog, *syncRecorder) {
+	t.Helper()
+	tl := openLazyTestLog(t)
+	tl.Log.Close()
+	rec := &syncRecorder{dir: tl.dir}
+	tl.opts.IO = &FileIO{SyncPath: rec.sync}
+	tl.Log = nil
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	return tl, rec
+}
+
+// The first write to a new partition creates its directory and writes its
+// first leader epoch without a single fsync; the next flush that fsyncs
+// data makes them durable first, before the recovery point moves.
+func TestFirstAppendDefersCreationFsyncs(t *testing.T) {
+	tl, rec := openRecordedLazyLog(t)
+	b := makeBatch(t, batchSpec{n: 2, size: 50, ts: 1000})
+	if _, err := tl.Append(b, 7); err != nil {
+		t.Fatal(err)
+	}
+	if paths, _ := rec.take(); len(paths) != 0 {
+		t.Fatalf("the first append fsynced %d paths, want none: %v", len(paths), paths)
+	}
+	for _, name := range []string{fileName(0, logSuffix), partitionMetadataFile, epochCheckpointFile} {
+		if !dirExists(t, filepath.Join(tl.dir, name)) {
+			t.Fatalf("%s missing after the first append", name)
+		}
+	}
+	if got, _ := readEpochCheckpoint(tl.dir); !slices.Equal(got.entries, []epochEntry{{7, 0}}) {
+		t.Fatalf("epoch checkpoint %v, want 7 at 0", got.entries)
+	}
+	// A second append in the same epoch: nothing either.
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 50, ts: 1010}), 7); err != nil {
+		t.Fatal(err)
+	}
+	if paths, _ := rec.take(); len(paths) != 0 {
+		t.Fatalf("a second append fsynced %v", paths)
+	}
+
+	if err := tl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	paths, rps := rec.take()
+	want := []string{
+		filepath.Join(tl.dir, epochCheckpointFile),
+		filepath.Join(tl.dir, partitionMetadataFile),
+		tl.dir,
+		filepath.Dir(tl.dir),
+	}
+	if len(paths) < len(want) || !slices.Equal(paths[:len(want)], want) {
+		t.Fatalf("the flush fsynced %v, want first %v", paths, want)
+	}
+	for i := range want {
+		if rps[i] != 0 {
+			t.Fatalf("%s fsynced after the recovery point moved to %d", paths[i], rps[i])
+		}
+	}
+	if rp, _ := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, 0); rp != 3 {
+		t.Fatalf("recovery point %d after the flush, want 3", rp)
+	}
+	// Nothing is left to the next flush.
+	if tl.dirUnsynced.Load() || tl.epochsUnsynced.Load() {
+		t.Fatal("the flush left the directory or the epoch checkpoint unsynced")
+	}
+
+	// Epoch 7 now starts below the recovery point: only the checkpoint
+	// knows it, so a new epoch replaces the file durably at once.
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 50, ts: 1020}), 8); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ = rec.take()
+	if !slices.Contains(paths, filepath.Join(tl.dir, epochCheckpointFile+tmpSuffix)) || !slices.Contains(paths, tl.dir) {
+		t.Fatalf("a new epoch above the recovery point fsynced %v, want the checkpoint and the directory", paths)
+	}
+	if tl.epochsUnsynced.Load() {
+		t.Fatal("an fsynced epoch checkpoint is marked unsynced")
+	}
+}
+
+// log.fsync=always (Sync) makes the directory durable with the first
+// record it acknowledges.
+func TestFirstAppendSyncMakesDirectoryDurable(t *testing.T) {
+	tl, rec := openRecordedLazyLog(t)
+	tl.Log.Close()
+	tl.opts.FsyncAlways = true
+	tl.Log = nil
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 10, ts: 1000}), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Sync(res.LastOffset); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := rec.take()
+	for _, p := range []string{filepath.Join(tl.dir, partitionMetadataFile), tl.dir, filepath.Dir(tl.dir)} {
+		if !slices.Contains(paths, p) {
+			t.Fatalf("Sync of the first record fsynced %v, missing %s", paths, p)
+		}
+	}
+}
+
+// What a machine crash may leave of a first write whose directory and
+// epoch checkpoint were never fsynced: the files torn (empty), or the
+// directory gone. Either way the log opens with what the disk holds: the
+// batches that reached it with their epochs (recovery scans from the
+// recovery point, 0, and finds them in the batches), or nothing.
+func TestFirstWriteUnsyncedFilesLostByMachineCrash(t *testing.T) {
+	tl, _ := openRecordedLazyLog(t)
+	var want [][]byte
+	for i, ep := range []int32{4, 4, 6} {
+		b := makeBatch(t, batchSpec{n: 1 + i, size: 40, ts: 1000 + int64(i)})
+		if _, err := tl.Append(b, ep); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+	}
+	tl.crash()
+	// The renames reached the disk, the files' data did not.
+	for _, name := range []string{epochCheckpointFile, partitionMetadataFile} {
+		if err := os.Truncate(filepath.Join(tl.dir, name), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := tl.allBatches()
+	if len(got) != len(want) {
+		t.Fatalf("%d batches, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("batch %d differs", i)
+		}
+	}
+	if e, end := tl.EndOffsetForEpoch(4, 6); e != 4 || end != 3 {
+		t.Fatalf("EndOffsetForEpoch(4) = %d, %d; want 4, 3", e, end)
+	}
+	if c, _ := readEpochCheckpoint(tl.dir); !slices.Equal(c.entries, []epochEntry{{4, 0}, {6, 3}}) {
+		t.Fatalf("epoch checkpoint after recovery %v, want 4 at 0, 6 at 3", c.entries)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tl.dir, partitionMetadataFile)); !strings.Contains(string(b), "topic_id: ") {
+		t.Fatalf("partition.metadata after recovery: %q", b)
+	}
+
+	// The directory's creation itself did not reach the disk: the log is
+	// as before its first write.
+	tl.crash()
+	if err := os.RemoveAll(tl.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if leo := tl.LogEndOffset(); leo != 0 || dirExists(t, tl.dir) {
+		t.Fatalf("log end %d (directory there: %v); want an empty lazy log", leo, dirExists(t, tl.dir))
+	}
+}
+
+// A log recovered after a crash does not know whether its directory was
+// ever made durable: the recovery's flush fsyncs it and its parent.
+func TestRecoveryMakesLazyDirectoryDurable(t *testing.T) {
+	tl, rec := openRecordedLazyLog(t)
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 10, ts: 1000}), 1); err != nil {
+		t.Fatal(err)
+	}
+	tl.crash()
+	rec.take()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := rec.take()
+	if !slices.Contains(paths, filepath.Dir(tl.dir)) {
+		t.Fatalf("recovery fsynced %v, not the data dir", paths)
+	}
+}
