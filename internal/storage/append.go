@@ -198,6 +198,12 @@ func (l *Log) roll() error { return l.rollAt(l.leo.Load()) }
 // offset or, for a follower append after an offset gap, the base offset of
 // the batch about to be written; mu held.
 func (l *Log) rollAt(base int64) error {
+	// A new segment file must not reach the disk before the directory
+	// changes the appends left unsynced: a clean shutdown marker that came
+	// back would otherwise describe only the old active segment.
+	if err := l.syncCreated(); err != nil {
+		return fmt.Errorf("%w: roll to a new segment at %d: %w", ErrIO, base, err)
+	}
 	old := l.active()
 	old.finishTimeIndex()
 	s, err := l.newSegment(base, true)

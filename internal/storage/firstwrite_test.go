@@ -217,3 +217,114 @@ func TestRecoveryMakesLazyDirectoryDurable(t *testing.T) {
 		t.Fatalf("recovery fsynced %v, not the data dir", paths)
 	}
 }
+
+// The first append after a clean restart removes the marker without an
+// fsync. If a machine crash brings the marker back, load checks it against
+// the active segment: one that grew is recovered (its records kept, a torn
+// tail cut), one that did not is as the marker says.
+func TestFirstAppendAfterCleanRestartDefersMarkerSync(t *testing.T) {
+	for _, deferLoad := range []bool{false, true} {
+		t.Run(map[bool]string{false: "loaded", true: "deferred"}[deferLoad], func(t *testing.T) {
+			tl, rec := openRecordedLazyLog(t)
+			tl.opts.DeferLoad = deferLoad
+			want := tl.appendMany(4, 60)
+			tl.reopen() // clean: the marker with its summary
+			marker := filepath.Join(tl.dir, cleanShutdownFile)
+			markerData, err := os.ReadFile(marker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg := filepath.Join(tl.dir, fileName(0, logSuffix))
+			st, err := os.Stat(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldSize, oldEnd := st.Size(), tl.LogEndOffset()
+			rec.take()
+			b := makeBatch(t, batchSpec{n: 2, size: 60, ts: 5000})
+			if _, err := tl.Append(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			if paths, _ := rec.take(); len(paths) != 0 {
+				t.Fatalf("the first append after a clean restart fsynced %v", paths)
+			}
+			if dirExists(t, marker) {
+				t.Fatal("the marker is still there after the append")
+			}
+			want = append(want, b)
+
+			// The append reached the disk, the marker's removal did not.
+			tl.crash()
+			if err := os.WriteFile(marker, markerData, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := tl.reopenErr(); err != nil {
+				t.Fatal(err)
+			}
+			// Before any load too: a deferred log must not answer from
+			// the stale summary.
+			if leo := tl.LogEndOffset(); leo != oldEnd+2 || tl.pending.Load() {
+				t.Fatalf("log end %d (pending %v), want %d, loaded", leo, tl.pending.Load(), oldEnd+2)
+			}
+			if got := tl.allBatches(); len(got) != len(want) || !bytes.Equal(got[len(got)-1], b) {
+				t.Fatalf("%d batches after the marker came back, want %d with the last append", len(got), len(want))
+			}
+
+			// Torn: the active segment grew by garbage only.
+			tl.crash()
+			if err := os.Truncate(seg, oldSize+10); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(marker, markerData, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := tl.reopenErr(); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(tl.allBatches()); got != len(want)-1 || tl.LogEndOffset() != oldEnd {
+				t.Fatalf("after a torn tail under a stale marker: %d batches, end %d; want %d, %d", got, tl.LogEndOffset(), len(want)-1, oldEnd)
+			}
+			if st, _ := os.Stat(seg); st.Size() != oldSize {
+				t.Fatalf("segment size %d after recovery, want %d", st.Size(), oldSize)
+			}
+
+			// Nothing of the append reached the disk: the marker is the
+			// truth, and the log opens from it.
+			tl.crash()
+			if err := os.WriteFile(marker, markerData, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := tl.reopenErr(); err != nil {
+				t.Fatal(err)
+			}
+			if tl.pending.Load() != deferLoad {
+				t.Fatalf("pending %v, want %v", tl.pending.Load(), deferLoad)
+			}
+			if got := len(tl.allBatches()); got != len(want)-1 || tl.LogEndOffset() != oldEnd {
+				t.Fatalf("%d batches, end %d; want %d, %d", got, tl.LogEndOffset(), len(want)-1, oldEnd)
+			}
+		})
+	}
+}
+
+// A roll after a first append whose marker removal is not durable yet
+// makes it durable before the new segment file exists.
+func TestRollMakesMarkerRemovalDurable(t *testing.T) {
+	tl, rec := openRecordedLazyLog(t)
+	tl.appendMany(3, 60)
+	tl.reopen()
+	rec.take()
+	tl.mustAppend(makeBatch(t, batchSpec{n: 1, size: 60, ts: 5000}))
+	if !tl.dirUnsynced.Load() {
+		t.Fatal("the marker removal was fsynced by the append")
+	}
+	tl.mu.Lock()
+	err := tl.roll()
+	tl.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paths, _ := rec.take(); !slices.Contains(paths, tl.dir) || tl.dirUnsynced.Load() {
+		t.Fatalf("the roll fsynced %v; want the log directory", paths)
+	}
+}

@@ -75,8 +75,9 @@ func (l *Log) ensureWritable() error {
 // loses nothing of them: they are in the page cache. A machine crash before
 // that flush may lose the directory, as it may lose the unflushed records
 // in it: the log then opens empty, lazily, as it was before its first
-// write. The clean shutdown marker is still removed durably. mu held for
-// writing.
+// write. The clean shutdown marker is removed without an fsync too when
+// its summary lets load check it (markerLazy), durably otherwise. mu held
+// for writing.
 func (l *Log) ensureAppendable() error {
 	if l.noDir {
 		if err := l.createOnDisk(); err != nil {
@@ -90,10 +91,17 @@ func (l *Log) ensureAppendable() error {
 		if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("storage: %w: remove clean shutdown marker: %w", ErrIO, err)
 		}
-		if err := l.io.syncPath(l.dir); err != nil {
+		if l.markerLazy {
+			// Durable with the next flush, or the next roll (rollAt),
+			// whichever comes first. Until then a machine crash may bring
+			// the marker back over an active segment this append made
+			// longer, which load tells by its size (activeMatches) and
+			// recovers.
+			l.dirUnsynced.Store(true)
+		} else if err := l.io.syncPath(l.dir); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
-		l.cleanMarker = false
+		l.cleanMarker, l.markerLazy = false, false
 	}
 	return nil
 }

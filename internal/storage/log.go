@@ -49,6 +49,10 @@ type Log struct {
 	// since the clean shutdown). ensureWritable clears both.
 	noDir       bool
 	cleanMarker bool
+	// markerLazy: the marker's summary names the active segment and its
+	// size, checked at load, so the first append may remove the marker
+	// without an fsync (ensureAppendable).
+	markerLazy bool
 	// dirUnsynced: the directory was created by an append and is not
 	// durable yet; epochsUnsynced: the leader epoch checkpoint was
 	// written without fsync. Set with mu held for writing, read and
@@ -205,6 +209,27 @@ func (l *Log) load() (needFlush bool, err error) {
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
+	l.markerLazy = false
+	if clean && l.opts.Lazy {
+		if sum, ok := readCleanSummary(l.dir); ok && sum.hasActive {
+			if len(bases) > 0 && bases[len(bases)-1] == sum.activeBase && sum.activeMatches(l.dir) {
+				l.markerLazy = true
+			} else {
+				// An append after the clean restart reached the disk, its
+				// marker removal did not (ensureAppendable): the files
+				// are not as the marker says. Recover, as after any
+				// crash, with the marker gone first.
+				l.logger.Warn("the active segment changed after the clean shutdown marker was written; recovering the log")
+				if err := os.Remove(cleanPath); err != nil {
+					return false, fmt.Errorf("remove clean shutdown marker: %w", err)
+				}
+				if err := syncDir(l.dir); err != nil {
+					return false, err
+				}
+				clean = false
+			}
+		}
+	}
 	if !clean {
 		// A crash may have come before the flush that would have made a
 		// lazily created directory durable (ensureAppendable): the
