@@ -328,3 +328,94 @@ func TestRollMakesMarkerRemovalDurable(t *testing.T) {
 		t.Fatalf("the roll fsynced %v; want the log directory", paths)
 	}
 }
+
+// Recovery after a crash leaves the earlier process's index files in
+// place (no unlinks on the restart's path) and the next full flush
+// rewrites them from the start, emptying one the rebuilt index has no
+// entry for.
+func TestRecoveryLeavesIndexFilesToNextFlush(t *testing.T) {
+	cfg := testConfig()
+	cfg.IndexIntervalBytes = 100
+	tl := openTestLog(t, cfg)
+	want := tl.appendMany(20, 100)
+	if err := tl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, tl.appendMany(10, 100)...)
+	idx := filepath.Join(tl.dir, fileName(0, indexSuffix))
+	before, err := os.Stat(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(idx)
+	if err != nil || !os.SameFile(before, after) || after.Size() != before.Size() {
+		t.Fatalf("recovery replaced or removed the offset index (err %v)", err)
+	}
+	check := func(what string) {
+		t.Helper()
+		got := tl.allBatches()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d batches, want %d", what, len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%s: batch %d differs", what, i)
+			}
+		}
+		for off := int64(0); off < tl.LogEndOffset(); off++ {
+			res, err := tl.Read(off, tl.LogEndOffset(), 1, true)
+			if err != nil {
+				t.Fatalf("%s: read at %d: %v", what, off, err)
+			}
+			hs := splitBatches(t, readBytes(t, res))
+			if len(hs) == 0 || hs[0].BaseOffset > off || hs[0].LastOffset() < off {
+				t.Fatalf("%s: read at %d found %v", what, off, hs)
+			}
+		}
+	}
+	check("after recovery")
+	// A clean shutdown rewrites the files, which a clean load then trusts.
+	tl.reopen()
+	tl.mu.RLock()
+	n := len(tl.segs[0].offIdx.buf)
+	rebuilt := tl.rebuilt
+	tl.mu.RUnlock()
+	if st, _ := os.Stat(idx); st.Size() != int64(n) || rebuilt {
+		t.Fatalf("offset index %d bytes on disk, %d loaded (rebuilt %v)", st.Size(), n, rebuilt)
+	}
+	check("after a clean restart")
+
+	// A rebuilt index with no entry empties the earlier file.
+	tl2 := openTestLog(t, testConfig())
+	tl2.appendMany(1, 10)
+	tl2.crash()
+	idx2 := filepath.Join(tl2.dir, fileName(0, indexSuffix))
+	for _, p := range []string{idx2, filepath.Join(tl2.dir, fileName(0, timeIndexSuffix))} {
+		if err := os.WriteFile(p, bytes.Repeat([]byte{0xff}, 24), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tl2.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	tl2.reopen()
+	for _, p := range []string{idx2, filepath.Join(tl2.dir, fileName(0, timeIndexSuffix))} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl2.mu.RLock()
+		want := int64(len(tl2.segs[0].offIdx.buf))
+		if p != idx2 {
+			want = int64(len(tl2.segs[0].timeIdx.buf))
+		}
+		tl2.mu.RUnlock()
+		if st.Size() != want {
+			t.Fatalf("%s: %d bytes on disk after the flush, the index has %d", p, st.Size(), want)
+		}
+	}
+}

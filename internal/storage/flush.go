@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -57,7 +59,7 @@ func (l *Log) flushWith(full, fsync bool) error {
 		if full {
 			j.offIdx, j.timIdx, j.txnIdx = s.offIdx.buf, s.timeIdx.buf, s.txn.buf
 		}
-		if size > s.syncedSize || (full && (len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written || len(j.txnIdx) > s.txn.written)) {
+		if size > s.syncedSize || (full && (s.staleIdx || len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written || len(j.txnIdx) > s.txn.written)) {
 			s.acquire()
 			jobs = append(jobs, j)
 		}
@@ -85,6 +87,17 @@ func (l *Log) flushWith(full, fsync bool) error {
 			continue
 		}
 		var err error
+		if s.staleIdx {
+			// Rewritten from the start below; emptied first, so that an
+			// index with no entry leaves no earlier process's file behind.
+			for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+				if err := os.Truncate(s.path(suf), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("storage: %w: %w", ErrIO, err)
+				}
+			}
+			s.offIdx.written, s.timeIdx.written = 0, 0
+			s.staleIdx = false
+		}
 		if s.offIdx.written, err = writeIndexTailSync(s.path(indexSuffix), j.offIdx, s.offIdx.written, fsync); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}

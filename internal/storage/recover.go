@@ -232,11 +232,18 @@ func (l *Log) recoverSegment(s *segment) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	os.Remove(s.path(indexSuffix))
-	os.Remove(s.path(timeIndexSuffix))
 	if end == size {
+		// The index files on disk are an earlier process's and are not
+		// read again before the next full flush rewrites them (a crash
+		// before it recovers this segment again): leave them to it
+		// rather than unlink them now, which costs a restart after a
+		// crash two unlinks per log (and their discards, on a file system
+		// mounted with discard).
+		s.staleIdx = true
 		return false, nil
 	}
+	os.Remove(s.path(indexSuffix))
+	os.Remove(s.path(timeIndexSuffix))
 	l.logger.Warn("truncating torn or corrupt segment tail", "segment", s.path(logSuffix), "valid_bytes", end, "dropped_bytes", size-end)
 	f, err := s.file()
 	if err != nil {
