@@ -419,3 +419,36 @@ func TestRecoveryLeavesIndexFilesToNextFlush(t *testing.T) {
 		}
 	}
 }
+
+// With DeferRecoverySync the recovery fsyncs nothing per log (the caller's
+// syncfs covers the directory too); SyncRecovered, its fallback, fsyncs the
+// directory and its parent.
+func TestDeferredRecoveryFsyncsNothingPerLog(t *testing.T) {
+	tl, rec := openRecordedLazyLog(t)
+	tl.opts.DeferRecoverySync = true
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 10, ts: 1000}), 1); err != nil {
+		t.Fatal(err)
+	}
+	tl.crash()
+	rec.take()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	if paths, _ := rec.take(); len(paths) != 0 || !tl.RecoveryUnsynced() {
+		t.Fatalf("a deferred recovery fsynced %v (unsynced %v)", paths, tl.RecoveryUnsynced())
+	}
+	if err := tl.SyncRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	if paths, _ := rec.take(); !slices.Contains(paths, tl.dir) || !slices.Contains(paths, filepath.Dir(tl.dir)) {
+		t.Fatalf("SyncRecovered fsynced %v; want the directory and its parent", paths)
+	}
+	tl.crash()
+	if err := tl.reopenErr(); err != nil {
+		t.Fatal(err)
+	}
+	tl.RecoverySynced()
+	if tl.dirUnsynced.Load() || tl.RecoveryUnsynced() {
+		t.Fatal("RecoverySynced left the log unsynced")
+	}
+}

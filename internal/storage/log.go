@@ -230,12 +230,6 @@ func (l *Log) load() (needFlush bool, err error) {
 			}
 		}
 	}
-	if !clean {
-		// A crash may have come before the flush that would have made a
-		// lazily created directory durable (ensureAppendable): the
-		// recovery's flush (or the caller's syncfs) makes sure it is.
-		l.dirUnsynced.Store(true)
-	}
 	if clean && l.opts.Lazy {
 		// Keep the marker until the first write (ensureWritable): until
 		// then the files are as the clean shutdown left them.
@@ -322,6 +316,13 @@ func (l *Log) load() (needFlush bool, err error) {
 	if recovered || !clean || rebuiltTxn {
 		if err := l.ensureWritable(); err != nil { // a clean log being repaired is no longer as it was shut down
 			return false, err
+		}
+		if !clean {
+			// A crash may have come before the flush that would have made
+			// a lazily created directory durable (ensureAppendable): the
+			// recovery's flush, or the caller's syncfs
+			// (DeferRecoverySync), makes sure it is.
+			l.dirUnsynced.Store(true)
 		}
 		return true, nil
 	}

@@ -467,7 +467,8 @@ func (l *Log) SyncRecovered() error {
 		}
 	}
 	l.mu.RLock()
-	err := l.syncCreated() // the directory itself, its parent: load set dirUnsynced
+	l.dirUnsynced.Store(true) // the directory and its parent (load set it too)
+	err := l.syncCreated()
 	l.mu.RUnlock()
 	if err != nil {
 		return l.failFsync(segs[len(segs)-1], err)
