@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -450,5 +451,27 @@ func TestDeferredRecoveryFsyncsNothingPerLog(t *testing.T) {
 	tl.RecoverySynced()
 	if tl.dirUnsynced.Load() || tl.RecoveryUnsynced() {
 		t.Fatal("RecoverySynced left the log unsynced")
+	}
+}
+
+// A file where a new log's directory would go fails its first write with
+// ErrIO and stays where it is.
+func TestFirstAppendFileInTheWay(t *testing.T) {
+	tl := openLazyTestLog(t)
+	if err := os.WriteFile(tl.dir, []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 10, ts: 1000}), 0); !errors.Is(err, ErrIO) {
+		t.Fatalf("append over a file in the way: %v, want ErrIO", err)
+	}
+	if b, err := os.ReadFile(tl.dir); err != nil || string(b) != "in the way" {
+		t.Fatalf("the file in the way: %q, %v", b, err)
+	}
+	if err := os.Remove(tl.dir); err != nil {
+		t.Fatal(err)
+	}
+	tl.mustAppend(makeBatch(t, batchSpec{n: 1, size: 10, ts: 1000}))
+	if tl.LogEndOffset() != 1 {
+		t.Fatalf("log end %d after the file went away, want 1", tl.LogEndOffset())
 	}
 }

@@ -115,13 +115,13 @@ func (l *Log) createOnDisk() error {
 	// The fewest system calls that do it: with thousands of partitions
 	// written for the first time on a busy core, each costs. The directory
 	// is new, so nothing in it needs checking, replacing or removing.
-	if err := os.Mkdir(l.dir, 0o755); errors.Is(err, os.ErrNotExist) {
-		err = os.MkdirAll(l.dir, 0o755) // the data dir itself is missing
-		if err != nil {
+	if err := os.Mkdir(l.dir, 0o755); err != nil {
+		// The data dir itself is missing, or something is there already:
+		// the general path, which fails on a file in the way (and leaves
+		// it alone).
+		if err := os.MkdirAll(l.dir, 0o755); err != nil {
 			return err
 		}
-	} else if err != nil && !errors.Is(err, os.ErrExist) {
-		return err
 	}
 	undo := func(err error) error {
 		os.RemoveAll(l.dir)
