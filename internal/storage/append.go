@@ -90,7 +90,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	if err := l.errClosedOrFailed(); err != nil {
 		return AppendResult{}, false, err
 	}
-	if err := l.ensureWritable(); err != nil {
+	if err := l.ensureAppendable(); err != nil {
 		return AppendResult{}, false, err
 	}
 	cfg := &l.cfg
@@ -198,6 +198,12 @@ func (l *Log) roll() error { return l.rollAt(l.leo.Load()) }
 // offset or, for a follower append after an offset gap, the base offset of
 // the batch about to be written; mu held.
 func (l *Log) rollAt(base int64) error {
+	// A new segment file must not reach the disk before the directory
+	// changes the appends left unsynced: a clean shutdown marker that came
+	// back would otherwise describe only the old active segment.
+	if err := l.syncCreated(); err != nil {
+		return fmt.Errorf("%w: roll to a new segment at %d: %w", ErrIO, base, err)
+	}
 	old := l.active()
 	old.finishTimeIndex()
 	s, err := l.newSegment(base, true)
@@ -226,8 +232,31 @@ func (l *Log) rollAt(base int64) error {
 
 // writeEpochs writes the leader epoch checkpoint after the cache changed;
 // if that fails (a full disk), the next append tries again. mu held.
+//
+// While every epoch in the cache starts at or above the recovery point
+// (recoveryFloor: a log never flushed, whose first write this is, above
+// all) the file is written without fsyncs: after a machine crash recovery
+// scans every batch from the recovery point and finds those epochs again
+// in the batches, so a checkpoint lost or torn by the crash loses nothing
+// (Open ignores an unreadable one). The next flush fsyncs it (syncCreated)
+// before it moves the recovery point past them. Otherwise the file holds
+// epochs that only it knows, and is replaced durably, as before.
 func (l *Log) writeEpochs() {
-	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+	fsync := true
+	if first, ok := l.epochs.first(); !ok || first.startOffset >= l.recoveryFloor.Load() {
+		fsync = false
+	}
+	write := func() error {
+		if !fsync {
+			// Every epoch in it is rebuilt from the batches if the file
+			// is lost or torn (by a process crash between the truncation
+			// and the write, too: Open ignores an unreadable checkpoint),
+			// so no temporary file and rename either.
+			return overwriteSmallFile(l.dir, epochCheckpointFile, l.epochs.encode(), 0)
+		}
+		return writeFileAtomicIO(l.io, l.dir, epochCheckpointFile, l.epochs.encode(), true)
+	}
+	if err := write(); err != nil {
 		if !l.epochsDirty {
 			l.logger.Warn("writing leader epoch checkpoint failed; retrying with the next append", "err", err)
 		}
@@ -235,4 +264,9 @@ func (l *Log) writeEpochs() {
 		return
 	}
 	l.epochsDirty = false
+	if !fsync {
+		l.epochsUnsynced.Store(true)
+	} else {
+		l.epochsUnsynced.Store(false)
+	}
 }

@@ -42,15 +42,21 @@ var ErrInconsistentTopicID = errors.New("storage: partition.metadata holds a dif
 // A failure is wrapped in ErrIO, and the temporary file is removed (on a
 // full disk it would hold on to space).
 func writeFileAtomic(dir, name string, data []byte, fsync bool) error {
+	return writeFileAtomicIO(nil, dir, name, data, fsync)
+}
+
+// writeFileAtomicIO is writeFileAtomic with its fsyncs through io
+// (FileIO.SyncPath).
+func writeFileAtomicIO(io *FileIO, dir, name string, data []byte, fsync bool) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
-	if err := writeFileAtomicTmp(dir, name, tmp, data, fsync); err != nil {
+	if err := writeFileAtomicTmp(io, dir, name, tmp, data, fsync); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }
 
-func writeFileAtomicTmp(dir, name, tmp string, data []byte, fsync bool) error {
+func writeFileAtomicTmp(io *FileIO, dir, name, tmp string, data []byte, fsync bool) error {
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -59,7 +65,7 @@ func writeFileAtomicTmp(dir, name, tmp string, data []byte, fsync bool) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if fsync {
+	if fsync && (io == nil || io.SyncPath == nil) {
 		if err := f.Sync(); err != nil {
 			f.Close()
 			return fmt.Errorf("fsync %s: %w", name, err)
@@ -68,11 +74,18 @@ func writeFileAtomicTmp(dir, name, tmp string, data []byte, fsync bool) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", name, err)
 	}
+	if fsync && io != nil && io.SyncPath != nil {
+		if err := io.SyncPath(tmp); err != nil {
+			return fmt.Errorf("fsync %s: %w", name, err)
+		}
+	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
 	if fsync {
-		return syncDir(dir)
+		if err := io.syncPath(dir); err != nil {
+			return fmt.Errorf("fsync dir %s: %w", dir, err)
+		}
 	}
 	return nil
 }
@@ -130,6 +143,14 @@ func (c *epochCache) latest() (epochEntry, bool) {
 		return epochEntry{}, false
 	}
 	return c.entries[len(c.entries)-1], true
+}
+
+// first is the oldest epoch in the cache.
+func (c *epochCache) first() (epochEntry, bool) {
+	if len(c.entries) == 0 {
+		return epochEntry{}, false
+	}
+	return c.entries[0], true
 }
 
 // known is the set of epochs the cache holds.
@@ -257,8 +278,10 @@ func readEpochCheckpoint(dir string) (epochCache, error) {
 }
 
 // writePartitionMetadata writes partition.metadata, or checks that an
-// existing one names the same topic id.
-func writePartitionMetadata(dir string, id [16]byte) error {
+// existing one names the same topic id. Without fsync the new file is
+// made durable later (Log.syncCreated); a file that a machine crash left
+// empty or unreadable holds no "topic_id:" and is written again.
+func writePartitionMetadata(dir string, id [16]byte, fsync bool) error {
 	if id == ([16]byte{}) {
 		return nil
 	}
@@ -272,5 +295,5 @@ func writePartitionMetadata(dir string, id [16]byte) error {
 			return fmt.Errorf("%w: %q in %s", ErrInconsistentTopicID, strings.TrimSpace(string(b)), dir)
 		}
 	}
-	return writeFileAtomic(dir, partitionMetadataFile, []byte(want), true)
+	return writeFileAtomic(dir, partitionMetadataFile, []byte(want), fsync)
 }

@@ -33,13 +33,28 @@ import (
 // cleanSummaryVersion heads the marker's content.
 const cleanSummaryVersion = "strata-clean-shutdown 1"
 
-// cleanSummary is what a clean shutdown marker records.
+// cleanSummary is what a clean shutdown marker records: the log start
+// and end offsets and the total size of its segment files, and (hasActive)
+// the base offset and size of the active segment, which a broker uses to
+// check that nothing was appended since (activeMatches). A marker of an
+// earlier broker has only the first three; one with five is read by such a
+// broker as one without a summary (a full load at Open).
 type cleanSummary struct {
 	logStart, logEnd, size int64
+	hasActive              bool
+	activeBase, activeSize int64
 }
 
 func (s cleanSummary) encode() []byte {
+	if s.hasActive {
+		return []byte(fmt.Sprintf("%s\n%d %d %d %d %d\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize))
+	}
 	return []byte(fmt.Sprintf("%s\n%d %d %d\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size))
+}
+
+// sameOffsets reports whether s and o agree on the log's offsets and size.
+func (s cleanSummary) sameOffsets(o cleanSummary) bool {
+	return s.logStart == o.logStart && s.logEnd == o.logEnd && s.size == o.size
 }
 
 // readCleanSummary reads the clean shutdown marker of dir; ok is false if
@@ -54,20 +69,35 @@ func readCleanSummary(dir string) (cleanSummary, bool) {
 		return cleanSummary{}, false
 	}
 	f := strings.Fields(rest)
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 5 {
 		return cleanSummary{}, false
 	}
-	var v [3]int64
+	var v [5]int64
 	for i := range f {
 		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil || v[i] < 0 {
 			return cleanSummary{}, false
 		}
 	}
-	s := cleanSummary{logStart: v[0], logEnd: v[1], size: v[2]}
-	if s.logStart > s.logEnd {
+	s := cleanSummary{logStart: v[0], logEnd: v[1], size: v[2], hasActive: len(f) == 5, activeBase: v[3], activeSize: v[4]}
+	if s.logStart > s.logEnd || (s.hasActive && (s.activeBase > s.logEnd || s.activeSize > s.size)) {
 		return cleanSummary{}, false
 	}
 	return s, true
+}
+
+// activeMatches reports whether the active segment file the summary
+// names has the size it records, with one stat. A first append after a
+// clean restart removes the marker without an fsync (ensureAppendable), so
+// after a machine crash the marker may still be there over an active
+// segment that grew; a segment that did not grow holds nothing the marker
+// does not describe (rolls and every other change make the removal
+// durable first).
+func (s cleanSummary) activeMatches(dir string) bool {
+	if !s.hasActive {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(dir, fileName(s.activeBase, logSuffix)))
+	return err == nil && st.Size() == s.activeSize
 }
 
 // summary is what the clean shutdown marker of the log records now; mu
@@ -77,6 +107,9 @@ func (l *Log) summary() cleanSummary {
 	for _, seg := range l.segs {
 		s.size += seg.size.Load()
 	}
+	if len(l.segs) > 0 && !l.active().mem {
+		s.hasActive, s.activeBase, s.activeSize = true, l.active().base, l.active().size.Load()
+	}
 	return s
 }
 
@@ -85,7 +118,9 @@ func (l *Log) summary() cleanSummary {
 // has no summary. Not shared yet: no locks.
 func (l *Log) openPending() bool {
 	sum, ok := readCleanSummary(l.dir)
-	if !ok {
+	if !ok || (sum.hasActive && !sum.activeMatches(l.dir)) {
+		// No summary, or the active segment grew after the marker was
+		// written: loaded (and checked) at Open.
 		return false
 	}
 	l.loadHighWatermark()
@@ -122,7 +157,7 @@ func (l *Log) ensureLoaded() error {
 	}
 	needFlush, err := l.load()
 	if err == nil {
-		if got := l.summary(); got != l.pendingSum {
+		if got := l.summary(); !got.sameOffsets(l.pendingSum) {
 			l.logger.Warn("the log differs from its clean shutdown summary; using what its files say",
 				"summary_log_start", l.pendingSum.logStart, "log_start", got.logStart,
 				"summary_log_end", l.pendingSum.logEnd, "log_end", got.logEnd,

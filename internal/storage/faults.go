@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -20,6 +21,11 @@ import (
 type FileIO struct {
 	WriteAt func(f *os.File, b []byte, off int64) (int, error)
 	Sync    func(f *os.File) error
+	// SyncPath is the fsync, by name, of a log's directory, its parent,
+	// or one of its small files (the leader epoch checkpoint,
+	// partition.metadata) on the paths that create a log and assign
+	// leader epochs (lazy.go); tests count and fail them.
+	SyncPath func(path string) error
 }
 
 func (io *FileIO) writeAt(f *os.File, b []byte, off int64) (int, error) {
@@ -34,6 +40,26 @@ func (io *FileIO) sync(f *os.File) error {
 		return io.Sync(f)
 	}
 	return f.Sync()
+}
+
+// syncPath fsyncs the file or directory at path; a file that does not
+// exist is not an error (there is nothing to make durable).
+func (io *FileIO) syncPath(path string) error {
+	if io != nil && io.SyncPath != nil {
+		return io.SyncPath(path)
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s for fsync: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
 }
 
 // cutBack truncates s's log file back to pos after a failed write (werr)

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -36,6 +38,20 @@ func (l *Log) flushWith(full, fsync bool) error {
 	}
 	leo := l.leo.Load()
 	unflushed := l.unflushed
+	if fsync {
+		// What the appends left unsynced (a new directory, an epoch
+		// checkpoint) becomes durable before the data it holds, and before
+		// the recovery point moves past epochs only the checkpoint knows:
+		// from now on an epoch checkpoint write holding epochs below leo
+		// fsyncs (writeEpochs). Under mu (read) no append runs meanwhile.
+		if full {
+			l.raiseRecoveryFloor(leo)
+		}
+		if err := l.syncCreated(); err != nil {
+			l.mu.RUnlock()
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+		}
+	}
 	jobs := make([]job, 0, 2)
 	for _, s := range l.segs {
 		size := s.size.Load()
@@ -43,7 +59,7 @@ func (l *Log) flushWith(full, fsync bool) error {
 		if full {
 			j.offIdx, j.timIdx, j.txnIdx = s.offIdx.buf, s.timeIdx.buf, s.txn.buf
 		}
-		if size > s.syncedSize || (full && (len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written || len(j.txnIdx) > s.txn.written)) {
+		if size > s.syncedSize || (full && (s.staleIdx || len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written || len(j.txnIdx) > s.txn.written)) {
 			s.acquire()
 			jobs = append(jobs, j)
 		}
@@ -71,6 +87,17 @@ func (l *Log) flushWith(full, fsync bool) error {
 			continue
 		}
 		var err error
+		if s.staleIdx {
+			// Rewritten from the start below; emptied first, so that an
+			// index with no entry leaves no earlier process's file behind.
+			for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+				if err := os.Truncate(s.path(suf), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("storage: %w: %w", ErrIO, err)
+				}
+			}
+			s.offIdx.written, s.timeIdx.written = 0, 0
+			s.staleIdx = false
+		}
 		if s.offIdx.written, err = writeIndexTailSync(s.path(indexSuffix), j.offIdx, s.offIdx.written, fsync); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}

@@ -122,7 +122,7 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 	if len(hs) == 0 {
 		return res, false, nil
 	}
-	if err := l.ensureWritable(); err != nil {
+	if err := l.ensureAppendable(); err != nil {
 		return res, false, err
 	}
 	if hs[0].BaseOffset < leo {
@@ -662,6 +662,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := writeOffsetCheckpoint(l.dir, logStartCheckpointFile, offset); err != nil {
 		errs = append(errs, err)
 	}
+	l.raiseRecoveryFloor(offset)
 	if err := writeOffsetCheckpoint(l.dir, recoveryCheckpointFile, offset); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -738,8 +739,8 @@ func (l *Log) SaveHighWatermark(hw int64) error {
 // overwriteSmallFile replaces the content of dir/name, a file of less than
 // a sector, in place with one write (and a truncation if it got shorter
 // than prevLen, the length of its content as last written by this process,
-// or 0 or less if unknown), or creates it with writeFileAtomic if it does not
-// exist yet. It does not fsync. A process crash sees the old or the new
+// or 0 or less if unknown), or creates it if it does not exist yet. It does
+// not fsync. A process crash sees the old or the new
 // content (the write is one copy into one page); a machine crash may leave
 // either or, in theory, an unreadable file, which readers of unsynced
 // checkpoints must tolerate anyway. Cheaper than a new file and a rename
@@ -748,10 +749,10 @@ func (l *Log) SaveHighWatermark(hw int64) error {
 // offset never needs the truncation (issue 14).
 func overwriteSmallFile(dir, name string, data []byte, prevLen int) error {
 	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return writeFileAtomic(dir, name, data, false)
-	}
+	// A new file is created in place as well: a process crash between the
+	// create and the write leaves it empty, which a reader takes as
+	// unreadable, as it would take no file.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("%w: open %s: %w", ErrIO, name, err)
 	}

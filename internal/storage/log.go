@@ -49,6 +49,21 @@ type Log struct {
 	// since the clean shutdown). ensureWritable clears both.
 	noDir       bool
 	cleanMarker bool
+	// markerLazy: the marker's summary names the active segment and its
+	// size, checked at load, so the first append may remove the marker
+	// without an fsync (ensureAppendable).
+	markerLazy bool
+	// dirUnsynced: the directory was created by an append and is not
+	// durable yet; epochsUnsynced: the leader epoch checkpoint was
+	// written without fsync. Set with mu held for writing, read and
+	// cleared by syncCreated with mu held (lazy.go). recoveryFloor is the
+	// highest recovery point that may be on disk (raised with mu held
+	// before a flush writes it): the leader epoch checkpoint may skip its
+	// fsync only while every epoch in it starts at or above it, since
+	// recovery rebuilds those from the batches (writeEpochs).
+	dirUnsynced    atomic.Bool
+	epochsUnsynced atomic.Bool
+	recoveryFloor  atomic.Int64
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
@@ -184,7 +199,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 // needFlush says it recovered or repaired something, which the caller then
 // makes durable (flush).
 func (l *Log) load() (needFlush bool, err error) {
-	if err := writePartitionMetadata(l.dir, l.opts.TopicID); err != nil {
+	if err := writePartitionMetadata(l.dir, l.opts.TopicID, true); err != nil {
 		return false, err
 	}
 	bases, err := l.cleanDir()
@@ -194,6 +209,27 @@ func (l *Log) load() (needFlush bool, err error) {
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
+	l.markerLazy = false
+	if clean && l.opts.Lazy {
+		if sum, ok := readCleanSummary(l.dir); ok && sum.hasActive {
+			if len(bases) > 0 && bases[len(bases)-1] == sum.activeBase && sum.activeMatches(l.dir) {
+				l.markerLazy = true
+			} else {
+				// An append after the clean restart reached the disk, its
+				// marker removal did not (ensureAppendable): the files
+				// are not as the marker says. Recover, as after any
+				// crash, with the marker gone first.
+				l.logger.Warn("the active segment changed after the clean shutdown marker was written; recovering the log")
+				if err := os.Remove(cleanPath); err != nil {
+					return false, fmt.Errorf("remove clean shutdown marker: %w", err)
+				}
+				if err := syncDir(l.dir); err != nil {
+					return false, err
+				}
+				clean = false
+			}
+		}
+	}
 	if clean && l.opts.Lazy {
 		// Keep the marker until the first write (ensureWritable): until
 		// then the files are as the clean shutdown left them.
@@ -214,6 +250,7 @@ func (l *Log) load() (needFlush bool, err error) {
 	if l.recovery, err = readOffsetCheckpoint(l.dir, recoveryCheckpointFile, 0); err != nil {
 		return false, err
 	}
+	l.raiseRecoveryFloor(l.recovery)
 	l.loadHighWatermark()
 	if l.epochs, err = readEpochCheckpoint(l.dir); err != nil {
 		l.logger.Warn("ignoring unreadable leader epoch checkpoint", "err", err)
@@ -279,6 +316,13 @@ func (l *Log) load() (needFlush bool, err error) {
 	if recovered || !clean || rebuiltTxn {
 		if err := l.ensureWritable(); err != nil { // a clean log being repaired is no longer as it was shut down
 			return false, err
+		}
+		if !clean {
+			// A crash may have come before the flush that would have made
+			// a lazily created directory durable (ensureAppendable): the
+			// recovery's flush, or the caller's syncfs
+			// (DeferRecoverySync), makes sure it is.
+			l.dirUnsynced.Store(true)
 		}
 		return true, nil
 	}

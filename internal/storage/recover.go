@@ -232,11 +232,18 @@ func (l *Log) recoverSegment(s *segment) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	os.Remove(s.path(indexSuffix))
-	os.Remove(s.path(timeIndexSuffix))
 	if end == size {
+		// The index files on disk are an earlier process's and are not
+		// read again before the next full flush rewrites them (a crash
+		// before it recovers this segment again): leave them to it
+		// rather than unlink them now, which costs a restart after a
+		// crash two unlinks per log (and their discards, on a file system
+		// mounted with discard).
+		s.staleIdx = true
 		return false, nil
 	}
+	os.Remove(s.path(indexSuffix))
+	os.Remove(s.path(timeIndexSuffix))
 	l.logger.Warn("truncating torn or corrupt segment tail", "segment", s.path(logSuffix), "valid_bytes", end, "dropped_bytes", size-end)
 	f, err := s.file()
 	if err != nil {
@@ -459,7 +466,11 @@ func (l *Log) SyncRecovered() error {
 			}
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	l.mu.RLock()
+	l.dirUnsynced.Store(true) // the directory and its parent (load set it too)
+	err := l.syncCreated()
+	l.mu.RUnlock()
+	if err != nil {
 		return l.failFsync(segs[len(segs)-1], err)
 	}
 	l.recoveryUnsynced.Store(false)
@@ -467,5 +478,12 @@ func (l *Log) SyncRecovered() error {
 }
 
 // RecoverySynced tells the log that what its deferred recovery wrote is
-// durable: the caller ran SyncFS over its file system after Open.
-func (l *Log) RecoverySynced() { l.recoveryUnsynced.Store(false) }
+// durable: the caller ran SyncFS over its file system after Open, which
+// covers its directory and leader epoch checkpoint too.
+func (l *Log) RecoverySynced() {
+	l.mu.RLock()
+	l.dirUnsynced.Store(false)
+	l.epochsUnsynced.Store(false)
+	l.mu.RUnlock()
+	l.recoveryUnsynced.Store(false)
+}

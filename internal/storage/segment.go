@@ -58,11 +58,17 @@ type segment struct {
 	size atomic.Int64
 
 	// Guarded by Log.mu.
-	next            int64 // offset after the last batch (base when empty)
-	offIdx          offsetIndex
-	timeIdx         timeIndex
-	txn             txnIndex // aborted transactions whose marker is here (txn.go)
-	txnRebuild      bool     // the transaction index is to be rebuilt by the producer state replay at Open
+	next       int64 // offset after the last batch (base when empty)
+	offIdx     offsetIndex
+	timeIdx    timeIndex
+	txn        txnIndex // aborted transactions whose marker is here (txn.go)
+	txnRebuild bool     // the transaction index is to be rebuilt by the producer state replay at Open
+	// staleIdx: recovery rebuilt the offset and time indexes in memory and
+	// left the files of an earlier process in place; the next full flush
+	// rewrites them from the start, emptying a file the new index has no
+	// entry for (recoverSegment). Set at load, read and cleared under
+	// flushMu.
+	staleIdx        bool
 	bytesSinceIndex int64
 	maxTs           int64 // largest batch MaxTimestamp, -1 if none
 	maxTsOffset     int64 // last offset of the first batch with maxTs

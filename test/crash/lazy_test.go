@@ -21,9 +21,13 @@ import (
 //  2. records acknowledged, a clean shutdown, a restart (logs pending), a
 //     kill -9 before anything touches them: after the restart every
 //     acknowledged record is there at its offset;
-//  3. more records acknowledged, kill -9 right after: the same.
+//  3. more records acknowledged (the first writes after the clean
+//     restart, which remove the clean shutdown markers without an fsync),
+//     and the first records of a second topic (whose directories are
+//     created by those writes, without fsyncs), kill -9 right after: the
+//     same, for both topics.
 func TestCrashKill9LazyLogs(t *testing.T) {
-	const lazyTopic, parts = "lazy", 6
+	const lazyTopic, newTopic, parts = "lazy", "lazy-new", 6
 	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t)}
 	p.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -40,8 +44,8 @@ func TestCrashKill9LazyLogs(t *testing.T) {
 	p.kill() // 1: before any produce
 	p.start()
 
-	acked := map[string]int64{} // value -> offset
-	produce := func(stage, perPartition int) {
+	ackedBy := map[string]map[string]int64{lazyTopic: {}, newTopic: {}} // topic -> value -> offset
+	produceTo := func(topic string, stage, perPartition int) {
 		t.Helper()
 		cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -53,19 +57,21 @@ func TestCrashKill9LazyLogs(t *testing.T) {
 		var recs []*kgo.Record
 		for part := range int32(parts) {
 			for i := range perPartition {
-				recs = append(recs, &kgo.Record{Topic: lazyTopic, Partition: part, Value: fmt.Appendf(nil, "s%d-p%d-%d", stage, part, i)})
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Value: fmt.Appendf(nil, "s%d-p%d-%d", stage, part, i)})
 			}
 		}
 		for _, r := range cl.ProduceSync(ctx, recs...) {
 			if r.Err != nil {
 				t.Fatalf("stage %d: produce: %v", stage, r.Err)
 			}
-			acked[string(r.Record.Value)] = r.Record.Offset
+			ackedBy[topic][string(r.Record.Value)] = r.Record.Offset
 		}
 	}
-	check := func(stage int) {
+	produce := func(stage, perPartition int) { produceTo(lazyTopic, stage, perPartition) }
+	checkTopic := func(topic string, stage int) {
 		t.Helper()
-		ends := endOffsets(t, ctx, p, lazyTopic, stage)
+		acked := ackedBy[topic]
+		ends := endOffsets(t, ctx, p, topic, stage)
 		var total int64
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 		if total != int64(len(acked)) {
@@ -75,7 +81,7 @@ func TestCrashKill9LazyLogs(t *testing.T) {
 		for part := range int32(parts) {
 			offs[part] = kgo.NewOffset().AtStart()
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{lazyTopic: offs}))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,8 +104,9 @@ func TestCrashKill9LazyLogs(t *testing.T) {
 				t.Fatalf("stage %d: acknowledged record %s at offset %d: found at %d (present: %v)", stage, v, off, at, ok)
 			}
 		}
-		t.Logf("stage %d: %d acknowledged records, all present", stage, len(acked))
+		t.Logf("stage %d: %s: %d acknowledged records, all present", stage, topic, len(acked))
 	}
+	check := func(stage int) { checkTopic(lazyTopic, stage) }
 
 	check(1) // empty, every partition answers
 	produce(1, 20)
@@ -110,12 +117,24 @@ func TestCrashKill9LazyLogs(t *testing.T) {
 	p.kill()
 	p.start()
 	check(2)
+	adm, err = kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, parts, 1, nil, newTopic); err != nil {
+		t.Fatal(err)
+	}
+	adm.Close()
 	produce(2, 20)
+	produceTo(newTopic, 2, 3)
 
 	p.kill() // 3: a kill right after acknowledged writes
 	p.start()
 	check(3)
+	checkTopic(newTopic, 3)
 	produce(3, 5)
+	produceTo(newTopic, 3, 2)
 	check(3)
+	checkTopic(newTopic, 3)
 	p.stop()
 }
