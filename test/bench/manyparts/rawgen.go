@@ -372,7 +372,7 @@ func rawProduce(ctx context.Context, b *broker, o options, topics []string, part
 	}
 	gb := float64(st.value.Load()) / 1e9
 	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb, ClientCPU: ccpu, ClientCPUPerGB: ccpu / gb, FirstWrite: firstWrite,
-		Note: fmt.Sprintf("raw: Produce v%d acks=%d, %d records/batch, %d partitions/request, %d conns x %d in flight, %d requests", version, o.raw.acks, records, o.raw.partsPerReq, o.raw.conns, o.raw.inflight, total)}, nil
+		Note: fmt.Sprintf("raw: Produce v%d acks=%d, %d records/batch, %d partitions/request, %d conns x %d in flight, %d requests", version, o.raw.acks, records, len(reqs[0].parts), o.raw.conns, o.raw.inflight, total)}, nil
 }
 
 // verifyRaw checks what the broker stored: ListOffsets (latest) of every
