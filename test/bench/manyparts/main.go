@@ -735,6 +735,10 @@ func produceOne(ctx context.Context, cl *kgo.Client, topics []string, partitions
 	return nil
 }
 
+// restartValue is the value of the record produceOnePerPartition writes to
+// every partition before the kill -9.
+const restartValue = "after-restart"
+
 func produceOnePerPartition(ctx context.Context, addr string, topics []string, partitions int, c *counts) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(1<<20))
@@ -742,7 +746,7 @@ func produceOnePerPartition(ctx context.Context, addr string, topics []string, p
 		return err
 	}
 	defer cl.Close()
-	if err := produceOne(ctx, cl, topics, partitions, []byte("after-restart"), c); err != nil {
+	if err := produceOne(ctx, cl, topics, partitions, []byte(restartValue), c); err != nil {
 		return errors.Join(err, errors.New("(before kill -9)"))
 	}
 	return nil

@@ -213,13 +213,22 @@ func rawRun(ctx context.Context, addr string, reqs []rawRequest, total int64, ve
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range ro.conns {
+	// Every connection is dialled before any request is sent, so that a
+	// failing response cannot cancel a dial still to come.
+	conns := make([]net.Conn, ro.conns)
+	for i := range conns {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return err
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return fmt.Errorf("raw produce: %w", err)
 		}
+		conns[i] = conn
 		go func() { <-ctx.Done(); conn.Close() }()
+	}
+	for _, conn := range conns {
 		pending := make(chan int64, ro.inflight)
 		wg.Add(2)
 		// The writer: one request at a time, while fewer than inflight
@@ -378,7 +387,8 @@ func rawProduce(ctx context.Context, b *broker, o options, topics []string, part
 // verifyRaw checks what the broker stored: ListOffsets (latest) of every
 // partition equals the acknowledged count, and sample partitions (spread
 // evenly) read back from offset 0 hold exactly that many records, at
-// consecutive offsets, each with the generator's value.
+// consecutive offsets, each with the generator's value (or, after the
+// restart phases, the one record per partition they add).
 func verifyRaw(ctx context.Context, b *broker, o options, topics []string, partitions, sample int, c *counts) (phase, error) {
 	t0 := time.Now()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
@@ -434,7 +444,7 @@ func verifyRaw(ctx context.Context, b *broker, o options, topics []string, parti
 			case bad != nil:
 			case r.Offset != next[k]:
 				bad = fmt.Errorf("verify fetch %s/%d: offset %d, want %d", r.Topic, r.Partition, r.Offset, next[k])
-			case r.Key != nil || string(r.Value) != string(want):
+			case r.Key != nil || (string(r.Value) != string(want) && string(r.Value) != restartValue):
 				bad = fmt.Errorf("verify fetch %s/%d offset %d: key %q, value of %d bytes is not the generator's", r.Topic, r.Partition, r.Offset, r.Key, len(r.Value))
 			}
 			next[k] = r.Offset + 1
