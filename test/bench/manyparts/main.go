@@ -71,6 +71,7 @@ type phase struct {
 
 type result struct {
 	Kind           string  `json:"broker"`
+	Gen            string  `json:"generator"`
 	LoadAvg        string  `json:"loadavg_start"`
 	LoadAvgEnd     string  `json:"loadavg_end"`
 	Topics         int     `json:"topics"`
@@ -178,7 +179,7 @@ func run() error {
 		return err
 	}
 	b := &broker{o: o, addr: "127.0.0.1:" + ports[0], httpAddr: "127.0.0.1:" + ports[1], logPath: o.dataDir + ".log"}
-	res := result{Kind: o.kind, LoadAvg: loadAvg(), Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
+	res := result{Kind: o.kind, Gen: o.gen, LoadAvg: loadAvg(), Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
 	defer b.kill()
 	add := func(p phase) {
 		p.FDs, p.RSSMB = b.fds(), b.rssMB()
@@ -253,7 +254,11 @@ func run() error {
 		return err
 	}
 	p.Name = "produce"
-	p.Note = fmt.Sprintf("%d partitions round-robin; first write to each took %.2f s; %s", o.topics*o.partitions, p.FirstWrite, p.Note)
+	note := fmt.Sprintf("%d partitions round-robin; first write to each took %.2f s", o.topics*o.partitions, p.FirstWrite)
+	if p.Note != "" {
+		note += "; " + p.Note
+	}
+	p.Note = note
 	add(p)
 	if len(res.Phases) > 1 && res.Phases[1].Name == "few" && res.Phases[1].MBps > 0 {
 		res.ManyOverFew = p.MBps / res.Phases[1].MBps
