@@ -169,15 +169,16 @@ bench-coldread: build
 bench-cache: bench-coldread
 	./bin/coldread --bin $(BIN) --lag --tail-rate 10000 --settings 0,67108864,67108864,0 $(COLDREAD_FLAGS)
 
-## bench-partitions: 100 topics x 100 partitions on one node: create, produce, restarts, fds, RSS, then the same (no restarts) for kfake and, with KLITE_BIN set, klite (see BENCHMARKS.md "Many partitions"); MANYPARTS_FLAGS adds flags (e.g. --broker-cpus 1 --client-cpus 0)
+## bench-partitions: 100 topics x 100 partitions on one node: create, produce, restarts, fds, RSS, then the same (no restarts) for kfake and, with KLITE_BIN set, klite (see BENCHMARKS.md "Many partitions"); MANYPARTS_FLAGS adds flags (e.g. --broker-cpus 1 --client-cpus 0); MANYPARTS_GEN=raw uses the raw load generator (pre-built ProduceRequests, cheap enough that the broker is the bottleneck) instead of franz-go's producer
 MANYPARTS_FLAGS ?=
+MANYPARTS_GEN ?= kgo
 KLITE_BIN ?=
 bench-partitions: build
 	$(GO) build -o bin/manyparts ./test/bench/manyparts
 	$(GO) build -o bin/kfakeserver ./test/bench/kfakeserver
-	./bin/manyparts --bin $(BIN) $(MANYPARTS_FLAGS)
-	./bin/manyparts --kind kfake --bin bin/kfakeserver --broker-args=--in-memory $(MANYPARTS_FLAGS)
-	if [ -n "$(KLITE_BIN)" ]; then ./bin/manyparts --kind klite --bin "$(KLITE_BIN)" $(MANYPARTS_FLAGS); fi
+	./bin/manyparts --gen $(MANYPARTS_GEN) --bin $(BIN) $(MANYPARTS_FLAGS)
+	./bin/manyparts --gen $(MANYPARTS_GEN) --kind kfake --bin bin/kfakeserver --broker-args=--in-memory $(MANYPARTS_FLAGS)
+	if [ -n "$(KLITE_BIN)" ]; then ./bin/manyparts --gen $(MANYPARTS_GEN) --kind klite --bin "$(KLITE_BIN)" $(MANYPARTS_FLAGS); fi
 
 ## docs: regenerate docs/configuration.md from the broker's key registry
 docs:

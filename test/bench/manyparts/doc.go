@@ -38,6 +38,25 @@
 // partitions) or a klite binary instead; the load average is printed with
 // every phase.
 //
+// --gen raw replaces franz-go's producer in the few and produce phases by
+// a generator cheap enough that the broker is the bottleneck (rawgen.go):
+// one record batch of --batch-records (--few-batch-records) records of
+// --record-size bytes, built and checksummed once (no producer id, so the
+// same bytes are valid for every partition and every request); ProduceRequests of up to
+// --parts-per-request such batches, built once with kmsg (the highest
+// Produce version from 9 to --raw-max-version the broker lists), written
+// as bytes with only the correlation id patched in, over --raw-conns
+// connections with --raw-inflight requests in flight on each, acks
+// --acks (-1 or 1). Every response is parsed and checked: each
+// partition of the request answered with error code 0 (any error ends
+// the run with it), and the acknowledged records counted per partition.
+// After each phase it verifies what the broker stored: every partition's
+// end offset (ListOffsets) equals the acknowledged count, and
+// --verify-partitions partitions, spread evenly, read back from offset 0
+// hold exactly that many records at consecutive offsets, each with the
+// generator's value (this replaces --fetch, which can still be asked
+// for). The client CPU per GB is then the generator's own.
+//
 // It prints a table on stderr as it goes and one JSON line on stdout.
-// It imports only franz-go (kgo, kadm, kerr) and the standard library.
+// It imports only franz-go (kgo, kadm, kerr, kmsg) and the standard library.
 package main

@@ -46,6 +46,8 @@ type options struct {
 	maxBufBytes   int
 	kind          string
 	brokerCPUs    string
+	gen           string // kgo or raw
+	raw           rawOptions
 }
 
 // phase is what one step measured; zero fields did not apply.
@@ -69,6 +71,7 @@ type phase struct {
 
 type result struct {
 	Kind           string  `json:"broker"`
+	Gen            string  `json:"generator"`
 	LoadAvg        string  `json:"loadavg_start"`
 	LoadAvgEnd     string  `json:"loadavg_end"`
 	Topics         int     `json:"topics"`
@@ -114,7 +117,19 @@ func run() error {
 	flag.DurationVar(&o.stopTimeout, "stop-timeout", 5*time.Minute, "how long a clean shutdown may take")
 	flag.BoolVar(&o.restarts, "restarts", true, "measure the clean and the kill -9 restart")
 	flag.BoolVar(&o.fetch, "fetch", true, "at the end, consume every partition from its start and check each record's offset and the counts")
+	flag.StringVar(&o.gen, "gen", "kgo", "load generator: kgo (franz-go's producer, idempotent, acks=all) or raw (pre-built ProduceRequests written as bytes: rawgen.go)")
+	flag.IntVar(&o.raw.conns, "raw-conns", 2, "raw: connections")
+	flag.IntVar(&o.raw.inflight, "raw-inflight", 5, "raw: requests in flight per connection")
+	flag.IntVar(&o.raw.batchRecords, "batch-records", 4, "raw: records per partition batch in the many-partition phase")
+	flag.IntVar(&o.raw.fewBatch, "few-batch-records", 64, "raw: records per partition batch in the reference phase")
+	flag.IntVar(&o.raw.partsPerReq, "parts-per-request", 1000, "raw: partitions per ProduceRequest (at most)")
+	acks := flag.Int("acks", -1, "raw: -1 (all) or 1 (leader)")
+	flag.IntVar(&o.raw.verifyParts, "verify-partitions", 100, "raw: partitions read back after the run (and every end offset checked)")
+	maxVersion := flag.Int("raw-max-version", 12, "raw: highest Produce version to use (9-12; 13 needs topic ids)")
 	flag.Parse()
+	o.raw.acks, o.raw.maxVersion = int16(*acks), int16(*maxVersion)
+	fetchSet := false
+	flag.Visit(func(f *flag.Flag) { fetchSet = fetchSet || f.Name == "fetch" })
 	if *clientCPUs != "" && os.Getenv("MANYPARTS_PINNED") == "" {
 		return reexecPinned(*clientCPUs)
 	}
@@ -122,6 +137,23 @@ func run() error {
 	case "strata", "kfake", "klite":
 	default:
 		return fmt.Errorf("--kind %q: want strata, kfake or klite", o.kind)
+	}
+	switch {
+	case o.gen == "kgo":
+	case o.gen != "raw":
+		return fmt.Errorf("--gen %q: want kgo or raw", o.gen)
+	case o.raw.acks != -1 && o.raw.acks != 1:
+		return fmt.Errorf("--acks %d: want -1 or 1", o.raw.acks)
+	case o.raw.maxVersion < 9 || o.raw.maxVersion > 12:
+		return fmt.Errorf("--raw-max-version %d: want 9 to 12", o.raw.maxVersion)
+	case o.raw.conns < 1 || o.raw.inflight < 1 || o.raw.batchRecords < 1 || o.raw.fewBatch < 1 || o.raw.partsPerReq < 1:
+		return errors.New("--raw-conns, --raw-inflight, --batch-records, --few-batch-records and --parts-per-request must be positive")
+	default:
+		// The raw mode checks what was stored with verifyRaw (every end
+		// offset, a sample read back) unless a full fetch is asked for.
+		if !fetchSet {
+			o.fetch = false
+		}
 	}
 	if o.kind != "strata" {
 		o.restarts = false
@@ -147,7 +179,7 @@ func run() error {
 		return err
 	}
 	b := &broker{o: o, addr: "127.0.0.1:" + ports[0], httpAddr: "127.0.0.1:" + ports[1], logPath: o.dataDir + ".log"}
-	res := result{Kind: o.kind, LoadAvg: loadAvg(), Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
+	res := result{Kind: o.kind, Gen: o.gen, LoadAvg: loadAvg(), Topics: o.topics, Partitions: o.partitions, Total: o.topics * o.partitions, RecordSize: o.recordSize, BrokerLog: b.logPath}
 	defer b.kill()
 	add := func(p phase) {
 		p.FDs, p.RSSMB = b.fds(), b.rssMB()
@@ -170,13 +202,29 @@ func run() error {
 		if err := createTopics(ctx, b.addr, few, o.fewParts); err != nil {
 			return err
 		}
-		p, err := produce(ctx, b, o, few, o.fewParts, o.fewBytes, "", nil)
-		if err != nil {
-			return err
+		var p phase
+		var err error
+		if o.gen == "raw" {
+			fc := newCounts(1, o.fewParts)
+			if p, err = rawProduce(ctx, b, o, few, o.fewParts, o.fewBytes, o.raw.fewBatch, "", fc); err != nil {
+				return err
+			}
+			p.Name = "few"
+			p.Note = fmt.Sprintf("%d partitions; %s", o.fewParts, p.Note)
+			add(p)
+			v, err := verifyRaw(ctx, b, o, few, o.fewParts, 1, fc)
+			if err != nil {
+				return err
+			}
+			add(v)
+		} else {
+			if p, err = produce(ctx, b, o, few, o.fewParts, o.fewBytes, "", nil); err != nil {
+				return err
+			}
+			p.Name = "few"
+			p.Note = fmt.Sprintf("%d partitions", o.fewParts)
+			add(p)
 		}
-		p.Name = "few"
-		p.Note = fmt.Sprintf("%d partitions", o.fewParts)
-		add(p)
 	}
 
 	topics := make([]string, o.topics)
@@ -196,12 +244,21 @@ func run() error {
 	res.RSSPerIdleKB = (b.rssMB() - rss0) * 1024 / float64(o.topics*o.partitions)
 
 	counts := newCounts(o.topics, o.partitions)
-	p, err := produce(ctx, b, o, topics, o.partitions, o.bytes, "produce", counts)
+	var p phase
+	if o.gen == "raw" {
+		p, err = rawProduce(ctx, b, o, topics, o.partitions, o.bytes, o.raw.batchRecords, "produce", counts)
+	} else {
+		p, err = produce(ctx, b, o, topics, o.partitions, o.bytes, "produce", counts)
+	}
 	if err != nil {
 		return err
 	}
 	p.Name = "produce"
-	p.Note = fmt.Sprintf("%d partitions round-robin; first record to each took %.2f s", o.topics*o.partitions, p.FirstWrite)
+	note := fmt.Sprintf("%d partitions round-robin; first write to each took %.2f s", o.topics*o.partitions, p.FirstWrite)
+	if p.Note != "" {
+		note += "; " + p.Note
+	}
+	p.Note = note
 	add(p)
 	if len(res.Phases) > 1 && res.Phases[1].Name == "few" && res.Phases[1].MBps > 0 {
 		res.ManyOverFew = p.MBps / res.Phases[1].MBps
@@ -232,6 +289,13 @@ func run() error {
 		}
 		p.Name = "kill9"
 		p.Note = "after kill -9"
+		add(p)
+	}
+	if o.gen == "raw" {
+		p, err := verifyRaw(ctx, b, o, topics, o.partitions, o.raw.verifyParts, counts)
+		if err != nil {
+			return err
+		}
 		add(p)
 	}
 	if o.fetch {
@@ -595,11 +659,7 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 		return phase{}, err
 	}
 	defer cl.Close()
-	value := make([]byte, o.recordSize)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range value {
-		value[i] = byte(rng.Uint32())
-	}
+	value := recordValue(o.recordSize)
 	records := n / int64(o.recordSize)
 	// Warm up: one record per partition, so connections and producer id
 	// are in place and every partition has been written once.
@@ -648,6 +708,17 @@ func produce(ctx context.Context, b *broker, o options, topics []string, partiti
 	return phase{Seconds: el, MBps: gb * 1e3 / el, CPUSeconds: cpu, CPUsPerGB: cpu / gb, ClientCPU: ccpu, ClientCPUPerGB: ccpu / gb, FirstWrite: firstWrite}, nil
 }
 
+// recordValue is the value of every record the generators write: size
+// pseudo-random bytes, the same in every run.
+func recordValue(size int) []byte {
+	value := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range value {
+		value[i] = byte(rng.Uint32())
+	}
+	return value
+}
+
 // produceOne produces one record to every partition and waits for them.
 func produceOne(ctx context.Context, cl *kgo.Client, topics []string, partitions int, value []byte, c *counts) error {
 	var rs []*kgo.Record
@@ -669,6 +740,10 @@ func produceOne(ctx context.Context, cl *kgo.Client, topics []string, partitions
 	return nil
 }
 
+// restartValue is the value of the record produceOnePerPartition writes to
+// every partition before the kill -9.
+const restartValue = "after-restart"
+
 func produceOnePerPartition(ctx context.Context, addr string, topics []string, partitions int, c *counts) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(1<<20))
@@ -676,7 +751,7 @@ func produceOnePerPartition(ctx context.Context, addr string, topics []string, p
 		return err
 	}
 	defer cl.Close()
-	if err := produceOne(ctx, cl, topics, partitions, []byte("after-restart"), c); err != nil {
+	if err := produceOne(ctx, cl, topics, partitions, []byte(restartValue), c); err != nil {
 		return errors.Join(err, errors.New("(before kill -9)"))
 	}
 	return nil
