@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/stratalog/strata/internal/config"
@@ -124,7 +125,18 @@ func NewManager(opts Options) *Manager {
 		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() },
 		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now), logDir: opts.LogDir}
 	if opts.Static != nil {
-		if n := opts.Static.Int64("log.fd.cache.size"); n > 0 {
+		n := opts.Static.Int64("log.fd.cache.size")
+		if n < 0 {
+			var lim syscall.Rlimit
+			if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				m.log.Warn("log.fd.cache.size=-1: cannot read the open-file limit, using 4096", "err", err)
+				n = 4096
+			} else {
+				n = int64(storage.AutoFDCacheSize(lim.Cur))
+				m.log.Info("descriptor cache sized from the open-file limit", "log.fd.cache.size", n, "nofile", lim.Cur)
+			}
+		}
+		if n > 0 {
 			m.fds = storage.NewFDCache(int(n), m.log)
 		}
 	}

@@ -286,3 +286,22 @@ func (l *Log) adopt(s *segment) {
 		c.add(s)
 	}
 }
+
+// AutoFDCacheSize is the descriptor cache's size when log.fd.cache.size is
+// -1 (the default): three quarters of the process's open-file limit
+// (RLIMIT_NOFILE, which Go raises to the hard limit at start), keeping at
+// least 1,024 descriptors for connections and everything else, and at least
+// half of the limit for segments. A cache smaller than the partitions being
+// written round-robin misses on every append (each one closes a file and
+// opens another: BENCHMARKS.md, "Many partitions with a raw load
+// generator"), so the cache takes what the limit allows rather than a fixed
+// figure; Kafka keeps every segment open and lets the limit decide. The
+// limit is passed in (the caller reads it) so that the rule is testable.
+func AutoFDCacheSize(nofile uint64) int {
+	const most = 1 << 20
+	if nofile > 2*most {
+		return most
+	}
+	n := int(nofile)
+	return max(n/2, n-max(1024, n/4), 1)
+}

@@ -358,3 +358,21 @@ func readRegions(res ReadResult) ([]byte, error) {
 	}
 	return out, nil
 }
+
+func TestAutoFDCacheSize(t *testing.T) {
+	for _, c := range []struct {
+		nofile uint64
+		want   int
+	}{
+		{1024, 512},        // half the limit: the rest would leave nothing
+		{4096, 3072},       // 1,024 left for the rest
+		{20000, 15000},     // three quarters
+		{1048576, 786432},  // systemd unit's LimitNOFILE
+		{1 << 62, 1 << 20}, // RLIM_INFINITY-like limits are capped
+		{1, 1},
+	} {
+		if got := AutoFDCacheSize(c.nofile); got != c.want {
+			t.Errorf("AutoFDCacheSize(%d) = %d, want %d", c.nofile, got, c.want)
+		}
+	}
+}
