@@ -133,7 +133,7 @@ func NewManager(opts Options) *Manager {
 				n = 4096
 			} else {
 				n = int64(storage.AutoFDCacheSize(lim.Cur))
-				m.log.Info("descriptor cache sized from the open-file limit", "log.fd.cache.size", n, "nofile", lim.Cur)
+				m.log.Debug("descriptor cache sized from the open-file limit", "log.fd.cache.size", n, "nofile", lim.Cur)
 			}
 		}
 		if n > 0 {
