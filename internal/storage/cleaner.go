@@ -320,7 +320,20 @@ func (l *Log) Clean(now time.Time, opts CleanOptions) (CleanStats, error) {
 // right now is not eligible.
 func (l *Log) cleanPriority(nowMs int64) (float64, bool) {
 	if l.pending.Load() {
-		return 0, false // not loaded since a clean shutdown: nothing new to clean
+		// Not loaded since a clean shutdown. Nothing was written since,
+		// but time alone can make it eligible (min/max.compaction.lag.ms,
+		// delete.retention.ms for its tombstones), as in Kafka, whose
+		// cleaner sees every log after a restart: a compacted log is
+		// loaded for the cleaner to judge.
+		l.mu.RLock()
+		compact := l.cfg.Compact && !l.closed
+		l.mu.RUnlock()
+		if !compact {
+			return 0, false
+		}
+		if err := l.ensureLoaded(); err != nil {
+			return 0, false // logged by the load; the log is offline
+		}
 	}
 	if !l.clean.mu.TryLock() {
 		return 0, false

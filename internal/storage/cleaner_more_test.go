@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -185,4 +186,50 @@ func TestThrottle(t *testing.T) {
 	var unlimited *Throttle
 	unlimited.Wait(1 << 30)
 	NewThrottle(0).Wait(1 << 30)
+}
+
+// TestCleanerLoadsPendingCompactedLogs: a compacted log left dirty at a
+// clean shutdown opens pending after it, and the cleaner still cleans it
+// once time makes it eligible, though nothing reads or writes it; a
+// pending log that is not compacted stays pending.
+func TestCleanerLoadsPendingCompactedLogs(t *testing.T) {
+	clock := newClock()
+	var want map[string]string
+	mk := func(name string, compact bool) *testLog {
+		cfg := compactConfig()
+		cfg.Compact = compact
+		cfg.MinCompactionLagMs = int64(time.Hour / time.Millisecond) // not eligible before the restart
+		tl := &testLog{t: t, dir: filepath.Join(t.TempDir(), name), cfg: cfg, clock: clock, opts: deferredOpts(clock)}
+		tl.reopen()
+		if w := fillLog(t, tl, 10, 8, record.CodecNone); compact {
+			want = w
+		}
+		t.Cleanup(func() { tl.Close() })
+		return tl
+	}
+	compacted, plain := mk("c-0", true), mk("p-0", false)
+	c := NewCleaner(CleanerConfig{Now: clock.Now})
+	if l, _, err := c.CleanDirtiest([]*Log{compacted.Log, plain.Log}); err != nil || l != nil {
+		t.Fatalf("before the lag: cleaned %v (%v), want nothing", l != nil, err)
+	}
+	sizeBefore := compacted.Size()
+	compacted.reopen()
+	plain.reopen()
+	if !compacted.pending.Load() || !plain.pending.Load() {
+		t.Fatal("cleanly closed logs were loaded at Open")
+	}
+	clock.Advance(2 * time.Hour)
+	l, st, err := c.CleanDirtiest([]*Log{compacted.Log, plain.Log})
+	if err != nil || l != compacted.Log || !st.Cleaned {
+		t.Fatalf("after the lag: compacted picked %v, %+v, %v", l == compacted.Log, st, err)
+	}
+	if compacted.Size() >= sizeBefore {
+		t.Fatalf("size %d after cleaning, %d before", compacted.Size(), sizeBefore)
+	}
+	if !plain.pending.Load() {
+		t.Fatal("the cleaner loaded a log that is not compacted")
+	}
+	if got := latestValues(t, compacted); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after cleaning: %v\nwant %v", got, want)
+	}
 }
