@@ -184,12 +184,20 @@ func (c *testCluster) clientOf(ids []int32, opts ...kgo.Opt) *kgo.Client {
 	for _, id := range ids {
 		seeds = append(seeds, c.node(id).addr)
 	}
+	return seededClient(c.t, seeds, opts...)
+}
+
+// seededClient is a franz-go client seeded with the given addresses, quick
+// to refresh metadata and retry (what the cluster tests await), closed
+// when the test ends.
+func seededClient(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	c.t.Cleanup(cl.Close)
+	t.Cleanup(cl.Close)
 	return cl
 }
 

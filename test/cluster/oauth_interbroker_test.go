@@ -36,15 +36,7 @@ func TestOAuthBearerInterBroker(t *testing.T) {
 		"--set", "allow.everyone.if.no.acl.found=false",
 		"--set", "super.users=User:ANONYMOUS",
 	)
-	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(clients...),
-			kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
+	newClient := func(opts ...kgo.Opt) *kgo.Client { return seededClient(t, clients, opts...) }
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(newClient())
