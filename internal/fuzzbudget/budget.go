@@ -56,6 +56,8 @@ func Run(tb testing.TB, n int, f func()) {
 // that took longer than its budget in wall time (a slow input, or a
 // preempted one on a loaded machine) has its thread's CPU time read
 // again to decide. That keeps one getrusage per input instead of two.
+// An input over budget is run again (see Attempts) and fails only if it
+// is over budget every time.
 func Check(tb testing.TB, budget time.Duration, f func()) {
 	if c, over := check(tb, budget, f); over {
 		tb.Helper()
@@ -63,17 +65,37 @@ func Check(tb testing.TB, budget time.Duration, f func()) {
 	}
 }
 
+// Attempts is how many times an input must be over budget before it fails.
+// A thread's CPU time also counts what the runtime does on it while the
+// input decodes: a GC mark assist, or page faults on heap the VM had
+// handed back to its host. One such blip charged 30 ms to a 246 ns
+// decode (FuzzRequest, input 4f5bef228278c51e, at 4.67M executions).
+// Decoding is deterministic, so an input that is really slow is slow
+// each time; it is measured again, and only an input over budget every
+// time fails, with the least it cost.
+const Attempts = 3
+
 // check runs f and reports whether it cost more than budget, and then
 // what it cost (unmeasured when it returned within budget by the clock).
+// f must be safe to run more than once: it is, when it only decodes.
 func check(tb testing.TB, budget time.Duration, f func()) (time.Duration, bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	startCPU := ThreadCPU(tb)
-	start := time.Now()
-	f()
-	if time.Since(start) <= budget {
-		return 0, false
+	least := time.Duration(-1)
+	for range Attempts {
+		startCPU := ThreadCPU(tb)
+		start := time.Now()
+		f()
+		if time.Since(start) <= budget {
+			return 0, false
+		}
+		c := ThreadCPU(tb) - startCPU
+		if c <= budget {
+			return c, false
+		}
+		if least < 0 || c < least {
+			least = c
+		}
 	}
-	c := ThreadCPU(tb) - startCPU
-	return c, c > budget
+	return least, true
 }

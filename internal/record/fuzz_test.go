@@ -51,6 +51,7 @@ func checkBatch(t *testing.T, b []byte) {
 	var verr, rerr, ferr error
 	n := 0
 	fuzzbudget.Run(t, len(b), func() {
+		n = 0
 		_, verr = Validate(b)
 		rerr = ValidateRecords(b, false)
 		_ = ValidateRecords(b, true)

@@ -94,10 +94,9 @@ func FuzzOAuthBearer(f *testing.F) {
 	f.Add([]byte("n,,\x01auth=Bearer " + jws(`{"alg":"none"}`, `{"sub":"alice","exp":1000060}`) + "\x01\x01"))
 	f.Add([]byte("n,a=x,\x01host=h\x01auth=Bearer a.b.\x01\x01"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		s := NewOAuthBearerServer(v)
 		var done bool
 		var err error
-		fuzzbudget.Run(t, len(msg), func() { _, done, err = s.Step(msg) })
+		fuzzbudget.Run(t, len(msg), func() { _, done, err = NewOAuthBearerServer(v).Step(msg) })
 		if done && err == nil {
 			tok, _, perr := ParseOAuthBearerClientMessage(msg)
 			if perr != nil {
