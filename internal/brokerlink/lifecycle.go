@@ -78,9 +78,11 @@ type Lifecycle struct {
 
 	legacy []metadata.Record
 
-	// ready is closed once this node's image holds its registration.
+	// ready is closed once this node's image holds its registration
+	// and OnReady has returned; readying says OnReady has started.
 	ready     chan struct{}
 	readyOnce sync.Once
+	readying  bool
 
 	lastErr   string
 	lastErrAt time.Time
@@ -201,11 +203,19 @@ func (lc *Lifecycle) step() (time.Duration, error) {
 	}
 	lc.readyOnce.Do(func() {
 		// OnReady (the partitions follow the image) before ready opens
-		// the broker to clients.
-		if lc.cfg.OnReady != nil {
-			lc.cfg.OnReady()
-		}
-		close(lc.ready)
+		// the broker to clients. It may take as long as log recovery
+		// after a crash (tens of seconds with 10,000 partitions), so
+		// it runs beside the heartbeats: blocking them would let this
+		// broker's session expire, and the active controller (this
+		// very node, when it is alone) fence it and take every
+		// partition offline the moment recovery ends.
+		lc.readying = true
+		go func() {
+			if lc.cfg.OnReady != nil {
+				lc.cfg.OnReady()
+			}
+			close(lc.ready)
+		}()
 	})
 	return lc.cfg.Every, nil
 }
@@ -314,7 +324,9 @@ func (lc *Lifecycle) IsReady() bool {
 
 // WaitReady steps in the caller's goroutine until this broker is
 // registered and its image has caught up that far, or the timeout passes
-// (a node that is its own quorum, before it serves).
+// (a node that is its own quorum, before it serves). The timeout bounds
+// the registration; once OnReady runs, it waits for OnReady (bounded by
+// itself), heartbeating meanwhile.
 func (lc *Lifecycle) WaitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -322,10 +334,15 @@ func (lc *Lifecycle) WaitReady(timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		select {
-		case <-lc.ready:
-			return nil
-		default:
+		if lc.readying {
+			t := time.NewTimer(max(d, time.Millisecond))
+			select {
+			case <-lc.ready:
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			if lc.lastErr != "" {
