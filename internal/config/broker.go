@@ -84,6 +84,7 @@ func brokerOnlyDefs() []Def {
 		{Name: "broker.rack", Type: TypeString, Default: "", Doc: "rack of this broker, for rack-aware placement"},
 		{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", Check: atLeast(1), Doc: "how often the broker heartbeats to the active controller"},
 		{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", Check: atLeast(1), Doc: "the active controller fences a broker after this long without heartbeats"},
+		{Name: "controller.max.records.per.batch", Type: TypeInt, Default: "10000", Check: atLeast(1), Doc: "the most partitions one CreateTopics or CreatePartitions request may create, over all its topics (Kafka's bound on the records of one metadata batch); a request for more fails with POLICY_VIOLATION and creates nothing: create them in several requests"},
 		{Name: "controller.quorum.tick.ms", Type: TypeInt, Default: "100", Check: atLeast(1), Doc: "the Raft clock tick; leaders heartbeat every tick"},
 		{Name: "controller.quorum.election.timeout.ms", Type: TypeInt, Default: "1000", Check: atLeast(2), Doc: "followers start an election after this long without a leader (at least 2 ticks)"},
 		{Name: "shutdown.timeout.ms", Type: TypeLong, Default: "30000", Check: atLeast(0)},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/metadata"
+	"github.com/stratalog/strata/internal/quorum"
 )
 
 // Domain errors. internal/broker maps them to Kafka error codes.
@@ -33,6 +34,10 @@ var (
 	// (no majority of controllers reachable, or an election going on).
 	ErrQuorumUnavailable = errors.New("metadata quorum unavailable")
 )
+
+// DefaultMaxPartitionsPerRequest is Options.MaxPartitionsPerRequest's
+// default, Kafka's (controller.max.records.per.batch).
+const DefaultMaxPartitionsPerRequest = 10000
 
 // MaxPartitionsPerTopic bounds CreateTopics and CreatePartitions: a request
 // for more is a policy violation rather than a broker that opens 10^6 files.
@@ -73,6 +78,11 @@ type Options struct {
 	BrokerSessionTimeout time.Duration
 	// Now is the clock of broker sessions (time.Now if nil).
 	Now func() time.Time
+	// MaxPartitionsPerRequest bounds the partitions one CreateTopics or
+	// CreatePartitions request creates over all its topics (Kafka's
+	// controller.max.records.per.batch; 10,000 if 0): their records go
+	// in one metadata entry.
+	MaxPartitionsPerRequest int
 	// WriteTimeout bounds how long a metadata write waits for the quorum
 	// (default 10 s).
 	WriteTimeout time.Duration
@@ -195,6 +205,13 @@ func (c *Controller) commitCtx(ctx context.Context, recs []metadata.Record) (*me
 	ctx, cancel := context.WithTimeout(ctx, c.opts.WriteTimeout)
 	defer cancel()
 	idx, err := c.q.Propose(ctx, data)
+	if errors.Is(err, quorum.ErrTooLarge) {
+		// An operation whose records do not fit one entry: no client
+		// may bring the controller here (the per-request limits keep
+		// them well under), so say so loudly.
+		c.opts.Logger.Error("metadata write refused: its records do not fit one metadata entry", "records", len(recs), "bytes", len(data), "err", err)
+		return nil, fmt.Errorf("%w: the operation's %d metadata records (%d bytes) do not fit one metadata entry: %w", ErrPolicyViolation, len(recs), len(data), err)
+	}
 	if err != nil {
 		return nil, err
 	}

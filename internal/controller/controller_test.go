@@ -288,3 +288,50 @@ func TestBootstrapFeatures(t *testing.T) {
 func tvFeatures(level int16) map[string]int16 {
 	return map[string]int16{metadata.TransactionVersionFeature: level}
 }
+
+// TestPartitionsPerRequest: one CreateTopics or CreatePartitions request
+// creates at most controller.max.records.per.batch partitions over all its
+// topics (Kafka's validateTotalNumberOfPartitions); a request for more
+// fails whole with POLICY_VIOLATION, validate-only too, and commits
+// nothing. Before, 100,000 partitions in one request made an entry over
+// the quorum's 16 MiB and failed with an unlogged UNKNOWN_SERVER_ERROR.
+func TestPartitionsPerRequest(t *testing.T) {
+	l, c, cl := openCounting(t, t.TempDir())
+	defer l.Close()
+	if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := cl.appends
+	for _, validateOnly := range []bool{true, false} {
+		res := c.CreateTopics([]CreateTopic{{Name: "a", Partitions: 6000, ReplicationFactor: 1}, {Name: "b", Partitions: 4001, ReplicationFactor: 1}}, validateOnly)
+		for i, r := range res {
+			if !errors.Is(r.Err, ErrPolicyViolation) || !strings.Contains(r.Err.Error(), "10001 new partitions") {
+				t.Fatalf("validateOnly %v: topic %d of 10,001 partitions in one request: %v, want POLICY_VIOLATION", validateOnly, i, r.Err)
+			}
+		}
+	}
+	if cl.appends != n || c.Image().Topics["a"] != nil || c.Image().Topics["b"] != nil {
+		t.Fatalf("a refused request committed %d entries", cl.appends-n)
+	}
+	res := c.CreateTopics([]CreateTopic{{Name: "a", Partitions: 6000, ReplicationFactor: 1}, {Name: "b", Partitions: 3999, ReplicationFactor: 1}}, false)
+	if res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("9,999 partitions in one request: %v, %v", res[0].Err, res[1].Err)
+	}
+	n = cl.appends
+	errs := c.CreatePartitionsAll([]CreatePartitions{{Topic: "a", Count: 10000}, {Topic: "b", Count: 10000}}, false)
+	for i, err := range errs {
+		if !errors.Is(err, ErrPolicyViolation) || !strings.Contains(err.Error(), "10001 new partitions") {
+			t.Fatalf("CreatePartitions %d adding 10,001 partitions: %v, want POLICY_VIOLATION", i, err)
+		}
+	}
+	if cl.appends != n || len(c.Image().Topics["a"].Partitions) != 6000 {
+		t.Fatalf("a refused CreatePartitions committed %d entries", cl.appends-n)
+	}
+	if errs := c.CreatePartitionsAll([]CreatePartitions{{Topic: "a", Count: 10000}, {Topic: "b", Count: 9999}}, false); errs[0] != nil || errs[1] != nil {
+		// 4,000 + 6,000: within the limit.
+		t.Fatalf("CreatePartitions adding 10,000: %v", errs)
+	}
+	if len(c.Image().Topics["a"].Partitions) != 10000 || len(c.Image().Topics["b"].Partitions) != 9999 {
+		t.Fatal("partitions not created")
+	}
+}

@@ -88,6 +88,12 @@ func (c *Controller) CreateTopics(reqs []CreateTopic, validateOnly bool) []Creat
 		recs = append(recs, topicRecs...)
 		created = append(created, i)
 	}
+	if err := c.tooManyPartitions("CreateTopics", created, func(i int) int { return int(out[i].Partitions) }); err != nil {
+		for _, i := range created {
+			out[i].Err = err
+		}
+		return out
+	}
 	if validateOnly || len(recs) == 0 {
 		return out
 	}
@@ -403,6 +409,12 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 		}
 		grown = append(grown, i)
 	}
+	if err := c.tooManyPartitions("CreatePartitions", grown, func(i int) int { return int(reqs[i].Count - int32(len(img.Topics[reqs[i].Topic].Partitions))) }); err != nil {
+		for _, i := range grown {
+			out[i] = err
+		}
+		return out
+	}
 	if validateOnly || len(recs) == 0 {
 		return out
 	}
@@ -412,6 +424,26 @@ func (c *Controller) CreatePartitionsAll(reqs []CreatePartitions, validateOnly b
 		}
 	}
 	return out
+}
+
+// tooManyPartitions fails a request whose topics (the indexes in ok, each
+// creating count(i) partitions) would create more partitions than one
+// request may, as Kafka's validateTotalNumberOfPartitions does: the
+// whole request, with POLICY_VIOLATION.
+func (c *Controller) tooManyPartitions(api string, ok []int, count func(int) int) error {
+	limit := c.opts.MaxPartitionsPerRequest
+	if limit <= 0 {
+		limit = DefaultMaxPartitionsPerRequest
+	}
+	total := 0
+	for _, i := range ok {
+		total += count(i)
+	}
+	if total <= limit {
+		return nil
+	}
+	c.opts.Logger.Info(api+" refused: too many partitions in one request", "partitions", total, "topics", len(ok), "controller.max.records.per.batch", limit)
+	return fmt.Errorf("%w: Excessively large number of partitions per request: %d new partitions over %d topics, more than controller.max.records.per.batch (%d); create them in several requests", ErrPolicyViolation, total, len(ok), limit)
 }
 
 // newPartition is a new partition's record: its unfenced replicas are the

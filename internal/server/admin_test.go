@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -62,6 +63,17 @@ func TestCreateTopicsErrors(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
+	}
+	// One request may create controller.max.records.per.batch (10,000)
+	// partitions over all its topics: more fails whole, saying why.
+	res, err := adm.CreateTopics(ctx, 5001, 1, nil, "half1", "half2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"half1", "half2"} {
+		if r := res[name]; !errors.Is(r.Err, kerr.PolicyViolation) || !strings.Contains(r.ErrMessage, "Excessively large number of partitions per request") {
+			t.Fatalf("%s, one of two topics of 5,001 partitions in one request: %v (%q), want POLICY_VIOLATION", name, r.Err, r.ErrMessage)
+		}
 	}
 	// validate_only creates nothing.
 	if _, err := adm.ValidateCreateTopics(ctx, 1, 1, nil, "validated"); err != nil {

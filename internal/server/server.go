@@ -373,6 +373,7 @@ func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 		DeleteTopicEnable:        cfg.Bool("delete.topic.enable"),
 		InternalTopics:           map[string]bool{broker.MetadataTopic: true, broker.OffsetsTopic: true, broker.TransactionStateTopic: true},
 		BrokerSessionTimeout:     time.Duration(cfg.Int64("broker.session.timeout.ms")) * time.Millisecond,
+		MaxPartitionsPerRequest:  int(cfg.Int64("controller.max.records.per.batch")),
 		BootstrapFeatures:        map[string]int16{metadata.TransactionVersionFeature: int16(cfg.Int64("transaction.version"))},
 	}
 }

@@ -7,8 +7,9 @@
 //     (the same client settings as the many-partition phase), the reference
 //     the many-partition figure is compared to;
 //   - create: the time to create --topics topics of --partitions partitions
-//     each in one CreateTopics request, until Metadata shows every partition
-//     with a leader; RSS and open fds after it, and RSS per idle partition
+//     each (in CreateTopics requests of at most 10,000 partitions, Kafka's
+//     controller.max.records.per.batch), until Metadata shows every
+//     partition with a leader; RSS and open fds after it, and RSS per idle partition
 //     ((RSS after create - RSS just before it) / partitions; the Go heap's
 //     garbage collection makes this a rough figure);
 //   - produce: throughput of --bytes of --record-size records spread

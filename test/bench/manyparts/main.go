@@ -595,8 +595,13 @@ func freePorts(n int) ([]string, error) {
 	return ports, nil
 }
 
-// createTopics creates the topics in one CreateTopics request and waits
-// until Metadata shows every partition with a leader.
+// perRequest is the most partitions one CreateTopics request creates:
+// Kafka's controller.max.records.per.batch, which Strata enforces too.
+const perRequest = 10000
+
+// createTopics creates the topics, in as few CreateTopics requests as
+// perRequest allows, and waits until Metadata shows every partition with a
+// leader.
 func createTopics(ctx context.Context, addr string, topics []string, partitions int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -605,12 +610,16 @@ func createTopics(ctx context.Context, addr string, topics []string, partitions 
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	adm.SetTimeoutMillis(120_000)
-	resp, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, topics...)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	if err := resp.Error(); err != nil {
-		return fmt.Errorf("create topics: %w", err)
+	step := max(1, perRequest/partitions)
+	for i := 0; i < len(topics); i += step {
+		batch := topics[i:min(i+step, len(topics))]
+		resp, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, batch...)
+		if err != nil {
+			return fmt.Errorf("create topics: %w", err)
+		}
+		if err := resp.Error(); err != nil {
+			return fmt.Errorf("create topics: %w", err)
+		}
 	}
 	for {
 		md, err := adm.Metadata(ctx, topics...)
