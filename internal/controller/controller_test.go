@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratalog/strata/internal/metadata"
 	"github.com/stratalog/strata/internal/metadata/loader"
@@ -333,5 +335,57 @@ func TestPartitionsPerRequest(t *testing.T) {
 	}
 	if len(c.Image().Topics["a"].Partitions) != 10000 || len(c.Image().Topics["b"].Partitions) != 9999 {
 		t.Fatal("partitions not created")
+	}
+}
+
+// TestUncleanRestartLogsOnce: a broker back from an unclean shutdown that
+// was the last in-sync replica of many partitions (a single node's every
+// partition of one replica) gets one WARN that counts them and names the
+// first few, not one line per partition (100,000 lines at 100,000
+// partitions).
+func TestUncleanRestartLogsOnce(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l, err := OpenLocalLog(t.TempDir(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := time.Unix(1000, 0)
+	c, err := New(l, loader.New(loader.Options{Logger: logger}), Options{NodeID: 1, Logger: logger, Now: func() time.Time { return now }, BrokerSessionTimeout: 9 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Bootstrap("c", "h1", 9092, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg := BrokerRegistration{NodeID: 2, Incarnation: metadata.UUID{2}, Host: "h2", Port: 9092, PreviousBrokerEpoch: -1}
+	if _, err := c.RegisterBroker(reg); err != nil {
+		t.Fatal(err)
+	}
+	assign := map[int32][]int32{}
+	for p := range int32(300) {
+		assign[p] = []int32{2}
+	}
+	if res := c.CreateTopics([]CreateTopic{{Name: "t", Partitions: -1, ReplicationFactor: -1, Assignment: assign}}, false); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	now = now.Add(10 * time.Second) // the old process's session is over
+	reg.Incarnation = metadata.UUID{3}
+	logs.Reset()
+	if _, err := c.RegisterBroker(reg); err != nil {
+		t.Fatal(err)
+	}
+	var warns []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			warns = append(warns, line)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "partitions=300") || !strings.Contains(warns[0], "t-0") || strings.Contains(warns[0], "t-10 ") {
+		t.Fatalf("an unclean restart as the last replica of 300 partitions logged %d WARN lines, want one counting 300 and naming the first 10: %q", len(warns), warns)
+	}
+	if p := c.Image().Topics["t"].Partitions[7]; p.Leader != 2 {
+		t.Fatalf("partition 7 after the unclean restart: %+v, want broker 2 leading it again", p)
 	}
 }

@@ -156,6 +156,9 @@ func (c *Controller) uncleanRestart(img *metadata.Image, node int32) []metadata.
 	isNode := func(id int32) bool { return id == node }
 	notNode := func(id int32) bool { return id != node }
 	var recs []metadata.Record
+	// One line for each outcome, not one per partition: a single node
+	// with 100,000 partitions of one replica each would log 100,000.
+	var stays, replaced partitionList
 	forEachPartition(img, func(t *metadata.Topic, i int, p *metadata.Partition) {
 		inISR := slices.Contains(p.ISR, node)
 		if !inISR && !slices.Contains(p.ELR, node) {
@@ -175,8 +178,7 @@ func (c *Controller) uncleanRestart(img *metadata.Image, node int32) []metadata.
 		}
 		elr := filter(p.ELR, notNode)
 		if len(elr) == 0 {
-			c.opts.Logger.Warn("a broker back from an unclean shutdown was the last in-sync replica and no other replica is known to have every committed record: it leads again, and records it acknowledged but lost are gone",
-				"topic", t.Name, "partition", i, "node", node)
+			stays.add(t.Name, i)
 			return
 		}
 		e := firstIn(p.Replicas, filter(elr, func(id int32) bool { return replicaLive(img, p, id) }))
@@ -184,11 +186,32 @@ func (c *Controller) uncleanRestart(img *metadata.Image, node int32) []metadata.
 		if e < 0 {
 			e, leader = firstIn(p.Replicas, elr), -1
 		}
-		c.opts.Logger.Info("a broker back from an unclean shutdown was the last in-sync replica: an eligible leader replica replaces it in the ISR",
-			"topic", t.Name, "partition", i, "node", node, "isr", []int32{e}, "leader", leader)
+		replaced.add(t.Name, i)
 		recs = append(recs, c.change(img, t, i, p, leader, []int32{e}, isNode))
 	})
+	if stays.n > 0 {
+		c.opts.Logger.Warn("a broker back from an unclean shutdown was the last in-sync replica of partitions no other replica is known to have every committed record of: it leads them again, and records it acknowledged but lost are gone",
+			"node", node, "partitions", stays.n, "first", stays.sample)
+	}
+	if replaced.n > 0 {
+		c.opts.Logger.Info("a broker back from an unclean shutdown was the last in-sync replica of partitions: an eligible leader replica replaces it in their ISR",
+			"node", node, "partitions", replaced.n, "first", replaced.sample)
+	}
 	return recs
+}
+
+// partitionList counts partitions and keeps the first few names, for a
+// log line about many.
+type partitionList struct {
+	n      int
+	sample []string
+}
+
+func (l *partitionList) add(topic string, partition int) {
+	l.n++
+	if len(l.sample) < 10 {
+		l.sample = append(l.sample, topic+"-"+strconv.Itoa(partition))
+	}
 }
 
 // electUnclean makes the first replica that is eligible (and not in the
