@@ -32,13 +32,7 @@ func TestClusterACLs(t *testing.T) {
 		"--set", "super.users=User:admin",
 	)
 	newClient := func(user, pass string, opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(clients...), kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()),
-			kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
+		return seededClient(t, clients, append([]kgo.Opt{kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism())}, opts...)...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

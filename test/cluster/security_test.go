@@ -47,13 +47,7 @@ func TestSecureCluster(t *testing.T) {
 	roots.AppendCertsFromPEM(ca.CertPEM)
 	tlsCfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(clients...), kgo.DialTLSConfig(tlsCfg),
-			kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond })}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
+		return seededClient(t, clients, append([]kgo.Opt{kgo.DialTLSConfig(tlsCfg)}, opts...)...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
