@@ -243,9 +243,8 @@ func (l *Log) rollAt(base int64) error {
 //
 // At 100,000 partitions the durable write of every partition's new epoch
 // (temporary file, fsync, rename, directory fsync) was 36 % of the first
-// writes after a restart (issue 14). Kafka's assign still fsyncs
-// (KAFKA-16541); this relies on recovery re-assigning the epochs of the
-// batches it scans (TestPendingEpochSurvivesCrashAndClose).
+// writes after a restart (issue 14). Kafka defers its fsync to the flush
+// as well (KAFKA-15046).
 func (l *Log) epochsChanged(last epochEntry, had bool) {
 	n := len(l.epochs.entries)
 	if !l.epochsDirty && had && n >= 2 && l.epochs.entries[0].startOffset < l.recoveryFloor.Load() {
