@@ -3,7 +3,6 @@ package storage
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/stratalog/strata/internal/record"
 )
@@ -139,9 +138,8 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	s.size.Store(pos + int64(len(batch)))
 	l.leo.Store(h.LastOffset() + 1)
 
-	last, had := l.epochs.latest()
 	if l.epochs.assign(leaderEpoch, base) || l.epochsDirty {
-		l.epochsChanged(last, had)
+		l.writeEpochs()
 	}
 	if h.HasProducerID() {
 		l.completeTxn(s, l.producers.update(h, ci, nowMs, cfg.ProducerIDExpiryMs))
@@ -232,45 +230,6 @@ func (l *Log) rollAt(base int64) error {
 	return nil
 }
 
-// epochsChanged handles a change of the leader epoch cache by an append
-// (last, when had, was its latest entry before): a new epoch that only
-// adds entries at or above the recovery point (a new leader's first
-// write, on every partition after a restart) is left to the next full
-// flush (epochsPending), which writes the checkpoint before it moves the
-// recovery point past them; recovery after a crash before then finds
-// them in the batches. The file on disk meanwhile holds the earlier
-// epochs, durably. Anything else writes it now (writeEpochs).
-//
-// At 100,000 partitions the durable write of every partition's new epoch
-// (temporary file, fsync, rename, directory fsync) was 36 % of the first
-// writes after a restart (issue 14). Kafka defers its fsync to the flush
-// as well (KAFKA-15046).
-func (l *Log) epochsChanged(last epochEntry, had bool) {
-	n := len(l.epochs.entries)
-	if !l.epochsDirty && had && n >= 2 && l.epochs.entries[0].startOffset < l.recoveryFloor.Load() {
-		if i := slices.Index(l.epochs.entries, last); i >= 0 && i < n-1 && l.epochs.entries[i+1].startOffset >= l.recoveryFloor.Load() {
-			// Only entries after last (which was not dropped) are new.
-			l.epochsPending.Store(true)
-			return
-		}
-	}
-	l.writeEpochs()
-}
-
-// writePendingEpochs writes the leader epoch checkpoint that appends left
-// to the flush (epochsPending), fsynced with fsync. mu held (for reading
-// at least: no append runs), flushMu too.
-func (l *Log) writePendingEpochs(fsync bool) error {
-	if !l.epochsPending.Load() {
-		return nil
-	}
-	if err := writeFileAtomicIO(l.io, l.dir, epochCheckpointFile, l.epochs.encode(), fsync); err != nil {
-		return err
-	}
-	l.epochsPending.Store(false)
-	return nil
-}
-
 // writeEpochs writes the leader epoch checkpoint after the cache changed;
 // if that fails (a full disk), the next append tries again. mu held.
 //
@@ -305,7 +264,6 @@ func (l *Log) writeEpochs() {
 		return
 	}
 	l.epochsDirty = false
-	l.epochsPending.Store(false)
 	if !fsync {
 		l.epochsUnsynced.Store(true)
 	} else {

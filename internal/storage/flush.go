@@ -38,16 +38,6 @@ func (l *Log) flushWith(full, fsync bool) error {
 	}
 	leo := l.leo.Load()
 	unflushed := l.unflushed
-	if full {
-		// New epochs the appends left to this flush, before the recovery
-		// point moves past them. The file holds earlier epochs that only
-		// it knows, so it is replaced durably (without fsync, the caller's
-		// syncfs makes it durable: CloseDeferSync).
-		if err := l.writePendingEpochs(fsync); err != nil {
-			l.mu.RUnlock()
-			return fmt.Errorf("storage: %w: %w", ErrIO, err)
-		}
-	}
 	if fsync {
 		// What the appends left unsynced (a new directory, an epoch
 		// checkpoint) becomes durable before the data it holds, and before

@@ -64,11 +64,6 @@ type Log struct {
 	dirUnsynced    atomic.Bool
 	epochsUnsynced atomic.Bool
 	recoveryFloor  atomic.Int64
-	// epochsPending: the epoch cache has entries, all at or above
-	// recoveryFloor, that the checkpoint does not have yet; the next full
-	// flush writes them (epochsChanged). Set with mu held for writing,
-	// cleared with mu held.
-	epochsPending atomic.Bool
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
