@@ -637,7 +637,7 @@ func (m *Manager) unfollow(tp TopicPartition) {
 func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) error {
 	// One read, no buffered scanner: a start reads this for every log.
 	name := filepath.Join(dir, "partition.metadata")
-	b, err := os.ReadFile(name)
+	b, err := storage.ReadSmallFile(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {

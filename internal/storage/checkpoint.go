@@ -109,7 +109,7 @@ func writeOffsetCheckpoint(dir, name string, off int64) error {
 // readOffsetCheckpoint returns the offset in the checkpoint, or def when the
 // file does not exist.
 func readOffsetCheckpoint(dir, name string, def int64) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := ReadSmallFile(filepath.Join(dir, name))
 	if errors.Is(err, os.ErrNotExist) {
 		return def, nil
 	}
@@ -244,7 +244,7 @@ func (c *epochCache) encode() []byte {
 
 func readEpochCheckpoint(dir string) (epochCache, error) {
 	var c epochCache
-	b, err := os.ReadFile(filepath.Join(dir, epochCheckpointFile))
+	b, err := ReadSmallFile(filepath.Join(dir, epochCheckpointFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
@@ -286,7 +286,7 @@ func writePartitionMetadata(dir string, id [16]byte, fsync bool) error {
 		return nil
 	}
 	want := "version: 0\ntopic_id: " + base64.RawURLEncoding.EncodeToString(id[:]) + "\n"
-	b, err := os.ReadFile(filepath.Join(dir, partitionMetadataFile))
+	b, err := ReadSmallFile(filepath.Join(dir, partitionMetadataFile))
 	if err == nil {
 		if string(b) == want {
 			return nil

@@ -60,7 +60,7 @@ func (s cleanSummary) sameOffsets(o cleanSummary) bool {
 // readCleanSummary reads the clean shutdown marker of dir; ok is false if
 // there is none or it has no (valid) summary.
 func readCleanSummary(dir string) (cleanSummary, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, cleanShutdownFile))
+	b, err := ReadSmallFile(filepath.Join(dir, cleanShutdownFile))
 	if err != nil {
 		return cleanSummary{}, false
 	}

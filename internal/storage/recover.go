@@ -126,10 +126,10 @@ func (l *Log) loadIndexes(s *segment) error {
 			}
 			pos = int64(p)
 		}
-		hdr := make([]byte, record.HeaderSize)
+		hr := headerReader{f: f}
 		next := s.base
 		for pos < size {
-			h, err := readHeader(f, pos, hdr)
+			h, err := hr.header(pos, size)
 			if err != nil || pos+int64(h.Size()) > size || h.BaseOffset < next {
 				return fmt.Errorf("%w: %s: invalid batch header at position %d", ErrCorruptSegment, s.path(logSuffix), pos)
 			}
@@ -148,7 +148,7 @@ func (l *Log) loadIndexes(s *segment) error {
 			return err
 		}
 		if s.firstBatchTs < 0 && size > 0 {
-			if h, err := readHeader(f, 0, hdr); err == nil {
+			if h, err := hr.header(0, size); err == nil {
 				s.firstBatchTs = h.MaxTimestamp
 			}
 		}
@@ -294,7 +294,7 @@ func (l *Log) loadProducerState() (bool, error) {
 		if offs[i] > rebuildFrom {
 			continue
 		}
-		b, err := os.ReadFile(name)
+		b, err := ReadSmallFile(name)
 		if err == nil {
 			var p producerState
 			if p, err = decodeSnapshot(b, offs[i]); err == nil {
@@ -315,8 +315,7 @@ func (l *Log) loadProducerState() (bool, error) {
 		from = l.segs[0].base
 	}
 	rebuilt := false
-	hdr := make([]byte, record.HeaderSize)
-	var buf []byte
+	var buf, hbuf []byte
 	var pins pinSet
 	defer pins.release()
 	for i := l.segmentFor(from); i < len(l.segs); i++ {
@@ -332,8 +331,9 @@ func (l *Log) loadProducerState() (bool, error) {
 		if from > s.base {
 			pos = s.offIdx.lookup(from - s.base)
 		}
+		hr := headerReader{f: f, buf: hbuf}
 		for pos < size {
-			h, err := readHeader(f, pos, hdr)
+			h, err := hr.header(pos, size)
 			if err != nil {
 				return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
 			}
@@ -357,6 +357,7 @@ func (l *Log) loadProducerState() (bool, error) {
 			}
 			pos += int64(h.Size())
 		}
+		hbuf = hr.buf
 		if s.txnRebuild {
 			s.txnRebuild = false
 			rebuilt = true

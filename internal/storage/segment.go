@@ -236,6 +236,54 @@ func readHeader(f *os.File, pos int64, buf []byte) (record.Header, error) {
 	return record.ParseHeader(buf)
 }
 
+// headerReader reads the headers of consecutive batches through a buffer:
+// one read for all the headers in a run of small batches (a log of many
+// small batches, as after a recovery with many partitions), one read a
+// header for batches larger than the buffer (what readHeader does for
+// every batch). Its reads start at 4 KiB and double with each refill up
+// to 64 KiB, so that a scan of a few batches, the common case at a
+// recovery, neither reads nor allocates much.
+type headerReader struct {
+	f      *os.File
+	buf    []byte
+	bufPos int64 // file position of buf[0]
+	n      int   // valid bytes in buf
+	size   int   // the next read's size (0: headerReaderMin)
+}
+
+// headerReaderMin and headerReaderMax bound a headerReader's reads.
+const (
+	headerReaderMin = 4 << 10
+	headerReaderMax = 64 << 10
+)
+
+// header returns the header of the batch at pos; end is where the
+// segment's data ends (no read goes past it).
+func (hr *headerReader) header(pos, end int64) (record.Header, error) {
+	if pos < hr.bufPos || pos+record.HeaderSize > hr.bufPos+int64(hr.n) {
+		if hr.size == 0 {
+			hr.size = headerReaderMin
+		}
+		want := int(min(int64(hr.size), max(end-pos, record.HeaderSize)))
+		hr.size = min(2*hr.size, headerReaderMax)
+		if cap(hr.buf) < want {
+			hr.buf = make([]byte, want)
+		}
+		hr.buf = hr.buf[:want]
+		n, err := hr.f.ReadAt(hr.buf, pos)
+		if n < record.HeaderSize {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			hr.n = 0
+			return record.Header{}, fmt.Errorf("read batch header at %d: %w", pos, err)
+		}
+		hr.bufPos, hr.n = pos, n
+	}
+	off := int(pos - hr.bufPos)
+	return record.ParseHeader(hr.buf[off : off+record.HeaderSize])
+}
+
 // findBatch scans batch headers from pos for the first batch whose last
 // offset is >= target, stopping at end. It returns that batch's position and
 // header, or ok=false.

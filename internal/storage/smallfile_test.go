@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// ReadSmallFile reads files of every size around its buffer's whole,
+// and reports a missing file as os.ErrNotExist.
+func TestReadSmallFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 511, 512, 513, 1024, 5000} {
+		want := bytes.Repeat([]byte{'x'}, n)
+		for i := range want {
+			want[i] = byte(i)
+		}
+		name := filepath.Join(dir, "f")
+		if err := os.WriteFile(name, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadSmallFile(name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes: read %d bytes, err %v", n, len(got), err)
+		}
+	}
+	if _, err := ReadSmallFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing file: %v, want os.ErrNotExist", err)
+	}
+	if _, err := ReadSmallFile(dir); err == nil {
+		t.Fatal("reading a directory succeeded")
+	}
+}
+
+// headerReader returns the same headers as readHeader for batches small
+// and larger than its buffer, across its buffer's edges, going back, and
+// fails on a header cut by the end of the data.
+func TestHeaderReader(t *testing.T) {
+	var data []byte
+	var positions []int64
+	for i, size := range []int{10, 300, 70 << 10, 5, 200 << 10, 1000, 40 << 10, 40 << 10, 3} {
+		positions = append(positions, int64(len(data)))
+		data = append(data, makeBatch(t, batchSpec{n: 1 + i%3, size: size, ts: int64(i)})...)
+	}
+	name := filepath.Join(t.TempDir(), "seg")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	end := int64(len(data))
+	hr := headerReader{f: f}
+	check := func(pos int64) {
+		t.Helper()
+		want, err := readHeader(f, pos, make([]byte, record.HeaderSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := hr.header(pos, end)
+		if err != nil || got != want {
+			t.Fatalf("header at %d: %+v %v, want %+v", pos, got, err, want)
+		}
+	}
+	for _, pos := range positions {
+		check(pos)
+	}
+	for i := len(positions) - 1; i >= 0; i-- {
+		check(positions[i])
+	}
+	if _, err := hr.header(end-10, end); err == nil {
+		t.Fatal("a header cut by the end of the data was read")
+	}
+}
