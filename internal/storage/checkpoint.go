@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -26,7 +27,11 @@ import (
 // the old file, and the directory fsynced (replication-offset-checkpoint
 // only renamed).
 const (
-	epochCheckpointFile       = "leader-epoch-checkpoint"
+	epochCheckpointFile = "leader-epoch-checkpoint"
+	// epochTailFile holds the whole leader epoch cache while it has new
+	// epochs the checkpoint does not (Log.epochsChanged), written in place
+	// without fsync.
+	epochTailFile             = "leader-epoch-checkpoint.tail"
 	logStartCheckpointFile    = "log-start-offset-checkpoint"
 	recoveryCheckpointFile    = "recovery-point-offset-checkpoint"
 	replicationCheckpointFile = "replication-offset-checkpoint"
@@ -243,17 +248,51 @@ func (c *epochCache) encode() []byte {
 }
 
 func readEpochCheckpoint(dir string) (epochCache, error) {
-	var c epochCache
-	b, err := ReadSmallFile(filepath.Join(dir, epochCheckpointFile))
+	return readEpochFile(dir, epochCheckpointFile)
+}
+
+// readEpochTail returns the leader epoch tail file's cache if it extends
+// main (main's entries are its first entries, and it has more); ok is
+// false otherwise (no file, an unreadable one, or one a durable write of
+// the checkpoint has overtaken), and the caller keeps main. exists says
+// whether there is a file at all.
+func readEpochTail(dir string, main epochCache) (tail epochCache, ok, exists bool) {
+	b, err := ReadSmallFile(filepath.Join(dir, epochTailFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return c, nil
+		return epochCache{}, false, false
 	}
 	if err != nil {
-		return c, fmt.Errorf("read %s: %w", epochCheckpointFile, err)
+		return epochCache{}, false, true
 	}
+	tail, err = parseEpochCheckpoint(b, epochTailFile)
+	if err != nil || len(tail.entries) <= len(main.entries) || !slices.Equal(tail.entries[:len(main.entries)], main.entries) {
+		return epochCache{}, false, true
+	}
+	for i := 1; i < len(tail.entries); i++ {
+		if tail.entries[i].epoch <= tail.entries[i-1].epoch || tail.entries[i].startOffset <= tail.entries[i-1].startOffset {
+			return epochCache{}, false, true
+		}
+	}
+	return tail, true, true
+}
+
+func readEpochFile(dir, name string) (epochCache, error) {
+	b, err := ReadSmallFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return epochCache{}, nil
+	}
+	if err != nil {
+		return epochCache{}, fmt.Errorf("read %s: %w", name, err)
+	}
+	return parseEpochCheckpoint(b, name)
+}
+
+// parseEpochCheckpoint parses a leader epoch checkpoint's content.
+func parseEpochCheckpoint(b []byte, name string) (epochCache, error) {
+	var c epochCache
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	bad := func(why string) error {
-		return fmt.Errorf("read %s: malformed checkpoint (%s)", epochCheckpointFile, why)
+		return fmt.Errorf("read %s: malformed checkpoint (%s)", name, why)
 	}
 	if len(lines) < 2 || strings.TrimSpace(lines[0]) != "0" {
 		return c, bad("header")

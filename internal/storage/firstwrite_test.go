@@ -105,17 +105,136 @@ func TestFirstAppendDefersCreationFsyncs(t *testing.T) {
 	}
 
 	// Epoch 7 now starts below the recovery point: only the checkpoint
-	// knows it, so a new epoch replaces the file durably at once.
+	// knows it. A new epoch above the recovery point (a new leader's
+	// first write) leaves the checkpoint alone and goes to the tail file,
+	// without fsync; the next full flush writes the checkpoint durably,
+	// before the recovery point moves, and removes the tail.
 	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 50, ts: 1020}), 8); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ = rec.take()
-	if !slices.Contains(paths, filepath.Join(tl.dir, epochCheckpointFile+tmpSuffix)) || !slices.Contains(paths, tl.dir) {
-		t.Fatalf("a new epoch above the recovery point fsynced %v, want the checkpoint and the directory", paths)
+	if paths, _ = rec.take(); len(paths) != 0 {
+		t.Fatalf("a new epoch above the recovery point fsynced %v, want nothing", paths)
 	}
-	if tl.epochsUnsynced.Load() {
-		t.Fatal("an fsynced epoch checkpoint is marked unsynced")
+	if got, _ := readEpochCheckpoint(tl.dir); !slices.Equal(got.entries, []epochEntry{{7, 0}}) {
+		t.Fatalf("epoch checkpoint %v after a new epoch, want 7 at 0 alone", got.entries)
 	}
+	if got, ok, _ := readEpochTail(tl.dir, epochCache{entries: []epochEntry{{7, 0}}}); !ok || !slices.Equal(got.entries, []epochEntry{{7, 0}, {8, 3}}) {
+		t.Fatalf("epoch tail %v (%v) after a new epoch, want 7 at 0, 8 at 3", got.entries, ok)
+	}
+	if err := tl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	paths, rps = rec.take()
+	if len(paths) < 2 || paths[0] != filepath.Join(tl.dir, epochCheckpointFile+tmpSuffix) || paths[1] != tl.dir || rps[0] != 3 || rps[1] != 3 {
+		t.Fatalf("the flush after a new epoch fsynced %v (recovery points %v), want the checkpoint's temporary file and the directory first, at recovery point 3", paths, rps)
+	}
+	if got, _ := readEpochCheckpoint(tl.dir); !slices.Equal(got.entries, []epochEntry{{7, 0}, {8, 3}}) {
+		t.Fatalf("epoch checkpoint %v after the flush, want 7 at 0, 8 at 3", got.entries)
+	}
+	if dirExists(t, filepath.Join(tl.dir, epochTailFile)) || tl.epochsPending.Load() {
+		t.Fatal("the tail file outlived the flush that wrote the checkpoint")
+	}
+	if rp, _ := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, 0); rp != 4 {
+		t.Fatalf("recovery point %d after the second flush, want 4", rp)
+	}
+}
+
+// New epochs in the tail file: a process crash before the next flush
+// keeps them all (Open reads the tail), a clean close writes them into
+// the checkpoint, a machine crash that loses the tail leaves them to
+// recovery's scan of the batches; the earlier epochs, only in the
+// checkpoint, survive all three.
+func TestEpochTail(t *testing.T) {
+	for _, how := range []string{"kill -9", "close", "tail lost"} {
+		tl := openLazyTestLog(t)
+		for i, epoch := range []int32{3, 5} {
+			if _, err := tl.Append(makeBatch(t, batchSpec{n: 2, size: 50, ts: int64(1000 + i)}), epoch); err != nil {
+				t.Fatal(err)
+			}
+			if err := tl.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, epoch := range []int32{9, 11} {
+			if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 50, ts: int64(1010 + i)}), epoch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !tl.epochsPending.Load() {
+			t.Fatal("new leaders' first writes after a flush wrote the epoch checkpoint")
+		}
+		switch how {
+		case "kill -9":
+			tl.crash()
+		case "tail lost":
+			tl.crash()
+			if err := os.Remove(filepath.Join(tl.dir, epochTailFile)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tl.reopen()
+		want := []epochEntry{{3, 0}, {5, 2}, {9, 4}, {11, 5}}
+		if !slices.Equal(tl.epochs.entries, want) {
+			t.Fatalf("%s: epochs %v after reopening, want %v", how, tl.epochs.entries, want)
+		}
+		if e, o := tl.EndOffsetForEpoch(9, -1); e != 9 || o != 5 {
+			t.Fatalf("%s: EndOffsetForEpoch(9) = %d %d, want 9 5", how, e, o)
+		}
+		if how == "close" {
+			if got, _ := readEpochCheckpoint(tl.dir); !slices.Equal(got.entries, want) || dirExists(t, filepath.Join(tl.dir, epochTailFile)) {
+				t.Fatalf("after a clean close: checkpoint %v, tail left %v", got.entries, dirExists(t, filepath.Join(tl.dir, epochTailFile)))
+			}
+		}
+		tl.Log.Close()
+		tl.Log = nil
+	}
+}
+
+// A tail file that does not extend the checkpoint (overtaken by it, or
+// left by an earlier truncation) is removed at Open, and a truncation
+// removes a pending tail before it writes the shorter checkpoint, so that
+// no tail ever brings back epochs the log no longer has.
+func TestEpochTailNeverExtendsATruncation(t *testing.T) {
+	tl := openLazyTestLog(t)
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 2, size: 50, ts: 1000}), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 2, size: 50, ts: 1001}), 6); err != nil {
+		t.Fatal(err)
+	}
+	if !dirExists(t, filepath.Join(tl.dir, epochTailFile)) {
+		t.Fatal("no tail file after a new epoch")
+	}
+	if err := tl.TruncateFullyAndStartAt(100); err != nil {
+		t.Fatal(err)
+	}
+	if dirExists(t, filepath.Join(tl.dir, epochTailFile)) {
+		t.Fatal("the tail file outlived a truncation of the whole log")
+	}
+	// A stale tail put back by hand (as a crash between a truncation's
+	// checkpoint write and the tail's removal would, were the order the
+	// other way round) extends the empty checkpoint; Open must not take
+	// epochs below the log start from it, and removes it once the
+	// checkpoint does not match.
+	if err := os.WriteFile(filepath.Join(tl.dir, epochTailFile), []byte("0\n1\n9 150\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl.crash()
+	tl.reopen()
+	if len(tl.epochs.entries) != 0 && tl.epochs.entries[0].startOffset < 100 {
+		t.Fatalf("epochs %v after reopening a log that starts at 100", tl.epochs.entries)
+	}
+	if _, err := tl.Append(makeBatch(t, batchSpec{n: 1, size: 50, ts: 1002}), 7); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := tl.LatestEpoch(); e != 7 {
+		t.Fatalf("latest epoch %d after appending in epoch 7", e)
+	}
+	tl.Log.Close()
+	tl.Log = nil
 }
 
 // log.fsync=always (Sync) makes the directory durable with the first

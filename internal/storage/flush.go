@@ -38,6 +38,16 @@ func (l *Log) flushWith(full, fsync bool) error {
 	}
 	leo := l.leo.Load()
 	unflushed := l.unflushed
+	if full && l.epochsPending.Load() {
+		// New epochs the appends left in the tail file go into the
+		// checkpoint, which holds older epochs only it knows, durably
+		// (without fsync the caller's syncfs makes it durable:
+		// CloseDeferSync), before the recovery point moves past them.
+		if err := l.writeEpochsDurably(fsync); err != nil {
+			l.mu.RUnlock()
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+		}
+	}
 	if fsync {
 		// What the appends left unsynced (a new directory, an epoch
 		// checkpoint) becomes durable before the data it holds, and before

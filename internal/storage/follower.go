@@ -405,7 +405,7 @@ func (l *Log) afterTruncation() error {
 		errs = append(errs, err)
 	}
 	if epochsChanged {
-		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+		if err := l.writeEpochsDurably(true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -668,7 +668,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	} else {
 		l.recovery = offset
 	}
-	if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+	if err := l.writeEpochsDurably(true); err != nil {
 		errs = append(errs, err)
 	}
 	if err := removeSnapshotsAbove(l.dir, -1); err != nil {

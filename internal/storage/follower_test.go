@@ -453,6 +453,11 @@ func TestTruncateTo(t *testing.T) {
 			if e, o := tl.EndOffsetForEpoch(7, -1); e != 7 || o != end+1 {
 				t.Fatalf("EndOffsetForEpoch(7) = %d %d", e, o)
 			}
+			// A new epoch above the recovery point reaches the
+			// checkpoint with the next full flush.
+			if err := tl.Flush(); err != nil {
+				t.Fatal(err)
+			}
 			if !strings.HasSuffix(tl.epochCheckpoint(), "7 "+strconv.FormatInt(end, 10)+"\n") {
 				t.Fatalf("epoch checkpoint %q does not start epoch 7 at %d", tl.epochCheckpoint(), end)
 			}

@@ -64,6 +64,13 @@ type Log struct {
 	dirUnsynced    atomic.Bool
 	epochsUnsynced atomic.Bool
 	recoveryFloor  atomic.Int64
+	// epochsPending: the leader epoch cache has new epochs, all at or
+	// above recoveryFloor, that the checkpoint does not have; the tail
+	// file has them (epochsChanged) and the next full flush writes the
+	// checkpoint. epochTail: the tail file may exist. Both set with mu
+	// held for writing, cleared with mu held.
+	epochsPending atomic.Bool
+	epochTail     atomic.Bool
 
 	leo       atomic.Int64 // log end offset, published after each append
 	durable   atomic.Int64 // next offset after the last fsynced one
@@ -256,6 +263,20 @@ func (l *Log) load() (needFlush bool, err error) {
 		l.logger.Warn("ignoring unreadable leader epoch checkpoint", "err", err)
 		l.epochs = epochCache{}
 	}
+	if tail, ok, exists := readEpochTail(l.dir, l.epochs); ok {
+		// New epochs of an earlier process that the checkpoint did not
+		// get yet; the file stays until the checkpoint has them.
+		l.epochs = tail
+		l.epochTail.Store(true)
+		l.epochsPending.Store(true)
+	} else if exists {
+		// Overtaken by the checkpoint (a crash before its removal), or
+		// torn by a machine crash: a later truncation of the checkpoint
+		// must not find it extending the result.
+		if err := os.Remove(filepath.Join(l.dir, epochTailFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("remove %s: %w", epochTailFile, err)
+		}
+	}
 	epochsBefore := string(l.epochs.encode())
 	l.scanEpochs = epochScan{known: l.epochs.known(), max: -1, cut: -1}
 
@@ -305,7 +326,7 @@ func (l *Log) load() (needFlush bool, err error) {
 		if err := l.ensureWritable(); err != nil {
 			return false, err
 		}
-		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+		if err := l.writeEpochsDurably(true); err != nil {
 			return false, err
 		}
 	}

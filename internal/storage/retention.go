@@ -124,7 +124,7 @@ func (l *Log) setLogStart(off int64) error {
 	}
 	l.logStart = off
 	if l.epochs.truncateFromStart(off) {
-		if err := writeFileAtomic(l.dir, epochCheckpointFile, l.epochs.encode(), true); err != nil {
+		if err := l.writeEpochsDurably(true); err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
 	}
