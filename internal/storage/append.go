@@ -247,7 +247,7 @@ func (l *Log) rollAt(base int64) error {
 // only adds epochs at or above the recovery floor, the earlier ones
 // untouched, leaves the checkpoint alone and writes the whole cache to
 // the tail file instead, in place, without fsync; the next full flush
-// writes the checkpoint durably and removes the tail (writePendingEpochs)
+// writes the checkpoint durably and removes the tail (writeEpochsDurably)
 // before the recovery point moves past the new epochs. A process crash
 // keeps the tail (the page cache survives it), so Open knows every epoch
 // as before. A machine crash may lose or tear it; the checkpoint, not
