@@ -11,7 +11,6 @@ import (
 
 	"github.com/stratalog/strata/internal/config"
 	"github.com/stratalog/strata/internal/metadata"
-	"github.com/stratalog/strata/internal/quorum"
 )
 
 // Domain errors. internal/broker maps them to Kafka error codes.
@@ -83,6 +82,10 @@ type Options struct {
 	// controller.max.records.per.batch; 10,000 if 0): their records go
 	// in one metadata entry.
 	MaxPartitionsPerRequest int
+	// MaxEntryBytes is the largest metadata entry the quorum takes
+	// (quorum.MaxProposalBytes; 0: not checked here): a larger write is
+	// refused with POLICY_VIOLATION and logged, not proposed.
+	MaxEntryBytes int
 	// WriteTimeout bounds how long a metadata write waits for the quorum
 	// (default 10 s).
 	WriteTimeout time.Duration
@@ -204,14 +207,14 @@ func (c *Controller) commitCtx(ctx context.Context, recs []metadata.Record) (*me
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.WriteTimeout)
 	defer cancel()
-	idx, err := c.q.Propose(ctx, data)
-	if errors.Is(err, quorum.ErrTooLarge) {
+	if max := c.opts.MaxEntryBytes; max > 0 && len(data) > max {
 		// An operation whose records do not fit one entry: no client
-		// may bring the controller here (the per-request limits keep
-		// them well under), so say so loudly.
-		c.opts.Logger.Error("metadata write refused: its records do not fit one metadata entry", "records", len(recs), "bytes", len(data), "err", err)
-		return nil, fmt.Errorf("%w: the operation's %d metadata records (%d bytes) do not fit one metadata entry: %w", ErrPolicyViolation, len(recs), len(data), err)
+		// request should bring the controller here (the per-request
+		// limits keep them well under), so say so loudly.
+		c.opts.Logger.Error("metadata write refused: its records do not fit one metadata entry", "records", len(recs), "bytes", len(data), "max_bytes", max)
+		return nil, fmt.Errorf("%w: the operation's %d metadata records (%d bytes) do not fit one metadata entry (%d bytes)", ErrPolicyViolation, len(recs), len(data), max)
 	}
+	idx, err := c.q.Propose(ctx, data)
 	if err != nil {
 		return nil, err
 	}

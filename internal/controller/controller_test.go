@@ -389,3 +389,34 @@ func TestUncleanRestartLogsOnce(t *testing.T) {
 		t.Fatalf("partition 7 after the unclean restart: %+v, want broker 2 leading it again", p)
 	}
 }
+
+// TestEntryTooLarge: a write whose records do not fit one metadata entry
+// (Options.MaxEntryBytes, the quorum's bound) is refused with
+// POLICY_VIOLATION before it is proposed, and commits nothing.
+func TestEntryTooLarge(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	l, err := OpenLocalLog(t.TempDir(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cl := &countingLog{Log: l}
+	c, err := New(cl, loader.New(loader.Options{Logger: logger}), Options{NodeID: 1, Logger: logger, MaxEntryBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Bootstrap("c", "h", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := cl.appends
+	res := c.CreateTopics([]CreateTopic{{Name: "big", Partitions: 200, ReplicationFactor: 1}}, false)
+	if !errors.Is(res[0].Err, ErrPolicyViolation) || !strings.Contains(res[0].Err.Error(), "do not fit one metadata entry") {
+		t.Fatalf("200 partitions in 4 KiB entries: %v, want POLICY_VIOLATION", res[0].Err)
+	}
+	if cl.appends != n || c.Image().Topics["big"] != nil {
+		t.Fatal("a refused write was committed")
+	}
+	if res := c.CreateTopics([]CreateTopic{{Name: "small", Partitions: 2, ReplicationFactor: 1}}, false); res[0].Err != nil {
+		t.Fatalf("a small write: %v", res[0].Err)
+	}
+}

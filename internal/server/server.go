@@ -374,6 +374,7 @@ func (s *Server) controllerOptions(logger *slog.Logger) controller.Options {
 		InternalTopics:           map[string]bool{broker.MetadataTopic: true, broker.OffsetsTopic: true, broker.TransactionStateTopic: true},
 		BrokerSessionTimeout:     time.Duration(cfg.Int64("broker.session.timeout.ms")) * time.Millisecond,
 		MaxPartitionsPerRequest:  int(cfg.Int64("controller.max.records.per.batch")),
+		MaxEntryBytes:            quorum.MaxProposalBytes,
 		BootstrapFeatures:        map[string]int16{metadata.TransactionVersionFeature: int16(cfg.Int64("transaction.version"))},
 	}
 }
