@@ -48,11 +48,23 @@ func (tl *testLog) segmentBases() []int64 {
 	return bases
 }
 
+// epochCheckpoint is the leader epoch checkpoint as a restart reads it.
+// It holds flushMu: a flush in the background (a roll's) moves new
+// epochs from the tail file into the checkpoint.
 func (tl *testLog) epochCheckpoint() string {
 	tl.t.Helper()
+	tl.flushMu.Lock()
+	defer tl.flushMu.Unlock()
 	b, err := os.ReadFile(filepath.Join(tl.dir, epochCheckpointFile))
 	if err != nil {
 		tl.t.Fatalf("read epoch checkpoint: %v", err)
+	}
+	// New epochs may wait in the tail file for the next full flush (a
+	// roll's runs in the background): Open reads them from there.
+	if main, err := parseEpochCheckpoint(b, epochCheckpointFile); err == nil {
+		if tail, ok, _ := readEpochTail(tl.dir, main); ok {
+			return string(tail.encode())
+		}
 	}
 	return string(b)
 }

@@ -320,9 +320,8 @@ func TestEndOffsetForEpoch(t *testing.T) {
 		}
 	}
 	check()
-	b, err := os.ReadFile(filepath.Join(tl.dir, epochCheckpointFile))
-	if err != nil || string(b) != "0\n3\n2 0\n4 2\n7 5\n" {
-		t.Fatalf("checkpoint %q %v", b, err)
+	if cp := tl.epochCheckpoint(); cp != "0\n3\n2 0\n4 2\n7 5\n" {
+		t.Fatalf("checkpoint %q", cp)
 	}
 	tl.reopen()
 	check()
