@@ -145,7 +145,7 @@ func TestFirstAppendDefersCreationFsyncs(t *testing.T) {
 // recovery's scan of the batches; the earlier epochs, only in the
 // checkpoint, survive all three.
 func TestEpochTail(t *testing.T) {
-	for _, how := range []string{"kill -9", "close", "tail lost"} {
+	for _, how := range []string{"kill -9", "close", "deferred close", "tail lost"} {
 		tl := openLazyTestLog(t)
 		for i, epoch := range []int32{3, 5} {
 			if _, err := tl.Append(makeBatch(t, batchSpec{n: 2, size: 50, ts: int64(1000 + i)}), epoch); err != nil {
@@ -164,6 +164,23 @@ func TestEpochTail(t *testing.T) {
 			t.Fatal("new leaders' first writes after a flush wrote the epoch checkpoint")
 		}
 		switch how {
+		case "deferred close":
+			// A broker's shutdown: no fsync per log, one syncfs, then
+			// the markers. The tail stays; the syncfs makes it durable.
+			finish, err := tl.CloseDeferSync()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SyncFS(tl.dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := finish(); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := readEpochCheckpoint(tl.dir); len(got.entries) != 2 || !dirExists(t, filepath.Join(tl.dir, epochTailFile)) {
+				t.Fatalf("after a deferred close: checkpoint %v, tail %v; want the checkpoint untouched and the tail kept", got.entries, dirExists(t, filepath.Join(tl.dir, epochTailFile)))
+			}
+			tl.Log = nil
 		case "kill -9":
 			tl.crash()
 		case "tail lost":

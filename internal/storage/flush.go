@@ -38,12 +38,15 @@ func (l *Log) flushWith(full, fsync bool) error {
 	}
 	leo := l.leo.Load()
 	unflushed := l.unflushed
-	if full && l.epochsPending.Load() {
+	if full && fsync && l.epochsPending.Load() {
 		// New epochs the appends left in the tail file go into the
-		// checkpoint, which holds older epochs only it knows, durably
-		// (without fsync the caller's syncfs makes it durable:
-		// CloseDeferSync), before the recovery point moves past them.
-		if err := l.writeEpochsDurably(fsync); err != nil {
+		// checkpoint, which holds older epochs only it knows, durably,
+		// before the recovery point moves past them. Without fsync
+		// (CloseDeferSync) the tail stays: the caller's syncfs makes it
+		// durable before the recovery point is written, and Open reads
+		// it. Replacing the checkpoint there would leave it, with the
+		// epochs only it knows, unsynced until that syncfs.
+		if err := l.writeEpochsDurably(true); err != nil {
 			l.mu.RUnlock()
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
 		}
