@@ -45,6 +45,9 @@ type options struct {
 	settings  []string
 	coldParts int
 	lag       bool // lag.go: no live tail consumer; probe residency and a catch-up read instead
+	// brokerCPUs pins the broker (taskset -c); pin this program with
+	// taskset itself to keep the clients off those CPUs.
+	brokerCPUs string
 }
 
 func main() {
@@ -59,6 +62,7 @@ func main() {
 	flag.DurationVar(&o.phase, "phase", 30*time.Second, "length of each measured phase")
 	flag.StringVar(&settings, "settings", "0,67108864", "log.cold.read.bytes values to compare, in order (0: no page-cache drop)")
 	flag.IntVar(&o.coldParts, "cold-partitions", 1, "partitions of the cold topic")
+	flag.StringVar(&o.brokerCPUs, "broker-cpus", "", "pin the broker to these CPUs (taskset -c list); run this program under taskset -c with the others to separate the clients from it")
 	flag.BoolVar(&o.lag, "lag", false, "lagging-reader probe: do not read the tail during a phase; report how much of it stays cached and time a catch-up read of it (lag.go)")
 	flag.Parse()
 	o.settings = strings.Split(settings, ",")
@@ -132,9 +136,14 @@ func startBroker(o options, g *cgroup, setting string) (*broker, error) {
 		return nil, fmt.Errorf("controller port: %v", err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", kp)
-	args := []string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, g.path, o.bin, "serve",
+	bin := []string{o.bin}
+	if o.brokerCPUs != "" {
+		bin = []string{"taskset", "-c", o.brokerCPUs, o.bin} // taskset execs it: one pid
+	}
+	args := append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, g.path}, bin...)
+	args = append(args, "serve",
 		"--node-id", "1", "--listen", addr, "--controller-listen", fmt.Sprintf("127.0.0.1:%d", cp),
-		"--data-dir", filepath.Join(o.dir, "data"), "--set", "http.listen=", "--set", "log.cold.read.bytes=" + setting}
+		"--data-dir", filepath.Join(o.dir, "data"), "--set", "http.listen=", "--set", "log.cold.read.bytes="+setting)
 	cmd := exec.Command("/bin/sh", args...)
 	logf, err := os.OpenFile(filepath.Join(o.dir, "strata.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -207,7 +216,7 @@ func run(o options) error {
 	if o.lag {
 		fmt.Printf("\n%-22s %-9s %9s %10s %10s %12s %12s %10s  %s\n", "log.cold.read.bytes", "phase", "tail MiB", "resident", "catch-up s", "catch-up MB/s", "", "cold MB/s", "cgroup memory at the end of the phase")
 	} else {
-		fmt.Printf("\n%-22s %-9s %9s %8s %8s %8s %8s %10s  %s\n", "log.cold.read.bytes", "phase", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "cold MB/s", "cgroup memory at the end")
+		fmt.Printf("\n%-22s %-9s %9s %8s %8s %8s %8s %10s %12s  %s\n", "log.cold.read.bytes", "phase", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "cold MB/s", "broker CPU s", "cgroup memory at the end")
 	}
 	for _, s := range o.settings {
 		// The page cache of the previous setting is emptied (no task is
@@ -220,7 +229,9 @@ func run(o options) error {
 			return err
 		}
 		for _, withCold := range []bool{false, true} {
+			cpu0 := processCPU(b.cmd.Process.Pid)
 			r, err := measure(o, g, b.addr, withCold)
+			cpu := processCPU(b.cmd.Process.Pid) - cpu0
 			if err != nil {
 				b.stop()
 				return err
@@ -234,11 +245,29 @@ func run(o options) error {
 					r.catchUp.Seconds(), float64(r.catchBytes)/1e6/r.catchUp.Seconds(), "", cold, r.stat)
 				continue
 			}
-			fmt.Printf("%-22s %-9s %9d %8.2f %8.2f %8.2f %8.2f %10s  %s\n", s, phase, len(r.lat), r.pct(50), r.pct(99), r.pct(99.9), r.pct(100), cold, g.stat())
+			fmt.Printf("%-22s %-9s %9d %8.2f %8.2f %8.2f %8.2f %10s %12.2f  %s\n", s, phase, len(r.lat), r.pct(50), r.pct(99), r.pct(99.9), r.pct(100), cold, cpu, g.stat())
 		}
 		b.stop()
 	}
 	return nil
+}
+
+// processCPU is the CPU seconds (user and system) process pid has used,
+// from /proc/PID/stat; 0 if it cannot be read. The phase's figure spans
+// its warm-up too.
+func processCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
 }
 
 // fill creates the topics and writes o.data bytes to the cold topic.
