@@ -22,6 +22,9 @@
 #   BENCH_DIR          scratch dir for binaries, data dirs and logs (default: mktemp -d)
 #   BENCH_FLOOR        1 (default): before each run, measure what writing the run's volume
 #                      into the page cache costs by itself (loadgen --page-cache-floor)
+#   BENCH_BROKER_CPUS  pin the broker (and the floor's writer, which stands in for it) to these
+#                      CPUs (taskset -c list, e.g. 0); BENCH_CLIENT_CPUS pins the load generator
+#                      (e.g. 1), so that a phase's broker CPU is the broker's and not the client's
 #   BENCH_KEEP         1: keep BENCH_DIR (logs, results.tsv) afterwards; it is also kept
 #                      when a run failed. Data dirs are always removed.
 set -euo pipefail
@@ -42,6 +45,12 @@ BENCH_REPEAT=${BENCH_REPEAT:-2}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-300s}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_FLOOR=${BENCH_FLOOR:-1}
+BENCH_BROKER_CPUS=${BENCH_BROKER_CPUS:-}
+BENCH_CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
+# pin CPUS: the taskset prefix for a command (taskset execs it: one pid), or nothing.
+pin() { [[ -n $1 ]] && printf 'taskset\n-c\n%s\n' "$1"; return 0; }
+mapfile -t PIN_BROKER < <(pin "$BENCH_BROKER_CPUS")
+mapfile -t PIN_CLIENT < <(pin "$BENCH_CLIENT_CPUS")
 BENCH_DIR=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")}
 mkdir -p "$BENCH_DIR"
 RESULTS=$BENCH_DIR/results.tsv
@@ -83,8 +92,8 @@ bytes_for() {
 start_broker() {
 	local name=$1 port=$2 dir=$3 log=$4
 	case $name in
-	strata) "$STRATA_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$log" 2>&1 & ;;
-	kfake) "$BENCH_DIR/kfakeserver" --port "$port" --data-dir "$dir" >"$log" 2>&1 & ;;
+	strata) "${PIN_BROKER[@]}" "$STRATA_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >"$log" 2>&1 & ;;
+	kfake) "${PIN_BROKER[@]}" "$BENCH_DIR/kfakeserver" --port "$port" --data-dir "$dir" >"$log" 2>&1 & ;;
 	*) echo "bench: unknown broker $name" >&2; return 1 ;;
 	esac
 	BROKER_PID=$!
@@ -110,6 +119,7 @@ fi
 
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "bench: $(nproc) CPUs ($cpu_model), $(uname -sr), $("$GO" env GOVERSION), CLK_TCK=$CLK_TCK"
+echo "bench: broker CPUs [${BENCH_BROKER_CPUS:-any}], load generator CPUs [${BENCH_CLIENT_CPUS:-any}]"
 echo "bench: partitions=$BENCH_PARTITIONS acks=$BENCH_ACKS compression=$BENCH_COMPRESSION sizes=[$BENCH_SIZES] brokers=[$BENCH_BROKERS]"
 
 for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
@@ -130,7 +140,7 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			if [[ $BENCH_FLOOR == 1 ]]; then
 				# What writing this run's volume into the page cache costs on
 				# its own, from the same state: the floor under both brokers.
-				printf '%s\t%s\t%s\t%s\n' "$broker" "$size" "$rep" "$(page_cache_floor "$data" "$bytes" "$BENCH_DIR/loadgen")" >>"$FLOORS"
+				printf '%s\t%s\t%s\t%s\n' "$broker" "$size" "$rep" "$(page_cache_floor "$data" "$bytes" "${PIN_BROKER[*]} $BENCH_DIR/loadgen")" >>"$FLOORS"
 				rm -rf "$data"
 				sync
 				settle
@@ -144,7 +154,7 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			fi
 			t0=$(cpu_ticks "$BROKER_PID")
 			# shellcheck disable=SC2086
-			if out=$("$BENCH_DIR/loadgen" --brokers "127.0.0.1:$port" --topic bench \
+			if out=$("${PIN_CLIENT[@]}" "$BENCH_DIR/loadgen" --brokers "127.0.0.1:$port" --topic bench \
 				--partitions "$BENCH_PARTITIONS" --record-size "$size" --bytes "$bytes" \
 				--acks "$BENCH_ACKS" --compression "$BENCH_COMPRESSION" --timeout "$BENCH_TIMEOUT" --broker-pid "$BROKER_PID" $BENCH_LOADGEN_ARGS) &&
 				t1=$(cpu_ticks "$BROKER_PID"); then
@@ -179,14 +189,14 @@ awk -F'\t' -v sizes="$BENCH_SIZES" -v brokers="$BENCH_BROKERS" -v floors="$FLOOR
 	BEGIN { while ((getline line < floors) > 0) { split(line, g, "\t"); floor[g[2] SUBSEP g[1] SUBSEP g[3]] = g[4] } }
 	{ row[$2 SUBSEP $1 SUBSEP $3] = $0; if ($3 > maxrep) maxrep = $3 }
 	END {
-		printf "%-8s %6s %4s %12s %12s %8s %8s %8s %9s %10s %10s %11s %11s\n", "broker", "rec B", "run", "produce MB/s", "consume MB/s", "p50 ms", "p99 ms", "CPU s", "CPU s/GB", "(prod s/GB", "cons s/GB)", "client s/GB", "floor s/GB"
+		printf "%-8s %6s %4s %12s %12s %8s %8s %8s %9s %10s %10s %11s %11s %11s\n", "broker", "rec B", "run", "produce MB/s", "consume MB/s", "p50 ms", "p99 ms", "CPU s", "CPU s/GB", "(prod s/GB", "cons s/GB)", "client s/GB", "floor s/GB", "prod-floor"
 		ns = split(sizes, S, " "); nb = split(brokers, B, " ")
 		for (i = 1; i <= ns; i++) for (j = 1; j <= nb; j++) for (r = 1; r <= maxrep; r++) {
 			k = S[i] SUBSEP B[j] SUBSEP r
 			if (!(k in row)) continue
 			split(row[k], f, "\t")
 			if (f[4] == "FAIL") { printf "%-8s %6s %4s %12s\n", f[1], f[2], f[3], "FAILED"; continue }
-			fl = (k in floor) ? sprintf("%11.3f", floor[k]) : sprintf("%11s", "-")
+			fl = (k in floor) ? sprintf("%11.3f %11.3f", floor[k], f[11] - floor[k]) : sprintf("%11s %11s", "-", "-")
 			printf "%-8s %6s %4s %12.1f %12.1f %8.1f %8.1f %8.2f %9.3f %10.3f %10.3f %11.3f %s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[11], f[12], f[13], fl
 		}
 	}
@@ -194,19 +204,27 @@ awk -F'\t' -v sizes="$BENCH_SIZES" -v brokers="$BENCH_BROKERS" -v floors="$FLOOR
 
 if [[ " $BENCH_BROKERS " == *" strata "* && " $BENCH_BROKERS " == *" kfake "* ]]; then
 	echo
-	echo "Ratios strata/kfake of the means over runs (throughput: higher is better; latency and CPU/GB: lower is better)"
-	awk -F'\t' -v order="$BENCH_SIZES" '
+	echo "Ratios strata/kfake of the means over runs (throughput: higher is better; latency and CPU/GB: lower is better;"
+	echo "prod>floor: the produce phase's broker s/GB minus the floor measured before the same run; cons: the consume"
+	echo "phase's broker s/GB, which writes nothing, so its floor is 0; '-' where kfake's mean is not above 0)"
+	awk -F'\t' -v order="$BENCH_SIZES" -v floors="$FLOORS" '
+		BEGIN { while ((getline line < floors) > 0) { split(line, g, "\t"); floor[g[1] SUBSEP g[2] SUBSEP g[3]] = g[4] } }
 		$4 == "FAIL" { next }
-		{ k = $1 SUBSEP $2; n[k]++; pm[k] += $4; cm[k] += $5; p50[k] += $6; p99[k] += $7; cpg[k] += $9 }
-		function ratio(a, b, x) { return x[b] > 0 ? (x[a] / n[a]) / (x[b] / n[b]) : 0 }
+		{
+			k = $1 SUBSEP $2; n[k]++; pm[k] += $4; cm[k] += $5; p50[k] += $6; p99[k] += $7; cpg[k] += $9; cons[k] += $12
+			fk = $1 SUBSEP $2 SUBSEP $3
+			if (fk in floor) { nf[k]++; above[k] += $11 - floor[fk] }
+		}
+		function ratio(a, b, x) { return x[b] > 0 ? sprintf("%8.2fx", (x[a] / n[a]) / (x[b] / n[b])) : sprintf("%9s", "-") }
+		function ratiof(a, b) { return nf[a] > 0 && nf[b] > 0 && above[b] > 0 ? sprintf("%9.2fx", (above[a] / nf[a]) / (above[b] / nf[b])) : sprintf("%10s", "-") }
 		END {
-			printf "%7s %9s %9s %9s %9s %10s\n", "rec B", "produce", "consume", "p50", "p99", "CPU s/GB"
+			printf "%7s %9s %9s %9s %9s %10s %10s %10s\n", "rec B", "produce", "consume", "p50", "p99", "CPU s/GB", "prod>floor", "cons s/GB"
 			m = split(order, list, " ")
 			for (i = 1; i <= m; i++) {
 				a = "strata" SUBSEP list[i]; b = "kfake" SUBSEP list[i]
 				if (!(a in n) || !(b in n)) continue
-				printf "%7s %8.2fx %8.2fx %8.2fx %8.2fx %9.2fx\n", list[i], ratio(a, b, pm), ratio(a, b, cm),
-					ratio(a, b, p50), ratio(a, b, p99), ratio(a, b, cpg)
+				printf "%7s %s %s %s %s %s %s %s\n", list[i], ratio(a, b, pm), ratio(a, b, cm),
+					ratio(a, b, p50), ratio(a, b, p99), " " ratio(a, b, cpg), ratiof(a, b), " " ratio(a, b, cons)
 			}
 		}
 	' "$RESULTS"

@@ -48,6 +48,13 @@ type options struct {
 	// brokerCPUs pins the broker (taskset -c); pin this program with
 	// taskset itself to keep the clients off those CPUs.
 	brokerCPUs string
+	coldCPUs   string // pin the cold reader's process (coldproc.go)
+	// inProcess runs the cold reader in the measuring process, as before
+	// coldproc.go, to compare.
+	inProcess bool
+	http      string  // the broker's http.listen (pprof), empty: off
+	coldMBps  float64 // the cold reader's rate limit, 0: as fast as it can
+	keepCache bool    // do not empty the group's page cache between settings
 }
 
 func main() {
@@ -63,8 +70,25 @@ func main() {
 	flag.StringVar(&settings, "settings", "0,67108864", "log.cold.read.bytes values to compare, in order (0: no page-cache drop)")
 	flag.IntVar(&o.coldParts, "cold-partitions", 1, "partitions of the cold topic")
 	flag.StringVar(&o.brokerCPUs, "broker-cpus", "", "pin the broker to these CPUs (taskset -c list); run this program under taskset -c with the others to separate the clients from it")
+	flag.StringVar(&o.coldCPUs, "cold-cpus", "", "pin the cold reader's process to these CPUs (taskset -c list)")
+	flag.Float64Var(&o.coldMBps, "cold-mbps", 0, "limit the cold reader to this many MB/s (10^6 B); 0: as fast as it can")
+	flag.BoolVar(&o.keepCache, "keep-cache", false, "do not empty the group's page cache before each setting: with --mem above --data the cold topic stays cached from the fill, and the cold reader reads memory, not the disk (a control: what the cold reader costs the tail without any disk read)")
+	flag.StringVar(&o.http, "http", "", "the broker's http.listen address (metrics and /debug/pprof, e.g. for a trace of a phase); empty: off")
+	flag.BoolVar(&o.inProcess, "cold-in-process", false, "read the cold topic in this process, beside the tail's clients, instead of a process of its own")
+	var child string
+	var childFrom, childTo int64
+	flag.StringVar(&child, "cold-reader", "", "internal: be the cold reader of a run, reading from this broker address")
+	flag.Int64Var(&childFrom, "cold-from", 0, "internal: the cold reader's window start, Unix ns")
+	flag.Int64Var(&childTo, "cold-to", 0, "internal: the cold reader's window end, Unix ns")
 	flag.BoolVar(&o.lag, "lag", false, "lagging-reader probe: do not read the tail during a phase; report how much of it stays cached and time a catch-up read of it (lag.go)")
 	flag.Parse()
+	if child != "" {
+		if err := coldReader(child, childFrom, childTo, o.coldMBps); err != nil {
+			fmt.Fprintln(os.Stderr, "coldread: cold reader:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o.settings = strings.Split(settings, ",")
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "coldread:", err)
@@ -143,7 +167,7 @@ func startBroker(o options, g *cgroup, setting string) (*broker, error) {
 	args := append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, g.path}, bin...)
 	args = append(args, "serve",
 		"--node-id", "1", "--listen", addr, "--controller-listen", fmt.Sprintf("127.0.0.1:%d", cp),
-		"--data-dir", filepath.Join(o.dir, "data"), "--set", "http.listen=", "--set", "log.cold.read.bytes="+setting)
+		"--data-dir", filepath.Join(o.dir, "data"), "--set", "http.listen="+o.http, "--set", "log.cold.read.bytes="+setting)
 	cmd := exec.Command("/bin/sh", args...)
 	logf, err := os.OpenFile(filepath.Join(o.dir, "strata.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -216,22 +240,24 @@ func run(o options) error {
 	if o.lag {
 		fmt.Printf("\n%-22s %-9s %9s %10s %10s %12s %12s %10s  %s\n", "log.cold.read.bytes", "phase", "tail MiB", "resident", "catch-up s", "catch-up MB/s", "", "cold MB/s", "cgroup memory at the end of the phase")
 	} else {
-		fmt.Printf("\n%-22s %-9s %9s %8s %8s %8s %8s %10s %12s  %s\n", "log.cold.read.bytes", "phase", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "cold MB/s", "broker CPU s", "cgroup memory at the end")
+		fmt.Printf("\n%-22s %-9s %9s %8s %8s %8s %8s %10s %12s %12s %10s  %s\n", "log.cold.read.bytes", "phase", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "cold MB/s", "broker CPU s", "client CPU s", "cold CPU s", "cgroup memory at the end")
 	}
 	for _, s := range o.settings {
 		// The page cache of the previous setting is emptied (no task is
 		// in the group between brokers).
-		if err := g.write("memory.force_empty", "0"); err != nil {
-			return fmt.Errorf("empty the cgroup's page cache: %w", err)
+		if !o.keepCache {
+			if err := g.write("memory.force_empty", "0"); err != nil {
+				return fmt.Errorf("empty the cgroup's page cache: %w", err)
+			}
 		}
 		b, err := startBroker(o, g, s)
 		if err != nil {
 			return err
 		}
 		for _, withCold := range []bool{false, true} {
-			cpu0 := processCPU(b.cmd.Process.Pid)
+			cpu0, self0 := processCPU(b.cmd.Process.Pid), processCPU(os.Getpid())
 			r, err := measure(o, g, b.addr, withCold)
-			cpu := processCPU(b.cmd.Process.Pid) - cpu0
+			cpu, self := processCPU(b.cmd.Process.Pid)-cpu0, processCPU(os.Getpid())-self0
 			if err != nil {
 				b.stop()
 				return err
@@ -245,7 +271,11 @@ func run(o options) error {
 					r.catchUp.Seconds(), float64(r.catchBytes)/1e6/r.catchUp.Seconds(), "", cold, r.stat)
 				continue
 			}
-			fmt.Printf("%-22s %-9s %9d %8.2f %8.2f %8.2f %8.2f %10s %12.2f  %s\n", s, phase, len(r.lat), r.pct(50), r.pct(99), r.pct(99.9), r.pct(100), cold, cpu, g.stat())
+			coldCPU := "-"
+			if withCold && r.coldCPU >= 0 {
+				coldCPU = fmt.Sprintf("%.2f", r.coldCPU)
+			}
+			fmt.Printf("%-22s %-9s %9d %8.2f %8.2f %8.2f %8.2f %10s %12.2f %12.2f %10s  %s\n", s, phase, len(r.lat), r.pct(50), r.pct(99), r.pct(99.9), r.pct(100), cold, cpu, self, coldCPU, g.stat())
 		}
 		b.stop()
 	}
@@ -314,6 +344,7 @@ func fill(o options, addr string) error {
 type result struct {
 	lat      []time.Duration
 	coldMBps float64
+	coldCPU  float64 // the cold reader's process, whole run; -1: none (in process)
 	// --lag only: the tail's bytes written in the phase, the fraction of
 	// them resident at its end, the catch-up read, the group's memory
 	// before it.
@@ -387,7 +418,19 @@ func measure(o options, g *cgroup, addr string, withCold bool) (result, error) {
 		}
 	}()
 	var coldBytes atomic.Int64
-	if withCold {
+	var child *coldChild
+	if withCold && !o.inProcess {
+		if child, err = startCold(o, addr, measureFrom, end); err != nil {
+			return result{}, err
+		}
+		defer func() {
+			if child != nil { // an error return: do not leave it reading
+				child.cmd.Process.Kill()
+				child.cmd.Wait()
+			}
+		}()
+	}
+	if withCold && o.inProcess {
 		cold, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("cold"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
 		if err != nil {
@@ -437,7 +480,16 @@ func measure(o options, g *cgroup, addr string, withCold bool) (result, error) {
 	if o.lag {
 		cancel()
 		wg.Wait()
-		return lp.finish(g, addr, float64(coldBytes.Load())/1e6/o.phase.Seconds())
+		n := coldBytes.Load()
+		if child != nil {
+			cn, _, err := child.wait()
+			child = nil
+			if err != nil {
+				return result{}, err
+			}
+			n = cn
+		}
+		return lp.finish(g, addr, float64(n)/1e6/o.phase.Seconds())
 	}
 	select {
 	case <-pastEnd:
@@ -447,5 +499,14 @@ func measure(o options, g *cgroup, addr string, withCold bool) (result, error) {
 	cancel()
 	wg.Wait()
 	slices.Sort(lat)
-	return result{lat: lat, coldMBps: float64(coldBytes.Load()) / 1e6 / o.phase.Seconds()}, nil
+	r := result{lat: lat, coldMBps: float64(coldBytes.Load()) / 1e6 / o.phase.Seconds(), coldCPU: -1}
+	if child != nil {
+		n, cpu, err := child.wait()
+		child = nil
+		if err != nil {
+			return result{}, err
+		}
+		r.coldMBps, r.coldCPU = float64(n)/1e6/o.phase.Seconds(), cpu
+	}
+	return r, nil
 }
