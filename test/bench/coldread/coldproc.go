@@ -35,7 +35,7 @@ func startCold(o options, addr string, from, to time.Time) (*coldChild, error) {
 		return nil, err
 	}
 	args := []string{self, "--cold-reader", addr, "--cold-from", strconv.FormatInt(from.UnixNano(), 10), "--cold-to", strconv.FormatInt(to.UnixNano(), 10),
-		"--cold-mbps", strconv.FormatFloat(o.coldMBps, 'f', -1, 64)}
+		"--cold-mbps", strconv.FormatFloat(o.coldMBps, 'f', -1, 64), "--cold-fetch-bytes", strconv.Itoa(int(o.coldFetchBytes))}
 	if o.coldCPUs != "" {
 		args = append([]string{"taskset", "-c", o.coldCPUs}, args...)
 	}
@@ -77,12 +77,13 @@ func (c *coldChild) wait() (int64, float64, error) {
 }
 
 // coldReader is the child's main: read "cold" from the start as fast as
-// it can (or at mbps MB/s when mbps > 0) until to, print the bytes read in
-// [from, to) and the CPU seconds the process used.
-func coldReader(addr string, fromNs, toNs int64, mbps float64) error {
+// it can (or at mbps MB/s when mbps > 0), fetching up to fetchBytes per
+// partition, until to; print the bytes read in [from, to) and the CPU
+// seconds the process used.
+func coldReader(addr string, fromNs, toNs int64, mbps float64, fetchBytes int32) error {
 	from, to := time.Unix(0, fromNs), time.Unix(0, toNs)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("cold"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
+		kgo.FetchMaxBytes(max(64<<20, fetchBytes)), kgo.FetchMaxPartitionBytes(fetchBytes))
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ type options struct {
 	http      string  // the broker's http.listen (pprof), empty: off
 	coldMBps  float64 // the cold reader's rate limit, 0: as fast as it can
 	keepCache bool    // do not empty the group's page cache between settings
+	// coldFetchBytes is the cold reader's fetch size per partition.
+	coldFetchBytes int32
 }
 
 func main() {
@@ -72,6 +74,8 @@ func main() {
 	flag.StringVar(&o.brokerCPUs, "broker-cpus", "", "pin the broker to these CPUs (taskset -c list); run this program under taskset -c with the others to separate the clients from it")
 	flag.StringVar(&o.coldCPUs, "cold-cpus", "", "pin the cold reader's process to these CPUs (taskset -c list)")
 	flag.Float64Var(&o.coldMBps, "cold-mbps", 0, "limit the cold reader to this many MB/s (10^6 B); 0: as fast as it can")
+	var fetchBytes int
+	flag.IntVar(&fetchBytes, "cold-fetch-bytes", 16<<20, "the cold reader's fetch.max.partition.bytes")
 	flag.BoolVar(&o.keepCache, "keep-cache", false, "do not empty the group's page cache before each setting: with --mem above --data the cold topic stays cached from the fill, and the cold reader reads memory, not the disk (a control: what the cold reader costs the tail without any disk read)")
 	flag.StringVar(&o.http, "http", "", "the broker's http.listen address (metrics and /debug/pprof, e.g. for a trace of a phase); empty: off")
 	flag.BoolVar(&o.inProcess, "cold-in-process", false, "read the cold topic in this process, beside the tail's clients, instead of a process of its own")
@@ -82,8 +86,9 @@ func main() {
 	flag.Int64Var(&childTo, "cold-to", 0, "internal: the cold reader's window end, Unix ns")
 	flag.BoolVar(&o.lag, "lag", false, "lagging-reader probe: do not read the tail during a phase; report how much of it stays cached and time a catch-up read of it (lag.go)")
 	flag.Parse()
+	o.coldFetchBytes = int32(fetchBytes)
 	if child != "" {
-		if err := coldReader(child, childFrom, childTo, o.coldMBps); err != nil {
+		if err := coldReader(child, childFrom, childTo, o.coldMBps, o.coldFetchBytes); err != nil {
 			fmt.Fprintln(os.Stderr, "coldread: cold reader:", err)
 			os.Exit(1)
 		}
