@@ -100,14 +100,14 @@ wait_pid() {
 	fi
 }
 
-# page_cache_floor DIR BYTES LOADGEN: CPU s/GB of writing BYTES to a new file
-# in DIR in 1 MiB writes (loadgen --page-cache-floor), printed with 3 decimals.
-# LOADGEN is split on spaces: it may start with a taskset prefix.
+# page_cache_floor DIR BYTES LOADGEN [CPUS]: CPU s/GB of writing BYTES to a new
+# file in DIR in 1 MiB writes (loadgen --page-cache-floor), printed with 3
+# decimals; with CPUS (a taskset -c list) the writer runs on those CPUs.
 page_cache_floor() {
-	local dir=$1 bytes=$2 out
-	local -a loadgen
-	read -ra loadgen <<<"$3"
+	local dir=$1 bytes=$2 loadgen=$3 cpus=${4:-} out
+	local -a pin=()
+	[[ -n $cpus ]] && pin=(taskset -c "$cpus")
 	mkdir -p "$dir"
-	out=$("${loadgen[@]}" --page-cache-floor "$dir" --bytes "$bytes")
+	out=$("${pin[@]}" "$loadgen" --page-cache-floor "$dir" --bytes "$bytes")
 	awk -v t="$(json_field "$out" cpu_ticks)" -v hz="$CLK_TCK" -v n="$bytes" 'BEGIN { printf "%.3f\n", t / hz / (n / 1e9) }'
 }

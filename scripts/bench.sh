@@ -140,7 +140,7 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			if [[ $BENCH_FLOOR == 1 ]]; then
 				# What writing this run's volume into the page cache costs on
 				# its own, from the same state: the floor under both brokers.
-				printf '%s\t%s\t%s\t%s\n' "$broker" "$size" "$rep" "$(page_cache_floor "$data" "$bytes" "${PIN_BROKER[*]} $BENCH_DIR/loadgen")" >>"$FLOORS"
+				printf '%s\t%s\t%s\t%s\n' "$broker" "$size" "$rep" "$(page_cache_floor "$data" "$bytes" "$BENCH_DIR/loadgen" "$BENCH_BROKER_CPUS")" >>"$FLOORS"
 				rm -rf "$data"
 				sync
 				settle

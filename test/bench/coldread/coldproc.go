@@ -93,10 +93,11 @@ func coldReader(addr string, fromNs, toNs int64, mbps float64, fetchBytes int32)
 	var n, total int64
 	start := time.Now()
 	for ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { total += int64(len(r.Value)) })
+		var got int64
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got += int64(len(r.Value)) })
+		total += got
 		if now := time.Now(); !now.Before(from) && !now.After(to) {
-			fs.EachRecord(func(r *kgo.Record) { n += int64(len(r.Value)) })
+			n += got
 		}
 		if mbps > 0 { // a rate-limited reader: wait until its bytes are due
 			due := start.Add(time.Duration(float64(total) / (mbps * 1e6) * float64(time.Second)))
