@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,28 +77,44 @@ func (c *coldChild) wait() (int64, float64, error) {
 	return n, cpu, nil
 }
 
-// coldReader is the child's main: read "cold" from the start as fast as
-// it can (or at mbps MB/s when mbps > 0), fetching up to fetchBytes per
-// partition, until to; print the bytes read in [from, to) and the CPU
-// seconds the process used.
+// coldReader is the child's main: read the cold topic until to, then
+// print the bytes read in [from, to) and the CPU seconds the process used.
 func coldReader(addr string, fromNs, toNs int64, mbps float64, fetchBytes int32) error {
-	from, to := time.Unix(0, fromNs), time.Unix(0, toNs)
+	to := time.Unix(0, toNs)
+	ctx, cancel := context.WithDeadline(context.Background(), to)
+	defer cancel()
+	var n atomic.Int64
+	if err := readCold(ctx, addr, time.Unix(0, fromNs), to, mbps, fetchBytes, &n); err != nil {
+		return err
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	fmt.Printf("%d %.2f\n", n.Load(), cpu)
+	return nil
+}
+
+// readCold reads "cold" from the start as fast as it can (or at mbps MB/s
+// when mbps > 0), fetching up to fetchBytes per partition, until ctx ends,
+// and adds the bytes it reads between from and to to n. The cold reader
+// of both modes (its own process, or --cold-in-process).
+func readCold(ctx context.Context, addr string, from, to time.Time, mbps float64, fetchBytes int32, n *atomic.Int64) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("cold"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(max(64<<20, fetchBytes)), kgo.FetchMaxPartitionBytes(fetchBytes))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithDeadline(context.Background(), to)
-	defer cancel()
-	var n, total int64
+	var total int64
 	start := time.Now()
 	for ctx.Err() == nil {
 		var got int64
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got += int64(len(r.Value)) })
 		total += got
 		if now := time.Now(); !now.Before(from) && !now.After(to) {
-			n += got
+			n.Add(got)
 		}
 		if mbps > 0 { // a rate-limited reader: wait until its bytes are due
 			due := start.Add(time.Duration(float64(total) / (mbps * 1e6) * float64(time.Second)))
@@ -107,11 +124,5 @@ func coldReader(addr string, fromNs, toNs int64, mbps float64, fetchBytes int32)
 			}
 		}
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return err
-	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	fmt.Printf("%d %.2f\n", n, cpu)
 	return nil
 }

@@ -8,8 +8,8 @@
 // log.cold.read.bytes setting (0 turns the page-cache drop off) restarts
 // the broker with the group's cache emptied and measures a tail
 // producer/consumer pair at a fixed rate, first alone, then while a second
-// consumer reads the cold topic from the start as fast as it can. Needs
-// root (cgroups). Run it by hand: `make bench-coldread`.
+// consumer, in a process of its own (coldproc.go), reads the cold topic
+// from the start as fast as it can. Needs root (cgroups). Run it by hand: `make bench-coldread`.
 package main
 
 import (
@@ -436,21 +436,11 @@ func measure(o options, g *cgroup, addr string, withCold bool) (result, error) {
 		}()
 	}
 	if withCold && o.inProcess {
-		cold, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("cold"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
-		if err != nil {
-			return result{}, err
-		}
-		defer cold.Close()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				fs := cold.PollFetches(ctx)
-				if time.Now().Before(measureFrom) || time.Now().After(end) {
-					continue
-				}
-				fs.EachRecord(func(r *kgo.Record) { coldBytes.Add(int64(len(r.Value))) })
+			if err := readCold(ctx, addr, measureFrom, end, o.coldMBps, o.coldFetchBytes, &coldBytes); err != nil {
+				fmt.Fprintln(os.Stderr, "coldread: cold reader:", err)
 			}
 		}()
 	}
