@@ -68,6 +68,7 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	fsyncAlways := b.opts.Static.FsyncAlways()
 	var syncs []pendingSync
+	var journaled *replication.Partition // a partition appended to, for syncJournal
 	failed := false
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -107,6 +108,9 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 				if err == nil {
 					var last int64
 					last, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}])
+					if err == nil {
+						journaled = p
+					}
 					// acks=all waits only if the high watermark is not
 					// past the batch already (it is at once when the
 					// leader is the only in-sync replica).
@@ -124,7 +128,36 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 			}
 		}
 	}
+	if journaled != nil {
+		if b.syncJournal(journaled, resp, r.version) {
+			failed, syncs = true, nil
+		}
+	}
 	return resp, syncs, failed
+}
+
+// syncJournal writes the request's journaled batches (one write for all
+// its partitions; nothing when the journal is off) before the answer. If
+// that fails, no batch of the request is acknowledged: every partition
+// that had succeeded gets KAFKA_STORAGE_ERROR, and it reports true.
+func (b *Broker) syncJournal(p *replication.Partition, resp *kmsg.ProduceResponse, version int16) bool {
+	err := p.SyncJournal()
+	if err == nil {
+		return false
+	}
+	b.log.Warn("produce: journal write failed; the request's batches are not acknowledged", "err", err)
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			rp := &resp.Topics[i].Partitions[j]
+			if rp.ErrorCode == 0 {
+				rp.ErrorCode = kerr.KafkaStorageError.Code
+				if version >= 8 {
+					rp.ErrorMessage = errorMessage(err)
+				}
+			}
+		}
+	}
+	return true
 }
 
 // produceFinish answers once the appended batches are durable and, for
@@ -193,7 +226,9 @@ func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16
 		// log refuses the batch if a marker ended the transaction since.
 		res, err = p.AppendAsLeaderVerified(records, acks, v.guard)
 	default:
-		res, err = p.AppendAsLeader(records, acks)
+		// Buffered in the shared journal if it is on: produceAppend
+		// writes it once for the whole request (syncJournal).
+		res, err = p.AppendAsLeaderJournaled(records, acks)
 	}
 	if err != nil {
 		return -1, err

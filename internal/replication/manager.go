@@ -67,6 +67,11 @@ type Options struct {
 	// LogDir, if set, is told of every storage failure of a log in
 	// DataDir (logdir.go): the heartbeat reports it offline.
 	LogDir *LogDir
+	// Journal, if set, is DataDir's shared journal (log.journal.enable,
+	// storage/journal.go): produced batches go through it, each log
+	// opened replays what an earlier process journaled for it, and Close
+	// closes it after the logs.
+	Journal *storage.Journal
 }
 
 // Manager hosts the replicas the image assigns to this broker. It is a
@@ -123,7 +128,8 @@ func NewManager(opts Options) *Manager {
 		fetchers: map[int32]*fetcher{}, applied: metadata.Empty(), settled: -1, appliedCh: make(chan struct{})}
 	m.env = &env{nodeID: opts.NodeID, fsyncAlways: opts.Static != nil && opts.Static.FsyncAlways(),
 		now: opts.Now, lagMax: opts.LagMax, ctrl: opts.Controller, logger: m.log, spawn: func(f func()) { go f() },
-		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now), logDir: opts.LogDir}
+		leaderQuota: newQuota(opts.Quota, opts.Now), followerQuota: newQuota(opts.Quota, opts.Now), logDir: opts.LogDir,
+		journal: opts.Journal}
 	if opts.Static != nil {
 		n := opts.Static.Int64("log.fd.cache.size")
 		if n < 0 {
@@ -593,9 +599,20 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		DeferRecoverySync: true,
 		// A cleanly shut down log is loaded by its first use.
 		DeferLoad: true,
+		Journal:   m.opts.Journal,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if m.opts.Journal != nil {
+		// What an earlier process journaled and did not write to the
+		// segment (a kill -9) goes in before the log serves anything.
+		if _, err := m.opts.Journal.Replay(l); err != nil {
+			if cerr := l.Close(); cerr != nil {
+				m.log.Warn("close a log whose journal replay failed", "dir", dir, "err", cerr)
+			}
+			return nil, err
+		}
 	}
 	return newPartition(m.env, tp.Topic, id, tp.Partition, l, tcfg), nil
 }
@@ -705,6 +722,11 @@ func (m *Manager) RemoveStray(img *metadata.Image) error {
 		if err := os.RemoveAll(filepath.Join(m.opts.DataDir, name)); err != nil {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
+	}
+	if m.opts.Journal != nil {
+		// Frames an earlier process journaled for logs this broker no
+		// longer hosts are never replayed: their files may go.
+		m.opts.Journal.ForgetReplay(func(name string) bool { return hosted[name] })
 	}
 	return nil
 }
@@ -841,6 +863,13 @@ func (m *Manager) Close() error {
 	empty := map[TopicPartition]*Partition{}
 	m.parts.Store(&empty)
 	m.mu.Unlock()
+	if m.opts.Journal != nil {
+		// After the logs: their tails are written, and the journal is
+		// left empty.
+		if err := m.opts.Journal.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

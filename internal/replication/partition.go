@@ -120,6 +120,9 @@ type env struct {
 	// logDir is the log directory's health (logdir.go); nil in tests
 	// that do not look at it.
 	logDir *LogDir
+	// journal is the data dir's shared journal (log.journal.enable); nil
+	// when off.
+	journal *storage.Journal
 }
 
 func newPartition(e *env, topic string, id metadata.UUID, idx int32, log *storage.Log, cfg *config.Topic) *Partition {
@@ -215,10 +218,31 @@ type AppendResult = storage.AppendResult
 // record batch v2. With acks=all (-1), fewer in-sync replicas than
 // min.insync.replicas refuses the batch before it is written.
 func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, error) {
-	return p.appendAsLeader(records, acks, false, 0)
+	return p.appendAsLeader(records, acks, false, 0, false)
 }
 
-func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, guard uint64) (res AppendResult, err error) {
+// AppendAsLeaderJournaled is AppendAsLeader for the produce path: with
+// the shared journal on (log.journal.enable) the batch is only buffered
+// in the journal, and the caller must call SyncJournal before it answers
+// (once for all the partitions of a request). Without a journal it is
+// AppendAsLeader.
+func (p *Partition) AppendAsLeaderJournaled(records []byte, acks int16) (AppendResult, error) {
+	return p.appendAsLeader(records, acks, false, 0, true)
+}
+
+// SyncJournal writes what the journaled appends buffered (nil without a
+// journal).
+func (p *Partition) SyncJournal() error {
+	if p.env.journal == nil {
+		return nil
+	}
+	if err := p.env.journal.Sync(); err != nil {
+		return p.noteLog("journal write", err)
+	}
+	return nil
+}
+
+func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, guard uint64, journaled bool) (res AppendResult, err error) {
 	defer func(size int) { p.countAppend(size, res, err) }(len(records))
 	if err := p.checkLeader(-1); err != nil {
 		return AppendResult{}, err
@@ -233,17 +257,24 @@ func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, gu
 			return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
 		}
 	}
-	return p.append(records, verified, guard)
+	return p.append(records, verified, guard, journaled)
 }
 
 // Append appends an already validated batch as the leader (the group
 // coordinator writes its own batches this way).
-func (p *Partition) Append(batch []byte) (AppendResult, error) { return p.append(batch, false, 0) }
+func (p *Partition) Append(batch []byte) (AppendResult, error) {
+	return p.append(batch, false, 0, false)
+}
 
-func (p *Partition) append(batch []byte, verified bool, guard uint64) (AppendResult, error) {
+func (p *Partition) append(batch []byte, verified bool, guard uint64, journaled bool) (AppendResult, error) {
 	res, err := p.leaderAppend(func(epoch int32) (storage.AppendResult, error) {
-		if verified {
+		switch {
+		case verified && journaled:
+			return p.log.AppendVerifiedJournaled(batch, epoch, guard)
+		case verified:
 			return p.log.AppendVerified(batch, epoch, guard)
+		case journaled:
+			return p.log.AppendJournaled(batch, epoch)
 		}
 		return p.log.Append(batch, epoch)
 	})

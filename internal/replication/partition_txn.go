@@ -51,7 +51,7 @@ func (p *Partition) StartTxnVerification(producerID int64, epoch int16) (guard u
 // carry the guard of a verification that no marker has overtaken, or it
 // fails with ErrInvalidTxnState.
 func (p *Partition) AppendAsLeaderVerified(records []byte, acks int16, guard uint64) (AppendResult, error) {
-	return p.appendAsLeader(records, acks, true, guard)
+	return p.appendAsLeader(records, acks, true, guard, false)
 }
 
 // AppendTxnMarker writes a commit or abort marker for the producer as the

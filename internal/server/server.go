@@ -212,7 +212,16 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 		}})
 
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
+	var journal *storage.Journal
+	if cfg.Bool("log.journal.enable") {
+		if cfg.FsyncAlways() {
+			logger.Warn("log.journal.enable is ignored with log.fsync=always")
+		} else if journal, err = storage.OpenJournal(dir, storage.JournalOptions{Logger: logger, WriteAge: ms("log.journal.write.ms")}); err != nil {
+			return nil, err
+		}
+	}
 	s.parts = replication.NewManager(replication.Options{
+		Journal:  journal,
 		NodeID:   nodeID,
 		DataDir:  dir,
 		Static:   cfg,

@@ -91,6 +91,11 @@ type Options struct {
 	// the high watermark checkpoint; the first use that needs more loads
 	// the log (deferred.go).
 	DeferLoad bool
+	// Journal, if set (log.journal.enable), is the data dir's shared
+	// journal: AppendJournaled writes a batch there and leaves its
+	// segment write for later (journal.go, pending.go). Ignored with
+	// FsyncAlways.
+	Journal *Journal
 }
 
 // Errors. The broker maps them to Kafka error codes.

@@ -21,8 +21,25 @@ func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
 	return l.append(batch, leaderEpoch, appendOpts{})
 }
 
+// AppendJournaled is Append for a log in journal mode (Options.Journal):
+// the batch goes to the journal's buffer and the log's pending tail, not
+// to the segment file, and the caller must call the journal's Sync before
+// it acknowledges the batch (a produce request: once, after all its
+// partitions). Without a journal it is Append.
+func (l *Log) AppendJournaled(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, appendOpts{journal: true})
+}
+
+// AppendVerifiedJournaled is AppendVerified through the journal, as
+// AppendJournaled.
+func (l *Log) AppendVerifiedJournaled(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, appendOpts{verify: true, guard: guard, journal: true})
+}
+
 // appendOpts are the leader's transaction checks beyond Append's.
 type appendOpts struct {
+	// journal: the batch goes through the journal (AppendJournaled).
+	journal bool
 	verify bool   // a transaction needs a verification guard (KIP-890 part 1)
 	guard  uint64 // the guard the batch comes with
 	// strictEpoch: a marker of transaction version 2 must carry an epoch
@@ -128,18 +145,31 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		res.LogAppendTime = nowMs
 	}
 
+	journal := o.journal && l.journaled()
+	if !journal {
+		// A direct write goes after the journaled tail.
+		if err := l.writePendingLocked(); err != nil {
+			return AppendResult{}, false, err
+		}
+	}
 	if err := l.maybeRoll(h, nowMs); err != nil {
 		return AppendResult{}, false, err
 	}
 	s := l.active()
-	pos := s.size.Load()
-	if n, err := s.writeAt(l.io, batch, pos); err != nil {
+	pos := s.size.Load() + int64(len(l.pend))
+	if journal {
+		if err := l.addPendingLocked(batch, base); err != nil {
+			return AppendResult{}, false, err
+		}
+	} else if n, err := s.writeAt(l.io, batch, pos); err != nil {
 		// Cut off whatever part was written so the file stays whole batches.
 		l.cutBack(s, pos, err)
 		return AppendResult{}, false, fmt.Errorf("%w: append to %s: wrote %d of %d bytes: %w", ErrIO, s.path(logSuffix), n, len(batch), err)
 	}
 	s.track(h, pos, cfg.IndexIntervalBytes)
-	s.size.Store(pos + int64(len(batch)))
+	if !journal {
+		s.size.Store(pos + int64(len(batch)))
+	}
 	l.leo.Store(h.LastOffset() + 1)
 
 	last, had := l.epochs.latest()
@@ -152,6 +182,11 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart
+	if journal && len(l.pend) >= journalWriteBytes {
+		if err := l.writePendingLocked(); err != nil {
+			return AppendResult{}, false, err
+		}
+	}
 	return res, l.unflushed >= cfg.FlushMessages, nil
 }
 
@@ -159,8 +194,11 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 // the active one (see rollDue).
 func (l *Log) maybeRoll(h *record.Header, nowMs int64) error {
 	s := l.active()
-	if !l.rollDue(s, s.size.Load(), s.firstBatchTs, 0, h, nowMs) {
+	if !l.rollDue(s, s.size.Load()+int64(len(l.pend)), s.firstBatchTs, 0, h, nowMs) {
 		return nil
+	}
+	if err := l.writePendingLocked(); err != nil {
+		return err
 	}
 	return l.roll()
 }

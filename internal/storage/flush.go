@@ -19,6 +19,9 @@ func (l *Log) flush(full bool) error { return l.flushWith(full, true) }
 func (l *Log) flushWith(full, fsync bool) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
+	if err := l.settle(); err != nil {
+		return err
+	}
 	if full {
 		l.rollFlush.Store(false)
 	}

@@ -69,6 +69,10 @@ func (l *Log) AppendAsFollower(batches []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append as follower: %w", err)
 	}
 	l.mu.Lock()
+	if err := l.writePendingLocked(); err != nil {
+		l.mu.Unlock()
+		return AppendResult{}, err
+	}
 	res, flushNow, err := l.appendFollowerLocked(batches[:n], hs)
 	l.mu.Unlock()
 	if err != nil {
@@ -238,6 +242,21 @@ func (l *Log) lockForTruncation() func() {
 	}
 }
 
+// journalBarrier, before a truncation changes the log (locks of
+// lockForTruncation held): the journaled tail goes to the segment, and
+// the journal records that the log's earlier frames must not be replayed
+// (they may hold the offsets the truncation removes, which a replay would
+// otherwise put back).
+func (l *Log) journalBarrier() error {
+	if l.opts.Journal == nil {
+		return nil
+	}
+	if err := l.writePendingLocked(); err != nil {
+		return err
+	}
+	return l.opts.Journal.barrier(l)
+}
+
 // TruncateTo removes every record at or above offset, as a follower does
 // with a tail that diverged from its leader; offset at or past the log end
 // changes nothing. A batch holding offset (base < offset <= last) is removed
@@ -279,6 +298,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	if err := l.ensureWritable(); err != nil {
 		return err
+	}
+	if err := l.journalBarrier(); err != nil {
+		return fmt.Errorf("storage: truncate to %d: %w", offset, err)
 	}
 	if offset < l.logStart {
 		return fmt.Errorf("storage: truncate to %d: %w: below the log start %d (truncate fully instead)", offset, ErrOffsetOutOfRange, l.logStart)
@@ -624,6 +646,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	}
 	if err := l.ensureWritable(); err != nil {
 		return err
+	}
+	if err := l.journalBarrier(); err != nil {
+		return fmt.Errorf("storage: truncate fully: %w", err)
 	}
 	l.logger.Info("truncating log fully", "new_start", offset, "log_start", l.logStart, "log_end", l.leo.Load())
 	// The recovery point first: a crash midway rescans what is left.

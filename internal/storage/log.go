@@ -125,6 +125,16 @@ type Log struct {
 	// length is unknown and the next write truncates it), -1 after a
 	// failed write; guarded by hwMu.
 	hwFileLen int
+
+	// Journal mode (pending.go): pend is the journaled tail not yet in
+	// the active segment, pendFile the journal file it starts in,
+	// pendSince when its first batch came; guarded by mu. pendLen and
+	// pendBase (the offset of its first batch) are read without mu.
+	pend      []byte
+	pendFile  *jfile
+	pendSince time.Time
+	pendLen   atomic.Int64
+	pendBase  atomic.Int64
 }
 
 func (l *Log) now() time.Time {
@@ -442,7 +452,7 @@ func (l *Log) Size() int64 {
 	if l.pending.Load() {
 		return l.pendingSize
 	}
-	var n int64
+	n := int64(len(l.pend))
 	for _, s := range l.segs {
 		n += s.size.Load()
 	}
@@ -480,6 +490,11 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 	if l.closed {
 		l.mu.Unlock()
 		return nil, nil
+	}
+	if err := l.writePendingLocked(); err != nil {
+		// The journal keeps the tail; the log is failed and gets no
+		// clean shutdown marker.
+		l.logger.Warn("close: writing the journaled tail failed", "err", err)
 	}
 	l.closed = true
 	if l.noDir || l.cleanMarker {
@@ -560,7 +575,16 @@ func (l *Log) Delete() error {
 	}
 	l.mu.Lock()
 	noDir := l.noDir
+	var err error
+	if l.opts.Journal != nil && !noDir {
+		// Its frames must not be replayed into a log of the same name
+		// created later.
+		err = l.opts.Journal.barrier(l)
+	}
 	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: delete %s: %w", l.dir, err)
+	}
 	if noDir {
 		return nil // never created on disk
 	}

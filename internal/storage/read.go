@@ -40,6 +40,13 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 	if err := l.ensureLoaded(); err != nil {
 		return ReadResult{}, err
 	}
+	if l.pendLen.Load() > 0 && offset >= l.pendBase.Load() {
+		// The read reaches the journaled tail: it goes to the segment
+		// first (a read below it stops where the file ends).
+		if err := l.settle(); err != nil {
+			return ReadResult{}, err
+		}
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -152,6 +159,9 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 // An error from fn stops the iteration and is returned.
 func (l *Log) ForEachBatch(from int64, fn func(batch []byte) error) error {
 	if err := l.ensureLoaded(); err != nil {
+		return err
+	}
+	if err := l.settle(); err != nil {
 		return err
 	}
 	l.mu.RLock()

@@ -28,6 +28,9 @@ func (l *Log) EnforceRetention(upTo int64) error {
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.writePendingLocked(); err != nil {
+		return err
+	}
 	if err := l.errClosedOrFailed(); err != nil {
 		return err
 	}
@@ -89,6 +92,9 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.writePendingLocked(); err != nil {
+		return 0, err
+	}
 	if err := l.errClosedOrFailed(); err != nil {
 		return 0, err
 	}

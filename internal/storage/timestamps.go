@@ -18,6 +18,9 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool,
 	if err := l.ensureLoaded(); err != nil {
 		return -1, -1, false, err
 	}
+	if err := l.settle(); err != nil {
+		return -1, -1, false, err
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -121,6 +124,9 @@ func findRecord(s *segment, pos int64, h *record.Header, match func(off, ts int6
 // record has a timestamp.
 func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 	if err := l.ensureLoaded(); err != nil {
+		return -1, -1, err
+	}
+	if err := l.settle(); err != nil {
 		return -1, -1, err
 	}
 	l.mu.RLock()

@@ -1,0 +1,580 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratalog/strata/internal/record"
+)
+
+// The shared journal (log.journal.enable, issue 14): one append-only file
+// sequence per data dir that takes the batches produced to every
+// partition, so that a produce request costs one write(2) of all its
+// batches instead of one pwrite per partition. A log in journal mode
+// (Options.Journal) keeps what was journaled but not yet written to its
+// active segment in memory (its pending tail, pending.go) and writes it
+// with one pwrite once it is journalWriteBytes long, once it is older than
+// the journal's write age, or before anything else needs the segment file
+// to hold it (a fetch reaching it, a flush, a roll, a truncation, a
+// follower append, a close). The guarantee of an acknowledged write is
+// today's: its bytes reached the kernel (the journal's file) before the
+// answer; a kill -9 loses nothing, the journal is replayed into the logs
+// at the next start (Replay).
+//
+// Frames: length (uint32, of what follows the CRC), CRC-32C (of what
+// follows it), kind, topic id (16 bytes), name length (uint16), the log's
+// directory name, payload (a batch, with its offsets assigned, or nothing
+// for a barrier). A barrier says that the log was truncated or deleted:
+// its frames before the barrier must not be replayed.
+//
+// Files are named by the journal position of their first byte
+// (%020d.journal) under <data dir>/__journal, and a new one starts once
+// the current one holds journalFileBytes. A file is removed once it is not
+// the current one and no log's pending tail starts in it (every frame in
+// it is in its segment, or was truncated or deleted away), oldest first,
+// so that a barrier never outlives the frames it cancels. Positions
+// continue across restarts: the files a crash left behind keep their
+// names until their frames are replayed.
+
+// JournalDirName is the journal's directory inside a data dir.
+const JournalDirName = "__journal"
+
+const (
+	journalSuffix     = ".journal"
+	journalFileBytes  = 64 << 20
+	journalWriteBytes = 16 << 10 // a pending tail this long is written at once
+	frameKindBatch    = 1
+	frameKindBarrier  = 2
+	frameFixed        = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
+)
+
+// JournalOptions configure OpenJournal.
+type JournalOptions struct {
+	Logger *slog.Logger
+	Now    func() time.Time // clock; time.Now if nil
+	// WriteAge: a pending tail is written to its segment once its first
+	// batch is this old (log.journal.write.ms); 0: one second.
+	WriteAge time.Duration
+	// Tick is how often the background writer looks (0: WriteAge/4); it
+	// also writes frames nobody waited for (acks=0).
+	Tick time.Duration
+	// NoBackground: no background goroutine (tests drive Tick).
+	NoBackground bool
+	// FileBytes: a new file starts once the current one holds this many
+	// bytes (0: 64 MiB).
+	FileBytes int64
+}
+
+// Journal is a data dir's shared journal; see above.
+type Journal struct {
+	dir     string
+	logger  *slog.Logger
+	now     func() time.Time
+	age     time.Duration
+	fileMax int64
+
+	mu       sync.Mutex
+	buf      []byte   // frames added and not yet written; buf[0] is at bufStart
+	bufStart int64    //
+	files    []*jfile // this process's files, oldest first; the last takes new frames
+	dirty    []dirtyLog
+	failed   error // a write failed: no more frames are taken
+	replay   map[string][]replayFrame
+	old      []string // files of an earlier process, removed once replay is empty
+	closed   bool
+
+	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare
+	cur     *os.File
+	curFile *jfile
+	spare   []byte
+	written atomic.Int64 // every frame below this position is in a file
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// jfile is one journal file of this process.
+type jfile struct {
+	start int64 // journal position of its first byte
+	// refs counts the logs whose pending tail starts in it; guarded by
+	// Journal.mu.
+	refs int
+}
+
+type dirtyLog struct {
+	l     *Log
+	since time.Time
+}
+
+// replayFrame is a batch an earlier process journaled.
+type replayFrame struct {
+	topicID [16]byte
+	batch   []byte
+}
+
+// OpenJournal opens the journal of dataDir: it reads the files an earlier
+// process left (their frames wait for Replay) and starts a new file after
+// them.
+func OpenJournal(dataDir string, opts JournalOptions) (*Journal, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.WriteAge <= 0 {
+		opts.WriteAge = time.Second
+	}
+	if opts.FileBytes <= 0 {
+		opts.FileBytes = journalFileBytes
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = max(opts.WriteAge/4, time.Millisecond)
+	}
+	dir := filepath.Join(dataDir, JournalDirName)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: journal: %w", err)
+	}
+	j := &Journal{dir: dir, logger: opts.Logger.With("component", "journal"), now: opts.Now, age: opts.WriteAge, fileMax: opts.FileBytes,
+		replay: map[string][]replayFrame{}}
+	next, err := j.readOld()
+	if err != nil {
+		return nil, err
+	}
+	j.bufStart = next
+	j.written.Store(next)
+	j.files = []*jfile{{start: next}}
+	if !opts.NoBackground {
+		j.stop, j.done = make(chan struct{}), make(chan struct{})
+		go j.background(opts.Tick)
+	}
+	return j, nil
+}
+
+// readOld reads the files of an earlier process into j.replay and returns
+// the position after them.
+func (j *Journal) readOld() (int64, error) {
+	ents, err := os.ReadDir(j.dir)
+	if err != nil {
+		return 0, fmt.Errorf("storage: journal: %w", err)
+	}
+	type old struct {
+		start int64
+		name  string
+	}
+	var files []old
+	for _, e := range ents {
+		name := e.Name()
+		start, err := strconv.ParseInt(strings.TrimSuffix(name, journalSuffix), 10, 64)
+		if !strings.HasSuffix(name, journalSuffix) || err != nil || start < 0 {
+			continue
+		}
+		files = append(files, old{start, name})
+	}
+	slices.SortFunc(files, func(a, b old) int { return int(min(max(a.start-b.start, -1), 1)) })
+	var next int64
+	frames, barriers := 0, 0
+	for _, f := range files {
+		path := filepath.Join(j.dir, f.name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return 0, fmt.Errorf("storage: journal: %w", err)
+		}
+		n, err := j.parseOld(data, &frames, &barriers)
+		if err != nil {
+			// A torn last frame (a crash in the middle of a write): what
+			// comes before it is whole, and nothing was acknowledged
+			// after it.
+			j.logger.Warn("journal file ends in a torn or damaged frame; replaying what precedes it", "file", path, "valid_bytes", n, "size", len(data), "err", err)
+		}
+		next = max(next, f.start+int64(len(data)))
+		j.old = append(j.old, path)
+	}
+	if len(files) > 0 {
+		j.logger.Info("journal of an earlier process read", "files", len(files), "batches", frames, "barriers", barriers, "logs", len(j.replay))
+	}
+	return next, nil
+}
+
+// parseOld adds the frames of one file to j.replay and returns how many
+// bytes of it were whole frames.
+func (j *Journal) parseOld(data []byte, frames, barriers *int) (int, error) {
+	pos := 0
+	for pos < len(data) {
+		kind, id, name, payload, n, err := parseFrame(data[pos:])
+		if err != nil {
+			return pos, err
+		}
+		pos += n
+		switch kind {
+		case frameKindBarrier:
+			*barriers++
+			delete(j.replay, name)
+		case frameKindBatch:
+			*frames++
+			j.replay[name] = append(j.replay[name], replayFrame{topicID: id, batch: payload})
+		}
+	}
+	return pos, nil
+}
+
+var errFrame = errors.New("bad journal frame")
+
+// parseFrame parses the frame at the start of b; n is its length.
+func parseFrame(b []byte) (kind byte, id [16]byte, name string, payload []byte, n int, err error) {
+	if len(b) < frameFixed {
+		return 0, id, "", nil, 0, fmt.Errorf("%w: %d bytes left, a frame needs %d", errFrame, len(b), frameFixed)
+	}
+	size := int(binary.BigEndian.Uint32(b))
+	if size < frameFixed-8 || size > len(b)-8 {
+		return 0, id, "", nil, 0, fmt.Errorf("%w: length %d, %d bytes left", errFrame, size, len(b)-8)
+	}
+	body := b[8 : 8+size]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[4:]) {
+		return 0, id, "", nil, 0, fmt.Errorf("%w: CRC mismatch", errFrame)
+	}
+	kind = body[0]
+	copy(id[:], body[1:17])
+	nl := int(binary.BigEndian.Uint16(body[17:]))
+	if 19+nl > len(body) {
+		return 0, id, "", nil, 0, fmt.Errorf("%w: name length %d", errFrame, nl)
+	}
+	name = string(body[19 : 19+nl])
+	payload = body[19+nl:]
+	if kind == frameKindBatch {
+		if h, err := record.ParseHeader(payload); err != nil || h.Size() != len(payload) {
+			return 0, id, "", nil, 0, fmt.Errorf("%w: a batch frame of %s does not hold one whole batch", errFrame, name)
+		}
+	}
+	return kind, id, name, payload, 8 + size, nil
+}
+
+// appendFrame appends one frame to dst.
+func appendFrame(dst []byte, kind byte, id [16]byte, name string, payload []byte) []byte {
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(frameFixed-8+len(name)+len(payload)))
+	dst = append(dst, 0, 0, 0, 0, kind)
+	dst = append(dst, id[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(name)))
+	dst = append(dst, name...)
+	dst = append(dst, payload...)
+	binary.BigEndian.PutUint32(dst[start+4:], crc32.Checksum(dst[start+8:], castagnoli))
+	return dst
+}
+
+// add appends a frame to the buffer; with hold it also counts l as a log
+// whose pending tail starts in the file the frame goes to, returned, and
+// queues l for the background writer. l's mu is held.
+func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, error) {
+	name := filepath.Base(l.dir)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failed != nil {
+		return nil, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
+	}
+	if j.closed {
+		return nil, ErrClosed
+	}
+	n := int64(frameFixed + len(name) + len(payload))
+	pos := j.bufStart + int64(len(j.buf))
+	f := j.files[len(j.files)-1]
+	if pos > f.start && pos+n-f.start > j.fileMax {
+		f = &jfile{start: pos}
+		j.files = append(j.files, f)
+	}
+	j.buf = appendFrame(j.buf, kind, l.opts.TopicID, name, payload)
+	if hold {
+		f.refs++
+		j.dirty = append(j.dirty, dirtyLog{l, j.now()})
+	}
+	return f, nil
+}
+
+// release says that a log's pending tail that started in f is written.
+func (j *Journal) release(f *jfile) {
+	j.mu.Lock()
+	f.refs--
+	j.mu.Unlock()
+}
+
+// Sync writes every frame added so far (waiting for a write under way),
+// one write(2) for all that is buffered: a produce request calls it once
+// after appending all its batches, before it answers.
+func (j *Journal) Sync() error {
+	j.mu.Lock()
+	target := j.bufStart + int64(len(j.buf))
+	j.mu.Unlock()
+	if j.written.Load() >= target {
+		return nil
+	}
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	if j.written.Load() >= target {
+		return nil
+	}
+	j.mu.Lock()
+	if j.failed != nil {
+		err := j.failed
+		j.mu.Unlock()
+		return fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, err)
+	}
+	buf, start := j.buf, j.bufStart
+	j.buf, j.spare = j.spare[:0], nil
+	j.bufStart += int64(len(buf))
+	files := slices.Clone(j.files)
+	j.mu.Unlock()
+
+	err := j.write(buf, start, files)
+	if cap(buf) <= 8<<20 {
+		j.spare = buf[:0]
+	}
+	if err != nil {
+		j.mu.Lock()
+		j.failed = err
+		j.mu.Unlock()
+		j.logger.Error("journal write failed; partitions in journal mode refuse produce until a restart replays the journal", "err", err)
+		return fmt.Errorf("%w: journal write: %w", ErrIO, err)
+	}
+	j.written.Store(start + int64(len(buf)))
+	return nil
+}
+
+// write writes buf, which starts at journal position start, into the files
+// that hold it (a new file starts at each boundary in files); wmu held.
+func (j *Journal) write(buf []byte, start int64, files []*jfile) error {
+	for len(buf) > 0 {
+		// The file holding start: the last one starting at or before it.
+		k := len(files) - 1
+		for k > 0 && files[k].start > start {
+			k--
+		}
+		f := files[k]
+		end := int64(len(buf))
+		if k+1 < len(files) {
+			end = min(end, files[k+1].start-start)
+		}
+		if j.curFile != f {
+			if j.cur != nil {
+				if err := j.cur.Close(); err != nil {
+					j.logger.Warn("closing a full journal file failed", "err", err)
+				}
+				j.cur = nil
+			}
+			fh, err := os.OpenFile(filepath.Join(j.dir, fileName(f.start, journalSuffix)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			j.cur, j.curFile = fh, f
+		}
+		if _, err := j.cur.Write(buf[:end]); err != nil {
+			return err
+		}
+		buf = buf[end:]
+		start += end
+	}
+	return nil
+}
+
+// background writes what nobody waited for and the pending tails that are
+// old enough, every tick.
+func (j *Journal) background(tick time.Duration) {
+	defer close(j.done)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+			j.Tick()
+		}
+	}
+}
+
+// Tick writes the buffered frames, writes the pending tails older than the
+// write age to their segments and removes the files no log needs.
+func (j *Journal) Tick() {
+	if err := j.Sync(); err != nil {
+		return // logged by Sync
+	}
+	cutoff := j.now().Add(-j.age)
+	j.mu.Lock()
+	n := 0
+	for n < len(j.dirty) && !j.dirty[n].since.After(cutoff) {
+		n++
+	}
+	due := slices.Clone(j.dirty[:n])
+	j.dirty = slices.Delete(j.dirty, 0, n)
+	j.mu.Unlock()
+	for _, d := range due {
+		d.l.writePendingFromJournal(d.since)
+	}
+	j.removeUnneeded()
+}
+
+// removeUnneeded removes the oldest files while no log needs them, and
+// the files of an earlier process once all their frames were replayed.
+func (j *Journal) removeUnneeded() {
+	var gone []string
+	j.mu.Lock()
+	for len(j.files) > 1 && j.files[0].refs == 0 && j.written.Load() >= j.files[1].start {
+		gone = append(gone, filepath.Join(j.dir, fileName(j.files[0].start, journalSuffix)))
+		j.files = j.files[1:]
+	}
+	if len(j.replay) == 0 && len(j.old) > 0 {
+		gone = append(gone, j.old...)
+		j.old = nil
+	}
+	j.mu.Unlock()
+	for _, p := range gone {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.logger.Warn("removing a journal file failed", "file", p, "err", err)
+		}
+	}
+}
+
+// barrier journals that l was truncated or is deleted, and waits for the
+// write: its earlier frames must not be replayed into what it becomes.
+// l's mu is held and its pending tail written.
+func (j *Journal) barrier(l *Log) error {
+	j.mu.Lock()
+	delete(j.replay, filepath.Base(l.dir))
+	j.mu.Unlock()
+	if _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
+		return err
+	}
+	return j.Sync()
+}
+
+// Replay appends to l the batches an earlier process journaled for it and
+// did not write to its segment (a kill -9), in order: a batch whose last
+// offset is below l's end is already there; one that starts at l's end is
+// appended with its offsets and epoch, as a follower appends; one past the
+// end (a log that lost data under the journal, or another incarnation) is
+// skipped with a warning. Frames of another topic id are skipped. It
+// returns how many batches it appended.
+func (j *Journal) Replay(l *Log) (int, error) {
+	name := filepath.Base(l.dir)
+	j.mu.Lock()
+	frames := j.replay[name]
+	delete(j.replay, name)
+	j.mu.Unlock()
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	n, skipped := 0, 0
+	for _, f := range frames {
+		if f.topicID != l.opts.TopicID {
+			skipped++
+			continue
+		}
+		h, err := record.ParseHeader(f.batch)
+		if err != nil {
+			return n, fmt.Errorf("storage: journal replay into %s: %w", name, err)
+		}
+		leo := l.LogEndOffset()
+		switch {
+		case h.LastOffset() < leo:
+			continue
+		case h.BaseOffset != leo:
+			skipped++
+			l.logger.Warn("journal replay: a batch does not start at the log end; skipped", "base_offset", h.BaseOffset, "log_end", leo)
+			continue
+		}
+		if _, err := l.AppendAsFollower(f.batch); err != nil {
+			return n, fmt.Errorf("storage: journal replay into %s at offset %d: %w", name, h.BaseOffset, err)
+		}
+		n++
+	}
+	l.logger.Info("journal replayed", "batches", n, "skipped", skipped, "log_end", l.LogEndOffset())
+	return n, nil
+}
+
+// ForgetReplay drops the earlier process's frames of the logs for which
+// keep is false (logs this broker no longer hosts), so that the old files
+// can go.
+func (j *Journal) ForgetReplay(keep func(name string) bool) {
+	j.mu.Lock()
+	for name := range j.replay {
+		if !keep(name) {
+			delete(j.replay, name)
+		}
+	}
+	j.mu.Unlock()
+}
+
+// Close stops the background writer and writes what is buffered. Close
+// the logs first: their pending tails are then written, no file is needed
+// and the journal is left empty (a clean shutdown replays nothing).
+func (j *Journal) Close() error {
+	if j.stop != nil {
+		close(j.stop)
+		<-j.done
+		j.stop = nil
+	}
+	err := j.Sync()
+	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+	j.wmu.Lock()
+	if j.cur != nil {
+		if e := j.cur.Close(); e != nil && err == nil {
+			err = e
+		}
+		j.cur, j.curFile = nil, nil
+	}
+	j.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: close journal: %w", err)
+	}
+	var gone []string
+	j.mu.Lock()
+	needed := false
+	for _, f := range j.files {
+		needed = needed || f.refs > 0
+	}
+	if !needed {
+		for _, f := range j.files {
+			gone = append(gone, filepath.Join(j.dir, fileName(f.start, journalSuffix)))
+		}
+		j.files = j.files[len(j.files)-1:]
+	}
+	if len(j.replay) == 0 {
+		gone = append(gone, j.old...)
+		j.old = nil
+	}
+	j.mu.Unlock()
+	for _, p := range gone {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("storage: close journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// Files lists the journal's files (tests and tools).
+func (j *Journal) Files() ([]string, error) {
+	ents, err := os.ReadDir(j.dir)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), journalSuffix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,415 @@
+package storage
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// jfix is a data dir with a shared journal and logs in journal mode; crash
+// abandons all of them as a kill -9 would (the journal's written frames and
+// the segments' written bytes stay, the pending tails in memory are lost).
+type jfix struct {
+	t         *testing.T
+	data      string
+	clock     *manualClock
+	fileBytes int64
+	j         *Journal
+	logs      map[string]*testLog
+}
+
+func newJFix(t *testing.T) *jfix {
+	f := &jfix{t: t, data: t.TempDir(), clock: newClock(), logs: map[string]*testLog{}}
+	f.openJournal()
+	t.Cleanup(func() {
+		for _, tl := range f.logs {
+			if tl.Log != nil {
+				tl.Log.Close()
+			}
+		}
+		if f.j != nil {
+			f.j.Close()
+		}
+	})
+	return f
+}
+
+func (f *jfix) openJournal() {
+	f.t.Helper()
+	j, err := OpenJournal(f.data, JournalOptions{Now: f.clock.Now, WriteAge: time.Second, NoBackground: true, FileBytes: f.fileBytes})
+	if err != nil {
+		f.t.Fatalf("open journal: %v", err)
+	}
+	f.j = j
+}
+
+// open opens (or reopens) the log name of topic id and replays the
+// journal into it, as the partition manager does.
+func (f *jfix) open(name string, id byte) *testLog {
+	f.t.Helper()
+	cfg := testConfig()
+	cfg.SegmentBytes = 1 << 20
+	tl := &testLog{t: f.t, dir: filepath.Join(f.data, name), cfg: cfg, clock: f.clock,
+		opts: Options{Now: f.clock.Now, Journal: f.j, TopicID: [16]byte{id}}}
+	tl.reopen()
+	if _, err := f.j.Replay(tl.Log); err != nil {
+		f.t.Fatalf("replay into %s: %v", name, err)
+	}
+	f.logs[name] = tl
+	return tl
+}
+
+func (f *jfix) crash() {
+	for _, tl := range f.logs {
+		if tl.Log != nil {
+			tl.crash()
+		}
+	}
+	f.logs = map[string]*testLog{}
+	f.j = nil // abandoned: no Close, nothing more written
+}
+
+// appendJ appends count journaled batches (value byte from seed) and
+// returns copies of them as stored.
+func appendJ(t *testing.T, tl *testLog, count int, seed int64) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := range count {
+		b := makeBatch(t, batchSpec{n: 1 + i%2, size: 40, ts: seed + int64(i)})
+		if _, err := tl.AppendJournaled(b, 0); err != nil {
+			t.Fatalf("append journaled: %v", err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func segmentFileSize(t *testing.T, tl *testLog) int64 {
+	t.Helper()
+	st, err := os.Stat(filepath.Join(tl.dir, fileName(0, logSuffix)))
+	if err != nil {
+		t.Fatalf("stat segment: %v", err)
+	}
+	return st.Size()
+}
+
+func sameBatches(t *testing.T, what string, got, want [][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d batches, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("%s: batch %d differs", what, i)
+		}
+	}
+}
+
+// A kill -9 after the journal write and before the segment write loses
+// nothing: the next start replays the journal into each log.
+func TestJournalReplayAfterKill(t *testing.T) {
+	f := newJFix(t)
+	a, b := f.open("a-0", 1), f.open("b-0", 2)
+	wantA := appendJ(t, a, 30, 1000)
+	wantB := appendJ(t, b, 20, 5000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := segmentFileSize(t, a); n != 0 {
+		t.Fatalf("segment file of a holds %d bytes before any segment write; the journaled tail should be in memory only", n)
+	}
+	// Appended, never synced: not acknowledged, and a crash may lose it.
+	appendJ(t, a, 1, 9000)
+	f.crash()
+
+	f.openJournal()
+	a, b = f.open("a-0", 1), f.open("b-0", 2)
+	if got := a.LogEndOffset(); got != 45 {
+		t.Fatalf("a: log end %d after replay, want 45", got)
+	}
+	sameBatches(t, "a", a.allBatches(), wantA)
+	sameBatches(t, "b", b.allBatches(), wantB)
+	// Replayed once: a second crash and start change nothing.
+	f.crash()
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "a after a second start", a.allBatches(), wantA)
+}
+
+// A read that reaches the journaled tail writes it to the segment first
+// and sees it; the tail's write age and size bound how long it waits.
+func TestJournalTailReadAndWriteAge(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	want := appendJ(t, a, 3, 1000)
+	res, err := a.Read(1, 100, 1<<20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readBytes(t, res)
+	if !bytes.Equal(got, bytes.Join(want[1:], nil)) {
+		t.Fatalf("read from offset 1 returned %d bytes, want the last two batches (%d bytes)", len(got), len(bytes.Join(want[1:], nil)))
+	}
+	if n := segmentFileSize(t, a); n != int64(len(bytes.Join(want, nil))) {
+		t.Fatalf("segment holds %d bytes after the read, want %d", n, len(bytes.Join(want, nil)))
+	}
+
+	more := appendJ(t, a, 2, 2000)
+	before := segmentFileSize(t, a)
+	f.clock.Advance(500 * time.Millisecond)
+	f.j.Tick()
+	if n := segmentFileSize(t, a); n != before {
+		t.Fatalf("a tail younger than the write age was written (%d -> %d bytes)", before, n)
+	}
+	f.clock.Advance(600 * time.Millisecond)
+	f.j.Tick()
+	if n, w := segmentFileSize(t, a), before+int64(len(bytes.Join(more, nil))); n != w {
+		t.Fatalf("after the write age the segment holds %d bytes, want %d", n, w)
+	}
+
+	// 16 KiB of tail is written at once, without waiting for the age.
+	big := makeBatch(t, batchSpec{n: 1, size: journalWriteBytes, ts: 3000})
+	if _, err := a.AppendJournaled(big, 0); err != nil {
+		t.Fatal(err)
+	}
+	if a.pendLen.Load() != 0 {
+		t.Fatalf("a tail of %d bytes is still pending", a.pendLen.Load())
+	}
+	sameBatches(t, "all", a.allBatches(), append(append(want, more...), big))
+}
+
+// Frames journaled before a truncation are not replayed over what the log
+// holds after it: the truncation writes a barrier first.
+func TestJournalTruncationBarrier(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	old := appendJ(t, a, 20, 1000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.TruncateTo(10); err != nil {
+		t.Fatal(err)
+	}
+	fresh := appendJ(t, a, 5, 7000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.crash()
+
+	f.openJournal()
+	a = f.open("a-0", 1)
+	if got := a.LogEndOffset(); got != 10+int64(recordsIn(t, fresh)) {
+		t.Fatalf("log end %d after replay, want %d", got, 10+recordsIn(t, fresh))
+	}
+	sameBatches(t, "after truncation and replay", a.allBatches(), append(old[:7:7], fresh...))
+}
+
+func recordsIn(t *testing.T, bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		for _, h := range splitBatches(t, b) {
+			n += int(h.NumRecords)
+		}
+	}
+	return n
+}
+
+// A log deleted and created again under the same name (same topic id, a
+// replica moved away and back) gets none of the old log's frames, nor does
+// a log of another topic id.
+func TestJournalDeleteAndOtherTopic(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	appendJ(t, a, 10, 1000)
+	b := f.open("b-0", 2)
+	appendJ(t, b, 4, 1000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	a.Log = nil
+	a = f.open("a-0", 1)
+	fresh := appendJ(t, a, 3, 4000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.crash()
+
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "recreated log", a.allBatches(), fresh)
+	// Another topic of b's name (deleted and created again while the
+	// broker was down): the manager removes the old directory first
+	// (removeIfOtherTopic), and the journal's frames of the old one stay
+	// out.
+	if err := os.RemoveAll(filepath.Join(f.data, "b-0")); err != nil {
+		t.Fatal(err)
+	}
+	b = f.open("b-0", 3)
+	if got := b.LogEndOffset(); got != 0 {
+		t.Fatalf("a log of another topic id got %d offsets from the journal", got)
+	}
+}
+
+// A clean shutdown leaves the journal empty; a torn last frame loses only
+// itself.
+func TestJournalCleanCloseAndTornFrame(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	want := appendJ(t, a, 5, 1000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Log = nil
+	if err := f.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := f.j.Files(); err != nil || len(files) != 0 {
+		t.Fatalf("journal after a clean shutdown: %v %v, want no file", files, err)
+	}
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "after clean restart", a.allBatches(), want)
+
+	more := appendJ(t, a, 3, 2000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := f.j.Files()
+	if err != nil || len(files) != 1 {
+		t.Fatalf("journal files %v %v, want one", files, err)
+	}
+	f.crash()
+	path := filepath.Join(f.data, JournalDirName, files[0])
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()-7); err != nil {
+		t.Fatal(err)
+	}
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "after a torn frame", a.allBatches(), append(want, more[:2]...))
+}
+
+// Files that no pending tail needs are removed, oldest first, and what is
+// left still replays correctly.
+func TestJournalFilesRemoved(t *testing.T) {
+	f := &jfix{t: t, data: t.TempDir(), clock: newClock(), logs: map[string]*testLog{}, fileBytes: 2048}
+	f.openJournal()
+	a, b := f.open("a-0", 1), f.open("b-0", 2)
+	var wantA, wantB [][]byte
+	for round := range 10 {
+		wantA = append(wantA, appendJ(t, a, 10, int64(round)*100)...)
+		if round < 9 {
+			wantB = append(wantB, appendJ(t, b, 2, int64(round)*100)...)
+		}
+		if err := f.j.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(300 * time.Millisecond)
+		f.j.Tick()
+	}
+	files, err := f.j.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 rounds of ~1.2 KiB make 6 files of 2 KiB; each tail is written
+	// within about 1.2 s (4 rounds), so only the last few files remain.
+	if len(files) == 0 || len(files) > 4 {
+		t.Fatalf("journal files %v: want 1 to 4 (older ones removed)", files)
+	}
+	f.crash()
+	f.openJournal()
+	a, b = f.open("a-0", 1), f.open("b-0", 2)
+	sameBatches(t, "a", a.allBatches(), wantA)
+	sameBatches(t, "b", b.allBatches(), wantB)
+	if err := f.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.j = nil
+}
+
+// Journaled appends, syncs, reads and the background writer running at
+// once (run with -race): every log ends with exactly what was appended.
+func TestJournalConcurrent(t *testing.T) {
+	data := t.TempDir()
+	j, err := OpenJournal(data, JournalOptions{WriteAge: 2 * time.Millisecond, Tick: time.Millisecond, FileBytes: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	logs := make([]*Log, 4)
+	for i := range logs {
+		if logs[i], err = Open(filepath.Join(data, "t-"+string(rune('0'+i))), cfg, Options{Journal: j, TopicID: [16]byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const per = 300
+	want := make([][][]byte, len(logs))
+	errs := make(chan error, 2*len(logs))
+	for i, l := range logs {
+		go func() {
+			for k := range per {
+				b := makeBatch(t, batchSpec{n: 1, size: 30, ts: int64(k)})
+				if _, err := l.AppendJournaled(b, 0); err != nil {
+					errs <- err
+					return
+				}
+				want[i] = append(want[i], b)
+				if k%7 == 0 {
+					if err := j.Sync(); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+		go func() {
+			for off := int64(0); off < per; {
+				if off >= l.LogEndOffset() {
+					continue // the appender is behind; spin until it moves
+				}
+				res, err := l.Read(off, l.LogEndOffset(), 1<<20, true)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, h := range splitBatches(t, readBytes(t, res)) {
+					off = max(off, h.LastOffset()+1)
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 * len(logs) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, l := range logs {
+		var got [][]byte
+		if err := l.ForEachBatch(0, func(b []byte) error { got = append(got, bytes.Clone(b)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		sameBatches(t, l.Dir(), got, want[i])
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := j.Files(); err != nil || len(files) != 0 {
+		t.Fatalf("journal files after the logs and the journal closed: %v %v", files, err)
+	}
+}
