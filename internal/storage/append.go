@@ -40,8 +40,8 @@ func (l *Log) AppendVerifiedJournaled(batch []byte, leaderEpoch int32, guard uin
 type appendOpts struct {
 	// journal: the batch goes through the journal (AppendJournaled).
 	journal bool
-	verify bool   // a transaction needs a verification guard (KIP-890 part 1)
-	guard  uint64 // the guard the batch comes with
+	verify  bool   // a transaction needs a verification guard (KIP-890 part 1)
+	guard   uint64 // the guard the batch comes with
 	// strictEpoch: a marker of transaction version 2 must carry an epoch
 	// newer than the producer's (KIP-890 part 2).
 	strictEpoch bool
