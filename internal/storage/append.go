@@ -145,7 +145,9 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		res.LogAppendTime = nowMs
 	}
 
-	journal := o.journal && l.journaled()
+	// A large batch costs one pwrite either way: it goes to the segment
+	// directly (after the tail), not through the journal too.
+	journal := o.journal && l.journaled() && len(batch) < journalDirectBytes
 	if !journal {
 		// A direct write goes after the journaled tail.
 		if err := l.writePendingLocked(); err != nil {

@@ -55,9 +55,15 @@ const (
 	journalSuffix     = ".journal"
 	journalFileBytes  = 64 << 20
 	journalWriteBytes = 16 << 10 // a pending tail this long is written at once
-	frameKindBatch    = 1
-	frameKindBarrier  = 2
-	frameFixed        = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
+	// journalDirectBytes: a batch this large goes to its segment
+	// directly, bypassing the journal (AppendJournaled).
+	journalDirectBytes = 8 << 10
+	// journalFreeBufs bounds the free list of tail buffers (getBuf): 100
+	// MiB at 24 KiB each.
+	journalFreeBufs  = 4096
+	frameKindBatch   = 1
+	frameKindBarrier = 2
+	frameFixed       = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
 )
 
 // JournalOptions configure OpenJournal.
@@ -94,6 +100,9 @@ type Journal struct {
 	replay   map[string][]replayFrame
 	old      []string // files of an earlier process, removed once replay is empty
 	closed   bool
+
+	bufMu sync.Mutex // guards free
+	free  [][]byte   // buffers of written pending tails (getBuf)
 
 	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare
 	cur     *os.File
@@ -300,6 +309,35 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, err
 		j.dirty = append(j.dirty, dirtyLog{l, j.now()})
 	}
 	return f, nil
+}
+
+// getBuf returns an empty buffer for a pending tail. The journal keeps
+// the buffers of written tails for the next (a free list, not a
+// sync.Pool: a pool is emptied by every other garbage collection, and
+// with thousands of logs pending at once its buffers came back as fresh
+// memory, page faults and zeroing included, at every tail).
+func (j *Journal) getBuf() []byte {
+	j.bufMu.Lock()
+	defer j.bufMu.Unlock()
+	if n := len(j.free); n > 0 {
+		b := j.free[n-1]
+		j.free = j.free[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, journalWriteBytes+journalDirectBytes)
+}
+
+// putBuf takes back a written tail's buffer, keeping at most
+// journalFreeBufs of the usual size.
+func (j *Journal) putBuf(b []byte) {
+	if cap(b) != journalWriteBytes+journalDirectBytes {
+		return
+	}
+	j.bufMu.Lock()
+	if len(j.free) < journalFreeBufs {
+		j.free = append(j.free, b[:0])
+	}
+	j.bufMu.Unlock()
 }
 
 // release says that a log's pending tail that started in f is written.

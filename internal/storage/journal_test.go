@@ -170,14 +170,32 @@ func TestJournalTailReadAndWriteAge(t *testing.T) {
 	}
 
 	// 16 KiB of tail is written at once, without waiting for the age.
-	big := makeBatch(t, batchSpec{n: 1, size: journalWriteBytes, ts: 3000})
+	var quarter [][]byte
+	for i := range 4 {
+		b := makeBatch(t, batchSpec{n: 1, size: journalWriteBytes / 4, ts: 3000 + int64(i)})
+		if _, err := a.AppendJournaled(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		quarter = append(quarter, b)
+		if pending := a.pendLen.Load(); (i < 3) != (pending > 0) {
+			t.Fatalf("after %d batches of 4 KiB, %d bytes pending", i+1, pending)
+		}
+	}
+	// A batch of journalDirectBytes or more goes to the segment at once,
+	// after the tail before it.
+	small := appendJ(t, a, 1, 4000)
+	big := makeBatch(t, batchSpec{n: 1, size: journalDirectBytes, ts: 5000})
 	if _, err := a.AppendJournaled(big, 0); err != nil {
 		t.Fatal(err)
 	}
 	if a.pendLen.Load() != 0 {
-		t.Fatalf("a tail of %d bytes is still pending", a.pendLen.Load())
+		t.Fatalf("%d bytes pending after a large batch", a.pendLen.Load())
 	}
-	sameBatches(t, "all", a.allBatches(), append(append(want, more...), big))
+	all := append(append(append(append(want, more...), quarter...), small...), big)
+	if n := segmentFileSize(t, a); n != int64(len(bytes.Join(all, nil))) {
+		t.Fatalf("segment holds %d bytes, want %d", n, len(bytes.Join(all, nil)))
+	}
+	sameBatches(t, "all", a.allBatches(), all)
 }
 
 // Frames journaled before a truncation are not replayed over what the log

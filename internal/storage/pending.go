@@ -2,7 +2,6 @@ package storage
 
 import (
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -13,9 +12,6 @@ import (
 // Whatever reads or changes the segment file first writes pend
 // (writePendingLocked with mu held, or settle), so that only the leader's
 // journaled append and the log's in-memory bookkeeping ever see it.
-
-// pendBufs recycles pending-tail buffers between logs.
-var pendBufs = sync.Pool{New: func() any { b := make([]byte, 0, journalWriteBytes+4096); return &b }}
 
 // journaled reports whether appends of this log may go to the journal.
 func (l *Log) journaled() bool { return l.opts.Journal != nil && !l.opts.FsyncAlways }
@@ -31,8 +27,7 @@ func (l *Log) addPendingLocked(batch []byte, base int64) error {
 	if first {
 		l.pendFile = f
 		l.pendSince = l.opts.Journal.now()
-		bp := pendBufs.Get().(*[]byte)
-		l.pend = (*bp)[:0]
+		l.pend = l.opts.Journal.getBuf()
 		l.pendBase.Store(base)
 	}
 	l.pend = append(l.pend, batch...)
@@ -62,10 +57,7 @@ func (l *Log) writePendingLocked() error {
 	s.size.Store(pos + int64(len(l.pend)))
 	l.opts.Journal.release(l.pendFile)
 	l.pendFile = nil
-	if cap(l.pend) <= 4*journalWriteBytes {
-		b := l.pend[:0]
-		pendBufs.Put(&b)
-	}
+	l.opts.Journal.putBuf(l.pend)
 	l.pend = nil
 	l.pendLen.Store(0)
 	return nil
