@@ -107,8 +107,9 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 				p, err = b.partition(t.Name, rp.Partition)
 				if err == nil {
 					var last int64
-					last, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}])
-					if err == nil {
+					var inJournal bool
+					last, inJournal, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}])
+					if inJournal {
 						journaled = p
 					}
 					// acks=all waits only if the high watermark is not
@@ -214,8 +215,9 @@ func (b *Broker) syncAll(ctx context.Context, syncs []pendingSync, acks int16) {
 }
 
 // produceOne appends the partition's records through the partition's rules,
-// filling rp, and returns the offset of the batch's last record.
-func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition, v txnVerification) (int64, error) {
+// filling rp, and returns the offset of the batch's last record, and
+// whether the answer must wait for the journal's write (syncJournal).
+func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition, v txnVerification) (int64, bool, error) {
 	var res replication.AppendResult
 	var err error
 	switch {
@@ -231,12 +233,12 @@ func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16
 		res, err = p.AppendAsLeaderJournaled(records, acks)
 	}
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	rp.BaseOffset = res.BaseOffset
 	rp.LogAppendTime = res.LogAppendTime
 	rp.LogStartOffset = res.LogStartOffset
-	return res.LastOffset, nil
+	return res.LastOffset, res.Journaled, nil
 }
 
 // partition returns the hosted partition, or the error a client should see.

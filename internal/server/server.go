@@ -216,7 +216,8 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	if cfg.Bool("log.journal.enable") {
 		if cfg.FsyncAlways() {
 			logger.Warn("log.journal.enable is ignored with log.fsync=always")
-		} else if journal, err = storage.OpenJournal(dir, storage.JournalOptions{Logger: logger, WriteAge: ms("log.journal.write.ms")}); err != nil {
+		} else if journal, err = storage.OpenJournal(dir, storage.JournalOptions{Logger: logger, WriteAge: ms("log.journal.write.ms"),
+			MemoryBytes: cfg.Int64("log.journal.memory.bytes")}); err != nil {
 			return nil, err
 		}
 	}

@@ -134,6 +134,10 @@ type AppendResult struct {
 	// Duplicate is set when the batch repeated one of the producer's last
 	// five batches: nothing was written and the offsets are the original ones.
 	Duplicate bool
+	// Journaled (AppendJournaled): the answer must wait for the journal's
+	// Sync, because the batch, or for a duplicate possibly the original,
+	// is in the journal's buffer only.
+	Journaled bool
 }
 
 // Region is a piece of a segment file to send with sendfile.

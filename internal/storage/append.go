@@ -126,6 +126,16 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		}
 		if dup != nil {
 			res := AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: -1, LogStartOffset: l.logStart, Duplicate: true}
+			if o.journal && len(l.pend) > 0 {
+				// The original may be in the pending tail: its frame
+				// must be written before the duplicate is answered, or,
+				// if the journal failed, the tail itself.
+				if l.journalOK() {
+					res.Journaled = true
+				} else if err := l.writePendingLocked(); err != nil {
+					return AppendResult{}, false, err
+				}
+			}
 			if cfg.LogAppendTime {
 				res.LogAppendTime = dup.timestamp
 			}
@@ -147,7 +157,11 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 
 	// A large batch costs one pwrite either way: it goes to the segment
 	// directly (after the tail), not through the journal too.
-	journal := o.journal && l.journaled() && len(batch) < journalDirectBytes
+	// So does every batch while the tails of other logs hold the memory
+	// the journal allows them.
+	// After a failed journal write, none goes to the journal any more.
+	journal := o.journal && l.journalOK() && len(batch) < journalDirectBytes &&
+		(len(l.pend) > 0 || l.opts.Journal.room())
 	if !journal {
 		// A direct write goes after the journaled tail.
 		if err := l.writePendingLocked(); err != nil {
@@ -163,6 +177,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		if err := l.addPendingLocked(batch, base); err != nil {
 			return AppendResult{}, false, err
 		}
+		res.Journaled = true
 	} else if n, err := s.writeAt(l.io, batch, pos); err != nil {
 		// Cut off whatever part was written so the file stays whole batches.
 		l.cutBack(s, pos, err)

@@ -58,9 +58,12 @@ const (
 	// journalDirectBytes: a batch this large goes to its segment
 	// directly, bypassing the journal (AppendJournaled).
 	journalDirectBytes = 8 << 10
-	// journalFreeBufs bounds the free list of tail buffers (getBuf): 100
-	// MiB at 24 KiB each.
-	journalFreeBufs  = 4096
+	// tailBufBytes is a pending tail's buffer: a tail under
+	// journalWriteBytes plus a batch under journalDirectBytes fits.
+	tailBufBytes = journalWriteBytes + journalDirectBytes
+	// journalFreeBufs bounds the free list of tail buffers (getBuf): 24
+	// MiB.
+	journalFreeBufs  = 1024
 	frameKindBatch   = 1
 	frameKindBarrier = 2
 	frameFixed       = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
@@ -81,6 +84,13 @@ type JournalOptions struct {
 	// FileBytes: a new file starts once the current one holds this many
 	// bytes (0: 64 MiB).
 	FileBytes int64
+	// IO, if set, replaces the journal's writes (tests inject a full
+	// disk through it, as Options.IO for segments).
+	IO *FileIO
+	// MemoryBytes bounds the memory of the logs' pending tails
+	// (log.journal.memory.bytes; 0: 256 MiB): a log that has no tail when
+	// they hold that much writes its batches to its segment directly.
+	MemoryBytes int64
 }
 
 // Journal is a data dir's shared journal; see above.
@@ -90,6 +100,8 @@ type Journal struct {
 	now     func() time.Time
 	age     time.Duration
 	fileMax int64
+	bufMax  int64 // tail buffers in use at most (JournalOptions.MemoryBytes)
+	io      *FileIO
 
 	mu       sync.Mutex
 	buf      []byte   // frames added and not yet written; buf[0] is at bufStart
@@ -103,6 +115,7 @@ type Journal struct {
 
 	bufMu sync.Mutex // guards free
 	free  [][]byte   // buffers of written pending tails (getBuf)
+	inUse atomic.Int64
 
 	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare
 	cur     *os.File
@@ -146,6 +159,9 @@ func OpenJournal(dataDir string, opts JournalOptions) (*Journal, error) {
 	if opts.WriteAge <= 0 {
 		opts.WriteAge = time.Second
 	}
+	if opts.MemoryBytes <= 0 {
+		opts.MemoryBytes = 256 << 20
+	}
 	if opts.FileBytes <= 0 {
 		opts.FileBytes = journalFileBytes
 	}
@@ -157,6 +173,7 @@ func OpenJournal(dataDir string, opts JournalOptions) (*Journal, error) {
 		return nil, fmt.Errorf("storage: journal: %w", err)
 	}
 	j := &Journal{dir: dir, logger: opts.Logger.With("component", "journal"), now: opts.Now, age: opts.WriteAge, fileMax: opts.FileBytes,
+		bufMax: max(opts.MemoryBytes/tailBufBytes, 1), io: opts.IO,
 		replay: map[string][]replayFrame{}}
 	next, err := j.readOld()
 	if err != nil {
@@ -317,6 +334,7 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, err
 // with thousands of logs pending at once its buffers came back as fresh
 // memory, page faults and zeroing included, at every tail).
 func (j *Journal) getBuf() []byte {
+	j.inUse.Add(1)
 	j.bufMu.Lock()
 	defer j.bufMu.Unlock()
 	if n := len(j.free); n > 0 {
@@ -324,13 +342,25 @@ func (j *Journal) getBuf() []byte {
 		j.free = j.free[:n-1]
 		return b[:0]
 	}
-	return make([]byte, 0, journalWriteBytes+journalDirectBytes)
+	return make([]byte, 0, tailBufBytes)
+}
+
+// room reports whether another log may start a pending tail
+// (JournalOptions.MemoryBytes).
+func (j *Journal) room() bool { return j.inUse.Load() < j.bufMax }
+
+// failedErr is the error of a failed journal write, nil if none failed.
+func (j *Journal) failedErr() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
 }
 
 // putBuf takes back a written tail's buffer, keeping at most
-// journalFreeBufs of the usual size.
+// journalFreeBufs of them.
 func (j *Journal) putBuf(b []byte) {
-	if cap(b) != journalWriteBytes+journalDirectBytes {
+	j.inUse.Add(-1)
+	if cap(b) != tailBufBytes {
 		return
 	}
 	j.bufMu.Lock()
@@ -381,8 +411,19 @@ func (j *Journal) Sync() error {
 	if err != nil {
 		j.mu.Lock()
 		j.failed = err
+		dirty := slices.Clone(j.dirty)
 		j.mu.Unlock()
-		j.logger.Error("journal write failed; partitions in journal mode refuse produce until a restart replays the journal", "err", err)
+		j.logger.Error("journal write failed; produced batches go to their segments directly from now on (until a restart), and the requests whose batches were in the failed write are not acknowledged", "err", err)
+		// The pending tails go to their segments now (off this lock: a
+		// log's mu is taken before wmu elsewhere); a tail that cannot
+		// be written stays pending and fails what needs it.
+		go func() {
+			for _, d := range dirty {
+				if err := d.l.settle(); err != nil {
+					d.l.logger.Warn("writing the pending tail after the journal failed", "err", err)
+				}
+			}
+		}()
 		return fmt.Errorf("%w: journal write: %w", ErrIO, err)
 	}
 	j.written.Store(start + int64(len(buf)))
@@ -410,13 +451,13 @@ func (j *Journal) write(buf []byte, start int64, files []*jfile) error {
 				}
 				j.cur = nil
 			}
-			fh, err := os.OpenFile(filepath.Join(j.dir, fileName(f.start, journalSuffix)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			fh, err := os.OpenFile(filepath.Join(j.dir, fileName(f.start, journalSuffix)), os.O_WRONLY|os.O_CREATE, 0o644)
 			if err != nil {
 				return err
 			}
 			j.cur, j.curFile = fh, f
 		}
-		if _, err := j.cur.Write(buf[:end]); err != nil {
+		if _, err := j.io.writeAt(j.cur, buf[:end], start-f.start); err != nil {
 			return err
 		}
 		buf = buf[end:]
@@ -444,9 +485,8 @@ func (j *Journal) background(tick time.Duration) {
 // Tick writes the buffered frames, writes the pending tails older than the
 // write age to their segments and removes the files no log needs.
 func (j *Journal) Tick() {
-	if err := j.Sync(); err != nil {
-		return // logged by Sync
-	}
+	_ = j.Sync() // a failure is logged by Sync; the tails below still go
+
 	cutoff := j.now().Add(-j.age)
 	j.mu.Lock()
 	n := 0

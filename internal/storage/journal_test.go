@@ -2,8 +2,13 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -429,5 +434,122 @@ func TestJournalConcurrent(t *testing.T) {
 	}
 	if files, err := j.Files(); err != nil || len(files) != 0 {
 		t.Fatalf("journal files after the logs and the journal closed: %v %v", files, err)
+	}
+}
+
+// A failed journal write (a full disk) answers the requests whose batches
+// were in it with an error, writes every pending tail to its segment, and
+// sends later batches to their segments directly; nothing is lost.
+func TestJournalWriteFailure(t *testing.T) {
+	data := t.TempDir()
+	var full atomic.Bool
+	io := &FileIO{WriteAt: func(f *os.File, b []byte, off int64) (int, error) {
+		if full.Load() && strings.HasSuffix(f.Name(), journalSuffix) {
+			return 0, syscall.ENOSPC
+		}
+		return f.WriteAt(b, off)
+	}}
+	clock := newClock()
+	j, err := OpenJournal(data, JournalOptions{Now: clock.Now, NoBackground: true, IO: io})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &jfix{t: t, data: data, clock: clock, j: j, logs: map[string]*testLog{}}
+	a := f.open("a-0", 1)
+	want := appendJ(t, a, 3, 1000)
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	want = append(want, appendJ(t, a, 2, 2000)...)
+	if err := j.Sync(); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("sync on a full disk: %v, want ErrIO wrapping ENOSPC", err)
+	}
+	// The tails go to their segments (on a goroutine of their own).
+	deadline := time.Now().Add(10 * time.Second)
+	for a.pendLen.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pending tail was not written after the journal failed")
+		}
+		runtime.Gosched()
+	}
+	b := makeBatch(t, batchSpec{n: 1, size: 40, ts: 3000})
+	res, err := a.AppendJournaled(b, 0)
+	if err != nil || res.Journaled {
+		t.Fatalf("append after the journal failed: %+v %v, want a direct write", res, err)
+	}
+	want = append(want, b)
+	if n := segmentFileSize(t, a); n != int64(len(bytes.Join(want, nil))) {
+		t.Fatalf("segment holds %d bytes, want %d", n, len(bytes.Join(want, nil)))
+	}
+	f.crash()
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "after the journal failed and a crash", a.allBatches(), want)
+}
+
+// A journaled tail that cannot be written to its segment stays pending
+// (the journal keeps it) and fails what needs it, until the disk has
+// room again.
+func TestJournalTailWriteFailure(t *testing.T) {
+	f := newJFix(t)
+	var full atomic.Bool
+	a := f.open("a-0", 1)
+	a.Log.io = &FileIO{WriteAt: func(fh *os.File, b []byte, off int64) (int, error) {
+		if full.Load() {
+			return 0, syscall.ENOSPC
+		}
+		return fh.WriteAt(b, off)
+	}}
+	want := appendJ(t, a, 2, 1000) // offsets 0-2
+	res, err := a.Read(0, 100, 1<<20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBytes(t, res) // the read wrote the tail to the segment
+	want = append(want, appendJ(t, a, 2, 2000)...) // offsets 3-5, pending
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	res, err = a.Read(0, 3, 1<<20, true)
+	if err != nil {
+		t.Fatalf("a read bounded below the tail: %v", err) // nothing to write for it
+	}
+	readBytes(t, res)
+	if _, err := a.Read(0, 100, 1<<20, true); !errors.Is(err, ErrIO) {
+		t.Fatalf("a read of the tail with the disk full: %v, want ErrIO", err)
+	}
+	if err := a.Failed(); err != nil {
+		t.Fatalf("the log failed for good: %v", err)
+	}
+	full.Store(false)
+	res, err = a.Read(3, 100, 1<<20, true)
+	if err != nil {
+		t.Fatalf("read once the disk has room: %v", err)
+	}
+	readBytes(t, res)
+	sameBatches(t, "after the disk had room again", a.allBatches(), want)
+}
+
+// A read that starts below the tail and may see into it (a long poll's
+// re-read from its first offset) gets the tail too, not only what was in
+// the file.
+func TestJournalReadBelowTailSeesTail(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	first := appendJ(t, a, 1, 1000)
+	res, err := a.Read(0, 1, 1<<20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBytes(t, res)
+	second := appendJ(t, a, 1, 2000)
+	res, err = a.Read(0, 100, 1<<20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readBytes(t, res), bytes.Join(append(first, second...), nil); !bytes.Equal(got, want) {
+		t.Fatalf("read from offset 0 returned %d bytes, want both batches (%d bytes)", len(got), len(want))
 	}
 }

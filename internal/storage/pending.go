@@ -16,6 +16,9 @@ import (
 // journaled reports whether appends of this log may go to the journal.
 func (l *Log) journaled() bool { return l.opts.Journal != nil && !l.opts.FsyncAlways }
 
+// journalOK reports whether the journal takes frames (it has not failed).
+func (l *Log) journalOK() bool { return l.journaled() && l.opts.Journal.failedErr() == nil }
+
 // addPendingLocked journals batch (already given its offsets) and adds it
 // to the pending tail; mu held.
 func (l *Log) addPendingLocked(batch []byte, base int64) error {
@@ -36,9 +39,11 @@ func (l *Log) addPendingLocked(batch []byte, base int64) error {
 }
 
 // writePendingLocked writes the pending tail to the active segment with
-// one pwrite; mu held for writing. A failed write fails the log: its
-// in-memory state is ahead of the file, and only the journal (replayed
-// at the next start) has those batches.
+// one pwrite; mu held for writing. If the write fails (a full disk), what
+// it wrote is cut off and the tail stays pending, for the next attempt:
+// until then whatever needs the segment to hold it (a read of those
+// offsets, another append, a flush) fails with the error too, and the
+// journal keeps the tail's frames for a restart.
 func (l *Log) writePendingLocked() error {
 	if len(l.pend) == 0 {
 		return nil
@@ -49,10 +54,8 @@ func (l *Log) writePendingLocked() error {
 	s := l.active()
 	pos := s.size.Load()
 	if n, err := s.writeAt(l.io, l.pend, pos); err != nil {
-		l.cutBack(s, pos, err)
-		l.failed = fmt.Errorf("%w: write of %d journaled bytes to %s failed (wrote %d); the journal keeps them for the next start: %w", ErrIO, len(l.pend), s.path(logSuffix), n, err)
-		l.logger.Error("writing the journaled tail to the segment failed; the log refuses appends until a restart replays the journal", "err", err)
-		return l.failed
+		l.cutBack(s, pos, err) // fails the log if the cut fails too
+		return fmt.Errorf("%w: write of %d journaled bytes to %s (wrote %d): %w", ErrIO, len(l.pend), s.path(logSuffix), n, err)
 	}
 	s.size.Store(pos + int64(len(l.pend)))
 	l.opts.Journal.release(l.pendFile)

@@ -40,9 +40,11 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int, minOneBatch bool) (Rea
 	if err := l.ensureLoaded(); err != nil {
 		return ReadResult{}, err
 	}
-	if l.pendLen.Load() > 0 && offset >= l.pendBase.Load() {
-		// The read reaches the journaled tail: it goes to the segment
-		// first (a read below it stops where the file ends).
+	if l.pendLen.Load() > 0 && maxOffset > l.pendBase.Load() {
+		// The read may reach the journaled tail (readers may see some
+		// of it): it goes to the segment first. A read that stopped
+		// short of what it may see would answer a long poll's re-read
+		// with less than is there.
 		if err := l.settle(); err != nil {
 			return ReadResult{}, err
 		}
