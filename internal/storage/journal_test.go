@@ -506,7 +506,7 @@ func TestJournalTailWriteFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readBytes(t, res) // the read wrote the tail to the segment
+	readBytes(t, res)                              // the read wrote the tail to the segment
 	want = append(want, appendJ(t, a, 2, 2000)...) // offsets 3-5, pending
 	if err := f.j.Sync(); err != nil {
 		t.Fatal(err)
