@@ -87,6 +87,10 @@ type JournalOptions struct {
 	// IO, if set, replaces the journal's writes (tests inject a full
 	// disk through it, as Options.IO for segments).
 	IO *FileIO
+	// ReplayOnly: the journal replays what an earlier process left and
+	// takes no new frame (log.journal.enable is off, or log.fsync=always,
+	// after a start with it on).
+	ReplayOnly bool
 	// MemoryBytes bounds the memory of the logs' pending tails
 	// (log.journal.memory.bytes; 0: 256 MiB): a log that has no tail when
 	// they hold that much writes its batches to its segment directly.
@@ -101,6 +105,7 @@ type Journal struct {
 	age     time.Duration
 	fileMax int64
 	bufMax  int64 // tail buffers in use at most (JournalOptions.MemoryBytes)
+	active  bool  // takes frames (not JournalOptions.ReplayOnly)
 	io      *FileIO
 
 	mu       sync.Mutex
@@ -109,6 +114,7 @@ type Journal struct {
 	files    []*jfile // this process's files, oldest first; the last takes new frames
 	dirty    []dirtyLog
 	failed   error // a write failed: no more frames are taken
+	retired  bool  // after failed: its files are removed (retire)
 	replay   map[string][]replayFrame
 	old      []string // files of an earlier process, removed once replay is empty
 	closed   bool
@@ -173,7 +179,7 @@ func OpenJournal(dataDir string, opts JournalOptions) (*Journal, error) {
 		return nil, fmt.Errorf("storage: journal: %w", err)
 	}
 	j := &Journal{dir: dir, logger: opts.Logger.With("component", "journal"), now: opts.Now, age: opts.WriteAge, fileMax: opts.FileBytes,
-		bufMax: max(opts.MemoryBytes/tailBufBytes, 1), io: opts.IO,
+		bufMax: max(opts.MemoryBytes/tailBufBytes, 1), io: opts.IO, active: !opts.ReplayOnly,
 		replay: map[string][]replayFrame{}}
 	next, err := j.readOld()
 	if err != nil {
@@ -529,11 +535,56 @@ func (j *Journal) removeUnneeded() {
 func (j *Journal) barrier(l *Log) error {
 	j.mu.Lock()
 	delete(j.replay, filepath.Base(l.dir))
+	failed := j.failed
 	j.mu.Unlock()
+	if failed != nil {
+		return j.retire()
+	}
 	if _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
 		return err
 	}
 	return j.Sync()
+}
+
+// retire is a barrier after a failed journal write, when no frame can be
+// added: once no log's tail needs the journal and no earlier process's
+// file is left to replay, its files go, and with them every frame a
+// barrier would cancel. Until then it fails (the truncation is retried,
+// and succeeds once the disk has room for the tails: the background
+// writer keeps trying them).
+func (j *Journal) retire() error {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	j.mu.Lock()
+	if j.retired {
+		j.mu.Unlock()
+		return nil
+	}
+	busy := len(j.old) > 0
+	for _, f := range j.files {
+		busy = busy || f.refs > 0
+	}
+	if busy {
+		err := j.failed
+		j.mu.Unlock()
+		return fmt.Errorf("%w: the journal failed (%w) and still holds tails not in their segments; retry once they are written", ErrIO, err)
+	}
+	gone := j.files
+	j.files = []*jfile{{start: j.bufStart}}
+	j.retired = true
+	j.mu.Unlock()
+	if j.cur != nil {
+		j.cur.Close()
+		j.cur, j.curFile = nil, nil
+	}
+	for _, f := range gone {
+		p := filepath.Join(j.dir, fileName(f.start, journalSuffix))
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: remove %s: %w", ErrIO, p, err)
+		}
+	}
+	j.logger.Info("journal retired after its failure: every tail is in its segment, its files are removed")
+	return nil
 }
 
 // Replay appends to l the batches an earlier process journaled for it and
@@ -553,7 +604,7 @@ func (j *Journal) Replay(l *Log) (int, error) {
 		return 0, nil
 	}
 	n, skipped := 0, 0
-	for _, f := range frames {
+	for i, f := range frames {
 		if f.topicID != l.opts.TopicID {
 			skipped++
 			continue
@@ -572,6 +623,10 @@ func (j *Journal) Replay(l *Log) (int, error) {
 			continue
 		}
 		if _, err := l.AppendAsFollower(f.batch); err != nil {
+			// The frames stay for the next attempt (the next start).
+			j.mu.Lock()
+			j.replay[name] = frames[i:]
+			j.mu.Unlock()
 			return n, fmt.Errorf("storage: journal replay into %s at offset %d: %w", name, h.BaseOffset, err)
 		}
 		n++
@@ -640,6 +695,21 @@ func (j *Journal) Close() error {
 		}
 	}
 	return nil
+}
+
+// HasJournal reports whether dataDir holds journal files an earlier
+// process left: they must be replayed even if the journal is off now.
+func HasJournal(dataDir string) bool {
+	ents, err := os.ReadDir(filepath.Join(dataDir, JournalDirName))
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), journalSuffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // Files lists the journal's files (tests and tools).

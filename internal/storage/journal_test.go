@@ -553,3 +553,90 @@ func TestJournalReadBelowTailSeesTail(t *testing.T) {
 		t.Fatalf("read from offset 0 returned %d bytes, want both batches (%d bytes)", len(got), len(want))
 	}
 }
+
+// A start with the journal off after a crash with it on still replays it,
+// takes no new frame, and removes the old files once they are replayed.
+func TestJournalReplayOnly(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	want := appendJ(t, a, 6, 1000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.crash()
+	if !HasJournal(f.data) {
+		t.Fatal("HasJournal is false with a crashed journal's file in place")
+	}
+	j, err := OpenJournal(f.data, JournalOptions{Now: f.clock.Now, NoBackground: true, ReplayOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.j = j
+	a = f.open("a-0", 1)
+	b := makeBatch(t, batchSpec{n: 1, size: 40, ts: 3000})
+	if res, err := a.AppendJournaled(b, 0); err != nil || res.Journaled {
+		t.Fatalf("append with a replay-only journal: %+v %v, want a direct write", res, err)
+	}
+	sameBatches(t, "replayed", a.allBatches(), append(want, b))
+	j.Tick()
+	if HasJournal(f.data) {
+		files, _ := j.Files()
+		t.Fatalf("journal files %v left after the replay", files)
+	}
+}
+
+// A truncation after the journal failed (a follower on a full disk) waits
+// until every tail is in its segment, then goes through without a
+// barrier: the journal's files are removed instead.
+func TestJournalTruncateAfterFailure(t *testing.T) {
+	data := t.TempDir()
+	var full atomic.Bool
+	io := &FileIO{WriteAt: func(f *os.File, b []byte, off int64) (int, error) {
+		if full.Load() {
+			return 0, syscall.ENOSPC
+		}
+		return f.WriteAt(b, off)
+	}}
+	clock := newClock()
+	j, err := OpenJournal(data, JournalOptions{Now: clock.Now, NoBackground: true, IO: io})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &jfix{t: t, data: data, clock: clock, j: j, logs: map[string]*testLog{}}
+	a, b := f.open("a-0", 1), f.open("b-0", 2)
+	b.Log.io = io
+	want := appendJ(t, a, 6, 1000)
+	appendJ(t, b, 2, 1000)
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	appendJ(t, a, 1, 2000)
+	if err := j.Sync(); err == nil {
+		t.Fatal("sync on a full disk succeeded")
+	}
+	// b's tail cannot be written yet: the truncation of a waits.
+	deadline := time.Now().Add(10 * time.Second)
+	for a.pendLen.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a's tail was not written after the journal failed")
+		}
+		runtime.Gosched()
+	}
+	if err := a.TruncateTo(3); !errors.Is(err, ErrIO) {
+		t.Fatalf("truncation with another log's tail unwritten: %v, want ErrIO", err)
+	}
+	full.Store(false)
+	clock.Advance(2 * time.Second)
+	j.Tick() // writes b's tail
+	if err := a.TruncateTo(3); err != nil {
+		t.Fatalf("truncation once every tail is written: %v", err)
+	}
+	if HasJournal(data) {
+		t.Fatal("the failed journal's files are still there after it retired")
+	}
+	f.crash()
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "after truncation and a crash", a.allBatches(), want[:2])
+}

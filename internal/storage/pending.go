@@ -14,7 +14,9 @@ import (
 // journaled append and the log's in-memory bookkeeping ever see it.
 
 // journaled reports whether appends of this log may go to the journal.
-func (l *Log) journaled() bool { return l.opts.Journal != nil && !l.opts.FsyncAlways }
+func (l *Log) journaled() bool {
+	return l.opts.Journal != nil && l.opts.Journal.active && !l.opts.FsyncAlways
+}
 
 // journalOK reports whether the journal takes frames (it has not failed).
 func (l *Log) journalOK() bool { return l.journaled() && l.opts.Journal.failedErr() == nil }
