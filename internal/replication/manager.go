@@ -100,6 +100,13 @@ type Manager struct {
 	settled   int64
 	appliedCh chan struct{}
 	closed    bool
+
+	// hwStart is the data dir's high watermark checkpoint as read at
+	// start (hwcheckpoint.go); hwWritten what checkpointHWs last wrote,
+	// under hwMu.
+	hwStart   map[TopicPartition]int64
+	hwMu      sync.Mutex
+	hwWritten map[TopicPartition]int64
 }
 
 // NewManager returns an empty manager: register it with the metadata
@@ -144,6 +151,15 @@ func NewManager(opts Options) *Manager {
 		}
 		if n > 0 {
 			m.fds = storage.NewFDCache(int(n), m.log)
+		}
+	}
+	m.hwStart = map[TopicPartition]int64{}
+	if opts.DataDir != "" {
+		hws, err := readHWCheckpoint(opts.DataDir)
+		if err != nil {
+			m.log.Warn("ignoring the data dir's unreadable high watermark checkpoint; each log reads its own", "err", err)
+		} else {
+			m.hwStart = hws
 		}
 	}
 	empty := map[TopicPartition]*Partition{}
@@ -583,9 +599,12 @@ func parallel(n int, fn func(i int)) {
 
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
 	dir := filepath.Join(m.opts.DataDir, tp.DirName())
-	if err := m.removeIfOtherTopic(dir, id); err != nil {
+	removed, err := m.removeIfOtherTopic(dir, id)
+	if err != nil {
 		m.log.Error("remove stale partition log", "dir", dir, "err", err)
 	}
+	hw, hwGiven := m.hwStart[tp]
+	hwGiven = hwGiven && !removed
 	l, err := storage.Open(dir, storageConfig(tcfg, m.opts.Static), storage.Options{
 		Logger:      m.opts.Logger.With("partition", tp.DirName()),
 		FsyncAlways: m.env.fsyncAlways,
@@ -600,6 +619,10 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		// A cleanly shut down log is loaded by its first use.
 		DeferLoad: true,
 		Journal:   m.opts.Journal,
+		// The data dir's checkpoint has it: the log's own file is not
+		// read (hwcheckpoint.go).
+		HighWatermark:      hw,
+		HighWatermarkGiven: hwGiven,
 	})
 	if err != nil {
 		return nil, err
@@ -651,14 +674,18 @@ func (m *Manager) unfollow(tp TopicPartition) {
 // removeIfOtherTopic deletes dir when its partition.metadata names another
 // topic id: a topic deleted and recreated under the same name while this
 // broker was down.
-func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) error {
+//
+// It reports whether dir holds no log of this topic now (removed, or there
+// was none): the data dir's high watermark checkpoint may then name an
+// earlier incarnation's.
+func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) (bool, error) {
 	// One read, no buffered scanner: a start reads this for every log.
 	name := filepath.Join(dir, "partition.metadata")
 	b, err := storage.ReadSmallFile(name)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return true, nil
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	for line := range strings.Lines(string(b)) {
 		k, v, ok := strings.Cut(line, ":")
@@ -667,14 +694,14 @@ func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) error {
 		}
 		var have metadata.UUID
 		if err := have.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return false, fmt.Errorf("%s: %w", name, err)
 		}
 		if have != id {
 			m.log.Warn("removing log of an earlier topic with the same name", "dir", dir, "old_id", have, "new_id", id)
-			return os.RemoveAll(dir)
+			return true, os.RemoveAll(dir)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // RemoveStray deletes partition directories in the data dir that belong to
@@ -784,7 +811,9 @@ func (m *Manager) RunMaintenance(ctx context.Context, retentionEvery time.Durati
 		case <-isr.C:
 			each("isr", func(p *Partition) error { p.maybeShrinkISR(); return nil })
 		case <-hw.C:
-			each("high watermark checkpoint", (*Partition).checkpointHW)
+			if err := m.checkpointHWs(); err != nil {
+				m.log.Warn("high watermark checkpoint", "dir", m.opts.DataDir, "err", err)
+			}
 		}
 	}
 }
@@ -830,13 +859,13 @@ func (m *Manager) Close() error {
 	parts := *m.parts.Load()
 	errs := make([]error, len(tps))
 	finish := make([]func() error, len(tps))
+	if err := m.checkpointHWs(); err != nil {
+		errs = append(errs, fmt.Errorf("checkpoint high watermarks: %w", err))
+	}
 	parallel(len(tps), func(i int) {
 		tp := tps[i]
 		p := parts[tp]
 		var err error
-		if e := p.checkpointHW(); e != nil {
-			err = fmt.Errorf("checkpoint high watermark of %s: %w", tp.DirName(), e)
-		}
 		f, e := p.log.CloseDeferSync()
 		if e != nil {
 			err = errors.Join(err, fmt.Errorf("close %s: %w", tp.DirName(), e))

@@ -77,9 +77,3 @@ func (p *Partition) localEndOffsetForEpoch(epoch int32) int64 {
 	}
 	return end
 }
-
-// checkpointHW saves the high watermark so a restarted broker serves
-// consumers at once.
-func (p *Partition) checkpointHW() error {
-	return p.noteMaintenance("high watermark checkpoint", p.log.SaveHighWatermark(p.hw.Load()))
-}

@@ -91,6 +91,12 @@ type Options struct {
 	// the high watermark checkpoint; the first use that needs more loads
 	// the log (deferred.go).
 	DeferLoad bool
+	// HighWatermark, with HighWatermarkGiven, is the high watermark the
+	// caller has from its data dir's checkpoint: the log's own
+	// replication-offset-checkpoint is not read (replication's
+	// hwcheckpoint.go).
+	HighWatermark      int64
+	HighWatermarkGiven bool
 	// Journal, if set (log.journal.enable), is the data dir's shared
 	// journal: AppendJournaled writes a batch there and leaves its
 	// segment write for later (journal.go, pending.go). Ignored with

@@ -803,8 +803,13 @@ func (l *Log) HighWatermarkCheckpoint() int64 {
 	return min(max(l.hw.Load(), start), l.leo.Load())
 }
 
-// loadHighWatermark reads replication-offset-checkpoint at Open.
+// loadHighWatermark reads replication-offset-checkpoint at Open, unless
+// the caller gave it (Options.HighWatermarkGiven).
 func (l *Log) loadHighWatermark() {
+	if l.opts.HighWatermarkGiven {
+		l.hw.Store(l.opts.HighWatermark)
+		return
+	}
 	hw, err := readOffsetCheckpoint(l.dir, replicationCheckpointFile, 0)
 	if err != nil {
 		l.logger.Warn("ignoring unreadable high watermark checkpoint", "err", err)
