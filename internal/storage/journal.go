@@ -60,10 +60,7 @@ const (
 	journalDirectBytes = 8 << 10
 	// tailBufBytes is a pending tail's buffer: a tail under
 	// journalWriteBytes plus a batch under journalDirectBytes fits.
-	tailBufBytes = journalWriteBytes + journalDirectBytes
-	// journalFreeBufs bounds the free list of tail buffers (getBuf): 24
-	// MiB.
-	journalFreeBufs  = 1024
+	tailBufBytes     = journalWriteBytes + journalDirectBytes
 	frameKindBatch   = 1
 	frameKindBarrier = 2
 	frameFixed       = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
@@ -362,15 +359,18 @@ func (j *Journal) failedErr() error {
 	return j.failed
 }
 
-// putBuf takes back a written tail's buffer, keeping at most
-// journalFreeBufs of them.
+// putBuf takes back a written tail's buffer. It keeps it while the
+// buffers in use and kept stay within MemoryBytes: with thousands of
+// partitions written round-robin, their tails reach their segments
+// together, and buffers dropped then came back as fresh memory (page
+// faults, zeroing) a second later.
 func (j *Journal) putBuf(b []byte) {
-	j.inUse.Add(-1)
+	inUse := j.inUse.Add(-1)
 	if cap(b) != tailBufBytes {
 		return
 	}
 	j.bufMu.Lock()
-	if len(j.free) < journalFreeBufs {
+	if int64(len(j.free))+inUse < j.bufMax {
 		j.free = append(j.free, b[:0])
 	}
 	j.bufMu.Unlock()
