@@ -60,10 +60,14 @@ const (
 	journalDirectBytes = 8 << 10
 	// tailBufBytes is a pending tail's buffer: a tail under
 	// journalWriteBytes plus a batch under journalDirectBytes fits.
-	tailBufBytes     = journalWriteBytes + journalDirectBytes
-	frameKindBatch   = 1
-	frameKindBarrier = 2
-	frameFixed       = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
+	tailBufBytes = journalWriteBytes + journalDirectBytes
+	// journalChunkBytes is a chunk of the journal's buffer (one pwrite);
+	// journalChunksKept bounds the written chunks kept for reuse.
+	journalChunkBytes = 1 << 20
+	journalChunksKept = 16
+	frameKindBatch    = 1
+	frameKindBarrier  = 2
+	frameFixed        = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
 )
 
 // JournalOptions configure OpenJournal.
@@ -105,9 +109,14 @@ type Journal struct {
 	active  bool  // takes frames (not JournalOptions.ReplayOnly)
 	io      *FileIO
 
-	mu       sync.Mutex
-	buf      []byte   // frames added and not yet written; buf[0] is at bufStart
-	bufStart int64    //
+	mu sync.Mutex
+	// buf holds the frames added and not yet written, in chunks of
+	// journalChunkBytes (a request of tens of MB would otherwise grow one
+	// slice by copying it again and again); buf[0][0] is at bufStart.
+	buf      [][]byte
+	bufLen   int64
+	bufStart int64
+	chunks   [][]byte // written chunks for reuse
 	files    []*jfile // this process's files, oldest first; the last takes new frames
 	dirty    []dirtyLog
 	failed   error // a write failed: no more frames are taken
@@ -123,7 +132,7 @@ type Journal struct {
 	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare
 	cur     *os.File
 	curFile *jfile
-	spare   []byte
+	spare   [][]byte
 	written atomic.Int64 // every frame below this position is in a file
 
 	stop chan struct{}
@@ -317,13 +326,25 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, err
 		return nil, ErrClosed
 	}
 	n := int64(frameFixed + len(name) + len(payload))
-	pos := j.bufStart + int64(len(j.buf))
+	pos := j.bufStart + j.bufLen
 	f := j.files[len(j.files)-1]
 	if pos > f.start && pos+n-f.start > j.fileMax {
 		f = &jfile{start: pos}
 		j.files = append(j.files, f)
 	}
-	j.buf = appendFrame(j.buf, kind, l.opts.TopicID, name, payload)
+	last := len(j.buf) - 1
+	if last < 0 || int64(len(j.buf[last]))+n > int64(cap(j.buf[last])) {
+		var c []byte
+		if k := len(j.chunks); k > 0 {
+			c, j.chunks = j.chunks[k-1][:0], j.chunks[:k-1]
+		} else {
+			c = make([]byte, 0, max(journalChunkBytes, n))
+		}
+		j.buf = append(j.buf, c)
+		last++
+	}
+	j.buf[last] = appendFrame(j.buf[last], kind, l.opts.TopicID, name, payload)
+	j.bufLen += n
 	if hold {
 		f.refs++
 		j.dirty = append(j.dirty, dirtyLog{l, j.now()})
@@ -388,7 +409,7 @@ func (j *Journal) release(f *jfile) {
 // after appending all its batches, before it answers.
 func (j *Journal) Sync() error {
 	j.mu.Lock()
-	target := j.bufStart + int64(len(j.buf))
+	target := j.bufStart + j.bufLen
 	j.mu.Unlock()
 	if j.written.Load() >= target {
 		return nil
@@ -404,16 +425,29 @@ func (j *Journal) Sync() error {
 		j.mu.Unlock()
 		return fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, err)
 	}
-	buf, start := j.buf, j.bufStart
+	buf, start, n := j.buf, j.bufStart, j.bufLen
 	j.buf, j.spare = j.spare[:0], nil
-	j.bufStart += int64(len(buf))
+	j.bufStart += n
+	j.bufLen = 0
 	files := slices.Clone(j.files)
 	j.mu.Unlock()
 
-	err := j.write(buf, start, files)
-	if cap(buf) <= 8<<20 {
-		j.spare = buf[:0]
+	var err error
+	pos := start
+	for _, c := range buf {
+		if err = j.write(c, pos, files); err != nil {
+			break
+		}
+		pos += int64(len(c))
 	}
+	j.mu.Lock()
+	for _, c := range buf {
+		if cap(c) == journalChunkBytes && len(j.chunks) < journalChunksKept {
+			j.chunks = append(j.chunks, c)
+		}
+	}
+	j.mu.Unlock()
+	j.spare = buf[:0]
 	if err != nil {
 		j.mu.Lock()
 		j.failed = err
@@ -432,7 +466,7 @@ func (j *Journal) Sync() error {
 		}()
 		return fmt.Errorf("%w: journal write: %w", ErrIO, err)
 	}
-	j.written.Store(start + int64(len(buf)))
+	j.written.Store(start + n)
 	return nil
 }
 
