@@ -314,16 +314,18 @@ func appendFrame(dst []byte, kind byte, id [16]byte, name string, payload []byte
 
 // add appends a frame to the buffer; with hold it also counts l as a log
 // whose pending tail starts in the file the frame goes to, returned, and
-// queues l for the background writer. l's mu is held.
-func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, error) {
+// queues l for the background writer with the time returned, which the
+// log keeps as its tail's start (writePendingFromJournal matches them).
+// l's mu is held.
+func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, time.Time, error) {
 	name := filepath.Base(l.dir)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.failed != nil {
-		return nil, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
+		return nil, time.Time{}, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
 	}
 	if j.closed {
-		return nil, ErrClosed
+		return nil, time.Time{}, ErrClosed
 	}
 	n := int64(frameFixed + len(name) + len(payload))
 	pos := j.bufStart + j.bufLen
@@ -345,11 +347,13 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, err
 	}
 	j.buf[last] = appendFrame(j.buf[last], kind, l.opts.TopicID, name, payload)
 	j.bufLen += n
+	var since time.Time
 	if hold {
 		f.refs++
-		j.dirty = append(j.dirty, dirtyLog{l, j.now()})
+		since = j.now()
+		j.dirty = append(j.dirty, dirtyLog{l, since})
 	}
-	return f, nil
+	return f, since, nil
 }
 
 // getBuf returns an empty buffer for a pending tail. The journal keeps
@@ -574,7 +578,7 @@ func (j *Journal) barrier(l *Log) error {
 	if failed != nil {
 		return j.retire()
 	}
-	if _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
+	if _, _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
 		return err
 	}
 	return j.Sync()

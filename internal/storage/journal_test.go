@@ -640,3 +640,30 @@ func TestJournalTruncateAfterFailure(t *testing.T) {
 	a = f.open("a-0", 1)
 	sameBatches(t, "after truncation and a crash", a.allBatches(), want[:2])
 }
+
+// The background writer finds the tail it queued even when the clock
+// moves between the calls that read it (a real clock always does).
+func TestJournalAgeWithMovingClock(t *testing.T) {
+	var ns atomic.Int64
+	now := func() time.Time { return time.Unix(1_700_000_000, ns.Add(1)) }
+	data := t.TempDir()
+	j, err := OpenJournal(data, JournalOptions{Now: now, WriteAge: time.Second, NoBackground: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	l, err := Open(filepath.Join(data, "a-0"), testConfig(), Options{Now: now, Journal: j, TopicID: [16]byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b := makeBatch(t, batchSpec{n: 1, size: 40, ts: 1000})
+	if _, err := l.AppendJournaled(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	ns.Add(int64(2 * time.Second))
+	j.Tick()
+	if l.pendLen.Load() != 0 {
+		t.Fatal("the background writer left a tail older than the write age pending")
+	}
+}

@@ -25,13 +25,13 @@ func (l *Log) journalOK() bool { return l.journaled() && l.opts.Journal.failedEr
 // to the pending tail; mu held.
 func (l *Log) addPendingLocked(batch []byte, base int64) error {
 	first := len(l.pend) == 0
-	f, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
+	f, since, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
 	if err != nil {
 		return err
 	}
 	if first {
 		l.pendFile = f
-		l.pendSince = l.opts.Journal.now()
+		l.pendSince = since
 		l.pend = l.opts.Journal.getBuf()
 		l.pendBase.Store(base)
 	}
