@@ -177,6 +177,8 @@ func (r *ReadResult) Release() {
 //   Open(dir string, cfg Config, opts Options) (*Log, error)
 //   Append(batch []byte, leaderEpoch int32) (AppendResult, error)
 //   AppendVerified(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error)   (txn.go: transactions)
+//   AppendJournaled(batch []byte, leaderEpoch int32) (AppendResult, error)   (journal.go, pending.go: the shared journal)
+//   AppendVerifiedJournaled(batch []byte, leaderEpoch int32, guard uint64) (AppendResult, error)
 //   StartTxnVerification(pid int64, epoch int16) (guard uint64, needed bool)
 //   LastStableOffset(hw int64) int64
 //   OnHighWatermark(hw int64)

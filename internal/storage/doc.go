@@ -18,7 +18,14 @@
 // replication (follower.go), a follower appends the leader's batches
 // verbatim (AppendAsFollower), truncates a divergent tail (TruncateTo,
 // TruncateFullyAndStartAt) and keeps the high watermark in
-// replication-offset-checkpoint.
+// replication-offset-checkpoint (unless the caller keeps it for the whole
+// data dir and gives it at Open).
+//
+// With a shared Journal (journal.go, opt-in), produced batches go to one
+// append-only file per data dir, one write per request, and reach their
+// segments later in larger writes; a log keeps the journaled tail in
+// memory (pending.go), and the journal is replayed into the logs after a
+// crash.
 //
 // It imports internal/record and the standard library (plus x/sys/unix).
 package storage

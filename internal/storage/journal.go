@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -753,7 +752,7 @@ func HasJournal(dataDir string) bool {
 // Files lists the journal's files (tests and tools).
 func (j *Journal) Files() ([]string, error) {
 	ents, err := os.ReadDir(j.dir)
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil {
 		return nil, err
 	}
 	var out []string
