@@ -155,11 +155,10 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		res.LogAppendTime = nowMs
 	}
 
-	// A large batch costs one pwrite either way: it goes to the segment
-	// directly (after the tail), not through the journal too.
-	// So does every batch while the tails of other logs hold the memory
-	// the journal allows them.
-	// After a failed journal write, none goes to the journal any more.
+	// Through the journal unless: the batch is large (one pwrite either
+	// way, so it goes to the segment directly, after the tail), the
+	// tails of other logs hold the memory the journal allows them, or a
+	// journal write failed.
 	journal := o.journal && l.journalOK() && len(batch) < journalDirectBytes &&
 		(len(l.pend) > 0 || l.opts.Journal.room())
 	if !journal {
@@ -200,9 +199,9 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart
 	if journal && len(l.pend) >= journalWriteBytes {
-		if err := l.writePendingLocked(); err != nil {
-			return AppendResult{}, false, err
-		}
+		// The batch is journaled whatever this write does: a failure
+		// leaves the tail pending, and what needs it reports the error.
+		_ = l.writePendingLocked()
 	}
 	return res, l.unflushed >= cfg.FlushMessages, nil
 }

@@ -118,8 +118,9 @@ type Journal struct {
 	chunks   [][]byte // written chunks for reuse
 	files    []*jfile // this process's files, oldest first; the last takes new frames
 	dirty    []dirtyLog
-	failed   error // a write failed: no more frames are taken
-	retired  bool  // after failed: its files are removed (retire)
+	failed   error       // a write failed: no more frames are taken
+	broken   atomic.Bool // failed is set
+	retired  bool        // after failed: its files are removed (retire)
 	replay   map[string][]replayFrame
 	old      []string // files of an earlier process, removed once replay is empty
 	closed   bool
@@ -376,8 +377,12 @@ func (j *Journal) getBuf() []byte {
 // (JournalOptions.MemoryBytes).
 func (j *Journal) room() bool { return j.inUse.Load() < j.bufMax }
 
-// failedErr is the error of a failed journal write, nil if none failed.
+// failedErr is the error of a failed journal write, nil if none failed
+// (one atomic load on the append path until one did).
 func (j *Journal) failedErr() error {
+	if !j.broken.Load() {
+		return nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.failed
@@ -407,9 +412,10 @@ func (j *Journal) release(f *jfile) {
 	j.mu.Unlock()
 }
 
-// Sync writes every frame added so far (waiting for a write under way),
-// one write(2) for all that is buffered: a produce request calls it once
-// after appending all its batches, before it answers.
+// Sync writes every frame added so far (waiting for a write under way):
+// everything buffered goes in one pwrite per 1 MiB chunk, whoever waits
+// for it. A produce request calls it once after appending all its
+// batches, before it answers.
 func (j *Journal) Sync() error {
 	j.mu.Lock()
 	target := j.bufStart + j.bufLen
@@ -454,6 +460,7 @@ func (j *Journal) Sync() error {
 	if err != nil {
 		j.mu.Lock()
 		j.failed = err
+		j.broken.Store(true)
 		dirty := slices.Clone(j.dirty)
 		j.mu.Unlock()
 		j.logger.Error("journal write failed; produced batches go to their segments directly from now on (until a restart), and the requests whose batches were in the failed write are not acknowledged", "err", err)
