@@ -1,0 +1,136 @@
+package crash
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/test/internal/testbin"
+)
+
+// TestCrashFullDiskJournal is TestCrashFullDisk's core with the shared
+// journal on (log.journal.enable), tails held 5 s: the disk fills while
+// batches are journaled. Produce then answers KAFKA_STORAGE_ERROR naming
+// ENOSPC (the journal's write or, once it failed and batches go to their
+// segments directly, the segment's); once space returns an idempotent
+// producer's retries succeed; every acknowledged record is read back,
+// before and after a kill -9, with every batch whole.
+func TestCrashFullDiskJournal(t *testing.T) {
+	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t),
+		args: []string{"--set", "log.journal.enable=true", "--set", "log.journal.write.ms=5000"}}
+	data := filepath.Join(p.dir, "data")
+	testbin.MountTmpfs(t, data, 64<<20)
+	p.start()
+	defer func() {
+		if p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	producer := newProducer(t, ctx, p, fullTopic, 2, nil)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+
+	ack := &acked{offset: map[string]int64{}}
+	var seq int64
+	var failMu sync.Mutex
+	var failures []error
+	produce := func(n int) {
+		for range n {
+			seq++
+			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
+			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
+				if err != nil {
+					failMu.Lock()
+					failures = append(failures, err)
+					failMu.Unlock()
+					return
+				}
+				ack.add(r)
+			})
+		}
+	}
+	produce(2000)
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rawSeq int64
+	if got := rawProduce(t, ctx, raw, &rawSeq); got[0] != "OK" || got[1] != "OK" {
+		t.Fatalf("produce before the disk is full: %v", got)
+	}
+
+	filler := testbin.Fill(t, data)
+	// Batches may still fit in pages already allocated (the journal's,
+	// then a segment's): produce until both partitions fail.
+	for i := 0; ; i++ {
+		got := rawProduce(t, ctx, raw, &rawSeq)
+		if got[0] != "OK" && got[1] != "OK" {
+			for part, s := range got {
+				if !strings.HasPrefix(s, "KAFKA_STORAGE_ERROR") || !strings.Contains(s, "no space left on device") {
+					t.Fatalf("produce to partition %d on a full disk: %s, want KAFKA_STORAGE_ERROR naming ENOSPC", part, s)
+				}
+			}
+			break
+		}
+		if i == 5000 {
+			t.Fatalf("produce still succeeds on a full disk: %v", got)
+		}
+	}
+	produce(500) // retried by the client until space returns
+	if n := logLines(t, p, "level=ERROR", "journal write failed"); n != 1 {
+		t.Fatalf("%d journal write failure lines, want 1; log:\n%s", n, p.tail())
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatalf("producer could not flush once space returned: %v", err)
+	}
+	// Produce works again, to the segments directly until a restart.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := rawProduce(t, ctx, raw, &rawSeq)
+		if got[0] == "OK" && got[1] == "OK" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("produce after space returned: %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	failMu.Lock()
+	if len(failures) > 0 {
+		t.Fatalf("%d records failed for good, first: %v", len(failures), failures[0])
+	}
+	failMu.Unlock()
+
+	verifyFull(t, p, ack, "before the crash")
+	ends := endOffsets(t, ctx, p, fullTopic, 0)
+	p.kill()
+	p.start()
+	after := endOffsets(t, ctx, p, fullTopic, 1)
+	ends.Each(func(o kadm.ListedOffset) {
+		if a, _ := after.Lookup(fullTopic, o.Partition); a.Offset != o.Offset {
+			t.Fatalf("partition %d ends at %d after kill -9, %d before", o.Partition, a.Offset, o.Offset)
+		}
+	})
+	verifyFull(t, p, ack, "after kill -9")
+	for part := range 2 {
+		checkSegments(t, filepath.Join(data, fmt.Sprintf("%s-%d", fullTopic, part)))
+	}
+	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
+}
