@@ -91,6 +91,28 @@ func appendJ(t *testing.T, tl *testLog, count int, seed int64) [][]byte {
 	return out
 }
 
+// mustRead reads the log from offset with hw as the high watermark and
+// returns the bytes.
+func mustRead(t *testing.T, tl *testLog, offset, hw int64) []byte {
+	t.Helper()
+	res, err := tl.Read(offset, hw, 1<<20, true)
+	if err != nil {
+		t.Fatalf("read from %d: %v", offset, err)
+	}
+	return readBytes(t, res)
+}
+
+// journalFull is faults_test.go's fullDisk for the journal's files only.
+func journalFull(full *atomic.Bool) *FileIO {
+	write := fullDisk(full)
+	return &FileIO{WriteAt: func(f *os.File, b []byte, off int64) (int, error) {
+		if strings.HasSuffix(f.Name(), journalSuffix) {
+			return write(f, b, off)
+		}
+		return f.WriteAt(b, off)
+	}}
+}
+
 func segmentFileSize(t *testing.T, tl *testLog) int64 {
 	t.Helper()
 	st, err := os.Stat(filepath.Join(tl.dir, fileName(0, logSuffix)))
@@ -149,11 +171,7 @@ func TestJournalTailReadAndWriteAge(t *testing.T) {
 	f := newJFix(t)
 	a := f.open("a-0", 1)
 	want := appendJ(t, a, 3, 1000)
-	res, err := a.Read(1, 100, 1<<20, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := readBytes(t, res)
+	got := mustRead(t, a, 1, 100)
 	if !bytes.Equal(got, bytes.Join(want[1:], nil)) {
 		t.Fatalf("read from offset 1 returned %d bytes, want the last two batches (%d bytes)", len(got), len(bytes.Join(want[1:], nil)))
 	}
@@ -443,12 +461,7 @@ func TestJournalConcurrent(t *testing.T) {
 func TestJournalWriteFailure(t *testing.T) {
 	data := t.TempDir()
 	var full atomic.Bool
-	io := &FileIO{WriteAt: func(f *os.File, b []byte, off int64) (int, error) {
-		if full.Load() && strings.HasSuffix(f.Name(), journalSuffix) {
-			return 0, syscall.ENOSPC
-		}
-		return f.WriteAt(b, off)
-	}}
+	io := journalFull(&full)
 	clock := newClock()
 	j, err := OpenJournal(data, JournalOptions{Now: clock.Now, NoBackground: true, IO: io})
 	if err != nil {
@@ -495,28 +508,15 @@ func TestJournalTailWriteFailure(t *testing.T) {
 	f := newJFix(t)
 	var full atomic.Bool
 	a := f.open("a-0", 1)
-	a.Log.io = &FileIO{WriteAt: func(fh *os.File, b []byte, off int64) (int, error) {
-		if full.Load() {
-			return 0, syscall.ENOSPC
-		}
-		return fh.WriteAt(b, off)
-	}}
-	want := appendJ(t, a, 2, 1000) // offsets 0-2
-	res, err := a.Read(0, 100, 1<<20, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readBytes(t, res)                              // the read wrote the tail to the segment
+	a.Log.io = &FileIO{WriteAt: fullDisk(&full)}
+	want := appendJ(t, a, 2, 1000)                 // offsets 0-2
+	mustRead(t, a, 0, 100)                         // the read wrote the tail to the segment
 	want = append(want, appendJ(t, a, 2, 2000)...) // offsets 3-5, pending
 	if err := f.j.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	full.Store(true)
-	res, err = a.Read(0, 3, 1<<20, true)
-	if err != nil {
-		t.Fatalf("a read bounded below the tail: %v", err) // nothing to write for it
-	}
-	readBytes(t, res)
+	mustRead(t, a, 0, 3) // bounded below the tail: nothing to write for it
 	if _, err := a.Read(0, 100, 1<<20, true); !errors.Is(err, ErrIO) {
 		t.Fatalf("a read of the tail with the disk full: %v, want ErrIO", err)
 	}
@@ -524,11 +524,7 @@ func TestJournalTailWriteFailure(t *testing.T) {
 		t.Fatalf("the log failed for good: %v", err)
 	}
 	full.Store(false)
-	res, err = a.Read(3, 100, 1<<20, true)
-	if err != nil {
-		t.Fatalf("read once the disk has room: %v", err)
-	}
-	readBytes(t, res)
+	mustRead(t, a, 3, 100) // the disk has room again
 	sameBatches(t, "after the disk had room again", a.allBatches(), want)
 }
 
@@ -539,17 +535,9 @@ func TestJournalReadBelowTailSeesTail(t *testing.T) {
 	f := newJFix(t)
 	a := f.open("a-0", 1)
 	first := appendJ(t, a, 1, 1000)
-	res, err := a.Read(0, 1, 1<<20, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readBytes(t, res)
+	mustRead(t, a, 0, 1)
 	second := appendJ(t, a, 1, 2000)
-	res, err = a.Read(0, 100, 1<<20, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := readBytes(t, res), bytes.Join(append(first, second...), nil); !bytes.Equal(got, want) {
+	if got, want := mustRead(t, a, 0, 100), bytes.Join(append(first, second...), nil); !bytes.Equal(got, want) {
 		t.Fatalf("read from offset 0 returned %d bytes, want both batches (%d bytes)", len(got), len(want))
 	}
 }
@@ -591,12 +579,7 @@ func TestJournalReplayOnly(t *testing.T) {
 func TestJournalTruncateAfterFailure(t *testing.T) {
 	data := t.TempDir()
 	var full atomic.Bool
-	io := &FileIO{WriteAt: func(f *os.File, b []byte, off int64) (int, error) {
-		if full.Load() {
-			return 0, syscall.ENOSPC
-		}
-		return f.WriteAt(b, off)
-	}}
+	io := &FileIO{WriteAt: fullDisk(&full)}
 	clock := newClock()
 	j, err := OpenJournal(data, JournalOptions{Now: clock.Now, NoBackground: true, IO: io})
 	if err != nil {

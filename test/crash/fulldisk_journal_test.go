@@ -2,16 +2,12 @@ package crash
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/test/internal/testbin"
@@ -44,25 +40,8 @@ func TestCrashFullDiskJournal(t *testing.T) {
 	}
 	defer raw.Close()
 
-	ack := &acked{offset: map[string]int64{}}
-	var seq int64
-	var failMu sync.Mutex
-	var failures []error
-	produce := func(n int) {
-		for range n {
-			seq++
-			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
-			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
-				if err != nil {
-					failMu.Lock()
-					failures = append(failures, err)
-					failMu.Unlock()
-					return
-				}
-				ack.add(r)
-			})
-		}
-	}
+	fp := &fullProducer{ctx: ctx, cl: producer, ack: &acked{offset: map[string]int64{}}}
+	ack, produce := fp.ack, fp.produce
 	produce(2000)
 	if err := producer.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -112,25 +91,8 @@ func TestCrashFullDiskJournal(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	failMu.Lock()
-	if len(failures) > 0 {
-		t.Fatalf("%d records failed for good, first: %v", len(failures), failures[0])
-	}
-	failMu.Unlock()
+	fp.noFailures(t)
 
-	verifyFull(t, p, ack, "before the crash")
-	ends := endOffsets(t, ctx, p, fullTopic, 0)
-	p.kill()
-	p.start()
-	after := endOffsets(t, ctx, p, fullTopic, 1)
-	ends.Each(func(o kadm.ListedOffset) {
-		if a, _ := after.Lookup(fullTopic, o.Partition); a.Offset != o.Offset {
-			t.Fatalf("partition %d ends at %d after kill -9, %d before", o.Partition, a.Offset, o.Offset)
-		}
-	})
-	verifyFull(t, p, ack, "after kill -9")
-	for part := range 2 {
-		checkSegments(t, filepath.Join(data, fmt.Sprintf("%s-%d", fullTopic, part)))
-	}
+	after := verifyAcrossKill(t, ctx, p, ack, data)
 	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
 }

@@ -146,25 +146,8 @@ func TestCrashFullDisk(t *testing.T) {
 	defer raw.Close()
 	adm := kadm.NewClient(raw)
 
-	ack := &acked{offset: map[string]int64{}}
-	var seq int64
-	var failMu sync.Mutex
-	var failures []error
-	produce := func(n int) {
-		for range n {
-			seq++
-			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq, 10)), Value: []byte(fmt.Sprintf("r%08d", seq))}
-			producer.Produce(ctx, r, func(r *kgo.Record, err error) {
-				if err != nil {
-					failMu.Lock()
-					failures = append(failures, err)
-					failMu.Unlock()
-					return
-				}
-				ack.add(r)
-			})
-		}
-	}
+	fp := &fullProducer{ctx: ctx, cl: producer, ack: &acked{offset: map[string]int64{}}}
+	ack, produce := fp.ack, fp.produce
 	produce(2000)
 	if err := producer.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -301,13 +284,65 @@ func TestCrashFullDisk(t *testing.T) {
 	if v := metric(t, httpAddr, "strata_log_dirs_offline"); v != 0 {
 		t.Fatalf("strata_log_dirs_offline = %v once space returned, want 0", v)
 	}
-	failMu.Lock()
-	if len(failures) > 0 {
-		t.Fatalf("%d records failed for good, first: %v", len(failures), failures[0])
-	}
-	failMu.Unlock()
+	fp.noFailures(t)
 
 	// Everything acknowledged is there; the raw batches too.
+	after := verifyAcrossKill(t, ctx, p, ack, data)
+	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
+	b, _ := os.ReadFile(filepath.Join(p.dir, "strata.log"))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			t.Log(line) // for the record: what an operator saw
+		}
+	}
+	p.stop()
+}
+
+// fullProducer is the full-disk tests' producer: produce sends records with
+// increasing values and keys, recording the acknowledged ones in ack and
+// the failures.
+type fullProducer struct {
+	ctx      context.Context
+	cl       *kgo.Client
+	ack      *acked
+	seq      int64
+	mu       sync.Mutex
+	failures []error
+}
+
+func (fp *fullProducer) produce(n int) {
+	for range n {
+		fp.seq++
+		r := &kgo.Record{Key: []byte(strconv.FormatInt(fp.seq, 10)), Value: []byte(fmt.Sprintf("r%08d", fp.seq))}
+		fp.cl.Produce(fp.ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				fp.mu.Lock()
+				fp.failures = append(fp.failures, err)
+				fp.mu.Unlock()
+				return
+			}
+			fp.ack.add(r)
+		})
+	}
+}
+
+// noFailures fails the test if a record failed for good (call after a
+// Flush).
+func (fp *fullProducer) noFailures(t *testing.T) {
+	t.Helper()
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if len(fp.failures) > 0 {
+		t.Fatalf("%d records failed for good, first: %v", len(fp.failures), fp.failures[0])
+	}
+}
+
+// verifyAcrossKill checks every acknowledged record of topic full, kills
+// the broker with SIGKILL, restarts it, and checks that the log ends at
+// the same offsets with the same records and every batch of the data dir
+// whole; it returns the end offsets.
+func verifyAcrossKill(t *testing.T, ctx context.Context, p *process, ack *acked, data string) kadm.ListedOffsets {
+	t.Helper()
 	verifyFull(t, p, ack, "before the crash")
 	ends := endOffsets(t, ctx, p, fullTopic, 0)
 	p.kill()
@@ -322,14 +357,7 @@ func TestCrashFullDisk(t *testing.T) {
 	for part := range 2 {
 		checkSegments(t, filepath.Join(data, fmt.Sprintf("%s-%d", fullTopic, part)))
 	}
-	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
-	b, _ := os.ReadFile(filepath.Join(p.dir, "strata.log"))
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "level=ERROR") {
-			t.Log(line) // for the record: what an operator saw
-		}
-	}
-	p.stop()
+	return after
 }
 
 // verifyFull reads topic full from the start to its end offsets and checks
