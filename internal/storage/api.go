@@ -197,7 +197,7 @@ func (r *ReadResult) Release() {
 //   MaxTimestamp() (offset, timestamp int64, err error)
 //   EndOffsetForEpoch(epoch, current int32) (foundEpoch int32, endOffset int64)
 //   LatestEpoch() (epoch int32, ok bool)   (follower.go)
-//   SaveHighWatermark(hw int64) error   (follower.go)
+//   SaveHighWatermark(hw int64) error   (follower.go; the broker no longer calls it: replication keeps one checkpoint per data dir)
 //   HighWatermarkCheckpoint() int64   (follower.go)
 //   DeleteRecordsBefore(offset int64) (newStart int64, err error)
 //   EnforceRetention(upTo int64) error
