@@ -48,6 +48,27 @@ def free_addr():
     raise RuntimeError("no free loopback port below the ephemeral range")
 
 
+def api_versions_answered(port, timeout=1.0):
+    """Whether a broker on the loopback port answers an ApiVersions v0
+    request without an error code."""
+    import struct
+    client = b"interop"
+    req = struct.pack(">hhih", 18, 0, 1, len(client)) + client
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(struct.pack(">i", len(req)) + req)
+            buf = b""
+            while len(buf) < 10:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+    except OSError:
+        return False
+    _, corr, err = struct.unpack(">iih", buf[:10])
+    return corr == 1 and err == 0
+
+
 class Broker:
     def __init__(self, binary, workdir, extra=None):
         self.binary = binary
@@ -58,21 +79,28 @@ class Broker:
         self.port = int(self.addr.rsplit(":", 1)[1])
         self.proc = None
 
+    def command(self):
+        return [self.binary, "serve", "--listen", self.addr, "--data-dir", self.data] + self.extra
+
     def start(self):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listen", self.addr, "--data-dir", self.data] + self.extra,
-            stdout=self.logf, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
+        self.proc = subprocess.Popen(self.command(), stdout=self.logf, stderr=subprocess.STDOUT)
+        # The socket is bound (and the kernel accepts connections) before
+        # the broker serves: a single node opens its partitions and
+        # registers first. Await an ApiVersions answer, not a connect;
+        # kafka-python gives up on a broker that is silent for 2 s.
+        started = time.time()
+        deadline = started + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("strata exited with %d; log:\n%s" % (self.proc.returncode, self.tail()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if api_versions_answered(self.port):
+                took = time.time() - started
+                if took > 2:
+                    print("note: strata took %.1fs to answer ApiVersions after starting" % took, flush=True)
                 return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("strata did not start listening; log:\n" + self.tail())
+            time.sleep(0.05)
+        raise RuntimeError("strata did not answer ApiVersions; log:\n" + self.tail())
 
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
