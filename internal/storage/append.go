@@ -126,7 +126,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		}
 		if dup != nil {
 			res := AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: -1, LogStartOffset: l.logStart, Duplicate: true}
-			if o.journal && len(l.pend) > 0 {
+			if o.journal && l.pendBytes > 0 {
 				// The original may be in the pending tail: its frame
 				// must be written before the duplicate is answered, or,
 				// if the journal failed, the tail itself.
@@ -160,7 +160,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	// tails of other logs hold the memory the journal allows them, or a
 	// journal write failed.
 	journal := o.journal && l.journalOK() && len(batch) < journalDirectBytes &&
-		(len(l.pend) > 0 || l.opts.Journal.room())
+		(l.pendBytes > 0 || l.opts.Journal.room())
 	if !journal {
 		// A direct write goes after the journaled tail.
 		if err := l.writePendingLocked(); err != nil {
@@ -171,7 +171,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		return AppendResult{}, false, err
 	}
 	s := l.active()
-	pos := s.size.Load() + int64(len(l.pend))
+	pos := s.size.Load() + l.pendBytes
 	if journal {
 		if err := l.addPendingLocked(batch, base); err != nil {
 			return AppendResult{}, false, err
@@ -198,7 +198,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	}
 	l.unflushed += int64(h.NumRecords)
 	res.LogStartOffset = l.logStart
-	if journal && len(l.pend) >= journalWriteBytes {
+	if journal && l.pendBytes >= journalWriteBytes {
 		// The batch is journaled whatever this write does: a failure
 		// leaves the tail pending, and what needs it reports the error.
 		_ = l.writePendingLocked()
@@ -210,7 +210,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 // the active one (see rollDue).
 func (l *Log) maybeRoll(h *record.Header, nowMs int64) error {
 	s := l.active()
-	if !l.rollDue(s, s.size.Load()+int64(len(l.pend)), s.firstBatchTs, 0, h, nowMs) {
+	if !l.rollDue(s, s.size.Load()+l.pendBytes, s.firstBatchTs, 0, h, nowMs) {
 		return nil
 	}
 	if err := l.writePendingLocked(); err != nil {

@@ -35,6 +35,24 @@ func (io *FileIO) writeAt(f *os.File, b []byte, off int64) (int, error) {
 	return f.WriteAt(b, off)
 }
 
+// writevAt writes bufs, one after the other, at off: one pwritev (per
+// 1024 buffers), or WriteAt per buffer when that is replaced. It does not
+// change bufs, so that a failed write can be tried again from them.
+func (io *FileIO) writevAt(f *os.File, bufs [][]byte, off int64) (int, error) {
+	if io != nil && io.WriteAt != nil {
+		total := 0
+		for _, b := range bufs {
+			n, err := io.WriteAt(f, b, off+int64(total))
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}
+	return pwritev(f, bufs, off)
+}
+
 func (io *FileIO) sync(f *os.File) error {
 	if io != nil && io.Sync != nil {
 		return io.Sync(f)

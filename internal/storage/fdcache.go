@@ -239,6 +239,16 @@ func (s *segment) writeAt(io *FileIO, b []byte, off int64) (int, error) {
 	return io.writeAt(f, b, off)
 }
 
+// writevAt is writeAt of several buffers (FileIO.writevAt).
+func (s *segment) writevAt(io *FileIO, bufs [][]byte, off int64) (int, error) {
+	f, err := s.file()
+	if err != nil {
+		return 0, err
+	}
+	defer s.unpin()
+	return io.writevAt(f, bufs, off)
+}
+
 // withFile calls fn with the segment's file pinned.
 func (s *segment) withFile(fn func(f *os.File) error) error {
 	f, err := s.file()

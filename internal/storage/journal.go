@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/internal/record"
+	"golang.org/x/sys/unix"
 )
 
 // The shared journal (log.journal.enable, issue 14): one append-only file
@@ -57,13 +58,10 @@ const (
 	// journalDirectBytes: a batch this large goes to its segment
 	// directly, bypassing the journal (AppendJournaled).
 	journalDirectBytes = 8 << 10
-	// tailBufBytes is a pending tail's buffer: a tail under
-	// journalWriteBytes plus a batch under journalDirectBytes fits.
-	tailBufBytes = journalWriteBytes + journalDirectBytes
-	// journalChunkBytes is a chunk of the journal's buffer (one pwrite);
-	// journalChunksKept bounds the written chunks kept for reuse.
+	// journalChunkBytes is a chunk of the journal's buffer (one pwrite
+	// to the journal file; the pending tails point into it).
 	journalChunkBytes = 1 << 20
-	journalChunksKept = 16
+	journalSlabBytes  = 32 << 20 // a mapping chunks are cut from (carveChunk)
 	frameKindBatch    = 1
 	frameKindBarrier  = 2
 	frameFixed        = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
@@ -91,9 +89,10 @@ type JournalOptions struct {
 	// takes no new frame (log.journal.enable is off, or log.fsync=always,
 	// after a start with it on).
 	ReplayOnly bool
-	// MemoryBytes bounds the memory of the logs' pending tails
-	// (log.journal.memory.bytes; 0: 256 MiB): a log that has no tail when
-	// they hold that much writes its batches to its segment directly.
+	// MemoryBytes bounds the journal's buffer, which the logs' pending
+	// tails point into (log.journal.memory.bytes; 0: 256 MiB): a log
+	// that has no tail while the chunks in use hold that much writes its
+	// batches to its segment directly.
 	MemoryBytes int64
 }
 
@@ -104,18 +103,21 @@ type Journal struct {
 	now     func() time.Time
 	age     time.Duration
 	fileMax int64
-	bufMax  int64 // tail buffers in use at most (JournalOptions.MemoryBytes)
-	active  bool  // takes frames (not JournalOptions.ReplayOnly)
-	io      *FileIO
+	// chunkMax bounds the chunks in use before a log without a tail
+	// writes directly (room; JournalOptions.MemoryBytes).
+	chunkMax int64
+	slabs    [][]byte // mapped slabs (carveChunk); guarded by mu
+	slab     []byte   // the rest of the last slab; guarded by mu
+	active   bool     // takes frames (not JournalOptions.ReplayOnly)
+	io       *FileIO
 
 	mu sync.Mutex
 	// buf holds the frames added and not yet written, in chunks of
 	// journalChunkBytes (a request of tens of MB would otherwise grow one
-	// slice by copying it again and again); buf[0][0] is at bufStart.
-	buf      [][]byte
+	// slice by copying it again and again); buf[0].b[0] is at bufStart.
+	buf      []*jchunk
 	bufLen   int64
 	bufStart int64
-	chunks   [][]byte // written chunks for reuse
 	files    []*jfile // this process's files, oldest first; the last takes new frames
 	dirty    []dirtyLog
 	failed   error       // a write failed: no more frames are taken
@@ -126,13 +128,13 @@ type Journal struct {
 	closed   bool
 
 	bufMu sync.Mutex // guards free
-	free  [][]byte   // buffers of written pending tails (getBuf)
+	free  []*jchunk  // chunks nothing uses any more, for reuse
 	inUse atomic.Int64
 
 	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare
 	cur     *os.File
 	curFile *jfile
-	spare   [][]byte
+	spare   []*jchunk
 	written atomic.Int64 // every frame below this position is in a file
 
 	stop chan struct{}
@@ -145,6 +147,17 @@ type jfile struct {
 	// refs counts the logs whose pending tail starts in it; guarded by
 	// Journal.mu.
 	refs int
+}
+
+// A jchunk is one chunk of the journal's buffer. The pending tails of the
+// logs point into it instead of copying their batches (a log writes its
+// tail to its segment with one pwritev from the chunks), so it is reused
+// only when both the journal file and every tail holding a batch in it
+// have written it: refs counts one for the journal until its write and
+// one per such batch.
+type jchunk struct {
+	b    []byte
+	refs atomic.Int32
 }
 
 type dirtyLog struct {
@@ -185,7 +198,7 @@ func OpenJournal(dataDir string, opts JournalOptions) (*Journal, error) {
 		return nil, fmt.Errorf("storage: journal: %w", err)
 	}
 	j := &Journal{dir: dir, logger: opts.Logger.With("component", "journal"), now: opts.Now, age: opts.WriteAge, fileMax: opts.FileBytes,
-		bufMax: max(opts.MemoryBytes/tailBufBytes, 1), io: opts.IO, active: !opts.ReplayOnly,
+		chunkMax: max(opts.MemoryBytes/journalChunkBytes, 2), io: opts.IO, active: !opts.ReplayOnly,
 		replay: map[string][]replayFrame{}}
 	next, err := j.readOld()
 	if err != nil {
@@ -316,16 +329,18 @@ func appendFrame(dst []byte, kind byte, id [16]byte, name string, payload []byte
 // whose pending tail starts in the file the frame goes to, returned, and
 // queues l for the background writer with the time returned, which the
 // log keeps as its tail's start (writePendingFromJournal matches them).
-// l's mu is held.
-func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, time.Time, error) {
+// A batch frame's payload is returned too, as the frame holds it in the
+// chunk returned, with a reference the log gives back with unref once the
+// batch is in its segment. l's mu is held.
+func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, time.Time, *jchunk, []byte, error) {
 	name := filepath.Base(l.dir)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.failed != nil {
-		return nil, time.Time{}, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
+		return nil, time.Time{}, nil, nil, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
 	}
 	if j.closed {
-		return nil, time.Time{}, ErrClosed
+		return nil, time.Time{}, nil, nil, ErrClosed
 	}
 	n := int64(frameFixed + len(name) + len(payload))
 	pos := j.bufStart + j.bufLen
@@ -335,17 +350,12 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, tim
 		j.files = append(j.files, f)
 	}
 	last := len(j.buf) - 1
-	if last < 0 || int64(len(j.buf[last]))+n > int64(cap(j.buf[last])) {
-		var c []byte
-		if k := len(j.chunks); k > 0 {
-			c, j.chunks = j.chunks[k-1][:0], j.chunks[:k-1]
-		} else {
-			c = make([]byte, 0, max(journalChunkBytes, n))
-		}
-		j.buf = append(j.buf, c)
+	if last < 0 || int64(len(j.buf[last].b))+n > int64(cap(j.buf[last].b)) {
+		j.buf = append(j.buf, j.getChunk(n))
 		last++
 	}
-	j.buf[last] = appendFrame(j.buf[last], kind, l.opts.TopicID, name, payload)
+	c := j.buf[last]
+	c.b = appendFrame(c.b, kind, l.opts.TopicID, name, payload)
 	j.bufLen += n
 	var since time.Time
 	if hold {
@@ -353,29 +363,85 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, tim
 		since = j.now()
 		j.dirty = append(j.dirty, dirtyLog{l, since})
 	}
-	return f, since, nil
+	if kind != frameKindBatch {
+		return f, since, nil, nil, nil
+	}
+	c.refs.Add(1)
+	// The payload is the frame's end; a full slice expression keeps an
+	// append to it from running into the next frame.
+	end := len(c.b)
+	return f, since, c, c.b[end-len(payload) : end : end], nil
 }
 
-// getBuf returns an empty buffer for a pending tail. The journal keeps
-// the buffers of written tails for the next (a free list, not a
-// sync.Pool: a pool is emptied by every other garbage collection, and
-// with thousands of logs pending at once its buffers came back as fresh
-// memory, page faults and zeroing included, at every tail).
-func (j *Journal) getBuf() []byte {
-	j.inUse.Add(1)
-	j.bufMu.Lock()
-	defer j.bufMu.Unlock()
-	if n := len(j.free); n > 0 {
-		b := j.free[n-1]
-		j.free = j.free[:n-1]
-		return b[:0]
+// getChunk returns an empty chunk for frames of n bytes, reused if one is
+// free, holding the journal's reference; j.mu held. Free chunks are kept
+// (not in a sync.Pool, which every other garbage collection empties):
+// memory given back came back as fresh memory, page faults and zeroing
+// included, a moment later.
+func (j *Journal) getChunk(n int64) *jchunk {
+	var c *jchunk
+	if n <= journalChunkBytes {
+		j.bufMu.Lock()
+		if k := len(j.free); k > 0 {
+			c, j.free = j.free[k-1], j.free[:k-1]
+		}
+		j.bufMu.Unlock()
 	}
-	return make([]byte, 0, tailBufBytes)
+	if c == nil && n <= journalChunkBytes {
+		c = j.carveChunk()
+	}
+	if c == nil {
+		c = &jchunk{b: make([]byte, 0, max(journalChunkBytes, n))}
+	}
+	c.b = c.b[:0]
+	c.refs.Store(1)
+	j.inUse.Add(1)
+	return c
+}
+
+// carveChunk returns a new chunk cut from the current slab, mapping a new
+// slab when it is used up, or nil if mapping fails; j.mu held. Slabs are
+// anonymous mappings outside the Go heap, on which the kernel is asked
+// for transparent huge pages (honoured in the "madvise" and "always"
+// modes). With hundreds of MB of tails in flight, copying frames into
+// chunks and writing tails out of them otherwise spends much of its time
+// on TLB misses, and chunks in the heap double the heap the collector
+// lets grow (measured: BENCHMARKS.md). Close unmaps the slabs once no
+// chunk is in use.
+func (j *Journal) carveChunk() *jchunk {
+	if len(j.slab) < journalChunkBytes {
+		m, err := mapHugeSlab(journalSlabBytes)
+		if err != nil {
+			j.logger.Warn("mapping a journal slab failed; using heap memory", "err", err)
+			return nil
+		}
+		j.slabs = append(j.slabs, m)
+		j.slab = m
+	}
+	c := &jchunk{b: j.slab[:0:journalChunkBytes]}
+	j.slab = j.slab[journalChunkBytes:]
+	return c
+}
+
+// unref drops one reference to c; the last one frees it for reuse. Every
+// chunk is kept (slab memory is not returned before Close), so the chunks
+// kept are at most the most ever in use.
+func (j *Journal) unref(c *jchunk) {
+	if c.refs.Add(-1) != 0 {
+		return
+	}
+	j.inUse.Add(-1)
+	if cap(c.b) != journalChunkBytes {
+		return
+	}
+	j.bufMu.Lock()
+	j.free = append(j.free, c)
+	j.bufMu.Unlock()
 }
 
 // room reports whether another log may start a pending tail
 // (JournalOptions.MemoryBytes).
-func (j *Journal) room() bool { return j.inUse.Load() < j.bufMax }
+func (j *Journal) room() bool { return j.inUse.Load() < j.chunkMax }
 
 // failedErr is the error of a failed journal write, nil if none failed
 // (one atomic load on the append path until one did).
@@ -386,23 +452,6 @@ func (j *Journal) failedErr() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.failed
-}
-
-// putBuf takes back a written tail's buffer. It keeps it while the
-// buffers in use and kept stay within MemoryBytes: with thousands of
-// partitions written round-robin, their tails reach their segments
-// together, and buffers dropped then came back as fresh memory (page
-// faults, zeroing) a second later.
-func (j *Journal) putBuf(b []byte) {
-	inUse := j.inUse.Add(-1)
-	if cap(b) != tailBufBytes {
-		return
-	}
-	j.bufMu.Lock()
-	if int64(len(j.free))+inUse < j.bufMax {
-		j.free = append(j.free, b[:0])
-	}
-	j.bufMu.Unlock()
 }
 
 // release says that a log's pending tail that started in f is written.
@@ -444,18 +493,17 @@ func (j *Journal) Sync() error {
 	var err error
 	pos := start
 	for _, c := range buf {
-		if err = j.write(c, pos, files); err != nil {
+		if err = j.write(c.b, pos, files); err != nil {
 			break
 		}
-		pos += int64(len(c))
+		pos += int64(len(c.b))
 	}
-	j.mu.Lock()
-	for _, c := range buf {
-		if cap(c) == journalChunkBytes && len(j.chunks) < journalChunksKept {
-			j.chunks = append(j.chunks, c)
-		}
+	// The tails still hold their batches' chunks, written or not: after
+	// a failed write they go to their segments from there.
+	for i, c := range buf {
+		j.unref(c)
+		buf[i] = nil
 	}
-	j.mu.Unlock()
 	j.spare = buf[:0]
 	if err != nil {
 		j.mu.Lock()
@@ -584,7 +632,7 @@ func (j *Journal) barrier(l *Log) error {
 	if failed != nil {
 		return j.retire()
 	}
-	if _, _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
+	if _, _, _, _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
 		return err
 	}
 	return j.Sync()
@@ -704,6 +752,19 @@ func (j *Journal) Close() error {
 	err := j.Sync()
 	j.mu.Lock()
 	j.closed = true
+	if j.inUse.Load() == 0 {
+		// No tail and no unwritten frame points into a slab, and no
+		// chunk is taken from now on.
+		j.bufMu.Lock()
+		j.free = nil
+		j.bufMu.Unlock()
+		for _, m := range j.slabs {
+			if e := unix.Munmap(m); e != nil {
+				j.logger.Warn("unmapping a journal slab failed", "err", e)
+			}
+		}
+		j.slabs, j.slab = nil, nil
+	}
 	j.mu.Unlock()
 	j.wmu.Lock()
 	if j.cur != nil {

@@ -21,6 +21,7 @@ type jfix struct {
 	data      string
 	clock     *manualClock
 	fileBytes int64
+	memBytes  int64
 	j         *Journal
 	logs      map[string]*testLog
 }
@@ -43,7 +44,8 @@ func newJFix(t *testing.T) *jfix {
 
 func (f *jfix) openJournal() {
 	f.t.Helper()
-	j, err := OpenJournal(f.data, JournalOptions{Now: f.clock.Now, WriteAge: time.Second, NoBackground: true, FileBytes: f.fileBytes})
+	j, err := OpenJournal(f.data, JournalOptions{Now: f.clock.Now, WriteAge: time.Second, NoBackground: true,
+		FileBytes: f.fileBytes, MemoryBytes: f.memBytes})
 	if err != nil {
 		f.t.Fatalf("open journal: %v", err)
 	}
@@ -648,5 +650,129 @@ func TestJournalAgeWithMovingClock(t *testing.T) {
 	j.Tick()
 	if l.pendLen.Load() != 0 {
 		t.Fatal("the background writer left a tail older than the write age pending")
+	}
+}
+
+// A pending tail points into the journal's chunks: a chunk is not reused
+// while a tail holds a batch in it, however many chunks other logs fill
+// and the journal writes meanwhile, and a log that has no tail writes to
+// its segment directly while the chunks in use hold the memory bound
+// (log.journal.memory.bytes), and journals again once they are free.
+func TestJournalTailChunksAndMemoryBound(t *testing.T) {
+	f := newJFix(t)
+	f.j.Close()
+	f.memBytes = 3 * journalChunkBytes
+	f.openJournal()
+	a, b, c, d := f.open("a-0", 1), f.open("b-0", 2), f.open("c-0", 3), f.open("d-0", 4)
+
+	wantA := appendJ(t, a, 1, 100) // a's tail holds the first chunk
+	var wantB [][]byte
+	for i := range 3 * journalChunkBytes / 6000 {
+		// b fills three chunks (its tail is written every 16 KiB), and
+		// the journal writes them: the chunks a does not hold are
+		// reused, in this loop, for b's frames.
+		x := makeBatch(t, batchSpec{n: 1, size: 6000, ts: 1000 + int64(i)})
+		if _, err := b.AppendJournaled(x, 0); err != nil {
+			t.Fatal(err)
+		}
+		wantB = append(wantB, x)
+		if i%10 == 0 {
+			if err := f.j.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if a.pendLen.Load() == 0 {
+		t.Fatal("a's tail was written; the test needs it pending")
+	}
+	a.mu.RLock()
+	kept := bytes.Equal(bytes.Join(a.pend, nil), wantA[0])
+	a.mu.RUnlock()
+	if !kept {
+		t.Fatal("a's pending batch changed in its chunk: the chunk was reused while the tail held it")
+	}
+	if in := f.j.inUse.Load(); in > 3 {
+		t.Fatalf("%d chunks in use, over the bound of 3", in)
+	}
+
+	// c starts a tail in the chunk being filled: with a's, two chunks
+	// are held by tails. b fills the current chunk so that a third is
+	// in use; then the bound is reached and d, which has no tail, writes
+	// directly.
+	wantC := appendJ(t, c, 1, 200)
+	for i := 0; f.j.inUse.Load() < 3; i++ {
+		if i > 2*journalChunkBytes/6000 {
+			t.Fatalf("b wrote two chunks of batches and %d chunks are in use, want 3 (a's, c's and the current one)", f.j.inUse.Load())
+		}
+		x := makeBatch(t, batchSpec{n: 1, size: 6000, ts: 5000 + int64(i)})
+		if _, err := b.AppendJournaled(x, 0); err != nil {
+			t.Fatal(err)
+		}
+		wantB = append(wantB, x)
+		if err := f.j.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantD := appendJ(t, d, 1, 300)
+	if d.pendLen.Load() != 0 || segmentFileSize(t, d) != int64(len(wantD[0])) {
+		t.Fatalf("with the chunks at the bound, d's batch is pending (%d bytes) instead of in its segment (%d bytes)",
+			d.pendLen.Load(), segmentFileSize(t, d))
+	}
+
+	// The write age passes: every tail is written from its chunks, the
+	// chunks are free, and d journals again.
+	f.clock.Advance(2 * time.Second)
+	f.j.Tick()
+	if in := f.j.inUse.Load(); in != 0 {
+		t.Fatalf("%d chunks in use after every tail was written", in)
+	}
+	wantD = append(wantD, appendJ(t, d, 1, 400)...)
+	if d.pendLen.Load() == 0 {
+		t.Fatal("d did not journal once the chunks were free")
+	}
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		name string
+		tl   *testLog
+		want [][]byte
+	}{{"a", a, wantA}, {"b", b, wantB}, {"c", c, wantC}, {"d", d, wantD}} {
+		sameBatches(t, x.name, x.tl.allBatches(), x.want)
+	}
+}
+
+// Close unmaps the chunks' slabs once nothing points into them, and
+// leaves them mapped while a log's tail still does (here a log that is
+// not closed), so that writing that tail later stays safe.
+func TestJournalCloseUnmapsSlabs(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	want := appendJ(t, a, 2, 100)
+	if err := f.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.j.slabs) == 0 {
+		t.Fatal("the journal unmapped its slabs while a log's tail pointed into them")
+	}
+	sameBatches(t, "a", a.allBatches(), want) // writes the tail out of its chunk
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	g := newJFix(t)
+	b := g.open("b-0", 2)
+	appendJ(t, b, 2, 200)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.j.slabs) != 0 || g.j.inUse.Load() != 0 {
+		t.Fatalf("after every log and the journal closed: %d slabs mapped, %d chunks in use", len(g.j.slabs), g.j.inUse.Load())
 	}
 }

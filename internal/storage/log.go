@@ -127,10 +127,14 @@ type Log struct {
 	hwFileLen int
 
 	// Journal mode (pending.go): pend is the journaled tail not yet in
-	// the active segment, pendFile the journal file it starts in,
-	// pendSince when its first batch came; guarded by mu. pendLen and
-	// pendBase (the offset of its first batch) are read without mu.
-	pend      []byte
+	// the active segment (its batches in the journal's chunks, pendRefs),
+	// pendBytes its length, pendFile the journal file it starts in,
+	// pendSince when its first batch came; guarded by mu. pendLen (=
+	// pendBytes) and pendBase (the offset of its first batch) are read
+	// without mu.
+	pend      [][]byte
+	pendRefs  []*jchunk
+	pendBytes int64
 	pendFile  *jfile
 	pendSince time.Time
 	pendLen   atomic.Int64
@@ -452,7 +456,7 @@ func (l *Log) Size() int64 {
 	if l.pending.Load() {
 		return l.pendingSize
 	}
-	n := int64(len(l.pend))
+	n := l.pendBytes
 	for _, s := range l.segs {
 		n += s.size.Load()
 	}

@@ -6,12 +6,16 @@ import (
 )
 
 // A log in journal mode (Options.Journal, journal.go) keeps the batches it
-// journaled but has not written to its active segment in pend, in order,
-// right after the segment's committed size: the segment's indexes,
-// next offset and the log end offset count them already, s.size does not.
-// Whatever reads or changes the segment file first writes pend
-// (writePendingLocked with mu held, or settle), so that only the leader's
-// journaled append and the log's in-memory bookkeeping ever see it.
+// journaled but has not written to its active segment as its pending
+// tail, in order, right after the segment's committed size: the segment's
+// indexes, next offset and the log end offset count them already, s.size
+// does not. The tail does not copy the batches: pend points at their
+// frames' payloads in the journal's chunks (pendRefs holds a reference to
+// each batch's chunk), and writePendingLocked writes them with one
+// pwritev. Whatever reads or changes the segment file first writes the
+// tail (writePendingLocked with mu held, or settle), so that only the
+// leader's journaled append and the log's in-memory bookkeeping ever see
+// it.
 
 // journaled reports whether appends of this log may go to the journal.
 func (l *Log) journaled() bool {
@@ -24,19 +28,20 @@ func (l *Log) journalOK() bool { return l.journaled() && l.opts.Journal.failedEr
 // addPendingLocked journals batch (already given its offsets) and adds it
 // to the pending tail; mu held.
 func (l *Log) addPendingLocked(batch []byte, base int64) error {
-	first := len(l.pend) == 0
-	f, since, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
+	first := l.pendBytes == 0
+	f, since, c, payload, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
 	if err != nil {
 		return err
 	}
 	if first {
 		l.pendFile = f
 		l.pendSince = since
-		l.pend = l.opts.Journal.getBuf()
 		l.pendBase.Store(base)
 	}
-	l.pend = append(l.pend, batch...)
-	l.pendLen.Store(int64(len(l.pend)))
+	l.pend = append(l.pend, payload)
+	l.pendRefs = append(l.pendRefs, c)
+	l.pendBytes += int64(len(payload))
+	l.pendLen.Store(l.pendBytes)
 	return nil
 }
 
@@ -47,7 +52,7 @@ func (l *Log) addPendingLocked(batch []byte, base int64) error {
 // offsets, another append, a flush) fails with the error too, and the
 // journal keeps the tail's frames for a restart.
 func (l *Log) writePendingLocked() error {
-	if len(l.pend) == 0 {
+	if l.pendBytes == 0 {
 		return nil
 	}
 	if l.failed != nil {
@@ -55,18 +60,34 @@ func (l *Log) writePendingLocked() error {
 	}
 	s := l.active()
 	pos := s.size.Load()
-	if n, err := s.writeAt(l.io, l.pend, pos); err != nil {
+	if n, err := s.writevAt(l.io, l.pend, pos); err != nil {
 		l.cutBack(s, pos, err) // fails the log if the cut fails too
-		return fmt.Errorf("%w: write of %d journaled bytes to %s (wrote %d): %w", ErrIO, len(l.pend), s.path(logSuffix), n, err)
+		return fmt.Errorf("%w: write of %d journaled bytes to %s (wrote %d): %w", ErrIO, l.pendBytes, s.path(logSuffix), n, err)
 	}
-	s.size.Store(pos + int64(len(l.pend)))
-	l.opts.Journal.release(l.pendFile)
+	s.size.Store(pos + l.pendBytes)
+	j := l.opts.Journal
+	j.release(l.pendFile)
 	l.pendFile = nil
-	l.opts.Journal.putBuf(l.pend)
-	l.pend = nil
+	for _, c := range l.pendRefs {
+		j.unref(c)
+	}
+	// Keep the slices for the next tail unless a tail of tiny batches
+	// grew them; clear drops the pointers into chunks that may be reused.
+	if cap(l.pend) > pendSlotsKept {
+		l.pend, l.pendRefs = nil, nil
+	} else {
+		clear(l.pend)
+		clear(l.pendRefs)
+		l.pend, l.pendRefs = l.pend[:0], l.pendRefs[:0]
+	}
+	l.pendBytes = 0
 	l.pendLen.Store(0)
 	return nil
 }
+
+// pendSlotsKept bounds the batches a log's tail slices keep room for
+// between tails (a tail of 16 KiB in batches of 1 KiB needs 16).
+const pendSlotsKept = 64
 
 // settle writes the pending tail, if any, before a reader or a flush
 // looks at the segment files.
@@ -85,7 +106,7 @@ func (l *Log) settle() error {
 func (l *Log) writePendingFromJournal(since time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.pend) == 0 || !l.pendSince.Equal(since) {
+	if l.pendBytes == 0 || !l.pendSince.Equal(since) {
 		return
 	}
 	if err := l.writePendingLocked(); err != nil {
