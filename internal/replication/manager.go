@@ -93,8 +93,10 @@ type Manager struct {
 	fetchers map[int32]*fetcher // by leader; mu held
 	// fds is the descriptor cache every partition log shares
 	// (log.fd.cache.size; nil: none).
-	fds     *storage.FDCache
-	applied *metadata.Image // the last image applied; mu held
+	fds *storage.FDCache
+	// scanBufs lends the logs opened at once their scan buffers.
+	scanBufs *storage.ScanBuffers
+	applied  *metadata.Image // the last image applied; mu held
 	// settled is the offset of the last image applied and handed to
 	// AfterApply; appliedCh is closed and replaced when it moves. mu held.
 	settled   int64
@@ -153,6 +155,7 @@ func NewManager(opts Options) *Manager {
 			m.fds = storage.NewFDCache(int(n), m.log)
 		}
 	}
+	m.scanBufs = storage.NewScanBuffers(openWorkers)
 	m.hwStart = map[TopicPartition]int64{}
 	if opts.DataDir != "" {
 		hws, err := readHWCheckpoint(opts.DataDir)
@@ -614,6 +617,7 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		ColdReadBytes: m.coldReadBytes(),
 		Lazy:          true,
 		FDCache:       m.fds,
+		ScanBuffers:   m.scanBufs,
 		// openAll makes recoveries durable, all at once (syncRecovered).
 		DeferRecoverySync: true,
 		// A cleanly shut down log is loaded by its first use.

@@ -79,6 +79,9 @@ type Options struct {
 	// log's segment files share with other logs (fdcache.go); nil keeps
 	// every segment's file open while the segment exists.
 	FDCache *FDCache
+	// ScanBuffers, if set, lends the buffer Open scans segments through
+	// (scanbuf.go); nil allocates one per log.
+	ScanBuffers *ScanBuffers
 	// DeferRecoverySync: Open of a log that needs recovery (no clean
 	// shutdown marker, or a rebuilt index) writes what it rebuilt without
 	// fsyncs and leaves the recovery point where it was

@@ -163,6 +163,7 @@ func (l *Log) ensureLoaded() error {
 				"summary_log_end", l.pendingSum.logEnd, "log_end", got.logEnd,
 				"summary_size", l.pendingSum.size, "size", got.size)
 		}
+		l.opts.ScanBuffers.put(l.scratch)
 		l.scratch = nil
 	} else {
 		for _, s := range l.segs {

@@ -212,6 +212,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
 	l.lastFlushMs = l.nowMs()
+	l.opts.ScanBuffers.put(l.scratch)
 	l.scratch = nil
 	return l, nil
 }

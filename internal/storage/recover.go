@@ -189,14 +189,49 @@ func (l *Log) scanSegment(s *segment) (int64, error) {
 	return l.scanSegmentTo(s, cut)
 }
 
+// A pidBatch is a batch with a producer id that Open's scan of a segment
+// keeps for the producer state replay (segment.pidBatches): its header and,
+// for a transaction marker, what the marker says.
+type pidBatch struct {
+	h      record.Header
+	ci     controlInfo
+	marker bool  // a control batch holding a transaction marker (ci)
+	ctlErr error // a control batch that does not parse
+}
+
+// pidBatchesMax bounds the batches a segment keeps for the replay (about
+// 100 bytes each); a segment with more is read again instead.
+const pidBatchesMax = 1 << 16
+
+// keepPIDBatch adds a valid scanned batch with a producer id to
+// s.pidBatches.
+func (s *segment) keepPIDBatch(h *record.Header, b []byte) {
+	if !s.pidScanned {
+		return
+	}
+	if len(s.pidBatches) >= pidBatchesMax {
+		s.pidBatches, s.pidScanned = nil, false
+		return
+	}
+	pb := pidBatch{h: *h}
+	if h.IsControl() {
+		pb.ci, pb.marker, pb.ctlErr = parseControl(b)
+	}
+	s.pidBatches = append(s.pidBatches, pb)
+}
+
 // scanSegmentTo is scanSegment over the segment's first size bytes.
 func (l *Log) scanSegmentTo(s *segment, size int64) (int64, error) {
 	s.resetIndexes()
+	s.pidBatches, s.pidScanned = s.pidBatches[:0], true
 	f, err := s.file()
 	if err != nil {
 		return 0, err
 	}
 	defer s.unpin()
+	if l.scratch == nil {
+		l.scratch = l.opts.ScanBuffers.get()
+	}
 	br := newBatchReader(f, 0, size, l.scratch)
 	defer func() { l.scratch = br.buf }()
 	for {
@@ -218,6 +253,9 @@ func (l *Log) scanSegmentTo(s *segment, size int64) (int64, error) {
 			return at, nil
 		}
 		s.track(&h, pos, l.cfg.IndexIntervalBytes)
+		if h.HasProducerID() {
+			s.keepPIDBatch(&h, b)
+		}
 		if l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
 			l.logger.Debug("leader epoch from recovered batch", "epoch", h.PartitionLeaderEpoch, "start_offset", h.BaseOffset)
 		}
@@ -318,46 +356,35 @@ func (l *Log) loadProducerState() (bool, error) {
 	var buf, hbuf []byte
 	var pins pinSet
 	defer pins.release()
+	replay := func(s *segment, h *record.Header, ci *controlInfo) {
+		c := l.producers.update(h, ci, nowMs, -1)
+		if s.txnRebuild {
+			l.completeTxn(s, c)
+		}
+	}
 	for i := l.segmentFor(from); i < len(l.segs); i++ {
 		s := l.segs[i]
-		f, err := pins.file(s)
-		if err != nil {
-			return false, err
-		}
 		if s.txnRebuild {
 			s.txn.reset()
 		}
-		pos, size := int64(0), s.size.Load()
-		if from > s.base {
-			pos = s.offIdx.lookup(from - s.base)
-		}
-		hr := headerReader{f: f, buf: hbuf}
-		for pos < size {
-			h, err := hr.header(pos, size)
-			if err != nil {
-				return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
-			}
-			if h.LastOffset() >= from && h.HasProducerID() {
+		if s.pidScanned {
+			// Open scanned this segment whole: replay what it kept.
+			for k := range s.pidBatches {
+				pb := &s.pidBatches[k]
+				if pb.h.LastOffset() < from {
+					continue
+				}
 				var ci *controlInfo
-				if h.IsControl() {
-					buf = slices.Grow(buf[:0], h.Size())[:h.Size()]
-					if _, err := f.ReadAt(buf, pos); err != nil {
-						return false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
-					}
-					if c, marker, err := parseControl(buf); err == nil && marker {
-						ci = &c
-					} else if err != nil {
-						l.logger.Warn("control batch does not parse", "segment", s.path(logSuffix), "offset", h.BaseOffset, "err", err)
-					}
+				if pb.ctlErr != nil {
+					l.logger.Warn("control batch does not parse", "segment", s.path(logSuffix), "offset", pb.h.BaseOffset, "err", pb.ctlErr)
+				} else if pb.marker {
+					ci = &pb.ci
 				}
-				c := l.producers.update(&h, ci, nowMs, -1)
-				if s.txnRebuild {
-					l.completeTxn(s, c)
-				}
+				replay(s, &pb.h, ci)
 			}
-			pos += int64(h.Size())
+		} else if err := l.replaySegmentFile(s, from, &pins, &buf, &hbuf, replay); err != nil {
+			return false, err
 		}
-		hbuf = hr.buf
 		if s.txnRebuild {
 			s.txnRebuild = false
 			rebuilt = true
@@ -366,9 +393,51 @@ func (l *Log) loadProducerState() (bool, error) {
 			}
 		}
 	}
+	for _, s := range l.segs {
+		s.pidBatches, s.pidScanned = nil, false
+	}
 	l.producers.prune(l.logStart, nowMs, l.cfg.ProducerIDExpiryMs)
 	l.noteTxns()
 	return rebuilt, nil
+}
+
+// replaySegmentFile reads the batch headers of s from the one holding
+// from on and replays those with a producer id (a control batch is read
+// whole, for its marker).
+func (l *Log) replaySegmentFile(s *segment, from int64, pins *pinSet, buf, hbuf *[]byte, replay func(*segment, *record.Header, *controlInfo)) error {
+	f, err := pins.file(s)
+	if err != nil {
+		return err
+	}
+	pos, size := int64(0), s.size.Load()
+	if from > s.base {
+		pos = s.offIdx.lookup(from - s.base)
+	}
+	hr := headerReader{f: f, buf: *hbuf}
+	defer func() { *hbuf = hr.buf }()
+	for pos < size {
+		h, err := hr.header(pos, size)
+		if err != nil {
+			return fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
+		}
+		if h.LastOffset() >= from && h.HasProducerID() {
+			var ci *controlInfo
+			if h.IsControl() {
+				*buf = slices.Grow((*buf)[:0], h.Size())[:h.Size()]
+				if _, err := f.ReadAt(*buf, pos); err != nil {
+					return fmt.Errorf("%w: %s at %d: %w", ErrCorruptSegment, s.path(logSuffix), pos, err)
+				}
+				if c, marker, err := parseControl(*buf); err == nil && marker {
+					ci = &c
+				} else if err != nil {
+					l.logger.Warn("control batch does not parse", "segment", s.path(logSuffix), "offset", h.BaseOffset, "err", err)
+				}
+			}
+			replay(s, &h, ci)
+		}
+		pos += int64(h.Size())
+	}
+	return nil
 }
 
 // epochScan checks the partition leader epoch of the batches Open scans.

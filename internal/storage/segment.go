@@ -63,6 +63,13 @@ type segment struct {
 	timeIdx    timeIndex
 	txn        txnIndex // aborted transactions whose marker is here (txn.go)
 	txnRebuild bool     // the transaction index is to be rebuilt by the producer state replay at Open
+	// pidBatches: after Open scanned the whole segment (a recovery or an
+	// index rebuild), its batches with a producer id in order, with
+	// pidScanned set, so that the producer state replay right after does
+	// not read the segment a second time; dropped by that replay, or
+	// when the segment holds more than pidBatchesMax of them.
+	pidBatches []pidBatch
+	pidScanned bool
 	// staleIdx: recovery rebuilt the offset and time indexes in memory and
 	// left the files of an earlier process in place; the next full flush
 	// rewrites them from the start, emptying a file the new index has no
@@ -318,7 +325,7 @@ func newBatchReader(f *os.File, pos, end int64, buf []byte) *batchReader {
 		// No larger than the data (a recovery after a crash scans the
 		// small active segments of thousands of logs); fill grows it for
 		// a batch that does not fit.
-		buf = make([]byte, max(min(256<<10, end-pos), record.LogOverhead))
+		buf = make([]byte, max(min(scanBufBytes, end-pos), record.LogOverhead))
 	}
 	return &batchReader{f: f, pos: pos, end: end, buf: buf[:cap(buf)]}
 }
