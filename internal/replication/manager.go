@@ -602,13 +602,8 @@ func parallel(n int, fn func(i int)) {
 
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
 	dir := filepath.Join(m.opts.DataDir, tp.DirName())
-	removed, err := m.removeIfOtherTopic(dir, id)
-	if err != nil {
-		m.log.Error("remove stale partition log", "dir", dir, "err", err)
-	}
 	hw, hwGiven := m.hwStart[tp]
-	hwGiven = hwGiven && !removed
-	l, err := storage.Open(dir, storageConfig(tcfg, m.opts.Static), storage.Options{
+	opts := storage.Options{
 		Logger:      m.opts.Logger.With("partition", tp.DirName()),
 		FsyncAlways: m.env.fsyncAlways,
 		TopicID:     id,
@@ -624,10 +619,24 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		DeferLoad: true,
 		Journal:   m.opts.Journal,
 		// The data dir's checkpoint has it: the log's own file is not
-		// read (hwcheckpoint.go).
+		// read (hwcheckpoint.go). The log bounds it by its end offset, so
+		// a new log (no directory yet) starts at 0 whatever it says.
 		HighWatermark:      hw,
 		HighWatermarkGiven: hwGiven,
-	})
+	}
+	l, err := storage.Open(dir, storageConfig(tcfg, m.opts.Static), opts)
+	if errors.Is(err, storage.ErrInconsistentTopicID) {
+		// A topic deleted and created again under the same name while
+		// this broker was down: the directory holds the earlier one's
+		// log (Open found its id in the clean shutdown marker or
+		// partition.metadata, without changing anything).
+		m.log.Warn("removing the log of an earlier topic with the same name", "dir", dir, "topic_id", id, "err", err)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("remove the log of an earlier topic in %s: %w", dir, err)
+		}
+		opts.HighWatermark, opts.HighWatermarkGiven = 0, true // the checkpoint's is the earlier topic's
+		l, err = storage.Open(dir, storageConfig(tcfg, m.opts.Static), opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -673,39 +682,6 @@ func (m *Manager) unfollow(tp TopicPartition) {
 	for _, f := range m.fetchers {
 		f.remove(tp)
 	}
-}
-
-// removeIfOtherTopic deletes dir when its partition.metadata names another
-// topic id: a topic deleted and recreated under the same name while this
-// broker was down.
-//
-// It reports whether dir holds no log of this topic now (removed, or there
-// was none): the data dir's high watermark checkpoint may then name an
-// earlier incarnation's.
-func (m *Manager) removeIfOtherTopic(dir string, id metadata.UUID) (bool, error) {
-	// One read, no buffered scanner: a start reads this for every log.
-	name := filepath.Join(dir, "partition.metadata")
-	b, err := storage.ReadSmallFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return true, nil
-	} else if err != nil {
-		return false, err
-	}
-	for line := range strings.Lines(string(b)) {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || strings.TrimSpace(k) != "topic_id" {
-			continue
-		}
-		var have metadata.UUID
-		if err := have.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
-			return false, fmt.Errorf("%s: %w", name, err)
-		}
-		if have != id {
-			m.log.Warn("removing log of an earlier topic with the same name", "dir", dir, "old_id", have, "new_id", id)
-			return true, os.RemoveAll(dir)
-		}
-	}
-	return false, nil
 }
 
 // RemoveStray deletes partition directories in the data dir that belong to

@@ -185,6 +185,76 @@ func TestManagerRecreateTopic(t *testing.T) {
 	}
 }
 
+// A topic deleted and created again under the same name while this broker
+// was down: at start its directory holds the earlier topic's log, which is
+// removed, and the partition starts empty with the new topic id, whether
+// the earlier log was shut down cleanly (its marker names the topic id),
+// by a version whose marker does not, or uncleanly (no marker).
+func TestManagerTopicRecreatedWhileDown(t *testing.T) {
+	for _, shutdown := range []string{"clean", "older-marker", "crash"} {
+		t.Run(shutdown, func(t *testing.T) {
+			dir := t.TempDir()
+			open := func() *Manager {
+				return NewManager(Options{NodeID: 1, DataDir: dir, Static: staticConfig(t, false), Logger: slog.New(slog.DiscardHandler)})
+			}
+			id1, id2 := metadata.NewUUID(), metadata.NewUUID()
+			im0 := metadata.Empty()
+			im1 := mustApply(t, im0, topicRecs("a", id1, 1)...)
+			m := open()
+			m.Apply(im0, im1)
+			for range 3 {
+				if _, err := mustGet(t, m, "a", 0).Append(buildBatch(t, 2)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(dir, "a-0", ".clean-shutdown")
+			switch shutdown {
+			case "older-marker":
+				b, err := os.ReadFile(marker)
+				if err != nil {
+					t.Fatal(err)
+				}
+				head, rest, _ := strings.Cut(string(b), "\n")
+				f := strings.Fields(rest)
+				if len(f) != 6 {
+					t.Fatalf("clean shutdown marker %q: want 6 fields after its head", b)
+				}
+				if err := os.WriteFile(marker, []byte(head+"\n"+strings.Join(f[:5], " ")+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "crash":
+				if err := os.Remove(marker); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			im2 := mustApply(t, im0, topicRecs("a", id2, 1)...)
+			m = open()
+			defer m.Close()
+			m.Apply(im0, im2)
+			p := mustGet(t, m, "a", 0)
+			if p.TopicID != id2 || p.LogEndOffset() != 0 || p.HighWatermark() != 0 {
+				t.Fatalf("partition of the new topic: id %v (want %v), log end %d, high watermark %d; want an empty log",
+					p.TopicID, id2, p.LogEndOffset(), p.HighWatermark())
+			}
+			if _, err := p.Append(buildBatch(t, 1)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "a-0", "partition.metadata"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := id2.MarshalText()
+			if !strings.Contains(string(b), string(want)) {
+				t.Fatalf("partition.metadata %q does not name the new topic id %s", b, want)
+			}
+		})
+	}
+}
+
 func TestRemoveStray(t *testing.T) {
 	m := newManager(t, false)
 	dir := m.opts.DataDir
@@ -254,7 +324,7 @@ func writePartitionMetadata(t *testing.T, dir string, body string) {
 	}
 }
 
-func TestRemoveIfOtherTopic(t *testing.T) {
+func TestManagerRemovesLogOfOtherTopic(t *testing.T) {
 	m := newManager(t, false)
 	dir := m.opts.DataDir
 	same, other := metadata.NewUUID(), metadata.NewUUID()

@@ -324,15 +324,43 @@ func writePartitionMetadata(dir string, id [16]byte, fsync bool) error {
 	if id == ([16]byte{}) {
 		return nil
 	}
-	want := "version: 0\ntopic_id: " + base64.RawURLEncoding.EncodeToString(id[:]) + "\n"
-	b, err := ReadSmallFile(filepath.Join(dir, partitionMetadataFile))
-	if err == nil {
-		if string(b) == want {
-			return nil
-		}
-		if strings.Contains(string(b), "topic_id:") {
-			return fmt.Errorf("%w: %q in %s", ErrInconsistentTopicID, strings.TrimSpace(string(b)), dir)
-		}
+	same, err := checkPartitionMetadata(dir, id)
+	if same || err != nil {
+		return err
 	}
-	return writeFileAtomic(dir, partitionMetadataFile, []byte(want), fsync)
+	return writeFileAtomic(dir, partitionMetadataFile, []byte(partitionMetadata(id)), fsync)
+}
+
+func partitionMetadata(id [16]byte) string {
+	return "version: 0\ntopic_id: " + base64.RawURLEncoding.EncodeToString(id[:]) + "\n"
+}
+
+// checkPartitionMetadata reads partition.metadata: same if it names id,
+// ErrInconsistentTopicID if it names another, neither if it is missing or
+// names none (it is written again). A topic id that does not decode is
+// an error of its own: the log fails to open, and its files stay (the
+// caller removes a log of another topic id, never one it cannot tell).
+func checkPartitionMetadata(dir string, id [16]byte) (same bool, err error) {
+	b, err := ReadSmallFile(filepath.Join(dir, partitionMetadataFile))
+	if err != nil {
+		return false, nil
+	}
+	if string(b) == partitionMetadata(id) {
+		return true, nil
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "topic_id" {
+			continue
+		}
+		have, derr := base64.RawURLEncoding.DecodeString(strings.TrimSpace(v))
+		if derr != nil || len(have) != len(id) {
+			return false, fmt.Errorf("storage: unreadable topic id %q in %s", strings.TrimSpace(v), filepath.Join(dir, partitionMetadataFile))
+		}
+		if [16]byte(have) == id {
+			return true, nil // the same id, written differently
+		}
+		return false, fmt.Errorf("%w: %q in %s", ErrInconsistentTopicID, strings.TrimSpace(string(b)), dir)
+	}
+	return false, nil
 }

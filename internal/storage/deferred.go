@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -34,18 +35,26 @@ import (
 const cleanSummaryVersion = "strata-clean-shutdown 1"
 
 // cleanSummary is what a clean shutdown marker records: the log start
-// and end offsets and the total size of its segment files, and (hasActive)
+// and end offsets and the total size of its segment files, (hasActive)
 // the base offset and size of the active segment, which a broker uses to
-// check that nothing was appended since (activeMatches). A marker of an
-// earlier broker has only the first three; one with five is read by such a
-// broker as one without a summary (a full load at Open).
+// check that nothing was appended since (activeMatches), and then
+// (hasTopicID) the topic id, so that Open checks it without reading
+// partition.metadata. A marker of an earlier broker has only the first
+// three or five; one with more is read by such a broker as one without a
+// summary (a full load at Open).
 type cleanSummary struct {
 	logStart, logEnd, size int64
 	hasActive              bool
 	activeBase, activeSize int64
+	hasTopicID             bool
+	topicID                [16]byte
 }
 
 func (s cleanSummary) encode() []byte {
+	if s.hasActive && s.hasTopicID {
+		return []byte(fmt.Sprintf("%s\n%d %d %d %d %d %s\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize,
+			base64.RawURLEncoding.EncodeToString(s.topicID[:])))
+	}
 	if s.hasActive {
 		return []byte(fmt.Sprintf("%s\n%d %d %d %d %d\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize))
 	}
@@ -69,8 +78,17 @@ func readCleanSummary(dir string) (cleanSummary, bool) {
 		return cleanSummary{}, false
 	}
 	f := strings.Fields(rest)
-	if len(f) != 3 && len(f) != 5 {
+	if len(f) != 3 && len(f) != 5 && len(f) != 6 {
 		return cleanSummary{}, false
+	}
+	var id [16]byte
+	if len(f) == 6 {
+		b, err := base64.RawURLEncoding.DecodeString(f[5])
+		if err != nil || len(b) != len(id) {
+			return cleanSummary{}, false
+		}
+		copy(id[:], b)
+		f = f[:5]
 	}
 	var v [5]int64
 	for i := range f {
@@ -78,7 +96,8 @@ func readCleanSummary(dir string) (cleanSummary, bool) {
 			return cleanSummary{}, false
 		}
 	}
-	s := cleanSummary{logStart: v[0], logEnd: v[1], size: v[2], hasActive: len(f) == 5, activeBase: v[3], activeSize: v[4]}
+	s := cleanSummary{logStart: v[0], logEnd: v[1], size: v[2], hasActive: len(f) == 5, activeBase: v[3], activeSize: v[4],
+		hasTopicID: id != [16]byte{}, topicID: id}
 	if s.logStart > s.logEnd || (s.hasActive && (s.activeBase > s.logEnd || s.activeSize > s.size)) {
 		return cleanSummary{}, false
 	}
@@ -110,18 +129,33 @@ func (l *Log) summary() cleanSummary {
 	if len(l.segs) > 0 && !l.active().mem {
 		s.hasActive, s.activeBase, s.activeSize = true, l.active().base, l.active().size.Load()
 	}
+	s.topicID = l.opts.TopicID
+	s.hasTopicID = s.topicID != [16]byte{}
 	return s
 }
 
 // openPending sets the log up from its clean shutdown summary, without
 // loading it; it reports false (having changed nothing) when the marker
-// has no summary. Not shared yet: no locks.
-func (l *Log) openPending() bool {
+// has no summary. A log of another topic id (the summary's, or for a
+// summary without one partition.metadata's) is ErrInconsistentTopicID, as
+// a load finds it. Not shared yet: no locks.
+func (l *Log) openPending() (bool, error) {
 	sum, ok := readCleanSummary(l.dir)
 	if !ok || (sum.hasActive && !sum.activeMatches(l.dir)) {
 		// No summary, or the active segment grew after the marker was
 		// written: loaded (and checked) at Open.
-		return false
+		return false, nil
+	}
+	if id := l.opts.TopicID; id != ([16]byte{}) {
+		if sum.hasTopicID && sum.topicID != id {
+			return false, fmt.Errorf("%w: %s in the clean shutdown marker of %s", ErrInconsistentTopicID,
+				base64.RawURLEncoding.EncodeToString(sum.topicID[:]), l.dir)
+		}
+		if !sum.hasTopicID {
+			if _, err := checkPartitionMetadata(l.dir, id); err != nil {
+				return false, err
+			}
+		}
 	}
 	l.loadHighWatermark()
 	l.logStart = sum.logStart
@@ -132,7 +166,7 @@ func (l *Log) openPending() bool {
 	l.cleanMarker = true
 	l.lastFlushMs = l.nowMs()
 	l.pending.Store(true)
-	return true
+	return true, nil
 }
 
 // ensureLoaded loads a pending log in full; a no-op for a loaded one. A

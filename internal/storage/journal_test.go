@@ -287,8 +287,8 @@ func TestJournalDeleteAndOtherTopic(t *testing.T) {
 	sameBatches(t, "recreated log", a.allBatches(), fresh)
 	// Another topic of b's name (deleted and created again while the
 	// broker was down): the manager removes the old directory first
-	// (removeIfOtherTopic), and the journal's frames of the old one stay
-	// out.
+	// (Manager.open, on ErrInconsistentTopicID), and the journal's
+	// frames of the old one stay out.
 	if err := os.RemoveAll(filepath.Join(f.data, "b-0")); err != nil {
 		t.Fatal(err)
 	}

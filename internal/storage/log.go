@@ -172,8 +172,14 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		l.openInMemory()
 		return l, nil
 	}
-	if statErr == nil && opts.Lazy && opts.DeferLoad && l.openPending() {
-		return l, nil // loaded by its first use (deferred.go)
+	if statErr == nil && opts.Lazy && opts.DeferLoad {
+		ok, err := l.openPending()
+		if err != nil {
+			return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+		}
+		if ok {
+			return l, nil // loaded by its first use (deferred.go)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		if created {
