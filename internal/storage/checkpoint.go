@@ -21,7 +21,7 @@ import (
 //	recovery-point-offset-checkpoint   "0\n<offset>\n": every segment wholly below it is fsynced with its indexes
 //	replication-offset-checkpoint      "0\n<offset>\n": the high watermark (follower.go; not fsynced)
 //	partition.metadata                 "version: 0\ntopic_id: <base64url topic id, no padding>\n" (Kafka's format)
-//	.clean-shutdown                    empty; present only between Close and the next Open
+//	.clean-shutdown                    "strata-clean-shutdown 1\n" then the log's summary (deferred.go); present only between Close and the next Open
 //
 // All are replaced atomically: written to <name>.tmp, fsynced, renamed over
 // the old file, and the directory fsynced (replication-offset-checkpoint
