@@ -60,14 +60,24 @@ var placeholders = []struct {
 	with string
 }{
 	{regexp.MustCompile(`strata-cli-[0-9a-f-]{36}`), "strata-cli-<MEMBER>"},
-	{regexp.MustCompile(`\b[A-Za-z0-9_-]{22}\b`), "<ID>"},
 	{regexp.MustCompile(`\b1[0-9]{12}\b`), "<TIMESTAMP>"},
 }
+
+// idRun is a run of the characters of a base64url id (topic and cluster
+// ids are 22 of them). Not \b-bounded: '-' is not a word character, so an
+// id starting or ending with '-' (one in 32) had no word boundary there.
+var idRun = regexp.MustCompile(`[A-Za-z0-9_-]+`)
 
 func normalize(line string) string {
 	for _, p := range placeholders {
 		line = p.re.ReplaceAllString(line, p.with)
 	}
+	line = idRun.ReplaceAllStringFunc(line, func(run string) string {
+		if len(run) == 22 {
+			return "<ID>"
+		}
+		return run
+	})
 	return strings.TrimRight(line, " ")
 }
 
@@ -170,5 +180,19 @@ func TestMatch(t *testing.T) {
 	}
 	if !match([]string{"ID  7HO5hLIHxWjlwdiwYGx-DQ", "{\"timestamp\":1795965109480}"}, []string{"ID  96HDAok-mUNOXze4uCVyJQ", "{\"timestamp\":1796305881732}"}) {
 		t.Error("ids and timestamps should be placeholders")
+	}
+}
+
+// Ids are replaced whatever their first and last characters.
+func TestNormalizeIDs(t *testing.T) {
+	for in, want := range map[string]string{
+		"CLUSTER-ID  -dczSftbfMnDXKj6dLKXqA":    "CLUSTER-ID  <ID>",
+		"CLUSTER-ID  CZyoQCDvCAD9j8ml6ZgHy-":    "CLUSTER-ID  <ID>",
+		"TOPIC orders _ZyoQCDvCAD9j8ml6ZgHyg 3": "TOPIC orders <ID> 3",
+		"orders-0 1796408236428":                "orders-0 <TIMESTAMP>",
+	} {
+		if got := normalize(in); got != want {
+			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
