@@ -86,6 +86,10 @@ type Manager struct {
 
 	mu    sync.Mutex // serialises apply, RemoveStray and Close
 	parts atomic.Pointer[map[TopicPartition]*Partition]
+	// byTopic indexes parts by topic, then partition: Get's lookup, per
+	// produced or fetched partition, touches a map of topics (small and
+	// cached) instead of one entry in a map of every partition.
+	byTopic atomic.Pointer[map[string][]*Partition]
 	// failed records partitions whose logs could not be opened (for
 	// example corruption in flushed data); requests for them get a storage
 	// error instead of silently empty data.
@@ -165,8 +169,7 @@ func NewManager(opts Options) *Manager {
 			m.hwStart = hws
 		}
 	}
-	empty := map[TopicPartition]*Partition{}
-	m.parts.Store(&empty)
+	m.storeParts(map[TopicPartition]*Partition{})
 	noFail := map[TopicPartition]error{}
 	m.failed.Store(&noFail)
 	return m
@@ -228,10 +231,10 @@ func (m *Manager) afterApply(d *loader.Delta) {
 
 // Get returns a hosted replica, leader or follower.
 func (m *Manager) Get(topic string, partition int32) (*Partition, error) {
-	tp := TopicPartition{topic, partition}
-	if p, ok := (*m.parts.Load())[tp]; ok {
-		return p, nil
+	if ps := (*m.byTopic.Load())[topic]; partition >= 0 && int(partition) < len(ps) && ps[partition] != nil {
+		return ps[partition], nil
 	}
+	tp := TopicPartition{topic, partition}
 	if err, ok := (*m.failed.Load())[tp]; ok {
 		return nil, fmt.Errorf("%w: %s: %v", ErrStorage, tp.DirName(), err)
 	}
@@ -446,8 +449,24 @@ func (m *Manager) applyLocked(d *loader.Delta) {
 			delete(m.fetchers, id)
 		}
 	}
-	m.parts.Store(&parts)
+	m.storeParts(parts)
 	m.failed.Store(&failed)
+}
+
+// storeParts publishes the hosted replicas and their index by topic. mu
+// held (or the manager not yet shared).
+func (m *Manager) storeParts(parts map[TopicPartition]*Partition) {
+	byTopic := make(map[string][]*Partition)
+	for tp, p := range parts {
+		ps := byTopic[tp.Topic]
+		if int(tp.Partition) >= len(ps) {
+			ps = append(ps, make([]*Partition, int(tp.Partition)+1-len(ps))...)
+		}
+		ps[tp.Partition] = p
+		byTopic[tp.Topic] = ps
+	}
+	m.byTopic.Store(&byTopic)
+	m.parts.Store(&parts)
 }
 
 // Replication throttle rates (KIP-73), dynamic broker configs.
@@ -869,8 +888,7 @@ func (m *Manager) Close() error {
 	if n := len(*m.parts.Load()); n > 0 {
 		m.log.Info(fmt.Sprintf("closed %d partitions, %d of them led here", n, led.leaders.n), "led", led.leaders.String())
 	}
-	empty := map[TopicPartition]*Partition{}
-	m.parts.Store(&empty)
+	m.storeParts(map[TopicPartition]*Partition{})
 	m.mu.Unlock()
 	if m.opts.Journal != nil {
 		// After the logs: their tails are written, and the journal is
