@@ -214,13 +214,11 @@ func Start(cfg *config.Broker, logger *slog.Logger) (_ *Server, err error) {
 	ms := func(key string) time.Duration { return time.Duration(cfg.Int64(key)) * time.Millisecond }
 	var journal *storage.Journal
 	if on := cfg.Bool("log.journal.enable"); on || storage.HasJournal(dir) {
-		// Off, the journal an earlier start left is still replayed.
-		replayOnly := !on || cfg.FsyncAlways()
-		if on && replayOnly {
-			logger.Warn("log.journal.enable is ignored with log.fsync=always")
-		}
+		// Off, the journal an earlier start left is still replayed. With
+		// log.fsync=always it is durable: one fsync of the journal per
+		// write replaces one per partition written.
 		if journal, err = storage.OpenJournal(dir, storage.JournalOptions{Logger: logger, WriteAge: ms("log.journal.write.ms"),
-			MemoryBytes: cfg.Int64("log.journal.memory.bytes"), ReplayOnly: replayOnly}); err != nil {
+			MemoryBytes: cfg.Int64("log.journal.memory.bytes"), ReplayOnly: !on, Durable: cfg.FsyncAlways()}); err != nil {
 			return nil, err
 		}
 	}

@@ -185,6 +185,7 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 	s.track(h, pos, cfg.IndexIntervalBytes)
 	if !journal {
 		s.size.Store(pos + int64(len(batch)))
+		l.directEnd = h.LastOffset() + 1
 	}
 	l.leo.Store(h.LastOffset() + 1)
 

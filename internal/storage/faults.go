@@ -26,6 +26,16 @@ type FileIO struct {
 	// partition.metadata) on the paths that create a log and assign
 	// leader epochs (lazy.go); tests count and fail them.
 	SyncPath func(path string) error
+	// SyncFS is the syncfs(2) of the data dir's file system that a
+	// durable journal runs before it removes a file (Journal.removeUnneeded).
+	SyncFS func(dir string) error
+}
+
+func (io *FileIO) syncFS(dir string) error {
+	if io != nil && io.SyncFS != nil {
+		return io.SyncFS(dir)
+	}
+	return SyncFS(dir)
 }
 
 func (io *FileIO) writeAt(f *os.File, b []byte, off int64) (int, error) {

@@ -155,6 +155,11 @@ func (l *Log) Sync(offset int64) error {
 	if !l.opts.FsyncAlways {
 		return nil
 	}
+	if l.journaled() {
+		if done, err := l.syncJournaled(offset); done || err != nil {
+			return err
+		}
+	}
 	if leo := l.leo.Load(); offset >= leo {
 		offset = leo - 1 // nothing past the end can be synced
 	}

@@ -196,6 +196,7 @@ func (l *Log) appendFollowerLocked(b []byte, hs []record.Header) (AppendResult, 
 		}
 		s.size.Store(pos)
 		l.leo.Store(hs[j-1].LastOffset() + 1)
+		l.directEnd = l.leo.Load()
 		if i == 0 {
 			res.BaseOffset = hs[0].BaseOffset
 		}
@@ -410,6 +411,7 @@ func (l *Log) afterTruncation() error {
 	if l.durable.Load() > leo {
 		l.durable.Store(leo)
 	}
+	l.truncGen++
 	epochsChanged := l.epochs.truncateFromEnd(leo)
 	l.producers = newProducerState()
 	if _, err := l.loadProducerState(); err != nil {
@@ -678,6 +680,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.segs = []*segment{s}
 	l.leo.Store(offset)
 	l.durable.Store(offset)
+	l.truncGen++
 	l.logStart = offset
 	l.epochs = epochCache{}
 	l.producers = newProducerState()

@@ -94,6 +94,13 @@ type JournalOptions struct {
 	// that has no tail while the chunks in use hold that much writes its
 	// batches to its segment directly.
 	MemoryBytes int64
+	// Durable is for log.fsync=always: Sync fsyncs what it wrote (one
+	// fdatasync per write, shared by every request waiting for it), so a
+	// journaled batch is durable once Sync returns, without an fsync of
+	// its partition's segment (Log.Sync); and a file is removed only
+	// after a syncfs of the data dir made the segment writes of its
+	// frames durable.
+	Durable bool
 }
 
 // Journal is a data dir's shared journal; see above.
@@ -109,6 +116,7 @@ type Journal struct {
 	slabs    [][]byte // mapped slabs (carveChunk); guarded by mu
 	slab     []byte   // the rest of the last slab; guarded by mu
 	active   bool     // takes frames (not JournalOptions.ReplayOnly)
+	durable  bool     // JournalOptions.Durable
 	io       *FileIO
 
 	mu sync.Mutex
@@ -135,7 +143,10 @@ type Journal struct {
 	cur     *os.File
 	curFile *jfile
 	spare   []*jchunk
-	written atomic.Int64 // every frame below this position is in a file
+	dirSync bool // durable: a file was created since the directory's last fsync
+	// written: every frame below this position is in a file (and, when
+	// durable, fsynced).
+	written atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -198,7 +209,7 @@ func OpenJournal(dataDir string, opts JournalOptions) (*Journal, error) {
 		return nil, fmt.Errorf("storage: journal: %w", err)
 	}
 	j := &Journal{dir: dir, logger: opts.Logger.With("component", "journal"), now: opts.Now, age: opts.WriteAge, fileMax: opts.FileBytes,
-		chunkMax: max(opts.MemoryBytes/journalChunkBytes, 2), io: opts.IO, active: !opts.ReplayOnly,
+		chunkMax: max(opts.MemoryBytes/journalChunkBytes, 2), io: opts.IO, active: !opts.ReplayOnly, durable: opts.Durable,
 		replay: map[string][]replayFrame{}}
 	next, err := j.readOld()
 	if err != nil {
@@ -325,22 +336,32 @@ func appendFrame(dst []byte, kind byte, id [16]byte, name string, payload []byte
 	return dst
 }
 
+// added is what add did with a frame.
+type added struct {
+	file  *jfile    // the file it goes to
+	since time.Time // with hold: the time l was queued at
+	chunk *jchunk   // a batch frame's chunk, holding a reference for the log
+	// payload is a batch frame's batch, inside the chunk.
+	payload []byte
+	end     int64 // the journal position after the frame
+}
+
 // add appends a frame to the buffer; with hold it also counts l as a log
-// whose pending tail starts in the file the frame goes to, returned, and
-// queues l for the background writer with the time returned, which the
-// log keeps as its tail's start (writePendingFromJournal matches them).
-// A batch frame's payload is returned too, as the frame holds it in the
-// chunk returned, with a reference the log gives back with unref once the
+// whose pending tail starts in the file the frame goes to, and queues l
+// for the background writer with the time returned, which the log keeps
+// as its tail's start (writePendingFromJournal matches them). A batch
+// frame's payload is returned too, as the frame holds it in the chunk
+// returned, with a reference the log gives back with unref once the
 // batch is in its segment. l's mu is held.
-func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, time.Time, *jchunk, []byte, error) {
+func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (added, error) {
 	name := filepath.Base(l.dir)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.failed != nil {
-		return nil, time.Time{}, nil, nil, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
+		return added{}, fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, j.failed)
 	}
 	if j.closed {
-		return nil, time.Time{}, nil, nil, ErrClosed
+		return added{}, ErrClosed
 	}
 	n := int64(frameFixed + len(name) + len(payload))
 	pos := j.bufStart + j.bufLen
@@ -363,14 +384,16 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (*jfile, tim
 		since = j.now()
 		j.dirty = append(j.dirty, dirtyLog{l, since})
 	}
+	a := added{file: f, since: since, end: j.bufStart + j.bufLen}
 	if kind != frameKindBatch {
-		return f, since, nil, nil, nil
+		return a, nil
 	}
 	c.refs.Add(1)
 	// The payload is the frame's end; a full slice expression keeps an
 	// append to it from running into the next frame.
 	end := len(c.b)
-	return f, since, c, c.b[end-len(payload) : end : end], nil
+	a.chunk, a.payload = c, c.b[end-len(payload):end:end]
+	return a, nil
 }
 
 // getChunk returns an empty chunk for frames of n bytes, reused if one is
@@ -498,6 +521,9 @@ func (j *Journal) Sync() error {
 		}
 		pos += int64(len(c.b))
 	}
+	if err == nil && j.durable {
+		err = j.syncCur()
+	}
 	// The tails still hold their batches' chunks, written or not: after
 	// a failed write they go to their segments from there.
 	for i, c := range buf {
@@ -528,8 +554,38 @@ func (j *Journal) Sync() error {
 	return nil
 }
 
+// SyncTo is Sync for a caller that needs the frames before journal
+// position pos only: it returns at once if they are written.
+func (j *Journal) SyncTo(pos int64) error {
+	if j.written.Load() >= pos {
+		return nil
+	}
+	return j.Sync()
+}
+
+// syncCur makes what write wrote durable (JournalOptions.Durable): the
+// directory once a file was created in it, then the current file; wmu
+// held. A failure fails the journal as a failed write does: the pages may
+// have been marked clean, and a later fsync would say nothing of them.
+func (j *Journal) syncCur() error {
+	if j.dirSync {
+		if err := j.io.syncPath(j.dir); err != nil {
+			return err
+		}
+		j.dirSync = false
+	}
+	if j.cur == nil {
+		return nil
+	}
+	if err := j.io.sync(j.cur); err != nil {
+		return fmt.Errorf("fsync %s: %w", j.cur.Name(), err)
+	}
+	return nil
+}
+
 // write writes buf, which starts at journal position start, into the files
 // that hold it (a new file starts at each boundary in files); wmu held.
+// When durable, a file is fsynced before it is left for the next.
 func (j *Journal) write(buf []byte, start int64, files []*jfile) error {
 	for len(buf) > 0 {
 		// The file holding start: the last one starting at or before it.
@@ -543,6 +599,11 @@ func (j *Journal) write(buf []byte, start int64, files []*jfile) error {
 			end = min(end, files[k+1].start-start)
 		}
 		if j.curFile != f {
+			if j.cur != nil && j.durable {
+				if err := j.io.sync(j.cur); err != nil {
+					return fmt.Errorf("fsync %s: %w", j.cur.Name(), err)
+				}
+			}
 			if j.cur != nil {
 				if err := j.cur.Close(); err != nil {
 					j.logger.Warn("closing a full journal file failed", "err", err)
@@ -554,6 +615,7 @@ func (j *Journal) write(buf []byte, start int64, files []*jfile) error {
 				return err
 			}
 			j.cur, j.curFile = fh, f
+			j.dirSync = true
 		}
 		if _, err := j.io.writeAt(j.cur, buf[:end], start-f.start); err != nil {
 			return err
@@ -602,14 +664,42 @@ func (j *Journal) Tick() {
 
 // removeUnneeded removes the oldest files while no log needs them, and
 // the files of an earlier process once all their frames were replayed.
+// When durable, a syncfs of the data dir comes first: the tails and
+// replayed batches written from those frames reached their segments
+// through the page cache only, and the frames are what vouches for them
+// until then. If it fails, the files stay for the next tick.
 func (j *Journal) removeUnneeded() {
+	// The files unneeded now: the oldest ones no tail starts in, and
+	// those of an earlier process once nothing is left to replay. Only
+	// the last file takes new tails and replay entries only go, so they
+	// stay unneeded; one that becomes unneeded during the syncfs waits
+	// for the next, as its tails' writes may have missed this one.
+	j.mu.Lock()
+	var drop []*jfile
+	for k := 0; k+1 < len(j.files) && j.files[k].refs == 0 && j.written.Load() >= j.files[k+1].start; k++ {
+		drop = append(drop, j.files[k])
+	}
+	oldDone := len(j.replay) == 0 && len(j.old) > 0
+	j.mu.Unlock()
+	if len(drop) == 0 && !oldDone {
+		return
+	}
+	if j.durable {
+		if err := j.io.syncFS(filepath.Dir(j.dir)); err != nil {
+			j.logger.Warn("syncfs before removing journal files failed; they stay", "err", err)
+			return
+		}
+	}
 	var gone []string
 	j.mu.Lock()
-	for len(j.files) > 1 && j.files[0].refs == 0 && j.written.Load() >= j.files[1].start {
-		gone = append(gone, filepath.Join(j.dir, fileName(j.files[0].start, journalSuffix)))
+	for _, f := range drop {
+		if len(j.files) < 2 || j.files[0] != f { // retired meanwhile
+			break
+		}
+		gone = append(gone, filepath.Join(j.dir, fileName(f.start, journalSuffix)))
 		j.files = j.files[1:]
 	}
-	if len(j.replay) == 0 && len(j.old) > 0 {
+	if oldDone {
 		gone = append(gone, j.old...)
 		j.old = nil
 	}
@@ -632,7 +722,7 @@ func (j *Journal) barrier(l *Log) error {
 	if failed != nil {
 		return j.retire()
 	}
-	if _, _, _, _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
+	if _, err := j.add(frameKindBarrier, l, nil, false); err != nil {
 		return err
 	}
 	return j.Sync()
@@ -648,10 +738,20 @@ func (j *Journal) retire() error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	j.mu.Lock()
-	if j.retired {
-		j.mu.Unlock()
+	retired := j.retired
+	j.mu.Unlock()
+	if retired {
 		return nil
 	}
+	if j.durable {
+		// The tails went to their segments through the page cache: they
+		// are made durable before the frames vouching for them go (no
+		// frame is added after the failure, so none is missed).
+		if err := j.io.syncFS(filepath.Dir(j.dir)); err != nil {
+			return fmt.Errorf("%w: syncfs before retiring the journal: %w", ErrIO, err)
+		}
+	}
+	j.mu.Lock()
 	busy := len(j.old) > 0
 	for _, f := range j.files {
 		busy = busy || f.refs > 0
@@ -724,6 +824,14 @@ func (j *Journal) Replay(l *Log) (int, error) {
 		n++
 	}
 	l.logger.Info("journal replayed", "batches", n, "skipped", skipped, "log_end", l.LogEndOffset())
+	if n > 0 && l.opts.FsyncAlways && !l.RecoveryUnsynced() {
+		// The replayed batches count as durable (the high watermark
+		// waits for that) once fsynced; a deferred recovery's sync
+		// (RecoverySynced, SyncRecovered) covers them instead.
+		if err := l.Sync(l.LogEndOffset() - 1); err != nil {
+			return n, fmt.Errorf("storage: journal replay into %s: %w", name, err)
+		}
+	}
 	return n, nil
 }
 

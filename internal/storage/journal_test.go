@@ -22,6 +22,8 @@ type jfix struct {
 	clock     *manualClock
 	fileBytes int64
 	memBytes  int64
+	durable   bool    // log.fsync=always: a durable journal, FsyncAlways logs
+	io        *FileIO // the logs' and the journal's
 	j         *Journal
 	logs      map[string]*testLog
 }
@@ -45,7 +47,7 @@ func newJFix(t *testing.T) *jfix {
 func (f *jfix) openJournal() {
 	f.t.Helper()
 	j, err := OpenJournal(f.data, JournalOptions{Now: f.clock.Now, WriteAge: time.Second, NoBackground: true,
-		FileBytes: f.fileBytes, MemoryBytes: f.memBytes})
+		FileBytes: f.fileBytes, MemoryBytes: f.memBytes, Durable: f.durable, IO: f.io})
 	if err != nil {
 		f.t.Fatalf("open journal: %v", err)
 	}
@@ -59,7 +61,7 @@ func (f *jfix) open(name string, id byte) *testLog {
 	cfg := testConfig()
 	cfg.SegmentBytes = 1 << 20
 	tl := &testLog{t: f.t, dir: filepath.Join(f.data, name), cfg: cfg, clock: f.clock,
-		opts: Options{Now: f.clock.Now, Journal: f.j, TopicID: [16]byte{id}}}
+		opts: Options{Now: f.clock.Now, Journal: f.j, TopicID: [16]byte{id}, FsyncAlways: f.durable, IO: f.io}}
 	tl.reopen()
 	if _, err := f.j.Replay(tl.Log); err != nil {
 		f.t.Fatalf("replay into %s: %v", name, err)

@@ -72,10 +72,17 @@ type Log struct {
 	epochsPending atomic.Bool
 	epochTail     atomic.Bool
 
-	leo       atomic.Int64 // log end offset, published after each append
-	durable   atomic.Int64 // next offset after the last fsynced one
-	recovery  int64        // recovery point; guarded by flushMu
-	rollFlush atomic.Bool  // a background flush after a roll is queued
+	leo     atomic.Int64 // log end offset, published after each append
+	durable atomic.Int64 // next offset after the last fsynced one
+	// With a durable journal (syncJournaled), mu held: jend is the journal
+	// position after the log's last batch frame, directEnd the log end
+	// after its last batch written to the segment directly, and truncGen
+	// counts the truncations that pulled durable down.
+	jend      int64
+	directEnd int64
+	truncGen  uint64
+	recovery  int64       // recovery point; guarded by flushMu
+	rollFlush atomic.Bool // a background flush after a roll is queued
 	bg        sync.WaitGroup
 
 	syncMu   sync.Mutex

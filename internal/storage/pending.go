@@ -17,9 +17,11 @@ import (
 // leader's journaled append and the log's in-memory bookkeeping ever see
 // it.
 
-// journaled reports whether appends of this log may go to the journal.
+// journaled reports whether appends of this log may go to the journal
+// (with FsyncAlways only a durable one: Log.Sync).
 func (l *Log) journaled() bool {
-	return l.opts.Journal != nil && l.opts.Journal.active && !l.opts.FsyncAlways
+	j := l.opts.Journal
+	return j != nil && j.active && (!l.opts.FsyncAlways || j.durable)
 }
 
 // journalOK reports whether the journal takes frames (it has not failed).
@@ -29,18 +31,19 @@ func (l *Log) journalOK() bool { return l.journaled() && l.opts.Journal.failedEr
 // to the pending tail; mu held.
 func (l *Log) addPendingLocked(batch []byte, base int64) error {
 	first := l.pendBytes == 0
-	f, since, c, payload, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
+	a, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
 	if err != nil {
 		return err
 	}
 	if first {
-		l.pendFile = f
-		l.pendSince = since
+		l.pendFile = a.file
+		l.pendSince = a.since
 		l.pendBase.Store(base)
 	}
-	l.pend = append(l.pend, payload)
-	l.pendRefs = append(l.pendRefs, c)
-	l.pendBytes += int64(len(payload))
+	l.jend = a.end
+	l.pend = append(l.pend, a.payload)
+	l.pendRefs = append(l.pendRefs, a.chunk)
+	l.pendBytes += int64(len(a.payload))
 	l.pendLen.Store(l.pendBytes)
 	return nil
 }
@@ -112,4 +115,39 @@ func (l *Log) writePendingFromJournal(since time.Time) {
 	if err := l.writePendingLocked(); err != nil {
 		l.logger.Warn("background write of the journaled tail failed", "err", err)
 	}
+}
+
+// syncJournaled is Sync for a log whose journal is durable (log.fsync=always
+// with the journal): offset is durable once the journal is fsynced past the
+// log's last frame, provided every batch the log wrote to its segment
+// directly (large, transactional, replicated) is fsynced too. Tails written
+// from the journal need no fsync: their frames stay in the journal until a
+// syncfs (Journal.removeUnneeded). It reports false, doing nothing, when
+// direct writes need the segment's fsync: Sync's flush does that, and
+// covers the tail too.
+func (l *Log) syncJournaled(offset int64) (bool, error) {
+	for l.durable.Load() <= offset {
+		l.mu.RLock()
+		leo, jend, direct, gen := l.leo.Load(), l.jend, l.directEnd, l.truncGen
+		l.mu.RUnlock()
+		if offset >= leo {
+			// A truncation removed the records: nothing past the end can
+			// be synced.
+			if offset = leo - 1; l.durable.Load() > offset {
+				break
+			}
+		}
+		if direct > l.durable.Load() || !l.journalOK() {
+			return false, nil
+		}
+		if err := l.opts.Journal.SyncTo(jend); err != nil {
+			return true, err
+		}
+		l.mu.Lock()
+		if l.truncGen == gen && leo > l.durable.Load() {
+			l.durable.Store(leo)
+		}
+		l.mu.Unlock()
+	}
+	return true, nil
 }

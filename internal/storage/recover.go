@@ -539,6 +539,7 @@ func (l *Log) SyncRecovered() error {
 	l.mu.RLock()
 	l.dirUnsynced.Store(true) // the directory and its parent (load set it too)
 	err := l.syncCreated()
+	l.durable.Store(l.leo.Load()) // with what a journal replay appended
 	l.mu.RUnlock()
 	if err != nil {
 		return l.failFsync(segs[len(segs)-1], err)
@@ -554,6 +555,7 @@ func (l *Log) RecoverySynced() {
 	l.mu.RLock()
 	l.dirUnsynced.Store(false)
 	l.epochsUnsynced.Store(false)
+	l.durable.Store(l.leo.Load()) // with what a journal replay appended
 	l.mu.RUnlock()
 	l.recoveryUnsynced.Store(false)
 }

@@ -128,6 +128,10 @@ func TestCrashKill9DuringProduce(t *testing.T) {
 		// finds most of the last seconds' batches only in the journal,
 		// and the restart must replay them.
 		{"journal", 10, []string{"--set", "log.journal.enable=true", "--set", "log.journal.write.ms=5000"}, "journal replayed"},
+		// The journal with log.fsync=always: one fsync of the journal per
+		// write instead of one per partition; the replayed batches must
+		// count as durable, or the high watermark stays below them.
+		{"journal-fsync-always", 5, []string{"--fsync", "always", "--set", "log.journal.enable=true", "--set", "log.journal.write.ms=5000"}, "journal replayed"},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			rounds := mode.rounds
@@ -346,4 +350,43 @@ func endOffsets(t *testing.T, ctx context.Context, p *process, topic string, rou
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestCrashJournalFsyncAlwaysServesReplayed: with log.fsync=always and the
+// journal, records acknowledged and then killed -9 before their tails
+// reached the segments are replayed at the next start and served at once:
+// the end offsets equal the acknowledged counts before any new produce
+// (the replayed batches count as durable, so the high watermark is past
+// them; a produce would otherwise be what moved it).
+func TestCrashJournalFsyncAlwaysServesReplayed(t *testing.T) {
+	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t),
+		args: []string{"--fsync", "always", "--set", "log.journal.enable=true", "--set", "log.journal.write.ms=600000"}}
+	p.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	producer := newProducer(t, ctx, p, topic, partitions, nil)
+	const n = 400
+	for i := range n {
+		r := &kgo.Record{Partition: int32(i % partitions), Value: []byte(fmt.Sprintf("r%04d", i))}
+		if err := producer.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	producer.Close()
+	p.kill()
+	p.start()
+	ends := endOffsets(t, ctx, p, topic, 1)
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != n {
+		t.Fatalf("end offsets after the restart sum to %d, want the %d acknowledged: %v", total, n, ends)
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, "strata.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "journal replayed") {
+		t.Fatal("no journal replay in the broker's log: the records were in their segments already, and the test shows nothing")
+	}
+	p.stop()
 }
