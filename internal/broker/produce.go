@@ -129,7 +129,11 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 			}
 		}
 	}
-	if journaled != nil {
+	// With log.fsync=always the journal is durable: its write and fsync
+	// happen in each partition's Sync (syncAll, off the reader, shared by
+	// the requests waiting), not here, where the fsync would hold up the
+	// connection's next request.
+	if journaled != nil && !fsyncAlways {
 		if b.syncJournal(journaled, resp, r.version) {
 			failed, syncs = true, nil
 		}
