@@ -1,14 +1,10 @@
 package crash
 
 import (
-	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/test/internal/testbin"
 )
@@ -21,41 +17,15 @@ import (
 // producer's retries succeed; every acknowledged record is read back,
 // before and after a kill -9, with every batch whole.
 func TestCrashFullDiskJournal(t *testing.T) {
-	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t),
-		args: []string{"--set", "log.journal.enable=true", "--set", "log.journal.write.ms=5000"}}
-	data := filepath.Join(p.dir, "data")
-	testbin.MountTmpfs(t, data, 64<<20)
-	p.start()
-	defer func() {
-		if p.cmd.ProcessState == nil {
-			p.kill()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	producer := newProducer(t, ctx, p, fullTopic, 2, nil)
-	raw, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-
-	fp := &fullProducer{ctx: ctx, cl: producer, ack: &acked{offset: map[string]int64{}}}
-	ack, produce := fp.ack, fp.produce
-	produce(2000)
-	if err := producer.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var rawSeq int64
-	if got := rawProduce(t, ctx, raw, &rawSeq); got[0] != "OK" || got[1] != "OK" {
-		t.Fatalf("produce before the disk is full: %v", got)
-	}
+	run := startFullDisk(t, "--set", "log.journal.enable=true", "--set", "log.journal.write.ms=5000")
+	p, ctx, producer, raw, data := run.p, run.ctx, run.producer, run.raw, run.data
+	ack, produce := run.fp.ack, run.fp.produce
 
 	filler := testbin.Fill(t, data)
 	// Batches may still fit in pages already allocated (the journal's,
 	// then a segment's): produce until both partitions fail.
 	for i := 0; ; i++ {
-		got := rawProduce(t, ctx, raw, &rawSeq)
+		got := rawProduce(t, ctx, raw, &run.rawSeq)
 		if got[0] != "OK" && got[1] != "OK" {
 			for part, s := range got {
 				if !strings.HasPrefix(s, "KAFKA_STORAGE_ERROR") || !strings.Contains(s, "no space left on device") {
@@ -82,7 +52,7 @@ func TestCrashFullDiskJournal(t *testing.T) {
 	// Produce works again, to the segments directly until a restart.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := rawProduce(t, ctx, raw, &rawSeq)
+		got := rawProduce(t, ctx, raw, &run.rawSeq)
 		if got[0] == "OK" && got[1] == "OK" {
 			break
 		}
@@ -91,8 +61,8 @@ func TestCrashFullDiskJournal(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	fp.noFailures(t)
+	run.fp.noFailures(t)
 
 	after := verifyAcrossKill(t, ctx, p, ack, data)
-	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
+	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, run.rawSeq, after)
 }

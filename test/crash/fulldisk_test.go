@@ -125,37 +125,11 @@ func logLines(t *testing.T, p *process, subs ...string) int {
 // kill -9 the recovered log ends at the same offsets with every batch
 // whole and CRC-valid.
 func TestCrashFullDisk(t *testing.T) {
-	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t)}
 	httpAddr := freeAddr(t)
-	p.args = []string{"--http-listen", httpAddr}
-	data := filepath.Join(p.dir, "data")
-	testbin.MountTmpfs(t, data, 64<<20) // the metadata log stays off it
-	p.start()
-	defer func() {
-		if p.cmd.ProcessState == nil {
-			p.kill()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	producer := newProducer(t, ctx, p, fullTopic, 2, nil)
-	raw, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	run := startFullDisk(t, "--http-listen", httpAddr)
+	p, ctx, producer, raw, data := run.p, run.ctx, run.producer, run.raw, run.data
+	ack, produce := run.fp.ack, run.fp.produce
 	adm := kadm.NewClient(raw)
-
-	fp := &fullProducer{ctx: ctx, cl: producer, ack: &acked{offset: map[string]int64{}}}
-	ack, produce := fp.ack, fp.produce
-	produce(2000)
-	if err := producer.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var rawSeq int64
-	if got := rawProduce(t, ctx, raw, &rawSeq); got[0] != "OK" || got[1] != "OK" {
-		t.Fatalf("produce before the disk is full: %v", got)
-	}
 
 	// Logs are created on disk by their first write (storage.Options.Lazy,
 	// docs/design-notes.md "Many partitions"): a topic created before the
@@ -169,7 +143,7 @@ func TestCrashFullDisk(t *testing.T) {
 	// A batch may still fit in the last page of a segment file: produce
 	// until both partitions fail, then every request must fail.
 	for i := 0; ; i++ {
-		got := rawProduce(t, ctx, raw, &rawSeq)
+		got := rawProduce(t, ctx, raw, &run.rawSeq)
 		if got[0] != "OK" && got[1] != "OK" {
 			break
 		}
@@ -178,7 +152,7 @@ func TestCrashFullDisk(t *testing.T) {
 		}
 	}
 	for i := range 5 {
-		got := rawProduce(t, ctx, raw, &rawSeq)
+		got := rawProduce(t, ctx, raw, &run.rawSeq)
 		for part, s := range got {
 			if !strings.HasPrefix(s, "KAFKA_STORAGE_ERROR") || !strings.Contains(s, "no space left on device") {
 				t.Fatalf("produce %d to partition %d on a full disk: %s, want KAFKA_STORAGE_ERROR naming ENOSPC", i, part, s)
@@ -247,7 +221,7 @@ func TestCrashFullDisk(t *testing.T) {
 	if err := producer.Flush(ctx); err != nil {
 		t.Fatalf("producer could not flush once space returned: %v", err)
 	}
-	if got := rawProduce(t, ctx, raw, &rawSeq); got[0] != "OK" || got[1] != "OK" {
+	if got := rawProduce(t, ctx, raw, &run.rawSeq); got[0] != "OK" || got[1] != "OK" {
 		t.Fatalf("produce after space returned: %v", got)
 	}
 	for part := range 2 {
@@ -284,11 +258,11 @@ func TestCrashFullDisk(t *testing.T) {
 	if v := metric(t, httpAddr, "strata_log_dirs_offline"); v != 0 {
 		t.Fatalf("strata_log_dirs_offline = %v once space returned, want 0", v)
 	}
-	fp.noFailures(t)
+	run.fp.noFailures(t)
 
 	// Everything acknowledged is there; the raw batches too.
 	after := verifyAcrossKill(t, ctx, p, ack, data)
-	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, rawSeq, after)
+	t.Logf("%d records acknowledged, %d raw batches; end offsets %v", ack.count, run.rawSeq, after)
 	b, _ := os.ReadFile(filepath.Join(p.dir, "strata.log"))
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.Contains(line, "level=ERROR") {
@@ -296,6 +270,51 @@ func TestCrashFullDisk(t *testing.T) {
 		}
 	}
 	p.stop()
+}
+
+// fullDiskRun is what startFullDisk leaves the full-disk tests with.
+type fullDiskRun struct {
+	p             *process
+	ctx           context.Context
+	producer, raw *kgo.Client
+	fp            *fullProducer
+	rawSeq        int64  // raw batches produced (rawProduce)
+	data          string // the data dir, a 64 MiB tmpfs
+}
+
+// startFullDisk starts a broker with args whose data dir is a 64 MiB tmpfs
+// (the metadata log stays off it), and produces 2,000 records through an
+// idempotent producer and one raw batch per partition, which must succeed,
+// before the disk fills.
+func startFullDisk(t *testing.T, args ...string) *fullDiskRun {
+	t.Helper()
+	p := &process{t: t, bin: binary(t), dir: t.TempDir(), addr: freeAddr(t), args: args}
+	data := filepath.Join(p.dir, "data")
+	testbin.MountTmpfs(t, data, 64<<20)
+	p.start()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	producer := newProducer(t, ctx, p, fullTopic, 2, nil)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	run := &fullDiskRun{p: p, ctx: ctx, producer: producer, raw: raw, data: data,
+		fp: &fullProducer{ctx: ctx, cl: producer, ack: &acked{offset: map[string]int64{}}}}
+	run.fp.produce(2000)
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawProduce(t, ctx, raw, &run.rawSeq); got[0] != "OK" || got[1] != "OK" {
+		t.Fatalf("produce before the disk is full: %v", got)
+	}
+	return run
 }
 
 // fullProducer is the full-disk tests' producer: produce sends records with
