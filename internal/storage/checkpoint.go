@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Files in a partition directory besides segments and snapshots.
@@ -62,22 +64,8 @@ func writeFileAtomicIO(io *FileIO, dir, name string, data []byte, fsync bool) er
 }
 
 func writeFileAtomicTmp(io *FileIO, dir, name, tmp string, data []byte, fsync bool) error {
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := writeSmallFile(tmp, data, 0, unix.O_TRUNC, fsync && (io == nil || io.SyncPath == nil)); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if fsync && (io == nil || io.SyncPath == nil) {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("fsync %s: %w", name, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", name, err)
 	}
 	if fsync && io != nil && io.SyncPath != nil {
 		if err := io.SyncPath(tmp); err != nil {

@@ -3,8 +3,9 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
 
 // Index entry sizes, as in Kafka.
@@ -135,28 +136,12 @@ func writeIndexTailSync(path string, buf []byte, written int, fsync bool) (int, 
 	if written >= len(buf) {
 		return written, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		return written, fmt.Errorf("open index: %w", err)
-	}
+	flags := 0
 	if written == 0 {
-		if err := f.Truncate(0); err != nil {
-			f.Close()
-			return written, fmt.Errorf("truncate index %s: %w", path, err)
-		}
+		flags = unix.O_TRUNC
 	}
-	if _, err := f.WriteAt(buf[written:], int64(written)); err != nil {
-		f.Close()
-		return written, fmt.Errorf("write index %s: %w", path, err)
-	}
-	if fsync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return written, fmt.Errorf("fsync index %s: %w", path, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return written, fmt.Errorf("close index %s: %w", path, err)
+	if err := writeSmallFile(path, buf[written:], int64(written), flags, fsync); err != nil {
+		return written, fmt.Errorf("write index tail: %w", err)
 	}
 	return len(buf), nil
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -386,15 +387,22 @@ func TestJournalFilesRemoved(t *testing.T) {
 // Journaled appends, syncs, reads and the background writer running at
 // once (run with -race): every log ends with exactly what was appended.
 func TestJournalConcurrent(t *testing.T) {
+	t.Run("page-cache", func(t *testing.T) { testJournalConcurrent(t, false) })
+	// log.fsync=always: each appender's Sync goes through the durable
+	// journal, beside the background writer's fsyncs and file removals.
+	t.Run("durable", func(t *testing.T) { testJournalConcurrent(t, true) })
+}
+
+func testJournalConcurrent(t *testing.T, durable bool) {
 	data := t.TempDir()
-	j, err := OpenJournal(data, JournalOptions{WriteAge: 2 * time.Millisecond, Tick: time.Millisecond, FileBytes: 8 << 10})
+	j, err := OpenJournal(data, JournalOptions{WriteAge: 2 * time.Millisecond, Tick: time.Millisecond, FileBytes: 8 << 10, Durable: durable})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig()
 	logs := make([]*Log, 4)
 	for i := range logs {
-		if logs[i], err = Open(filepath.Join(data, "t-"+string(rune('0'+i))), cfg, Options{Journal: j, TopicID: [16]byte{1}}); err != nil {
+		if logs[i], err = Open(filepath.Join(data, "t-"+string(rune('0'+i))), cfg, Options{Journal: j, TopicID: [16]byte{1}, FsyncAlways: durable}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -405,7 +413,8 @@ func TestJournalConcurrent(t *testing.T) {
 		go func() {
 			for k := range per {
 				b := makeBatch(t, batchSpec{n: 1, size: 30, ts: int64(k)})
-				if _, err := l.AppendJournaled(b, 0); err != nil {
+				res, err := l.AppendJournaled(b, 0)
+				if err != nil {
 					errs <- err
 					return
 				}
@@ -413,6 +422,14 @@ func TestJournalConcurrent(t *testing.T) {
 				if k%7 == 0 {
 					if err := j.Sync(); err != nil {
 						errs <- err
+						return
+					}
+					if err := l.Sync(res.LastOffset); err != nil {
+						errs <- err
+						return
+					}
+					if durable && l.DurableOffset() <= res.LastOffset {
+						errs <- fmt.Errorf("%s: durable offset %d after Sync(%d)", l.Dir(), l.DurableOffset(), res.LastOffset)
 						return
 					}
 				}

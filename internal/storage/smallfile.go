@@ -46,3 +46,49 @@ func ReadSmallFile(name string) ([]byte, error) {
 		n += m
 	}
 }
+
+// writeSmallFile writes data at off of the file name, creating it if need
+// be (with O_TRUNC in flags, emptied first), optionally fsyncs it, and
+// closes it: open, pwrite, fsync and close system calls alone, for the
+// reason ReadSmallFile gives. os.OpenFile also sets the descriptor
+// non-blocking and tries to register it with the runtime's poller; at a
+// shutdown that writes a clean shutdown marker, a recovery point, a
+// producer snapshot and index tails for each of 20,000 logs, those calls
+// were a fifth of its CPU (issue 14). Errors are *os.PathError.
+func writeSmallFile(name string, data []byte, off int64, flags int, fsync bool) error {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC|flags, 0o644)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	for len(data) > 0 {
+		n, err := unix.Pwrite(fd, data, off)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: name, Err: err}
+		case n == 0:
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: name, Err: unix.EIO}
+		}
+		data, off = data[n:], off+int64(n)
+	}
+	if fsync {
+		if err := unix.Fsync(fd); err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "fsync", Path: name, Err: err}
+		}
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: name, Err: err}
+	}
+	return nil
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stratalog/strata/internal/record"
 )
 
@@ -76,5 +78,35 @@ func TestHeaderReader(t *testing.T) {
 	}
 	if _, err := hr.header(end-10, end); err == nil {
 		t.Fatal("a header cut by the end of the data was read")
+	}
+}
+
+// writeSmallFile creates, empties (O_TRUNC) or writes at an offset, and
+// reports a missing directory as os.ErrNotExist.
+func TestWriteSmallFile(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "f")
+	check := func(want string) {
+		t.Helper()
+		got, err := os.ReadFile(name)
+		if err != nil || string(got) != want {
+			t.Fatalf("file holds %q (err %v), want %q", got, err, want)
+		}
+	}
+	if err := writeSmallFile(name, []byte("hello world"), 0, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	check("hello world")
+	if err := writeSmallFile(name, []byte("WORLD"), 6, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	check("hello WORLD")
+	if err := writeSmallFile(name, []byte("hi"), 0, unix.O_TRUNC, false); err != nil {
+		t.Fatal(err)
+	}
+	check("hi")
+	err := writeSmallFile(filepath.Join(name+"-missing", "g"), []byte("x"), 0, 0, false)
+	var pe *os.PathError
+	if !errors.Is(err, os.ErrNotExist) || !errors.As(err, &pe) {
+		t.Fatalf("write into a missing directory: %v, want a *os.PathError for ErrNotExist", err)
 	}
 }
