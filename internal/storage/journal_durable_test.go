@@ -100,17 +100,7 @@ func TestJournalDurableMachineCrash(t *testing.T) {
 	data := t.TempDir()
 	disk := newDiskModel(data)
 	f := &jfix{t: t, data: data, clock: newClock(), logs: map[string]*testLog{}, fileBytes: 2048, durable: true, io: disk.io()}
-	f.openJournal()
-	t.Cleanup(func() {
-		for _, tl := range f.logs {
-			if tl.Log != nil {
-				tl.Log.Close()
-			}
-		}
-		if f.j != nil {
-			f.j.Close()
-		}
-	})
+	f.start()
 	a, b := f.open("a-0", 1), f.open("b-0", 2)
 	acked := map[string][][]byte{}
 	// produce appends to both logs, then syncs as the broker does (one

@@ -31,8 +31,14 @@ type jfix struct {
 
 func newJFix(t *testing.T) *jfix {
 	f := &jfix{t: t, data: t.TempDir(), clock: newClock(), logs: map[string]*testLog{}}
+	f.start()
+	return f
+}
+
+// start opens the journal and closes it and the logs when the test ends.
+func (f *jfix) start() {
 	f.openJournal()
-	t.Cleanup(func() {
+	f.t.Cleanup(func() {
 		for _, tl := range f.logs {
 			if tl.Log != nil {
 				tl.Log.Close()
@@ -42,7 +48,6 @@ func newJFix(t *testing.T) *jfix {
 			f.j.Close()
 		}
 	})
-	return f
 }
 
 func (f *jfix) openJournal() {
