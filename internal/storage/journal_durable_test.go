@@ -187,14 +187,28 @@ func TestJournalDurableMachineCrash(t *testing.T) {
 	f.clock.Advance(2 * time.Second)
 	f.j.Tick()
 	produce(2, 600)
+	// A log first written after the last syncfs: its directory was
+	// created by that write and never made durable.
+	c := f.open("c-0", 3)
+	acked["c-0"] = appendJ(t, c, 3, 700)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(c.LogEndOffset() - 1); err != nil {
+		t.Fatal(err)
+	}
 	f.crash()
 	disk.machineCrash(t)
+	if err := os.RemoveAll(filepath.Join(data, "c-0")); err != nil {
+		t.Fatal(err)
+	}
 
 	f.openJournal()
-	a, b = f.open("a-0", 1), f.open("b-0", 2)
+	a, b, c = f.open("a-0", 1), f.open("b-0", 2), f.open("c-0", 3)
 	sameBatches(t, "a after a machine crash", a.allBatches(), acked["a-0"])
 	sameBatches(t, "b after a machine crash", b.allBatches(), acked["b-0"])
-	for _, tl := range []*testLog{a, b} {
+	sameBatches(t, "c, its directory lost, after a machine crash", c.allBatches(), acked["c-0"])
+	for _, tl := range []*testLog{a, b, c} {
 		if d, leo := tl.DurableOffset(), tl.LogEndOffset(); d != leo {
 			t.Fatalf("%s: durable offset %d after the replay, log end %d: the high watermark would stay below what was acknowledged", tl.dir, d, leo)
 		}
