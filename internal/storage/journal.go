@@ -29,9 +29,11 @@ import (
 // the journal's write age, or before anything else needs the segment file
 // to hold it (a fetch reaching it, a flush, a roll, a truncation, a
 // follower append, a close). The guarantee of an acknowledged write is
-// today's: its bytes reached the kernel (the journal's file) before the
-// answer; a kill -9 loses nothing, the journal is replayed into the logs
-// at the next start (Replay).
+// the direct path's: its bytes reached the kernel (the journal's file)
+// before the answer; a kill -9 loses nothing, the journal is replayed into
+// the logs at the next start (Replay). With log.fsync=always the journal
+// is durable (JournalOptions.Durable): its fsync stands for the segments'
+// until a syncfs made their tails durable.
 //
 // Frames: length (uint32, of what follows the CRC), CRC-32C (of what
 // follows it), kind, topic id (16 bytes), name length (uint16), the log's
@@ -86,8 +88,8 @@ type JournalOptions struct {
 	// disk through it, as Options.IO for segments).
 	IO *FileIO
 	// ReplayOnly: the journal replays what an earlier process left and
-	// takes no new frame (log.journal.enable is off, or log.fsync=always,
-	// after a start with it on).
+	// takes no new frame (log.journal.enable is off, after a start with
+	// it on).
 	ReplayOnly bool
 	// MemoryBytes bounds the journal's buffer, which the logs' pending
 	// tails point into (log.journal.memory.bytes; 0: 256 MiB): a log
