@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,9 +219,9 @@ func TestJournalDurableMachineCrash(t *testing.T) {
 // journalStart is the journal position a file name starts at.
 func journalStart(t *testing.T, name string) int64 {
 	t.Helper()
-	var pos int64
-	for _, c := range strings.TrimSuffix(filepath.Base(name), journalSuffix) {
-		pos = pos*10 + int64(c-'0')
+	pos, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), journalSuffix), 10, 64)
+	if err != nil {
+		t.Fatalf("journal file name %s: %v", name, err)
 	}
 	return pos
 }

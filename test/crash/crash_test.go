@@ -367,7 +367,7 @@ func TestCrashJournalFsyncAlwaysServesReplayed(t *testing.T) {
 	producer := newProducer(t, ctx, p, topic, partitions, nil)
 	const n = 400
 	for i := range n {
-		r := &kgo.Record{Partition: int32(i % partitions), Value: []byte(fmt.Sprintf("r%04d", i))}
+		r := &kgo.Record{Value: []byte(fmt.Sprintf("r%04d", i))}
 		if err := producer.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatalf("produce %d: %v", i, err)
 		}
