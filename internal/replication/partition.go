@@ -186,6 +186,13 @@ func (p *Partition) isrSize() int {
 	return len(p.st.isr)
 }
 
+// sizes returns the numbers of replicas and of in-sync replicas.
+func (p *Partition) sizes() (replicas, isr int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.st.replicas), len(p.st.isr)
+}
+
 // CheckLeaderEpoch compares a client's current leader epoch with ours
 // (KIP-320); -1 skips the check.
 func (p *Partition) CheckLeaderEpoch(epoch int32) error {
@@ -224,8 +231,10 @@ func (p *Partition) AppendAsLeader(records []byte, acks int16) (AppendResult, er
 // AppendAsLeaderJournaled is AppendAsLeader for the produce path: with
 // the shared journal on (log.journal.enable) the batch is only buffered
 // in the journal, and the caller must call SyncJournal before it answers
-// (once for all the partitions of a request). Without a journal it is
-// AppendAsLeader.
+// (once for all the partitions of a request). Without a journal, and for
+// a partition with more than one replica, it is AppendAsLeader: its
+// followers fetch the batch at once, and a read that reaches a journaled
+// tail writes it to the segment, so the journal would only add a write.
 func (p *Partition) AppendAsLeaderJournaled(records []byte, acks int16) (AppendResult, error) {
 	return p.appendAsLeader(records, acks, false, 0, true)
 }
@@ -252,11 +261,11 @@ func (p *Partition) appendAsLeader(records []byte, acks int16, verified bool, gu
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if acks == -1 {
-		if n := p.isrSize(); n < int(cfg.MinInsyncReplicas) {
-			return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
-		}
+	replicas, isr := p.sizes()
+	if acks == -1 && isr < int(cfg.MinInsyncReplicas) {
+		return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, isr, cfg.MinInsyncReplicas)
 	}
+	journaled = journaled && replicas <= 1
 	return p.append(records, verified, guard, journaled)
 }
 

@@ -102,8 +102,8 @@ type Options struct {
 	HighWatermarkGiven bool
 	// Journal, if set (log.journal.enable), is the data dir's shared
 	// journal: AppendJournaled writes a batch there and leaves its
-	// segment write for later (journal.go, pending.go). Ignored with
-	// FsyncAlways.
+	// segment write for later (journal.go, pending.go). With FsyncAlways
+	// only a durable journal takes batches (JournalOptions.Durable).
 	Journal *Journal
 }
 
