@@ -64,6 +64,9 @@ const (
 	// to the journal file; the pending tails point into it).
 	journalChunkBytes = 1 << 20
 	journalSlabBytes  = 32 << 20 // a mapping chunks are cut from (carveChunk)
+	// keepChunkRoom: a write leaves its last chunk in the buffer for
+	// the next frames if this much of it is free.
+	keepChunkRoom = 16 << 10
 	frameKindBatch    = 1
 	frameKindBarrier  = 2
 	frameFixed        = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
@@ -124,8 +127,12 @@ type Journal struct {
 	mu sync.Mutex
 	// buf holds the frames added and not yet written, in chunks of
 	// journalChunkBytes (a request of tens of MB would otherwise grow one
-	// slice by copying it again and again); buf[0].b[0] is at bufStart.
+	// slice by copying it again and again); buf[0].b[bufHead] is at
+	// bufStart. The bytes of buf[0] before bufHead were written: a write
+	// leaves its last chunk in buf while it has room (keepChunkRoom), so
+	// that small requests fill a chunk together rather than one each.
 	buf      []*jchunk
+	bufHead  int
 	bufLen   int64
 	bufStart int64
 	files    []*jfile // this process's files, oldest first; the last takes new frames
@@ -141,10 +148,11 @@ type Journal struct {
 	free  []*jchunk  // chunks nothing uses any more, for reuse
 	inUse atomic.Int64
 
-	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare
+	wmu     sync.Mutex // serializes writes; guards cur, curFile, spare, parts
 	cur     *os.File
 	curFile *jfile
 	spare   []*jchunk
+	parts   [][]byte
 	dirSync bool // durable: a file was created since the directory's last fsync
 	// written: every frame below this position is in a file (and, when
 	// durable, fsynced).
@@ -398,6 +406,23 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (added, erro
 	return a, nil
 }
 
+// dropKept gives up the journal's reference to a chunk a write left in
+// the buffer, once nothing will be written from it (the journal failed,
+// or closes); wmu held.
+func (j *Journal) dropKept() {
+	j.mu.Lock()
+	var c *jchunk
+	if len(j.buf) > 0 && j.bufHead > 0 {
+		c = j.buf[0]
+		j.buf = slices.Delete(j.buf, 0, 1)
+		j.bufHead = 0
+	}
+	j.mu.Unlock()
+	if c != nil {
+		j.unref(c)
+	}
+}
+
 // getChunk returns an empty chunk for frames of n bytes, reused if one is
 // free, holding the journal's reference; j.mu held. Free chunks are kept
 // (not in a sync.Pool, which every other garbage collection empties):
@@ -509,7 +534,24 @@ func (j *Journal) Sync() error {
 		return fmt.Errorf("%w: journal write failed earlier: %w", ErrIO, err)
 	}
 	buf, start, n := j.buf, j.bufStart, j.bufLen
-	j.buf, j.spare = j.spare[:0], nil
+	// What to write, taken under mu: frames added meanwhile go after it
+	// in the last chunk, which stays in buf while it has room.
+	parts := j.parts[:0]
+	for i, c := range buf {
+		b := c.b
+		if i == 0 {
+			b = b[j.bufHead:]
+		}
+		parts = append(parts, b)
+	}
+	last := buf[len(buf)-1]
+	keep := cap(last.b)-len(last.b) >= keepChunkRoom
+	if keep {
+		j.buf, j.bufHead = append(j.spare[:0], last), len(last.b)
+	} else {
+		j.buf, j.bufHead = j.spare[:0], 0
+	}
+	j.spare = nil
 	j.bufStart += n
 	j.bufLen = 0
 	files := slices.Clone(j.files)
@@ -517,23 +559,29 @@ func (j *Journal) Sync() error {
 
 	var err error
 	pos := start
-	for _, c := range buf {
-		if err = j.write(c.b, pos, files); err != nil {
+	for _, b := range parts {
+		if err = j.write(b, pos, files); err != nil {
 			break
 		}
-		pos += int64(len(c.b))
+		pos += int64(len(b))
 	}
 	if err == nil && j.durable {
 		err = j.syncCur()
 	}
 	// The tails still hold their batches' chunks, written or not: after
-	// a failed write they go to their segments from there.
+	// a failed write they go to their segments from there. A chunk kept
+	// in buf keeps the journal's reference until a later write.
+	if keep {
+		buf = buf[:len(buf)-1]
+	}
 	for i, c := range buf {
 		j.unref(c)
 		buf[i] = nil
 	}
-	j.spare = buf[:0]
+	clear(parts)
+	j.spare, j.parts = buf[:0], parts[:0]
 	if err != nil {
+		j.dropKept()
 		j.mu.Lock()
 		j.failed = err
 		j.broken.Store(true)
@@ -862,6 +910,16 @@ func (j *Journal) Close() error {
 	err := j.Sync()
 	j.mu.Lock()
 	j.closed = true
+	j.mu.Unlock()
+	// Frames added before closed was set, then the chunk the last write
+	// kept: nothing is added any more.
+	if e := j.Sync(); err == nil {
+		err = e
+	}
+	j.wmu.Lock()
+	j.dropKept()
+	j.wmu.Unlock()
+	j.mu.Lock()
 	if j.inUse.Load() == 0 {
 		// No tail and no unwritten frame points into a slab, and no
 		// chunk is taken from now on.
