@@ -66,10 +66,10 @@ const (
 	journalSlabBytes  = 32 << 20 // a mapping chunks are cut from (carveChunk)
 	// keepChunkRoom: a write leaves its last chunk in the buffer for
 	// the next frames if this much of it is free.
-	keepChunkRoom = 16 << 10
-	frameKindBatch    = 1
-	frameKindBarrier  = 2
-	frameFixed        = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
+	keepChunkRoom    = 16 << 10
+	frameKindBatch   = 1
+	frameKindBarrier = 2
+	frameFixed       = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
 )
 
 // JournalOptions configure OpenJournal.
