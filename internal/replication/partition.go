@@ -180,12 +180,6 @@ func (p *Partition) ISR() []int32 {
 	return slices.Clone(p.st.isr)
 }
 
-func (p *Partition) isrSize() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.st.isr)
-}
-
 // sizes returns the numbers of replicas and of in-sync replicas.
 func (p *Partition) sizes() (replicas, isr int) {
 	p.mu.Lock()

@@ -29,7 +29,8 @@ func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
 			return fmt.Errorf("%w: offset %d not replicated to the ISR %v in time (high watermark %d)", ErrReplicationTimeout, offset, p.ISR(), p.hw.Load())
 		}
 	}
-	if n, minISR := p.isrSize(), p.Config().MinInsyncReplicas; n < int(minISR) {
+	minISR := p.Config().MinInsyncReplicas
+	if _, n := p.sizes(); n < int(minISR) {
 		return fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicasAfterAppend, n, minISR)
 	}
 	return nil

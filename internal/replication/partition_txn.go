@@ -82,7 +82,7 @@ func (p *Partition) AppendTxnMarkerVersion(producerID int64, producerEpoch int16
 		return AppendResult{}, err
 	}
 	cfg := p.Config()
-	if n := p.isrSize(); n < int(cfg.MinInsyncReplicas) {
+	if _, n := p.sizes(); n < int(cfg.MinInsyncReplicas) {
 		return AppendResult{}, fmt.Errorf("%w: %d in-sync replicas, min.insync.replicas is %d", ErrNotEnoughReplicas, n, cfg.MinInsyncReplicas)
 	}
 	marker := storage.BuildTxnMarker(producerID, producerEpoch, coordinatorEpoch, commit, p.env.now().UnixMilli())

@@ -112,8 +112,8 @@ func BenchmarkAppendManyLogs(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			data := b.TempDir()
 			if d := os.Getenv("STRATA_BENCH_DIR"); d != "" {
-				data, err = os.MkdirTemp(d, "bench")
-				if err != nil {
+				var err error
+				if data, err = os.MkdirTemp(d, "bench"); err != nil {
 					b.Fatal(err)
 				}
 				b.Cleanup(func() { os.RemoveAll(data) })
