@@ -36,6 +36,9 @@ type testBrokerOptions struct {
 	port      int32             // registered port (9092 if 0)
 	overrides map[string]string // broker settings
 	now       func() time.Time  // the broker's clock (time.Now if nil)
+	// journal: the shared journal, with no background writes (journaled
+	// tails stay pending until something else writes them).
+	journal bool
 }
 
 // newTestBrokerWith is newTestBroker with options.
@@ -67,12 +70,23 @@ func newTestBrokerWith(tb testing.TB, o testBrokerOptions) *Broker {
 	if _, err := ctrl.Bootstrap("test-cluster", "localhost", port, nil); err != nil {
 		tb.Fatal(err)
 	}
-	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger, StorageIO: o.fio})
+	var journal *storage.Journal
+	if o.journal {
+		if journal, err = storage.OpenJournal(dir, storage.JournalOptions{Logger: logger, NoBackground: true, Durable: cfg.FsyncAlways()}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	parts := replication.NewManager(replication.Options{NodeID: 1, DataDir: dir, Static: cfg, Logger: logger, StorageIO: o.fio, Journal: journal})
 	images.Register(parts)
 	images.Start()
 	tb.Cleanup(func() {
 		images.Close()
 		parts.Close()
+		if journal != nil {
+			if err := journal.Close(); err != nil {
+				tb.Errorf("journal close: %v", err)
+			}
+		}
 		ml.Close()
 	})
 	if res := ctrl.CreateTopics([]controller.CreateTopic{{Name: "t", Partitions: 2, ReplicationFactor: 1}}, false); res[0].Err != nil {

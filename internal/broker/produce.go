@@ -69,6 +69,13 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 	fsyncAlways := b.opts.Static.FsyncAlways()
 	var syncs []pendingSync
 	var journaled *replication.Partition // a partition appended to, for syncJournal
+	// The journal saves writes when one write covers several partitions'
+	// batches. A request to one partition gets nothing from it (one write
+	// either way, and its tail would be written again later), so its batch
+	// goes to the segment directly; except with log.fsync=always, where
+	// the journal's fsync is shared by the requests of every partition
+	// waiting at the same moment.
+	useJournal := fsyncAlways || requestPartitions(req) > 1
 	failed := false
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -108,7 +115,7 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 				if err == nil {
 					var last int64
 					var inJournal bool
-					last, inJournal, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}])
+					last, inJournal, err = b.produceOne(p, records, req.Acks, rp, verified[topicPartition{t.Name, rp.Partition}], useJournal)
 					if inJournal {
 						journaled = p
 					}
@@ -139,6 +146,15 @@ func (b *Broker) produceAppend(r *request, req *kmsg.ProduceRequest, verified ma
 		}
 	}
 	return resp, syncs, failed
+}
+
+// requestPartitions counts the partitions a produce request writes to.
+func requestPartitions(req *kmsg.ProduceRequest) int {
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	return n
 }
 
 // syncJournal writes the request's journaled batches (one write for all
@@ -221,7 +237,7 @@ func (b *Broker) syncAll(ctx context.Context, syncs []pendingSync, acks int16) {
 // produceOne appends the partition's records through the partition's rules,
 // filling rp, and returns the offset of the batch's last record, and
 // whether the answer must wait for the journal's write (syncJournal).
-func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition, v txnVerification) (int64, bool, error) {
+func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16, rp *kmsg.ProduceResponseTopicPartition, v txnVerification, useJournal bool) (int64, bool, error) {
 	var res replication.AppendResult
 	var err error
 	switch {
@@ -231,10 +247,12 @@ func (b *Broker) produceOne(p *replication.Partition, records []byte, acks int16
 		// Verified, or not in need of it when the partition looked: the
 		// log refuses the batch if a marker ended the transaction since.
 		res, err = p.AppendAsLeaderVerified(records, acks, v.guard)
-	default:
+	case useJournal:
 		// Buffered in the shared journal if it is on: produceAppend
 		// writes it once for the whole request (syncJournal).
 		res, err = p.AppendAsLeaderJournaled(records, acks)
+	default:
+		res, err = p.AppendAsLeader(records, acks)
 	}
 	if err != nil {
 		return -1, false, err

@@ -126,11 +126,12 @@ func (l *Log) appendLocked(batch []byte, h *record.Header, ci *controlInfo, lead
 		}
 		if dup != nil {
 			res := AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: -1, LogStartOffset: l.logStart, Duplicate: true}
-			if o.journal && l.pendBytes > 0 {
+			if l.pendBytes > 0 {
 				// The original may be in the pending tail: its frame
-				// must be written before the duplicate is answered, or,
-				// if the journal failed, the tail itself.
-				if l.journalOK() {
+				// must be written before the duplicate is answered (the
+				// caller's journal write), or, if the journal failed or
+				// the caller writes no journal, the tail itself.
+				if o.journal && l.journalOK() {
 					res.Journaled = true
 				} else if err := l.writePendingLocked(); err != nil {
 					return AppendResult{}, false, err

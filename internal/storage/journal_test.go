@@ -840,3 +840,28 @@ func TestJournalSmallRequestsShareChunks(t *testing.T) {
 		sameBatches(t, tl.dir, tl.allBatches(), want[i])
 	}
 }
+
+// A retried idempotent batch whose original is in the journaled tail and
+// that arrives by the direct path (a produce request to one partition)
+// is answered as a duplicate only once the tail is in the segment: that
+// answer writes no journal frame, and the original's frame may not be
+// written yet (its request still on the way to its journal write).
+func TestJournalDuplicateByDirectPathWritesTail(t *testing.T) {
+	f := newJFix(t)
+	tl := f.open("a-0", 1)
+	orig := makeBatch(t, batchSpec{n: 2, size: 40, ts: 1, pid: 7, seq: 0})
+	retry := append([]byte(nil), orig...)
+	if res, err := tl.AppendJournaled(orig, 0); err != nil || !res.Journaled {
+		t.Fatalf("journaled append: %+v, %v", res, err)
+	}
+	if got := segmentFileSize(t, tl); got != 0 {
+		t.Fatalf("the segment has %d bytes before any tail write", got)
+	}
+	res, err := tl.Append(retry, 0)
+	if err != nil || !res.Duplicate || res.Journaled || res.BaseOffset != 0 {
+		t.Fatalf("the retry by the direct path: %+v, %v; want a duplicate of offset 0, not journaled", res, err)
+	}
+	if got, want := segmentFileSize(t, tl), int64(len(orig)); got != want {
+		t.Fatalf("after the duplicate's answer the segment has %d bytes, want the original's %d", got, want)
+	}
+}

@@ -126,7 +126,9 @@ func logLines(t *testing.T, p *process, subs ...string) int {
 // whole and CRC-valid.
 func TestCrashFullDisk(t *testing.T) {
 	httpAddr := freeAddr(t)
-	run := startFullDisk(t, "--http-listen", httpAddr)
+	// The direct path: TestCrashFullDiskJournal is this test with the
+	// journal (on by default), whose write fails first.
+	run := startFullDisk(t, "--http-listen", httpAddr, "--set", "log.journal.enable=false")
 	p, ctx, producer, raw, data := run.p, run.ctx, run.producer, run.raw, run.data
 	ack, produce := run.fp.ack, run.fp.produce
 	adm := kadm.NewClient(raw)
