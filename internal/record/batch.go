@@ -29,6 +29,9 @@ const (
 	// LogOverhead is the part of the header not counted by the Length field:
 	// BaseOffset and Length themselves.
 	LogOverhead = 12
+	// CRCStart is where the part of a batch its CRC covers starts
+	// (Attributes): the fields before it, the CRC included, are not covered.
+	CRCStart = offAttributes
 )
 
 // Attribute bits.

@@ -35,11 +35,17 @@ import (
 // is durable (JournalOptions.Durable): its fsync stands for the segments'
 // until a syncfs made their tails durable.
 //
-// Frames: length (uint32, of what follows the CRC), CRC-32C (of what
-// follows it), kind, topic id (16 bytes), name length (uint16), the log's
-// directory name, payload (a batch, with its offsets assigned, or nothing
-// for a barrier). A barrier says that the log was truncated or deleted:
-// its frames before the barrier must not be replayed.
+// Frames: length (uint32, of what follows the CRC), CRC-32C, kind, topic
+// id (16 bytes), name length (uint16), the log's directory name, payload
+// (a batch, with its offsets assigned, or nothing for a barrier). A
+// barrier says that the log was truncated or deleted: its frames before
+// the barrier must not be replayed. The CRC of a barrier covers all that
+// follows it; that of a batch frame (frameKindBatchHead) covers what
+// follows it up to the batch's own CRC, inclusive: the batch's CRC covers
+// the rest, so each byte is checksummed once when it is journaled, and
+// replay checks both. Frames of kind frameKindBatch (an earlier version,
+// the CRC over the whole frame) are still read.
+
 //
 // Files are named by the journal position of their first byte
 // (%020d.journal) under <data dir>/__journal, and a new one starts once
@@ -67,9 +73,11 @@ const (
 	// keepChunkRoom: a write leaves its last chunk in the buffer for
 	// the next frames if this much of it is free.
 	keepChunkRoom    = 16 << 10
-	frameKindBatch   = 1
+	frameKindBatch   = 1 // a batch, the frame's CRC over all of it (read only)
 	frameKindBarrier = 2
-	frameFixed       = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
+	// frameKindBatchHead: a batch, the frame's CRC up to the batch's CRC.
+	frameKindBatchHead = 3
+	frameFixed         = 4 + 4 + 1 + 16 + 2 // length, CRC, kind, topic id, name length
 )
 
 // JournalOptions configure OpenJournal.
@@ -294,7 +302,7 @@ func (j *Journal) parseOld(data []byte, frames, barriers *int) (int, error) {
 		case frameKindBarrier:
 			*barriers++
 			delete(j.replay, name)
-		case frameKindBatch:
+		case frameKindBatch, frameKindBatchHead:
 			*frames++
 			j.replay[name] = append(j.replay[name], replayFrame{topicID: id, batch: payload})
 		}
@@ -314,26 +322,42 @@ func parseFrame(b []byte) (kind byte, id [16]byte, name string, payload []byte, 
 		return 0, id, "", nil, 0, fmt.Errorf("%w: length %d, %d bytes left", errFrame, size, len(b)-8)
 	}
 	body := b[8 : 8+size]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[4:]) {
-		return 0, id, "", nil, 0, fmt.Errorf("%w: CRC mismatch", errFrame)
-	}
 	kind = body[0]
-	copy(id[:], body[1:17])
 	nl := int(binary.BigEndian.Uint16(body[17:]))
 	if 19+nl > len(body) {
 		return 0, id, "", nil, 0, fmt.Errorf("%w: name length %d", errFrame, nl)
 	}
+	covered := body
+	if kind == frameKindBatchHead {
+		if 19+nl+record.CRCStart > len(body) {
+			return 0, id, "", nil, 0, fmt.Errorf("%w: a batch frame of %d bytes", errFrame, len(body))
+		}
+		covered = body[:19+nl+record.CRCStart]
+	}
+	if crc32.Checksum(covered, castagnoli) != binary.BigEndian.Uint32(b[4:]) {
+		return 0, id, "", nil, 0, fmt.Errorf("%w: CRC mismatch", errFrame)
+	}
+	copy(id[:], body[1:17])
 	name = string(body[19 : 19+nl])
 	payload = body[19+nl:]
-	if kind == frameKindBatch {
-		if h, err := record.ParseHeader(payload); err != nil || h.Size() != len(payload) {
+	switch kind {
+	case frameKindBatch, frameKindBatchHead:
+		h, err := record.ParseHeader(payload)
+		if err != nil || h.Size() != len(payload) {
 			return 0, id, "", nil, 0, fmt.Errorf("%w: a batch frame of %s does not hold one whole batch", errFrame, name)
 		}
+		if kind == frameKindBatchHead && record.ComputeCRC(payload) != h.CRC {
+			return 0, id, "", nil, 0, fmt.Errorf("%w: batch CRC mismatch in a frame of %s", errFrame, name)
+		}
+		kind = frameKindBatch
 	}
 	return kind, id, name, payload, 8 + size, nil
 }
 
-// appendFrame appends one frame to dst.
+// appendFrame appends one frame to dst: a barrier, or, for
+// frameKindBatchHead, a batch whose own CRC is valid (every batch
+// appended is: validated, or given a new CRC where the broker changed a
+// covered field).
 func appendFrame(dst []byte, kind byte, id [16]byte, name string, payload []byte) []byte {
 	start := len(dst)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(frameFixed-8+len(name)+len(payload)))
@@ -341,8 +365,12 @@ func appendFrame(dst []byte, kind byte, id [16]byte, name string, payload []byte
 	dst = append(dst, id[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(name)))
 	dst = append(dst, name...)
+	covered := len(dst) + len(payload)
+	if kind == frameKindBatchHead {
+		covered = len(dst) + record.CRCStart
+	}
 	dst = append(dst, payload...)
-	binary.BigEndian.PutUint32(dst[start+4:], crc32.Checksum(dst[start+8:], castagnoli))
+	binary.BigEndian.PutUint32(dst[start+4:], crc32.Checksum(dst[start+8:covered], castagnoli))
 	return dst
 }
 
@@ -395,7 +423,7 @@ func (j *Journal) add(kind byte, l *Log, payload []byte, hold bool) (added, erro
 		j.dirty = append(j.dirty, dirtyLog{l, since})
 	}
 	a := added{file: f, since: since, end: j.bufStart + j.bufLen}
-	if kind != frameKindBatch {
+	if kind != frameKindBatchHead {
 		return a, nil
 	}
 	c.refs.Add(1)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/record"
 )
 
 // jfix is a data dir with a shared journal and logs in journal mode; crash
@@ -864,4 +866,56 @@ func TestJournalDuplicateByDirectPathWritesTail(t *testing.T) {
 	if got, want := segmentFileSize(t, tl), int64(len(orig)); got != want {
 		t.Fatalf("after the duplicate's answer the segment has %d bytes, want the original's %d", got, want)
 	}
+}
+
+// A batch frame's own CRC covers its header only up to the batch's CRC;
+// the batch's CRC covers the rest. A frame whose batch is damaged past
+// that point (its frame CRC still good) ends the replay there, as a torn
+// frame does.
+func TestJournalDamagedBatchBody(t *testing.T) {
+	f := newJFix(t)
+	a := f.open("a-0", 1)
+	want := appendJ(t, a, 4, 3000)
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := f.j.Files()
+	if err != nil || len(files) != 1 {
+		t.Fatalf("journal files %v %v, want one", files, err)
+	}
+	f.crash()
+	path := filepath.Join(f.data, JournalDirName, files[0])
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last byte of the file is the last record's last byte.
+	data[len(data)-1] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.openJournal()
+	a = f.open("a-0", 1)
+	sameBatches(t, "after a damaged batch", a.allBatches(), want[:3])
+}
+
+// Frames written by an earlier version (frameKindBatch: the frame's CRC
+// over the whole batch) are replayed.
+func TestJournalReplaysEarlierFrameKind(t *testing.T) {
+	f := newJFix(t)
+	f.crash() // the journal opened by newJFix stays empty
+	var want [][]byte
+	var file []byte
+	for i := range 3 {
+		b := makeBatch(t, batchSpec{n: 2, size: 30, ts: int64(4000 + i)})
+		record.SetBaseOffset(b, int64(2*i))
+		want = append(want, b)
+		file = appendFrame(file, frameKindBatch, [16]byte{1}, "a-0", b)
+	}
+	if err := os.WriteFile(filepath.Join(f.data, JournalDirName, fileName(0, journalSuffix)), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.openJournal()
+	a := f.open("a-0", 1)
+	sameBatches(t, "replayed from frames of the earlier kind", a.allBatches(), want)
 }

@@ -31,7 +31,7 @@ func (l *Log) journalOK() bool { return l.journaled() && l.opts.Journal.failedEr
 // to the pending tail; mu held.
 func (l *Log) addPendingLocked(batch []byte, base int64) error {
 	first := l.pendBytes == 0
-	a, err := l.opts.Journal.add(frameKindBatch, l, batch, first)
+	a, err := l.opts.Journal.add(frameKindBatchHead, l, batch, first)
 	if err != nil {
 		return err
 	}
