@@ -88,6 +88,21 @@ func TestProduceJournalOnlyForSeveralPartitions(t *testing.T) {
 				if got, want := segSize("0"), 3*batchSize; got != want {
 					t.Errorf("after a request to one partition behind a journaled tail, its segment has %d bytes, want its 3 batches' %d", got, want)
 				}
+				// In offset order: the tail before the direct batch.
+				data, err := os.ReadFile(filepath.Join(b.opts.Static.DataDir(), "t-0", "00000000000000000000.log"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for want := int64(0); len(data) > 0; want++ {
+					h, err := record.ParseHeader(data)
+					if err != nil {
+						t.Fatalf("segment of partition 0 at batch %d: %v", want, err)
+					}
+					if h.BaseOffset != want {
+						t.Fatalf("segment of partition 0: batch %d has base offset %d", want, h.BaseOffset)
+					}
+					data = data[h.Size():]
+				}
 			}
 		})
 	}

@@ -286,7 +286,7 @@ func (p *Partition) append(batch []byte, verified bool, guard uint64, journaled 
 		return res, p.noteLog("append", err)
 	}
 	if res.Duplicate {
-		return res, nil // nothing was written
+		return res, nil // the log end did not move
 	}
 	p.logWritten()
 	p.mu.Lock()

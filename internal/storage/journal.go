@@ -44,8 +44,9 @@ import (
 // follows it up to the batch's own CRC, inclusive: the batch's CRC covers
 // the rest, so each byte is checksummed once when it is journaled, and
 // replay checks both. Frames of kind frameKindBatch (an earlier version,
-// the CRC over the whole frame) are still read.
-
+// the CRC over the whole frame) are still read. An older binary reads a
+// batch frame of this kind as torn: stop the broker cleanly before going
+// back to one (a clean shutdown leaves the journal empty).
 //
 // Files are named by the journal position of their first byte
 // (%020d.journal) under <data dir>/__journal, and a new one starts once

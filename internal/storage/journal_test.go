@@ -919,3 +919,45 @@ func TestJournalReplaysEarlierFrameKind(t *testing.T) {
 	a := f.open("a-0", 1)
 	sameBatches(t, "replayed from frames of the earlier kind", a.allBatches(), want)
 }
+
+// A topic with log-append time: the log rewrites each batch's timestamp
+// and so its CRC before journaling it, and the frame's CRC relies on the
+// batch's own. Batches journaled that way replay after a kill.
+func TestJournalReplaysLogAppendTimeBatches(t *testing.T) {
+	f := newJFix(t)
+	cfg := testConfig()
+	cfg.SegmentBytes = 1 << 20
+	cfg.LogAppendTime = true
+	tl := &testLog{t: t, dir: filepath.Join(f.data, "a-0"), cfg: cfg, clock: f.clock,
+		opts: Options{Now: f.clock.Now, Journal: f.j, TopicID: [16]byte{1}, IO: f.io}}
+	tl.reopen()
+	f.logs["a-0"] = tl
+	for i := range 3 {
+		res, err := tl.AppendJournaled(makeBatch(t, batchSpec{n: 2, size: 40, ts: int64(10 + i)}), 0)
+		if err != nil || !res.Journaled || res.LogAppendTime < 0 {
+			t.Fatalf("append %d: %+v, %v; want journaled with a log-append time", i, res, err)
+		}
+	}
+	if err := f.j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := segmentFileSize(t, tl); n != 0 {
+		t.Fatalf("the segment has %d bytes before the kill: the replay would have nothing to do", n)
+	}
+	f.crash()
+	f.openJournal()
+	a := f.open("a-0", 1)
+	got := a.allBatches()
+	if len(got) != 3 {
+		t.Fatalf("%d batches replayed, want 3", len(got))
+	}
+	for i, b := range got {
+		h, err := record.Validate(b)
+		if err != nil {
+			t.Fatalf("replayed batch %d: %v", i, err)
+		}
+		if h.BaseOffset != int64(2*i) || h.Attributes&record.AttrTimestampType == 0 || h.MaxTimestamp != f.clock.Now().UnixMilli() {
+			t.Fatalf("replayed batch %d: base offset %d, attributes %#x, max timestamp %d", i, h.BaseOffset, h.Attributes, h.MaxTimestamp)
+		}
+	}
+}

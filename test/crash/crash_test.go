@@ -126,6 +126,10 @@ func TestCrashKill9DuringProduce(t *testing.T) {
 		// segment before the answer.
 		{"page-cache", 20, []string{"--set", "log.journal.enable=false"}, ""},
 		{"fsync-always", 5, []string{"--fsync", "always", "--set", "log.journal.enable=false"}, ""},
+		// The default settings: the journal with its 1 s write age, the
+		// producer's requests to one partition (direct) and to several
+		// (journaled) mixed.
+		{"default", 10, nil, ""},
 		// The shared journal, with tails left in memory for 5 s: a kill
 		// finds most of the last seconds' batches only in the journal,
 		// and the restart must replay them.
