@@ -16,7 +16,8 @@ FUZZ_TARGETS := ./internal/record:FuzzValidate ./internal/record:FuzzDecompress 
 	./internal/metadata:FuzzDecodeEntry ./internal/quorum:FuzzReadFrame \
 	./internal/security:FuzzScramServer ./internal/security:FuzzPlain \
 	./internal/security:FuzzParseJAAS ./internal/security:FuzzOAuthBearer \
-	./internal/security:FuzzJWS ./internal/security:FuzzJWKS
+	./internal/security:FuzzJWS ./internal/security:FuzzJWKS \
+	./internal/storage:FuzzParseFrame
 FUZZ_EXECS    ?= 10000000
 FUZZ_PARALLEL ?= 1
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -313,7 +313,8 @@ func (j *Journal) parseOld(data []byte, frames, barriers *int) (int, error) {
 
 var errFrame = errors.New("bad journal frame")
 
-// parseFrame parses the frame at the start of b; n is its length.
+// parseFrame parses the frame at the start of b; n is its length. A batch
+// frame of either kind comes back as frameKindBatch.
 func parseFrame(b []byte) (kind byte, id [16]byte, name string, payload []byte, n int, err error) {
 	if len(b) < frameFixed {
 		return 0, id, "", nil, 0, fmt.Errorf("%w: %d bytes left, a frame needs %d", errFrame, len(b), frameFixed)
