@@ -88,6 +88,21 @@ func (f *jfix) crash() {
 	f.j = nil // abandoned: no Close, nothing more written
 }
 
+// crashWithOneFile writes the journal, checks that it is one file, crashes
+// and returns that file's path.
+func (f *jfix) crashWithOneFile() string {
+	f.t.Helper()
+	if err := f.j.Sync(); err != nil {
+		f.t.Fatal(err)
+	}
+	files, err := f.j.Files()
+	if err != nil || len(files) != 1 {
+		f.t.Fatalf("journal files %v %v, want one", files, err)
+	}
+	f.crash()
+	return filepath.Join(f.data, JournalDirName, files[0])
+}
+
 // appendJ appends count journaled batches (value byte from seed) and
 // returns copies of them as stored.
 func appendJ(t *testing.T, tl *testLog, count int, seed int64) [][]byte {
@@ -332,15 +347,7 @@ func TestJournalCleanCloseAndTornFrame(t *testing.T) {
 	sameBatches(t, "after clean restart", a.allBatches(), want)
 
 	more := appendJ(t, a, 3, 2000)
-	if err := f.j.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	files, err := f.j.Files()
-	if err != nil || len(files) != 1 {
-		t.Fatalf("journal files %v %v, want one", files, err)
-	}
-	f.crash()
-	path := filepath.Join(f.data, JournalDirName, files[0])
+	path := f.crashWithOneFile()
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -876,15 +883,7 @@ func TestJournalDamagedBatchBody(t *testing.T) {
 	f := newJFix(t)
 	a := f.open("a-0", 1)
 	want := appendJ(t, a, 4, 3000)
-	if err := f.j.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	files, err := f.j.Files()
-	if err != nil || len(files) != 1 {
-		t.Fatalf("journal files %v %v, want one", files, err)
-	}
-	f.crash()
-	path := filepath.Join(f.data, JournalDirName, files[0])
+	path := f.crashWithOneFile()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
