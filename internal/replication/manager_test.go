@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -436,6 +437,46 @@ func TestManagerClose(t *testing.T) {
 	// The log was closed cleanly: appending fails.
 	if _, err := p.Append(buildBatch(t, 1)); err == nil {
 		t.Fatal("append to a closed partition succeeded")
+	}
+}
+
+// TestManagerCloseBoundsErrors: when many logs cannot be closed cleanly
+// (here their directories are gone; in the field, a full disk), Close
+// names the first few and counts the rest, rather than one error per
+// partition (at 100,000 partitions some 10 MB in one log line).
+func TestManagerCloseBoundsErrors(t *testing.T) {
+	dir := t.TempDir()
+	m := NewManager(Options{NodeID: 1, DataDir: dir, Static: staticConfig(t, false), Logger: slog.New(slog.DiscardHandler)})
+	const n = closeErrorsShown + 3
+	im0 := metadata.Empty()
+	leaders := make([]int32, n)
+	for i := range leaders {
+		leaders[i] = 1
+	}
+	im1 := mustApply(t, im0, topicRecs("a", metadata.NewUUID(), leaders...)...)
+	m.Apply(im0, im1)
+	for i := range n {
+		p := mustGet(t, m, "a", int32(i))
+		if _, err := p.Append(buildBatch(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("a-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := m.Close()
+	if err == nil {
+		t.Fatal("Close succeeded with every log directory gone")
+	}
+	msg := err.Error()
+	if got := strings.Count(msg, "close a-"); got != closeErrorsShown {
+		t.Fatalf("%d partitions named, want %d:\n%s", got, closeErrorsShown, msg)
+	}
+	if !strings.Contains(msg, "and 3 more partitions not closed cleanly") {
+		t.Fatalf("no count of the others:\n%s", msg)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the cause is lost: %v", err)
 	}
 }
 

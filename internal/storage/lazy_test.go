@@ -180,6 +180,7 @@ func TestCloseDeferSync(t *testing.T) {
 	}
 	tl.appendMany(1, 100)
 	leo := tl.LogEndOffset()
+	activeBase := tl.active().base
 	if finish, err = tl.CloseDeferSync(); err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +197,10 @@ func TestCloseDeferSync(t *testing.T) {
 	if !dirExists(t, marker) {
 		t.Fatal("no marker after finish")
 	}
-	if rp, err := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, -1); err != nil || rp != leo {
-		t.Fatalf("recovery point %d, %v; want %d", rp, err, leo)
+	// A recovery point already in the active segment is left as it is
+	// (closeWith).
+	if rp, err := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, -1); err != nil || rp < activeBase || rp > leo {
+		t.Fatalf("recovery point %d, %v; want one in the active segment [%d, %d]", rp, err, activeBase, leo)
 	}
 	if err := tl.reopenErr(); err != nil {
 		t.Fatal(err)
@@ -214,6 +217,65 @@ func TestCloseDeferSync(t *testing.T) {
 		t.Fatalf("second CloseDeferSync = %v, %v", f != nil, err)
 	}
 	tl.Log = nil
+}
+
+// TestCloseDeferSyncRecoveryPoint: a deferred close writes the recovery
+// point only when the one on disk is below the active segment, and a
+// crash after a clean restart still recovers every batch either way.
+func TestCloseDeferSyncRecoveryPoint(t *testing.T) {
+	closeClean := func(tl *testLog) {
+		t.Helper()
+		finish, err := tl.CloseDeferSync()
+		if err != nil || finish == nil {
+			t.Fatalf("CloseDeferSync = %v, %v", finish != nil, err)
+		}
+		tl.Log = nil
+		if err := SyncFS(tl.dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		batches int
+		wantRP  bool // the recovery point is written at the close
+	}{
+		{"one segment", 3, false},      // on disk: none (0), the active segment's base
+		{"several segments", 40, true}, // none on disk, the active segment starts above 0
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := openLazyTestLog(t)
+			want := tl.appendMany(tc.batches, 100)
+			leo := tl.LogEndOffset()
+			if got := tl.segmentCount() > 1; got != tc.wantRP {
+				t.Fatalf("%d segments: the case does not hold", tl.segmentCount())
+			}
+			closeClean(tl)
+			rp, err := readOffsetCheckpoint(tl.dir, recoveryCheckpointFile, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantRP && rp != leo {
+				t.Fatalf("recovery point %d, want the log end %d", rp, leo)
+			}
+			if !tc.wantRP && rp != -1 {
+				t.Fatalf("recovery point file written (%d) for a log of one segment", rp)
+			}
+			// A clean restart, one more batch, a crash: recovery scans
+			// the active segment and finds every batch.
+			tl.reopen()
+			more := tl.appendMany(1, 100)
+			tl.crash()
+			if err := tl.reopenErr(); err != nil {
+				t.Fatal(err)
+			}
+			if got := tl.allBatches(); len(got) != len(want)+len(more) {
+				t.Fatalf("%d batches after the crash, want %d", len(got), len(want)+len(more))
+			}
+		})
+	}
 }
 
 func TestSaveHighWatermarkOverwritesInPlace(t *testing.T) {

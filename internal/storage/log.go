@@ -495,8 +495,9 @@ func (l *Log) Close() error {
 // CloseDeferSync is Close for a broker that closes many logs at once and
 // makes them durable with one syncfs(2) (SyncFS) rather than several
 // fsyncs per log. It writes what Close writes but without fsyncs, and
-// returns finish, which writes the recovery point and the clean shutdown
-// marker (also without fsync; nil if the log gets none). The caller must:
+// returns finish, which writes the clean shutdown marker and, if the one
+// on disk is below the active segment, the recovery point (also without
+// fsync; nil if the log gets no marker). The caller must:
 // close every log, SyncFS, call every finish, SyncFS again. A crash
 // before the first SyncFS returns finds no new marker and recovers the log
 // as after any crash; the marker is written only once the data, indexes
@@ -550,7 +551,11 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 		if len(l.segs) > 0 {
 			activeBase = l.active().base
 		}
-		err = l.producers.writeSnapshot(l.dir, leo, activeBase, fsync)
+		how := snapshotDeferred
+		if fsync {
+			how = snapshotSynced
+		}
+		err = l.producers.writeSnapshot(l.dir, leo, activeBase, how)
 	}
 	var finish func() error
 	if err == nil && l.failed == nil {
@@ -564,11 +569,18 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 			err = writeFileAtomic(l.dir, cleanShutdownFile, marker, true)
 		} else {
 			dir := l.dir
+			// Recovery scans every segment from the one holding the
+			// recovery point (loadSegments): a recovery point already in
+			// the active segment gives a later recovery the same work as
+			// one at the log end, so it is not rewritten.
+			writeRecovery := len(l.segs) > 0 && l.recovery < l.active().base
 			finish = func() error {
-				if err := writeFileAtomic(dir, recoveryCheckpointFile, []byte("0\n"+strconv.FormatInt(leo, 10)+"\n"), false); err != nil {
-					return fmt.Errorf("storage: close %s: %w", dir, err)
+				if writeRecovery {
+					if err := writeFileAtomic(dir, recoveryCheckpointFile, []byte("0\n"+strconv.FormatInt(leo, 10)+"\n"), false); err != nil {
+						return fmt.Errorf("storage: close %s: %w", dir, err)
+					}
 				}
-				if err := writeFileAtomic(dir, cleanShutdownFile, marker, false); err != nil {
+				if err := writeFileNew(dir, cleanShutdownFile, marker); err != nil {
 					return fmt.Errorf("storage: close %s: %w", dir, err)
 				}
 				return nil

@@ -493,15 +493,35 @@ func listSnapshots(dir string) ([]int64, error) {
 	return offs, nil
 }
 
+// snapshotWrite is how writeSnapshot writes the file.
+type snapshotWrite int
+
+const (
+	// snapshotRenamed: a temporary file renamed into place, not fsynced.
+	snapshotRenamed snapshotWrite = iota
+	// snapshotSynced: the same, fsynced with its directory.
+	snapshotSynced
+	// snapshotDeferred: written in place if new (writeFileNew), for a
+	// deferred close whose caller makes it durable with a syncfs.
+	snapshotDeferred
+)
+
 // writeSnapshot writes the producer state at offset and keeps only the two
 // newest snapshots and the newest at or below activeBase, the active
 // segment's base: recovery after a crash rescans the active segment and
 // rebuilds its transaction index with a replay that must start at or below
-// its base, which that snapshot keeps short. The file is renamed into place
-// but not fsynced: a torn snapshot fails its checksum on load and an older
-// one (or a replay of the log) takes over.
-func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, fsync bool) error {
-	if err := writeFileAtomic(dir, fileName(offset, snapshotSuffix), p.encode(offset), fsync); err != nil {
+// its base, which that snapshot keeps short. Unless synced, a torn
+// snapshot (a crash before the data reached the disk) fails its checksum
+// on load and an older one (or a replay of the log) takes over.
+func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, how snapshotWrite) error {
+	name, data := fileName(offset, snapshotSuffix), p.encode(offset)
+	var err error
+	if how == snapshotDeferred {
+		err = writeFileNew(dir, name, data)
+	} else {
+		err = writeFileAtomic(dir, name, data, how == snapshotSynced)
+	}
+	if err != nil {
 		return fmt.Errorf("producer snapshot: %w", err)
 	}
 	offs, err := listSnapshots(dir)

@@ -110,3 +110,29 @@ func TestWriteSmallFile(t *testing.T) {
 		t.Fatalf("write into a missing directory: %v, want a *os.PathError for ErrNotExist", err)
 	}
 }
+
+// writeFileNew creates a new file in place, replaces an existing one
+// through a temporary file (never tearing it), and leaves nothing behind
+// when it cannot create the file.
+func TestWriteFileNew(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFileNew(dir, "f", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadSmallFile(filepath.Join(dir, "f")); err != nil || string(got) != "one" {
+		t.Fatalf("new file: %q, %v", got, err)
+	}
+	if err := writeFileNew(dir, "f", []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadSmallFile(filepath.Join(dir, "f")); err != nil || string(got) != "second" {
+		t.Fatalf("replaced file: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f"+tmpSuffix)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left behind: %v", err)
+	}
+	err := writeFileNew(filepath.Join(dir, "missing"), "f", []byte("x"))
+	if !errors.Is(err, ErrIO) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing directory: %v, want ErrIO wrapping ENOENT", err)
+	}
+}

@@ -40,6 +40,9 @@ func startCold(o options, addr string, from, to time.Time) (*coldChild, error) {
 	if o.coldCPUs != "" {
 		args = append([]string{"taskset", "-c", o.coldCPUs}, args...)
 	}
+	if o.coldNice != 0 {
+		args = append([]string{"nice", "-n", strconv.Itoa(o.coldNice)}, args...)
+	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -49,6 +49,7 @@ type options struct {
 	// taskset itself to keep the clients off those CPUs.
 	brokerCPUs string
 	coldCPUs   string // pin the cold reader's process (coldproc.go)
+	coldNice   int    // run the cold reader's process at this niceness
 	// inProcess runs the cold reader in the measuring process, as before
 	// coldproc.go, to compare.
 	inProcess bool
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&settings, "settings", "0,67108864", "log.cold.read.bytes values to compare, in order (0: no page-cache drop)")
 	flag.IntVar(&o.coldParts, "cold-partitions", 1, "partitions of the cold topic")
 	flag.StringVar(&o.brokerCPUs, "broker-cpus", "", "pin the broker to these CPUs (taskset -c list); run this program under taskset -c with the others to separate the clients from it")
+	flag.IntVar(&o.coldNice, "cold-nice", 0, "run the cold reader's process at this niceness (nice -n): it then stands for a client on another host, whose CPU the broker's machine does not pay")
 	flag.StringVar(&o.coldCPUs, "cold-cpus", "", "pin the cold reader's process to these CPUs (taskset -c list)")
 	flag.Float64Var(&o.coldMBps, "cold-mbps", 0, "limit the cold reader to this many MB/s (10^6 B); 0: as fast as it can")
 	var fetchBytes int
