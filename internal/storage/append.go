@@ -274,7 +274,7 @@ func (l *Log) rollAt(base int64) error {
 	s.onClose = l.reportCloseError
 	l.segs = append(l.segs, s)
 	l.logger.Debug("rolled segment", "base_offset", base)
-	if err := l.producers.writeSnapshot(l.dir, base, base, snapshotRenamed); err != nil {
+	if err := l.producers.writeSnapshot(l.dir, base, base, snapshotRenamed, &l.snaps); err != nil {
 		l.logger.Warn("writing producer snapshot failed", "err", err)
 	}
 	if l.rollFlush.CompareAndSwap(false, true) {

@@ -393,7 +393,9 @@ func (l *Log) afterTruncation() error {
 		// a batch, or into an offset gap): what is left lies below the log
 		// start. Continue empty at the log start, as the next Open would,
 		// without the producer snapshots above the data.
-		if err := removeSnapshotsAbove(l.dir, end); err != nil {
+		err := removeSnapshotsAbove(l.dir, end)
+		l.snaps.removedAbove(end, err)
+		if err != nil {
 			errs = append(errs, err)
 		}
 		s, err := l.newSegment(l.logStart, true)
@@ -699,8 +701,10 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := l.writeEpochsDurably(true); err != nil {
 		errs = append(errs, err)
 	}
-	if err := removeSnapshotsAbove(l.dir, -1); err != nil {
-		errs = append(errs, err)
+	rerr := removeSnapshotsAbove(l.dir, -1)
+	l.snaps.removedAbove(-1, rerr)
+	if rerr != nil {
+		errs = append(errs, rerr)
 	}
 	if err := writeFileAtomic(l.dir, cleanerCheckpointFile, fmt.Appendf(nil, "1\n%d 0\n", offset), true); err != nil {
 		errs = append(errs, err)

@@ -115,10 +115,12 @@ func (l *Log) createOnDisk() error {
 	// The fewest system calls that do it: with thousands of partitions
 	// written for the first time on a busy core, each costs. The directory
 	// is new, so nothing in it needs checking, replacing or removing.
+	l.snaps = snapList{known: true} // a new directory has none
 	if err := os.Mkdir(l.dir, 0o755); err != nil {
 		// The data dir itself is missing, or something is there already:
 		// the general path, which fails on a file in the way (and leaves
 		// it alone).
+		l.snaps.known = false
 		if err := os.MkdirAll(l.dir, 0o755); err != nil {
 			return err
 		}

@@ -114,6 +114,8 @@ type Log struct {
 	// (openSnapsListed); only during a load.
 	openSnaps       []int64
 	openSnapsListed bool
+	// snaps: the producer snapshot files, when known (snapList); mu.
+	snaps snapList
 
 	clean cleanerState // log cleaner bookkeeping (cleaner.go)
 	// cleanHW is the high watermark last reported by OnHighWatermark, -1
@@ -555,7 +557,7 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 		if fsync {
 			how = snapshotSynced
 		}
-		err = l.producers.writeSnapshot(l.dir, leo, activeBase, how)
+		err = l.producers.writeSnapshot(l.dir, leo, activeBase, how, &l.snaps)
 	}
 	var finish func() error
 	if err == nil && l.failed == nil {
@@ -572,7 +574,8 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 			// Recovery scans every segment from the one holding the
 			// recovery point (loadSegments): a recovery point already in
 			// the active segment gives a later recovery the same work as
-			// one at the log end, so it is not rewritten.
+			// one at the log end, so it is not rewritten. (If recovery
+			// ever starts at the recovery point itself, write it again.)
 			writeRecovery := len(l.segs) > 0 && l.recovery < l.active().base
 			finish = func() error {
 				if writeRecovery {

@@ -506,14 +506,46 @@ const (
 	snapshotDeferred
 )
 
+// snapList is what a log knows of its producer snapshot files: their
+// offsets, ascending, while known is set. A load sets it from its listing
+// of the directory and a new log starts with none; writeSnapshot keeps it
+// up to date, and a path that removes snapshots by listing the directory
+// itself updates it or clears known. It spares writeSnapshot a listing of
+// the directory: at a shutdown of 20,000 logs that listing was a ninth of
+// the broker's CPU (issue 14). mu held for writing.
+type snapList struct {
+	offs  []int64
+	known bool
+}
+
+// set records the offsets a listing found (sorted here).
+func (sl *snapList) set(offs []int64) {
+	sl.offs = slices.Clone(offs)
+	slices.Sort(sl.offs)
+	sl.known = true
+}
+
+// removedAbove drops the offsets above off, after removeSnapshotsAbove;
+// err is its error, which leaves what is on disk unknown.
+func (sl *snapList) removedAbove(off int64, err error) {
+	if err != nil {
+		sl.known = false
+		return
+	}
+	i, _ := slices.BinarySearch(sl.offs, off+1)
+	sl.offs = sl.offs[:i]
+}
+
 // writeSnapshot writes the producer state at offset and keeps only the two
 // newest snapshots and the newest at or below activeBase, the active
 // segment's base: recovery after a crash rescans the active segment and
 // rebuilds its transaction index with a replay that must start at or below
 // its base, which that snapshot keeps short. Unless synced, a torn
 // snapshot (a crash before the data reached the disk) fails its checksum
-// on load and an older one (or a replay of the log) takes over.
-func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, how snapshotWrite) error {
+// on load and an older one (or a replay of the log) takes over. snaps is
+// the log's list of its snapshots; the directory is listed only when it is
+// not known.
+func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, how snapshotWrite, snaps *snapList) error {
 	name, data := fileName(offset, snapshotSuffix), p.encode(offset)
 	var err error
 	if how == snapshotDeferred {
@@ -524,9 +556,13 @@ func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, how 
 	if err != nil {
 		return fmt.Errorf("producer snapshot: %w", err)
 	}
-	offs, err := listSnapshots(dir)
-	if err != nil {
-		return err
+	offs := snaps.offs
+	if !snaps.known {
+		if offs, err = listSnapshots(dir); err != nil {
+			return err
+		}
+	} else if i, found := slices.BinarySearch(offs, offset); !found {
+		offs = slices.Insert(offs, i, offset)
 	}
 	keep := -1 // the newest at or below activeBase
 	for i, o := range offs {
@@ -534,10 +570,17 @@ func (p *producerState) writeSnapshot(dir string, offset, activeBase int64, how 
 			keep = i
 		}
 	}
-	for i := 0; i+2 < len(offs); i++ {
-		if i != keep {
-			os.Remove(filepath.Join(dir, fileName(offs[i], snapshotSuffix)))
+	kept := offs[:0]
+	for i, o := range offs {
+		if i+2 < len(offs) && i != keep {
+			err := os.Remove(filepath.Join(dir, fileName(o, snapshotSuffix)))
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			// Still there: the next write tries again.
 		}
+		kept = append(kept, o)
 	}
+	snaps.offs, snaps.known = kept, true
 	return nil
 }

@@ -2,9 +2,12 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -174,5 +177,115 @@ func TestSnapshotEncoding(t *testing.T) {
 	}
 	if _, err := decodeSnapshot(b[:len(b)-1], 100); err == nil {
 		t.Fatal("truncated snapshot accepted")
+	}
+}
+
+// TestSnapListFollowsDirectory: what a log knows of its producer snapshot
+// files (snapList, which spares writeSnapshot a directory listing) is what
+// the directory holds, through rolls, truncations, a full truncation,
+// crashes, clean closes (plain and deferred) and a torn snapshot; and the
+// list is known once the log has been loaded and has rolled.
+func TestSnapListFollowsDirectory(t *testing.T) {
+	for _, lazy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lazy=%v", lazy), func(t *testing.T) {
+			var tl *testLog
+			if lazy {
+				tl = openLazyTestLog(t)
+			} else {
+				tl = openTestLog(t, testConfig())
+			}
+			rng := rand.New(rand.NewPCG(14, 7))
+			pid := int64(100)
+			check := func(op string) {
+				t.Helper()
+				if tl.Log == nil {
+					return
+				}
+				tl.mu.RLock()
+				sl := snapList{offs: slices.Clone(tl.snaps.offs), known: tl.snaps.known}
+				tl.mu.RUnlock()
+				if !sl.known {
+					return
+				}
+				onDisk, err := listSnapshots(tl.dir)
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					t.Fatal(err)
+				}
+				if !slices.Equal(sl.offs, onDisk) && !(len(sl.offs) == 0 && len(onDisk) == 0) {
+					t.Fatalf("after %s: the log knows snapshots %v, the directory has %v", op, sl.offs, onDisk)
+				}
+			}
+			rolled := false
+			for step := range 300 {
+				switch r := rng.IntN(100); {
+				case r < 70:
+					segs := tl.segmentCount()
+					pid++
+					tl.mustAppend(pbatch(t, pid, 0, 0, 1+rng.IntN(3)))
+					if tl.segmentCount() > segs {
+						rolled = true
+						tl.mu.RLock()
+						known := tl.snaps.known
+						tl.mu.RUnlock()
+						if !known {
+							t.Fatalf("step %d: a roll left the snapshot list unknown", step)
+						}
+					}
+					check("append")
+				case r < 78:
+					if leo, start := tl.LogEndOffset(), tl.LogStartOffset(); leo > start {
+						if err := tl.TruncateTo(leo - rng.Int64N(min(leo-start, 40)+1)); err != nil {
+							t.Fatal(err)
+						}
+					}
+					check("truncate")
+				case r < 80:
+					if err := tl.TruncateFullyAndStartAt(tl.LogEndOffset() + 5); err != nil {
+						t.Fatal(err)
+					}
+					check("full truncation")
+				case r < 86:
+					tl.crash()
+					if err := tl.reopenErr(); err != nil {
+						t.Fatal(err)
+					}
+					check("crash")
+				case r < 92:
+					tl.reopen()
+					check("clean reopen")
+				case r < 97:
+					finish, err := tl.CloseDeferSync()
+					if err != nil {
+						t.Fatal(err)
+					}
+					tl.Log = nil
+					if finish != nil {
+						if err := finish(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := tl.reopenErr(); err != nil {
+						t.Fatal(err)
+					}
+					check("deferred close")
+				default:
+					// Tear the newest snapshot, then crash: the load drops it.
+					if snaps, _ := listSnapshots(tl.dir); len(snaps) > 0 {
+						tl.crash()
+						name := filepath.Join(tl.dir, fileName(snaps[len(snaps)-1], snapshotSuffix))
+						if err := os.WriteFile(name, []byte("torn"), 0o644); err != nil {
+							t.Fatal(err)
+						}
+						if err := tl.reopenErr(); err != nil {
+							t.Fatal(err)
+						}
+						check("torn snapshot")
+					}
+				}
+			}
+			if !rolled {
+				t.Fatal("no roll in the run: the case does not hold")
+			}
+		})
 	}
 }

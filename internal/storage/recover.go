@@ -323,10 +323,21 @@ func (l *Log) loadProducerState() (bool, error) {
 		return false, err
 	}
 	from := int64(-1)
+	l.snaps.set(offs)
+	drop := func(i int, name string) { // offs[i], from the directory and the list
+		err := os.Remove(name)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.snaps.known = false
+			return
+		}
+		if j, found := slices.BinarySearch(l.snaps.offs, offs[i]); found {
+			l.snaps.offs = slices.Delete(l.snaps.offs, j, j+1)
+		}
+	}
 	for i := len(offs) - 1; i >= 0; i-- {
 		name := filepath.Join(l.dir, fileName(offs[i], snapshotSuffix))
 		if offs[i] > leo {
-			os.Remove(name)
+			drop(i, name)
 			continue
 		}
 		if offs[i] > rebuildFrom {
@@ -342,7 +353,7 @@ func (l *Log) loadProducerState() (bool, error) {
 			}
 		}
 		l.logger.Warn("ignoring producer snapshot", "file", name, "err", err)
-		os.Remove(name)
+		drop(i, name)
 	}
 	nowMs := l.nowMs()
 	if from < l.logStart {
