@@ -138,4 +138,9 @@ func TestManagerStartupLogLines(t *testing.T) {
 	if len(info) != 1 || info[0].msg != "closed 51 partitions, 50 of them led here" {
 		t.Errorf("INFO lines of Close: %+v", info)
 	}
+	for _, phase := range []string{"took", "write", "sync", "markers", "sync_markers"} {
+		if len(info) == 1 && info[0].attrs[phase] == "" {
+			t.Errorf("the Close line has no %s duration: %+v", phase, info[0].attrs)
+		}
+	}
 }
