@@ -32,6 +32,9 @@ func (l *Log) flushWith(full, fsync bool) error {
 		offIdx []byte
 		timIdx []byte
 		txnIdx []byte
+		// keepIdx: the offset and time index tails stay in memory
+		// (smallIndexTail).
+		keepIdx bool
 	}
 	l.mu.RLock()
 	if l.failed != nil {
@@ -69,11 +72,12 @@ func (l *Log) flushWith(full, fsync bool) error {
 		}
 	}
 	jobs := make([]job, 0, 2)
-	for _, s := range l.segs {
+	for i, s := range l.segs {
 		size := s.size.Load()
 		j := job{s: s, size: size}
 		if full {
 			j.offIdx, j.timIdx, j.txnIdx = s.offIdx.buf, s.timeIdx.buf, s.txn.buf
+			j.keepIdx = !fsync && i == len(l.segs)-1 && s.smallIndexTail(size)
 		}
 		if size > s.syncedSize || (full && (s.staleIdx || len(j.offIdx) > s.offIdx.written || len(j.timIdx) > s.timeIdx.written || len(j.txnIdx) > s.txn.written)) {
 			s.acquire()
@@ -114,11 +118,13 @@ func (l *Log) flushWith(full, fsync bool) error {
 			s.offIdx.written, s.timeIdx.written = 0, 0
 			s.staleIdx = false
 		}
-		if s.offIdx.written, err = writeIndexTailSync(s.path(indexSuffix), j.offIdx, s.offIdx.written, fsync); err != nil {
-			return fmt.Errorf("storage: %w: %w", ErrIO, err)
-		}
-		if s.timeIdx.written, err = writeIndexTailSync(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written, fsync); err != nil {
-			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+		if !j.keepIdx {
+			if s.offIdx.written, err = writeIndexTailSync(s.path(indexSuffix), j.offIdx, s.offIdx.written, fsync); err != nil {
+				return fmt.Errorf("storage: %w: %w", ErrIO, err)
+			}
+			if s.timeIdx.written, err = writeIndexTailSync(s.path(timeIndexSuffix), j.timIdx, s.timeIdx.written, fsync); err != nil {
+				return fmt.Errorf("storage: %w: %w", ErrIO, err)
+			}
 		}
 		if s.txn.written, err = writeIndexTailSync(s.path(txnIndexSuffix), j.txnIdx, s.txn.written, fsync); err != nil {
 			return fmt.Errorf("storage: %w: %w", ErrIO, err)
@@ -251,4 +257,30 @@ func (l *Log) SetFsyncObserver(f func(time.Duration)) {
 		return
 	}
 	l.fsyncObs.Store(&f)
+}
+
+// smallIndexTailBytes bounds the part of an active segment whose index
+// entries a deferred close may leave unwritten (smallIndexTail).
+const smallIndexTailBytes = 64 << 10
+
+// smallIndexTail reports whether a deferred close (CloseDeferSync) may
+// leave the active segment's unwritten offset and time index entries in
+// memory only: the segment holds at most smallIndexTailBytes after the
+// batch of the last entry on disk, and the files on disk are not stale.
+// A load walks the batch headers after the last entry on disk anyway
+// (loadIndexes) and makes the missing entries again as it goes, as the
+// appends made them; the next full flush writes them. At a shutdown of
+// 20,000 partitions the index tails' writes (an open, a write and a close
+// for each of two files) were 39 % of the broker's CPU (issue 14). mu held
+// (shared).
+func (s *segment) smallIndexTail(size int64) bool {
+	if s.staleIdx || s.mem {
+		return false
+	}
+	from := int64(0)
+	if n := s.offIdx.written / offsetEntrySize; n > 0 {
+		_, pos := s.offIdx.entry(n - 1)
+		from = int64(pos)
+	}
+	return size-from <= smallIndexTailBytes
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -300,3 +301,118 @@ func TestSaveHighWatermarkOverwritesInPlace(t *testing.T) {
 }
 
 func itoa(n int64) string { return string(fmt.Appendf(nil, "%d", n)) }
+
+// TestDeferredCloseShortIndexTail: a deferred close leaves a short tail
+// of the active segment's index entries unwritten (smallIndexTail); the
+// next load makes them again, the same entries, reads find every batch,
+// and the next full flush writes them. A longer tail is written at the
+// close, as before.
+func TestDeferredCloseShortIndexTail(t *testing.T) {
+	closeDeferred := func(tl *testLog) {
+		t.Helper()
+		finish, err := tl.CloseDeferSync()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl.Log = nil
+		if err := SyncFS(tl.dir); err != nil {
+			t.Fatal(err)
+		}
+		if finish != nil {
+			if err := finish(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fileLen := func(tl *testLog, s *segment, suffix string) int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(tl.dir, fileName(s.base, suffix)))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	active := func(tl *testLog) (s *segment, off, tim []byte) {
+		t.Helper()
+		if err := tl.ensureLoaded(); err != nil {
+			t.Fatal(err)
+		}
+		tl.mu.RLock()
+		defer tl.mu.RUnlock()
+		s = tl.active()
+		return s, slices.Clone(s.offIdx.buf), slices.Clone(s.timeIdx.buf)
+	}
+
+	t.Run("short tail kept", func(t *testing.T) {
+		tl := openLazyTestLog(t) // an index entry every 256 bytes
+		tl.cfg.SegmentBytes = 16 << 10
+		tl.reopen()
+		var want [][]byte
+		i := 0
+		appendOne := func() {
+			b := makeBatch(t, batchSpec{n: 1 + i%3, size: 100, ts: 1000 + int64(i)*10})
+			tl.mustAppend(b)
+			want = append(want, b)
+			i++
+		}
+		for i < 100 || tl.active().size.Load() > 8<<10 {
+			appendOne() // some segments, then an active one half full
+		}
+		tl.bg.Wait() // the rolls' flushes (they write every index tail)
+		first := tl.active()
+		for range 6 {
+			appendOne()
+		}
+		s, off, tim := active(tl)
+		if s != first || len(off) <= s.offIdx.written {
+			t.Fatalf("the active segment rolled or has no unwritten entry (%d bytes, %d written): the case does not hold", len(off), s.offIdx.written)
+		}
+		if len(off) < 4*offsetEntrySize || len(tim) < 2*timeEntrySize {
+			t.Fatalf("active segment with %d offset and %d time index bytes: the case does not hold", len(off), len(tim))
+		}
+		closeDeferred(tl)
+		if n := fileLen(tl, s, indexSuffix); n >= len(off) {
+			t.Fatalf("offset index file of %d bytes, memory had %d: the tail was written", n, len(off))
+		}
+		if err := tl.reopenErr(); err != nil {
+			t.Fatal(err)
+		}
+		_, off2, tim2 := active(tl)
+		if !bytes.Equal(off2, off) || !bytes.Equal(tim2, tim) {
+			t.Fatalf("indexes after the load differ from before the close:\noffset %x\nwant   %x\ntime   %x\nwant   %x", off2, off, tim2, tim)
+		}
+		got := tl.allBatches()
+		if len(got) != len(want) {
+			t.Fatalf("%d batches, want %d", len(got), len(want))
+		}
+		for o := tl.LogStartOffset(); o < tl.LogEndOffset(); o++ {
+			res, err := tl.Read(o, tl.LogEndOffset(), 1, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := splitBatches(t, readBytes(t, res))
+			if len(hs) != 1 || hs[0].BaseOffset > o || hs[0].LastOffset() < o {
+				t.Fatalf("read at %d: %+v", o, hs)
+			}
+		}
+		// A full flush writes what the load made.
+		if err := tl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if n := fileLen(tl, s, indexSuffix); n != len(off) {
+			t.Fatalf("offset index file of %d bytes after a flush, want %d", n, len(off))
+		}
+	})
+
+	t.Run("long tail written", func(t *testing.T) {
+		tl := openLazyTestLog(t)
+		tl.cfg.SegmentBytes = 1 << 20
+		tl.reopen()
+		tl.appendMany(800, 100) // about 100 KiB in the active segment
+		s, off, _ := active(tl)
+		closeDeferred(tl)
+		if n := fileLen(tl, s, indexSuffix); n != len(off) {
+			t.Fatalf("offset index file of %d bytes, memory had %d: a long tail was left", n, len(off))
+		}
+	})
+}

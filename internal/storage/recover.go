@@ -37,7 +37,7 @@ func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
 		last := i == len(bases)-1
 		needRecovery := !clean && (last || bases[i+1] > l.recovery)
 		if !needRecovery {
-			err := l.loadIndexes(s)
+			err := l.loadIndexes(s, last)
 			if err == nil {
 				recovered = recovered || l.rebuilt
 				if terr := s.loadTxnIndex(); terr != nil {
@@ -78,10 +78,12 @@ func (l *Log) loadSegments(bases []int64, clean bool) (bool, error) {
 }
 
 // loadIndexes reads a segment's index files and checks them; if they are
-// missing or inconsistent they are rebuilt by a strict scan. It also finds
-// the segment's next offset by walking the headers after the last index
-// entry, and its timestamps.
-func (l *Log) loadIndexes(s *segment) error {
+// missing or inconsistent they are rebuilt by a strict scan (but for the
+// short active segment whose entries a deferred close left to the load:
+// smallIndexTail). It also finds the segment's next offset by walking the
+// headers after the last index entry, making the entries the files lack,
+// and its timestamps.
+func (l *Log) loadIndexes(s *segment, last bool) error {
 	size := s.size.Load()
 	f, err := s.file()
 	if err != nil {
@@ -90,8 +92,12 @@ func (l *Log) loadIndexes(s *segment) error {
 	defer s.unpin()
 	bad := func() error {
 		ob, err := os.ReadFile(s.path(indexSuffix))
-		if errors.Is(err, os.ErrNotExist) && size <= int64(l.cfg.IndexIntervalBytes) {
-			ob, err = nil, nil // too small to have had an entry: never written
+		if errors.Is(err, os.ErrNotExist) && (size <= int64(l.cfg.IndexIntervalBytes) || (last && size <= smallIndexTailBytes)) {
+			// Too small to have had an entry, or an active segment whose
+			// entries a deferred close left to this load (smallIndexTail):
+			// the walk below makes them. A larger one missing its index is
+			// rebuilt, with every batch's CRC checked.
+			ob, err = nil, nil
 		}
 		if err != nil {
 			return err
@@ -101,8 +107,8 @@ func (l *Log) loadIndexes(s *segment) error {
 			return err
 		}
 		tb, err := os.ReadFile(s.path(timeIndexSuffix))
-		if errors.Is(err, os.ErrNotExist) && size == 0 {
-			tb, err = nil, nil // an empty segment has no time index entry
+		if errors.Is(err, os.ErrNotExist) && (size == 0 || (last && size <= smallIndexTailBytes)) {
+			tb, err = nil, nil // as the offset index's
 		}
 		if err != nil {
 			return err
@@ -116,7 +122,12 @@ func (l *Log) loadIndexes(s *segment) error {
 			s.maxTs, s.maxTsOffset = ts, s.base+int64(rel)
 		}
 		// Walk the headers after the last indexed batch to find the end
-		// (and any larger timestamp the time index does not have yet).
+		// (and any larger timestamp the time index does not have yet),
+		// making the index entries the files do not have as the appends
+		// made them (track): a deferred close may leave a short tail of
+		// them unwritten (smallIndexTail). They are written by the next
+		// full flush (written stays at what the files hold).
+		interval := int64(l.cfg.IndexIntervalBytes)
 		pos := int64(0)
 		if n := s.offIdx.entries(); n > 0 {
 			rel, p := s.offIdx.entry(n - 1)
@@ -138,6 +149,13 @@ func (l *Log) loadIndexes(s *segment) error {
 			}
 			if h.MaxTimestamp > s.maxTs {
 				s.maxTs, s.maxTsOffset = h.MaxTimestamp, h.LastOffset()
+			}
+			if s.bytesSinceIndex > interval {
+				s.offIdx.append(int32(h.LastOffset()-s.base), int32(pos))
+				if s.maxTs >= 0 {
+					s.timeIdx.maybeAppend(s.maxTs, int32(s.maxTsOffset-s.base))
+				}
+				s.bytesSinceIndex = 0
 			}
 			next = h.LastOffset() + 1
 			s.bytesSinceIndex += int64(h.Size())
