@@ -342,20 +342,20 @@ func (l *Log) loadProducerState() (bool, error) {
 	}
 	from := int64(-1)
 	l.snaps.set(offs)
-	drop := func(i int, name string) { // offs[i], from the directory and the list
+	drop := func(off int64, name string) { // from the directory and the list
 		err := os.Remove(name)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			l.snaps.known = false
 			return
 		}
-		if j, found := slices.BinarySearch(l.snaps.offs, offs[i]); found {
+		if j, found := slices.BinarySearch(l.snaps.offs, off); found {
 			l.snaps.offs = slices.Delete(l.snaps.offs, j, j+1)
 		}
 	}
 	for i := len(offs) - 1; i >= 0; i-- {
 		name := filepath.Join(l.dir, fileName(offs[i], snapshotSuffix))
 		if offs[i] > leo {
-			drop(i, name)
+			drop(offs[i], name)
 			continue
 		}
 		if offs[i] > rebuildFrom {
@@ -371,7 +371,7 @@ func (l *Log) loadProducerState() (bool, error) {
 			}
 		}
 		l.logger.Warn("ignoring producer snapshot", "file", name, "err", err)
-		drop(i, name)
+		drop(offs[i], name)
 	}
 	nowMs := l.nowMs()
 	if from < l.logStart {
