@@ -100,7 +100,11 @@ type Manager struct {
 	fds *storage.FDCache
 	// scanBufs lends the logs opened at once their scan buffers.
 	scanBufs *storage.ScanBuffers
-	applied  *metadata.Image // the last image applied; mu held
+	// summary is the data dir's clean shutdown summary: read at start,
+	// each log's entry standing for its marker; written by Close.
+	summary    *storage.DirSummary
+	summaryErr error           // the summary could be neither used nor removed: no log opens
+	applied    *metadata.Image // the last image applied; mu held
 	// settled is the offset of the last image applied and handed to
 	// AfterApply; appliedCh is closed and replaced when it moves. mu held.
 	settled   int64
@@ -162,6 +166,10 @@ func NewManager(opts Options) *Manager {
 	m.scanBufs = storage.NewScanBuffers(openWorkers)
 	m.hwStart = map[TopicPartition]int64{}
 	if opts.DataDir != "" {
+		m.summary, m.summaryErr = storage.OpenDirSummary(opts.DataDir, opts.StorageIO, m.log, opts.Journal)
+		if m.summaryErr != nil {
+			m.log.Error("no partition can open: the data dir's clean shutdown summary can be neither used nor removed", "err", m.summaryErr)
+		}
 		hws, err := readHWCheckpoint(opts.DataDir)
 		if err != nil {
 			m.log.Warn("ignoring the data dir's unreadable high watermark checkpoint; each log reads its own", "err", err)
@@ -620,6 +628,9 @@ func parallel(n int, fn func(i int)) {
 }
 
 func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) (*Partition, error) {
+	if m.summaryErr != nil {
+		return nil, m.summaryErr
+	}
 	dir := filepath.Join(m.opts.DataDir, tp.DirName())
 	hw, hwGiven := m.hwStart[tp]
 	opts := storage.Options{
@@ -637,6 +648,7 @@ func (m *Manager) open(tp TopicPartition, id metadata.UUID, tcfg *config.Topic) 
 		// A cleanly shut down log is loaded by its first use.
 		DeferLoad: true,
 		Journal:   m.opts.Journal,
+		Summary:   m.summary,
 		// The data dir's checkpoint has it: the log's own file is not
 		// read (hwcheckpoint.go). The log bounds it by its end offset, so
 		// a new log (no directory yet) starts at 0 whatever it says.
@@ -850,17 +862,19 @@ func (m *Manager) Close() error {
 		p.becomeFollower(state{leader: -1, leaderEpoch: p.LeaderEpoch()})
 		tps = append(tps, tp)
 	}
-	// Every written log is flushed and gets a clean shutdown marker. Not
-	// with fsyncs per log (several each, tens of thousands with many
-	// partitions) but with storage.CloseDeferSync: write everything
-	// unsynced, one syncfs, then the markers, another syncfs; a few logs at
-	// a time (openWorkers).
+	// Every written log is flushed and gets an entry in the data dir's
+	// clean shutdown summary, which stands for its marker. Not with fsyncs
+	// per log (several each, tens of thousands with many partitions) but
+	// with storage.CloseDeferSync: write everything unsynced, one syncfs,
+	// then each log's finish (the recovery points that need writing, the
+	// entries staged), another syncfs, then the summary, fsynced; a few
+	// logs at a time (openWorkers).
 	// The phases' durations go into the log line: at 100,000 partitions
 	// a shutdown takes tens of seconds, and which part is what an
 	// operator's grace period has to cover.
 	now := m.opts.Now
 	t0 := now()
-	var tWrite, tSync1, tMarkers time.Time
+	var tWrite, tSync1, tMarkers, tSync2 time.Time
 	parts := *m.parts.Load()
 	errs := make([]error, len(tps)) // each partition's
 	var other []error
@@ -879,11 +893,14 @@ func (m *Manager) Close() error {
 		errs[i], finish[i] = err, f
 	})
 	tWrite = now()
-	tSync1, tMarkers = tWrite, tWrite
+	tSync1, tMarkers, tSync2 = tWrite, tWrite, tWrite
 	if len(tps) == 0 {
 		// nothing to sync
 	} else if err := storage.SyncFS(m.opts.DataDir); err != nil {
-		other = append(other, fmt.Errorf("no clean shutdown markers written: %w", err))
+		// The previous summary stays: its entries of the logs written
+		// since are void or do not match their active segments, so
+		// those logs are recovered at the next start.
+		other = append(other, fmt.Errorf("no clean shutdown summary written: %w", err))
 	} else {
 		tSync1 = now()
 		parallel(len(tps), func(i int) {
@@ -893,15 +910,22 @@ func (m *Manager) Close() error {
 		})
 		tMarkers = now()
 		if err := storage.SyncFS(m.opts.DataDir); err != nil {
-			other = append(other, err)
+			other = append(other, fmt.Errorf("no clean shutdown summary written: %w", err))
+		} else {
+			tSync2 = now()
+			if m.summary != nil {
+				if err := m.summary.Commit(); err != nil {
+					other = append(other, err)
+				}
+			}
 		}
 	}
 	if n := len(*m.parts.Load()); n > 0 {
 		end := now()
 		m.log.Info(fmt.Sprintf("closed %d partitions, %d of them led here", n, led.leaders.n), "led", led.leaders.String(),
 			"took", end.Sub(t0).Round(time.Millisecond), "write", tWrite.Sub(t0).Round(time.Millisecond),
-			"sync", tSync1.Sub(tWrite).Round(time.Millisecond), "markers", tMarkers.Sub(tSync1).Round(time.Millisecond),
-			"sync_markers", end.Sub(tMarkers).Round(time.Millisecond))
+			"sync", tSync1.Sub(tWrite).Round(time.Millisecond), "finish", tMarkers.Sub(tSync1).Round(time.Millisecond),
+			"sync_finish", tSync2.Sub(tMarkers).Round(time.Millisecond), "summary", end.Sub(tSync2).Round(time.Millisecond))
 	}
 	m.storeParts(map[TopicPartition]*Partition{})
 	m.mu.Unlock()

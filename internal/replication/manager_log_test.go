@@ -138,7 +138,7 @@ func TestManagerStartupLogLines(t *testing.T) {
 	if len(info) != 1 || info[0].msg != "closed 51 partitions, 50 of them led here" {
 		t.Errorf("INFO lines of Close: %+v", info)
 	}
-	for _, phase := range []string{"took", "write", "sync", "markers", "sync_markers"} {
+	for _, phase := range []string{"took", "write", "sync", "finish", "sync_finish", "summary"} {
 		if len(info) == 1 && info[0].attrs[phase] == "" {
 			t.Errorf("the Close line has no %s duration: %+v", phase, info[0].attrs)
 		}

@@ -189,8 +189,9 @@ func TestManagerRecreateTopic(t *testing.T) {
 // A topic deleted and created again under the same name while this broker
 // was down: at start its directory holds the earlier topic's log, which is
 // removed, and the partition starts empty with the new topic id, whether
-// the earlier log was shut down cleanly (its marker names the topic id),
-// by a version whose marker does not, or uncleanly (no marker).
+// the earlier log was shut down cleanly (its entry in the data dir's
+// summary names the topic id), by a version whose per-log marker does not,
+// or uncleanly (no summary, no marker).
 func TestManagerTopicRecreatedWhileDown(t *testing.T) {
 	for _, shutdown := range []string{"clean", "older-marker", "crash"} {
 		t.Run(shutdown, func(t *testing.T) {
@@ -211,23 +212,33 @@ func TestManagerTopicRecreatedWhileDown(t *testing.T) {
 			if err := m.Close(); err != nil {
 				t.Fatal(err)
 			}
-			marker := filepath.Join(dir, "a-0", ".clean-shutdown")
+			summary := filepath.Join(dir, "clean-shutdown-summary")
+			b, err := os.ReadFile(summary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var entry []string
+			for line := range strings.Lines(string(b)) {
+				if f := strings.Fields(line); len(f) > 0 && f[0] == "a-0" {
+					entry = f[1:]
+				}
+			}
+			if len(entry) != 6 {
+				t.Fatalf("clean shutdown summary %q: want a-0 with 6 fields", b)
+			}
 			switch shutdown {
 			case "older-marker":
-				b, err := os.ReadFile(marker)
-				if err != nil {
+				// An older broker's shutdown: a marker of its own, without
+				// the topic id, and no summary.
+				marker := filepath.Join(dir, "a-0", ".clean-shutdown")
+				if err := os.WriteFile(marker, []byte("strata-clean-shutdown 1\n"+strings.Join(entry[:5], " ")+"\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				head, rest, _ := strings.Cut(string(b), "\n")
-				f := strings.Fields(rest)
-				if len(f) != 6 {
-					t.Fatalf("clean shutdown marker %q: want 6 fields after its head", b)
-				}
-				if err := os.WriteFile(marker, []byte(head+"\n"+strings.Join(f[:5], " ")+"\n"), 0o644); err != nil {
+				if err := os.Remove(summary); err != nil {
 					t.Fatal(err)
 				}
 			case "crash":
-				if err := os.Remove(marker); err != nil {
+				if err := os.Remove(summary); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -244,7 +255,7 @@ func TestManagerTopicRecreatedWhileDown(t *testing.T) {
 			if _, err := p.Append(buildBatch(t, 1)); err != nil {
 				t.Fatal(err)
 			}
-			b, err := os.ReadFile(filepath.Join(dir, "a-0", "partition.metadata"))
+			b, err = os.ReadFile(filepath.Join(dir, "a-0", "partition.metadata"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -105,6 +105,11 @@ type Options struct {
 	// segment write for later (journal.go, pending.go). With FsyncAlways
 	// only a durable journal takes batches (JournalOptions.Durable).
 	Journal *Journal
+	// Summary, if set, is the data dir's clean shutdown summary
+	// (dirsummary.go): a live entry for the log stands for its clean
+	// shutdown marker, and a deferred close (CloseDeferSync) stages the
+	// log's entry in it instead of writing a marker.
+	Summary *DirSummary
 }
 
 // Errors. The broker maps them to Kafka error codes.

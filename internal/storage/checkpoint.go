@@ -25,6 +25,9 @@ import (
 //	partition.metadata                 "version: 0\ntopic_id: <base64url topic id, no padding>\n" (Kafka's format)
 //	.clean-shutdown                    "strata-clean-shutdown 1\n" then the log's summary (deferred.go); present only between Close and the next Open
 //
+// and in the data dir, clean-shutdown-summary: every log's marker, written
+// at a broker's shutdown in place of theirs (dirsummary.go).
+//
 // All are replaced atomically: written to <name>.tmp, fsynced, renamed over
 // the old file, and the directory fsynced (replication-offset-checkpoint
 // only renamed).

@@ -51,14 +51,20 @@ type cleanSummary struct {
 }
 
 func (s cleanSummary) encode() []byte {
+	return []byte(cleanSummaryVersion + "\n" + s.fields() + "\n")
+}
+
+// fields is the summary's line: three, five or six fields (the type's
+// comment).
+func (s cleanSummary) fields() string {
 	if s.hasActive && s.hasTopicID {
-		return []byte(fmt.Sprintf("%s\n%d %d %d %d %d %s\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize,
-			base64.RawURLEncoding.EncodeToString(s.topicID[:])))
+		return fmt.Sprintf("%d %d %d %d %d %s", s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize,
+			base64.RawURLEncoding.EncodeToString(s.topicID[:]))
 	}
 	if s.hasActive {
-		return []byte(fmt.Sprintf("%s\n%d %d %d %d %d\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize))
+		return fmt.Sprintf("%d %d %d %d %d", s.logStart, s.logEnd, s.size, s.activeBase, s.activeSize)
 	}
-	return []byte(fmt.Sprintf("%s\n%d %d %d\n", cleanSummaryVersion, s.logStart, s.logEnd, s.size))
+	return fmt.Sprintf("%d %d %d", s.logStart, s.logEnd, s.size)
 }
 
 // sameOffsets reports whether s and o agree on the log's offsets and size.
@@ -77,7 +83,12 @@ func readCleanSummary(dir string) (cleanSummary, bool) {
 	if !found || head != cleanSummaryVersion {
 		return cleanSummary{}, false
 	}
-	f := strings.Fields(rest)
+	return parseCleanFields(strings.Fields(rest))
+}
+
+// parseCleanFields parses the fields of a summary (cleanSummary.encode's
+// second line, or an entry of the data dir's summary after its name).
+func parseCleanFields(f []string) (cleanSummary, bool) {
 	if len(f) != 3 && len(f) != 5 && len(f) != 6 {
 		return cleanSummary{}, false
 	}
@@ -92,6 +103,7 @@ func readCleanSummary(dir string) (cleanSummary, bool) {
 	}
 	var v [5]int64
 	for i := range f {
+		var err error
 		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil || v[i] < 0 {
 			return cleanSummary{}, false
 		}
@@ -140,8 +152,13 @@ func (l *Log) summary() cleanSummary {
 // summary without one partition.metadata's) is ErrInconsistentTopicID, as
 // a load finds it. Not shared yet: no locks.
 func (l *Log) openPending() (bool, error) {
-	sum, ok := readCleanSummary(l.dir)
-	if !ok || (sum.hasActive && !sum.activeMatches(l.dir)) {
+	sum, ok, inSummary := l.summaryEntry()
+	if !inSummary {
+		sum, ok = readCleanSummary(l.dir)
+	}
+	// A live entry's active segment was checked when the summary was
+	// opened (OpenDirSummary), and only this log changes it.
+	if !ok || (!inSummary && sum.hasActive && !sum.activeMatches(l.dir)) {
 		// No summary, or the active segment grew after the marker was
 		// written: loaded (and checked) at Open.
 		return false, nil

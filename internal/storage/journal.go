@@ -915,6 +915,14 @@ func (j *Journal) Replay(l *Log) (int, error) {
 	return n, nil
 }
 
+// HasReplay reports whether the earlier process journaled batches for the
+// log in directory name that its replay will append (Replay).
+func (j *Journal) HasReplay(name string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.replay[name]) > 0
+}
+
 // ForgetReplay drops the earlier process's frames of the logs for which
 // keep is false (logs this broker no longer hosts), so that the old files
 // can go.

@@ -31,6 +31,9 @@ import (
 //     writing. A crash before the first write finds the files exactly as
 //     the clean shutdown left them, marker included, which is the truth.
 //   - Close of a log with noDir or cleanMarker still set writes nothing.
+//   - A live entry in the data dir's clean shutdown summary (dirsummary.go)
+//     stands for the marker (cleanMarker covers both; sumIdx names it),
+//     and is voided where the marker is removed, as durably.
 //
 // Every path that changes a file under the log's directory calls
 // ensureWritable first, with mu held for writing.
@@ -88,22 +91,79 @@ func (l *Log) ensureAppendable() error {
 		}
 	}
 	if l.cleanMarker {
-		if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("storage: %w: remove clean shutdown marker: %w", ErrIO, err)
-		}
 		if l.markerLazy {
 			// Durable with the next flush, or the next roll (rollAt),
-			// whichever comes first. Until then a machine crash may bring
-			// the marker back over an active segment this append made
+			// whichever comes first. Until then a crash may bring the
+			// marker back (a machine crash) or keep the summary's entry
+			// live (any crash) over an active segment this append made
 			// longer, which load tells by its size (activeMatches) and
 			// recovers.
-			l.dirUnsynced.Store(true)
-		} else if err := l.io.syncPath(l.dir); err != nil {
-			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+			removed, err := removeMarker(l.dir)
+			if err != nil {
+				return err
+			}
+			if removed {
+				l.dirUnsynced.Store(true)
+			}
+			if l.sumIdx > 0 {
+				l.voidPending.Store(true)
+			}
+		} else if err := l.dropClean(); err != nil {
+			return err
 		}
 		l.cleanMarker, l.markerLazy = false, false
 	}
 	return nil
+}
+
+// removeMarker removes the clean shutdown marker of dir, without fsync,
+// and reports whether there was one.
+func removeMarker(dir string) (bool, error) {
+	err := os.Remove(filepath.Join(dir, cleanShutdownFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: %w: remove clean shutdown marker: %w", ErrIO, err)
+	}
+	return true, nil
+}
+
+// dropClean removes the log's clean shutdown marker and voids its entry in
+// the data dir's summary, both durably, before a change the marker would
+// not describe; a failure is ErrIO. mu held for writing (or the log not
+// shared yet).
+func (l *Log) dropClean() error {
+	removed, err := removeMarker(l.dir)
+	if err != nil {
+		return err
+	}
+	if removed {
+		if err := l.io.syncPath(l.dir); err != nil {
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+		}
+	}
+	if l.sumIdx > 0 {
+		if err := l.opts.Summary.void(l.sumIdx - 1); err != nil {
+			return fmt.Errorf("storage: %w: %w", ErrIO, err)
+		}
+		l.voidPending.Store(false)
+	}
+	return nil
+}
+
+// summaryEntry looks the log up in the data dir's clean shutdown summary
+// and remembers its entry (sumIdx): ok says it has a live one, hasSum
+// that the entry carries a summary. mu held for writing (or the log not
+// shared yet).
+func (l *Log) summaryEntry() (sum cleanSummary, hasSum, ok bool) {
+	i, sum, hasSum := l.opts.Summary.live(filepath.Base(l.dir))
+	if i < 0 {
+		l.sumIdx = 0
+		return cleanSummary{}, false, false
+	}
+	l.sumIdx = i + 1
+	return sum, hasSum, true
 }
 
 // createOnDisk creates the directory, partition.metadata and the segment
@@ -199,9 +259,18 @@ func newEmptySegment(dir string, base int64, now time.Time, cache *FDCache) (*se
 // so that no append sets either flag while it runs; both are cleared only
 // once their fsyncs succeeded.
 func (l *Log) syncCreated() error {
-	dir, epochs := l.dirUnsynced.Load(), l.epochsUnsynced.Load()
-	if !dir && !epochs {
+	dir, epochs, void := l.dirUnsynced.Load(), l.epochsUnsynced.Load(), l.voidPending.Load()
+	if !dir && !epochs && !void {
 		return nil
+	}
+	if void {
+		// First: what the caller makes durable next (a roll's new
+		// segment, a flush's recovery point) must not be covered by the
+		// entry.
+		if err := l.opts.Summary.void(l.sumIdx - 1); err != nil {
+			return err
+		}
+		l.voidPending.Store(false)
 	}
 	if epochs {
 		if err := l.io.syncPath(filepath.Join(l.dir, epochCheckpointFile)); err != nil {

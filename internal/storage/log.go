@@ -53,6 +53,13 @@ type Log struct {
 	// size, checked at load, so the first append may remove the marker
 	// without an fsync (ensureAppendable).
 	markerLazy bool
+	// sumIdx: the log's entry in the data dir's clean shutdown summary
+	// (Options.Summary, dirsummary.go) plus one, 0 if none; it stands for
+	// a marker, and cleanMarker covers both. voidPending: the entry is to
+	// be voided by the next syncCreated, as a marker removed lazily is
+	// made durable there (an atomic for the reason of dirUnsynced's).
+	sumIdx      int
+	voidPending atomic.Bool
 	// dirUnsynced: the directory was created by an append and is not
 	// durable yet; epochsUnsynced: the leader epoch checkpoint was
 	// written without fsync. Set with mu held for writing, read and
@@ -177,6 +184,15 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.cleanHW.Store(-1)
 	_, statErr := os.Lstat(dir)
 	created := errors.Is(statErr, os.ErrNotExist) // nothing by that name, not even a dangling link
+	if created {
+		// The directory was deleted since the summary was written: a log
+		// created under its name must not inherit its entry.
+		if i, _, _ := opts.Summary.live(filepath.Base(dir)); i >= 0 {
+			if err := opts.Summary.void(i); err != nil {
+				return nil, fmt.Errorf("storage: open %s: %w: %w", dir, ErrIO, err)
+			}
+		}
+	}
 	if created && opts.Lazy {
 		l.openInMemory()
 		return l, nil
@@ -243,24 +259,29 @@ func (l *Log) load() (needFlush bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
-	_, statErr := os.Stat(cleanPath)
-	clean := statErr == nil
+	// The log is clean if it has a marker, or a live entry in the data
+	// dir's summary, which stands for one.
+	_, statErr := os.Stat(filepath.Join(l.dir, cleanShutdownFile))
+	entrySum, entryHasSum, inSummary := l.summaryEntry()
+	clean := statErr == nil || inSummary
 	l.markerLazy = false
 	if clean && l.opts.Lazy {
-		if sum, ok := readCleanSummary(l.dir); ok && sum.hasActive {
+		sum, ok := entrySum, entryHasSum
+		if !inSummary {
+			sum, ok = readCleanSummary(l.dir)
+		}
+		if ok && sum.hasActive {
 			if len(bases) > 0 && bases[len(bases)-1] == sum.activeBase && sum.activeMatches(l.dir) {
 				l.markerLazy = true
 			} else {
 				// An append after the clean restart reached the disk, its
 				// marker removal did not (ensureAppendable): the files
 				// are not as the marker says. Recover, as after any
-				// crash, with the marker gone first.
+				// crash, with the marker gone first. (An entry of the
+				// data dir's summary whose active segment changed is
+				// voided when the summary is opened: OpenDirSummary.)
 				l.logger.Warn("the active segment changed after the clean shutdown marker was written; recovering the log")
-				if err := os.Remove(cleanPath); err != nil {
-					return false, fmt.Errorf("remove clean shutdown marker: %w", err)
-				}
-				if err := syncDir(l.dir); err != nil {
+				if err := l.dropClean(); err != nil {
 					return false, err
 				}
 				clean = false
@@ -274,10 +295,7 @@ func (l *Log) load() (needFlush bool, err error) {
 	} else if clean {
 		// Remove the marker durably before anything is written, so that a
 		// crash from now on is seen as unclean.
-		if err := os.Remove(cleanPath); err != nil {
-			return false, fmt.Errorf("remove clean shutdown marker: %w", err)
-		}
-		if err := syncDir(l.dir); err != nil {
+		if err := l.dropClean(); err != nil {
 			return false, err
 		}
 	}
@@ -497,13 +515,16 @@ func (l *Log) Close() error {
 // CloseDeferSync is Close for a broker that closes many logs at once and
 // makes them durable with one syncfs(2) (SyncFS) rather than several
 // fsyncs per log. It writes what Close writes but without fsyncs, and
-// returns finish, which writes the clean shutdown marker and, if the one
-// on disk is below the active segment, the recovery point (also without
-// fsync; nil if the log gets no marker). The caller must:
-// close every log, SyncFS, call every finish, SyncFS again. A crash
-// before the first SyncFS returns finds no new marker and recovers the log
-// as after any crash; the marker is written only once the data, indexes
-// and producer snapshot it vouches for are durable.
+// returns finish, which writes, if the one on disk is below the active
+// segment, the recovery point, and then the clean shutdown marker, or with
+// Options.Summary stages the log's entry there instead (also without
+// fsync; nil if the log gets no marker). The caller must: close every log,
+// SyncFS, call every finish, SyncFS again (then, with a summary,
+// DirSummary.Commit). A crash before the first SyncFS returns finds no
+// new marker and recovers the log as after any crash; the marker is
+// written only once the data, indexes and producer snapshot it vouches
+// for are durable. With a summary, a log nothing was written to since it
+// opened stages its entry at once.
 func (l *Log) CloseDeferSync() (finish func() error, err error) { return l.closeWith(false) }
 
 func (l *Log) closeWith(fsync bool) (func() error, error) {
@@ -520,7 +541,15 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 	l.closed = true
 	if l.noDir || l.cleanMarker {
 		// Nothing was written since the log was opened: the files (if
-		// any) are as a clean shutdown left them, marker included.
+		// any) are as a clean shutdown left them, marker included. The
+		// next data dir summary says so again.
+		if !fsync && !l.noDir && l.failed == nil && l.loadErr == nil && l.opts.Summary != nil {
+			sum, hasSum := l.pendingSum, true
+			if !l.pending.Load() {
+				sum, hasSum = l.summary(), len(l.producers.txns) == 0
+			}
+			l.opts.Summary.stage(filepath.Base(l.dir), sum, hasSum)
+		}
 		l.mu.Unlock()
 		l.syncMu.Lock()
 		l.syncCond.Broadcast()
@@ -564,8 +593,9 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 		// The marker carries what a deferred Open needs (deferred.go),
 		// unless a transaction is open: its log is loaded at Open.
 		var marker []byte
-		if len(l.producers.txns) == 0 {
-			marker = l.summary().encode()
+		summary, hasSum := l.summary(), len(l.producers.txns) == 0
+		if hasSum {
+			marker = summary.encode()
 		}
 		if fsync {
 			err = writeFileAtomic(l.dir, cleanShutdownFile, marker, true)
@@ -582,6 +612,10 @@ func (l *Log) closeWith(fsync bool) (func() error, error) {
 					if err := writeFileAtomic(dir, recoveryCheckpointFile, []byte("0\n"+strconv.FormatInt(leo, 10)+"\n"), false); err != nil {
 						return fmt.Errorf("storage: close %s: %w", dir, err)
 					}
+				}
+				if sum := l.opts.Summary; sum != nil {
+					sum.stage(filepath.Base(dir), summary, hasSum)
+					return nil
 				}
 				if err := writeFileNew(dir, cleanShutdownFile, marker); err != nil {
 					return fmt.Errorf("storage: close %s: %w", dir, err)
