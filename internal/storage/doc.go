@@ -21,11 +21,15 @@
 // replication-offset-checkpoint (unless the caller keeps it for the whole
 // data dir and gives it at Open).
 //
-// With a shared Journal (journal.go, opt-in), produced batches go to one
+// With a shared Journal (journal.go, log.journal.enable, on by default), produced batches go to one
 // append-only file per data dir, one write per request, and reach their
 // segments later in larger writes; a log keeps the journaled tail in
 // memory (pending.go), and the journal is replayed into the logs after a
 // crash.
+//
+// A broker shutting many logs down at once (CloseDeferSync) writes one
+// clean shutdown summary for the data dir (DirSummary, dirsummary.go) in
+// place of each log's marker, and its logs consult it at Open.
 //
 // It imports internal/record and the standard library (plus x/sys/unix).
 package storage
