@@ -874,7 +874,7 @@ func (m *Manager) Close() error {
 	// operator's grace period has to cover.
 	now := m.opts.Now
 	t0 := now()
-	var tWrite, tSync1, tMarkers, tSync2 time.Time
+	var tWrite, tSync1, tFinish, tSync2 time.Time
 	parts := *m.parts.Load()
 	errs := make([]error, len(tps)) // each partition's
 	var other []error
@@ -893,7 +893,7 @@ func (m *Manager) Close() error {
 		errs[i], finish[i] = err, f
 	})
 	tWrite = now()
-	tSync1, tMarkers, tSync2 = tWrite, tWrite, tWrite
+	tSync1, tFinish, tSync2 = tWrite, tWrite, tWrite
 	if len(tps) == 0 {
 		// nothing to sync
 	} else if err := storage.SyncFS(m.opts.DataDir); err != nil {
@@ -908,7 +908,7 @@ func (m *Manager) Close() error {
 				errs[i] = errors.Join(errs[i], finish[i]())
 			}
 		})
-		tMarkers = now()
+		tFinish = now()
 		if err := storage.SyncFS(m.opts.DataDir); err != nil {
 			other = append(other, fmt.Errorf("no clean shutdown summary written: %w", err))
 		} else {
@@ -920,12 +920,18 @@ func (m *Manager) Close() error {
 			}
 		}
 	}
+	if m.summary != nil {
+		// The file voids were written through, if no Commit closed it.
+		if err := m.summary.Close(); err != nil {
+			other = append(other, fmt.Errorf("close the clean shutdown summary: %w", err))
+		}
+	}
 	if n := len(*m.parts.Load()); n > 0 {
 		end := now()
 		m.log.Info(fmt.Sprintf("closed %d partitions, %d of them led here", n, led.leaders.n), "led", led.leaders.String(),
 			"took", end.Sub(t0).Round(time.Millisecond), "write", tWrite.Sub(t0).Round(time.Millisecond),
-			"sync", tSync1.Sub(tWrite).Round(time.Millisecond), "finish", tMarkers.Sub(tSync1).Round(time.Millisecond),
-			"sync_finish", tSync2.Sub(tMarkers).Round(time.Millisecond), "summary", end.Sub(tSync2).Round(time.Millisecond))
+			"sync", tSync1.Sub(tWrite).Round(time.Millisecond), "finish", tFinish.Sub(tSync1).Round(time.Millisecond),
+			"sync_finish", tSync2.Sub(tFinish).Round(time.Millisecond), "summary", end.Sub(tSync2).Round(time.Millisecond))
 	}
 	m.storeParts(map[TopicPartition]*Partition{})
 	m.mu.Unlock()

@@ -27,17 +27,21 @@ import (
 //     the summary (Commit: a temporary file, fsync, rename, directory
 //     fsync). A crash before the rename finds the previous summary, whose
 //     entries still tell the truth (below).
-//   - Open of a log whose directory has a live entry takes the entry as
-//     its marker: nothing of the log is read but the active segment's size.
+//   - A start opens the summary (OpenDirSummary) before any log and
+//     voids, with one write and one fdatasync, the entries of the logs
+//     changed since it was written: an active segment of another size or
+//     gone, or batches of the log in the journal (voidChanged). Open of a
+//     log with a live entry then takes the entry as its marker and reads
+//     nothing of the log.
 //   - An entry stays true as long as it is live: a change that would remove
-//     a log's marker durably marks its entry void first, durably (Log.void:
-//     one byte of the file overwritten in place, then fdatasync, group
-//     committed), and a change that removes a marker lazily (an append,
-//     which the active segment's size tells) voids the entry with the next
-//     syncCreated, as the marker's removal is made durable there. A log
-//     opened without its directory voids a live entry of its name before
-//     anything is created (the directory was deleted, and one created
-//     under that name must not inherit the entry).
+//     a log's marker durably voids its entry first, durably (Log.dropClean,
+//     DirSummary.void: one byte of the file overwritten in place, then
+//     fdatasync, group committed), and a change that removes a marker
+//     lazily (an append, which the active segment's size tells) voids the
+//     entry with the next syncCreated, as the marker's removal is made
+//     durable there. A log opened without its directory voids a live entry
+//     of its name before anything is created (the directory was deleted,
+//     and one created under that name must not inherit the entry).
 //
 // The file:
 //
@@ -48,8 +52,8 @@ import (
 //
 // An entry without fields is a log shut down cleanly without a summary (a
 // transaction was open): loaded in full at Open, not recovered. A summary
-// whose checksum fails is ignored (every log without a marker of its own
-// is then recovered), and logged.
+// that fails its checksum, or whose voids cannot be written, is logged and
+// removed: every log without a marker of its own is then recovered.
 const (
 	dirSummaryFile    = "clean-shutdown-summary"
 	dirSummaryVersion = "strata-clean-shutdown-summary 1"
@@ -285,23 +289,24 @@ func (s *DirSummary) void(i int) error {
 	if s.voided[i].Load() {
 		return nil
 	}
+	path := filepath.Join(s.dir, dirSummaryFile)
 	s.mu.Lock()
 	if s.committed {
 		s.mu.Unlock()
-		return errors.New("void the clean shutdown summary's entry: the next summary is written already")
+		return fmt.Errorf("void entry %d of %s: the next summary is written already", i, path)
 	}
 	if s.f == nil {
-		f, err := os.OpenFile(filepath.Join(s.dir, dirSummaryFile), os.O_WRONLY, 0)
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("void the clean shutdown summary's entry: %w", err)
+			return fmt.Errorf("void entry %d of %s: %w", i, path, err)
 		}
 		s.f = f
 	}
 	f := s.f
 	if _, err := s.io.writeAt(f, []byte{summaryVoid}, s.voidAt+int64(i)); err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("void the clean shutdown summary's entry: %w", err)
+		return fmt.Errorf("void entry %d of %s: %w", i, path, err)
 	}
 	s.written++
 	mine := s.written
@@ -314,7 +319,7 @@ func (s *DirSummary) void(i int) error {
 		upTo := s.written
 		s.mu.Unlock()
 		if err := s.io.sync(f); err != nil {
-			return fmt.Errorf("void the clean shutdown summary's entry: fsync: %w", err)
+			return fmt.Errorf("void entry %d of %s: fsync: %w", i, path, err)
 		}
 		s.synced = upTo
 	}
